@@ -1,0 +1,27 @@
+# netdisk: builds every artifact into build/; runs the demo, the tests and the benchmarks.
+
+BUILD ?= build
+CC ?= gcc
+HOST_CFLAGS ?= -std=gnu11 -O2 -g -Wall -Wextra -Wshadow -Wno-unused-parameter \
+	-D_GNU_SOURCE -Iinclude -Iclient
+HOST_LDFLAGS ?=
+
+.PHONY: all deps test demo bench clean
+all:
+
+# Each component adds its artifacts to `all` and its rules in its own build.mk.
+include client/build.mk
+-include bios/build.mk efi/build.mk linux/build.mk tools/build.mk bench/build.mk
+
+$(BUILD)/.dir:
+	mkdir -p $(BUILD) && touch $@
+
+# Install the Debian packages the project needs, when they are missing.
+deps:
+	@tools/install-deps
+
+test: deps all
+	tests/run
+
+clean:
+	rm -rf $(BUILD)

@@ -1,0 +1,135 @@
+/* Portable netdisk client core: sessions, windowed reads, retransmission (freestanding). */
+#ifndef NDCLIENT_H
+#define NDCLIENT_H
+
+/*
+ * The same source is compiled for real mode (bios/), UEFI (efi/) and the host
+ * (cli/, tests/, linux/).  It needs only <stdint.h>, <stddef.h> and the
+ * environment's memcpy/memset.  Everything that touches a network, a clock or
+ * the caller's memory goes through the callbacks below, so firmware code stays
+ * a thin layer of PXE, INT 13h or BlockIo calls.
+ */
+
+#include <stddef.h>
+#include <stdint.h>
+#include "netdisk/proto.h"
+
+/* Results of the nd_* calls: 0 or a negative code. */
+enum nd_result {
+	ND_DONE = 0,
+	ND_E_TIMEOUT = -1,  /* gave up waiting for the server */
+	ND_E_TRANSPORT = -2, /* the transport failed to send */
+	ND_E_PROTO = -3,    /* the server answered with nonsense */
+	ND_E_ARG = -4,      /* bad arguments from the caller */
+	ND_E_STATUS = -5,   /* the server answered with an error: see last_status */
+};
+
+/* How a client moves datagrams and tells time. */
+struct nd_transport {
+	void *ctx;
+	/* Send one datagram to the server.  0 on success, negative on failure. */
+	int (*send)(void *ctx, const void *buf, unsigned len);
+	/* Wait up to wait_ms for one datagram from the server: its length,
+	 * 0 if none came, negative on a fatal error.  wait_ms 0 polls once. */
+	int (*recv)(void *ctx, void *buf, unsigned size, uint32_t wait_ms);
+	/* A millisecond clock; only differences are used, so it may wrap. */
+	uint32_t (*now_ms)(void *ctx);
+};
+
+/* Events reported to the environment so it can show what is happening. */
+enum nd_event {
+	ND_EV_RETRY = 1,     /* no answer yet; arg = milliseconds waited so far */
+	ND_EV_RECOVERED = 2, /* the server answers again after ND_EV_RETRY */
+};
+
+/* Where read data goes and write data comes from: offset is the byte offset
+ * within the nd_read/nd_write call.  Firmware copies to/from far memory here. */
+typedef void (*nd_put_fn)(void *ctx, uint32_t offset, const void *data, unsigned len);
+typedef void (*nd_get_fn)(void *ctx, uint32_t offset, void *data, unsigned len);
+
+#define ND_MAX_INFLIGHT 4 /* READ requests one client keeps in flight */
+
+/* One READ request in flight. */
+struct nd_slot {
+	uint32_t id;       /* request id */
+	uint64_t lba;      /* first sector */
+	uint32_t count;    /* sectors */
+	uint32_t base;     /* byte offset of this request within the nd_read call */
+	uint64_t missing;  /* chunks not yet received (bit i = chunk i) */
+	uint32_t sent_ms;  /* when it was last sent */
+	uint32_t rto_ms;   /* its current retransmission timeout */
+	uint8_t busy;      /* slot in use */
+	uint8_t resent;    /* retransmitted at least once (no RTT sample) */
+};
+
+/* Settings the environment fills before nd_attach; nd_client_init sets defaults. */
+struct nd_config {
+	uint8_t mac[6];          /* this client's hardware address */
+	uint8_t client_kind;     /* enum nd_client_kind */
+	uint16_t max_dgram;      /* largest datagram this client can receive */
+	uint16_t window;         /* data datagrams it can absorb in flight */
+	uint32_t caps;           /* ND_CAP_* */
+	uint32_t nonce;          /* random per boot */
+	uint32_t rto_min_ms;     /* smallest retransmission timeout */
+	uint32_t rto_max_ms;     /* largest retransmission timeout (backoff cap) */
+	uint32_t give_up_ms;     /* stop retrying after this long; 0 = never */
+	void (*event)(void *ctx, int event, uint32_t arg); /* may be NULL */
+	void *event_ctx;
+};
+
+/* A client session. */
+struct nd_client {
+	struct nd_transport tp;
+	struct nd_config cfg;
+	uint8_t *txbuf;          /* cfg.max_dgram bytes, supplied by the environment */
+	uint8_t *rxbuf;          /* cfg.max_dgram bytes, supplied by the environment */
+	uint8_t token[16];       /* session token from ATTACH */
+	uint32_t next_id;        /* next request id */
+	/* What the server granted at ATTACH. */
+	uint64_t sectors;
+	uint8_t mode;
+	uint16_t window;
+	uint16_t chunk;
+	uint16_t dgram;
+	uint32_t max_sectors;
+	char image[ND_IMAGE_NAME_LEN + 1];
+	/* Retransmission state (Jacobson/Karels, in milliseconds). */
+	uint32_t srtt_ms;
+	uint32_t rttvar_ms;
+	uint8_t retrying;        /* an ND_EV_RETRY was reported and not yet cleared */
+	uint16_t last_status;    /* status of the last error reply */
+	struct nd_slot slot[ND_MAX_INFLIGHT];
+	/* Counters, for benchmarks and tests. */
+	uint32_t retransmits;
+	uint32_t stray;          /* datagrams that matched nothing in flight */
+};
+
+/* Set defaults (window, timeouts, datagram size) and attach buffers. */
+void nd_client_init(struct nd_client *c, const struct nd_transport *tp,
+		    uint8_t *txbuf, uint8_t *rxbuf, uint16_t bufsize);
+
+/* Open a session on `image` (NULL or "" lets the server choose). */
+int nd_attach(struct nd_client *c, const char *image);
+
+/* Read `count` sectors at `lba`; data is handed to put() as it arrives. */
+int nd_read(struct nd_client *c, uint64_t lba, uint32_t count, nd_put_fn put, void *ctx);
+
+/* Write `count` sectors at `lba`; returns once the server acknowledged all. */
+int nd_write(struct nd_client *c, uint64_t lba, uint32_t count, nd_get_fn get, void *ctx);
+
+/* Make every acknowledged write durable on the server. */
+int nd_flush(struct nd_client *c);
+
+/* Ask for the session's state (keep-alive); refreshes the granted fields. */
+int nd_info(struct nd_client *c);
+
+/* End the session. */
+int nd_detach(struct nd_client *c);
+
+/* Short English text for an nd_status code (for messages on screen). */
+const char *nd_status_text(unsigned status);
+
+/* Short English text for a write mode. */
+const char *nd_mode_text(unsigned mode);
+
+#endif /* NDCLIENT_H */

@@ -1,0 +1,195 @@
+/* netdisk wire protocol, version 1: the one definition of every datagram (freestanding). */
+#ifndef NETDISK_PROTO_H
+#define NETDISK_PROTO_H
+
+/*
+ * This header is shared by the real-mode BIOS stub (gcc -m16 -ffreestanding),
+ * the UEFI stub (gnu-efi), the server and the host tools.  It uses nothing but
+ * <stdint.h>, which every freestanding compiler provides.
+ *
+ * Every multi-byte field on the wire is big-endian (network byte order).  The
+ * structures below hold wire bytes: read and write their fields only through
+ * nd_get16/32/64 and nd_put16/32/64.  docs/protocol.md is the prose version.
+ */
+
+#include <stdint.h>
+
+#define ND_MAGIC 0x4E44534Bu /* "NDSK" */
+#define ND_VERSION 1
+#define ND_DEFAULT_PORT 10809 /* UDP for this protocol, TCP for NBD */
+#define ND_SECTOR_SIZE 512
+
+#define ND_HDR_SIZE 48
+#define ND_DEFAULT_DGRAM 1472 /* largest UDP payload in a 1500-byte Ethernet frame */
+#define ND_MIN_DGRAM 576      /* smallest datagram size a client may ask for */
+#define ND_MAX_DGRAM 65024    /* largest datagram size ever negotiated */
+#define ND_MAX_CHUNKS 64      /* data datagrams one READ/WRITE may span (mask width) */
+#define ND_IMAGE_NAME_LEN 64  /* NUL-padded image/export name field */
+
+/* Opcodes (header.opcode).  A reply carries the request's opcode and ND_FLAG_REPLY. */
+enum nd_opcode {
+	ND_OP_ATTACH = 1, /* open a session on an image */
+	ND_OP_DETACH = 2, /* end a session */
+	ND_OP_INFO = 3,   /* server or session information; also a keep-alive */
+	ND_OP_READ = 4,   /* read sectors; answered by a burst of data datagrams */
+	ND_OP_WRITE = 5,  /* write sectors; sent as a burst of data datagrams */
+	ND_OP_FLUSH = 6,  /* make every acknowledged write durable */
+};
+
+/* Header flags (header.flags). */
+#define ND_FLAG_REPLY 0x01 /* datagram goes server -> client */
+
+/* Status codes (header.status), meaningful in replies. */
+enum nd_status {
+	ND_OK = 0,
+	ND_ERR_VERSION = 1,  /* unsupported version; reply carries the server's */
+	ND_ERR_OPCODE = 2,   /* unknown opcode */
+	ND_ERR_SESSION = 3,  /* unknown or ended session token */
+	ND_ERR_RANGE = 4,    /* LBA/count outside the image or over the limits */
+	ND_ERR_DENIED = 5,   /* client not allowed (allow-list, no image for it) */
+	ND_ERR_BUSY = 6,     /* image held by a direct-mode writer, or writer refused */
+	ND_ERR_NOIMAGE = 7,  /* the named image does not exist */
+	ND_ERR_IO = 8,       /* server-side I/O error */
+	ND_ERR_INVAL = 9,    /* malformed request */
+	ND_ERR_READONLY = 10 /* write to a read-only session */
+};
+
+/* Write modes (attach reply .mode). */
+enum nd_mode {
+	ND_MODE_DIRECT = 1,     /* writes go into the image; one writer at a time */
+	ND_MODE_VOLATILE = 2,   /* per-client overlay, discarded at the next ATTACH */
+	ND_MODE_PERSISTENT = 3, /* per-client overlay kept across reboots */
+	ND_MODE_READONLY = 4,   /* reads only; writes get ND_ERR_READONLY */
+};
+
+/* Who is attaching (attach request .client_kind), for logs and policy. */
+enum nd_client_kind {
+	ND_KIND_UNKNOWN = 0,
+	ND_KIND_BIOS = 1,
+	ND_KIND_EFI = 2,
+	ND_KIND_LINUX = 3,
+	ND_KIND_TOOL = 4,
+};
+
+/* Client capability bits (attach request .caps). */
+#define ND_CAP_MULTICAST 0x00000001u /* can receive READ data by multicast */
+#define ND_CAP_BOOT_TABLE 0x00000002u /* publishes the boot table (docs/handoff.md) */
+
+/* Every datagram starts with this header. */
+struct nd_hdr {
+	uint8_t magic[4];   /* ND_MAGIC */
+	uint8_t version;    /* ND_VERSION */
+	uint8_t opcode;     /* enum nd_opcode */
+	uint8_t flags;      /* ND_FLAG_* */
+	uint8_t reserved;   /* zero */
+	uint8_t req_id[4];  /* chosen by the client, echoed; increases per session */
+	uint8_t status[2];  /* enum nd_status (replies) */
+	uint8_t data_len[2]; /* payload bytes after the header */
+	uint8_t token[16];  /* session token; zero for ATTACH and server INFO */
+	uint8_t lba[8];     /* first sector of the request */
+	uint8_t count[4];   /* sectors in the request */
+	uint8_t offset[4];  /* byte offset of this datagram's payload in the request */
+} __attribute__((packed));
+
+/* ATTACH request payload. */
+struct nd_attach_req {
+	uint8_t mac[6];        /* client hardware address */
+	uint8_t client_kind;   /* enum nd_client_kind */
+	uint8_t reserved0;
+	uint8_t max_dgram[2];  /* largest datagram the client can receive */
+	uint8_t window[2];     /* data datagrams the client can absorb in flight */
+	uint8_t caps[4];       /* ND_CAP_* */
+	uint8_t nonce[4];      /* random per boot: makes a retried ATTACH idempotent */
+	uint8_t reserved1[4];
+	char image[ND_IMAGE_NAME_LEN]; /* requested image, or empty for the server's choice */
+} __attribute__((packed));
+
+/* ATTACH reply payload; also the INFO reply for a session. */
+struct nd_attach_rep {
+	uint8_t sectors[8];     /* image size in sectors */
+	uint8_t sector_size[4]; /* always ND_SECTOR_SIZE in version 1 */
+	uint8_t mode;           /* enum nd_mode */
+	uint8_t reserved0;
+	uint8_t window[2];      /* data datagrams the client may have in flight */
+	uint8_t chunk[2];       /* payload bytes in each data datagram but the last */
+	uint8_t max_dgram[2];   /* negotiated datagram size */
+	uint8_t max_sectors[4]; /* most sectors one READ or WRITE may ask for */
+	uint8_t reserved1[8];
+	uint8_t mcast_addr[4];  /* reserved: multicast group for READ data, 0 = none */
+	uint8_t mcast_port[2];  /* reserved */
+	uint8_t reserved2[2];
+	uint8_t handoff[4];     /* reserved: boot-table and personalization flags */
+	uint8_t reserved3[20];
+	char image[ND_IMAGE_NAME_LEN]; /* name of the image attached */
+} __attribute__((packed));
+
+/* INFO reply payload without a session: what the server speaks. */
+struct nd_server_info {
+	uint8_t version_min;
+	uint8_t version_max;
+	uint8_t reserved[2];
+	uint8_t sessions[4];  /* sessions open */
+	char server[24];      /* "netdiskd <version>" */
+} __attribute__((packed));
+
+_Static_assert(sizeof(struct nd_hdr) == ND_HDR_SIZE, "header is 48 bytes");
+_Static_assert(sizeof(struct nd_attach_req) == 88, "attach request is 88 bytes");
+_Static_assert(sizeof(struct nd_attach_rep) == 128, "attach reply is 128 bytes");
+_Static_assert(sizeof(struct nd_server_info) == 32, "server info is 32 bytes");
+
+/* Explicit big-endian accessors: no alignment or host byte-order assumptions. */
+static inline uint16_t nd_get16(const uint8_t *p)
+{
+	return (uint16_t)((p[0] << 8) | p[1]);
+}
+
+static inline uint32_t nd_get32(const uint8_t *p)
+{
+	return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) |
+	       ((uint32_t)p[2] << 8) | p[3];
+}
+
+static inline uint64_t nd_get64(const uint8_t *p)
+{
+	return ((uint64_t)nd_get32(p) << 32) | nd_get32(p + 4);
+}
+
+static inline void nd_put16(uint8_t *p, uint16_t v)
+{
+	p[0] = (uint8_t)(v >> 8);
+	p[1] = (uint8_t)v;
+}
+
+static inline void nd_put32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)(v >> 24);
+	p[1] = (uint8_t)(v >> 16);
+	p[2] = (uint8_t)(v >> 8);
+	p[3] = (uint8_t)v;
+}
+
+static inline void nd_put64(uint8_t *p, uint64_t v)
+{
+	nd_put32(p, (uint32_t)(v >> 32));
+	nd_put32(p + 4, (uint32_t)v);
+}
+
+/* Request ids compare as serial numbers, so they may wrap around. */
+static inline int nd_id_newer(uint32_t a, uint32_t b)
+{
+	return (int32_t)(a - b) > 0;
+}
+
+/* Chunk payload for a negotiated datagram size: what the header leaves. */
+static inline uint16_t nd_chunk_for_dgram(uint16_t dgram)
+{
+	return (uint16_t)(dgram - ND_HDR_SIZE);
+}
+
+/* Data datagrams a request of `bytes` spans with `chunk`-byte payloads. */
+static inline uint32_t nd_chunks_for(uint32_t bytes, uint16_t chunk)
+{
+	return (bytes + chunk - 1) / chunk;
+}
+
+#endif /* NETDISK_PROTO_H */
