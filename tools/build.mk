@@ -1,4 +1,4 @@
-# Demo disk images built by tools/mkimage: build/demo.img (shell) and build/demo-test.img (powers off once up, for tests).
+# Demo disk images built by tools/mkimage: build/demo.img (shell) and build/demo-test.img (powers off once up, reboots on panic: for tests).
 
 # Downloaded kernel packages survive "make clean" only when NETDISK_CACHE points outside build/.
 IMAGE_CACHE := $(or $(NETDISK_CACHE),$(BUILD)/cache)
@@ -12,4 +12,4 @@ $(BUILD)/demo.img: $(IMAGE_INPUTS) | $(BUILD)/.dir
 	tools/mkimage --cache $(IMAGE_CACHE) $@
 
 $(BUILD)/demo-test.img: $(IMAGE_INPUTS) | $(BUILD)/.dir
-	tools/mkimage --cache $(IMAGE_CACHE) --append netdisk.test=poweroff $@
+	tools/mkimage --cache $(IMAGE_CACHE) --append "netdisk.test=poweroff panic=-1" $@
