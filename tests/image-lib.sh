@@ -67,3 +67,47 @@ console_has() {
 console_line() {
 	tr -d '\r' <"$ND_TMP/$1.log" | grep -anE "$2" | head -n 1 | cut -d: -f1
 }
+
+# start_interactive_boot NAME FIRMWARE IMAGE: boots IMAGE as a local disk in
+# the background with its serial console on FIFOs; the console output goes
+# to $ND_TMP/NAME.log and type_into NAME writes to its input.
+start_interactive_boot() {
+	local name=$1 firmware=$2 image=$3 flag= pipe=$ND_TMP/$1.serial
+	[ "$firmware" = uefi ] && flag=--uefi
+	mkfifo "$pipe.in" "$pipe.out"
+	cat "$pipe.out" >"$ND_TMP/$name.log" &
+	ND_PIDS+=($!)
+	timeout "${ND_BOOT_TIMEOUT:-180}" "$ND_TOP/qemu-scripts/boot-disk" $flag --serial "pipe:$pipe" "$image" &
+	ND_VM_PID=$!
+	ND_PIDS+=("$ND_VM_PID")
+	exec {ND_CONSOLE_FD}>"$pipe.in"
+}
+
+type_into() {
+	printf '%s\r' "$2" >&"$ND_CONSOLE_FD"
+}
+
+# ask_until NAME COMMAND PATTERN SECONDS: types COMMAND every 2 s until the
+# console shows a line matching PATTERN (the shell may not be reading yet).
+ask_until() {
+	local name=$1 command=$2 pattern=$3 deadline=$((SECONDS + $4))
+	until console_has "$name" "$pattern"; do
+		[ $SECONDS -lt $deadline ] || return 1
+		type_into "$name" "$command"
+		sleep 2
+	done
+}
+
+# vm_stops_within SECONDS: waits for the background VM to end by itself.
+vm_stops_within() {
+	wait_for "$1" bash -c "! kill -0 $ND_VM_PID"
+}
+
+
+# abandon_vm WHY: reports WHY with the console's last lines and stops the
+# background VM at once instead of letting it run on until its timeout.
+abandon_vm() {
+	echo "$1"
+	tail -n 5 "$ND_TMP/$2.log"
+	kill "$ND_VM_PID" 2>/dev/null
+}
