@@ -4,11 +4,13 @@
 
 build_demo_images
 
-# boot_to_root FIRMWARE: boots a private copy of demo-test.img and checks
-# the console and what the guest left on its disk.
+# boot_to_root FIRMWARE [SOURCE]: boots a private copy of SOURCE (default
+# demo-test.img) and checks the console and what the guest left on its disk.
 boot_to_root() {
-	local firmware=$1 name=boot-$1 image=$ND_TMP/$1.img initramfs_at root_at records
-	cp --sparse=always "$ND_BUILD/demo-test.img" "$image"
+	local firmware=$1 source=${2:-$ND_BUILD/demo-test.img} name initramfs_at root_at records image
+	name=boot-$firmware-$(basename "$source" .img)
+	image=$ND_TMP/$name.img
+	cp --sparse=always "$source" "$image"
 	boot_disk_until_off "$name" "$firmware" "$image" || { echo "VM did not power off by itself (status $?)"; tail -n 5 "$ND_TMP/$name.log"; return 1; }
 	console_has "$name" '^NETDISK-INITRAMFS-OK kernel ' || { echo "no initramfs marker"; return 1; }
 	console_has "$name" '^NETDISK-ROOT-FOUND /dev/vda2$' || { echo "initramfs did not mount /dev/vda2 as root"; return 1; }
@@ -26,3 +28,12 @@ boot_to_root() {
 
 check image-boot-bios-local-disk boot_to_root bios
 check image-boot-uefi-local-disk boot_to_root uefi
+
+# The GRUB alternative for BOOTX64.EFI must boot the same way under OVMF.
+grub_image=$ND_TMP/grub-test.img
+if "$ND_TOP/tools/mkimage" --cache "${NETDISK_CACHE:-$ND_BUILD/cache}" --uefi-loader grub \
+	--append "netdisk.test=poweroff panic=-1" "$grub_image" >"$ND_TMP/grub-build.log" 2>&1; then
+	check image-boot-uefi-grub-local-disk boot_to_root uefi "$grub_image"
+else
+	fail image-boot-uefi-grub-local-disk "mkimage --uefi-loader grub failed: $(tail -n 3 "$ND_TMP/grub-build.log" | tr '\n' ' ')"
+fi
