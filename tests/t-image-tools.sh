@@ -35,6 +35,17 @@ user_rootfs_image_boots() {
 	console_has user-root '^USER-ROOT-42 from-the-user' || { echo "the user's /sbin/init did not run"; return 1; }
 }
 
+# A tar archive as the root: contents and numeric owners carried over.
+user_rootfs_tar_is_unpacked() {
+	local image=$ND_TMP/user-tar.img root=$ND_TMP/user-tar-root.img
+	tar -C "$ND_TMP/user-rootfs" --owner=1234 --group=4321 -czf "$ND_TMP/user-rootfs.tar.gz" . || return 1
+	"$mkimage" --cache "${NETDISK_CACHE:-$ND_BUILD/cache}" --rootfs "$ND_TMP/user-rootfs.tar.gz" "$image" || return 1
+	extract_partition "$image" 2 "$root" || return 1
+	[ "$(debugfs -R 'cat /etc/user-file' "$root" 2>/dev/null)" = from-the-user ] || { echo "user file not in the root partition"; return 1; }
+	debugfs -R 'stat /sbin/init' "$root" 2>/dev/null | grep -q 'User: *1234 *Group: *4321' || { echo "owners from the archive not kept"; return 1; }
+	e2fsck -fn "$root" >/dev/null
+}
+
 raw_image_is_copied() {
 	local out=$ND_TMP/raw-copy.img
 	"$mkimage" --from-raw "$ND_BUILD/demo.img" "$out" || return 1
@@ -68,6 +79,7 @@ head -c 50M "$ND_BUILD/demo.img" >"$ND_TMP/truncated.img"
 printf '\x55\xaa' | dd of="$ND_TMP/no-partitions.img" bs=1 seek=510 conv=notrunc status=none
 
 check image-tool-user-rootfs user_rootfs_image_boots
+check image-tool-user-rootfs-tar user_rootfs_tar_is_unpacked
 check image-tool-from-raw-mbr raw_image_is_copied
 check image-tool-from-raw-gpt gpt_image_is_accepted
 check image-tool-refuses-blank-disk refused "a blank disk" "$ND_TMP/zeros.img"
