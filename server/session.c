@@ -351,7 +351,7 @@ struct session *session_attach(struct server *s, const struct nd_attach_req *req
 	snprintf(ss->peer, sizeof(ss->peer), "%s", peer);
 	negotiate(s, ss, nd_get16(req->max_dgram), nd_get16(req->window));
 	if (getrandom(ss->token, sizeof(ss->token), 0) != sizeof(ss->token) ||
-	    session_layers(s, ss, 1, err, sizeof(err)) < 0) {
+	    session_layers(s, ss, mode == ND_MODE_VOLATILE, err, sizeof(err)) < 0) {
 		log_msg("attach refused: %s", err);
 		free(ss);
 		*status = ND_ERR_IO;
