@@ -35,6 +35,7 @@ struct config {
 	unsigned session_timeout; /* seconds of silence before a session is idle */
 	unsigned max_dgram;       /* largest datagram the server sends */
 	unsigned window;          /* most data datagrams a client may have in flight */
+	unsigned max_sessions;    /* sessions open at once; more ATTACHes get ND_ERR_BUSY */
 	struct image *images;
 	int nimages;
 	struct client_rule *clients;

@@ -334,6 +334,11 @@ struct session *session_attach(struct server *s, const struct nd_attach_req *req
 	}
 	if (h.same)
 		session_end(s, h.same, "client attached again");
+	if (s->nsessions >= s->cfg.max_sessions) {
+		log_msg("attach refused: %u sessions open (max-sessions)", s->nsessions);
+		*status = ND_ERR_BUSY;
+		return NULL;
+	}
 	if (mode == ND_MODE_DIRECT)
 		for_each_session(s, end_idle, &h);
 

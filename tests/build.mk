@@ -17,7 +17,7 @@ $(BUILD)/asan/netdiskd: $(SERVER_SRC) $(CLIENT_SRC) $(SERVER_HDR) $(CLIENT_HDR)
 # libFuzzer over the datagram handler (clang); tests/t-server-fuzz.sh runs it for a bounded time.
 $(BUILD)/fuzz/fuzz-udp: tests/fuzz/fuzz_udp.c $(SERVER_CORE_SRC) $(CLIENT_SRC) $(SERVER_HDR)
 	@mkdir -p $(dir $@)
-	clang $(filter-out -Wshadow,$(SERVER_CFLAGS)) -O1 -g -fsanitize=fuzzer,address,undefined \
+	clang $(filter-out -Wshadow -Wno-format-truncation,$(SERVER_CFLAGS)) -O1 -g -fsanitize=fuzzer,address,undefined \
 		-o $@ tests/fuzz/fuzz_udp.c $(SERVER_CORE_SRC) $(CLIENT_SRC)
 
 .PHONY: test-tools
