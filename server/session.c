@@ -180,7 +180,10 @@ void session_end(struct server *s, struct session *ss, const char *why)
 		ss->img->writer = NULL;
 	session_file(s, ss->token, path);
 	unlink(path);
-	free(ss);
+	ss->own = ss->top = NULL;
+	ss->ended = 1;
+	if (!ss->nbd_conns)
+		free(ss); /* else the last NBD connection frees it */
 }
 
 /* Give the session the layer its mode needs.  0, or -1 with a message. */

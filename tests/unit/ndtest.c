@@ -438,6 +438,39 @@ static void scenario_continue(const char *mac)
 	tclient_close(&t, 1);
 }
 
+/* Attach, write a pattern, print the session token and keep the session. */
+static int scenario_token(const char *mac, uint32_t nonce, uint32_t seed, uint64_t lba,
+			  uint32_t count)
+{
+	struct tclient t;
+	int rc = tclient_open(&t, mac, nonce, ND_DEFAULT_DGRAM, NULL, 0, 0, 0), i;
+
+	if (rc == 0 && seed)
+		rc = write_pattern(&t.c, seed, lba, count);
+	if (rc == 0) {
+		for (i = 0; i < 16; i++)
+			printf("%02x", t.c.token[i]);
+		putchar('\n');
+	}
+	tclient_close(&t, 0);
+	return rc ? 1 : 0;
+}
+
+/* Put the pattern into a copy of a file (to write it through another client). */
+static int scenario_put_pattern(const char *file, uint32_t seed, uint64_t lba, uint32_t count)
+{
+	uint8_t *buf = malloc(count * ND_SECTOR_SIZE);
+	int fd = open(file, O_WRONLY), ok;
+
+	fill_pattern(buf, seed, lba, count);
+	ok = fd >= 0 && pwrite(fd, buf, count * ND_SECTOR_SIZE, (off_t)(lba * ND_SECTOR_SIZE)) ==
+				(ssize_t)(count * ND_SECTOR_SIZE);
+	if (fd >= 0)
+		close(fd);
+	free(buf);
+	return ok ? 0 : 1;
+}
+
 /* Exit 0 if the pattern is in the image file itself (direct mode). */
 static int scenario_file_pattern(const char *file, uint32_t seed, uint64_t lba, uint32_t count)
 {
@@ -464,6 +497,8 @@ static void usage(void)
 		"  check MAC NONCE SEED LBA COUNT         (exit 0 if there; SEED 0 = base)\n"
 		"  attach-status MAC NONCE                (exit = nd_status)\n"
 		"  detach MAC NONCE | continue MAC | file-pattern FILE SEED LBA COUNT\n"
+		"  token MAC NONCE SEED LBA COUNT (write, print the token, keep the session)\n"
+		"  put-pattern FILE SEED LBA COUNT\n"
 		"NDTEST_IMAGE names the image to attach to.\n");
 	exit(2);
 }
@@ -499,6 +534,13 @@ int main(int argc, char **argv)
 		return scenario_detach(argv[4], (uint32_t)strtoul(argv[5], 0, 0));
 	else if (!strcmp(sc, "continue") && argc == 5)
 		scenario_continue(argv[4]);
+	else if (!strcmp(sc, "token") && argc == 9)
+		return scenario_token(argv[4], (uint32_t)strtoul(argv[5], 0, 0),
+				      (uint32_t)strtoul(argv[6], 0, 0), strtoull(argv[7], 0, 0),
+				      (uint32_t)strtoul(argv[8], 0, 0));
+	else if (!strcmp(sc, "put-pattern") && argc == 8)
+		return scenario_put_pattern(argv[4], (uint32_t)strtoul(argv[5], 0, 0),
+					    strtoull(argv[6], 0, 0), (uint32_t)strtoul(argv[7], 0, 0));
 	else if (!strcmp(sc, "file-pattern") && argc == 8)
 		return scenario_file_pattern(argv[4], (uint32_t)strtoul(argv[5], 0, 0),
 					     strtoull(argv[6], 0, 0), (uint32_t)strtoul(argv[7], 0, 0));
