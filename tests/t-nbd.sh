@@ -94,3 +94,16 @@ assert struct.unpack(">IIQ", s.recv(16))[1] == 1                      # and a wr
 s.close()
 PY
 nbdinfo "$URI/base" >/dev/null 2>&1 && pass nbd-server-alive || fail nbd-server-alive "no answer"
+
+# The initramfs agent's host-side steps: boot table parsing and the NBD handshake.
+AGENT=$ND_BUILD/netdisk-attach
+"$ND_BUILD/netdisk" boot-table "127.0.0.1:$ND_PORT" --mac 52:54:00:aa:bb:cc -o "$ND_TMP/bt.bin" &&
+	"$AGENT" --print-table --table "$ND_TMP/bt.bin" >"$ND_TMP/bt.txt" &&
+	grep -q 'mac: *52:54:00:aa:bb:cc' "$ND_TMP/bt.txt" && grep -q 'image: *base' "$ND_TMP/bt.txt" &&
+	pass agent-reads-boot-table || fail agent-reads-boot-table "$(cat "$ND_TMP/bt.txt")"
+"$AGENT" --probe --table "$ND_TMP/bt.bin" | grep -q '^export session:[0-9a-f]\{32\} size 33554432 ' &&
+	pass agent-probe-session-export || fail agent-probe-session-export "handshake failed"
+printf '\001' | dd of="$ND_TMP/bt.bin" bs=1 seek=100 conv=notrunc status=none
+"$AGENT" --print-table --table "$ND_TMP/bt.bin" >/dev/null 2>&1 && fail agent-rejects-bad-checksum "accepted" ||
+	pass agent-rejects-bad-checksum
+"$AGENT" --bogus >/dev/null 2>&1; [ $? -eq 2 ] && pass agent-bad-usage || fail agent-bad-usage "wrong exit"
