@@ -136,7 +136,7 @@ static uint32_t open_export(struct conn *c, const char *name)
 	struct session *ss;
 	uint32_t err = 0;
 
-	pthread_mutex_lock(&s->lock);
+	pthread_rwlock_wrlock(&s->lock);
 	if (!strncmp(name, "session:", 8)) {
 		uint8_t token[16];
 
@@ -166,7 +166,7 @@ static uint32_t open_export(struct conn *c, const char *name)
 		ss->nbd_conns++;
 		c->ss = ss;
 	}
-	pthread_mutex_unlock(&s->lock);
+	pthread_rwlock_unlock(&s->lock);
 	return err;
 }
 
@@ -177,7 +177,7 @@ static void close_export(struct conn *c)
 
 	if (!c->ss)
 		return;
-	pthread_mutex_lock(&s->lock);
+	pthread_rwlock_wrlock(&s->lock);
 	c->ss->last_seen = time(NULL);
 	if (--c->ss->nbd_conns == 0) {
 		if (c->ss->ended)
@@ -185,7 +185,7 @@ static void close_export(struct conn *c)
 		else if (c->ss->nbd_owned)
 			session_end(s, c->ss, "last NBD connection closed");
 	}
-	pthread_mutex_unlock(&s->lock);
+	pthread_rwlock_unlock(&s->lock);
 	c->ss = NULL;
 }
 
@@ -410,9 +410,15 @@ static int serve_request(struct conn *c, const uint8_t *req)
 	}
 	if (type == NBD_CMD_DISC)
 		return -1;
-	pthread_mutex_lock(&s->lock);
+	/* Reads only share the lock; they leave last_seen alone (the open
+	 * connection keeps the session live anyway). */
+	if (type == NBD_CMD_READ)
+		pthread_rwlock_rdlock(&s->lock);
+	else
+		pthread_rwlock_wrlock(&s->lock);
 	ended = ss->ended;
-	ss->last_seen = time(NULL);
+	if (type != NBD_CMD_READ)
+		ss->last_seen = time(NULL);
 	switch (ended ? -1 : type) {
 	case -1:
 		error = NBD_EIO; /* the session ended under us (the client rebooted) */
@@ -449,7 +455,7 @@ static int serve_request(struct conn *c, const uint8_t *req)
 	default:
 		error = NBD_EINVAL;
 	}
-	pthread_mutex_unlock(&s->lock);
+	pthread_rwlock_unlock(&s->lock);
 	if (simple_reply(c, handle, error, c->buf, type == NBD_CMD_READ && !error ? len : 0) < 0)
 		return -1;
 	return ended ? -1 : 0;
