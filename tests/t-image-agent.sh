@@ -1,0 +1,46 @@
+# Boots a disk-less VM whose root is the demo image served by netdiskd over NBD, attached by the real netdisk-attach from the initramfs.
+#
+# No firmware stub here: iPXE loads the image's kernel and initramfs over
+# TFTP, so there is no boot table and the agent takes its fallback path
+# (DHCP, then netdisk.server= and netdisk.image= from the kernel command line).
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/image-lib.sh"
+
+make -s -C "$ND_TOP" BUILD="$ND_BUILD" "$ND_BUILD/netdiskd" >"$ND_TMP/make-server.log" 2>&1 ||
+	{ fail image-agent-build "$(tail -n 3 "$ND_TMP/make-server.log" | tr '\n' ' ')"; exit 1; }
+build_demo_images
+image=$ND_BUILD/demo-test.img
+zcat <(mtype -i "$(esp_at "$image")" ::/initrd.gz) 2>/dev/null | cpio -it --quiet 2>/dev/null | grep -qx sbin/netdisk-attach ||
+	{ fail image-agent-in-initramfs "demo-test.img has no sbin/netdisk-attach (IMAGE_AGENT)"; exit 1; }
+pass image-agent-in-initramfs
+
+served=$ND_TMP/served.img
+cp --sparse=always "$image" "$served"
+start_server agent-server --mode direct "demo=$served" || { fail image-agent-server "$(cat "$ND_TMP/agent-server.log")"; exit 1; }
+
+tftp=$ND_TMP/tftp
+mkdir -p "$tftp"
+mcopy -i "$(esp_at "$image")" ::/linux ::/initrd.gz "$tftp/"
+cat >"$tftp/boot.ipxe" <<IPXE
+#!ipxe
+kernel linux initrd=initrd.gz console=ttyS0 root=LABEL=ndroot rw netdisk.test=poweroff panic=-1 netdisk.server=10.0.2.2:$ND_PORT netdisk.image=demo
+initrd initrd.gz
+boot
+IPXE
+
+root_from_netdiskd() {
+	local name=agent-root records
+	timeout "${ND_BOOT_TIMEOUT:-180}" "$ND_TOP/qemu-scripts/boot-pxe" --tftp "$tftp" --bootfile boot.ipxe --log "$ND_TMP/$name.log" ||
+		{ echo "VM did not power off by itself"; tail -n 5 "$ND_TMP/$name.log"; return 1; }
+	console_has "$name" '^NETDISK-NET-OK eth0 10\.0\.2\.15 dhcp$' || { echo "no DHCP address (no boot table here)"; return 1; }
+	console_has "$name" '^NETDISK-ATTACH-OK$' || { echo "netdisk-attach did not attach"; grep -a 'netdisk-attach' "$ND_TMP/$name.log" | tail -n 3; return 1; }
+	console_has "$name" '^NETDISK-ROOT-FOUND /dev/nbd0p2$' || { echo "root not found on /dev/nbd0p2"; return 1; }
+	console_has "$name" '^NETDISK-ROOT-OK root /dev/nbd0p2 ' || { echo "root system not up on /dev/nbd0p2"; return 1; }
+	console_has "$name" '^NETDISK-POWEROFF' || { echo "root system did not power off"; return 1; }
+	extract_partition "$served" 2 "$ND_TMP/served-root.img" || return 1
+	records=$(debugfs -R 'cat /var/log/netdisk-boots' "$ND_TMP/served-root.img" 2>/dev/null)
+	grep -q '^boot 1 root /dev/nbd0p2 ' <<<"$records" || { echo "boot record not in the served image: '$records'"; return 1; }
+	e2fsck -fn "$ND_TMP/served-root.img" >/dev/null || { echo "served root not clean after power-off"; return 1; }
+}
+
+check image-agent-root-over-netdiskd root_from_netdiskd
