@@ -1,8 +1,11 @@
 # Boots a disk-less VM whose root is the demo image served by netdiskd over NBD, attached by the real netdisk-attach from the initramfs.
 #
 # No firmware stub here: iPXE loads the image's kernel and initramfs over
-# TFTP, so there is no boot table and the agent takes its fallback path
-# (DHCP, then netdisk.server= and netdisk.image= from the kernel command line).
+# TFTP.  First without a boot table, so the agent takes its fallback path
+# (DHCP, then netdisk.server= and netdisk.image= from the kernel command
+# line); then with the boot table a UEFI stub would install, made by
+# `netdisk boot-table` and handed to the VM as an ACPI table by QEMU, so the
+# initramfs's boot-table addressing and the session takeover are exercised.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/image-lib.sh"
 
@@ -44,3 +47,39 @@ root_from_netdiskd() {
 }
 
 check image-agent-root-over-netdiskd root_from_netdiskd
+
+# make_boot_table OUT: a session on the server for MAC and its boot table,
+# with the addresses rewritten to what the guest sees under QEMU user
+# networking (the CLI attached from 127.0.0.1) and the checksum redone.
+make_boot_table() {
+	"$ND_BUILD/netdisk" boot-table "127.0.0.1:$ND_PORT" --image demo --mac "$mac" -o "$1.host" >"$ND_TMP/boot-table.log" 2>&1 || return 1
+	python3 - "$1.host" "$1" <<'PY'
+import socket, sys
+table = bytearray(open(sys.argv[1], "rb").read())
+for offset, address in ((48, "10.0.2.15"), (52, "255.255.255.0"), (56, "10.0.2.2"), (60, "10.0.2.2")):
+    table[offset:offset + 4] = socket.inet_aton(address)
+table[9] = 0
+table[9] = -sum(table) & 0xFF
+open(sys.argv[2], "wb").write(table)
+PY
+}
+
+root_from_boot_table() {
+	local name=agent-table-root records
+	make_boot_table "$ND_TMP/ndsk.bin" || { echo "netdisk boot-table failed: $(cat "$ND_TMP/boot-table.log")"; return 1; }
+	timeout "${ND_BOOT_TIMEOUT:-180}" "$ND_TOP/qemu-scripts/boot-pxe" --tftp "$tftp" --bootfile table.ipxe --mac "$mac" \
+		--log "$ND_TMP/$name.log" -- -acpitable "file=$ND_TMP/ndsk.bin" ||
+		{ echo "VM did not power off by itself"; tail -n 5 "$ND_TMP/$name.log"; return 1; }
+	console_has "$name" '^NETDISK-NET-OK eth0 10\.0\.2\.15 boot-table$' || { echo "address not taken from the boot table"; grep -a 'netdisk-attach' "$ND_TMP/$name.log" | tail -n 3; return 1; }
+	console_has "$name" 'netdisk-attach: boot table in ACPI table NDSK' || { echo "agent did not read the ACPI boot table"; return 1; }
+	console_has "$name" '^NETDISK-ATTACH-OK$' || { echo "netdisk-attach did not attach"; grep -a 'netdisk-attach' "$ND_TMP/$name.log" | tail -n 3; return 1; }
+	console_has "$name" '^NETDISK-ROOT-OK root /dev/nbd0p2 ' || { echo "root system not up on /dev/nbd0p2"; return 1; }
+	grep -q 'nbd connect .*image=demo' "$ND_TMP/agent-server.log" || { echo "server saw no NBD connection"; return 1; }
+	extract_partition "$served" 2 "$ND_TMP/served-root.img" || return 1
+	records=$(debugfs -R 'cat /var/log/netdisk-boots' "$ND_TMP/served-root.img" 2>/dev/null)
+	grep -q '^boot 2 root /dev/nbd0p2 ' <<<"$records" || { echo "second boot record not in the served image: '$records'"; return 1; }
+}
+
+mac=52:54:00:4e:44:01
+sed -e 's/ netdisk.server=[^ ]*//' -e 's/ netdisk.image=[^ ]*//' "$tftp/boot.ipxe" >"$tftp/table.ipxe"
+check image-agent-root-from-boot-table root_from_boot_table
