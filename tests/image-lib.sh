@@ -111,13 +111,3 @@ abandon_vm() {
 	tail -n 5 "$ND_TMP/$2.log"
 	kill "$ND_VM_PID" 2>/dev/null
 }
-
-# copy_with_libraries PROGRAM DIR: copies PROGRAM and the shared libraries
-# ldd lists for it (with the dynamic loader) into DIR at their own paths, so
-# it runs inside an initramfs.
-copy_with_libraries() {
-	local program=$1 dir=$2 file
-	for file in "$program" $(ldd "$program" | grep -o '/[^ ]*'); do
-		install -D -m 0755 "$file" "$dir$file"
-	done
-}

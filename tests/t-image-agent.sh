@@ -3,7 +3,8 @@
 # No firmware stub here: iPXE loads the image's kernel and initramfs over
 # TFTP.  First without a boot table, so the agent takes its fallback path
 # (DHCP, then netdisk.server= and netdisk.image= from the kernel command
-# line); then with the boot table a UEFI stub would install, made by
+# line), with a copy of the same image as a local disk whose identical root
+# label must lose to the network disk's; then with the boot table a UEFI stub would install, made by
 # `netdisk boot-table` and handed to the VM as an ACPI table by QEMU, so the
 # initramfs's boot-table addressing and the session takeover are exercised.
 . "$(dirname "$0")/lib.sh"
@@ -19,6 +20,7 @@ pass image-agent-in-initramfs
 
 served=$ND_TMP/served.img
 cp --sparse=always "$image" "$served"
+cp --sparse=always "$image" "$ND_TMP/local.img"
 start_server agent-server --mode direct "demo=$served" || { fail image-agent-server "$(cat "$ND_TMP/agent-server.log")"; exit 1; }
 
 tftp=$ND_TMP/tftp
@@ -33,7 +35,8 @@ IPXE
 
 root_from_netdiskd() {
 	local name=agent-root records
-	timeout "${ND_BOOT_TIMEOUT:-180}" "$ND_TOP/qemu-scripts/boot-pxe" --tftp "$tftp" --bootfile boot.ipxe --log "$ND_TMP/$name.log" ||
+	timeout "${ND_BOOT_TIMEOUT:-180}" "$ND_TOP/qemu-scripts/boot-pxe" --tftp "$tftp" --bootfile boot.ipxe \
+		--disk "$ND_TMP/local.img" --log "$ND_TMP/$name.log" ||
 		{ echo "VM did not power off by itself"; tail -n 5 "$ND_TMP/$name.log"; return 1; }
 	console_has "$name" '^NETDISK-NET-OK eth0 10\.0\.2\.15 dhcp$' || { echo "no DHCP address (no boot table here)"; return 1; }
 	console_has "$name" '^NETDISK-ATTACH-OK$' || { echo "netdisk-attach did not attach"; grep -a 'netdisk-attach' "$ND_TMP/$name.log" | tail -n 3; return 1; }
@@ -44,6 +47,9 @@ root_from_netdiskd() {
 	records=$(debugfs -R 'cat /var/log/netdisk-boots' "$ND_TMP/served-root.img" 2>/dev/null)
 	grep -q '^boot 1 root /dev/nbd0p2 ' <<<"$records" || { echo "boot record not in the served image: '$records'"; return 1; }
 	e2fsck -fn "$ND_TMP/served-root.img" >/dev/null || { echo "served root not clean after power-off"; return 1; }
+	extract_partition "$ND_TMP/local.img" 2 "$ND_TMP/local-root.img" || return 1
+	! debugfs -R 'stat /var/log/netdisk-boots' "$ND_TMP/local-root.img" 2>&1 | grep -q 'Inode:' ||
+		{ echo "the local disk was written: root came from the wrong disk"; return 1; }
 }
 
 check image-agent-root-over-netdiskd root_from_netdiskd

@@ -46,6 +46,18 @@ user_rootfs_tar_is_unpacked() {
 	e2fsck -fn "$root" >/dev/null
 }
 
+# --initramfs-extra: a tree of the admin's lands in the initramfs as is.
+initramfs_extra_is_included() {
+	local image=$ND_TMP/extra.img listing
+	mkdir -p "$ND_TMP/extra/etc/netdisk"
+	echo site-setting >"$ND_TMP/extra/etc/netdisk/site.conf"
+	"$mkimage" --cache "${NETDISK_CACHE:-$ND_BUILD/cache}" --initramfs-extra "$ND_TMP/extra" "$image" || return 1
+	mcopy -i "$(esp_at "$image")" ::/initrd.gz "$ND_TMP/extra-initrd.gz" || return 1
+	listing=$(zcat "$ND_TMP/extra-initrd.gz" | cpio -it --quiet)
+	grep -qx etc/netdisk/site.conf <<<"$listing" || { echo "extra file missing from the initramfs"; return 1; }
+	grep -qx init <<<"$listing" || { echo "the initramfs lost its /init"; return 1; }
+}
+
 raw_image_is_copied() {
 	local out=$ND_TMP/raw-copy.img
 	"$mkimage" --from-raw "$ND_BUILD/demo.img" "$out" || return 1
@@ -80,6 +92,7 @@ printf '\x55\xaa' | dd of="$ND_TMP/no-partitions.img" bs=1 seek=510 conv=notrunc
 
 check image-tool-user-rootfs user_rootfs_image_boots
 check image-tool-user-rootfs-tar user_rootfs_tar_is_unpacked
+check image-tool-initramfs-extra initramfs_extra_is_included
 check image-tool-from-raw-mbr raw_image_is_copied
 check image-tool-from-raw-gpt gpt_image_is_accepted
 check image-tool-refuses-blank-disk refused "a blank disk" "$ND_TMP/zeros.img"
