@@ -1,3 +1,4 @@
+#!/usr/bin/env bash
 # Types into the serial console of the demo image booted from a local disk: the root system's shell and the initramfs shell both answer.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/image-lib.sh"

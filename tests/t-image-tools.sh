@@ -1,3 +1,4 @@
+#!/usr/bin/env bash
 # Checks tools/mkimage's other inputs: a user's own root directory (built and booted) and an existing raw disk (accepted or refused).
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/image-lib.sh"
