@@ -65,6 +65,13 @@ raw_image_is_copied() {
 	cmp "$ND_BUILD/demo.img" "$out" || { echo "copy differs from the source"; return 1; }
 }
 
+# Non-raw formats are converted: a qcow2 of the demo image comes back as it.
+qcow2_image_is_converted() {
+	qemu-img convert -O qcow2 "$ND_BUILD/demo.img" "$ND_TMP/demo.qcow2" || return 1
+	"$mkimage" --from-raw "$ND_TMP/demo.qcow2" "$ND_TMP/from-qcow2.img" || return 1
+	cmp "$ND_BUILD/demo.img" "$ND_TMP/from-qcow2.img" || { echo "converted disk differs from the original"; return 1; }
+}
+
 gpt_image_is_accepted() {
 	local disk=$ND_TMP/gpt.img
 	truncate -s 8M "$disk"
@@ -96,6 +103,7 @@ check image-tool-user-rootfs-tar user_rootfs_tar_is_unpacked
 check image-tool-initramfs-extra initramfs_extra_is_included
 check image-tool-from-raw-mbr raw_image_is_copied
 check image-tool-from-raw-gpt gpt_image_is_accepted
+check image-tool-from-qcow2 qcow2_image_is_converted
 check image-tool-refuses-blank-disk refused "a blank disk" "$ND_TMP/zeros.img"
 check image-tool-refuses-partial-sector refused "a file of 1000 bytes" "$ND_TMP/short.img"
 check image-tool-refuses-empty-mbr refused "an MBR without partitions" "$ND_TMP/no-partitions.img"
