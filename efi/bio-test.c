@@ -4,7 +4,7 @@
 /* Layout of the test image (tests/efi-lib.sh writes the same). */
 #define PATTERN_LBA 36864ULL   /* first sector of the pattern area, past the ESP */
 #define PATTERN_MUL 0x9E3779B97F4A7C15ULL
-#define WRITE_LBA 40000ULL     /* sectors the write check overwrites */
+#define WRITE_LBA 60000ULL     /* sectors the write check overwrites, past those read */
 #define WRITE_SECTORS 600      /* spans several WRITE requests */
 #define READ_CALL_BYTES (64 * 1024)
 #define READ_TOTAL_BYTES (4 * 1024 * 1024)
@@ -107,8 +107,14 @@ static void check_pattern(UINT8 *buf)
 	int ok = 1;
 
 	for (done = 0; ok && done < READ_TOTAL_BYTES; done += READ_CALL_BYTES, lba += per_call) {
+		INTN bad;
+
 		status = bio->ReadBlocks(bio, bio->Media->MediaId, lba, READ_CALL_BYTES, buf);
-		ok = !EFI_ERROR(status) && mismatch(buf, lba, per_call, 0) < 0;
+		bad = EFI_ERROR(status) ? 0 : mismatch(buf, lba, per_call, 0);
+		if (bad >= 0)
+			Print(L"BIOTEST wrong data in sector %ld: %lx\n", lba + bad,
+			      *(UINT64 *)(buf + bad * 512));
+		ok = bad < 0;
 	}
 	result("pattern-64k-reads", ok, status);
 	/* One large call spans many requests and windows of the client core. */

@@ -64,14 +64,10 @@ static EFI_STATUS find_udp4_nic(EFI_HANDLE boot_device, struct nd_netinfo *ni)
 
 	if (!dp)
 		return EFI_NOT_FOUND;
+	/* Under OVMF's PXE the boot device is the PXE child (.../MAC/IPv4) of
+	 * the NIC; under iPXE it is iPXE's SNP handle, on which the
+	 * firmware's UDP4 stack is bound as well: both lead to the NIC. */
 	status = gBS->LocateDevicePath(&udp4_sb_guid, &walk, &ni->nic);
-	if (EFI_ERROR(status)) {
-		/* The network stack may not be bound to a NIC another driver
-		 * owned during boot (iPXE's): connect it and look again. */
-		gBS->ConnectController(boot_device, NULL, NULL, TRUE);
-		walk = dp;
-		status = gBS->LocateDevicePath(&udp4_sb_guid, &walk, &ni->nic);
-	}
 	if (EFI_ERROR(status))
 		return status;
 	ni->nic_path = DevicePathFromHandle(ni->nic);
