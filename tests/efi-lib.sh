@@ -42,36 +42,60 @@ PY
 # efi_patch_stub IN OUT PORT [ATTACH_TIMEOUT]: copy the stub with its boot
 # config pointing at PORT on the DHCP next-server.
 efi_patch_stub() {
-	python3 - "$@" <<'PY'
-import struct, sys
-src, dst, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
-timeout = int(sys.argv[4]) if len(sys.argv) > 4 else 0
-data = bytearray(open(src, 'rb').read())
-at = data.find(b'NDBOOTCF')
-assert at >= 0 and data.find(b'NDBOOTCF', at + 1) < 0, 'one boot config block'
-struct.pack_into('>H', data, at + 10, port)
-struct.pack_into('>H', data, at + 16, timeout)
-open(dst, 'wb').write(data)
-PY
+	cp "$1" "$2" &&
+		"$ND_BUILD/netdisk" patch "$2" --server "0.0.0.0:$3" --attach-timeout "${4:-0}" >/dev/null
 }
 
-# efi_qemu NAME FIRMWARE TFTPDIR [SECONDS]: PXE-boot TFTPDIR/netdisk.efi under
-# OVMF, FIRMWARE "ovmf" (OVMF's own PXE stack) or "ipxe" (iPXE's EFI ROM).
-# The serial console goes to $ND_TMP/NAME.serial; waits for QEMU to stop.
+# efi_qemu NAME FIRMWARE TFTPDIR [SECONDS] [UNTIL]: PXE-boot TFTPDIR/netdisk.efi
+# under OVMF, FIRMWARE "ovmf" (OVMF's own PXE stack, romfile= empty) or "ipxe"
+# (QEMU's default iPXE EFI ROM).  The serial console goes to $ND_TMP/NAME.serial.
+# Returns when QEMU stops, when the console shows the text UNTIL, or after
+# SECONDS (a guard against hangs, not a measurement).
 efi_qemu() {
-	local name=$1 fw=$2 tftp=$3 secs=${4:-240} rom=
+	local name=$1 fw=$2 tftp=$3 secs=${4:-240} until=${5:-} rom= pid deadline
 	cp "$EFI_OVMF_VARS" "$ND_TMP/$name.vars"
 	[ "$fw" = ipxe ] || rom=,romfile=
-	timeout "$secs" qemu-system-x86_64 -accel tcg -m 512 -nodefaults -display none \
+	: >"$ND_TMP/$name.serial"
+	qemu-system-x86_64 -accel tcg -m 512 -nodefaults -display none \
 		-no-reboot -serial "file:$ND_TMP/$name.serial" \
 		-drive "if=pflash,format=raw,readonly=on,file=$EFI_OVMF_CODE" \
 		-drive "if=pflash,format=raw,file=$ND_TMP/$name.vars" \
 		-netdev "user,id=n0,tftp=$tftp,bootfile=netdisk.efi" \
 		-device "virtio-net-pci,netdev=n0,bootindex=1$rom" \
-		>"$ND_TMP/$name.qemu" 2>&1
+		>"$ND_TMP/$name.qemu" 2>&1 &
+	pid=$!
+	deadline=$((SECONDS + secs))
+	while kill -0 "$pid" 2>/dev/null; do
+		if [ $SECONDS -ge $deadline ] || { [ -n "$until" ] && efi_console_has "$name" "$until"; }; then
+			kill "$pid"
+			break
+		fi
+		sleep 0.2
+	done
+	wait "$pid" 2>/dev/null
+	return 0
 }
 
-# efi_serial_has NAME TEXT: the guest printed TEXT on its serial console.
-efi_serial_has() {
-	tr -d '\r' <"$ND_TMP/$1.serial" | grep -qF -- "$2"
+# efi_console NAME: the guest's serial console without CRs and terminal escapes.
+efi_console() {
+	tr -d '\r' <"$ND_TMP/$1.serial" | sed 's/\x1b\[[0-9;]*[A-Za-z]//g'
+}
+
+# efi_console_has NAME TEXT: the guest printed TEXT on its console.
+efi_console_has() {
+	efi_console "$1" | grep -qF -- "$2"
+}
+
+# efi_console_line NAME LINE: the guest printed exactly LINE as a whole line.
+efi_console_line() {
+	efi_console "$1" | grep -qxF -- "$2"
+}
+
+# efi_check_console CHECK NAME TEXT: PASS CHECK if the console shows TEXT.
+efi_check_console() {
+	if efi_console_has "$2" "$3"; then
+		pass "$1"
+	else
+		fail "$1" "console lacks '$3'; its end: $(efi_console "$2" | tail -n 4 | tr '\n' ' ')"
+	fi
 }
