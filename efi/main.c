@@ -29,14 +29,19 @@ static void print_server(void)
 	Print(L":%d", netinfo.port);
 }
 
-/* The client core tells us when the server goes quiet and when it is back. */
+/* The client core tells us when the server goes quiet and when it is back.
+ * Each request in flight reports its own retry: one line a second is enough. */
 static void on_event(void *ctx, int event, uint32_t arg)
 {
-	if (event == ND_EV_RETRY) {
+	static uint32_t last_shown = ~0u;
+
+	if (event == ND_EV_RETRY && arg / 1000 != last_shown) {
+		last_shown = arg / 1000;
 		Print(L"netdisk: server ");
 		print_server();
-		Print(L" not answering, retrying (%d s)\n", arg / 1000);
+		Print(L" not answering, retrying (%d s)\n", last_shown);
 	} else if (event == ND_EV_RECOVERED) {
+		last_shown = ~0u;
 		Print(L"netdisk: server answers again\n");
 	}
 }

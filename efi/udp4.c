@@ -105,9 +105,19 @@ EFI_STATUS nd_net_discover(EFI_HANDLE image, struct nd_netinfo *ni)
 	ni->port = nd_get16(nd_bootcfg.server_port) ? nd_get16(nd_bootcfg.server_port)
 						    : ND_DEFAULT_PORT;
 	status = find_udp4_nic(li->DeviceHandle, ni);
-	if (EFI_ERROR(status))
+	if (EFI_ERROR(status)) {
 		Print(L"netdisk: no UDP4 service on the boot NIC: %r\n", status);
-	return status;
+		return status;
+	}
+	/*
+	 * edk2's PXE base code keeps its own UDP4 children, which get copies
+	 * of our datagrams too.  Their queues are only drained by timers, and
+	 * timers do not run while a loader reads at TPL_CALLBACK: the NIC then
+	 * runs out of receive buffers and drops our data.  We have what we need
+	 * from it, so stop it; the firmware restarts it for the next PXE boot.
+	 */
+	pxe->Stop(pxe);
+	return EFI_SUCCESS;
 }
 
 /* Datagram lost or refused: the client core retransmits, so only stopping is fatal. */
