@@ -58,6 +58,8 @@ static EFI_STATUS run(int write, EFI_LBA lba, UINTN size, VOID *buffer)
 	uint32_t count = (uint32_t)(size / ND_SECTOR_SIZE);
 	int rc;
 
+	if (nd_bootcfg.flags & ND_BOOTCFG_VERBOSE)
+		Print(L"netdisk: %a %ld+%d\n", write ? "write" : "read", lba, count);
 	for (;;) {
 		rc = write ? nd_write(c, lba, count, get_data, buffer)
 			   : nd_read(c, lba, count, put_data, buffer);

@@ -34,11 +34,14 @@ for fw in ovmf ipxe; do
 		continue
 	fi
 	efi_patch_stub "$ND_BUILD/netdisk.efi" "$dir/tftp/netdisk.efi" "$ND_PORT"
+	# One firmware run also shows the boot config's verbose flag at work.
+	[ "$fw" = ipxe ] && "$ND_BUILD/netdisk" patch "$dir/tftp/netdisk.efi" --verbose >/dev/null
 	efi_qemu "$fw" "$fw" "$dir/tftp" 240
 	stop_server
 	efi_check_console "efi-$fw-messages" "$fw" \
 		'netdisk: image "disk", 65536 sectors (32 MiB), mode direct'
 	efi_check_console "efi-$fw-last-block" "$fw" "BIOTEST LastBlock=65535 BlockSize=512"
+	[ "$fw" = ipxe ] && efi_check_console "efi-$fw-verbose" "$fw" "netdisk: read 0+1"
 	for c in $BIOTEST_CHECKS; do
 		efi_check_console "efi-$fw-bio-$c" "$fw" "BIOTEST PASS $c"
 	done
