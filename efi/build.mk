@@ -1,4 +1,4 @@
-# The UEFI stub (build/netdisk.efi) and its BlockIo test application, built with gnu-efi.
+# The UEFI stub (build/netdisk.efi) and the BlockIo test and benchmark applications, built with gnu-efi.
 
 EFI_INC := /usr/include/efi
 EFI_LIB := /usr/lib
@@ -13,7 +13,7 @@ EFI_SECTIONS := -j .text -j .sdata -j .data -j .dynamic -j .dynsym -j .rel -j .r
 EFI_STUB_OBJ := $(addprefix $(BUILD)/efi/,main.o udp4.o disk.o boot.o clock.o ndclient.o)
 EFI_HDR := efi/netdisk.h client/ndclient.h include/netdisk/proto.h include/netdisk/bootcfg.h
 
-all: $(BUILD)/netdisk.efi $(BUILD)/efi/bio-test.efi
+all: $(BUILD)/netdisk.efi $(BUILD)/efi/bio-test.efi $(BUILD)/efi/bio-bench.efi
 
 $(BUILD)/efi/%.o: efi/%.c $(EFI_HDR) | $(BUILD)/.dir
 	@mkdir -p $(dir $@)
@@ -29,9 +29,10 @@ $(BUILD)/efi/%.so:
 
 $(BUILD)/efi/netdisk.so: $(EFI_STUB_OBJ)
 $(BUILD)/efi/bio-test.so: $(BUILD)/efi/bio-test.o
+$(BUILD)/efi/bio-bench.so: $(BUILD)/efi/bio-bench.o
 
 $(BUILD)/netdisk.efi: $(BUILD)/efi/netdisk.so
 	objcopy $(EFI_SECTIONS) --target=efi-app-x86_64 $< $@
 
-$(BUILD)/efi/bio-test.efi: $(BUILD)/efi/bio-test.so
+$(BUILD)/efi/bio-%.efi: $(BUILD)/efi/bio-%.so
 	objcopy $(EFI_SECTIONS) --target=efi-app-x86_64 $< $@
