@@ -1,0 +1,544 @@
+/* netdisk: the admin and test CLI on the client core (info, read, write, bench, patch). */
+
+#include <errno.h>
+#include <stdarg.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include "ndclient.h"
+#include "udp_host.h"
+#include "netdisk/bootcfg.h"
+
+#define CHUNK_SECTORS 2048 /* sectors per nd_read/nd_write call in read/write */
+
+/* Options shared by every command that talks to a server. */
+struct opts {
+	const char *image;
+	uint8_t mac[6];
+	int have_mac;
+	unsigned dgram;
+	unsigned window;
+	unsigned timeout_s;
+	int detach;           /* end the session when done */
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: netdisk COMMAND [OPTIONS] ARGS\n"
+		"\n"
+		"  info  SERVER[:PORT]                 server and session facts\n"
+		"  read  SERVER[:PORT] LBA COUNT [-o FILE]   sectors to FILE (default stdout)\n"
+		"  write SERVER[:PORT] LBA [-i FILE]   FILE (default stdin, whole sectors) at LBA\n"
+		"  bench SERVER[:PORT] [--seconds N] [--size BYTES]\n"
+		"                                      sequential and 4 KiB random reads\n"
+		"  patch STUB [--server IP[:PORT]] [--image NAME] [--attach-timeout S]\n"
+		"        [--boot-path PATH] [--verbose] set the boot config in netdisk.pxe/.efi\n"
+		"\n"
+		"Session options: --image NAME  --mac aa:bb:cc:dd:ee:ff  --dgram BYTES\n"
+		"  --window N  --timeout SECONDS  --keep (do not detach at the end)\n"
+		"The port defaults to %d.  See docs/cli.md.\n",
+		ND_DEFAULT_PORT);
+}
+
+static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+static void die(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	fputs("netdisk: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	va_end(ap);
+	exit(1);
+}
+
+static unsigned long long parse_number(const char *what, const char *s)
+{
+	char *end;
+	unsigned long long v;
+
+	errno = 0;
+	v = strtoull(s, &end, 0);
+	if (errno || !*s || end == s || s[0] == '-')
+		die("%s must be a number, not '%s'", what, s);
+	switch (*end) {
+	case 'k': case 'K': v <<= 10; end++; break;
+	case 'm': case 'M': v <<= 20; end++; break;
+	case 'g': case 'G': v <<= 30; end++; break;
+	}
+	if (*end)
+		die("%s must be a number, not '%s'", what, s);
+	return v;
+}
+
+static int parse_mac_arg(const char *s, uint8_t mac[6])
+{
+	unsigned v[6];
+	int i;
+
+	if (strlen(s) != 17 || sscanf(s, "%2x:%2x:%2x:%2x:%2x:%2x", &v[0], &v[1], &v[2], &v[3],
+				      &v[4], &v[5]) != 6)
+		return -1;
+	for (i = 0; i < 6; i++)
+		mac[i] = (uint8_t)v[i];
+	return 0;
+}
+
+/* A stable, locally administered MAC for this machine when none is given. */
+static void default_mac(uint8_t mac[6])
+{
+	char id[64] = "";
+	uint32_t h = 2166136261u;
+	FILE *f = fopen("/etc/machine-id", "r");
+	size_t i;
+
+	if (f) {
+		if (!fgets(id, sizeof(id), f))
+			id[0] = 0;
+		fclose(f);
+	}
+	for (i = 0; id[i]; i++)
+		h = (h ^ (uint8_t)id[i]) * 16777619u;
+	mac[0] = 0x02;
+	mac[1] = 0x4e;
+	mac[2] = (uint8_t)(h >> 24);
+	mac[3] = (uint8_t)(h >> 16);
+	mac[4] = (uint8_t)(h >> 8);
+	mac[5] = (uint8_t)h;
+}
+
+static void on_event(void *ctx, int event, uint32_t arg)
+{
+	if (event == ND_EV_RETRY)
+		fprintf(stderr, "netdisk: server not answering for %u s, retrying\n", arg / 1000);
+	else if (event == ND_EV_RECOVERED)
+		fprintf(stderr, "netdisk: server answers again\n");
+}
+
+/* Everything a connected command holds. */
+struct conn {
+	struct nd_udp_host udp;
+	struct nd_client c;
+	uint8_t *tx, *rx;
+	int detach;
+};
+
+static const char *err_text(struct nd_client *c, int rc)
+{
+	switch (rc) {
+	case ND_E_TIMEOUT: return "server did not answer";
+	case ND_E_TRANSPORT: return "network error";
+	case ND_E_PROTO: return "server sent a malformed reply";
+	case ND_E_ARG: return "request outside the disk";
+	case ND_E_STATUS: return nd_status_text(c->last_status);
+	default: return "unknown error";
+	}
+}
+
+static void connect_server(struct conn *k, const char *server, const struct opts *o)
+{
+	struct nd_transport tp;
+	char err[256];
+	int rc;
+
+	if (nd_udp_host_open(&k->udp, server, err, sizeof(err)) < 0)
+		die("%s", err);
+	nd_udp_host_transport(&k->udp, &tp);
+	k->tx = malloc(o->dgram);
+	k->rx = malloc(o->dgram);
+	if (!k->tx || !k->rx)
+		die("out of memory");
+	nd_client_init(&k->c, &tp, k->tx, k->rx, (uint16_t)o->dgram);
+	memcpy(k->c.cfg.mac, o->mac, 6);
+	k->c.cfg.client_kind = ND_KIND_TOOL;
+	k->c.cfg.window = (uint16_t)o->window;
+	k->c.cfg.rto_min_ms = 20;
+	k->c.cfg.give_up_ms = o->timeout_s * 1000;
+	k->c.cfg.event = on_event;
+	if (getrandom(&k->c.cfg.nonce, sizeof(k->c.cfg.nonce), 0) < 0)
+		k->c.cfg.nonce = (uint32_t)time(NULL);
+	k->detach = o->detach;
+	rc = nd_attach(&k->c, o->image);
+	if (rc < 0)
+		die("attach to %s failed: %s", server, err_text(&k->c, rc));
+}
+
+static void disconnect(struct conn *k)
+{
+	if (k->detach)
+		nd_detach(&k->c);
+	nd_udp_host_close(&k->udp);
+	free(k->tx);
+	free(k->rx);
+}
+
+static void put_mem(void *ctx, uint32_t off, const void *data, unsigned len)
+{
+	memcpy((uint8_t *)ctx + off, data, len);
+}
+
+static void get_mem(void *ctx, uint32_t off, void *data, unsigned len)
+{
+	memcpy(data, (const uint8_t *)ctx + off, len);
+}
+
+static int cmd_info(const char *server, const struct opts *o)
+{
+	struct conn k;
+	char mac[18];
+
+	connect_server(&k, server, o);
+	snprintf(mac, sizeof(mac), "%02x:%02x:%02x:%02x:%02x:%02x", o->mac[0], o->mac[1],
+		 o->mac[2], o->mac[3], o->mac[4], o->mac[5]);
+	printf("server:      %s\n", server);
+	printf("image:       %s\n", k.c.image);
+	printf("size:        %llu sectors (%llu MiB)\n", (unsigned long long)k.c.sectors,
+	       (unsigned long long)(k.c.sectors >> 11));
+	printf("mode:        %s\n", nd_mode_text(k.c.mode));
+	printf("client mac:  %s\n", mac);
+	printf("datagram:    %u bytes (%u data), window %u, %u sectors per request\n",
+	       k.c.dgram, k.c.chunk, k.c.window, k.c.max_sectors);
+	disconnect(&k);
+	return 0;
+}
+
+static int cmd_read(const char *server, uint64_t lba, uint64_t count, const char *out,
+		    const struct opts *o)
+{
+	uint8_t *buf = malloc(CHUNK_SECTORS * ND_SECTOR_SIZE);
+	FILE *f = out ? fopen(out, "wb") : stdout;
+	struct conn k;
+
+	if (!buf || !f)
+		die("cannot write %s: %s", out ? out : "stdout", strerror(errno));
+	connect_server(&k, server, o);
+	if (lba > k.c.sectors || count > k.c.sectors - lba)
+		die("sectors %llu..%llu are outside the disk (%llu sectors)",
+		    (unsigned long long)lba, (unsigned long long)(lba + count - 1),
+		    (unsigned long long)k.c.sectors);
+	while (count) {
+		uint32_t n = count < CHUNK_SECTORS ? (uint32_t)count : CHUNK_SECTORS;
+		int rc = nd_read(&k.c, lba, n, put_mem, buf);
+
+		if (rc < 0)
+			die("read at sector %llu failed: %s", (unsigned long long)lba,
+			    err_text(&k.c, rc));
+		if (fwrite(buf, ND_SECTOR_SIZE, n, f) != n)
+			die("cannot write %s: %s", out ? out : "stdout", strerror(errno));
+		lba += n;
+		count -= n;
+	}
+	if (fflush(f) || (out && fclose(f)))
+		die("cannot write %s: %s", out, strerror(errno));
+	disconnect(&k);
+	free(buf);
+	return 0;
+}
+
+static int cmd_write(const char *server, uint64_t lba, const char *in, const struct opts *o)
+{
+	uint8_t *buf = malloc(CHUNK_SECTORS * ND_SECTOR_SIZE);
+	FILE *f = in ? fopen(in, "rb") : stdin;
+	struct conn k;
+	size_t got;
+	int rc;
+
+	if (!buf || !f)
+		die("cannot read %s: %s", in ? in : "stdin", strerror(errno));
+	connect_server(&k, server, o);
+	while ((got = fread(buf, 1, CHUNK_SECTORS * ND_SECTOR_SIZE, f)) > 0) {
+		uint32_t n = (uint32_t)(got / ND_SECTOR_SIZE);
+
+		if (got % ND_SECTOR_SIZE)
+			die("input is not a whole number of 512-byte sectors");
+		if (lba > k.c.sectors || n > k.c.sectors - lba)
+			die("write at sector %llu would pass the end of the disk (%llu sectors)",
+			    (unsigned long long)lba, (unsigned long long)k.c.sectors);
+		rc = nd_write(&k.c, lba, n, get_mem, buf);
+		if (rc < 0)
+			die("write at sector %llu failed: %s", (unsigned long long)lba,
+			    err_text(&k.c, rc));
+		lba += n;
+	}
+	if (ferror(f))
+		die("cannot read %s: %s", in ? in : "stdin", strerror(errno));
+	rc = nd_flush(&k.c);
+	if (rc < 0)
+		die("flush failed: %s", err_text(&k.c, rc));
+	disconnect(&k);
+	free(buf);
+	return 0;
+}
+
+static double seconds_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* One benchmark pass: `size`-byte reads, sequential or at random aligned offsets. */
+static void bench_pass(struct conn *k, const char *name, uint32_t size, int random,
+		       double seconds, uint8_t *buf)
+{
+	uint32_t sectors = size / ND_SECTOR_SIZE;
+	uint64_t span = k->c.sectors / sectors, i = 0, n = 0;
+	uint32_t retrans = k->c.retransmits;
+	uint64_t rnd = 88172645463325252ull;
+	double start = seconds_now(), now = start;
+	int rc;
+
+	if (span == 0)
+		die("the disk is smaller than one %u-byte read", size);
+	while (now - start < seconds) {
+		uint64_t slot;
+
+		if (random) {
+			rnd ^= rnd << 13;
+			rnd ^= rnd >> 7;
+			rnd ^= rnd << 17;
+			slot = rnd % span;
+		} else {
+			slot = i++ % span;
+		}
+		rc = nd_read(&k->c, slot * sectors, sectors, put_mem, buf);
+		if (rc < 0)
+			die("%s read failed: %s", name, err_text(&k->c, rc));
+		n++;
+		if ((n & 63) == 0)
+			now = seconds_now();
+	}
+	now = seconds_now();
+	printf("%-10s %7u B  %10.1f MB/s  %10.0f req/s  %llu requests  %u retransmits\n", name,
+	       size, n * (double)size / (now - start) / 1e6, n / (now - start),
+	       (unsigned long long)n, k->c.retransmits - retrans);
+}
+
+static int cmd_bench(const char *server, uint32_t size, double seconds, const struct opts *o)
+{
+	uint8_t *buf = malloc(size);
+	struct conn k;
+
+	if (!buf || size < ND_SECTOR_SIZE || size % ND_SECTOR_SIZE)
+		die("--size must be a multiple of 512");
+	connect_server(&k, server, o);
+	if (size / ND_SECTOR_SIZE > k.c.max_sectors)
+		die("--size %u is more than one request may carry (%u sectors)", size,
+		    k.c.max_sectors);
+	printf("netdisk bench: %s, image %s (%llu MiB), datagram %u, window %u\n", server,
+	       k.c.image, (unsigned long long)(k.c.sectors >> 11), k.c.dgram, k.c.window);
+	bench_pass(&k, "sequential", size, 0, seconds, buf);
+	bench_pass(&k, "random", 4096, 1, seconds, buf);
+	disconnect(&k);
+	free(buf);
+	return 0;
+}
+
+/* Find the one boot config block in a stub binary. */
+static struct nd_bootcfg *find_bootcfg(uint8_t *data, size_t len, const char *file)
+{
+	struct nd_bootcfg *found = NULL;
+	size_t i;
+
+	for (i = 0; i + sizeof(*found) <= len; i++) {
+		if (memcmp(data + i, ND_BOOTCFG_MAGIC, 8))
+			continue;
+		if (found)
+			die("%s has more than one boot config block", file);
+		found = (struct nd_bootcfg *)(data + i);
+	}
+	if (!found)
+		die("%s has no boot config block: is it netdisk.pxe or netdisk.efi?", file);
+	if (found->version != ND_BOOTCFG_VERSION)
+		die("%s has boot config version %u; this tool writes version %u", file,
+		    found->version, ND_BOOTCFG_VERSION);
+	return found;
+}
+
+/* What `patch` changes: NULL/negative fields stay as they are. */
+struct patch {
+	const char *server;
+	const char *image;
+	const char *boot_path;
+	long timeout;
+	int verbose;
+};
+
+static void apply_patch(struct nd_bootcfg *b, const struct patch *p)
+{
+	if (p->server) {
+		char host[64];
+		unsigned port;
+		struct in_addr a;
+
+		if (nd_split_hostport(p->server, host, sizeof(host), &port, ND_DEFAULT_PORT) < 0 ||
+		    inet_pton(AF_INET, host, &a) != 1)
+			die("--server wants an IPv4 address with an optional port, not '%s'",
+			    p->server);
+		memcpy(b->server_ip, &a, 4);
+		nd_put16(b->server_port, (uint16_t)port);
+	}
+	if (p->image) {
+		if (strlen(p->image) >= sizeof(b->image))
+			die("--image name too long (at most %zu)", sizeof(b->image) - 1);
+		memset(b->image, 0, sizeof(b->image));
+		memcpy(b->image, p->image, strlen(p->image));
+	}
+	if (p->boot_path) {
+		if (strlen(p->boot_path) >= sizeof(b->boot_path))
+			die("--boot-path too long (at most %zu)", sizeof(b->boot_path) - 1);
+		memset(b->boot_path, 0, sizeof(b->boot_path));
+		memcpy(b->boot_path, p->boot_path, strlen(p->boot_path));
+	}
+	if (p->timeout >= 0) {
+		if (p->timeout > 65535)
+			die("--attach-timeout must be at most 65535 seconds");
+		nd_put16(b->attach_timeout, (uint16_t)p->timeout);
+	}
+	if (p->verbose >= 0)
+		b->flags = (uint8_t)((b->flags & ~ND_BOOTCFG_VERBOSE) |
+				     (p->verbose ? ND_BOOTCFG_VERBOSE : 0));
+}
+
+static void show_bootcfg(const struct nd_bootcfg *b)
+{
+	char ip[16];
+	unsigned port = nd_get16(b->server_port), timeout = nd_get16(b->attach_timeout);
+
+	inet_ntop(AF_INET, b->server_ip, ip, sizeof(ip));
+	printf("server:         %s\n", nd_get32(b->server_ip) ? ip : "DHCP next-server");
+	printf("port:           %u\n", port ? port : ND_DEFAULT_PORT);
+	printf("image:          %.*s\n", (int)sizeof(b->image),
+	       b->image[0] ? b->image : "(server decides)");
+	printf("attach timeout: %u s\n", timeout ? timeout : 60);
+	printf("boot path:      %.*s\n", (int)sizeof(b->boot_path),
+	       b->boot_path[0] ? b->boot_path : "\\EFI\\BOOT\\BOOTX64.EFI (UEFI)");
+	printf("verbose:        %s\n", b->flags & ND_BOOTCFG_VERBOSE ? "yes" : "no");
+}
+
+static int cmd_patch(const char *file, const struct patch *p)
+{
+	struct stat st;
+	uint8_t *data;
+	int fd = open(file, O_RDWR);
+
+	if (fd < 0 || fstat(fd, &st) < 0)
+		die("cannot open %s: %s", file, strerror(errno));
+	data = malloc((size_t)st.st_size + 1);
+	if (!data || read(fd, data, (size_t)st.st_size) != st.st_size)
+		die("cannot read %s", file);
+	{
+		struct nd_bootcfg *b = find_bootcfg(data, (size_t)st.st_size, file);
+		off_t at = (off_t)((uint8_t *)b - data);
+
+		apply_patch(b, p);
+		if (pwrite(fd, b, sizeof(*b), at) != (ssize_t)sizeof(*b) || fsync(fd) < 0)
+			die("cannot write %s: %s", file, strerror(errno));
+		show_bootcfg(b);
+	}
+	close(fd);
+	free(data);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "image", required_argument, 0, 'I' },
+		{ "mac", required_argument, 0, 'M' },
+		{ "dgram", required_argument, 0, 'D' },
+		{ "window", required_argument, 0, 'W' },
+		{ "timeout", required_argument, 0, 'T' },
+		{ "keep", no_argument, 0, 'K' },
+		{ "seconds", required_argument, 0, 'S' },
+		{ "size", required_argument, 0, 'Z' },
+		{ "server", required_argument, 0, 'H' },
+		{ "attach-timeout", required_argument, 0, 'A' },
+		{ "boot-path", required_argument, 0, 'B' },
+		{ "verbose", no_argument, 0, 'V' },
+		{ "quiet", no_argument, 0, 'Q' },
+		{ "help", no_argument, 0, 'h' },
+		{ 0, 0, 0, 0 },
+	};
+	struct opts o = { NULL, { 0 }, 0, ND_DEFAULT_DGRAM, 64, 15, 1 };
+	struct patch p = { NULL, NULL, NULL, -1, -1 };
+	const char *cmd, *out = NULL, *in = NULL;
+	double seconds = 5;
+	uint32_t size = 65536;
+	int opt, bench_dgram = 1;
+
+	if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
+		usage(argc < 2 ? stderr : stdout);
+		return argc < 2 ? 2 : 0;
+	}
+	cmd = argv[1];
+	argv++;
+	argc--;
+	while ((opt = getopt_long(argc, argv, "o:i:h", longopts, NULL)) != -1) {
+		switch (opt) {
+		case 'I': o.image = optarg; break;
+		case 'M':
+			if (parse_mac_arg(optarg, o.mac) < 0)
+				die("--mac wants aa:bb:cc:dd:ee:ff, not '%s'", optarg);
+			o.have_mac = 1;
+			break;
+		case 'D':
+			o.dgram = (unsigned)parse_number("--dgram", optarg);
+			if (o.dgram < ND_MIN_DGRAM || o.dgram > ND_MAX_DGRAM)
+				die("--dgram must be %d..%d", ND_MIN_DGRAM, ND_MAX_DGRAM);
+			bench_dgram = 0;
+			break;
+		case 'W':
+			o.window = (unsigned)parse_number("--window", optarg);
+			if (o.window < 1 || o.window > 1024)
+				die("--window must be 1..1024");
+			break;
+		case 'T': o.timeout_s = (unsigned)parse_number("--timeout", optarg); break;
+		case 'K': o.detach = 0; break;
+		case 'S': seconds = (double)parse_number("--seconds", optarg); break;
+		case 'Z': size = (uint32_t)parse_number("--size", optarg); break;
+		case 'H': p.server = optarg; break;
+		case 'A': p.timeout = (long)parse_number("--attach-timeout", optarg); break;
+		case 'B': p.boot_path = optarg; break;
+		case 'V': p.verbose = 1; break;
+		case 'Q': p.verbose = 0; break;
+		case 'o': out = optarg; break;
+		case 'i': in = optarg; break;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (!o.have_mac)
+		default_mac(o.mac);
+	argv += optind;
+	argc -= optind;
+	if (!strcmp(cmd, "patch") && argc == 1) {
+		p.image = o.image;
+		return cmd_patch(argv[0], &p);
+	}
+	if (!strcmp(cmd, "info") && argc == 1)
+		return cmd_info(argv[0], &o);
+	if (!strcmp(cmd, "read") && argc == 3)
+		return cmd_read(argv[0], parse_number("LBA", argv[1]),
+				parse_number("COUNT", argv[2]), out, &o);
+	if (!strcmp(cmd, "write") && argc == 2)
+		return cmd_write(argv[0], parse_number("LBA", argv[1]), in, &o);
+	if (!strcmp(cmd, "bench") && argc == 1) {
+		if (bench_dgram)
+			o.dgram = ND_MAX_DGRAM; /* measure the protocol, not the MTU */
+		return cmd_bench(argv[0], size, seconds, &o);
+	}
+	fprintf(stderr, "netdisk: bad command or arguments: %s\n", cmd);
+	usage(stderr);
+	return 2;
+}

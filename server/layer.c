@@ -1,0 +1,117 @@
+/* The bottom layer: a raw disk image file read (and, in direct mode, written) in place. */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "layer.h"
+
+struct file_layer {
+	struct layer l;
+	int fd;
+	int writable;
+};
+
+int pread_full(int fd, void *buf, size_t len, uint64_t off)
+{
+	while (len) {
+		ssize_t n = pread(fd, buf, len, (off_t)off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0) {
+			/* Past the end of a sparse or short file: zeros. */
+			memset(buf, 0, len);
+			return 0;
+		}
+		buf = (char *)buf + n;
+		len -= (size_t)n;
+		off += (uint64_t)n;
+	}
+	return 0;
+}
+
+int pwrite_full(int fd, const void *buf, size_t len, uint64_t off)
+{
+	while (len) {
+		ssize_t n = pwrite(fd, buf, len, (off_t)off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? -errno : -EIO;
+		buf = (const char *)buf + n;
+		len -= (size_t)n;
+		off += (uint64_t)n;
+	}
+	return 0;
+}
+
+static int file_read(struct layer *l, void *buf, size_t len, uint64_t off)
+{
+	return pread_full(((struct file_layer *)l)->fd, buf, len, off);
+}
+
+static int file_write(struct layer *l, const void *buf, size_t len, uint64_t off)
+{
+	struct file_layer *f = (struct file_layer *)l;
+
+	return f->writable ? pwrite_full(f->fd, buf, len, off) : -EROFS;
+}
+
+static int file_flush(struct layer *l)
+{
+	struct file_layer *f = (struct file_layer *)l;
+
+	if (!f->writable)
+		return 0;
+	return fdatasync(f->fd) < 0 ? -errno : 0;
+}
+
+static void file_close(struct layer *l)
+{
+	close(((struct file_layer *)l)->fd);
+	free(l);
+}
+
+static const struct layer_ops file_ops = {
+	.name = "file",
+	.read = file_read,
+	.write = file_write,
+	.flush = file_flush,
+	.close = file_close,
+};
+
+struct layer *file_layer_open(const char *path, int writable, char *err, size_t errlen)
+{
+	struct file_layer *f;
+	struct stat st;
+	int fd = open(path, (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+
+	if (fd < 0) {
+		snprintf(err, errlen, "cannot open image %s: %s", path, strerror(errno));
+		return NULL;
+	}
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size < 512 || st.st_size % 512) {
+		snprintf(err, errlen, "image %s must be a regular file of whole 512-byte sectors",
+			 path);
+		close(fd);
+		return NULL;
+	}
+	f = calloc(1, sizeof(*f));
+	if (!f) {
+		snprintf(err, errlen, "out of memory");
+		close(fd);
+		return NULL;
+	}
+	f->l.ops = &file_ops;
+	f->l.size = (uint64_t)st.st_size;
+	f->fd = fd;
+	f->writable = writable;
+	return &f->l;
+}

@@ -1,0 +1,63 @@
+/* Stacked storage layers: a raw image file at the bottom, per-client overlays above it. */
+#ifndef LAYER_H
+#define LAYER_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+struct layer;
+
+/* What every layer does.  Offsets and lengths are in bytes; 0 or -errno. */
+struct layer_ops {
+	const char *name;
+	int (*read)(struct layer *l, void *buf, size_t len, uint64_t off);
+	int (*write)(struct layer *l, const void *buf, size_t len, uint64_t off);
+	int (*flush)(struct layer *l);
+	void (*close)(struct layer *l);
+};
+
+struct layer {
+	const struct layer_ops *ops;
+	struct layer *lower; /* the layer reads fall through to, or NULL */
+	uint64_t size;       /* bytes */
+};
+
+static inline int layer_read(struct layer *l, void *buf, size_t len, uint64_t off)
+{
+	return l->ops->read(l, buf, len, off);
+}
+
+static inline int layer_write(struct layer *l, const void *buf, size_t len, uint64_t off)
+{
+	return l->ops->write(l, buf, len, off);
+}
+
+static inline int layer_flush(struct layer *l)
+{
+	return l->ops->flush(l);
+}
+
+/* Close this layer only (not the ones below it). */
+static inline void layer_close(struct layer *l)
+{
+	if (l)
+		l->ops->close(l);
+}
+
+/* A raw image file.  Writable only if `writable`; closing it closes the fd. */
+struct layer *file_layer_open(const char *path, int writable, char *err, size_t errlen);
+
+/* A copy-on-write overlay over `lower` kept in DATA_PATH (sparse data file)
+ * and MAP_PATH (block map).  `fresh` discards what they held.  An overlay
+ * made for a lower layer of another size is discarded too (the image changed). */
+struct layer *overlay_open(struct layer *lower, const char *data_path, const char *map_path,
+			   int fresh, char *err, size_t errlen);
+
+/* Remove an overlay's files (after layer_close). */
+void overlay_remove(const char *data_path, const char *map_path);
+
+/* Full pread/pwrite that return 0 or -errno, retrying short transfers. */
+int pread_full(int fd, void *buf, size_t len, uint64_t off);
+int pwrite_full(int fd, const void *buf, size_t len, uint64_t off);
+
+#endif /* LAYER_H */

@@ -1,0 +1,263 @@
+/* netdiskd: serves disk images to network-booting clients over UDP. */
+
+#include <errno.h>
+#include <getopt.h>
+#include <netdb.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include "netdiskd.h"
+#include "udp_host.h"
+
+#define BATCH 32               /* datagrams taken per recvmmsg */
+#define SOCKET_BUFFER (16 << 20)
+
+static volatile sig_atomic_t stopping;
+
+static void on_signal(int sig)
+{
+	stopping = sig;
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: netdiskd [OPTIONS] [IMAGE | NAME=IMAGE ...]\n"
+		"Serves disk images to network-booting clients (UDP; see docs/server.md).\n"
+		"\n"
+		"  IMAGE                 a raw disk image; its name is the file name without\n"
+		"                        extension; the first one is the default image\n"
+		"  -c, --config FILE     images, clients and modes from FILE (docs/server.md)\n"
+		"  -l, --listen ADDR:PORT  where to listen (default 0.0.0.0:%d)\n"
+		"  -s, --state-dir DIR   keep overlays and sessions in DIR (default: a\n"
+		"                        temporary directory, removed at exit)\n"
+		"  -m, --mode MODE       write mode for IMAGE arguments: volatile (default),\n"
+		"                        persistent, direct or readonly\n"
+		"  -h, --help            this text\n",
+		ND_DEFAULT_PORT);
+}
+
+/* IMAGE or NAME=IMAGE from the command line. */
+static int add_image_arg(struct config *c, const char *arg, int mode, char *err, size_t errlen)
+{
+	char name[NAME_MAX_LEN + 1];
+	const char *eq = strchr(arg, '='), *path = eq ? eq + 1 : arg, *base, *dot;
+	size_t n;
+
+	if (eq) {
+		n = (size_t)(eq - arg);
+	} else {
+		base = strrchr(path, '/');
+		base = base ? base + 1 : path;
+		dot = strrchr(base, '.');
+		arg = base;
+		n = dot && dot != base ? (size_t)(dot - base) : strlen(base);
+	}
+	snprintf(name, sizeof(name), "%.*s", (int)(n < NAME_MAX_LEN ? n : NAME_MAX_LEN + 1), arg);
+	return config_add_image(c, name, path, mode, err, errlen);
+}
+
+static int parse_args(int argc, char **argv, struct config *c)
+{
+	static const struct option opts[] = {
+		{ "config", required_argument, 0, 'c' },
+		{ "listen", required_argument, 0, 'l' },
+		{ "state-dir", required_argument, 0, 's' },
+		{ "mode", required_argument, 0, 'm' },
+		{ "help", no_argument, 0, 'h' },
+		{ 0, 0, 0, 0 },
+	};
+	const char *listen = NULL, *state = NULL;
+	char err[512];
+	int opt, mode = ND_MODE_VOLATILE;
+
+	while ((opt = getopt_long(argc, argv, "c:l:s:m:h", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'c':
+			if (config_load(c, optarg, err, sizeof(err)) < 0)
+				goto bad;
+			break;
+		case 'l':
+			listen = optarg;
+			break;
+		case 's':
+			state = optarg;
+			break;
+		case 'm':
+			mode = parse_mode(optarg);
+			if (!mode) {
+				snprintf(err, sizeof(err), "unknown mode '%s' (volatile, persistent, "
+					 "direct, readonly)", optarg);
+				goto bad;
+			}
+			break;
+		case 'h':
+			usage(stdout);
+			exit(0);
+		default:
+			usage(stderr);
+			exit(2);
+		}
+	}
+	for (; optind < argc; optind++)
+		if (add_image_arg(c, argv[optind], mode, err, sizeof(err)) < 0)
+			goto bad;
+	if (listen)
+		snprintf(c->listen, sizeof(c->listen), "%s", listen);
+	if (state && strlen(state) >= sizeof(c->state_dir) - 256) {
+		snprintf(err, sizeof(err), "state directory path too long");
+		goto bad;
+	}
+	if (state)
+		snprintf(c->state_dir, sizeof(c->state_dir), "%s", state);
+	if (config_check(c, err, sizeof(err)) < 0)
+		goto bad;
+	return 0;
+bad:
+	fprintf(stderr, "netdiskd: %s\n", err);
+	return -1;
+}
+
+static int open_udp(const char *listen, char *err, size_t errlen)
+{
+	struct addrinfo hints = { 0 }, *ai;
+	char host[256], port[8];
+	unsigned portnum;
+	int fd, rc, size = SOCKET_BUFFER, one = 1;
+
+	if (nd_split_hostport(listen, host, sizeof(host), &portnum, ND_DEFAULT_PORT) < 0) {
+		snprintf(err, errlen, "bad listen address '%s' (want ADDR:PORT)", listen);
+		return -1;
+	}
+	snprintf(port, sizeof(port), "%u", portnum);
+	hints.ai_socktype = SOCK_DGRAM;
+	hints.ai_flags = AI_PASSIVE | AI_NUMERICHOST;
+	rc = getaddrinfo(host, port, &hints, &ai);
+	if (rc) {
+		snprintf(err, errlen, "bad listen address '%s': %s", listen, gai_strerror(rc));
+		return -1;
+	}
+	fd = socket(ai->ai_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd >= 0)
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (fd < 0 || bind(fd, ai->ai_addr, ai->ai_addrlen) < 0) {
+		snprintf(err, errlen, "cannot listen on %s: %s", listen, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		freeaddrinfo(ai);
+		return -1;
+	}
+	freeaddrinfo(ai);
+	/* Large buffers absorb boot storms; the FORCE variants exceed rmem_max as root. */
+	if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof(size)) < 0)
+		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
+	if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &size, sizeof(size)) < 0)
+		setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
+	return fd;
+}
+
+/* Send a reply batch with one system call. */
+static void send_batch(struct server *s, struct iovec (*iov)[2], unsigned n,
+		       const struct sockaddr *to, socklen_t tolen)
+{
+	struct mmsghdr msg[ND_MAX_CHUNKS];
+	unsigned i, sent = 0;
+
+	memset(msg, 0, sizeof(msg[0]) * n);
+	for (i = 0; i < n; i++) {
+		msg[i].msg_hdr.msg_name = (void *)to;
+		msg[i].msg_hdr.msg_namelen = tolen;
+		msg[i].msg_hdr.msg_iov = iov[i];
+		msg[i].msg_hdr.msg_iovlen = iov[i][1].iov_len ? 2 : 1;
+	}
+	while (sent < n) {
+		int rc = sendmmsg(s->udp_fd, msg + sent, n - sent, 0);
+
+		if (rc < 0 && errno == EINTR)
+			continue;
+		if (rc <= 0)
+			break; /* the client retransmits what it misses */
+		sent += (unsigned)rc;
+	}
+}
+
+/* Receive and handle datagrams until a signal stops us. */
+static void serve(struct server *s)
+{
+	static uint8_t buf[BATCH][ND_MAX_DGRAM + 64];
+	struct sockaddr_storage from[BATCH];
+	struct mmsghdr msg[BATCH];
+	struct iovec iov[BATCH];
+	struct pollfd p = { s->udp_fd, POLLIN, 0 };
+	int i, n;
+
+	while (!stopping) {
+		for (i = 0; i < BATCH; i++) {
+			iov[i].iov_base = buf[i];
+			iov[i].iov_len = sizeof(buf[i]);
+			memset(&msg[i], 0, sizeof(msg[i]));
+			msg[i].msg_hdr.msg_iov = &iov[i];
+			msg[i].msg_hdr.msg_iovlen = 1;
+			msg[i].msg_hdr.msg_name = &from[i];
+			msg[i].msg_hdr.msg_namelen = sizeof(from[i]);
+		}
+		n = recvmmsg(s->udp_fd, msg, BATCH, MSG_DONTWAIT, NULL);
+		if (n <= 0) {
+			if (n < 0 && errno != EAGAIN && errno != EINTR && errno != ECONNREFUSED)
+				log_msg("receive failed: %s", strerror(errno));
+			poll(&p, 1, -1);
+			continue;
+		}
+		for (i = 0; i < n; i++)
+			handle_datagram(s, buf[i], msg[i].msg_len, (struct sockaddr *)&from[i],
+					msg[i].msg_hdr.msg_namelen);
+	}
+}
+
+int main(int argc, char **argv)
+{
+	static struct server s;
+	struct sigaction sa = { 0 };
+	char err[512];
+
+	config_defaults(&s.cfg);
+	if (parse_args(argc, argv, &s.cfg) < 0)
+		return 2;
+	s.iobuf_size = 2048 * ND_SECTOR_SIZE;
+	s.iobuf = malloc(s.iobuf_size);
+	s.send = send_batch;
+	s.udp_fd = open_udp(s.cfg.listen, err, sizeof(err));
+	if (!s.iobuf || s.udp_fd < 0 || server_open_images(&s, err, sizeof(err)) < 0 ||
+	    server_state_init(&s, err, sizeof(err)) < 0) {
+		fprintf(stderr, "netdiskd: %s\n", err);
+		return 1;
+	}
+	sessions_restore(&s);
+	sa.sa_handler = on_signal;
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	for (int i = 0; i < s.cfg.nimages; i++) {
+		struct image *im = &s.cfg.images[i];
+		char mode[16];
+
+		snprintf(mode, sizeof(mode), "%s", im->mode == ND_MODE_DIRECT ? "direct" :
+			 im->mode == ND_MODE_PERSISTENT ? "persistent" :
+			 im->mode == ND_MODE_READONLY ? "readonly" : "volatile");
+		log_msg("image %s: %s, %llu MiB, %s%s", im->name, im->path,
+			(unsigned long long)(im->base->size >> 20), mode,
+			strcmp(im->name, s.cfg.default_image) ? "" : " (default)");
+	}
+	log_msg("listening on %s (UDP), state in %s", s.cfg.listen, s.state_dir);
+	serve(&s);
+	log_msg("stopping: %lu datagrams, %lu malformed, %lu for unknown sessions, "
+		"%lu stale writes, %lu errors sent", s.stats.datagrams, s.stats.malformed,
+		s.stats.bad_session, s.stats.stale_writes, s.stats.errors_sent);
+	server_close(&s);
+	config_free(&s.cfg);
+	return 0;
+}

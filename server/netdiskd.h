@@ -1,0 +1,120 @@
+/* netdiskd's shared types: configuration, images, sessions and the server. */
+#ifndef NETDISKD_H
+#define NETDISKD_H
+
+#include <limits.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <time.h>
+#include "netdisk/proto.h"
+#include "layer.h"
+
+#define NAME_MAX_LEN ND_IMAGE_NAME_LEN /* image names fit the wire field */
+
+/* A disk image the server offers. */
+struct image {
+	char name[NAME_MAX_LEN + 1];
+	char path[PATH_MAX];
+	int mode;                /* default write mode for its clients */
+	struct layer *base;      /* the image file, read-only */
+	struct session *writer;  /* the direct-mode writer, if any */
+};
+
+/* What the config says about one client MAC. */
+struct client_rule {
+	uint8_t mac[6];
+	char image[NAME_MAX_LEN + 1]; /* "" = the default image */
+	int mode;                     /* 0 = the image's mode */
+};
+
+struct config {
+	char listen[128];         /* ADDR:PORT for UDP (and NBD over TCP) */
+	char state_dir[PATH_MAX]; /* "" = a private temporary directory */
+	char default_image[NAME_MAX_LEN + 1];
+	int allow_unlisted;       /* serve MACs without a [client] section */
+	unsigned session_timeout; /* seconds of silence before a session is idle */
+	unsigned max_dgram;       /* largest datagram the server sends */
+	unsigned window;          /* most data datagrams a client may have in flight */
+	struct image *images;
+	int nimages;
+	struct client_rule *clients;
+	int nclients;
+};
+
+/* A client's session: one image, one write mode, one token. */
+struct session {
+	struct session *next;  /* hash chain */
+	uint8_t token[16];
+	uint8_t mac[6];
+	uint8_t kind;          /* enum nd_client_kind */
+	struct image *img;
+	int mode;
+	struct layer *top;     /* where this session's I/O goes */
+	struct layer *own;     /* the layer it owns (overlay or writable image), or NULL */
+	uint32_t nonce;        /* from ATTACH: a retried ATTACH gets the same session */
+	uint16_t dgram, chunk, window;
+	uint32_t max_sectors;
+	/* The WRITE being received: its fragments apply once, older ids never. */
+	int write_valid;
+	int write_done;
+	uint32_t write_id;
+	uint64_t write_lba;
+	uint32_t write_count;
+	uint64_t write_got;    /* fragments received (bit per chunk) */
+	time_t last_seen;
+	char peer[64];         /* "IP:PORT" it last spoke from */
+	int nbd_conns;         /* NBD connections using it (keep it live) */
+};
+
+/* Counters of what the server dropped or refused, for logs and tests. */
+struct stats {
+	unsigned long datagrams, malformed, bad_session, stale_writes, errors_sent;
+};
+
+struct server {
+	struct config cfg;
+	char state_dir[PATH_MAX]; /* the one in use (configured or temporary) */
+	int temp_state;           /* state_dir is ours to remove at exit */
+	struct session *bucket[256];
+	unsigned nsessions;
+	struct stats stats;
+	uint8_t *iobuf;           /* one request's data */
+	size_t iobuf_size;
+	/* Sends `n` datagrams (iov pairs: header, data) to `to`. */
+	void (*send)(struct server *s, struct iovec (*iov)[2], unsigned n,
+		     const struct sockaddr *to, socklen_t tolen);
+	int udp_fd;
+};
+
+/* config.c */
+void config_defaults(struct config *c);
+int config_load(struct config *c, const char *path, char *err, size_t errlen);
+int config_add_image(struct config *c, const char *name, const char *path, int mode,
+		     char *err, size_t errlen);
+int config_check(struct config *c, char *err, size_t errlen);
+int parse_mode(const char *s);
+int parse_mac(const char *s, uint8_t mac[6]);
+void format_mac(const uint8_t mac[6], char *out);
+struct image *config_image(struct config *c, const char *name);
+void config_free(struct config *c);
+
+/* session.c */
+int server_open_images(struct server *s, char *err, size_t errlen);
+int server_state_init(struct server *s, char *err, size_t errlen);
+struct session *session_find(struct server *s, const uint8_t token[16]);
+struct session *session_attach(struct server *s, const struct nd_attach_req *req,
+			       const char *peer, unsigned *status);
+void session_end(struct server *s, struct session *ss, const char *why);
+void sessions_restore(struct server *s);
+void server_close(struct server *s);
+int session_live(const struct server *s, const struct session *ss);
+
+/* udp.c */
+void handle_datagram(struct server *s, const uint8_t *pkt, size_t len,
+		     const struct sockaddr *from, socklen_t fromlen);
+void format_peer(const struct sockaddr *sa, char *out, size_t outlen);
+
+/* log.c */
+void log_msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+#endif /* NETDISKD_H */

@@ -1,0 +1,194 @@
+/* Copy-on-write overlay layer: a sparse data file plus a persistent block map. */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "netdisk/proto.h"
+#include "layer.h"
+
+/*
+ * The data file has the lower layer's size and holds a block at its own
+ * offset; only blocks written through the overlay are allocated.  The map file
+ * is a 64-byte header and then one bit per block.  A write stores its data
+ * before the map bits that make it visible, so after a crash a block reads
+ * either old or new, and a flush (fdatasync of both) makes it durable.
+ */
+
+#define OV_BLOCK 4096u
+#define OV_MAGIC "NDOVMAP1"
+#define OV_HDR 64
+
+struct overlay {
+	struct layer l;
+	int data_fd;
+	int map_fd;
+	uint64_t blocks;
+	uint8_t *map; /* one bit per block, as in the map file */
+};
+
+static int allocated(struct overlay *o, uint64_t b)
+{
+	return (o->map[b / 8] >> (b % 8)) & 1;
+}
+
+static int ov_read(struct layer *l, void *buf, size_t len, uint64_t off)
+{
+	struct overlay *o = (struct overlay *)l;
+
+	while (len) {
+		uint64_t b = off / OV_BLOCK;
+		int here = allocated(o, b);
+		size_t run = OV_BLOCK - off % OV_BLOCK;
+		int rc;
+
+		/* Extend the run over following blocks in the same layer. */
+		while (run < len && allocated(o, b + (off % OV_BLOCK + run) / OV_BLOCK) == here)
+			run += OV_BLOCK;
+		if (run > len)
+			run = len;
+		rc = here ? pread_full(o->data_fd, buf, run, off) : layer_read(l->lower, buf, run, off);
+		if (rc < 0)
+			return rc;
+		buf = (char *)buf + run;
+		off += run;
+		len -= run;
+	}
+	return 0;
+}
+
+/* Copy block b up from the lower layer so a partial write can land on it. */
+static int fill_block(struct overlay *o, uint64_t b)
+{
+	uint8_t blk[OV_BLOCK];
+	int rc = layer_read(o->l.lower, blk, OV_BLOCK, b * OV_BLOCK);
+
+	return rc < 0 ? rc : pwrite_full(o->data_fd, blk, OV_BLOCK, b * OV_BLOCK);
+}
+
+/* Mark blocks first..last allocated, in memory and in the map file. */
+static int mark(struct overlay *o, uint64_t first, uint64_t last)
+{
+	uint64_t b;
+
+	for (b = first; b <= last; b++)
+		o->map[b / 8] |= (uint8_t)(1u << (b % 8));
+	return pwrite_full(o->map_fd, o->map + first / 8, (size_t)(last / 8 - first / 8 + 1),
+			   OV_HDR + first / 8);
+}
+
+static int ov_write(struct layer *l, const void *buf, size_t len, uint64_t off)
+{
+	struct overlay *o = (struct overlay *)l;
+	uint64_t first = off / OV_BLOCK, last = (off + len - 1) / OV_BLOCK;
+	int rc = 0;
+
+	if (!len)
+		return 0;
+	if (off % OV_BLOCK && !allocated(o, first))
+		rc = fill_block(o, first);
+	if (!rc && (off + len) % OV_BLOCK && !allocated(o, last) &&
+	    (last != first || !(off % OV_BLOCK)))
+		rc = fill_block(o, last);
+	if (!rc)
+		rc = pwrite_full(o->data_fd, buf, len, off);
+	return rc ? rc : mark(o, first, last);
+}
+
+static int ov_flush(struct layer *l)
+{
+	struct overlay *o = (struct overlay *)l;
+
+	if (fdatasync(o->data_fd) < 0 || fdatasync(o->map_fd) < 0)
+		return -errno;
+	return 0;
+}
+
+static void ov_close(struct layer *l)
+{
+	struct overlay *o = (struct overlay *)l;
+
+	close(o->data_fd);
+	close(o->map_fd);
+	free(o->map);
+	free(o);
+}
+
+static const struct layer_ops overlay_ops = {
+	.name = "overlay",
+	.read = ov_read,
+	.write = ov_write,
+	.flush = ov_flush,
+	.close = ov_close,
+};
+
+/* Load the map file if it belongs to a lower layer of this size: 1 if loaded. */
+static int load_map(struct overlay *o, size_t map_bytes)
+{
+	uint8_t hdr[OV_HDR];
+
+	if (pread_full(o->map_fd, hdr, OV_HDR, 0) < 0 || memcmp(hdr, OV_MAGIC, 8) ||
+	    nd_get64(hdr + 8) != o->l.size || nd_get32(hdr + 16) != OV_BLOCK)
+		return 0;
+	return pread_full(o->map_fd, o->map, map_bytes, OV_HDR) == 0;
+}
+
+/* Start an empty overlay: truncate both files and write a fresh map. */
+static int reset(struct overlay *o, size_t map_bytes)
+{
+	uint8_t hdr[OV_HDR] = OV_MAGIC;
+
+	nd_put64(hdr + 8, o->l.size);
+	nd_put32(hdr + 16, OV_BLOCK);
+	memset(o->map, 0, map_bytes);
+	if (ftruncate(o->data_fd, 0) < 0 || ftruncate(o->data_fd, (off_t)o->l.size) < 0 ||
+	    ftruncate(o->map_fd, 0) < 0 || pwrite_full(o->map_fd, hdr, OV_HDR, 0) < 0 ||
+	    pwrite_full(o->map_fd, o->map, map_bytes, OV_HDR) < 0)
+		return -errno;
+	return 0;
+}
+
+struct layer *overlay_open(struct layer *lower, const char *data_path, const char *map_path,
+			   int fresh, char *err, size_t errlen)
+{
+	struct overlay *o = calloc(1, sizeof(*o));
+	size_t map_bytes;
+
+	if (!o) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	o->l.ops = &overlay_ops;
+	o->l.lower = lower;
+	o->l.size = lower->size;
+	o->blocks = (lower->size + OV_BLOCK - 1) / OV_BLOCK;
+	map_bytes = (size_t)((o->blocks + 7) / 8);
+	o->map = calloc(1, map_bytes);
+	o->data_fd = open(data_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	o->map_fd = open(map_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (!o->map || o->data_fd < 0 || o->map_fd < 0) {
+		snprintf(err, errlen, "cannot open overlay %s: %s", data_path, strerror(errno));
+		goto fail;
+	}
+	if ((fresh || !load_map(o, map_bytes)) && reset(o, map_bytes) < 0) {
+		snprintf(err, errlen, "cannot create overlay %s: %s", data_path, strerror(errno));
+		goto fail;
+	}
+	return &o->l;
+fail:
+	if (o->data_fd >= 0)
+		close(o->data_fd);
+	if (o->map_fd >= 0)
+		close(o->map_fd);
+	free(o->map);
+	free(o);
+	return NULL;
+}
+
+void overlay_remove(const char *data_path, const char *map_path)
+{
+	unlink(data_path);
+	unlink(map_path);
+}

@@ -1,0 +1,307 @@
+/* The UDP protocol handler: one datagram in, replies out; never trusts a byte. */
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/uio.h>
+#include "netdiskd.h"
+
+/* Replies to one request, built in place and sent as one batch. */
+struct replies {
+	struct iovec iov[ND_MAX_CHUNKS][2];
+	uint8_t hdr[ND_MAX_CHUNKS][ND_HDR_SIZE];
+	unsigned n;
+};
+
+void format_peer(const struct sockaddr *sa, char *out, size_t outlen)
+{
+	char ip[INET6_ADDRSTRLEN] = "?";
+	unsigned port = 0;
+
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+
+		inet_ntop(AF_INET, &in->sin_addr, ip, sizeof(ip));
+		port = ntohs(in->sin_port);
+	} else if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+
+		inet_ntop(AF_INET6, &in6->sin6_addr, ip, sizeof(ip));
+		port = ntohs(in6->sin6_port);
+	}
+	snprintf(out, outlen, "%s:%u", ip, port);
+}
+
+/* Add a reply datagram echoing the request header `req`. */
+static void add_reply(struct replies *r, const struct nd_hdr *req, unsigned status,
+		      const void *data, unsigned len, uint32_t offset)
+{
+	struct nd_hdr *h = (struct nd_hdr *)r->hdr[r->n];
+
+	memcpy(h, req, sizeof(*h));
+	h->version = ND_VERSION;
+	h->flags = ND_FLAG_REPLY;
+	h->reserved = 0;
+	nd_put16(h->status, (uint16_t)status);
+	nd_put16(h->data_len, (uint16_t)len);
+	nd_put32(h->offset, offset);
+	r->iov[r->n][0].iov_base = h;
+	r->iov[r->n][0].iov_len = ND_HDR_SIZE;
+	r->iov[r->n][1].iov_base = (void *)data;
+	r->iov[r->n][1].iov_len = len;
+	r->n++;
+}
+
+/* Everything a handler needs about the request in hand. */
+struct request {
+	struct server *s;
+	const struct nd_hdr *h;
+	const uint8_t *data;   /* payload */
+	unsigned data_len;
+	const struct sockaddr *from;
+	uint8_t payload[sizeof(struct nd_attach_rep)]; /* a reply's small payload */
+	struct replies out;
+};
+
+static void error_reply(struct request *q, unsigned status)
+{
+	q->s->stats.errors_sent++;
+	add_reply(&q->out, q->h, status, NULL, 0, 0);
+}
+
+/* Fill an attach reply from a session (ATTACH and session INFO). */
+static void describe(const struct session *ss, struct nd_attach_rep *r)
+{
+	memset(r, 0, sizeof(*r));
+	nd_put64(r->sectors, ss->img->base->size / ND_SECTOR_SIZE);
+	nd_put32(r->sector_size, ND_SECTOR_SIZE);
+	r->mode = (uint8_t)ss->mode;
+	nd_put16(r->window, ss->window);
+	nd_put16(r->chunk, ss->chunk);
+	nd_put16(r->max_dgram, ss->dgram);
+	nd_put32(r->max_sectors, ss->max_sectors);
+	memcpy(r->image, ss->img->name, strnlen(ss->img->name, sizeof(r->image)));
+}
+
+static void do_attach(struct request *q)
+{
+	const struct nd_attach_req *req = (const struct nd_attach_req *)q->data;
+	struct nd_attach_rep *rep = (struct nd_attach_rep *)q->payload;
+	struct session *ss;
+	unsigned status = ND_OK;
+	char peer[64];
+
+	if (q->data_len < sizeof(*req) || nd_get16(req->max_dgram) < ND_MIN_DGRAM) {
+		error_reply(q, ND_ERR_INVAL);
+		return;
+	}
+	format_peer(q->from, peer, sizeof(peer));
+	ss = session_attach(q->s, req, peer, &status);
+	if (!ss) {
+		char mac[18];
+
+		format_mac(req->mac, mac);
+		log_msg("attach refused mac=%s ip=%s: %s", mac, peer,
+			status == ND_ERR_BUSY ? "image held by a direct-mode writer" :
+			status == ND_ERR_DENIED ? "client not allowed" :
+			status == ND_ERR_NOIMAGE ? "no such image" : "server error");
+		error_reply(q, status);
+		return;
+	}
+	describe(ss, rep);
+	add_reply(&q->out, q->h, ND_OK, rep, sizeof(*rep), 0);
+	memcpy(((struct nd_hdr *)q->out.hdr[0])->token, ss->token, 16);
+}
+
+static void do_info(struct request *q, struct session *ss)
+{
+	struct nd_attach_rep *rep = (struct nd_attach_rep *)q->payload;
+	struct nd_server_info *info = (struct nd_server_info *)q->payload;
+
+	if (ss) {
+		describe(ss, rep);
+		add_reply(&q->out, q->h, ND_OK, rep, sizeof(*rep), 0);
+		return;
+	}
+	memset(info, 0, sizeof(*info));
+	info->version_min = ND_VERSION;
+	info->version_max = ND_VERSION;
+	nd_put32(info->sessions, q->s->nsessions);
+	snprintf(info->server, sizeof(info->server), "netdiskd %d", ND_VERSION);
+	add_reply(&q->out, q->h, ND_OK, info, sizeof(*info), 0);
+}
+
+/* Is [lba, lba+count) inside the image and within the session's limits? */
+static int in_range(const struct session *ss, uint64_t lba, uint32_t count)
+{
+	uint64_t sectors = ss->img->base->size / ND_SECTOR_SIZE;
+
+	return count > 0 && count <= ss->max_sectors && lba < sectors && count <= sectors - lba;
+}
+
+static void do_read(struct request *q, struct session *ss)
+{
+	uint64_t lba = nd_get64(q->h->lba), want = ~(uint64_t)0;
+	uint32_t count = nd_get32(q->h->count), bytes, off;
+	unsigned i;
+
+	if (!in_range(ss, lba, count)) {
+		error_reply(q, ND_ERR_RANGE);
+		return;
+	}
+	if (q->data_len >= 8)
+		want = nd_get64(q->data);
+	bytes = count * ND_SECTOR_SIZE;
+	if (layer_read(ss->top, q->s->iobuf, bytes, lba * ND_SECTOR_SIZE) < 0) {
+		error_reply(q, ND_ERR_IO);
+		return;
+	}
+	for (i = 0, off = 0; off < bytes; i++, off += ss->chunk) {
+		uint32_t len = bytes - off < ss->chunk ? bytes - off : ss->chunk;
+
+		if (want & ((uint64_t)1 << i))
+			add_reply(&q->out, q->h, ND_OK, q->s->iobuf + off, len, off);
+	}
+}
+
+/*
+ * WRITE fragments.  Request ids grow per session and a client has one WRITE
+ * outstanding, so: fragments of the current id apply (idempotently), a newer
+ * id starts a new write, an older id is a delayed duplicate and is dropped.
+ */
+static void do_write(struct request *q, struct session *ss)
+{
+	const struct nd_hdr *h = q->h;
+	uint64_t lba = nd_get64(h->lba);
+	uint32_t id = nd_get32(h->req_id), count = nd_get32(h->count), off = nd_get32(h->offset);
+	uint32_t bytes = count * ND_SECTOR_SIZE, idx, nchunks;
+	uint64_t bit;
+
+	if (!in_range(ss, lba, count)) {
+		error_reply(q, ND_ERR_RANGE);
+		return;
+	}
+	if (ss->mode == ND_MODE_READONLY) {
+		error_reply(q, ND_ERR_READONLY);
+		return;
+	}
+	if (off >= bytes || off % ss->chunk ||
+	    q->data_len != (bytes - off < ss->chunk ? bytes - off : ss->chunk)) {
+		error_reply(q, ND_ERR_INVAL);
+		return;
+	}
+	if (ss->write_valid && nd_id_newer(ss->write_id, id)) {
+		q->s->stats.stale_writes++;
+		return;
+	}
+	if (!ss->write_valid || id != ss->write_id) {
+		ss->write_valid = 1;
+		ss->write_done = 0;
+		ss->write_id = id;
+		ss->write_lba = lba;
+		ss->write_count = count;
+		ss->write_got = 0;
+	} else if (ss->write_lba != lba || ss->write_count != count) {
+		error_reply(q, ND_ERR_INVAL);
+		return;
+	}
+	idx = off / ss->chunk;
+	bit = (uint64_t)1 << idx;
+	nchunks = nd_chunks_for(bytes, ss->chunk);
+	if (ss->write_done) {
+		if (idx == 0) /* the client resent the whole write: ack it again */
+			add_reply(&q->out, h, ND_OK, NULL, 0, 0);
+		return;
+	}
+	if (!(ss->write_got & bit)) {
+		if (layer_write(ss->top, q->data, q->data_len, lba * ND_SECTOR_SIZE + off) < 0) {
+			ss->write_valid = 0;
+			error_reply(q, ND_ERR_IO);
+			return;
+		}
+		ss->write_got |= bit;
+	}
+	if (ss->write_got == (nchunks >= 64 ? ~(uint64_t)0 : ((uint64_t)1 << nchunks) - 1)) {
+		ss->write_done = 1;
+		add_reply(&q->out, h, ND_OK, NULL, 0, 0);
+	}
+}
+
+static void do_flush(struct request *q, struct session *ss)
+{
+	if (layer_flush(ss->top) < 0)
+		error_reply(q, ND_ERR_IO);
+	else
+		add_reply(&q->out, q->h, ND_OK, NULL, 0, 0);
+}
+
+static int zero_token(const uint8_t *t)
+{
+	unsigned i;
+
+	for (i = 0; i < 16; i++)
+		if (t[i])
+			return 0;
+	return 1;
+}
+
+/* Requests that need a session. */
+static void dispatch_session(struct request *q, struct session *ss)
+{
+	ss->last_seen = time(NULL);
+	switch (q->h->opcode) {
+	case ND_OP_INFO:
+		do_info(q, ss);
+		break;
+	case ND_OP_READ:
+		do_read(q, ss);
+		break;
+	case ND_OP_WRITE:
+		do_write(q, ss);
+		break;
+	case ND_OP_FLUSH:
+		do_flush(q, ss);
+		break;
+	case ND_OP_DETACH:
+		add_reply(&q->out, q->h, ND_OK, NULL, 0, 0);
+		session_end(q->s, ss, "detached");
+		break;
+	}
+}
+
+void handle_datagram(struct server *s, const uint8_t *pkt, size_t len,
+		     const struct sockaddr *from, socklen_t fromlen)
+{
+	struct request q;
+	struct session *ss;
+
+	s->stats.datagrams++;
+	q.h = (const struct nd_hdr *)pkt;
+	if (len < ND_HDR_SIZE || nd_get32(q.h->magic) != ND_MAGIC || (q.h->flags & ND_FLAG_REPLY) ||
+	    ND_HDR_SIZE + (size_t)nd_get16(q.h->data_len) != len) {
+		s->stats.malformed++;
+		return;
+	}
+	q.s = s;
+	q.data = pkt + ND_HDR_SIZE;
+	q.data_len = nd_get16(q.h->data_len);
+	q.from = from;
+	q.out.n = 0;
+	if (q.h->version != ND_VERSION) {
+		error_reply(&q, ND_ERR_VERSION);
+	} else if (q.h->opcode == ND_OP_ATTACH) {
+		do_attach(&q);
+	} else if (q.h->opcode == ND_OP_INFO && zero_token(q.h->token)) {
+		do_info(&q, NULL);
+	} else if (q.h->opcode < ND_OP_DETACH || q.h->opcode > ND_OP_FLUSH) {
+		error_reply(&q, ND_ERR_OPCODE);
+	} else if (!(ss = session_find(s, q.h->token))) {
+		s->stats.bad_session++;
+		error_reply(&q, ND_ERR_SESSION);
+	} else {
+		dispatch_session(&q, ss);
+	}
+	if (q.out.n)
+		s->send(s, q.out.iov, q.out.n, from, fromlen);
+}
