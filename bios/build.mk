@@ -27,3 +27,10 @@ $(BUILD)/bios/netdisk-pxe.elf: $(BIOS_OBJ) linker/netdisk-pxe.ld
 
 $(BUILD)/netdisk.pxe: $(BUILD)/bios/netdisk-pxe.elf
 	objcopy -O binary -j .text -j .rodata -j .data $< $@
+
+# Boot-sector programs the BIOS test suites serve (tests/t-bios-*.sh).
+all: $(BUILD)/bios/int13test.bin $(BUILD)/bios/localdisk.bin
+
+$(BUILD)/bios/%.bin: tests/bios/%.asm | $(BUILD)/.dir
+	@mkdir -p $(dir $@)
+	nasm -f bin -o $@ $<
