@@ -1,0 +1,38 @@
+# Shared pieces of the QEMU launchers: firmware selection, console wiring and the qemu command line base.
+# Source it; it sets nothing until a function is called.
+
+OVMF_CODE=${OVMF_CODE:-/usr/share/OVMF/OVMF_CODE.fd}
+OVMF_VARS=${OVMF_VARS:-/usr/share/OVMF/OVMF_VARS.fd}
+
+qemu_die() {
+	echo "${0##*/}: $*" >&2
+	exit 1
+}
+
+# Appends to the array QEMU_ARGS the machine every launcher uses: TCG
+# (KVM hangs PXE boots in this sandbox), no reboot so a guest reboot or
+# triple fault ends the run, and the firmware.  FIRMWARE is bios or uefi;
+# UEFI gets a private copy of the OVMF variable store in VARS_DIR so runs
+# never share or dirty the system one.
+qemu_base_args() {
+	local firmware=$1 vars_dir=$2 memory=$3
+	QEMU_ARGS+=(-machine pc -accel tcg -m "$memory" -no-reboot)
+	if [ "$firmware" = uefi ]; then
+		[ -r "$OVMF_CODE" ] && [ -r "$OVMF_VARS" ] || qemu_die "OVMF not found ($OVMF_CODE): install the ovmf package"
+		cp "$OVMF_VARS" "$vars_dir/OVMF_VARS.fd"
+		QEMU_ARGS+=(-drive "if=pflash,format=raw,readonly=on,file=$OVMF_CODE"
+			-drive "if=pflash,format=raw,file=$vars_dir/OVMF_VARS.fd")
+	fi
+}
+
+# Appends the console wiring: with a LOG file the serial console goes there
+# and nothing is shown (for tests); without one the serial console and the
+# QEMU monitor share this terminal (Ctrl-A X quits, Ctrl-A C toggles).
+qemu_console_args() {
+	local log=$1
+	if [ -n "$log" ]; then
+		QEMU_ARGS+=(-display none -monitor none -serial "file:$log")
+	else
+		QEMU_ARGS+=(-nographic)
+	fi
+}
