@@ -53,6 +53,7 @@ void lin_copy_from(void *dst, uint32_t src, unsigned len);
 /* console.c: screen (INT 10h) and COM1. */
 void con_init(void);
 void con_printf(const char *fmt, ...);
+extern int con_serial_only;
 
 /* pxe.c: PXE API and the client transport. */
 struct pxe_info {

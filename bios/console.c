@@ -50,14 +50,19 @@ static void screen_putc(char ch)
 	bios_int(0x10, &r);
 }
 
+/* Set once the OS loader owns the screen: progress then goes to COM1 only. */
+int con_serial_only;
+
 static void con_putc(char ch)
 {
 	if (ch == '\n') {
 		serial_putc('\r');
-		screen_putc('\r');
+		if (!con_serial_only)
+			screen_putc('\r');
 	}
 	serial_putc(ch);
-	screen_putc(ch);
+	if (!con_serial_only)
+		screen_putc(ch);
 }
 
 static void con_puts(const char *s)

@@ -21,6 +21,7 @@
 struct nd_client disk;
 static uint16_t heads = 255, spt = 63;
 static uint32_t sectors_moved, next_progress = PROGRESS_STEP;
+static uint16_t granted_window;
 
 /* Copy near data to a linear address: directly below 1 MiB, through the
  * BIOS block move (INT 15h AH=87h) above it.  The block move works in V86
@@ -93,14 +94,32 @@ static void get_linear(void *ctx, uint32_t offset, void *data, unsigned len)
 	lin_copy_from(data, *(uint32_t *)ctx + offset, len);
 }
 
-/* Progress on the serial console: how much the boot has read so far. */
+/* Progress: how much the boot has moved so far.  Once the boot sector
+ * runs, the screen belongs to the OS loader, so only COM1 shows it. */
 static void progress(uint32_t count)
 {
 	sectors_moved += count;
 	if (sectors_moved >= next_progress) {
+		con_serial_only = 1;
 		con_printf("netdisk: %u MiB transferred\n", sectors_moved / 2048);
+		con_serial_only = 0;
 		next_progress = sectors_moved + PROGRESS_STEP;
 	}
+}
+
+/* Reads in flight adapt to what the NIC keeps: a PXE stack whose receive
+ * ring is small (iPXE's rtl8139: about five frames) drops the tail of a
+ * burst, and each loss costs a retransmission timeout.  Halve the window
+ * after a read that needed retransmissions, grow it by one after a clean
+ * one, never above what the server granted. */
+static void adapt_window(uint32_t retransmits_before)
+{
+	if (!granted_window || disk.window > granted_window)
+		granted_window = disk.window;
+	if (disk.retransmits != retransmits_before)
+		disk.window = disk.window > 2 ? disk.window / 2 : 1;
+	else if (disk.window < granted_window)
+		disk.window++;
 }
 
 /* One transfer through the client core.  A server that lost our session
@@ -111,14 +130,21 @@ static int transfer(int write, uint64_t lba, uint32_t count, uint32_t buffer)
 	int rc, again;
 
 	for (again = 0;; again++) {
-		rc = write ? nd_write(&disk, lba, count, get_linear, &buffer)
-			   : nd_read(&disk, lba, count, put_linear, &buffer);
+		uint32_t retransmits = disk.retransmits;
+
+		if (write) {
+			rc = nd_write(&disk, lba, count, get_linear, &buffer);
+		} else {
+			rc = nd_read(&disk, lba, count, put_linear, &buffer);
+			adapt_window(retransmits);
+		}
 		if (rc != ND_E_STATUS || disk.last_status != ND_ERR_SESSION ||
 		    disk.mode == ND_MODE_VOLATILE || again)
 			return rc;
 		con_printf("netdisk: server lost the session, attaching again\n");
 		if (nd_attach(&disk, disk.image) != ND_DONE)
 			return rc;
+		granted_window = disk.window;
 	}
 }
 
