@@ -10,7 +10,7 @@ HOST_LDFLAGS ?=
 all:
 
 # Each component adds its artifacts to `all` and its rules in its own build.mk.
-include client/build.mk server/build.mk cli/build.mk
+include client/build.mk server/build.mk cli/build.mk tests/build.mk
 -include bios/build.mk efi/build.mk linux/build.mk tools/build.mk bench/build.mk
 
 $(BUILD)/.dir:
