@@ -59,7 +59,9 @@ extern int con_serial_only;
 struct pxe_info {
 	uint8_t my_ip[4];
 	uint8_t server_ip[4];
-	uint8_t gateway_ip[4];
+	uint8_t netmask[4];     /* DHCP option 1 */
+	uint8_t router[4];      /* DHCP option 3, 0 = none */
+	uint8_t gateway_ip[4];  /* router if the server is off our subnet, else 0 */
 	uint8_t mac[6];
 };
 int pxe_find(void);
@@ -71,6 +73,9 @@ void pxe_transport(struct nd_transport *tp);
 void clock_init(void);
 uint32_t clock_ms(void);
 uint64_t rdtsc(void);
+
+/* main.c: the boot table for the OS (docs/handoff.md), refreshed after a re-attach. */
+void boot_table_publish(void);
 
 /* disk.c: the netdisk drive behind INT 13h. */
 extern struct nd_client disk;

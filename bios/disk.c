@@ -145,6 +145,7 @@ static int transfer(int write, uint64_t lba, uint32_t count, uint32_t buffer)
 		if (nd_attach(&disk, disk.image) != ND_DONE)
 			return rc;
 		granted_window = disk.window;
+		boot_table_publish();
 	}
 }
 

@@ -1,6 +1,7 @@
 /* netdisk.pxe main line: find PXE, attach to netdiskd, hook INT 13h/15h, boot the disk like a BIOS. */
 
 #include "bios.h"
+#include "netdisk/boottable.h"
 
 #define DGRAM ND_DEFAULT_DGRAM   /* what every PXE stack receives without reassembly */
 #define DEFAULT_ATTACH_TIMEOUT 60 /* seconds */
@@ -13,6 +14,7 @@ struct nd_bootcfg bootcfg = {
 };
 
 static uint8_t txbuf[DGRAM], rxbuf[DGRAM];
+static struct nd_boot_table boot_table __attribute__((aligned(16)));
 static struct pxe_info net;
 static uint16_t server_port;
 static uint32_t next_retry_report;
@@ -30,6 +32,35 @@ static void on_event(void *ctx, int event, uint32_t waited_ms)
 		con_printf("netdisk: server %I:%u answering again\n", net.server_ip, server_port);
 		next_retry_report = 0;
 	}
+}
+
+/* The session as the OS needs it to take the disk over through NBD: in our
+ * resident memory, which the E820 hook reports reserved, so Linux can read
+ * it through /dev/mem. */
+void boot_table_publish(void)
+{
+	struct nd_boot_table *t = &boot_table;
+
+	memset(t, 0, sizeof(*t));
+	memcpy(t->signature, ND_BT_SIGNATURE, 4);
+	t->length[0] = sizeof(*t);
+	t->revision = ND_BT_REVISION;
+	memcpy(t->oem_id, ND_BT_OEM_ID, 6);
+	memcpy(t->oem_table_id, ND_BT_OEM_TABLE_ID, 8);
+	t->version = ND_BT_VERSION;
+	t->firmware = ND_BT_FW_BIOS;
+	t->mode = disk.mode;
+	memcpy(t->mac, net.mac, 6);
+	memcpy(t->client_ip, net.my_ip, 4);
+	memcpy(t->netmask, net.netmask, 4);
+	memcpy(t->gateway, net.router, 4);
+	memcpy(t->server_ip, net.server_ip, 4);
+	nd_put16(t->udp_port, server_port);
+	nd_put16(t->nbd_port, server_port);
+	memcpy(t->token, disk.token, 16);
+	nd_put64(t->sectors, disk.sectors);
+	memcpy(t->image, disk.image, ND_IMAGE_NAME_LEN);
+	nd_bt_seal(t);
 }
 
 /* Nothing to boot from us: give back our memory and let the BIOS try the next device. */
@@ -85,6 +116,7 @@ static void attach(void)
 	disk.cfg.nonce = (uint32_t)rdtsc() ^ nd_get32(net.mac + 2);
 	disk.cfg.give_up_ms = (uint32_t)timeout * 1000;
 	disk.cfg.event = on_event;
+	disk.cfg.caps = ND_CAP_BOOT_TABLE;
 	con_printf("netdisk: attaching to %I:%u as %I (up to %u s)\n", net.server_ip, server_port,
 		   net.my_ip, timeout);
 	rc = nd_attach(&disk, image);
@@ -123,6 +155,7 @@ void stub_main(void)
 	con_printf("netdisk: server %I:%u image \"%s\" %u MiB (%u sectors) mode %s\n",
 		   net.server_ip, server_port, disk.image, (uint32_t)(disk.sectors >> 11),
 		   (uint32_t)disk.sectors, nd_mode_text(disk.mode));
+	boot_table_publish();
 	disk_geometry_init();
 	install_hooks();
 	if (disk_read_to(0, 1, 0x7c00) != 0)

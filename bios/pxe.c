@@ -131,7 +131,6 @@ static void far_get(uint16_t seg, uint16_t off, uint8_t *dst, unsigned len)
 int pxe_get_info(struct pxe_info *info)
 {
 	struct s_pxenv_get_cached_info gci;
-	uint8_t mask[4] = { 0, 0, 0, 0 }, router[4] = { 0, 0, 0, 0 };
 	uint16_t seg, off, end, pos;
 	int i, local = 1;
 
@@ -144,6 +143,8 @@ int pxe_get_info(struct pxe_info *info)
 	far_get(seg, off + 16, info->my_ip, 4);
 	far_get(seg, off + 20, info->server_ip, 4);
 	far_get(seg, off + 28, info->mac, 6);
+	memset(info->netmask, 0, 4);
+	memset(info->router, 0, 4);
 	/* Options after the magic cookie: 1 = subnet mask, 3 = routers. */
 	end = (uint16_t)(off + gci.buffer_size);
 	for (pos = off + 240; pos + 2 <= end;) {
@@ -159,17 +160,17 @@ int pxe_get_info(struct pxe_info *info)
 		if (pos + 2 + len > end)
 			break;
 		if (code == 1 && len >= 4)
-			far_get(seg, pos + 2, mask, 4);
+			far_get(seg, pos + 2, info->netmask, 4);
 		if (code == 3 && len >= 4)
-			far_get(seg, pos + 2, router, 4);
+			far_get(seg, pos + 2, info->router, 4);
 		pos += 2 + len;
 	}
 	memset(info->gateway_ip, 0, 4);
 	for (i = 0; i < 4; i++)
-		if ((info->my_ip[i] & mask[i]) != (info->server_ip[i] & mask[i]))
+		if ((info->my_ip[i] & info->netmask[i]) != (info->server_ip[i] & info->netmask[i]))
 			local = 0;
 	if (!local)
-		memcpy(info->gateway_ip, router, 4);
+		memcpy(info->gateway_ip, info->router, 4);
 	return 0;
 }
 

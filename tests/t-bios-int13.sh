@@ -29,7 +29,7 @@ expected=(
 	"43 write from a buffer above 1 MiB reads back" "00 reset" "0d alternate reset"
 	"10 test unit ready" "11 recalibrate" "0c seek" "04 verify" "44 extended verify"
 	"47 extended seek" "47 seek out of range fails" "unknown function is invalid"
-	"81 is the local disk, chained" "e820 hides the resident memory"
+	"81 is the local disk, chained" "e820 hides the resident memory" "boot table present"
 )
 int13_results int13 int13
 for name in "${expected[@]}"; do
@@ -47,6 +47,13 @@ expect_value int13 edd_sectors_lo $INT13_SECTORS int13
 expect_value int13 edd_sectors_hi 0 int13
 expect_value int13 edd_bytes_per_sector 512 int13
 expect_value int13 type15_sectors $INT13_SECTORS int13
+
+# The boot table left for the OS describes this session (BIOS firmware, direct mode).
+expect_value int13 bt_firmware 1 int13
+expect_value int13 bt_mode 1 int13
+expect_value int13 bt_udp_port "$ND_PORT" int13
+expect_value int13 bt_sectors $INT13_SECTORS int13
+expect_value int13 bt_server_ip $((2 << 24 | 2 << 16 | 10)) int13
 
 # Write-through: in direct mode what the program wrote is in the image file itself.
 python3 - "$ND_TMP/want.bin" <<'PY'

@@ -109,6 +109,7 @@ stage2_main:
 	call test_invalid
 	call test_other_drive
 	call test_e820
+	call test_boot_table
 	cmp byte [fault_phase], 1
 	jne .end
 	call fault_test
@@ -796,6 +797,52 @@ test_e820:
 .end:
 	cmp byte [e820_bad], 0
 	CHECK ne, "e820 hides the resident memory"
+	ret
+
+; The stub's boot table (docs/handoff.md): "NDSK", 16-byte aligned between
+; 0x80000 and 0xA0000, 192 bytes summing to 0.  Its fields are printed.
+test_boot_table:
+	push es
+	mov ax, 0x8000
+.scan:
+	mov es, ax
+	cmp dword [es:0], "NDSK"
+	jne .next
+	cmp dword [es:4], 192
+	jne .next
+	xor si, si
+	xor bl, bl
+.sum:
+	add bl, [es:si]
+	inc si
+	cmp si, 192
+	jb .sum
+	test bl, bl
+	jz .found
+.next:
+	inc ax
+	cmp ax, 0xa000
+	jb .scan
+	pop es
+	stc
+	CHECK c, "boot table present"
+	ret
+.found:
+	movzx eax, byte [es:37]
+	VALUE "bt_firmware", eax
+	movzx eax, byte [es:38]
+	VALUE "bt_mode", eax
+	movzx eax, word [es:64]
+	xchg al, ah
+	VALUE "bt_udp_port", eax
+	mov eax, [es:88]
+	bswap eax
+	VALUE "bt_sectors", eax
+	mov eax, [es:60]
+	VALUE "bt_server_ip", eax
+	pop es
+	clc
+	CHECK c, "boot table present"
 	ret
 
 ; Reads and writes for about 12 s while the harness restarts the server.
