@@ -29,8 +29,12 @@ $(BUILD)/netdisk.pxe: $(BUILD)/bios/netdisk-pxe.elf
 	objcopy -O binary -j .text -j .rodata -j .data $< $@
 
 # Boot-sector programs the BIOS test suites serve (tests/t-bios-*.sh).
-all: $(BUILD)/bios/int13test.bin $(BUILD)/bios/localdisk.bin
+all: $(BUILD)/bios/int13test.bin $(BUILD)/bios/localdisk.bin $(BUILD)/bios/readbench.bin
 
 $(BUILD)/bios/%.bin: tests/bios/%.asm | $(BUILD)/.dir
+	@mkdir -p $(dir $@)
+	nasm -f bin -o $@ $<
+
+$(BUILD)/bios/readbench.bin: bench/readbench.asm | $(BUILD)/.dir
 	@mkdir -p $(dir $@)
 	nasm -f bin -o $@ $<

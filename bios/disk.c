@@ -101,7 +101,8 @@ static void progress(uint32_t count)
 	sectors_moved += count;
 	if (sectors_moved >= next_progress) {
 		con_serial_only = 1;
-		con_printf("netdisk: %u MiB transferred\n", sectors_moved / 2048);
+		con_printf("netdisk: %u MiB transferred (%u retransmissions)\n", sectors_moved / 2048,
+			   disk.retransmits);
 		con_serial_only = 0;
 		next_progress = sectors_moved + PROGRESS_STEP;
 	}
@@ -122,6 +123,28 @@ static void adapt_window(uint32_t retransmits_before)
 		disk.window++;
 }
 
+/* Writes in datagrams the PXE stack can send unfragmented: a WRITE whose
+ * data fits one datagram below the Ethernet MTU is sent as exactly that
+ * datagram, whatever chunk size the session negotiated for reads. */
+#define WRITE_SECTORS ((ND_DEFAULT_DGRAM - ND_HDR_SIZE) / ND_SECTOR_SIZE)
+
+static int write_small(uint64_t lba, uint32_t count, uint32_t buffer)
+{
+	int rc = ND_DONE;
+
+	while (rc == ND_DONE && count) {
+		uint32_t n = count < WRITE_SECTORS ? count : WRITE_SECTORS;
+
+		if (disk.dgram <= ND_DEFAULT_DGRAM)
+			n = count;
+		rc = nd_write(&disk, lba, n, get_linear, &buffer);
+		lba += n;
+		count -= n;
+		buffer += n * ND_SECTOR_SIZE;
+	}
+	return rc;
+}
+
 /* One transfer through the client core.  A server that lost our session
  * (restarted without its state) is attached again when that cannot lose
  * writes: every mode but volatile keeps them on the server. */
@@ -133,7 +156,7 @@ static int transfer(int write, uint64_t lba, uint32_t count, uint32_t buffer)
 		uint32_t retransmits = disk.retransmits;
 
 		if (write) {
-			rc = nd_write(&disk, lba, count, get_linear, &buffer);
+			rc = write_small(lba, count, buffer);
 		} else {
 			rc = nd_read(&disk, lba, count, put_linear, &buffer);
 			adapt_window(retransmits);

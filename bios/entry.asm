@@ -121,8 +121,13 @@ far_copy:
 	mov di, [esp + 20]
 	mov ds, [esp + 24]
 	mov si, [esp + 28]
-	mov cx, [esp + 32]
+	movzx ecx, word [esp + 32]
 	cld
+	push cx
+	shr cx, 2
+	rep movsd		; dwords first: far fewer iterations under emulation
+	pop cx
+	and cx, 3
 	rep movsb
 	pop es
 	pop ds

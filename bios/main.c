@@ -3,7 +3,10 @@
 #include "bios.h"
 #include "netdisk/boottable.h"
 
-#define DGRAM ND_DEFAULT_DGRAM   /* what every PXE stack receives without reassembly */
+#define TX_DGRAM ND_DEFAULT_DGRAM /* PXE stacks do not fragment what they send */
+#ifndef RX_DGRAM
+#define RX_DGRAM 16384
+#endif
 #define DEFAULT_ATTACH_TIMEOUT 60 /* seconds */
 #define RETRY_REPORT_EVERY_MS 5000
 
@@ -13,7 +16,7 @@ struct nd_bootcfg bootcfg = {
 	.version = ND_BOOTCFG_VERSION,
 };
 
-static uint8_t txbuf[DGRAM], rxbuf[DGRAM];
+static uint8_t txbuf[TX_DGRAM], rxbuf[RX_DGRAM];
 static struct nd_boot_table boot_table __attribute__((aligned(16)));
 static struct pxe_info net;
 static uint16_t server_port;
@@ -98,11 +101,40 @@ static void install_hooks(void)
 	asm volatile("sti");
 }
 
+/* Datagram sizes to try, largest first.  A large datagram reaches us as IP
+ * fragments that the PXE stack reassembles; that costs far less per byte
+ * than one datagram per frame, but a NIC with a small receive ring (iPXE's
+ * rtl8139, e1000) drops fragments of a burst, and a stack without
+ * reassembly drops them all. */
+static const uint16_t dgram_ladder[] = { RX_DGRAM, 8192, 4096, ND_DEFAULT_DGRAM };
+
+#define PROBE_SECTORS 128   /* 64 KiB: several datagrams of every size tried */
+#define PROBE_GIVE_UP_MS 2000
+
+static void put_nowhere(void *ctx, uint32_t offset, const void *data, unsigned len)
+{
+}
+
+/* Do datagrams of the granted size arrive whole?  Reads from the start of
+ * the disk and must not need a single retransmission. */
+static int datagrams_get_through(void)
+{
+	uint32_t before = disk.retransmits, give_up = disk.cfg.give_up_ms;
+	uint32_t count = disk.sectors < PROBE_SECTORS ? (uint32_t)disk.sectors : PROBE_SECTORS;
+	int rc;
+
+	disk.cfg.give_up_ms = PROBE_GIVE_UP_MS;
+	rc = nd_read(&disk, 0, count, put_nowhere, 0);
+	disk.cfg.give_up_ms = give_up;
+	return rc == ND_DONE && disk.retransmits == before;
+}
+
 static void attach(void)
 {
 	char image[ND_IMAGE_NAME_LEN + 1];
 	uint16_t timeout = nd_get16(bootcfg.attach_timeout);
 	struct nd_transport tp;
+	unsigned step;
 	int rc;
 
 	memcpy(image, bootcfg.image, ND_IMAGE_NAME_LEN);
@@ -110,7 +142,7 @@ static void attach(void)
 	if (!timeout)
 		timeout = DEFAULT_ATTACH_TIMEOUT;
 	pxe_transport(&tp);
-	nd_client_init(&disk, &tp, txbuf, rxbuf, DGRAM);
+	nd_client_init(&disk, &tp, txbuf, rxbuf, RX_DGRAM);
 	memcpy(disk.cfg.mac, net.mac, 6);
 	disk.cfg.client_kind = ND_KIND_BIOS;
 	disk.cfg.nonce = (uint32_t)rdtsc() ^ nd_get32(net.mac + 2);
@@ -119,13 +151,23 @@ static void attach(void)
 	disk.cfg.caps = ND_CAP_BOOT_TABLE;
 	con_printf("netdisk: attaching to %I:%u as %I (up to %u s)\n", net.server_ip, server_port,
 		   net.my_ip, timeout);
-	rc = nd_attach(&disk, image);
-	if (rc == ND_E_STATUS) {
-		con_printf("netdisk: server refused: %s\n", nd_status_text(disk.last_status));
-		give_up("cannot attach the disk");
+	for (step = 0;; step++) {
+		disk.cfg.max_dgram = dgram_ladder[step];
+		rc = nd_attach(&disk, image);
+		if (rc == ND_E_STATUS) {
+			con_printf("netdisk: server refused: %s\n", nd_status_text(disk.last_status));
+			give_up("cannot attach the disk");
+		}
+		if (rc != ND_DONE)
+			give_up("no answer from the netdisk server");
+		if (disk.dgram <= ND_DEFAULT_DGRAM || datagrams_get_through())
+			break;
+		con_printf("netdisk: %u-byte datagrams get lost here, trying %u\n", disk.dgram,
+			   dgram_ladder[step + 1]);
+		/* A new nonce makes it a new session, not a retry of this one;
+		 * nothing has been written yet, so nothing is lost. */
+		disk.cfg.nonce++;
 	}
-	if (rc != ND_DONE)
-		give_up("no answer from the netdisk server");
 	/* From now on a silent server is waited for, never given up on: a
 	 * failed read would be worse for the booting OS than a pause. */
 	disk.cfg.give_up_ms = 0;
@@ -155,6 +197,7 @@ void stub_main(void)
 	con_printf("netdisk: server %I:%u image \"%s\" %u MiB (%u sectors) mode %s\n",
 		   net.server_ip, server_port, disk.image, (uint32_t)(disk.sectors >> 11),
 		   (uint32_t)disk.sectors, nd_mode_text(disk.mode));
+	con_printf("netdisk: %u-byte datagrams, window %u\n", disk.dgram, disk.window);
 	boot_table_publish();
 	disk_geometry_init();
 	install_hooks();
