@@ -5,9 +5,10 @@
 # TFTP.  First without a boot table, so the agent takes its fallback path
 # (DHCP, then netdisk.server= and netdisk.image= from the kernel command
 # line), with a copy of the same image as a local disk whose identical root
-# label must lose to the network disk's; then with the boot table a UEFI stub would install, made by
-# `netdisk boot-table` and handed to the VM as an ACPI table by QEMU, so the
-# initramfs's boot-table addressing and the session takeover are exercised.
+# label must lose to the network disk's; then with the boot table a UEFI
+# stub would install, made by `netdisk boot-table` and handed to the VM as an
+# ACPI table by QEMU, so the initramfs's boot-table addressing and the
+# session takeover are exercised without any stub.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/image-lib.sh"
 
@@ -22,11 +23,9 @@ pass image-agent-in-initramfs
 served=$ND_TMP/served.img
 cp --sparse=always "$image" "$served"
 cp --sparse=always "$image" "$ND_TMP/local.img"
-# Direct mode writes into these files, so the tests read the guests' writes
-# back from them; one image per boot-table session, as a direct-mode image
-# has one writer at a time.
-cp --sparse=always "$image" "$ND_TMP/served-uefi.img"
-start_server agent-server --mode direct "demo=$served" "demo-uefi=$ND_TMP/served-uefi.img" || { fail image-agent-server "$(cat "$ND_TMP/agent-server.log")"; exit 1; }
+# Direct mode writes into the file, so the tests read the guests' writes
+# back from it.
+start_server agent-server --mode direct "demo=$served" || { fail image-agent-server "$(cat "$ND_TMP/agent-server.log")"; exit 1; }
 
 tftp=$ND_TMP/tftp
 mkdir -p "$tftp"
@@ -47,7 +46,7 @@ root_from_netdiskd() {
 	console_has "$name" '^NETDISK-ATTACH-OK$' || { echo "netdisk-attach did not attach"; grep -a 'netdisk-attach' "$ND_TMP/$name.log" | tail -n 3; return 1; }
 	console_has "$name" '^NETDISK-ROOT-FOUND /dev/nbd0p2$' || { echo "root not found on /dev/nbd0p2"; return 1; }
 	console_has "$name" '^NETDISK-ROOT-OK root /dev/nbd0p2 ' || { echo "root system not up on /dev/nbd0p2"; return 1; }
-	console_has "$name" '^NETDISK-POWEROFF' || { echo "root system did not power off"; return 1; }
+	console_has "$name" 'NETDISK-POWEROFF' || { echo "root system did not power off"; return 1; }
 	extract_partition "$served" 2 "$ND_TMP/served-root.img" || return 1
 	records=$(debugfs -R 'cat /var/log/netdisk-boots' "$ND_TMP/served-root.img" 2>/dev/null)
 	grep -q '^boot 1 root /dev/nbd0p2 ' <<<"$records" || { echo "boot record not in the served image: '$records'"; return 1; }
@@ -96,5 +95,5 @@ root_from_boot_table() {
 }
 
 sed -e 's/ netdisk.server=[^ ]*//' -e 's/ netdisk.image=[^ ]*//' "$tftp/boot.ipxe" >"$tftp/table.ipxe"
+# SeaBIOS only: t-image-netboot has netdisk.efi install the table under OVMF.
 check image-agent-root-from-boot-table-bios root_from_boot_table bios 52:54:00:4e:44:01 demo "$served" 2
-check image-agent-root-from-boot-table-uefi root_from_boot_table uefi 52:54:00:4e:44:02 demo-uefi "$ND_TMP/served-uefi.img" 1
