@@ -10,7 +10,7 @@ HOST_LDFLAGS ?=
 all:
 
 # Each component adds its artifacts to `all` and its rules in its own build.mk.
-include client/build.mk server/build.mk cli/build.mk
+include client/build.mk server/build.mk cli/build.mk tests/build.mk
 -include bios/build.mk efi/build.mk linux/build.mk tools/build.mk bench/build.mk
 
 $(BUILD)/.dir:
@@ -22,6 +22,10 @@ deps:
 
 test: deps all
 	tests/run
+
+# Serve the demo disk and PXE-boot a VM from it (UEFI=1 for OVMF and netdisk.efi).
+demo: deps all demo-image
+	qemu-scripts/demo $(if $(UEFI),--uefi) $(if $(MODE),--mode $(MODE))
 
 clean:
 	rm -rf $(BUILD)

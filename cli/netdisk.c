@@ -12,9 +12,12 @@
 #include <time.h>
 #include <unistd.h>
 #include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include "ndclient.h"
 #include "udp_host.h"
 #include "netdisk/bootcfg.h"
+#include "netdisk/boottable.h"
 
 #define CHUNK_SECTORS 2048 /* sectors per nd_read/nd_write call in read/write */
 
@@ -39,6 +42,8 @@ static void usage(FILE *f)
 		"  write SERVER[:PORT] LBA [-i FILE]   FILE (default stdin, whole sectors) at LBA\n"
 		"  bench SERVER[:PORT] [--seconds N] [--size BYTES]\n"
 		"                                      sequential and 4 KiB random reads\n"
+		"  boot-table SERVER[:PORT] -o FILE    attach (and keep) a session; write the\n"
+		"                                      boot table a stub would publish for it\n"
 		"  patch STUB [--server IP[:PORT]] [--image NAME] [--attach-timeout S]\n"
 		"        [--boot-path PATH] [--verbose] set the boot config in netdisk.pxe/.efi\n"
 		"\n"
@@ -276,6 +281,44 @@ static int cmd_write(const char *server, uint64_t lba, const char *in, const str
 		die("flush failed: %s", err_text(&k.c, rc));
 	disconnect(&k);
 	free(buf);
+	return 0;
+}
+
+/* The boot table a stub would publish for this session (for kexec and tests). */
+static int cmd_boot_table(const char *server, const char *out, struct opts *o)
+{
+	struct nd_boot_table t;
+	struct sockaddr_in peer;
+	socklen_t len = sizeof(peer);
+	struct conn k;
+	FILE *f;
+
+	if (!out)
+		die("boot-table needs -o FILE");
+	o->detach = 0;
+	connect_server(&k, server, o);
+	if (getpeername(k.udp.fd, (struct sockaddr *)&peer, &len) < 0 || peer.sin_family != AF_INET)
+		die("boot-table needs an IPv4 server");
+	memset(&t, 0, sizeof(t));
+	memcpy(t.signature, ND_BT_SIGNATURE, 4);
+	t.length[0] = sizeof(t);
+	t.revision = ND_BT_REVISION;
+	memcpy(t.oem_id, ND_BT_OEM_ID, 6);
+	memcpy(t.oem_table_id, ND_BT_OEM_TABLE_ID, 8);
+	t.version = ND_BT_VERSION;
+	t.mode = k.c.mode;
+	memcpy(t.mac, o->mac, 6);
+	memcpy(t.server_ip, &peer.sin_addr, 4);
+	nd_put16(t.udp_port, ntohs(peer.sin_port));
+	nd_put16(t.nbd_port, ntohs(peer.sin_port));
+	memcpy(t.token, k.c.token, 16);
+	nd_put64(t.sectors, k.c.sectors);
+	memcpy(t.image, k.c.image, strnlen(k.c.image, sizeof(t.image)));
+	nd_bt_seal(&t);
+	f = fopen(out, "wb");
+	if (!f || fwrite(&t, sizeof(t), 1, f) != 1 || fclose(f))
+		die("cannot write %s: %s", out, strerror(errno));
+	disconnect(&k);
 	return 0;
 }
 
@@ -526,6 +569,8 @@ int main(int argc, char **argv)
 		p.image = o.image;
 		return cmd_patch(argv[0], &p);
 	}
+	if (!strcmp(cmd, "boot-table") && argc == 1)
+		return cmd_boot_table(argv[0], out, &o);
 	if (!strcmp(cmd, "info") && argc == 1)
 		return cmd_info(argv[0], &o);
 	if (!strcmp(cmd, "read") && argc == 3)

@@ -1,9 +1,9 @@
 # netdiskd, the server.
 
 SERVER_SRC := server/main.c server/config.c server/session.c server/udp.c \
-	server/layer.c server/overlay.c server/log.c
+	server/layer.c server/overlay.c server/log.c server/net.c server/nbd.c
 SERVER_CORE_SRC := $(filter-out server/main.c,$(SERVER_SRC))
-SERVER_HDR := server/netdiskd.h server/layer.h include/netdisk/proto.h
+SERVER_HDR := server/netdiskd.h server/layer.h server/nbd.h include/netdisk/proto.h
 SERVER_CFLAGS := $(HOST_CFLAGS) -Iserver -Wno-format-truncation
 
 all: $(BUILD)/netdiskd
@@ -13,4 +13,4 @@ $(BUILD)/server/%.o: server/%.c $(SERVER_HDR) | $(BUILD)/.dir
 	$(CC) $(SERVER_CFLAGS) -c $< -o $@
 
 $(BUILD)/netdiskd: $(patsubst server/%.c,$(BUILD)/server/%.o,$(SERVER_SRC)) $(BUILD)/libndclient.a
-	$(CC) $(HOST_LDFLAGS) -o $@ $^
+	$(CC) $(HOST_LDFLAGS) -o $@ $^ -lpthread

@@ -15,6 +15,7 @@ void config_defaults(struct config *c)
 	c->session_timeout = 300;
 	c->max_dgram = ND_MAX_DGRAM;
 	c->window = 64;
+	c->max_sessions = 1024;
 }
 
 int parse_mode(const char *s)
@@ -203,6 +204,9 @@ static int global_key(struct parser *p, const char *k, const char *v)
 	} else if (!strcmp(k, "max-datagram")) {
 		if (parse_uint(v, ND_MIN_DGRAM, ND_MAX_DGRAM, &c->max_dgram) < 0)
 			return bad(p, "max-datagram must be 576..65024, not", v);
+	} else if (!strcmp(k, "max-sessions")) {
+		if (parse_uint(v, 1, 1000000, &c->max_sessions) < 0)
+			return bad(p, "max-sessions must be 1..1000000, not", v);
 	} else if (!strcmp(k, "window")) {
 		if (parse_uint(v, 1, 1024, &c->window) < 0)
 			return bad(p, "window must be 1..1024, not", v);

@@ -73,6 +73,17 @@ static int file_flush(struct layer *l)
 	return fdatasync(f->fd) < 0 ? -errno : 0;
 }
 
+static int file_trim(struct layer *l, size_t len, uint64_t off)
+{
+	struct file_layer *f = (struct file_layer *)l;
+
+	if (!f->writable)
+		return -EROFS;
+	if (fallocate(f->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)len) < 0)
+		return -errno;
+	return 0;
+}
+
 static void file_close(struct layer *l)
 {
 	close(((struct file_layer *)l)->fd);
@@ -84,6 +95,7 @@ static const struct layer_ops file_ops = {
 	.read = file_read,
 	.write = file_write,
 	.flush = file_flush,
+	.trim = file_trim,
 	.close = file_close,
 };
 

@@ -2,6 +2,7 @@
 #ifndef LAYER_H
 #define LAYER_H
 
+#include <errno.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -13,6 +14,7 @@ struct layer_ops {
 	int (*read)(struct layer *l, void *buf, size_t len, uint64_t off);
 	int (*write)(struct layer *l, const void *buf, size_t len, uint64_t off);
 	int (*flush)(struct layer *l);
+	int (*trim)(struct layer *l, size_t len, uint64_t off); /* NULL: not supported */
 	void (*close)(struct layer *l);
 };
 
@@ -35,6 +37,12 @@ static inline int layer_write(struct layer *l, const void *buf, size_t len, uint
 static inline int layer_flush(struct layer *l)
 {
 	return l->ops->flush(l);
+}
+
+/* Let the layer drop a range's storage (reads of it are then unspecified). */
+static inline int layer_trim(struct layer *l, uint64_t off, size_t len)
+{
+	return l->ops->trim ? l->ops->trim(l, len, off) : -EOPNOTSUPP;
 }
 
 /* Close this layer only (not the ones below it). */

@@ -2,7 +2,6 @@
 
 #include <errno.h>
 #include <getopt.h>
-#include <netdb.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -10,8 +9,8 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include "nbd.h"
 #include "netdiskd.h"
-#include "udp_host.h"
 
 #define BATCH 32               /* datagrams taken per recvmmsg */
 #define SOCKET_BUFFER (16 << 20)
@@ -124,34 +123,10 @@ bad:
 
 static int open_udp(const char *listen, char *err, size_t errlen)
 {
-	struct addrinfo hints = { 0 }, *ai;
-	char host[256], port[8];
-	unsigned portnum;
-	int fd, rc, size = SOCKET_BUFFER, one = 1;
+	int size = SOCKET_BUFFER, fd = listen_socket(listen, SOCK_DGRAM, err, errlen);
 
-	if (nd_split_hostport(listen, host, sizeof(host), &portnum, ND_DEFAULT_PORT) < 0) {
-		snprintf(err, errlen, "bad listen address '%s' (want ADDR:PORT)", listen);
+	if (fd < 0)
 		return -1;
-	}
-	snprintf(port, sizeof(port), "%u", portnum);
-	hints.ai_socktype = SOCK_DGRAM;
-	hints.ai_flags = AI_PASSIVE | AI_NUMERICHOST;
-	rc = getaddrinfo(host, port, &hints, &ai);
-	if (rc) {
-		snprintf(err, errlen, "bad listen address '%s': %s", listen, gai_strerror(rc));
-		return -1;
-	}
-	fd = socket(ai->ai_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	if (fd >= 0)
-		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (fd < 0 || bind(fd, ai->ai_addr, ai->ai_addrlen) < 0) {
-		snprintf(err, errlen, "cannot listen on %s: %s", listen, strerror(errno));
-		if (fd >= 0)
-			close(fd);
-		freeaddrinfo(ai);
-		return -1;
-	}
-	freeaddrinfo(ai);
 	/* Large buffers absorb boot storms; the FORCE variants exceed rmem_max as root. */
 	if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof(size)) < 0)
 		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
@@ -192,7 +167,7 @@ static void serve(struct server *s)
 	struct sockaddr_storage from[BATCH];
 	struct mmsghdr msg[BATCH];
 	struct iovec iov[BATCH];
-	struct pollfd p = { s->udp_fd, POLLIN, 0 };
+	struct pollfd p[2] = { { s->udp_fd, POLLIN, 0 }, { s->nbd_fd, POLLIN, 0 } };
 	int i, n;
 
 	while (!stopping) {
@@ -209,12 +184,15 @@ static void serve(struct server *s)
 		if (n <= 0) {
 			if (n < 0 && errno != EAGAIN && errno != EINTR && errno != ECONNREFUSED)
 				log_msg("receive failed: %s", strerror(errno));
-			poll(&p, 1, -1);
+			if (poll(p, s->nbd_fd >= 0 ? 2 : 1, -1) > 0 && (p[1].revents & POLLIN))
+				nbd_accept(s, s->nbd_fd);
 			continue;
 		}
+		pthread_rwlock_wrlock(&s->lock);
 		for (i = 0; i < n; i++)
 			handle_datagram(s, buf[i], msg[i].msg_len, (struct sockaddr *)&from[i],
 					msg[i].msg_hdr.msg_namelen);
+		pthread_rwlock_unlock(&s->lock);
 	}
 }
 
@@ -230,8 +208,10 @@ int main(int argc, char **argv)
 	s.iobuf_size = 2048 * ND_SECTOR_SIZE;
 	s.iobuf = malloc(s.iobuf_size);
 	s.send = send_batch;
+	pthread_rwlock_init(&s.lock, NULL);
 	s.udp_fd = open_udp(s.cfg.listen, err, sizeof(err));
-	if (!s.iobuf || s.udp_fd < 0 || server_open_images(&s, err, sizeof(err)) < 0 ||
+	s.nbd_fd = s.udp_fd < 0 ? -1 : nbd_listen(s.cfg.listen, err, sizeof(err));
+	if (!s.iobuf || s.udp_fd < 0 || s.nbd_fd < 0 || server_open_images(&s, err, sizeof(err)) < 0 ||
 	    server_state_init(&s, err, sizeof(err)) < 0) {
 		fprintf(stderr, "netdiskd: %s\n", err);
 		return 1;
@@ -252,7 +232,7 @@ int main(int argc, char **argv)
 			(unsigned long long)(im->base->size >> 20), mode,
 			strcmp(im->name, s.cfg.default_image) ? "" : " (default)");
 	}
-	log_msg("listening on %s (UDP), state in %s", s.cfg.listen, s.state_dir);
+	log_msg("listening on %s (UDP, and NBD on TCP), state in %s", s.cfg.listen, s.state_dir);
 	serve(&s);
 	log_msg("stopping: %lu datagrams, %lu malformed, %lu for unknown sessions, "
 		"%lu stale writes, %lu errors sent", s.stats.datagrams, s.stats.malformed,

@@ -3,6 +3,7 @@
 #define NETDISKD_H
 
 #include <limits.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -35,6 +36,7 @@ struct config {
 	unsigned session_timeout; /* seconds of silence before a session is idle */
 	unsigned max_dgram;       /* largest datagram the server sends */
 	unsigned window;          /* most data datagrams a client may have in flight */
+	unsigned max_sessions;    /* sessions open at once; more ATTACHes get ND_ERR_BUSY */
 	struct image *images;
 	int nimages;
 	struct client_rule *clients;
@@ -64,6 +66,8 @@ struct session {
 	time_t last_seen;
 	char peer[64];         /* "IP:PORT" it last spoke from */
 	int nbd_conns;         /* NBD connections using it (keep it live) */
+	int nbd_owned;         /* made by NBD: ends with its last connection */
+	int ended;             /* ended while NBD connections still point at it */
 };
 
 /* Counters of what the server dropped or refused, for logs and tests. */
@@ -84,6 +88,8 @@ struct server {
 	void (*send)(struct server *s, struct iovec (*iov)[2], unsigned n,
 		     const struct sockaddr *to, socklen_t tolen);
 	int udp_fd;
+	int nbd_fd;               /* NBD listener, or -1 */
+	pthread_rwlock_t lock;    /* sessions and layers: NBD reads share it, all else is exclusive */
 };
 
 /* config.c */
@@ -113,6 +119,9 @@ int session_live(const struct server *s, const struct session *ss);
 void handle_datagram(struct server *s, const uint8_t *pkt, size_t len,
 		     const struct sockaddr *from, socklen_t fromlen);
 void format_peer(const struct sockaddr *sa, char *out, size_t outlen);
+
+/* net.c */
+int listen_socket(const char *listen, int socktype, char *err, size_t errlen);
 
 /* log.c */
 void log_msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

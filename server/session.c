@@ -180,7 +180,10 @@ void session_end(struct server *s, struct session *ss, const char *why)
 		ss->img->writer = NULL;
 	session_file(s, ss->token, path);
 	unlink(path);
-	free(ss);
+	ss->own = ss->top = NULL;
+	ss->ended = 1;
+	if (!ss->nbd_conns)
+		free(ss); /* else the last NBD connection frees it */
 }
 
 /* Give the session the layer its mode needs.  0, or -1 with a message. */
@@ -334,6 +337,11 @@ struct session *session_attach(struct server *s, const struct nd_attach_req *req
 	}
 	if (h.same)
 		session_end(s, h.same, "client attached again");
+	if (s->nsessions >= s->cfg.max_sessions) {
+		log_msg("attach refused: %u sessions open (max-sessions)", s->nsessions);
+		*status = ND_ERR_BUSY;
+		return NULL;
+	}
 	if (mode == ND_MODE_DIRECT)
 		for_each_session(s, end_idle, &h);
 
@@ -351,7 +359,7 @@ struct session *session_attach(struct server *s, const struct nd_attach_req *req
 	snprintf(ss->peer, sizeof(ss->peer), "%s", peer);
 	negotiate(s, ss, nd_get16(req->max_dgram), nd_get16(req->window));
 	if (getrandom(ss->token, sizeof(ss->token), 0) != sizeof(ss->token) ||
-	    session_layers(s, ss, 1, err, sizeof(err)) < 0) {
+	    session_layers(s, ss, mode == ND_MODE_VOLATILE, err, sizeof(err)) < 0) {
 		log_msg("attach refused: %s", err);
 		free(ss);
 		*status = ND_ERR_IO;

@@ -75,12 +75,14 @@ start_interactive_boot() {
 	local name=$1 firmware=$2 image=$3 flag= pipe=$ND_TMP/$1.serial
 	[ "$firmware" = uefi ] && flag=--uefi
 	mkfifo "$pipe.in" "$pipe.out"
-	cat "$pipe.out" >"$ND_TMP/$name.log" &
-	ND_PIDS+=($!)
+	cat "$pipe.out" >"$ND_TMP/$name.log" 2>/dev/null &
+	ND_CONSOLE_READER_PID=$!
+	ND_PIDS+=("$ND_CONSOLE_READER_PID")
 	timeout "${ND_BOOT_TIMEOUT:-180}" "$ND_TOP/qemu-scripts/boot-disk" $flag --serial "pipe:$pipe" "$image" &
 	ND_VM_PID=$!
 	ND_PIDS+=("$ND_VM_PID")
-	exec {ND_CONSOLE_FD}>"$pipe.in"
+	# Read-write so the open never blocks, even if QEMU fails to start.
+	exec {ND_CONSOLE_FD}<>"$pipe.in"
 }
 
 type_into() {
@@ -109,5 +111,5 @@ vm_stops_within() {
 abandon_vm() {
 	echo "$1"
 	tail -n 5 "$ND_TMP/$2.log"
-	kill "$ND_VM_PID" 2>/dev/null
+	kill "$ND_VM_PID" "$ND_CONSOLE_READER_PID" 2>/dev/null
 }

@@ -1,3 +1,4 @@
+#!/usr/bin/env bash
 # Network-boots the demo image's kernel and initramfs on a disk-less VM (iPXE script over QEMU TFTP): the initramfs's NIC and DHCP path.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/image-lib.sh"

@@ -1,3 +1,4 @@
+#!/usr/bin/env bash
 # Types into the serial console of the demo image booted from a local disk: the root system's shell and the initramfs shell both answer.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/image-lib.sh"
@@ -17,15 +18,15 @@ root_shell_answers() {
 }
 
 # netdisk.break=initramfs stops in the initramfs with its modules loaded
-# (and, under UEFI, efivarfs mounted for the agent).
+# and the DHCP lease recorded (here under UEFI).
 initramfs_shell_answers() {
 	local name=initramfs-shell image=$ND_TMP/initramfs-shell.img
 	cp --sparse=always "$ND_BUILD/demo.img" "$image"
 	set_kernel_append "$image" "netdisk.break=initramfs" || { echo "cannot edit syslinux.cfg"; return 1; }
 	start_interactive_boot "$name" uefi "$image"
 	wait_for 120 console_has "$name" '^NETDISK-INITRAMFS-STOP netdisk.break=initramfs' || { abandon_vm "initramfs did not stop" "$name"; return 1; }
-	ask_until "$name" 'echo INITRAMFS-SHELL-$((6*7)) nbd=$(grep -c "^nbd " /proc/modules) efivarfs=$(grep -c " efivarfs " /proc/mounts) $(. /run/netdisk/net.env; echo $interface $ip)' \
-		'^INITRAMFS-SHELL-42 nbd=1 efivarfs=1 eth0 10\.0\.2\.15' 60 ||
+	ask_until "$name" 'echo INITRAMFS-SHELL-$((6*7)) nbd=$(grep -c "^nbd " /proc/modules) $(. /run/netdisk/net.env; echo $interface $ip)' \
+		'^INITRAMFS-SHELL-42 nbd=1 eth0 10\.0\.2\.15' 60 ||
 		{ abandon_vm "initramfs shell gave no (right) answer" "$name"; return 1; }
 	type_into "$name" 'poweroff -f'
 	vm_stops_within 60 || { abandon_vm "poweroff -f did not stop the VM" "$name"; return 1; }

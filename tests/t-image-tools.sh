@@ -1,3 +1,4 @@
+#!/usr/bin/env bash
 # Checks tools/mkimage's other inputs: a user's own root directory (built and booted) and an existing raw disk (accepted or refused).
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/image-lib.sh"
@@ -35,10 +36,40 @@ user_rootfs_image_boots() {
 	console_has user-root '^USER-ROOT-42 from-the-user' || { echo "the user's /sbin/init did not run"; return 1; }
 }
 
+# A tar archive as the root: contents and numeric owners carried over.
+user_rootfs_tar_is_unpacked() {
+	local image=$ND_TMP/user-tar.img root=$ND_TMP/user-tar-root.img
+	tar -C "$ND_TMP/user-rootfs" --owner=1234 --group=4321 -czf "$ND_TMP/user-rootfs.tar.gz" . || return 1
+	"$mkimage" --cache "${NETDISK_CACHE:-$ND_BUILD/cache}" --rootfs "$ND_TMP/user-rootfs.tar.gz" "$image" || return 1
+	extract_partition "$image" 2 "$root" || return 1
+	[ "$(debugfs -R 'cat /etc/user-file' "$root" 2>/dev/null)" = from-the-user ] || { echo "user file not in the root partition"; return 1; }
+	debugfs -R 'stat /sbin/init' "$root" 2>/dev/null | grep -q 'User: *1234 *Group: *4321' || { echo "owners from the archive not kept"; return 1; }
+	e2fsck -fn "$root" >/dev/null
+}
+
+# --initramfs-extra: a tree of the admin's lands in the initramfs as is.
+initramfs_extra_is_included() {
+	local image=$ND_TMP/extra.img listing
+	mkdir -p "$ND_TMP/extra/etc/netdisk"
+	echo site-setting >"$ND_TMP/extra/etc/netdisk/site.conf"
+	"$mkimage" --cache "${NETDISK_CACHE:-$ND_BUILD/cache}" --initramfs-extra "$ND_TMP/extra" "$image" || return 1
+	mcopy -i "$(esp_at "$image")" ::/initrd.gz "$ND_TMP/extra-initrd.gz" || return 1
+	listing=$(zcat "$ND_TMP/extra-initrd.gz" | cpio -it --quiet)
+	grep -qx etc/netdisk/site.conf <<<"$listing" || { echo "extra file missing from the initramfs"; return 1; }
+	grep -qx init <<<"$listing" || { echo "the initramfs lost its /init"; return 1; }
+}
+
 raw_image_is_copied() {
 	local out=$ND_TMP/raw-copy.img
 	"$mkimage" --from-raw "$ND_BUILD/demo.img" "$out" || return 1
 	cmp "$ND_BUILD/demo.img" "$out" || { echo "copy differs from the source"; return 1; }
+}
+
+# Non-raw formats are converted: a qcow2 of the demo image comes back as it.
+qcow2_image_is_converted() {
+	qemu-img convert -O qcow2 "$ND_BUILD/demo.img" "$ND_TMP/demo.qcow2" || return 1
+	"$mkimage" --from-raw "$ND_TMP/demo.qcow2" "$ND_TMP/from-qcow2.img" || return 1
+	cmp "$ND_BUILD/demo.img" "$ND_TMP/from-qcow2.img" || { echo "converted disk differs from the original"; return 1; }
 }
 
 gpt_image_is_accepted() {
@@ -68,8 +99,11 @@ head -c 50M "$ND_BUILD/demo.img" >"$ND_TMP/truncated.img"
 printf '\x55\xaa' | dd of="$ND_TMP/no-partitions.img" bs=1 seek=510 conv=notrunc status=none
 
 check image-tool-user-rootfs user_rootfs_image_boots
+check image-tool-user-rootfs-tar user_rootfs_tar_is_unpacked
+check image-tool-initramfs-extra initramfs_extra_is_included
 check image-tool-from-raw-mbr raw_image_is_copied
 check image-tool-from-raw-gpt gpt_image_is_accepted
+check image-tool-from-qcow2 qcow2_image_is_converted
 check image-tool-refuses-blank-disk refused "a blank disk" "$ND_TMP/zeros.img"
 check image-tool-refuses-partial-sector refused "a file of 1000 bytes" "$ND_TMP/short.img"
 check image-tool-refuses-empty-mbr refused "an MBR without partitions" "$ND_TMP/no-partitions.img"

@@ -2,8 +2,9 @@
 
 # Downloaded kernel packages survive "make clean" only when NETDISK_CACHE points outside build/.
 IMAGE_CACHE := $(or $(NETDISK_CACHE),$(BUILD)/cache)
-# IMAGE_AGENT: the netdisk-attach binary for the initramfs, once one is built.
-IMAGE_AGENT ?=
+# IMAGE_AGENT: the netdisk-attach binary the initramfs runs (linux/build.mk
+# builds it); empty leaves the attach hook unused.
+IMAGE_AGENT ?= $(BUILD)/netdisk-attach
 IMAGE_INPUTS := tools/mkimage $(shell find linux/initramfs linux/rootfs -type f 2>/dev/null) $(IMAGE_AGENT)
 IMAGE_FLAGS := --cache $(IMAGE_CACHE) $(if $(IMAGE_AGENT),--agent $(IMAGE_AGENT))
 

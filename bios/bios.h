@@ -1,0 +1,90 @@
+/* Shared declarations of the BIOS stub: real-mode helpers, console, PXE transport, disk. */
+#ifndef NETDISK_BIOS_H
+#define NETDISK_BIOS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "ndclient.h"
+#include "netdisk/bootcfg.h"
+
+/* Registers for bios_int(); layout shared with entry.asm. */
+struct bregs {
+	uint32_t eax, ebx, ecx, edx, esi, edi, ebp;
+	uint16_t ds, es;
+	uint16_t flags;
+} __attribute__((packed));
+
+#define FLAG_CF 0x0001
+
+/* Registers saved by the INT 13h entry (push es/ds after pushad). */
+struct int13_regs {
+	uint16_t es, ds;
+	uint32_t edi, esi, ebp, esp, ebx, edx, ecx, eax;
+} __attribute__((packed));
+
+/* entry.asm: far memory, BIOS and PXE calls, hooks. */
+uint32_t far_read8(uint16_t seg, uint16_t off);
+uint32_t far_read16(uint16_t seg, uint16_t off);
+uint32_t far_read32(uint16_t seg, uint16_t off);
+void far_write8(uint16_t seg, uint16_t off, uint32_t val);
+void far_write16(uint16_t seg, uint16_t off, uint32_t val);
+void far_write32(uint16_t seg, uint16_t off, uint32_t val);
+void far_copy(uint16_t dseg, uint16_t doff, uint16_t sseg, uint16_t soff, uint16_t len);
+void bios_int(uint8_t vector, struct bregs *r);
+uint16_t pxe_call(uint16_t opcode, void *param);
+void boot_jump(void) __attribute__((noreturn));
+extern char int13_entry[], int15_entry[];
+extern uint32_t pxenv_ptr, pxe_ptr, pxe_entry, old_int13, old_int15;
+extern uint32_t hidden_start, hidden_end;
+extern uint16_t stub_seg, base_kb_before;
+extern uint8_t pxe_use_pxenv, our_drive, hd_count_ours;
+extern char _resident_end[];
+
+/* Linear address of a near pointer in our segment. */
+static inline uint32_t linear(const void *p)
+{
+	return ((uint32_t)stub_seg << 4) + (uint16_t)(uintptr_t)p;
+}
+
+/* Copy between near memory and any linear address (above 1 MiB too). */
+void lin_copy_to(uint32_t dst, const void *src, unsigned len);
+void lin_copy_from(void *dst, uint32_t src, unsigned len);
+
+/* console.c: screen (INT 10h) and COM1. */
+void con_init(void);
+void con_printf(const char *fmt, ...);
+extern int con_serial_only;
+
+/* pxe.c: PXE API and the client transport. */
+struct pxe_info {
+	uint8_t my_ip[4];
+	uint8_t server_ip[4];
+	uint8_t netmask[4];     /* DHCP option 1 */
+	uint8_t router[4];      /* DHCP option 3, 0 = none */
+	uint8_t gateway_ip[4];  /* router if the server is off our subnet, else 0 */
+	uint8_t mac[6];
+};
+int pxe_find(void);
+int pxe_get_info(struct pxe_info *info);
+int pxe_udp_open(const struct pxe_info *info, uint16_t server_port, uint16_t local_port);
+void pxe_transport(struct nd_transport *tp);
+
+/* clock.c: milliseconds from the TSC, calibrated against the BIOS tick. */
+void clock_init(void);
+uint32_t clock_ms(void);
+uint64_t rdtsc(void);
+
+/* main.c: the boot table for the OS (docs/handoff.md), refreshed after a re-attach. */
+void boot_table_publish(void);
+
+/* disk.c: the netdisk drive behind INT 13h. */
+extern struct nd_client disk;
+void disk_geometry_init(void);
+int disk_read_to(uint64_t lba, uint32_t count, uint32_t dst_linear);
+int int13_handler(struct int13_regs *r);
+
+/* libc.c */
+void *memcpy(void *dst, const void *src, size_t n);
+void *memset(void *dst, int c, size_t n);
+
+#endif /* NETDISK_BIOS_H */

@@ -1,0 +1,40 @@
+# BIOS stub: build/netdisk.pxe, real-mode C (gcc -m16) and nasm, linked with the client core.
+
+BIOS_CFLAGS := -m16 -march=i686 -ffreestanding -fno-pie -fno-pic -fno-jump-tables \
+	-fno-stack-protector -fno-asynchronous-unwind-tables -fno-builtin -Os \
+	-mno-sse -mno-mmx -mno-80387 -fno-common -Wall -Wextra -Wno-unused-parameter \
+	-Iinclude -Iclient -Ibios
+BIOS_C := bios/main.c bios/disk.c bios/pxe.c bios/console.c bios/clock.c bios/libc.c client/ndclient.c
+BIOS_OBJ := $(patsubst %.c,$(BUILD)/bios/%.o,$(notdir $(BIOS_C))) $(BUILD)/bios/entry.o
+BIOS_HDR := bios/bios.h include/netdisk/proto.h include/netdisk/bootcfg.h client/ndclient.h
+
+all: $(BUILD)/netdisk.pxe
+
+$(BUILD)/bios/%.o: bios/%.c $(BIOS_HDR) | $(BUILD)/.dir
+	@mkdir -p $(dir $@)
+	$(CC) $(BIOS_CFLAGS) -c $< -o $@
+
+$(BUILD)/bios/ndclient.o: client/ndclient.c $(BIOS_HDR) | $(BUILD)/.dir
+	@mkdir -p $(dir $@)
+	$(CC) $(BIOS_CFLAGS) -c $< -o $@
+
+$(BUILD)/bios/entry.o: bios/entry.asm | $(BUILD)/.dir
+	@mkdir -p $(dir $@)
+	nasm -f elf32 -o $@ $<
+
+$(BUILD)/bios/netdisk-pxe.elf: $(BIOS_OBJ) linker/netdisk-pxe.ld
+	ld -m elf_i386 -nostdlib --no-warn-rwx-segments -T linker/netdisk-pxe.ld -o $@ $(BIOS_OBJ)
+
+$(BUILD)/netdisk.pxe: $(BUILD)/bios/netdisk-pxe.elf
+	objcopy -O binary -j .text -j .rodata -j .data $< $@
+
+# Boot-sector programs the BIOS test suites serve (tests/t-bios-*.sh).
+all: $(BUILD)/bios/int13test.bin $(BUILD)/bios/localdisk.bin $(BUILD)/bios/readbench.bin
+
+$(BUILD)/bios/%.bin: tests/bios/%.asm | $(BUILD)/.dir
+	@mkdir -p $(dir $@)
+	nasm -f bin -o $@ $<
+
+$(BUILD)/bios/readbench.bin: bench/readbench.asm | $(BUILD)/.dir
+	@mkdir -p $(dir $@)
+	nasm -f bin -o $@ $<

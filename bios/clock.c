@@ -1,0 +1,69 @@
+/* Millisecond clock for the client core: the TSC, calibrated against the BIOS timer tick. */
+
+#include "bios.h"
+
+#define BDA_TICKS 0x6c       /* 40:6C, incremented 18.2 times a second */
+#define TICK_MS 55           /* one BIOS tick, rounded */
+#define CALIBRATION_TICKS 4
+
+static uint32_t tsc_per_ms = 1;
+static uint64_t last_tsc;
+static uint32_t ms;
+
+uint64_t rdtsc(void)
+{
+	uint32_t lo, hi;
+
+	asm volatile("rdtsc" : "=a"(lo), "=d"(hi));
+	return ((uint64_t)hi << 32) | lo;
+}
+
+/* 64/32 division whose quotient fits 32 bits; avoids libgcc. */
+static uint32_t div64_32(uint64_t n, uint32_t d)
+{
+	uint32_t hi = (uint32_t)(n >> 32), lo = (uint32_t)n, q, r = hi % d;
+
+	asm("divl %4" : "=a"(q), "=d"(r) : "a"(lo), "d"(r), "rm"(d));
+	return q;
+}
+
+static uint32_t bios_ticks(void)
+{
+	return far_read32(0x40, BDA_TICKS);
+}
+
+/* Needs interrupts enabled: counts TSC cycles across a few timer ticks. */
+void clock_init(void)
+{
+	uint32_t t = bios_ticks();
+	uint64_t start;
+
+	while (bios_ticks() == t)
+		;
+	start = rdtsc();
+	t = bios_ticks();
+	while (bios_ticks() - t < CALIBRATION_TICKS)
+		;
+	tsc_per_ms = div64_32(rdtsc() - start, CALIBRATION_TICKS * TICK_MS);
+	if (!tsc_per_ms)
+		tsc_per_ms = 1;
+	last_tsc = rdtsc();
+}
+
+uint32_t clock_ms(void)
+{
+	uint64_t delta = rdtsc() - last_tsc;
+
+	if ((uint32_t)(delta >> 32) >= tsc_per_ms) {
+		/* Idle for ages: restart the count rather than overflow. */
+		last_tsc = rdtsc();
+		return ms;
+	}
+	if (delta >= tsc_per_ms) {
+		uint32_t n = div64_32(delta, tsc_per_ms);
+
+		ms += n;
+		last_tsc += (uint64_t)n * tsc_per_ms;
+	}
+	return ms;
+}

@@ -1,0 +1,413 @@
+; Real-mode entry of netdisk.pxe: relocation, C thunks, far-memory helpers, INT 13h/15h hooks.
+;
+; The whole stub is linked at offset 0 of one segment (code, data, bss and
+; stack), so after copying itself to the top of base memory every near
+; pointer stays valid with CS=DS=SS=ES.  C (gcc -m16) is entered with a
+; 32-bit call and returns with a 32-bit ret; helpers called from C follow the
+; same convention (cdecl, 4-byte argument slots, result in EAX).
+
+	bits 16
+
+	extern _image_end, _resident_end, _resident_kb, _stack_top
+	extern stub_main, int13_handler
+
+	global pxenv_ptr, pxe_ptr, stub_seg, base_kb_before
+	global old_int13, old_int15, hd_count_ours, hidden_start, hidden_end
+	global pxe_entry, pxe_use_pxenv, our_drive
+	global far_read8, far_read16, far_read32, far_write8, far_write16, far_write32
+	global far_copy, bios_int, pxe_call, boot_jump, int13_entry, int15_entry
+
+%define BDA_SEG 0x40
+%define BDA_BASEMEM 0x13
+%define BDA_HDCOUNT 0x75
+
+	section .text.entry
+	global _start
+; PXE enters at 0:7C00 with ES:BX = PXENV+ and SS:[SP+4] = far pointer to !PXE.
+_start:
+	jmp 0x07c0:.loaded
+.loaded:
+	cli
+	mov [cs:pxenv_ptr], bx
+	mov [cs:pxenv_ptr + 2], es
+	mov bp, sp
+	mov ax, [bp + 4]
+	mov [cs:pxe_ptr], ax
+	mov ax, [bp + 6]
+	mov [cs:pxe_ptr + 2], ax
+	cld
+	; Take the top of base memory: lower 40:13 by our resident size.
+	mov ax, BDA_SEG
+	mov ds, ax
+	mov ax, [BDA_BASEMEM]
+	mov [cs:base_kb_before], ax
+	sub ax, _resident_kb
+	mov [BDA_BASEMEM], ax
+	shl ax, 6
+	mov [cs:stub_seg], ax
+	; Copy the loaded image there and clear bss.
+	mov es, ax
+	push cs
+	pop ds
+	xor si, si
+	xor di, di
+	mov cx, _image_end
+	rep movsb
+	mov cx, _resident_end
+	sub cx, _image_end
+	xor al, al
+	rep stosb
+	push es
+	push .relocated
+	retf
+.relocated:
+	mov ax, cs
+	mov ds, ax
+	mov es, ax
+	mov ss, ax
+	mov esp, _stack_top
+	sti
+	call dword stub_main
+.halt:
+	hlt
+	jmp .halt
+
+	section .text
+
+; uint8_t far_read8(uint16_t seg, uint16_t off) and friends.
+far_read8:
+	mov fs, [esp + 4]
+	movzx ecx, word [esp + 8]
+	movzx eax, byte [fs:ecx]
+	o32 ret
+far_read16:
+	mov fs, [esp + 4]
+	movzx ecx, word [esp + 8]
+	movzx eax, word [fs:ecx]
+	o32 ret
+far_read32:
+	mov fs, [esp + 4]
+	movzx ecx, word [esp + 8]
+	mov eax, [fs:ecx]
+	o32 ret
+
+; void far_write8(uint16_t seg, uint16_t off, uint32_t val) and friends.
+far_write8:
+	mov fs, [esp + 4]
+	movzx ecx, word [esp + 8]
+	mov eax, [esp + 12]
+	mov [fs:ecx], al
+	o32 ret
+far_write16:
+	mov fs, [esp + 4]
+	movzx ecx, word [esp + 8]
+	mov eax, [esp + 12]
+	mov [fs:ecx], ax
+	o32 ret
+far_write32:
+	mov fs, [esp + 4]
+	movzx ecx, word [esp + 8]
+	mov eax, [esp + 12]
+	mov [fs:ecx], eax
+	o32 ret
+
+; void far_copy(uint16_t dseg, uint16_t doff, uint16_t sseg, uint16_t soff, uint16_t len)
+far_copy:
+	push esi
+	push edi
+	push ds
+	push es
+	mov es, [esp + 16]
+	mov di, [esp + 20]
+	mov ds, [esp + 24]
+	mov si, [esp + 28]
+	movzx ecx, word [esp + 32]
+	cld
+	push cx
+	shr cx, 2
+	rep movsd		; dwords first: far fewer iterations under emulation
+	pop cx
+	and cx, 3
+	rep movsb
+	pop es
+	pop ds
+	pop edi
+	pop esi
+	o32 ret
+
+; Register block for bios_int; must match struct bregs in bios.h.
+%define BR_EAX 0
+%define BR_EBX 4
+%define BR_ECX 8
+%define BR_EDX 12
+%define BR_ESI 16
+%define BR_EDI 20
+%define BR_EBP 24
+%define BR_DS 28
+%define BR_ES 30
+%define BR_FLAGS 32
+
+; void bios_int(uint8_t vector, struct bregs *r): call an interrupt handler
+; as INT would, with every register taken from and returned into *r.
+bios_int:
+	pushad
+	push ds
+	push es
+	movzx eax, byte [esp + 36 + 4]
+	shl ax, 2
+	xor bx, bx
+	mov fs, bx
+	mov ebx, [fs:eax]
+	mov [cs:bios_int_target], ebx
+	mov bx, [esp + 36 + 8]
+	mov [cs:bios_int_regs], bx
+	mov eax, [bx + BR_EAX]
+	mov ecx, [bx + BR_ECX]
+	mov edx, [bx + BR_EDX]
+	mov esi, [bx + BR_ESI]
+	mov edi, [bx + BR_EDI]
+	mov ebp, [bx + BR_EBP]
+	mov es, [bx + BR_ES]
+	push word [bx + BR_DS]
+	mov ebx, [bx + BR_EBX]
+	pop ds
+	pushf
+	call far [cs:bios_int_target]
+	pushf
+	push ds
+	push ebx
+	push ss
+	pop ds
+	mov bx, [cs:bios_int_regs]
+	pop dword [bx + BR_EBX]
+	pop word [bx + BR_DS]
+	pop word [bx + BR_FLAGS]
+	mov [bx + BR_EAX], eax
+	mov [bx + BR_ECX], ecx
+	mov [bx + BR_EDX], edx
+	mov [bx + BR_ESI], esi
+	mov [bx + BR_EDI], edi
+	mov [bx + BR_EBP], ebp
+	mov [bx + BR_ES], es
+	pop es
+	pop ds
+	popad
+	and esp, 0xffff
+	cld
+	o32 ret
+
+; uint16_t pxe_call(uint16_t opcode, void *param): one PXE API call with the
+; parameter block in our segment; returns the exit code in AX.
+pxe_call:
+	pushad
+	push ds
+	push es
+	mov ax, [esp + 36 + 4]
+	mov di, [esp + 36 + 8]
+	cmp byte [cs:pxe_use_pxenv], 0
+	jne .pxenv
+	push ss
+	push di
+	push ax
+	call far [cs:pxe_entry]
+	add sp, 6
+	jmp .done
+.pxenv:
+	mov bx, ax
+	push ss
+	pop es
+	call far [cs:pxe_entry]
+.done:
+	and esp, 0xffff
+	mov [cs:pxe_status], ax
+	pop es
+	pop ds
+	popad
+	movzx eax, word [cs:pxe_status]
+	cld
+	o32 ret
+
+; void boot_jump(void): enter the boot sector at 0:7C00 like a BIOS, DL = our drive.
+boot_jump:
+	cli
+	xor ax, ax
+	mov ds, ax
+	mov es, ax
+	mov ss, ax
+	mov esp, 0x7c00
+	mov dl, [cs:our_drive]
+	xor ebx, ebx
+	xor esi, esi
+	xor edi, edi
+	sti
+	jmp 0:0x7c00
+
+; Copy the current arithmetic flags into the FLAGS word of the caller's
+; interrupt frame, then return from the interrupt.
+%macro iret_with_flags 0
+	push bp
+	mov bp, sp
+	push ax
+	pushf
+	pop ax
+	mov [bp + 6], al
+	pop ax
+	pop bp
+	iret
+%endmacro
+
+; INT 13h: our drive goes to C on our own stack; hard disks above it are
+; shifted down by one and chained; floppies are chained untouched.
+int13_entry:
+	push ds
+	push ax
+	mov ax, BDA_SEG
+	mov ds, ax
+	mov al, [cs:hd_count_ours]
+	cmp [BDA_HDCOUNT], al
+	jae .count_ok
+	mov [BDA_HDCOUNT], al
+.count_ok:
+	pop ax
+	pop ds
+	cmp dl, [cs:our_drive]
+	je .ours
+	jb .chain
+	mov [cs:chain_dl], dl
+	mov [cs:chain_ah], ah
+	dec dl
+	pushf
+	call far [cs:old_int13]
+	mov dl, [cs:chain_dl]
+	jc .chained
+	cmp byte [cs:chain_ah], 0x08
+	jne .chained_ok
+	push ds
+	push ax
+	mov ax, BDA_SEG
+	mov ds, ax
+	mov dl, [BDA_HDCOUNT]
+	pop ax
+	pop ds
+.chained_ok:
+	clc
+.chained:
+	iret_with_flags
+.chain:
+	jmp far [cs:old_int13]
+.ours:
+	mov [cs:caller_ss], ss
+	mov [cs:caller_esp], esp
+	mov ss, [cs:stub_seg]
+	mov esp, _stack_top
+	sti
+	cld
+	pushad
+	push ds
+	push es
+	mov ax, ss
+	mov ds, ax
+	mov es, ax
+	movzx eax, sp
+	push eax
+	call dword int13_handler
+	add esp, 4
+	mov [cs:int13_cf], al
+	pop es
+	pop ds
+	popad
+	cli
+	mov ss, [cs:caller_ss]
+	mov esp, [cs:caller_esp]
+	push bp
+	mov bp, sp
+	and byte [bp + 6], 0xfe
+	cmp byte [cs:int13_cf], 0
+	je .no_carry
+	or byte [bp + 6], 1
+.no_carry:
+	pop bp
+	iret
+
+; INT 15h: E820 entries that overlap our resident memory are trimmed so the
+; OS never sees it as usable RAM; every other call is chained.
+int15_entry:
+	cmp eax, 0xe820
+	je .e820
+	jmp far [cs:old_int15]
+.e820:
+	pushf
+	call far [cs:old_int15]
+	jc .out
+	cmp dword [es:di + 16], 1
+	jne .ok
+	cmp dword [es:di + 4], 0
+	jne .ok
+	push eax
+	push edx
+	mov eax, [es:di]
+	cmp eax, [cs:hidden_end]
+	jae .pop_ok
+	; edx = end of the entry, saturated at 4 GiB
+	mov edx, eax
+	add edx, [es:di + 8]
+	jc .huge
+	cmp dword [es:di + 12], 0
+	je .have_end
+.huge:
+	mov edx, 0xffffffff
+.have_end:
+	cmp edx, [cs:hidden_start]
+	jbe .pop_ok
+	cmp eax, [cs:hidden_start]
+	jae .starts_inside
+	; entry starts below us: end it where our memory begins
+	mov edx, [cs:hidden_start]
+	sub edx, eax
+	mov [es:di + 8], edx
+	mov dword [es:di + 12], 0
+	jmp .pop_ok
+.starts_inside:
+	cmp edx, [cs:hidden_end]
+	jbe .all_inside
+	; entry runs past us: start it where our memory ends
+	sub edx, [cs:hidden_end]
+	mov [es:di + 8], edx
+	mov dword [es:di + 12], 0
+	mov edx, [cs:hidden_end]
+	mov [es:di], edx
+	jmp .pop_ok
+.all_inside:
+	mov dword [es:di + 16], 2
+.pop_ok:
+	pop edx
+	pop eax
+.ok:
+	clc
+.out:
+	iret_with_flags
+
+	section .data
+	align 4
+pxenv_ptr:	dd 0		; far pointer to PXENV+ from ES:BX
+pxe_ptr:	dd 0		; far pointer to !PXE from the stack
+pxe_entry:	dd 0		; the API entry point chosen by C
+old_int13:	dd 0
+old_int15:	dd 0
+hidden_start:	dd 0		; linear range hidden from E820
+hidden_end:	dd 0
+bios_int_target: dd 0
+caller_esp:	dd 0
+stub_seg:	dw 0
+base_kb_before:	dw 0		; 40:13 before we took our share
+bios_int_regs:	dw 0
+pxe_status:	dw 0
+caller_ss:	dw 0
+pxe_use_pxenv:	db 0		; 1: call through PXENV+ (BX = opcode, ES:DI = block)
+our_drive:	db 0x80
+hd_count_ours:	db 0		; hard disks in 40:75 including ours
+chain_dl:	db 0
+chain_ah:	db 0
+int13_cf:	db 0
+
+	section .note.GNU-stack noalloc noexec nowrite progbits

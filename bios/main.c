@@ -1,0 +1,210 @@
+/* netdisk.pxe main line: find PXE, attach to netdiskd, hook INT 13h/15h, boot the disk like a BIOS. */
+
+#include "bios.h"
+#include "netdisk/boottable.h"
+
+#define TX_DGRAM ND_DEFAULT_DGRAM /* PXE stacks do not fragment what they send */
+#ifndef RX_DGRAM
+#define RX_DGRAM 16384
+#endif
+#define DEFAULT_ATTACH_TIMEOUT 60 /* seconds */
+#define RETRY_REPORT_EVERY_MS 5000
+
+/* Patched in the binary by `netdisk patch`; found by its magic. */
+struct nd_bootcfg bootcfg = {
+	.magic = ND_BOOTCFG_MAGIC,
+	.version = ND_BOOTCFG_VERSION,
+};
+
+static uint8_t txbuf[TX_DGRAM], rxbuf[RX_DGRAM];
+static struct nd_boot_table boot_table __attribute__((aligned(16)));
+static struct pxe_info net;
+static uint16_t server_port;
+static uint32_t next_retry_report;
+
+/* Fault messages for the client core's retry/recovery events. */
+static void on_event(void *ctx, int event, uint32_t waited_ms)
+{
+	if (event == ND_EV_RETRY) {
+		if (waited_ms < next_retry_report)
+			return;
+		con_printf("netdisk: server %I:%u not answering, retrying (%u s)\n",
+			   net.server_ip, server_port, waited_ms / 1000);
+		next_retry_report = waited_ms + RETRY_REPORT_EVERY_MS;
+	} else if (event == ND_EV_RECOVERED) {
+		con_printf("netdisk: server %I:%u answering again\n", net.server_ip, server_port);
+		next_retry_report = 0;
+	}
+}
+
+/* The session as the OS needs it to take the disk over through NBD: in our
+ * resident memory, which the E820 hook reports reserved, so Linux can read
+ * it through /dev/mem. */
+void boot_table_publish(void)
+{
+	struct nd_boot_table *t = &boot_table;
+
+	memset(t, 0, sizeof(*t));
+	memcpy(t->signature, ND_BT_SIGNATURE, 4);
+	t->length[0] = sizeof(*t);
+	t->revision = ND_BT_REVISION;
+	memcpy(t->oem_id, ND_BT_OEM_ID, 6);
+	memcpy(t->oem_table_id, ND_BT_OEM_TABLE_ID, 8);
+	t->version = ND_BT_VERSION;
+	t->firmware = ND_BT_FW_BIOS;
+	t->mode = disk.mode;
+	memcpy(t->mac, net.mac, 6);
+	memcpy(t->client_ip, net.my_ip, 4);
+	memcpy(t->netmask, net.netmask, 4);
+	memcpy(t->gateway, net.router, 4);
+	memcpy(t->server_ip, net.server_ip, 4);
+	nd_put16(t->udp_port, server_port);
+	nd_put16(t->nbd_port, server_port);
+	memcpy(t->token, disk.token, 16);
+	nd_put64(t->sectors, disk.sectors);
+	memcpy(t->image, disk.image, ND_IMAGE_NAME_LEN);
+	nd_bt_seal(t);
+}
+
+/* Nothing to boot from us: give back our memory and let the BIOS try the next device. */
+static void __attribute__((noreturn)) give_up(const char *why)
+{
+	con_printf("netdisk: %s\nnetdisk: giving up, trying the next boot device (INT 18h)\n", why);
+	far_write16(0x40, 0x13, base_kb_before);
+	{
+		struct bregs r;
+
+		memset(&r, 0, sizeof(r));
+		bios_int(0x18, &r);
+	}
+	for (;;)
+		asm volatile("hlt");
+}
+
+static int ip_is_zero(const uint8_t *ip)
+{
+	return !(ip[0] | ip[1] | ip[2] | ip[3]);
+}
+
+/* Claim drive 80h (other hard disks move up by one) and hide our memory. */
+static void install_hooks(void)
+{
+	hidden_start = (uint32_t)stub_seg << 4;
+	hidden_end = (uint32_t)base_kb_before << 10;
+	hd_count_ours = (uint8_t)(far_read8(0x40, 0x75) + 1);
+	far_write8(0x40, 0x75, hd_count_ours);
+	old_int13 = far_read32(0, 0x13 * 4);
+	old_int15 = far_read32(0, 0x15 * 4);
+	asm volatile("cli");
+	far_write32(0, 0x13 * 4, ((uint32_t)stub_seg << 16) | (uint16_t)(uintptr_t)int13_entry);
+	far_write32(0, 0x15 * 4, ((uint32_t)stub_seg << 16) | (uint16_t)(uintptr_t)int15_entry);
+	asm volatile("sti");
+}
+
+/* Datagram sizes to try, largest first.  A large datagram reaches us as IP
+ * fragments that the PXE stack reassembles; that costs far less per byte
+ * than one datagram per frame, but a NIC with a small receive ring (iPXE's
+ * rtl8139, e1000) drops fragments of a burst, and a stack without
+ * reassembly drops them all. */
+static const uint16_t dgram_ladder[] = { RX_DGRAM, 8192, 4096, ND_DEFAULT_DGRAM };
+
+#define PROBE_SECTORS 128   /* 64 KiB: several datagrams of every size tried */
+#define PROBE_GIVE_UP_MS 2000
+
+static void put_nowhere(void *ctx, uint32_t offset, const void *data, unsigned len)
+{
+}
+
+/* Do datagrams of the granted size arrive whole?  Reads from the start of
+ * the disk and must not need a single retransmission. */
+static int datagrams_get_through(void)
+{
+	uint32_t before = disk.retransmits, give_up = disk.cfg.give_up_ms;
+	uint32_t count = disk.sectors < PROBE_SECTORS ? (uint32_t)disk.sectors : PROBE_SECTORS;
+	int rc;
+
+	disk.cfg.give_up_ms = PROBE_GIVE_UP_MS;
+	rc = nd_read(&disk, 0, count, put_nowhere, 0);
+	disk.cfg.give_up_ms = give_up;
+	return rc == ND_DONE && disk.retransmits == before;
+}
+
+static void attach(void)
+{
+	char image[ND_IMAGE_NAME_LEN + 1];
+	uint16_t timeout = nd_get16(bootcfg.attach_timeout);
+	struct nd_transport tp;
+	unsigned step;
+	int rc;
+
+	memcpy(image, bootcfg.image, ND_IMAGE_NAME_LEN);
+	image[ND_IMAGE_NAME_LEN] = 0;
+	if (!timeout)
+		timeout = DEFAULT_ATTACH_TIMEOUT;
+	pxe_transport(&tp);
+	nd_client_init(&disk, &tp, txbuf, rxbuf, RX_DGRAM);
+	memcpy(disk.cfg.mac, net.mac, 6);
+	disk.cfg.client_kind = ND_KIND_BIOS;
+	disk.cfg.nonce = (uint32_t)rdtsc() ^ nd_get32(net.mac + 2);
+	disk.cfg.give_up_ms = (uint32_t)timeout * 1000;
+	disk.cfg.event = on_event;
+	disk.cfg.caps = ND_CAP_BOOT_TABLE;
+	con_printf("netdisk: attaching to %I:%u as %I (up to %u s)\n", net.server_ip, server_port,
+		   net.my_ip, timeout);
+	for (step = 0;; step++) {
+		disk.cfg.max_dgram = dgram_ladder[step];
+		rc = nd_attach(&disk, image);
+		if (rc == ND_E_STATUS) {
+			con_printf("netdisk: server refused: %s\n", nd_status_text(disk.last_status));
+			give_up("cannot attach the disk");
+		}
+		if (rc != ND_DONE)
+			give_up("no answer from the netdisk server");
+		if (disk.dgram <= ND_DEFAULT_DGRAM || datagrams_get_through())
+			break;
+		con_printf("netdisk: %u-byte datagrams get lost here, trying %u\n", disk.dgram,
+			   dgram_ladder[step + 1]);
+		/* A new nonce makes it a new session, not a retry of this one;
+		 * nothing has been written yet, so nothing is lost. */
+		disk.cfg.nonce++;
+	}
+	/* From now on a silent server is waited for, never given up on: a
+	 * failed read would be worse for the booting OS than a pause. */
+	disk.cfg.give_up_ms = 0;
+}
+
+void stub_main(void)
+{
+	uint16_t local_port;
+
+	con_init();
+	con_printf("\nnetdisk.pxe: disk over the network via PXE (%u KiB resident at %x:0000)\n",
+		   (uint32_t)(base_kb_before - far_read16(0x40, 0x13)), stub_seg);
+	clock_init();
+	if (pxe_find())
+		give_up("no PXE API found (neither !PXE nor PXENV+)");
+	if (pxe_get_info(&net))
+		give_up("the PXE stack has no DHCP information");
+	if (!ip_is_zero(bootcfg.server_ip))
+		memcpy(net.server_ip, bootcfg.server_ip, 4);
+	server_port = nd_get16(bootcfg.server_port);
+	if (!server_port)
+		server_port = ND_DEFAULT_PORT;
+	local_port = (uint16_t)(0xc000 | (rdtsc() & 0x3fff));
+	if (pxe_udp_open(&net, server_port, local_port))
+		give_up("PXE UDP_OPEN failed");
+	attach();
+	con_printf("netdisk: server %I:%u image \"%s\" %u MiB (%u sectors) mode %s\n",
+		   net.server_ip, server_port, disk.image, (uint32_t)(disk.sectors >> 11),
+		   (uint32_t)disk.sectors, nd_mode_text(disk.mode));
+	con_printf("netdisk: %u-byte datagrams, window %u\n", disk.dgram, disk.window);
+	boot_table_publish();
+	disk_geometry_init();
+	install_hooks();
+	if (disk_read_to(0, 1, 0x7c00) != 0)
+		give_up("cannot read the boot sector");
+	if (far_read16(0, 0x7dfe) != 0xaa55)
+		give_up("the disk has no boot signature (55AA)");
+	con_printf("netdisk: booting drive 80h\n");
+	boot_jump();
+}

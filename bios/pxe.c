@@ -1,0 +1,254 @@
+/* PXE side of the BIOS stub: finds the API, reads the DHCPACK, moves UDP datagrams for the client core. */
+
+#include "bios.h"
+
+#define PXENV_GET_CACHED_INFO 0x0071
+#define PXENV_UDP_OPEN 0x0030
+#define PXENV_UDP_READ 0x0032
+#define PXENV_UDP_WRITE 0x0033
+#define PXENV_PACKET_TYPE_DHCP_ACK 2
+
+#define FAR_SEG(p) ((uint16_t)((p) >> 16))
+#define FAR_OFF(p) ((uint16_t)(p))
+
+struct s_pxenv_get_cached_info {
+	uint16_t status;
+	uint16_t packet_type;
+	uint16_t buffer_size;
+	uint16_t buffer_off, buffer_seg;
+	uint16_t buffer_limit;
+} __attribute__((packed));
+
+struct s_pxenv_udp_open {
+	uint16_t status;
+	uint8_t src_ip[4];
+} __attribute__((packed));
+
+struct s_pxenv_udp_read {
+	uint16_t status;
+	uint8_t src_ip[4];
+	uint8_t dest_ip[4];
+	uint16_t s_port;          /* network byte order */
+	uint16_t d_port;          /* network byte order */
+	uint16_t buffer_size;
+	uint16_t buffer_off, buffer_seg;
+} __attribute__((packed));
+
+struct s_pxenv_udp_write {
+	uint16_t status;
+	uint8_t ip[4];
+	uint8_t gw[4];
+	uint16_t src_port;        /* network byte order */
+	uint16_t dst_port;        /* network byte order */
+	uint16_t buffer_size;
+	uint16_t buffer_off, buffer_seg;
+} __attribute__((packed));
+
+/* Where datagrams go: filled by pxe_udp_open. */
+static struct {
+	uint8_t my_ip[4];
+	uint8_t server_ip[4];
+	uint8_t gateway_ip[4];
+	uint16_t server_port;     /* network byte order */
+	uint16_t local_port;      /* network byte order */
+} udp;
+
+static int memcmp4(const uint8_t *a, const uint8_t *b)
+{
+	return a[0] != b[0] || a[1] != b[1] || a[2] != b[2] || a[3] != b[3];
+}
+
+static uint16_t htons(uint16_t v)
+{
+	return (uint16_t)((v << 8) | (v >> 8));
+}
+
+/* Sum of a structure's bytes in far memory; valid PXE structures sum to 0. */
+static uint8_t far_sum(uint32_t farptr, unsigned len)
+{
+	uint8_t sum = 0;
+	unsigned i;
+
+	for (i = 0; i < len; i++)
+		sum += (uint8_t)far_read8(FAR_SEG(farptr), (uint16_t)(FAR_OFF(farptr) + i));
+	return sum;
+}
+
+static int far_sig(uint32_t farptr, const char *sig, unsigned len)
+{
+	unsigned i;
+
+	for (i = 0; i < len; i++)
+		if (far_read8(FAR_SEG(farptr), (uint16_t)(FAR_OFF(farptr) + i)) != (uint8_t)sig[i])
+			return 0;
+	return 1;
+}
+
+/* A !PXE structure with its checksum right; its EntryPointSP is at offset 16. */
+static int valid_bang_pxe(uint32_t p)
+{
+	unsigned len;
+
+	if (!p || !far_sig(p, "!PXE", 4))
+		return 0;
+	len = far_read8(FAR_SEG(p), FAR_OFF(p) + 4);
+	return len >= 20 && far_sum(p, len) == 0;
+}
+
+/* Prefer !PXE (from the stack, else PXENV+.PXEPtr); fall back to PXENV+.RMEntry. */
+int pxe_find(void)
+{
+	uint32_t p = pxenv_ptr;
+
+	if (valid_bang_pxe(pxe_ptr)) {
+		pxe_entry = far_read32(FAR_SEG(pxe_ptr), FAR_OFF(pxe_ptr) + 16);
+		return 0;
+	}
+	if (!p || !far_sig(p, "PXENV+", 6))
+		return -1;
+	if (far_sum(p, far_read8(FAR_SEG(p), FAR_OFF(p) + 8)) != 0)
+		return -1;
+	if (far_read16(FAR_SEG(p), FAR_OFF(p) + 6) >= 0x0201) {
+		uint32_t bang = far_read32(FAR_SEG(p), FAR_OFF(p) + 0x28);
+
+		if (valid_bang_pxe(bang)) {
+			pxe_entry = far_read32(FAR_SEG(bang), FAR_OFF(bang) + 16);
+			return 0;
+		}
+	}
+	pxe_entry = far_read32(FAR_SEG(p), FAR_OFF(p) + 0x0a);
+	pxe_use_pxenv = 1;
+	return 0;
+}
+
+static void far_get(uint16_t seg, uint16_t off, uint8_t *dst, unsigned len)
+{
+	far_copy(stub_seg, (uint16_t)(uintptr_t)dst, seg, off, (uint16_t)len);
+}
+
+/* Our address, the next-server, the MAC and (when the server is off our subnet)
+ * the router, all from the DHCPACK the PXE stack kept. */
+int pxe_get_info(struct pxe_info *info)
+{
+	struct s_pxenv_get_cached_info gci;
+	uint16_t seg, off, end, pos;
+	int i, local = 1;
+
+	memset(&gci, 0, sizeof(gci));
+	gci.packet_type = PXENV_PACKET_TYPE_DHCP_ACK;
+	if (pxe_call(PXENV_GET_CACHED_INFO, &gci) || gci.status || gci.buffer_size < 240)
+		return -1;
+	seg = gci.buffer_seg;
+	off = gci.buffer_off;
+	far_get(seg, off + 16, info->my_ip, 4);
+	far_get(seg, off + 20, info->server_ip, 4);
+	far_get(seg, off + 28, info->mac, 6);
+	memset(info->netmask, 0, 4);
+	memset(info->router, 0, 4);
+	/* Options after the magic cookie: 1 = subnet mask, 3 = routers. */
+	end = (uint16_t)(off + gci.buffer_size);
+	for (pos = off + 240; pos + 2 <= end;) {
+		uint8_t code = (uint8_t)far_read8(seg, pos), len;
+
+		if (code == 255)
+			break;
+		if (code == 0) {
+			pos++;
+			continue;
+		}
+		len = (uint8_t)far_read8(seg, pos + 1);
+		if (pos + 2 + len > end)
+			break;
+		if (code == 1 && len >= 4)
+			far_get(seg, pos + 2, info->netmask, 4);
+		if (code == 3 && len >= 4)
+			far_get(seg, pos + 2, info->router, 4);
+		pos += 2 + len;
+	}
+	memset(info->gateway_ip, 0, 4);
+	for (i = 0; i < 4; i++)
+		if ((info->my_ip[i] & info->netmask[i]) != (info->server_ip[i] & info->netmask[i]))
+			local = 0;
+	if (!local)
+		memcpy(info->gateway_ip, info->router, 4);
+	return 0;
+}
+
+int pxe_udp_open(const struct pxe_info *info, uint16_t server_port, uint16_t local_port)
+{
+	struct s_pxenv_udp_open op;
+
+	memcpy(udp.my_ip, info->my_ip, 4);
+	memcpy(udp.server_ip, info->server_ip, 4);
+	memcpy(udp.gateway_ip, info->gateway_ip, 4);
+	udp.server_port = htons(server_port);
+	udp.local_port = htons(local_port);
+	memset(&op, 0, sizeof(op));
+	memcpy(op.src_ip, info->my_ip, 4);
+	if (pxe_call(PXENV_UDP_OPEN, &op) || op.status)
+		return -1;
+	return 0;
+}
+
+static int udp_send(void *ctx, const void *buf, unsigned len)
+{
+	struct s_pxenv_udp_write w;
+
+	memset(&w, 0, sizeof(w));
+	memcpy(w.ip, udp.server_ip, 4);
+	memcpy(w.gw, udp.gateway_ip, 4);
+	w.src_port = udp.local_port;
+	w.dst_port = udp.server_port;
+	w.buffer_size = (uint16_t)len;
+	w.buffer_off = (uint16_t)(uintptr_t)buf;
+	w.buffer_seg = stub_seg;
+	if (pxe_call(PXENV_UDP_WRITE, &w) || w.status)
+		return -1;
+	return 0;
+}
+
+/* One poll of the PXE stack: a datagram from the server, or 0. */
+static int udp_poll(void *buf, unsigned size)
+{
+	struct s_pxenv_udp_read r;
+
+	memset(&r, 0, sizeof(r));
+	memcpy(r.dest_ip, udp.my_ip, 4);
+	r.d_port = udp.local_port;
+	r.buffer_size = (uint16_t)size;
+	r.buffer_off = (uint16_t)(uintptr_t)buf;
+	r.buffer_seg = stub_seg;
+	if (pxe_call(PXENV_UDP_READ, &r) || r.status)
+		return 0;
+	if (memcmp4(r.src_ip, udp.server_ip) || r.s_port != udp.server_port)
+		return 0;
+	return r.buffer_size;
+}
+
+/* UDP_READ never blocks, so waiting is polling until the deadline. */
+static int udp_recv(void *ctx, void *buf, unsigned size, uint32_t wait_ms)
+{
+	uint32_t start = clock_ms();
+
+	for (;;) {
+		int len = udp_poll(buf, size);
+
+		if (len > 0)
+			return len;
+		if (clock_ms() - start >= wait_ms)
+			return 0;
+	}
+}
+
+static uint32_t udp_now(void *ctx)
+{
+	return clock_ms();
+}
+
+void pxe_transport(struct nd_transport *tp)
+{
+	tp->ctx = 0;
+	tp->send = udp_send;
+	tp->recv = udp_recv;
+	tp->now_ms = udp_now;
+}

@@ -1,0 +1,41 @@
+/* netdisk-attach: the initramfs agent that hands the network disk to the kernel's NBD driver. */
+#ifndef AGENT_H
+#define AGENT_H
+
+#include <stdint.h>
+#include <netinet/in.h>
+#include "netdisk/boottable.h"
+
+/* Where the disk is and who this machine is. */
+struct target {
+	int have_table;          /* from a boot table (else the command line) */
+	struct nd_boot_table table;
+	struct in_addr server;
+	uint16_t nbd_port;
+	char export_name[128];   /* "session:HEX" or an image name */
+};
+
+/* table.c: find the boot table (file, ACPI, /dev/mem).  0 if found. */
+int table_find(const char *file, struct nd_boot_table *t, char *where, size_t wherelen);
+/* Fill a target from a table, or from netdisk.server=/netdisk.image= on the command line. */
+int target_from_table(struct target *tg, const struct nd_boot_table *t);
+int target_from_cmdline(struct target *tg, const char *cmdline);
+void table_print(const struct nd_boot_table *t, const char *where);
+
+/* net.c: bring up the interface with the table's MAC and address; writes net.env. */
+int net_configure(const struct nd_boot_table *t, const char *env_path);
+
+/* nbd.c: TCP + NBD handshake (OPT_GO).  The socket, or -1 with a message. */
+int nbd_open(const struct target *tg, uint64_t *size, uint16_t *flags, char *err, size_t errlen);
+
+/* genl.c: the kernel NBD driver over generic netlink. */
+int genl_nbd_connect(unsigned index, int sock, uint64_t size, uint16_t flags,
+		     unsigned timeout_s, unsigned dead_timeout_s, char *err, size_t errlen);
+int genl_nbd_reconfigure(unsigned index, int sock, char *err, size_t errlen);
+/* Block until the kernel says device `index` lost its connection.  0, or -1. */
+int genl_nbd_wait_dead(unsigned index, char *err, size_t errlen);
+
+/* Log to the kernel log (console) and stderr. */
+void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+#endif /* AGENT_H */

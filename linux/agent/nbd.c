@@ -1,0 +1,106 @@
+/* The client side of the NBD handshake: connect, OPT_GO, and the export's size and flags. */
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include "netdisk/proto.h"
+#include "agent.h"
+
+#define NBD_MAGIC 0x4e42444d41474943ull
+#define NBD_OPT_MAGIC 0x49484156454f5054ull
+#define NBD_REP_MAGIC 0x3e889045565a9ull
+#define NBD_OPT_GO 7
+#define NBD_REP_ACK 1
+#define NBD_REP_INFO 3
+#define NBD_INFO_EXPORT 0
+#define NBD_FLAG_FIXED_NEWSTYLE 1
+#define NBD_FLAG_C_FIXED_NEWSTYLE 1
+#define NBD_FLAG_C_NO_ZEROES 2
+
+static int xfer(int fd, void *buf, size_t len, int out)
+{
+	while (len) {
+		ssize_t n = out ? write(fd, buf, len) : read(fd, buf, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		buf = (char *)buf + n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* Send OPT_GO for the export and read replies up to the ACK. */
+static int go(int fd, const char *name, uint64_t *size, uint16_t *flags, char *err,
+	      size_t errlen)
+{
+	uint8_t opt[16 + 4 + 128 + 2], rep[20], data[256];
+	uint32_t n = (uint32_t)strlen(name);
+	int have_export = 0;
+
+	nd_put64(opt, NBD_OPT_MAGIC);
+	nd_put32(opt + 8, NBD_OPT_GO);
+	nd_put32(opt + 12, 4 + n + 2);
+	nd_put32(opt + 16, n);
+	memcpy(opt + 20, name, n);
+	nd_put16(opt + 20 + n, 0);
+	if (xfer(fd, opt, 22 + n, 1))
+		return -1;
+	for (;;) {
+		uint32_t type, len;
+
+		if (xfer(fd, rep, sizeof(rep), 0) || nd_get64(rep) != NBD_REP_MAGIC)
+			return -1;
+		type = nd_get32(rep + 12);
+		len = nd_get32(rep + 16);
+		if (len > sizeof(data) || xfer(fd, data, len, 0))
+			return -1;
+		if (type & 0x80000000u) {
+			snprintf(err, errlen, "server refused export %s (NBD error 0x%x)", name, type);
+			return -1;
+		}
+		if (type == NBD_REP_INFO && len >= 12 && nd_get16(data) == NBD_INFO_EXPORT) {
+			*size = nd_get64(data + 2);
+			*flags = nd_get16(data + 10);
+			have_export = 1;
+		}
+		if (type == NBD_REP_ACK)
+			return have_export ? 0 : -1;
+	}
+}
+
+int nbd_open(const struct target *tg, uint64_t *size, uint16_t *flags, char *err, size_t errlen)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET };
+	uint8_t hello[18], cflags[4];
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
+
+	sa.sin_addr = tg->server;
+	sa.sin_port = htons(tg->nbd_port);
+	snprintf(err, errlen, "NBD handshake with %s:%u failed", inet_ntoa(tg->server),
+		 tg->nbd_port);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		snprintf(err, errlen, "cannot connect to %s:%u: %s", inet_ntoa(tg->server),
+			 tg->nbd_port, strerror(errno));
+		goto fail;
+	}
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (xfer(fd, hello, sizeof(hello), 0) || nd_get64(hello) != NBD_MAGIC ||
+	    nd_get64(hello + 8) != NBD_OPT_MAGIC || !(nd_get16(hello + 16) & NBD_FLAG_FIXED_NEWSTYLE))
+		goto fail;
+	nd_put32(cflags, NBD_FLAG_C_FIXED_NEWSTYLE | NBD_FLAG_C_NO_ZEROES);
+	if (xfer(fd, cflags, 4, 1) || go(fd, tg->export_name, size, flags, err, errlen))
+		goto fail;
+	return fd;
+fail:
+	if (fd >= 0)
+		close(fd);
+	return -1;
+}

@@ -1,0 +1,573 @@
+/* NBD (fixed newstyle) over TCP, sharing netdiskd's images, sessions and overlays. */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+#include "nbd.h"
+#include "udp_host.h"
+
+/*
+ * Export names:
+ *   NAME               an image, in the mode the config gives it; the client's
+ *                      identity (for overlays and policy) is a MAC made from
+ *                      its IPv4 address, 02:4e:a:b:c:d
+ *   session:TOKEN      continue an existing session (32 hex digits): how the
+ *                      Linux agent takes over the session a firmware stub used
+ * Only simple replies are used: the kernel's NBD driver speaks nothing else.
+ */
+
+#define NBD_MAGIC 0x4e42444d41474943ull       /* "NBDMAGIC" */
+#define NBD_OPT_MAGIC 0x49484156454f5054ull   /* "IHAVEOPT" */
+#define NBD_REP_MAGIC 0x3e889045565a9ull
+#define NBD_REQUEST_MAGIC 0x25609513u
+#define NBD_SIMPLE_REPLY_MAGIC 0x67446698u
+
+#define NBD_FLAG_FIXED_NEWSTYLE 0x1
+#define NBD_FLAG_NO_ZEROES 0x2
+#define NBD_FLAG_C_FIXED_NEWSTYLE 0x1
+#define NBD_FLAG_C_NO_ZEROES 0x2
+
+enum { NBD_OPT_EXPORT_NAME = 1, NBD_OPT_ABORT = 2, NBD_OPT_LIST = 3, NBD_OPT_INFO = 6,
+       NBD_OPT_GO = 7 };
+enum { NBD_REP_ACK = 1, NBD_REP_SERVER = 2, NBD_REP_INFO = 3 };
+#define NBD_REP_ERR_UNSUP 0x80000001u
+#define NBD_REP_ERR_POLICY 0x80000002u
+#define NBD_REP_ERR_INVALID 0x80000003u
+#define NBD_REP_ERR_UNKNOWN 0x80000006u
+enum { NBD_INFO_EXPORT = 0, NBD_INFO_NAME = 1, NBD_INFO_BLOCK_SIZE = 3 };
+
+#define NBD_FLAG_HAS_FLAGS (1 << 0)
+#define NBD_FLAG_READ_ONLY (1 << 1)
+#define NBD_FLAG_SEND_FLUSH (1 << 2)
+#define NBD_FLAG_SEND_FUA (1 << 3)
+#define NBD_FLAG_SEND_TRIM (1 << 5)
+#define NBD_FLAG_SEND_WRITE_ZEROES (1 << 6)
+#define NBD_FLAG_CAN_MULTI_CONN (1 << 8)
+
+enum { NBD_CMD_READ = 0, NBD_CMD_WRITE = 1, NBD_CMD_DISC = 2, NBD_CMD_FLUSH = 3,
+       NBD_CMD_TRIM = 4, NBD_CMD_WRITE_ZEROES = 6 };
+#define NBD_CMD_FLAG_FUA (1 << 0)
+
+enum { NBD_EPERM = 1, NBD_EIO = 5, NBD_ENOMEM = 12, NBD_EINVAL = 22, NBD_ENOSPC = 28,
+       NBD_ENOTSUP = 95 };
+
+#define MAX_OPTION_LEN 4096
+#define MAX_REQUEST (32u << 20) /* largest READ/WRITE accepted */
+#define NBD_NONCE 0x4e424400u   /* all NBD connections of one client share a session */
+
+struct conn {
+	struct server *s;
+	int fd;
+	char peer[64];
+	uint8_t mac[6];            /* identity for export-name attaches */
+	int no_zeroes;
+	struct session *ss;        /* the session in transmission */
+	uint8_t *buf;              /* one request's data, grown as requests need */
+	size_t buf_size;
+};
+
+/* Room for a request of len bytes in c->buf. */
+static int reserve(struct conn *c, size_t len)
+{
+	uint8_t *p;
+
+	if (len <= c->buf_size)
+		return 0;
+	p = realloc(c->buf, len);
+	if (!p)
+		return -1;
+	c->buf = p;
+	c->buf_size = len;
+	return 0;
+}
+
+static int read_all(int fd, void *buf, size_t len)
+{
+	while (len) {
+		ssize_t n = read(fd, buf, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		buf = (char *)buf + n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+static int write_all(int fd, const void *buf, size_t len)
+{
+	while (len) {
+		ssize_t n = write(fd, buf, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		buf = (const char *)buf + n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* Send an option reply with `len` bytes of data. */
+static int opt_reply(struct conn *c, uint32_t opt, uint32_t type, const void *data, uint32_t len)
+{
+	uint8_t h[20];
+
+	nd_put64(h, NBD_REP_MAGIC);
+	nd_put32(h + 8, opt);
+	nd_put32(h + 12, type);
+	nd_put32(h + 16, len);
+	return write_all(c->fd, h, sizeof(h)) || (len && write_all(c->fd, data, len)) ? -1 : 0;
+}
+
+static int parse_token(const char *hex, uint8_t token[16])
+{
+	unsigned i;
+
+	if (strlen(hex) != 32)
+		return -1;
+	for (i = 0; i < 16; i++)
+		if (sscanf(hex + 2 * i, "%2hhx", &token[i]) != 1)
+			return -1;
+	return 0;
+}
+
+/* Find or make the session an export name stands for, under the server lock.
+ * Returns an NBD_REP_ERR_* code, or 0 with c->ss set and counted. */
+static uint32_t open_export(struct conn *c, const char *name)
+{
+	struct server *s = c->s;
+	struct session *ss;
+	uint32_t err = 0;
+
+	pthread_rwlock_wrlock(&s->lock);
+	if (!strncmp(name, "session:", 8)) {
+		uint8_t token[16];
+
+		ss = parse_token(name + 8, token) ? NULL : session_find(s, token);
+		if (!ss)
+			err = NBD_REP_ERR_UNKNOWN;
+	} else {
+		struct nd_attach_req req = { 0 };
+		unsigned status = ND_OK;
+
+		memcpy(req.mac, c->mac, 6);
+		req.client_kind = ND_KIND_LINUX;
+		nd_put16(req.max_dgram, ND_MAX_DGRAM);
+		nd_put16(req.window, 64);
+		nd_put32(req.nonce, NBD_NONCE);
+		if (strlen(name) > ND_IMAGE_NAME_LEN)
+			err = NBD_REP_ERR_UNKNOWN;
+		else
+			memcpy(req.image, name, strlen(name));
+		ss = err ? NULL : session_attach(s, &req, c->peer, &status);
+		if (!err && !ss)
+			err = status == ND_ERR_NOIMAGE ? NBD_REP_ERR_UNKNOWN : NBD_REP_ERR_POLICY;
+		if (ss && !ss->nbd_conns)
+			ss->nbd_owned = 1;
+	}
+	if (ss) {
+		ss->nbd_conns++;
+		c->ss = ss;
+	}
+	pthread_rwlock_unlock(&s->lock);
+	return err;
+}
+
+/* Release the session when the connection ends; one NBD made goes with its last connection. */
+static void close_export(struct conn *c)
+{
+	struct server *s = c->s;
+
+	if (!c->ss)
+		return;
+	pthread_rwlock_wrlock(&s->lock);
+	c->ss->last_seen = time(NULL);
+	if (--c->ss->nbd_conns == 0) {
+		if (c->ss->ended)
+			free(c->ss);
+		else if (c->ss->nbd_owned)
+			session_end(s, c->ss, "last NBD connection closed");
+	}
+	pthread_rwlock_unlock(&s->lock);
+	c->ss = NULL;
+}
+
+static uint16_t transmission_flags(const struct session *ss)
+{
+	uint16_t f = NBD_FLAG_HAS_FLAGS | NBD_FLAG_SEND_FLUSH | NBD_FLAG_SEND_FUA |
+		     NBD_FLAG_SEND_WRITE_ZEROES | NBD_FLAG_CAN_MULTI_CONN;
+
+	if (ss->mode == ND_MODE_READONLY)
+		f |= NBD_FLAG_READ_ONLY;
+	if (ss->mode == ND_MODE_DIRECT)
+		f |= NBD_FLAG_SEND_TRIM; /* holes can be punched in the image itself */
+	return f;
+}
+
+static int send_list(struct conn *c)
+{
+	int i;
+
+	for (i = 0; i < c->s->cfg.nimages; i++) {
+		const char *name = c->s->cfg.images[i].name;
+		uint8_t data[4 + NAME_MAX_LEN];
+		uint32_t n = (uint32_t)strlen(name);
+
+		nd_put32(data, n);
+		memcpy(data + 4, name, n);
+		if (opt_reply(c, NBD_OPT_LIST, NBD_REP_SERVER, data, 4 + n))
+			return -1;
+	}
+	return opt_reply(c, NBD_OPT_LIST, NBD_REP_ACK, NULL, 0);
+}
+
+/* Did the client list `type` among the information requests of INFO/GO? */
+static int info_requested(const uint8_t *reqs, unsigned n, uint16_t type)
+{
+	unsigned i;
+
+	for (i = 0; i < n; i++)
+		if (nd_get16(reqs + 2 * i) == type)
+			return 1;
+	return 0;
+}
+
+/* NBD_OPT_INFO and NBD_OPT_GO: 1 when GO succeeded (transmission starts). */
+static int info_or_go(struct conn *c, uint32_t opt, const uint8_t *data, uint32_t len)
+{
+	uint8_t info[14];
+	char name[MAX_OPTION_LEN + 1];
+	uint32_t nlen, err;
+	unsigned nreqs;
+
+	if (len < 6 || (nlen = nd_get32(data)) > len - 6)
+		return opt_reply(c, opt, NBD_REP_ERR_INVALID, NULL, 0);
+	nreqs = nd_get16(data + 4 + nlen);
+	if (len != 6 + nlen + 2 * nreqs)
+		return opt_reply(c, opt, NBD_REP_ERR_INVALID, NULL, 0);
+	memcpy(name, data + 4, nlen);
+	name[nlen] = 0;
+	err = open_export(c, name);
+	if (err)
+		return opt_reply(c, opt, err, NULL, 0);
+	nd_put16(info, NBD_INFO_EXPORT);
+	nd_put64(info + 2, c->ss->img->base->size);
+	nd_put16(info + 10, transmission_flags(c->ss));
+	if (opt_reply(c, opt, NBD_REP_INFO, info, 12))
+		return -1;
+	if (info_requested(data + 6 + nlen, nreqs, NBD_INFO_BLOCK_SIZE)) {
+		nd_put16(info, NBD_INFO_BLOCK_SIZE);
+		nd_put32(info + 2, 1);            /* any byte range works */
+		nd_put32(info + 6, 4096);         /* the overlay block size */
+		nd_put32(info + 10, MAX_REQUEST);
+		if (opt_reply(c, opt, NBD_REP_INFO, info, 14))
+			return -1;
+	}
+	if (opt_reply(c, opt, NBD_REP_ACK, NULL, 0))
+		return -1;
+	if (opt == NBD_OPT_GO)
+		return 1;
+	close_export(c);
+	return 0;
+}
+
+/* NBD_OPT_EXPORT_NAME: no option reply; the export facts, or a closed connection. */
+static int export_name(struct conn *c, const uint8_t *data, uint32_t len)
+{
+	uint8_t reply[10 + 124] = { 0 };
+	char name[MAX_OPTION_LEN + 1];
+
+	memcpy(name, data, len);
+	name[len] = 0;
+	if (open_export(c, name))
+		return -1;
+	nd_put64(reply, c->ss->img->base->size);
+	nd_put16(reply + 8, transmission_flags(c->ss));
+	return write_all(c->fd, reply, c->no_zeroes ? 10 : sizeof(reply)) ? -1 : 1;
+}
+
+/* The handshake: 1 when an export is chosen, -1 to drop the connection. */
+static int handshake(struct conn *c)
+{
+	uint8_t hello[18], cflags[4], opt_hdr[16];
+	static __thread uint8_t data[MAX_OPTION_LEN];
+
+	nd_put64(hello, NBD_MAGIC);
+	nd_put64(hello + 8, NBD_OPT_MAGIC);
+	nd_put16(hello + 16, NBD_FLAG_FIXED_NEWSTYLE | NBD_FLAG_NO_ZEROES);
+	if (write_all(c->fd, hello, sizeof(hello)) || read_all(c->fd, cflags, 4))
+		return -1;
+	if (!(nd_get32(cflags) & NBD_FLAG_C_FIXED_NEWSTYLE))
+		return -1;
+	c->no_zeroes = !!(nd_get32(cflags) & NBD_FLAG_C_NO_ZEROES);
+	for (;;) {
+		uint32_t opt, len;
+		int rc;
+
+		if (read_all(c->fd, opt_hdr, sizeof(opt_hdr)) || nd_get64(opt_hdr) != NBD_OPT_MAGIC)
+			return -1;
+		opt = nd_get32(opt_hdr + 8);
+		len = nd_get32(opt_hdr + 12);
+		if (len > MAX_OPTION_LEN)
+			return -1; /* nothing sane is this long; do not read it */
+		if (read_all(c->fd, data, len))
+			return -1;
+		switch (opt) {
+		case NBD_OPT_EXPORT_NAME:
+			return export_name(c, data, len);
+		case NBD_OPT_ABORT:
+			opt_reply(c, opt, NBD_REP_ACK, NULL, 0);
+			return -1;
+		case NBD_OPT_LIST:
+			rc = len ? opt_reply(c, opt, NBD_REP_ERR_INVALID, NULL, 0) : send_list(c);
+			break;
+		case NBD_OPT_INFO:
+		case NBD_OPT_GO:
+			rc = info_or_go(c, opt, data, len);
+			if (rc == 1)
+				return 1;
+			break;
+		default:
+			rc = opt_reply(c, opt, NBD_REP_ERR_UNSUP, NULL, 0);
+		}
+		if (rc < 0)
+			return -1;
+	}
+}
+
+static int simple_reply(struct conn *c, const uint8_t *handle, uint32_t error,
+			const void *data, uint32_t len)
+{
+	uint8_t h[16];
+	struct iovec iov[2] = { { h, sizeof(h) }, { (void *)data, len } };
+	size_t left = sizeof(h) + len;
+
+	nd_put32(h, NBD_SIMPLE_REPLY_MAGIC);
+	nd_put32(h + 4, error);
+	memcpy(h + 8, handle, 8);
+	while (left) {
+		ssize_t n = writev(c->fd, iov, len ? 2 : 1);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		left -= (size_t)n;
+		if (left && (size_t)n >= iov[0].iov_len) {
+			n -= (ssize_t)iov[0].iov_len;
+			iov[0].iov_len = 0;
+			iov[1].iov_base = (char *)iov[1].iov_base + n;
+			iov[1].iov_len -= (size_t)n;
+		} else if (left) {
+			iov[0].iov_base = (char *)iov[0].iov_base + n;
+			iov[0].iov_len -= (size_t)n;
+		}
+	}
+	return 0;
+}
+
+static uint32_t errno_to_nbd(int err)
+{
+	switch (err) {
+	case -EROFS: case -EPERM: return NBD_EPERM;
+	case -ENOSPC: return NBD_ENOSPC;
+	case -ENOMEM: return NBD_ENOMEM;
+	case -EINVAL: return NBD_EINVAL;
+	default: return NBD_EIO;
+	}
+}
+
+/* Zeros written through the layer stack, so overlays see them as writes. */
+static int write_zeroes(struct layer *top, uint64_t off, uint32_t len)
+{
+	static const uint8_t zeros[65536];
+
+	while (len) {
+		uint32_t n = len < sizeof(zeros) ? len : sizeof(zeros);
+		int rc = layer_write(top, zeros, n, off);
+
+		if (rc < 0)
+			return rc;
+		off += n;
+		len -= n;
+	}
+	return 0;
+}
+
+/* One transmission-phase request; -1 ends the connection. */
+static int serve_request(struct conn *c, const uint8_t *req)
+{
+	struct server *s = c->s;
+	uint16_t flags = nd_get16(req + 4), type = nd_get16(req + 6);
+	const uint8_t *handle = req + 8;
+	uint64_t off = nd_get64(req + 16);
+	uint32_t len = nd_get32(req + 24), error = 0;
+	struct session *ss = c->ss;
+	uint64_t size = ss->img->base->size;
+	int rc = 0, in_range = len <= MAX_REQUEST && off <= size && len <= size - off;
+	int ended;
+
+	if (type == NBD_CMD_WRITE && len > MAX_REQUEST)
+		return -1; /* its data cannot be skipped sensibly: drop the client */
+	if ((type == NBD_CMD_WRITE || (type == NBD_CMD_READ && in_range)) && reserve(c, len) < 0)
+		return -1;
+	if (type == NBD_CMD_WRITE && read_all(c->fd, c->buf, len))
+		return -1;
+	if (type == NBD_CMD_DISC)
+		return -1;
+	/* Reads only share the lock; they leave last_seen alone (the open
+	 * connection keeps the session live anyway). */
+	if (type == NBD_CMD_READ)
+		pthread_rwlock_rdlock(&s->lock);
+	else
+		pthread_rwlock_wrlock(&s->lock);
+	ended = ss->ended;
+	if (type != NBD_CMD_READ)
+		ss->last_seen = time(NULL);
+	switch (ended ? -1 : type) {
+	case -1:
+		error = NBD_EIO; /* the session ended under us (the client rebooted) */
+		break;
+	case NBD_CMD_READ:
+		if (!in_range)
+			error = NBD_EINVAL;
+		else if ((rc = layer_read(ss->top, c->buf, len, off)) < 0)
+			error = errno_to_nbd(rc);
+		break;
+	case NBD_CMD_WRITE:
+	case NBD_CMD_WRITE_ZEROES:
+		if (ss->mode == ND_MODE_READONLY)
+			error = NBD_EPERM;
+		else if (!in_range)
+			error = off + len > size ? NBD_ENOSPC : NBD_EINVAL;
+		else if ((rc = type == NBD_CMD_WRITE ? layer_write(ss->top, c->buf, len, off)
+						    : write_zeroes(ss->top, off, len)) < 0 ||
+			 ((flags & NBD_CMD_FLAG_FUA) && (rc = layer_flush(ss->top)) < 0))
+			error = errno_to_nbd(rc);
+		break;
+	case NBD_CMD_FLUSH:
+		if ((rc = layer_flush(ss->top)) < 0)
+			error = errno_to_nbd(rc);
+		break;
+	case NBD_CMD_TRIM:
+		if (ss->mode != ND_MODE_DIRECT)
+			error = NBD_ENOTSUP;
+		else if (!in_range)
+			error = NBD_EINVAL;
+		else if ((rc = layer_trim(ss->top, off, len)) < 0)
+			error = errno_to_nbd(rc);
+		break;
+	default:
+		error = NBD_EINVAL;
+	}
+	pthread_rwlock_unlock(&s->lock);
+	if (simple_reply(c, handle, error, c->buf, type == NBD_CMD_READ && !error ? len : 0) < 0)
+		return -1;
+	return ended ? -1 : 0;
+}
+
+static void *conn_main(void *arg)
+{
+	struct conn *c = arg;
+	uint8_t req[28];
+	char mac[18];
+
+	if (handshake(c) == 1) {
+		format_mac(c->ss->mac, mac);
+		log_msg("nbd connect mac=%s ip=%s image=%s", mac, c->peer, c->ss->img->name);
+		while (read_all(c->fd, req, sizeof(req)) == 0 &&
+		       nd_get32(req) == NBD_REQUEST_MAGIC && serve_request(c, req) == 0)
+			;
+		log_msg("nbd disconnect mac=%s ip=%s image=%s", mac, c->peer, c->ss->img->name);
+	}
+	close_export(c);
+	close(c->fd);
+	free(c->buf);
+	free(c);
+	return NULL;
+}
+
+/* The identity a plain NBD client gets: 02:4e + its IPv4 address. */
+static void peer_mac(const struct sockaddr_storage *sa, uint8_t mac[6])
+{
+	mac[0] = 0x02;
+	mac[1] = 0x4e;
+	if (sa->ss_family == AF_INET)
+		memcpy(mac + 2, &((const struct sockaddr_in *)sa)->sin_addr, 4);
+	else
+		memcpy(mac + 2, (const uint8_t *)&((const struct sockaddr_in6 *)sa)->sin6_addr + 12, 4);
+}
+
+static struct conn *conn_new(struct server *s, int fd, const struct sockaddr_storage *sa)
+{
+	struct conn *c = calloc(1, sizeof(*c));
+
+	if (!c)
+		return NULL;
+	c->s = s;
+	c->fd = fd;
+	format_peer((const struct sockaddr *)sa, c->peer, sizeof(c->peer));
+	peer_mac(sa, c->mac);
+	return c;
+}
+
+void nbd_serve(struct server *s, int fd, const struct sockaddr_storage *sa)
+{
+	struct conn *c = conn_new(s, fd, sa);
+
+	if (c)
+		conn_main(c);
+	else
+		close(fd);
+}
+
+void nbd_accept(struct server *s, int listen_fd)
+{
+	struct sockaddr_storage sa;
+	socklen_t salen = sizeof(sa);
+	pthread_attr_t attr;
+	pthread_t t;
+	struct conn *c;
+	int fd = accept4(listen_fd, (struct sockaddr *)&sa, &salen, SOCK_CLOEXEC), one = 1;
+
+	if (fd < 0)
+		return;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	c = conn_new(s, fd, &sa);
+	if (!c) {
+		close(fd);
+		return;
+	}
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	if (pthread_create(&t, &attr, conn_main, c)) {
+		close(fd);
+		free(c);
+	}
+	pthread_attr_destroy(&attr);
+}
+
+int nbd_listen(const char *listen_addr, char *err, size_t errlen)
+{
+	int fd = listen_socket(listen_addr, SOCK_STREAM, err, errlen);
+
+	if (fd >= 0 && listen(fd, 64) < 0) {
+		snprintf(err, errlen, "cannot listen for NBD on %s: %s", listen_addr, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	return fd;
+}

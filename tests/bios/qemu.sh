@@ -1,0 +1,76 @@
+# Helpers for the BIOS suites: a patched netdisk.pxe in a TFTP dir, QEMU runs, serial waits.
+# Source after tests/lib.sh.
+
+ND_BIOS_BUILD=$ND_BUILD/bios
+INT13_SECTORS=65536
+
+# bios_tftp DIR PORT [netdisk patch options]: DIR/netdisk.pxe aimed at 10.0.2.2:PORT.
+bios_tftp() {
+	local dir=$1 port=$2
+	shift 2
+	mkdir -p "$dir"
+	cp "$ND_BUILD/netdisk.pxe" "$dir/netdisk.pxe"
+	"$ND_BUILD/netdisk" patch "$dir/netdisk.pxe" --server "10.0.2.2:$port" "$@" >/dev/null
+}
+
+# bios_qemu NAME NIC TFTPDIR [QEMU ARGS]: PXE-boot a BIOS VM in the background,
+# serial console in $ND_TMP/NAME.serial; sets QEMU_PID.
+bios_qemu() {
+	local name=$1 nic=$2 dir=$3
+	shift 3
+	qemu-system-x86_64 -accel tcg -m 512 -display none -monitor none -no-reboot \
+		-serial "file:$ND_TMP/$name.serial" \
+		-netdev "user,id=n,tftp=$dir,bootfile=netdisk.pxe" -device "$nic,netdev=n" \
+		-boot n "$@" >"$ND_TMP/$name.qemu.log" 2>&1 &
+	QEMU_PID=$!
+	ND_PIDS+=("$QEMU_PID")
+}
+
+# wait_serial NAME SECONDS PATTERN: wait until the VM's serial shows PATTERN.
+wait_serial() {
+	wait_for "$2" grep -q -- "$3" "$ND_TMP/$1.serial"
+}
+
+stop_qemu() {
+	kill "$QEMU_PID" 2>/dev/null
+	wait "$QEMU_PID" 2>/dev/null
+	return 0
+}
+
+# int13_image FILE: the INT 13h test program and its pattern, FAULT=1 for the fault phase.
+int13_image() {
+	python3 "$ND_TOP/tests/bios/mkimage-int13.py" "$ND_BIOS_BUILD/int13test.bin" "$1" "$INT13_SECTORS"
+	if [ "${2:-0}" = 1 ]; then
+		printf '\001' | dd of="$1" bs=1 seek=514 conv=notrunc status=none
+	fi
+}
+
+# local_disk FILE: the machine's own disk, which the stub must move to 81h.
+local_disk() {
+	cp "$ND_BIOS_BUILD/localdisk.bin" "$1"
+	truncate -s 1M "$1"
+}
+
+# int13_results NAME PREFIX: one PASS/FAIL line per check the test program ran.
+int13_results() {
+	local line
+	while IFS= read -r line; do
+		line=${line%$'\r'}
+		case $line in
+		"ok "*) pass "$2: ${line#ok }" ;;
+		"not ok "*) fail "$2: ${line#not ok }" "reported by the test program" ;;
+		esac
+	done <"$ND_TMP/$1.serial"
+}
+
+# int13_value NAME KEY: a "val KEY=N" the test program printed.
+int13_value() {
+	tr -d '\r' <"$ND_TMP/$1.serial" | sed -n "s/^val $2=//p" | head -n 1
+}
+
+# expect_value NAME KEY WANT PREFIX
+expect_value() {
+	local got
+	got=$(int13_value "$1" "$2")
+	if [ "$got" = "$3" ]; then pass "$4: $2 = $3"; else fail "$4: $2" "got '$got', want '$3'"; fi
+}

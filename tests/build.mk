@@ -1,0 +1,27 @@
+# Test programs: the protocol/semantics driver, and sanitizer and fuzz builds of the server.
+
+TEST_SRC := tests/unit/ndtest.c tests/unit/faulty.c
+
+all: $(BUILD)/tests/ndtest
+
+$(BUILD)/tests/ndtest: $(TEST_SRC) tests/unit/faulty.h $(CLIENT_HDR) $(BUILD)/libndclient.a
+	@mkdir -p $(dir $@)
+	$(CC) $(HOST_CFLAGS) -Itests/unit -o $@ $(TEST_SRC) $(BUILD)/libndclient.a
+
+# The server built with AddressSanitizer and UBSan, run by the same suites.
+SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+$(BUILD)/asan/netdiskd: $(SERVER_SRC) $(CLIENT_SRC) $(SERVER_HDR) $(CLIENT_HDR)
+	@mkdir -p $(dir $@)
+	$(CC) $(SERVER_CFLAGS) $(SAN_FLAGS) -O1 -o $@ $(SERVER_SRC) $(CLIENT_SRC) -lpthread
+
+# libFuzzer over every parser of untrusted input (clang); t-server-sanitizers.sh runs
+# each for a bounded time.
+FUZZERS := udp nbd config
+$(BUILD)/fuzz/fuzz-%: tests/fuzz/fuzz_%.c $(SERVER_CORE_SRC) $(CLIENT_SRC) $(SERVER_HDR)
+	@mkdir -p $(dir $@)
+	clang $(filter-out -Wshadow -Wno-format-truncation,$(SERVER_CFLAGS)) -O1 -g \
+		-fsanitize=fuzzer,address,undefined -o $@ $< $(SERVER_CORE_SRC) $(CLIENT_SRC) -lpthread
+
+.PHONY: test-tools
+test-tools: $(BUILD)/asan/netdiskd $(patsubst %,$(BUILD)/fuzz/fuzz-%,$(FUZZERS))
+test: test-tools

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# BIOS stub under faults: server started late, server restarted mid-run, server never there.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/bios/qemu.sh"
+
+IMG=$ND_TMP/int13.img
+local_disk "$ND_TMP/local.img"
+LOCAL_DISK=(-drive "file=$ND_TMP/local.img,format=raw,if=ide")
+
+# int13_all_ok NAME PREFIX: the test program finished and every check passed.
+int13_all_ok() {
+	if ! grep -q "INT13TEST END" "$ND_TMP/$1.serial"; then
+		fail "$2: test program finished" "$(tail -n 3 "$ND_TMP/$1.serial" | tr '\r\n' '  ')"
+	elif grep -q "^not ok" "$ND_TMP/$1.serial"; then
+		fail "$2: all checks pass" "$(grep '^not ok' "$ND_TMP/$1.serial" | head -n 3 | tr '\r\n' '  ')"
+	else
+		pass "$2: all $(grep -c '^ok' "$ND_TMP/$1.serial") checks pass"
+	fi
+}
+
+# 1. The server comes up while the stub is already trying to attach.
+int13_image "$IMG"
+export ND_PORT_FIXED=$(free_port)
+bios_tftp "$ND_TMP/tftp" "$ND_PORT_FIXED"
+bios_qemu late virtio-net-pci "$ND_TMP/tftp" "${LOCAL_DISK[@]}"
+if wait_serial late 60 "not answering, retrying"; then
+	pass "late: stub reports the missing server"
+else
+	fail "late: stub reports the missing server" "no retry message"
+fi
+start_server late-server --state-dir "$ND_TMP/state-late" "$IMG" || fail late-server "netdiskd did not start"
+wait_serial late 120 "INT13TEST END"
+stop_qemu
+stop_server
+check "late: attached once the server came" grep -q "image \"int13\"" "$ND_TMP/late.serial"
+int13_all_ok late late
+
+# 2. The server is killed during the test program's fault phase and comes back
+#    4 s later with the same state directory: the session continues.
+int13_image "$IMG" 1
+start_server restart-server --state-dir "$ND_TMP/state" "$IMG" || fail restart-server "netdiskd did not start"
+bios_qemu restart virtio-net-pci "$ND_TMP/tftp" "${LOCAL_DISK[@]}"
+if wait_serial restart 120 "FAULT-PHASE-START"; then
+	kill -9 "$ND_SERVER_PID"
+	wait "$ND_SERVER_PID" 2>/dev/null
+	sleep 4
+	start_server restart-server2 --state-dir "$ND_TMP/state" "$IMG" ||
+		fail restart-server "netdiskd did not restart"
+	wait_serial restart 120 "INT13TEST END"
+fi
+stop_qemu
+stop_server
+check "restart: stub reports the outage" grep -q "not answering, retrying" "$ND_TMP/restart.serial"
+check "restart: stub reports the recovery" grep -q "answering again" "$ND_TMP/restart.serial"
+int13_all_ok restart restart
+unset ND_PORT_FIXED
+
+# 3. No server at all: a clear message, retries for attach_timeout, then INT 18h
+#    (the BIOS goes on to the local disk).
+bios_tftp "$ND_TMP/tftp-none" "$(free_port)" --attach-timeout 5
+bios_qemu none virtio-net-pci "$ND_TMP/tftp-none" "${LOCAL_DISK[@]}"
+wait_serial none 90 "LOCALDISK BOOTED"
+stop_qemu
+check "unreachable: retry message" grep -q "not answering, retrying" "$ND_TMP/none.serial"
+check "unreachable: gives up after the attach timeout" grep -q "no answer from the netdisk server" \
+	"$ND_TMP/none.serial"
+check "unreachable: INT 18h boots the next device" grep -q "LOCALDISK BOOTED" "$ND_TMP/none.serial"

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# BIOS stub: every INT 13h function, checked by a test program booted from a served disk.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/bios/qemu.sh"
+
+IMG=$ND_TMP/int13.img
+int13_image "$IMG"
+local_disk "$ND_TMP/local.img"
+start_server server --mode direct --state-dir "$ND_TMP/state" "$IMG" ||
+	{ fail int13-server "netdiskd did not start"; exit 1; }
+bios_tftp "$ND_TMP/tftp" "$ND_PORT"
+bios_qemu int13 virtio-net-pci "$ND_TMP/tftp" -drive "file=$ND_TMP/local.img,format=raw,if=ide"
+if ! wait_serial int13 120 "INT13TEST END"; then
+	fail int13-run "test program did not finish: $(tail -n 3 "$ND_TMP/int13.serial" | tr '\r\n' '  ')"
+	exit 1
+fi
+stop_qemu
+
+# The banner names the server, the image, its size and the mode.
+check "int13: banner" grep -q "server 10.0.2.2:$ND_PORT image \"int13\" 32 MiB (65536 sectors) mode direct" \
+	"$ND_TMP/int13.serial"
+
+expected=(
+	"41 edd installation check" "08 get parameters" "48 get extended parameters"
+	"48 rejects a short buffer" "15 disk type is hard disk" "42 read 64 sectors matches the image"
+	"42 read last sector" "42 out of range fails with status" "01 status after reset is 0"
+	"02 CHS read matches the image" "02 sector 0 is rejected" "03 CHS write reads back"
+	"43 write 127 sectors reads back" "42 read into a buffer above 1 MiB"
+	"43 write from a buffer above 1 MiB reads back" "00 reset" "0d alternate reset"
+	"10 test unit ready" "11 recalibrate" "0c seek" "04 verify" "44 extended verify"
+	"47 extended seek" "47 seek out of range fails" "unknown function is invalid"
+	"81 is the local disk, chained" "e820 hides the resident memory" "boot table present"
+)
+int13_results int13 int13
+for name in "${expected[@]}"; do
+	grep -q "ok $name" "$ND_TMP/int13.serial" || fail "int13: $name" "check did not run"
+done
+
+# Geometry from the partition table (16 heads, 63 sectors), EDD values, drive counts.
+expect_value int13 heads 16 int13
+expect_value int13 spt 63 int13
+expect_value int13 cylinders $((INT13_SECTORS / (16 * 63))) int13
+expect_value int13 drives 2 int13
+expect_value int13 bda_drives 2 int13
+expect_value int13 edd_size 66 int13
+expect_value int13 edd_sectors_lo $INT13_SECTORS int13
+expect_value int13 edd_sectors_hi 0 int13
+expect_value int13 edd_bytes_per_sector 512 int13
+expect_value int13 type15_sectors $INT13_SECTORS int13
+
+# The boot table left for the OS describes this session (BIOS firmware, direct mode).
+expect_value int13 bt_firmware 1 int13
+expect_value int13 bt_mode 1 int13
+expect_value int13 bt_udp_port "$ND_PORT" int13
+expect_value int13 bt_sectors $INT13_SECTORS int13
+expect_value int13 bt_server_ip $((2 << 24 | 2 << 16 | 10)) int13
+
+# Write-through: in direct mode what the program wrote is in the image file itself.
+python3 - "$ND_TMP/want.bin" <<'PY'
+import array, sys
+lba = 5000
+open(sys.argv[1], "wb").write(array.array("I", [(lba * 128 + k) ^ 0x12345678 for k in range(128)]).tobytes())
+PY
+dd if="$IMG" of="$ND_TMP/got.bin" bs=512 skip=5000 count=1 status=none
+check "int13: writes reached the server" cmp "$ND_TMP/want.bin" "$ND_TMP/got.bin"
