@@ -8,7 +8,7 @@
 #   netdisk-ipxe   netdisk.efi over UDP4, booted by iPXE's EFI ROM
 #   iscsi-ipxe     iPXE's EFI ROM: `sanboot iscsi:` to tgtd on the host
 # The time is taken on the host between the guest's "BENCH start" and "BENCH
-# end" console lines.  Results go to bench/results/efi-read.txt.
+# end" console lines.  Results go to $RESULTS (bench/results/efi-read.txt).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export ND_TOP=$PWD ND_BUILD=${BUILD:-$PWD/build}
@@ -18,7 +18,7 @@ export ND_TOP=$PWD ND_BUILD=${BUILD:-$PWD/build}
 RUNS=${RUNS:-3}
 SIDES=${SIDES:-netdisk-ovmf netdisk-ipxe iscsi-ipxe}
 TARGET=iqn.2026-11.org.netdisk:bench
-RESULTS=bench/results/efi-read.txt
+RESULTS=${RESULTS:-bench/results/efi-read.txt}
 
 make -s all >/dev/null
 
