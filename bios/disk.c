@@ -177,6 +177,12 @@ static uint8_t disk_io(int write, uint64_t lba, uint32_t count, uint32_t buffer)
 {
 	int rc;
 
+	if (bootcfg.flags & ND_BOOTCFG_VERBOSE) {
+		con_serial_only = 1;
+		con_printf("netdisk: %s %u+%u -> %x\n", write ? "write" : "read", (uint32_t)lba, count,
+			   buffer);
+		con_serial_only = 0;
+	}
 	if (lba >= disk.sectors || count > disk.sectors - lba)
 		return ST_NOT_FOUND;
 	if (!count)
