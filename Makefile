@@ -23,5 +23,9 @@ deps:
 test: deps all
 	tests/run
 
+# Serve the demo disk and PXE-boot a VM from it (UEFI=1 for OVMF and netdisk.efi).
+demo: deps all demo-image
+	qemu-scripts/demo $(if $(UEFI),--uefi) $(if $(MODE),--mode $(MODE))
+
 clean:
 	rm -rf $(BUILD)

@@ -1,16 +1,15 @@
 #!/usr/bin/env bash
-# UDP protocol benchmark: `netdisk bench` against netdiskd on loopback with a 1 GiB image.
-# Prints the bench lines; bench/run collects them.  BENCH_SECONDS sets each pass's length.
-set -euo pipefail
-top=$(cd "$(dirname "$0")/.." && pwd)
-build=${BUILD:-$top/build}
-work=$(mktemp -d /tmp/netdisk-bench.XXXXXX)
-trap 'kill $server 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
+# UDP protocol: `netdisk bench` against netdiskd on loopback (1 GiB image).
+. "$(dirname "$0")/lib.sh"
 
-size_mib=${BENCH_IMAGE_MIB:-1024}
-head -c "${size_mib}M" /dev/urandom >"$work/bench.img"
-port=$(python3 -c 'import socket; s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-"$build/netdiskd" --listen "127.0.0.1:$port" "$work/bench.img" 2>"$work/server.log" &
-server=$!
-for _ in $(seq 50); do grep -q 'listening on' "$work/server.log" && break; sleep 0.1; done
-"$build/netdisk" bench "127.0.0.1:$port" --seconds "${BENCH_SECONDS:-5}" --size 64k
+make_image "$BENCH_TMP/bench.img" "${BENCH_IMAGE_MIB:-1024}"
+port=$(free_port)
+"$BENCH_BUILD/netdiskd" --listen "127.0.0.1:$port" "$BENCH_TMP/bench.img" 2>"$BENCH_TMP/server.log" &
+BENCH_PIDS+=($!)
+for _ in $(seq 50); do grep -q 'listening on' "$BENCH_TMP/server.log" && break; sleep 0.1; done
+for round in $(seq "$BENCH_ROUNDS"); do
+	"$BENCH_BUILD/netdisk" bench "127.0.0.1:$port" --seconds "${BENCH_SECONDS:-5}" --size 64k |
+		tee "$BENCH_TMP/out" >&2
+	awk '/^sequential/ { print "RESULT udp seq-64k-MBps netdisk", $4, "MB/s higher" }
+	     /^random/     { print "RESULT udp rand-4k-IOPS netdisk", $6, "req/s higher" }' "$BENCH_TMP/out"
+done

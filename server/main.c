@@ -188,11 +188,11 @@ static void serve(struct server *s)
 				nbd_accept(s, s->nbd_fd);
 			continue;
 		}
-		pthread_mutex_lock(&s->lock);
+		pthread_rwlock_wrlock(&s->lock);
 		for (i = 0; i < n; i++)
 			handle_datagram(s, buf[i], msg[i].msg_len, (struct sockaddr *)&from[i],
 					msg[i].msg_hdr.msg_namelen);
-		pthread_mutex_unlock(&s->lock);
+		pthread_rwlock_unlock(&s->lock);
 	}
 }
 
@@ -208,7 +208,7 @@ int main(int argc, char **argv)
 	s.iobuf_size = 2048 * ND_SECTOR_SIZE;
 	s.iobuf = malloc(s.iobuf_size);
 	s.send = send_batch;
-	pthread_mutex_init(&s.lock, NULL);
+	pthread_rwlock_init(&s.lock, NULL);
 	s.udp_fd = open_udp(s.cfg.listen, err, sizeof(err));
 	s.nbd_fd = s.udp_fd < 0 ? -1 : nbd_listen(s.cfg.listen, err, sizeof(err));
 	if (!s.iobuf || s.udp_fd < 0 || s.nbd_fd < 0 || server_open_images(&s, err, sizeof(err)) < 0 ||

@@ -71,8 +71,24 @@ struct conn {
 	uint8_t mac[6];            /* identity for export-name attaches */
 	int no_zeroes;
 	struct session *ss;        /* the session in transmission */
-	uint8_t *buf;              /* one request's data */
+	uint8_t *buf;              /* one request's data, grown as requests need */
+	size_t buf_size;
 };
+
+/* Room for a request of len bytes in c->buf. */
+static int reserve(struct conn *c, size_t len)
+{
+	uint8_t *p;
+
+	if (len <= c->buf_size)
+		return 0;
+	p = realloc(c->buf, len);
+	if (!p)
+		return -1;
+	c->buf = p;
+	c->buf_size = len;
+	return 0;
+}
 
 static int read_all(int fd, void *buf, size_t len)
 {
@@ -136,7 +152,7 @@ static uint32_t open_export(struct conn *c, const char *name)
 	struct session *ss;
 	uint32_t err = 0;
 
-	pthread_mutex_lock(&s->lock);
+	pthread_rwlock_wrlock(&s->lock);
 	if (!strncmp(name, "session:", 8)) {
 		uint8_t token[16];
 
@@ -166,7 +182,7 @@ static uint32_t open_export(struct conn *c, const char *name)
 		ss->nbd_conns++;
 		c->ss = ss;
 	}
-	pthread_mutex_unlock(&s->lock);
+	pthread_rwlock_unlock(&s->lock);
 	return err;
 }
 
@@ -177,7 +193,7 @@ static void close_export(struct conn *c)
 
 	if (!c->ss)
 		return;
-	pthread_mutex_lock(&s->lock);
+	pthread_rwlock_wrlock(&s->lock);
 	c->ss->last_seen = time(NULL);
 	if (--c->ss->nbd_conns == 0) {
 		if (c->ss->ended)
@@ -185,7 +201,7 @@ static void close_export(struct conn *c)
 		else if (c->ss->nbd_owned)
 			session_end(s, c->ss, "last NBD connection closed");
 	}
-	pthread_mutex_unlock(&s->lock);
+	pthread_rwlock_unlock(&s->lock);
 	c->ss = NULL;
 }
 
@@ -404,15 +420,23 @@ static int serve_request(struct conn *c, const uint8_t *req)
 	int rc = 0, in_range = len <= MAX_REQUEST && off <= size && len <= size - off;
 	int ended;
 
-	if (type == NBD_CMD_WRITE) {
-		if (len > MAX_REQUEST || read_all(c->fd, c->buf, len))
-			return -1;
-	}
+	if (type == NBD_CMD_WRITE && len > MAX_REQUEST)
+		return -1; /* its data cannot be skipped sensibly: drop the client */
+	if ((type == NBD_CMD_WRITE || (type == NBD_CMD_READ && in_range)) && reserve(c, len) < 0)
+		return -1;
+	if (type == NBD_CMD_WRITE && read_all(c->fd, c->buf, len))
+		return -1;
 	if (type == NBD_CMD_DISC)
 		return -1;
-	pthread_mutex_lock(&s->lock);
+	/* Reads only share the lock; they leave last_seen alone (the open
+	 * connection keeps the session live anyway). */
+	if (type == NBD_CMD_READ)
+		pthread_rwlock_rdlock(&s->lock);
+	else
+		pthread_rwlock_wrlock(&s->lock);
 	ended = ss->ended;
-	ss->last_seen = time(NULL);
+	if (type != NBD_CMD_READ)
+		ss->last_seen = time(NULL);
 	switch (ended ? -1 : type) {
 	case -1:
 		error = NBD_EIO; /* the session ended under us (the client rebooted) */
@@ -449,7 +473,7 @@ static int serve_request(struct conn *c, const uint8_t *req)
 	default:
 		error = NBD_EINVAL;
 	}
-	pthread_mutex_unlock(&s->lock);
+	pthread_rwlock_unlock(&s->lock);
 	if (simple_reply(c, handle, error, c->buf, type == NBD_CMD_READ && !error ? len : 0) < 0)
 		return -1;
 	return ended ? -1 : 0;
@@ -487,6 +511,29 @@ static void peer_mac(const struct sockaddr_storage *sa, uint8_t mac[6])
 		memcpy(mac + 2, (const uint8_t *)&((const struct sockaddr_in6 *)sa)->sin6_addr + 12, 4);
 }
 
+static struct conn *conn_new(struct server *s, int fd, const struct sockaddr_storage *sa)
+{
+	struct conn *c = calloc(1, sizeof(*c));
+
+	if (!c)
+		return NULL;
+	c->s = s;
+	c->fd = fd;
+	format_peer((const struct sockaddr *)sa, c->peer, sizeof(c->peer));
+	peer_mac(sa, c->mac);
+	return c;
+}
+
+void nbd_serve(struct server *s, int fd, const struct sockaddr_storage *sa)
+{
+	struct conn *c = conn_new(s, fd, sa);
+
+	if (c)
+		conn_main(c);
+	else
+		close(fd);
+}
+
 void nbd_accept(struct server *s, int listen_fd)
 {
 	struct sockaddr_storage sa;
@@ -498,25 +545,16 @@ void nbd_accept(struct server *s, int listen_fd)
 
 	if (fd < 0)
 		return;
-	c = calloc(1, sizeof(*c));
-	if (c)
-		c->buf = malloc(MAX_REQUEST);
-	if (!c || !c->buf) {
-		if (c)
-			free(c);
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	c = conn_new(s, fd, &sa);
+	if (!c) {
 		close(fd);
 		return;
 	}
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	c->s = s;
-	c->fd = fd;
-	format_peer((struct sockaddr *)&sa, c->peer, sizeof(c->peer));
-	peer_mac(&sa, c->mac);
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 	if (pthread_create(&t, &attr, conn_main, c)) {
 		close(fd);
-		free(c->buf);
 		free(c);
 	}
 	pthread_attr_destroy(&attr);

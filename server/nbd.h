@@ -7,6 +7,9 @@
 /* Listen for NBD on the same address and port as UDP.  The fd, or -1 with err set. */
 int nbd_listen(const char *listen, char *err, size_t errlen);
 
+/* Serve one connected NBD client on this thread until it goes; closes fd. */
+void nbd_serve(struct server *s, int fd, const struct sockaddr_storage *sa);
+
 /* Accept one connection on the listening socket and serve it on its own thread. */
 void nbd_accept(struct server *s, int listen_fd);
 

@@ -14,12 +14,14 @@ $(BUILD)/asan/netdiskd: $(SERVER_SRC) $(CLIENT_SRC) $(SERVER_HDR) $(CLIENT_HDR)
 	@mkdir -p $(dir $@)
 	$(CC) $(SERVER_CFLAGS) $(SAN_FLAGS) -O1 -o $@ $(SERVER_SRC) $(CLIENT_SRC) -lpthread
 
-# libFuzzer over the datagram handler (clang); tests/t-server-fuzz.sh runs it for a bounded time.
-$(BUILD)/fuzz/fuzz-udp: tests/fuzz/fuzz_udp.c $(SERVER_CORE_SRC) $(CLIENT_SRC) $(SERVER_HDR)
+# libFuzzer over every parser of untrusted input (clang); t-server-sanitizers.sh runs
+# each for a bounded time.
+FUZZERS := udp nbd config
+$(BUILD)/fuzz/fuzz-%: tests/fuzz/fuzz_%.c $(SERVER_CORE_SRC) $(CLIENT_SRC) $(SERVER_HDR)
 	@mkdir -p $(dir $@)
-	clang $(filter-out -Wshadow -Wno-format-truncation,$(SERVER_CFLAGS)) -O1 -g -fsanitize=fuzzer,address,undefined \
-		-o $@ tests/fuzz/fuzz_udp.c $(SERVER_CORE_SRC) $(CLIENT_SRC) -lpthread
+	clang $(filter-out -Wshadow -Wno-format-truncation,$(SERVER_CFLAGS)) -O1 -g \
+		-fsanitize=fuzzer,address,undefined -o $@ $< $(SERVER_CORE_SRC) $(CLIENT_SRC) -lpthread
 
 .PHONY: test-tools
-test-tools: $(BUILD)/asan/netdiskd $(BUILD)/fuzz/fuzz-udp
+test-tools: $(BUILD)/asan/netdiskd $(patsubst %,$(BUILD)/fuzz/fuzz-%,$(FUZZERS))
 test: test-tools

@@ -3,7 +3,6 @@
 . "$(dirname "$0")/lib.sh"
 
 ASAN_SERVER=$ND_BUILD/asan/netdiskd
-FUZZER=$ND_BUILD/fuzz/fuzz-udp
 BASE=$ND_TMP/base.img
 head -c 16M /dev/urandom >"$BASE"
 export ASAN_OPTIONS=abort_on_error=1:detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1
@@ -32,11 +31,15 @@ else
 	fail asan-server-start "$(cat "$ND_TMP/asan.log")"
 fi
 
-# Any datagram, bounded in time; a crash or sanitizer report fails the run.
-mkdir -p "$ND_TMP/corpus"
-if "$FUZZER" -max_total_time="${ND_FUZZ_SECONDS:-60}" -rss_limit_mb=2048 -print_final_stats=1 \
-	"$ND_TMP/corpus" >"$ND_TMP/fuzz.log" 2>&1; then
-	pass "fuzz-udp-handler ($(grep -o 'Done [0-9]* runs' "$ND_TMP/fuzz.log"))"
-else
-	fail fuzz-udp-handler "$(grep -m5 -e ERROR -e 'runtime error' -e SUMMARY "$ND_TMP/fuzz.log")"
-fi
+# Any datagram, NBD byte stream or config file, each bounded in time; a crash or a
+# sanitizer report fails the run.
+for target in udp:${ND_FUZZ_SECONDS:-60} nbd:${ND_FUZZ_SECONDS:-40} config:${ND_FUZZ_SECONDS:-20}; do
+	name=${target%%:*}
+	mkdir -p "$ND_TMP/corpus-$name"
+	if "$ND_BUILD/fuzz/fuzz-$name" -max_total_time="${target#*:}" -rss_limit_mb=2048 \
+		-print_final_stats=1 "$ND_TMP/corpus-$name" >"$ND_TMP/fuzz-$name.log" 2>&1; then
+		pass "fuzz-$name ($(grep -o 'Done [0-9]* runs' "$ND_TMP/fuzz-$name.log"))"
+	else
+		fail "fuzz-$name" "$(grep -m5 -e ERROR -e 'runtime error' -e SUMMARY "$ND_TMP/fuzz-$name.log")"
+	fi
+done

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# NBD: nbdcopy of the whole image to null and fio 4 KiB random reads (ioengine=nbd),
+# netdiskd against nbdkit's file plugin and qemu-nbd serving the same file, alternating.
+. "$(dirname "$0")/lib.sh"
+
+img=$BENCH_TMP/nbd.img
+make_image "$img" "${BENCH_NBD_MIB:-1024}"
+p_nd=$(free_port); p_kit=$(free_port); p_qemu=$(free_port)
+"$BENCH_BUILD/netdiskd" --listen "127.0.0.1:$p_nd" --mode readonly "img=$img" 2>"$BENCH_TMP/nd.log" &
+BENCH_PIDS+=($!)
+nbdkit -f -r -i 127.0.0.1 -p "$p_kit" file "$img" 2>"$BENCH_TMP/kit.log" &
+BENCH_PIDS+=($!)
+qemu-nbd -f raw -r -t -b 127.0.0.1 -p "$p_qemu" -x img "$img" 2>"$BENCH_TMP/qemu.log" &
+BENCH_PIDS+=($!)
+for p in "$p_nd" "$p_kit" "$p_qemu"; do wait_port "$p" || { echo "server on $p did not start" >&2; exit 1; }; done
+
+declare -A uri=( [netdiskd]="nbd://127.0.0.1:$p_nd/img" [nbdkit]="nbd://127.0.0.1:$p_kit"
+		 [qemu-nbd]="nbd://127.0.0.1:$p_qemu/img" )
+subjects=(netdiskd nbdkit qemu-nbd)
+
+copy_seconds() {
+	local start end
+	start=$(date +%s.%N)
+	nbdcopy "$1" null: || return 1
+	end=$(date +%s.%N)
+	echo "$end - $start" | bc -l
+}
+
+fio_iops() {
+	fio --name=randread --ioengine=nbd --uri="$1" --rw=randread --bs=4k --iodepth=16 \
+		--runtime="${BENCH_FIO_SECONDS:-5}" --time_based --output-format=json 2>/dev/null |
+		python3 -c 'import json,sys; t=sys.stdin.read(); print(round(json.loads(t[t.index("{"):])["jobs"][0]["read"]["iops"]))'
+}
+
+size_mib=$(( $(stat -c %s "$img") >> 20 ))
+for round in $(seq "$BENCH_ROUNDS"); do
+	# Rotate the order each round so no server always goes first.
+	for i in 0 1 2; do
+		s=${subjects[(i + round) % 3]}
+		secs=$(copy_seconds "${uri[$s]}") || { echo "nbdcopy from $s failed" >&2; exit 1; }
+		result nbd nbdcopy-MBps "$s" "$(echo "$size_mib * 1.048576 / $secs" | bc -l | xargs printf %.1f)" MB/s higher
+		result nbd fio-rand-4k-IOPS "$s" "$(fio_iops "${uri[$s]}")" IOPS higher
+	done
+done

@@ -1,0 +1,135 @@
+#!/usr/bin/env python3
+"""Turns RESULT lines into medians, netdisk-vs-peer ratios, a Markdown table and a PNG chart."""
+
+import datetime
+import os
+import platform
+import statistics
+import subprocess
+import sys
+from collections import defaultdict
+
+OURS = ("netdisk", "netdiskd", "netdisk.pxe", "netdisk.efi")
+
+
+def parse(path):
+    """{(section, metric): {subject: [values]}}, units, which way is better, failed sections."""
+    values = defaultdict(lambda: defaultdict(list))
+    units, better, failed = {}, {}, []
+    with open(path) as f:
+        for line in f:
+            words = line.split()
+            if words[:1] == ["FAILED"]:
+                failed.append(words[1])
+            if len(words) != 7 or words[0] != "RESULT":
+                continue
+            _, section, metric, subject, value, unit, way = words
+            try:
+                number = float(value)
+            except ValueError:
+                continue
+            values[(section, metric)][subject].append(number)
+            units[(section, metric)] = unit
+            better[(section, metric)] = way
+    return values, units, better, failed
+
+
+def ratios(values, better):
+    """For each metric, ours against each peer, oriented so that > 1 means netdisk wins."""
+    rows = []
+    for key, subjects in values.items():
+        ours = [s for s in subjects if s in OURS]
+        if not ours:
+            continue
+        mine = statistics.median(subjects[ours[0]])
+        for peer, vals in subjects.items():
+            if peer in OURS or not vals or not mine:
+                continue
+            theirs = statistics.median(vals)
+            win = mine / theirs if better[key] == "higher" else theirs / mine
+            rows.append((key, ours[0], peer, mine, theirs, win))
+    return rows
+
+
+def version(cmd):
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=10).stdout
+        return out.splitlines()[0].strip() if out else "?"
+    except (OSError, subprocess.TimeoutExpired):
+        return "?"
+
+
+def machine():
+    cpu = "?"
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(l.split(":", 1)[1].strip() for l in f if l.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return [
+        f"date: {datetime.datetime.now().strftime('%Y-%m-%d %H:%M')}",
+        f"machine: {platform.node()}, {os.cpu_count()} cores, {cpu}",
+        f"kernel: {platform.release()}",
+        f"qemu: {version(['qemu-system-x86_64', '--version'])}",
+        f"nbdkit: {version(['nbdkit', '--version'])}",
+        f"fio: {version(['fio', '--version'])}",
+    ]
+
+
+def write_markdown(path, values, units, better, rows, failed):
+    lines = ["# netdisk benchmark results", ""]
+    lines += [f"- {m}" for m in machine()]
+    lines += ["", "## Medians", "", "| section | metric | subject | median | unit | runs |",
+              "|---|---|---|---:|---|---:|"]
+    for (section, metric), subjects in sorted(values.items()):
+        for subject, vals in sorted(subjects.items()):
+            lines.append(f"| {section} | {metric} | {subject} | {statistics.median(vals):.2f} "
+                         f"| {units[(section, metric)]} | {len(vals)} |")
+    lines += ["", "## netdisk against its peers", "",
+              "Ratio > 1 means netdisk is better (faster, or less time).", "",
+              "| section | metric | netdisk | peer | netdisk median | peer median | ratio |",
+              "|---|---|---|---|---:|---:|---:|"]
+    for (section, metric), ours, peer, mine, theirs, win in rows:
+        lines.append(f"| {section} | {metric} | {ours} | {peer} | {mine:.2f} | {theirs:.2f} "
+                     f"| {win:.2f} |")
+    if failed:
+        lines += ["", "Sections that failed: " + ", ".join(failed)]
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+
+
+def write_chart(path, rows):
+    if not rows:
+        return
+    data = path + ".dat"
+    with open(data, "w") as f:
+        for (section, metric), ours, peer, _, _, win in rows:
+            f.write(f'"{section} {metric}\\nvs {peer}" {win:.3f}\n')
+    script = f"""
+set terminal png size 1000,{200 + 40 * len(rows)}
+set output '{path}'
+set title 'netdisk against its peers (ratio > 1: netdisk better)'
+set style fill solid 0.6
+set boxwidth 0.6
+set yrange [0:*]
+set xtics rotate by -30 font ',8'
+set arrow from graph 0, first 1 to graph 1, first 1 nohead dt 2
+plot '{data}' using 0:2:xtic(1) with boxes notitle
+"""
+    subprocess.run(["gnuplot"], input=script, text=True, check=True)
+    os.unlink(data)
+
+
+def main():
+    raw, out = sys.argv[1], sys.argv[2]
+    values, units, better, failed = parse(raw)
+    rows = ratios(values, better)
+    write_markdown(os.path.join(out, "latest.md"), values, units, better, rows, failed)
+    write_chart(os.path.join(out, "ratios.png"), rows)
+    for (section, metric), ours, peer, mine, theirs, win in rows:
+        print(f"{section:6} {metric:22} {ours} vs {peer}: {win:.2f}x")
+    return 1 if not values else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
