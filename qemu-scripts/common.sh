@@ -26,12 +26,17 @@ qemu_base_args() {
 }
 
 # Appends the console wiring: with a LOG file the serial console goes there
-# and nothing is shown (for tests); without one the serial console and the
-# QEMU monitor share this terminal (Ctrl-A X quits, Ctrl-A C toggles).
+# (for tests); with SERIAL (a QEMU chardev such as pipe:PATH) it goes there
+# (for tests that type into the guest); with neither the serial console and
+# the QEMU monitor share this terminal (Ctrl-A X quits, Ctrl-A C toggles).
 qemu_console_args() {
-	local log=$1
-	if [ -n "$log" ]; then
+	local log=$1 serial=$2
+	if [ -n "$log" ] && [ -n "$serial" ]; then
+		qemu_die "--log and --serial exclude each other"
+	elif [ -n "$log" ]; then
 		QEMU_ARGS+=(-display none -monitor none -serial "file:$log")
+	elif [ -n "$serial" ]; then
+		QEMU_ARGS+=(-display none -monitor none -serial "$serial")
 	else
 		QEMU_ARGS+=(-nographic)
 	fi

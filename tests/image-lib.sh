@@ -39,15 +39,10 @@ esp_at() {
 	echo "$1@@$(($(partition_field "$1" 1 start) * 512))"
 }
 
-# set_kernel_append IMAGE ARGS: rewrites both syslinux configurations on the
-# ESP of IMAGE so the kernel command line ends in ARGS instead of what
-# mkimage put after the root= option.
+# set_kernel_append IMAGE ARGS: makes the kernel command line of IMAGE the
+# base one plus ARGS (tools/mkimage --set-append).
 set_kernel_append() {
-	local image=$1 args=$2 cfg=$ND_TMP/syslinux.cfg
-	mtype -i "$(esp_at "$image")" ::/syslinux/syslinux.cfg >"$cfg" || return 1
-	sed -i "s|^\(  APPEND .* rw\).*|\1 $args|" "$cfg"
-	mcopy -o -i "$(esp_at "$image")" "$cfg" ::/syslinux/syslinux.cfg &&
-		mcopy -o -i "$(esp_at "$image")" "$cfg" ::/EFI/BOOT/syslinux.cfg
+	"$ND_TOP/tools/mkimage" --set-append "$2" "$1" 2>/dev/null
 }
 
 # boot_disk_until_off NAME FIRMWARE IMAGE: boots IMAGE as a local disk with
@@ -66,4 +61,50 @@ console_has() {
 # console_line NAME PATTERN: line number of the first console line matching PATTERN.
 console_line() {
 	tr -d '\r' <"$ND_TMP/$1.log" | grep -anE "$2" | head -n 1 | cut -d: -f1
+}
+
+# start_interactive_boot NAME FIRMWARE IMAGE: boots IMAGE as a local disk in
+# the background with its serial console on FIFOs; the console output goes
+# to $ND_TMP/NAME.log and type_into NAME writes to its input.
+start_interactive_boot() {
+	local name=$1 firmware=$2 image=$3 flag= pipe=$ND_TMP/$1.serial
+	[ "$firmware" = uefi ] && flag=--uefi
+	mkfifo "$pipe.in" "$pipe.out"
+	cat "$pipe.out" >"$ND_TMP/$name.log" 2>/dev/null &
+	ND_CONSOLE_READER_PID=$!
+	ND_PIDS+=("$ND_CONSOLE_READER_PID")
+	timeout "${ND_BOOT_TIMEOUT:-180}" "$ND_TOP/qemu-scripts/boot-disk" $flag --serial "pipe:$pipe" "$image" &
+	ND_VM_PID=$!
+	ND_PIDS+=("$ND_VM_PID")
+	# Read-write so the open never blocks, even if QEMU fails to start.
+	exec {ND_CONSOLE_FD}<>"$pipe.in"
+}
+
+type_into() {
+	printf '%s\r' "$2" >&"$ND_CONSOLE_FD"
+}
+
+# ask_until NAME COMMAND PATTERN SECONDS: types COMMAND every 2 s until the
+# console shows a line matching PATTERN (the shell may not be reading yet).
+ask_until() {
+	local name=$1 command=$2 pattern=$3 deadline=$((SECONDS + $4))
+	until console_has "$name" "$pattern"; do
+		[ $SECONDS -lt $deadline ] || return 1
+		type_into "$name" "$command"
+		sleep 2
+	done
+}
+
+# vm_stops_within SECONDS: waits for the background VM to end by itself.
+vm_stops_within() {
+	wait_for "$1" bash -c "! kill -0 $ND_VM_PID"
+}
+
+
+# abandon_vm WHY: reports WHY with the console's last lines and stops the
+# background VM at once instead of letting it run on until its timeout.
+abandon_vm() {
+	echo "$1"
+	tail -n 5 "$ND_TMP/$2.log"
+	kill "$ND_VM_PID" "$ND_CONSOLE_READER_PID" 2>/dev/null
 }

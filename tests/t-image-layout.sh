@@ -1,3 +1,4 @@
+#!/usr/bin/env bash
 # Checks the demo image's structure: MBR and partition table, FAT32 ESP with both boot loaders, ext4 root, initramfs contents.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/image-lib.sh"
