@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# Benchmark: 32 MiB read through UEFI BlockIo in 64 KiB calls, netdisk.efi vs iPXE's sanboot over iSCSI (tgt).
+#
+# The same disk image (tests/efi-lib.sh's pattern disk with build/efi/bio-bench.efi
+# as its loader), the same QEMU (TCG, OVMF, virtio-net, user networking) and the
+# same benchmark application on every side; only the disk transport differs:
+#   netdisk-ovmf   netdisk.efi over UDP4, OVMF's own PXE (NIC without ROM)
+#   netdisk-ipxe   netdisk.efi over UDP4, booted by iPXE's EFI ROM
+#   iscsi-ipxe     iPXE's EFI ROM: `sanboot iscsi:` to tgtd on the host
+# The time is taken on the host between the guest's "BENCH start" and "BENCH
+# end" console lines.  Results go to bench/results/efi-read.txt.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export ND_TOP=$PWD ND_BUILD=${BUILD:-$PWD/build}
+. tests/lib.sh
+. tests/efi-lib.sh
+
+RUNS=${RUNS:-3}
+TARGET=iqn.2026-11.org.netdisk:bench
+RESULTS=bench/results/efi-read.txt
+
+make -s all >/dev/null
+
+# bench_qemu NAME FIRMWARE TFTPDIR BOOTFILE: boot once; prints the seconds
+# between the markers and the checksum, or fails.
+bench_qemu() {
+	local name=$1 fw=$2 tftp=$3 bootfile=$4 rom=
+	[ "$fw" = ipxe ] || rom=,romfile=
+	cp "$EFI_OVMF_VARS" "$ND_TMP/$name.vars"
+	timeout 300 qemu-system-x86_64 -accel tcg -m 512 -nodefaults -display none -no-reboot \
+		-serial stdio \
+		-drive "if=pflash,format=raw,readonly=on,file=$EFI_OVMF_CODE" \
+		-drive "if=pflash,format=raw,file=$ND_TMP/$name.vars" \
+		-netdev "user,id=n0,tftp=$tftp,bootfile=$bootfile" \
+		-device "virtio-net-pci,netdev=n0,bootindex=1$rom" 2>&1 |
+		python3 -c '
+import sys, time, re
+start = end = None
+for raw in sys.stdin.buffer:
+    line = raw.decode("latin1")
+    if "BENCH start" in line:
+        start = time.monotonic()
+    m = re.search(r"BENCH end sum=([0-9a-fA-F]+)", line)
+    if m and start is not None:
+        print("%.2f %s" % (time.monotonic() - start, m.group(1).lower()))
+        sys.exit(0)
+    if "BENCH FAIL" in line:
+        sys.exit(line.strip())
+sys.exit("no BENCH end line")
+'
+}
+
+disk=$ND_TMP/bench.img
+efi_pattern_disk "$disk" "$ND_BUILD/efi/bio-bench.efi"
+
+# netdisk: netdiskd read-only on the image, the stub patched to its port.
+mkdir -p "$ND_TMP/nd"
+start_server bench-netdiskd --mode readonly "$disk"
+efi_patch_stub "$ND_BUILD/netdisk.efi" "$ND_TMP/nd/netdisk.efi" "$ND_PORT"
+
+# iSCSI: a private tgtd (own control port and portal), one LUN on the same image.
+iscsi_port=$(free_port)
+control=$((iscsi_port % 1000 + 100))
+tgtd -f -C "$control" --iscsi "portal=127.0.0.1:$iscsi_port" >"$ND_TMP/tgtd.log" 2>&1 &
+ND_PIDS+=($!)
+wait_for 10 tgtadm -C "$control" --lld iscsi --mode target --op show
+tgtadm -C "$control" --lld iscsi --mode target --op new --tid 1 --targetname "$TARGET"
+tgtadm -C "$control" --lld iscsi --mode logicalunit --op new --tid 1 --lun 1 --backing-store "$disk"
+tgtadm -C "$control" --lld iscsi --mode target --op bind --tid 1 --initiator-address ALL
+mkdir -p "$ND_TMP/is"
+printf '#!ipxe\ndhcp\nsanboot iscsi:10.0.2.2::%s:1:%s\n' "$iscsi_port" "$TARGET" >"$ND_TMP/is/bench.ipxe"
+
+declare -A times sums
+for side in netdisk-ovmf netdisk-ipxe iscsi-ipxe; do
+	for run in $(seq "$RUNS"); do
+		case $side in
+		netdisk-*) out=$(bench_qemu "$side-$run" "${side#netdisk-}" "$ND_TMP/nd" netdisk.efi) ;;
+		iscsi-ipxe) out=$(bench_qemu "$side-$run" ipxe "$ND_TMP/is" bench.ipxe) ;;
+		esac
+		echo "$side run $run: ${out% *} s"
+		times[$side]+=" ${out% *}"
+		sums[$side]=${out#* }
+	done
+done
+
+[ "${sums[netdisk-ovmf]}" = "${sums[iscsi-ipxe]}" ] && [ "${sums[netdisk-ipxe]}" = "${sums[iscsi-ipxe]}" ] ||
+	{ echo "the sides read different data: ${sums[*]}" >&2; exit 1; }
+
+median() { tr ' ' '\n' <<<"$1" | sed '/^$/d' | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+mkdir -p "$(dirname "$RESULTS")"
+{
+	echo "# 32 MiB through UEFI BlockIo in 64 KiB calls; QEMU $(qemu-system-x86_64 --version | head -1 | awk '{print $4}') -accel tcg, OVMF, virtio-net, user networking"
+	echo "# seconds between the guest's BENCH start/end lines, median of $RUNS runs; $(date -u +%Y-%m-%d)"
+	echo "# side            median  MiB/s   runs"
+	for side in netdisk-ovmf netdisk-ipxe iscsi-ipxe; do
+		m=$(median "${times[$side]}")
+		printf '%-17s %6s  %6.1f  %s\n' "$side" "$m" "$(awk -v m="$m" 'BEGIN { print 32 / m }')" "${times[$side]# }"
+	done
+} | tee "$RESULTS"

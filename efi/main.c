@@ -1,0 +1,173 @@
+/* netdisk.efi: attaches a netdisk over the PXE boot NIC, offers it as a UEFI disk and boots from it. */
+#include "netdisk.h"
+
+#define DEFAULT_BOOT_PATH L"\\EFI\\BOOT\\BOOTX64.EFI"
+#define DEFAULT_ATTACH_TIMEOUT 60 /* seconds */
+#define DGRAM_SIZE ND_DEFAULT_DGRAM
+#define DETACH_TIMEOUT_MS 2000 /* a courtesy to the server; not worth a long wait */
+
+/* Patched in the binary by `netdisk patch`; found there by its magic. */
+struct nd_bootcfg nd_bootcfg __attribute__((used)) = {
+	.magic = ND_BOOTCFG_MAGIC,
+	.version = ND_BOOTCFG_VERSION,
+};
+
+static struct nd_client client;
+static struct nd_netinfo netinfo;
+static char image_name[ND_IMAGE_NAME_LEN + 1];
+static CHAR16 boot_path[sizeof(nd_bootcfg.boot_path) + 1];
+static uint8_t txbuf[DGRAM_SIZE], rxbuf[DGRAM_SIZE];
+
+static void print_ip(const EFI_IPv4_ADDRESS *ip)
+{
+	Print(L"%d.%d.%d.%d", ip->Addr[0], ip->Addr[1], ip->Addr[2], ip->Addr[3]);
+}
+
+static void print_server(void)
+{
+	print_ip(&netinfo.server);
+	Print(L":%d", netinfo.port);
+}
+
+/* The client core tells us when the server goes quiet and when it is back.
+ * Each request in flight reports its own retry: one line a second is enough. */
+static void on_event(void *ctx, int event, uint32_t arg)
+{
+	static uint32_t last_shown = ~0u;
+
+	if (event == ND_EV_RETRY && arg / 1000 != last_shown) {
+		last_shown = arg / 1000;
+		Print(L"netdisk: server ");
+		print_server();
+		Print(L" not answering, retrying (%d s)\n", last_shown);
+	} else if (event == ND_EV_RECOVERED) {
+		last_shown = ~0u;
+		Print(L"netdisk: server answers again\n");
+	}
+}
+
+/* Copy the bootcfg's fixed-size text fields into terminated strings. */
+static void read_bootcfg(void)
+{
+	UINTN i;
+
+	for (i = 0; i < sizeof(nd_bootcfg.image) && nd_bootcfg.image[i]; i++)
+		image_name[i] = nd_bootcfg.image[i];
+	image_name[i] = 0;
+	for (i = 0; i < sizeof(nd_bootcfg.boot_path) && nd_bootcfg.boot_path[i]; i++)
+		boot_path[i] = (CHAR16)(UINT8)nd_bootcfg.boot_path[i];
+	boot_path[i] = 0;
+	if (!boot_path[0])
+		StrCpy(boot_path, DEFAULT_BOOT_PATH);
+}
+
+static uint32_t attach_timeout_s(void)
+{
+	uint16_t t = nd_get16(nd_bootcfg.attach_timeout);
+
+	return t ? t : DEFAULT_ATTACH_TIMEOUT;
+}
+
+/* The session was lost (server restart): attach again to the same image. */
+int nd_reattach(struct nd_client *c)
+{
+	uint64_t sectors = c->sectors;
+	int rc;
+
+	Print(L"netdisk: session lost, attaching again\n");
+	rc = nd_attach(c, image_name);
+	if (rc == ND_DONE && c->sectors != sectors) {
+		Print(L"netdisk: the image changed size on the server; refusing it\n");
+		c->sectors = 0;
+		return ND_E_PROTO;
+	}
+	return rc;
+}
+
+static EFI_STATUS attach(void)
+{
+	int rc;
+
+	Print(L"netdisk: attaching to ");
+	print_server();
+	Print(L" image \"%a\"\n", image_name[0] ? image_name : "(server's choice)");
+	client.cfg.give_up_ms = attach_timeout_s() * 1000;
+	rc = nd_attach(&client, image_name);
+	if (rc == ND_E_TIMEOUT) {
+		Print(L"netdisk: no answer from the server in %d s; back to the boot manager\n",
+		      attach_timeout_s());
+		return EFI_TIMEOUT;
+	}
+	if (rc == ND_E_STATUS) {
+		Print(L"netdisk: the server refused: %a\n", nd_status_text(client.last_status));
+		return EFI_ACCESS_DENIED;
+	}
+	if (rc < 0) {
+		Print(L"netdisk: attach failed (%d)\n", rc);
+		return EFI_DEVICE_ERROR;
+	}
+	/* From here on the disk is in use: a silent server is waited for. */
+	client.cfg.give_up_ms = 0;
+	Print(L"netdisk: image \"%a\", %ld sectors (%ld MiB), mode %a\n", client.image,
+	      client.sectors, client.sectors / 2048, nd_mode_text(client.mode));
+	return EFI_SUCCESS;
+}
+
+static EFI_STATUS start_client(void)
+{
+	struct nd_transport tp;
+	EFI_STATUS status = nd_net_open(&netinfo, &tp);
+
+	if (EFI_ERROR(status))
+		return status;
+	nd_client_init(&client, &tp, txbuf, rxbuf, sizeof(txbuf));
+	CopyMem(client.cfg.mac, netinfo.mac, sizeof(client.cfg.mac));
+	client.cfg.client_kind = ND_KIND_EFI;
+	client.cfg.nonce = nd_clock_entropy();
+	client.cfg.event = on_event;
+	return attach();
+}
+
+/* Serve the disk while the loader runs; returns only if the loader does. */
+static EFI_STATUS serve_and_boot(EFI_HANDLE image)
+{
+	EFI_HANDLE disk;
+	EFI_STATUS status = nd_disk_install(&client, &netinfo, &disk);
+
+	if (EFI_ERROR(status)) {
+		Print(L"netdisk: cannot install the disk: %r\n", status);
+		return status;
+	}
+	/* The boot manager's watchdog was meant for us; the loader sets its own. */
+	gBS->SetWatchdogTimer(0, 0, 0, NULL);
+	status = nd_boot(image, disk, boot_path);
+	nd_disk_uninstall();
+	return status;
+}
+
+/* gnu-efi's crt0 calls this with the SysV convention: no EFIAPI. */
+EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *systab)
+{
+	EFI_STATUS status;
+
+	InitializeLib(image, systab);
+	Print(L"netdisk: UEFI network disk\n");
+	read_bootcfg();
+	nd_clock_init();
+	status = nd_net_discover(image, &netinfo);
+	if (EFI_ERROR(status))
+		return status;
+	Print(L"netdisk: this machine ");
+	print_ip(&netinfo.local);
+	Print(L", server ");
+	print_server();
+	Print(L"\n");
+	status = start_client();
+	if (!EFI_ERROR(status)) {
+		status = serve_and_boot(image);
+		client.cfg.give_up_ms = DETACH_TIMEOUT_MS;
+		nd_detach(&client);
+	}
+	nd_net_close();
+	return status;
+}

@@ -1,0 +1,50 @@
+/* Interfaces between the parts of the UEFI stub (entry, UDP transport, disk, boot). */
+#ifndef NETDISK_EFI_H
+#define NETDISK_EFI_H
+
+#include <efi.h>
+#include <efilib.h>
+#include "ndclient.h"
+#include "netdisk/bootcfg.h"
+
+/* Vendor messaging device path node that marks a netdisk disk. */
+#define NETDISK_VENDOR_GUID \
+	{ 0x6e647369, 0x6b2d, 0x4e44, { 0x9a, 0x5e, 0x31, 0x7c, 0x2b, 0x0d, 0x64, 0x6b } }
+
+/* The boot configuration block patched into this binary (main.c). */
+extern struct nd_bootcfg nd_bootcfg;
+
+/* Where the network is, as learnt from the PXE base code that loaded us. */
+struct nd_netinfo {
+	EFI_HANDLE nic;              /* handle carrying the UDP4 service binding */
+	EFI_DEVICE_PATH *nic_path;   /* its device path */
+	EFI_IPv4_ADDRESS local;
+	EFI_IPv4_ADDRESS netmask;
+	EFI_IPv4_ADDRESS gateway;    /* 0.0.0.0 when DHCP named no router */
+	EFI_IPv4_ADDRESS server;
+	UINT16 port;
+	UINT8 mac[6];
+};
+
+/* UDP4 transport (udp4.c). */
+EFI_STATUS nd_net_discover(EFI_HANDLE image, struct nd_netinfo *ni);
+EFI_STATUS nd_net_open(const struct nd_netinfo *ni, struct nd_transport *tp);
+void nd_net_close(void);
+void nd_net_stop(void);
+
+/* Millisecond clock (clock.c). */
+void nd_clock_init(void);
+uint32_t nd_clock_ms(void);
+uint32_t nd_clock_entropy(void);
+
+/* The BlockIo disk on its own handle (disk.c). */
+EFI_STATUS nd_disk_install(struct nd_client *c, const struct nd_netinfo *ni, EFI_HANDLE *disk);
+void nd_disk_uninstall(void);
+
+/* Session upkeep shared by start-up and the disk (main.c). */
+int nd_reattach(struct nd_client *c);
+
+/* Loading the OS loader from the disk (boot.c). */
+EFI_STATUS nd_boot(EFI_HANDLE image, EFI_HANDLE disk, const CHAR16 *path);
+
+#endif /* NETDISK_EFI_H */

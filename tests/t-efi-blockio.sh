@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# UEFI stub: BlockIo of the served disk, checked from inside the guest, under OVMF's PXE and iPXE.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/efi-lib.sh"
+
+# Every check efi/bio-test.c reports; a missing line is a failure too.
+BIOTEST_CHECKS="media pattern-64k-reads pattern-large-read last-blocks unaligned-buffer
+	error-lba-past-end error-span-past-end error-huge-lba error-partial-block
+	error-write-partial-block error-media-id error-null-buffer zero-size-read
+	write-read-back write-neighbours io-after-exit-boot-services"
+
+# The image file on the server holds what the guest wrote (direct mode).
+written_on_server() {
+	python3 - "$1" "$EFI_WRITE_LBA" "$EFI_WRITE_SECTORS" <<'PY'
+import struct, sys
+img, first, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+mul, mask = 0x9E3779B97F4A7C15, (1 << 64) - 1
+f = open(img, 'rb')
+for lba in range(first - 1, first + n + 1):
+    f.seek(lba * 512)
+    words = struct.unpack('<64Q', f.read(512))
+    want = [((lba * mul + k) & mask) ^ (mask if first <= lba < first + n else 0) for k in range(64)]
+    if list(words) != want:
+        sys.exit('sector %d is not what the guest wrote' % lba)
+PY
+}
+
+for fw in ovmf ipxe; do
+	dir=$ND_TMP/$fw
+	mkdir -p "$dir/tftp"
+	if ! efi_pattern_disk "$dir/disk.img" "$ND_BUILD/efi/bio-test.efi" ||
+		! start_server "$fw-server" --mode direct "$dir/disk.img"; then
+		fail "efi-blockio-$fw" "cannot set up the disk image or the server"
+		continue
+	fi
+	efi_patch_stub "$ND_BUILD/netdisk.efi" "$dir/tftp/netdisk.efi" "$ND_PORT"
+	# One firmware run also shows the boot config's verbose flag at work.
+	[ "$fw" = ipxe ] && "$ND_BUILD/netdisk" patch "$dir/tftp/netdisk.efi" --verbose >/dev/null
+	efi_qemu "$fw" "$fw" "$dir/tftp" 240
+	stop_server
+	efi_check_console "efi-$fw-messages" "$fw" \
+		'netdisk: image "disk", 65536 sectors (32 MiB), mode direct'
+	efi_check_console "efi-$fw-last-block" "$fw" "BIOTEST LastBlock=65535 BlockSize=512"
+	[ "$fw" = ipxe ] && efi_check_console "efi-$fw-verbose" "$fw" "netdisk: read 0+1"
+	for c in $BIOTEST_CHECKS; do
+		efi_check_console "efi-$fw-bio-$c" "$fw" "BIOTEST PASS $c"
+	done
+	check "efi-$fw-bio-done" efi_console_line "$fw" "BIOTEST DONE"
+	check "efi-$fw-writes-on-server" written_on_server "$dir/disk.img"
+done

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# UEFI stub boot chain: syslinux.efi, the Debian kernel and our initramfs start from the served demo disk.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/efi-lib.sh"
+
+# tools/mkimage's test image: it powers off once the initramfs has run.
+if ! make -s -C "$ND_TOP" BUILD="$ND_BUILD" demo-test-image >"$ND_TMP/make.log" 2>&1; then
+	fail efi-boot-image "$(tail -n 5 "$ND_TMP/make.log" | tr '\n' ' ')"
+	exit 1
+fi
+
+for fw in ovmf ipxe; do
+	name=boot-$fw
+	mkdir -p "$ND_TMP/$name/tftp"
+	# A private copy: the volatile overlay must keep the served file as it was.
+	cp --sparse=always "$ND_BUILD/demo-test.img" "$ND_TMP/$name/demo.img"
+	if ! start_server "$name-server" --mode volatile "$ND_TMP/$name/demo.img"; then
+		fail "efi-$fw-boot" "netdiskd did not start"
+		continue
+	fi
+	efi_patch_stub "$ND_BUILD/netdisk.efi" "$ND_TMP/$name/tftp/netdisk.efi" "$ND_PORT"
+	efi_qemu "$name" "$fw" "$ND_TMP/$name/tftp" 300
+	stop_server
+	efi_check_console "efi-$fw-boot-attached" "$name" 'mode volatile'
+	efi_check_console "efi-$fw-boot-loader" "$name" 'netdisk: starting \EFI\BOOT\BOOTX64.EFI'
+	efi_check_console "efi-$fw-boot-kernel-loaded" "$name" 'Loading /initrd.gz...ok'
+	efi_check_console "efi-$fw-boot-cmdline" "$name" 'root=LABEL=ndroot rw netdisk.test=poweroff'
+	efi_check_console "efi-$fw-boot-initramfs" "$name" 'NETDISK-INITRAMFS-OK kernel '
+	efi_check_console "efi-$fw-boot-powers-off" "$name" 'NETDISK-POWEROFF'
+	check "efi-$fw-boot-image-untouched" cmp -s "$ND_BUILD/demo-test.img" "$ND_TMP/$name/demo.img"
+done
