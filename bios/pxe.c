@@ -132,6 +132,7 @@ int pxe_get_info(struct pxe_info *info)
 {
 	struct s_pxenv_get_cached_info gci;
 	uint16_t seg, off, end, pos;
+
 	memset(&gci, 0, sizeof(gci));
 	gci.packet_type = PXENV_PACKET_TYPE_DHCP_ACK;
 	if (pxe_call(PXENV_GET_CACHED_INFO, &gci) || gci.status || gci.buffer_size < 240)
@@ -178,7 +179,6 @@ int pxe_udp_open(const struct pxe_info *info, uint16_t server_port, uint16_t loc
 	memset(udp.gateway_ip, 0, 4);
 	if (!local)
 		memcpy(udp.gateway_ip, info->router, 4);
-
 	memcpy(udp.my_ip, info->my_ip, 4);
 	memcpy(udp.server_ip, info->server_ip, 4);
 	udp.server_port = htons(server_port);
