@@ -81,6 +81,8 @@ int nd_reattach(struct nd_client *c)
 		c->sectors = 0;
 		return ND_E_PROTO;
 	}
+	if (rc == ND_DONE)
+		nd_publish_boot_table(c, &netinfo); /* the OS must continue the new session */
 	return rc;
 }
 
@@ -110,6 +112,7 @@ static EFI_STATUS attach(void)
 	client.cfg.give_up_ms = 0;
 	Print(L"netdisk: image \"%a\", %ld sectors (%ld MiB), mode %a\n", client.image,
 	      client.sectors, client.sectors / 2048, nd_mode_text(client.mode));
+	nd_publish_boot_table(&client, &netinfo);
 	return EFI_SUCCESS;
 }
 
