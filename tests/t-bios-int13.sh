@@ -36,16 +36,18 @@ for name in "${expected[@]}"; do
 	grep -q "ok $name" "$ND_TMP/int13.serial" || fail "int13: $name" "check did not run"
 done
 
-# Geometry from the partition table (16 heads, 63 sectors), EDD values, drive counts.
-expect_value int13 heads 16 int13
-expect_value int13 spt 63 int13
-expect_value int13 cylinders $((INT13_SECTORS / (16 * 63))) int13
+# Geometry from the partition table (4 heads, 16 sectors), EDD values, drive counts.
+expect_value int13 heads 4 int13
+expect_value int13 spt 16 int13
+expect_value int13 cylinders $((INT13_SECTORS / (4 * 16))) int13
 expect_value int13 drives 2 int13
 expect_value int13 bda_drives 2 int13
 expect_value int13 edd_size 66 int13
 expect_value int13 edd_sectors_lo $INT13_SECTORS int13
 expect_value int13 edd_sectors_hi 0 int13
 expect_value int13 edd_bytes_per_sector 512 int13
+expect_value int13 edd_heads 4 int13
+expect_value int13 edd_spt 16 int13
 expect_value int13 type15_sectors $INT13_SECTORS int13
 
 # The boot table left for the OS describes this session (BIOS firmware, direct mode).
