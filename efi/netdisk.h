@@ -41,6 +41,10 @@ uint32_t nd_clock_entropy(void);
 EFI_STATUS nd_disk_install(struct nd_client *c, const struct nd_netinfo *ni, EFI_HANDLE *disk);
 void nd_disk_uninstall(void);
 
+/* The boot table as ACPI table NDSK, for the OS's takeover (acpi.c). */
+EFI_STATUS nd_boot_table_install(const struct nd_client *c, const struct nd_netinfo *ni);
+void nd_boot_table_uninstall(void);
+
 /* Session upkeep shared by start-up and the disk (main.c). */
 int nd_reattach(struct nd_client *c);
 
