@@ -79,6 +79,6 @@ for nic in e1000 rtl8139; do
 		fail "int13 $nic: all checks pass" "$(grep '^not ok' "$log" | head -n 3 | tr '\r\n' '  ')"
 	else
 		pass "int13 $nic: all $(grep -c '^ok' "$log") checks pass ($(tr -d '\r' <"$log" |
-			sed -n 's/^netdisk: \([0-9]*-byte datagrams\).*/\1/p'))"
+			sed -n 's/^netdisk: \([0-9]*-byte datagrams\), window.*/\1/p'))"
 	fi
 done
