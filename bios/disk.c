@@ -126,20 +126,24 @@ static void adapt_window(uint32_t retransmits_before)
 		disk.window++;
 }
 
-/* Writes in datagrams the PXE stack can send unfragmented: a WRITE whose
- * data fits one datagram below the Ethernet MTU is sent as exactly that
- * datagram, whatever chunk size the session negotiated for reads. */
-#define WRITE_SECTORS ((ND_DEFAULT_DGRAM - ND_HDR_SIZE) / ND_SECTOR_SIZE)
+/* Writes go out in pieces the PXE stack can send: every datagram below the
+ * Ethernet MTU (PXE stacks do not fragment; with large read datagrams that
+ * means one WRITE of at most two sectors per datagram), and no burst longer
+ * than a small transmit ring holds (the stack frees its ring only while we
+ * poll for the reply). */
+#define WRITE_SECTORS_UNFRAGMENTED ((ND_DEFAULT_DGRAM - ND_HDR_SIZE) / ND_SECTOR_SIZE)
+#define WRITE_BURST 8 /* datagrams */
 
 static int write_small(uint64_t lba, uint32_t count, uint32_t buffer)
 {
+	uint32_t piece = disk.dgram <= ND_DEFAULT_DGRAM
+				 ? (uint32_t)WRITE_BURST * disk.chunk / ND_SECTOR_SIZE
+				 : WRITE_SECTORS_UNFRAGMENTED;
 	int rc = ND_DONE;
 
 	while (rc == ND_DONE && count) {
-		uint32_t n = count < WRITE_SECTORS ? count : WRITE_SECTORS;
+		uint32_t n = count < piece ? count : piece;
 
-		if (disk.dgram <= ND_DEFAULT_DGRAM)
-			n = count;
 		rc = nd_write(&disk, lba, n, get_linear, &buffer);
 		lba += n;
 		count -= n;
