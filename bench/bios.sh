@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# BIOS section: 32 MiB of INT 13h AH=42h reads, netdisk.pxe + netdiskd vs iPXE sanboot over iSCSI (tgt).
+# BIOS section: 32 MiB of INT 13h AH=42h reads, netdisk.pxe + netdiskd vs iPXE sanboot over iSCSI (tgt) and HTTP.
 #
 # Both sides PXE-boot the same image in the same QEMU set-up (TCG, user
 # networking, the NIC's iPXE ROM); its boot sector is bench/readbench.asm,
@@ -37,6 +37,13 @@ tgtadm -C "$ctl" --lld iscsi --op new --mode target --tid 1 -T "$IQN" &&
 	tgtadm -C "$ctl" --lld iscsi --op bind --mode target --tid 1 -I ALL || exit 1
 printf '#!ipxe\ndhcp\nsanboot iscsi:10.0.2.2::%s:1:%s\n' "$iport" "$IQN" >"$BENCH_TMP/tftp-ipxe/boot.ipxe"
 
+# The same file over HTTP, for iPXE's HTTP SAN boot (range requests).
+hport=$(free_port)
+python3 "$BENCH_TOP/bench/http-range-server.py" "$hport" "$img" &
+BENCH_PIDS+=($!)
+mkdir -p "$BENCH_TMP/tftp-http"
+printf '#!ipxe\ndhcp\nsanboot http://10.0.2.2:%s/bench.img\n' "$hport" >"$BENCH_TMP/tftp-http/boot.ipxe"
+
 # read_seconds NIC TFTPDIR BOOTFILE: seconds for the 32 MiB, or nothing on failure.
 read_seconds() {
 	local secs errors
@@ -52,5 +59,7 @@ for round in $(seq "$BENCH_ROUNDS"); do
 		[ -z "$s" ] || result bios "int13-read-32MiB-$nic" netdisk.pxe "$s" s lower
 		s=$(read_seconds "$nic" "$BENCH_TMP/tftp-ipxe" boot.ipxe)
 		[ -z "$s" ] || result bios "int13-read-32MiB-$nic" ipxe-sanboot-iscsi "$s" s lower
+		s=$(read_seconds "$nic" "$BENCH_TMP/tftp-http" boot.ipxe)
+		[ -z "$s" ] || result bios "int13-read-32MiB-$nic" ipxe-sanboot-http "$s" s lower
 	done
 done

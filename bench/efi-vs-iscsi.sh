@@ -88,6 +88,11 @@ for side in $SIDES; do
 		iscsi-ipxe) out=$(bench_qemu "$side-$run" ipxe "$ND_TMP/is" bench.ipxe) ;;
 		esac
 		echo "$side run $run: ${out% *} s"
+		case $side in
+		netdisk-*) subject=netdisk.efi-${side#netdisk-} ;;
+		*) subject=ipxe-sanboot-iscsi ;;
+		esac
+		echo "RESULT uefi blockio-read-32MiB $subject ${out% *} s lower"
 		times[$side]+=" ${out% *}"
 		sums[$side]=${out#* }
 	done
