@@ -91,8 +91,9 @@ int nd_reattach(struct nd_client *c)
 		c->sectors = 0;
 		return ND_E_PROTO;
 	}
-	if (rc == ND_DONE)
-		nd_publish_boot_table(c, &netinfo); /* the OS must continue the new session */
+	/* A new session: the OS must take over that one, not the lost one. */
+	if (rc == ND_DONE && EFI_ERROR(nd_boot_table_install(c, &netinfo)))
+		Print(L"netdisk: could not update the boot table\n");
 	return rc;
 }
 
@@ -159,7 +160,6 @@ static EFI_STATUS attach(void)
 	Print(L"netdisk: image \"%a\", %ld sectors (%ld MiB), mode %a\n", client.image,
 	      client.sectors, client.sectors / 2048, nd_mode_text(client.mode));
 	Print(L"netdisk: %d-byte datagrams, window %d\n", client.dgram, client.window);
-	nd_publish_boot_table(&client, &netinfo);
 	return EFI_SUCCESS;
 }
 
@@ -188,9 +188,15 @@ static EFI_STATUS serve_and_boot(EFI_HANDLE image)
 		Print(L"netdisk: cannot install the disk: %r\n", status);
 		return status;
 	}
+	/* Without the table the OS cannot take the disk over; booting still
+	 * gets as far as the loader and kernel, so only warn. */
+	status = nd_boot_table_install(&client, &netinfo);
+	if (EFI_ERROR(status))
+		Print(L"netdisk: cannot install the boot table (ACPI): %r\n", status);
 	/* The boot manager's watchdog was meant for us; the loader sets its own. */
 	gBS->SetWatchdogTimer(0, 0, 0, NULL);
 	status = nd_boot(image, disk, boot_path);
+	nd_boot_table_uninstall();
 	nd_disk_uninstall();
 	return status;
 }

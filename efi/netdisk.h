@@ -41,11 +41,12 @@ uint32_t nd_clock_entropy(void);
 EFI_STATUS nd_disk_install(struct nd_client *c, const struct nd_netinfo *ni, EFI_HANDLE *disk);
 void nd_disk_uninstall(void);
 
+/* The boot table as ACPI table NDSK, for the OS's takeover (acpi.c). */
+EFI_STATUS nd_boot_table_install(const struct nd_client *c, const struct nd_netinfo *ni);
+void nd_boot_table_uninstall(void);
+
 /* Session upkeep shared by start-up and the disk (main.c). */
 int nd_reattach(struct nd_client *c);
-
-/* The boot table for the OS, as the ACPI table NDSK (boottable.c). */
-EFI_STATUS nd_publish_boot_table(const struct nd_client *c, const struct nd_netinfo *ni);
 
 /* Loading the OS loader from the disk (boot.c). */
 EFI_STATUS nd_boot(EFI_HANDLE image, EFI_HANDLE disk, const CHAR16 *path);

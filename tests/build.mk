@@ -25,3 +25,18 @@ $(BUILD)/fuzz/fuzz-%: tests/fuzz/fuzz_%.c $(SERVER_CORE_SRC) $(CLIENT_SRC) $(SER
 .PHONY: test-tools
 test-tools: $(BUILD)/asan/netdiskd $(patsubst %,$(BUILD)/fuzz/fuzz-%,$(FUZZERS))
 test: test-tools
+
+# End-to-end suites (t-e2e-*.sh): the firmware-phase writers their test image
+# boots through, for BIOS (an MBR) and UEFI (an application, built like
+# efi/'s with gnu-efi).
+all: $(BUILD)/tests/fwmark-mbr.bin $(BUILD)/tests/fwmark.efi
+
+$(BUILD)/tests/fwmark-mbr.bin: tests/e2e/fwmark-mbr.asm
+	@mkdir -p $(dir $@)
+	nasm -f bin -o $@ $<
+
+$(BUILD)/tests/fwmark.efi: tests/e2e/fwmark-efi.c
+	@mkdir -p $(dir $@)
+	$(CC) $(EFI_CFLAGS) -c $< -o $(BUILD)/tests/fwmark-efi.o
+	ld $(EFI_LDFLAGS) $(BUILD)/tests/fwmark-efi.o -lefi -lgnuefi -o $(BUILD)/tests/fwmark-efi.so
+	objcopy $(EFI_SECTIONS) --target=efi-app-x86_64 $(BUILD)/tests/fwmark-efi.so $@

@@ -1,0 +1,49 @@
+#!/bin/sh
+# Runs inside the e2e test image's root system (netdisk.test.hook): reports the root mount, the persistence mark, the firmware-phase sector and a stock nbd-client's view as E2E-* console lines.
+#
+# The e2e suites (tests/e2e-lib.sh) copy this script to /e2e/guest.sh on the
+# image's root, with nbd-client and its libraries under /e2e/bin and /e2e/lib.
+# Every line it prints starts with E2E-; the host decides what is right.
+MARK=/var/lib/e2e-mark
+
+echo # off the line the console's shell prompt may be on
+
+root_device=$(awk '$2 == "/" && $1 != "rootfs" { print $1 }' /proc/mounts | tail -n 1)
+echo "E2E-ROOT-MOUNT $(awk '$2 == "/" && $1 != "rootfs"' /proc/mounts | tail -n 1)"
+# The whole disk the root partition is on (/dev/nbd0 for /dev/nbd0p2).
+disk=/dev/$(basename "$(readlink -f "/sys/class/block/${root_device#/dev/}/..")")
+echo "E2E-DISK $disk"
+
+# The mark: what a previous boot of this disk left, then a new one.
+if [ -f "$MARK" ]; then echo "E2E-MARK-SEEN $(cat "$MARK")"; else echo "E2E-MARK-NONE"; fi
+mkdir -p "${MARK%/*}"
+cat /proc/sys/kernel/random/uuid >"$MARK"
+sync
+echo "E2E-MARK-WROTE $(cat "$MARK")"
+
+# Sector 2: the firmware-phase writer copied the test's marker there.
+sector() {
+	dd if="$1" bs=512 skip=2 count=1 2>/dev/null | tr -c 'A-Za-z0-9:-' ' ' | tr -s ' ' | sed 's/^ //; s/ $//' | cut -c 1-100
+}
+echo "E2E-FW-SECTOR $(sector "$disk")"
+
+# A stock NBD client on the same session: server and export as the agent
+# logged them when it attached.
+attached=$(dmesg | sed -n 's/.*netdisk-attach: attached [^ ]*: \([0-9.]*\):\([0-9]*\) export \(session:[0-9a-f]*\).*/\1 \2 \3/p' | tail -n 1)
+if [ -x /e2e/bin/nbd-client ] && [ -n "$attached" ]; then
+	set -- $attached
+	nbd_client="/e2e/lib/ld-linux-x86-64.so.2 --library-path /e2e/lib /e2e/bin/nbd-client"
+	if $nbd_client "$1" "$2" /dev/nbd1 -N "$3" -b 512 >/tmp/nbd-client.log 2>&1; then
+		same=differs
+		dd if=/dev/nbd1 bs=1M count=4 2>/dev/null | md5sum >/tmp/nbd1.sum
+		dd if="$disk" bs=1M count=4 2>/dev/null | md5sum >/tmp/nbd0.sum
+		cmp -s /tmp/nbd0.sum /tmp/nbd1.sum && same=same
+		echo "E2E-NBD-CLIENT size $(blockdev --getsize64 /dev/nbd1) first-4MiB $same sector2 $(sector /dev/nbd1)"
+		$nbd_client -d /dev/nbd1 >/dev/null 2>&1
+	else
+		echo "E2E-NBD-CLIENT failed: $(tr '\n' ' ' </tmp/nbd-client.log)"
+	fi
+else
+	echo "E2E-NBD-CLIENT absent"
+fi
+echo "E2E-DONE"
