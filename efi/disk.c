@@ -51,7 +51,7 @@ static int write_unfragmented(struct nd_client *c, EFI_LBA lba, uint32_t count, 
 	return rc;
 }
 
-/* Checks every BlockIo call shares, in the order the UEFI specification lists them. */
+/* Checks every BlockIo call shares; an I/O that passes them goes to the server. */
 static EFI_STATUS check_request(UINT32 media_id, EFI_LBA lba, UINTN size, VOID *buffer)
 {
 	UINTN blocks;

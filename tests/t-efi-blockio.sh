@@ -50,14 +50,21 @@ for fw in ovmf ipxe; do
 	check "efi-$fw-writes-on-server" on_server "$dir/disk.img" written
 done
 
-# A read-only session: the disk says so and refuses writes.
+# A read-only session: the disk says so and refuses writes.  The stub asks
+# for an image by name (not the server's default) and starts a loader on a
+# path of its boot config (the default path holds nothing).
 dir=$ND_TMP/readonly
 mkdir -p "$dir/tftp"
-if efi_pattern_disk "$dir/disk.img" "$ND_BUILD/efi/bio-test.efi" &&
-	start_server readonly-server --mode readonly "$dir/disk.img"; then
+if efi_pattern_disk "$dir/disk.img" "$ND_BUILD/efi/bio-test.efi" NETDISK TEST.EFI &&
+	truncate -s 1M "$dir/other.img" &&
+	start_server readonly-server --mode readonly other="$dir/other.img" wanted="$dir/disk.img"; then
 	efi_patch_stub "$ND_BUILD/netdisk.efi" "$dir/tftp/netdisk.efi" "$ND_PORT"
+	"$ND_BUILD/netdisk" patch "$dir/tftp/netdisk.efi" --image wanted \
+		--boot-path '\EFI\NETDISK\TEST.EFI' >/dev/null
 	efi_qemu readonly ovmf "$dir/tftp" 240
 	stop_server
+	efi_check_console efi-image-by-name readonly 'netdisk: image "wanted", 65536 sectors'
+	efi_check_console efi-boot-path readonly 'netdisk: starting \EFI\NETDISK\TEST.EFI'
 	efi_check_console efi-readonly-media readonly "IoAlign=1 ReadOnly=1"
 	efi_check_console efi-readonly-refuses-writes readonly "BIOTEST PASS error-write-protected"
 	check efi-readonly-done efi_console_line readonly "BIOTEST DONE"
