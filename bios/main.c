@@ -41,28 +41,15 @@ static void on_event(void *ctx, int event, uint32_t waited_ms)
  * lets /dev/mem read it. */
 void boot_table_publish(void)
 {
-	struct nd_boot_table *t = &boot_table;
+	struct nd_netfacts n;
 
-	memset(t, 0, sizeof(*t));
-	memcpy(t->signature, ND_BT_SIGNATURE, 4);
-	t->length[0] = sizeof(*t);
-	t->revision = ND_BT_REVISION;
-	memcpy(t->oem_id, ND_BT_OEM_ID, 6);
-	memcpy(t->oem_table_id, ND_BT_OEM_TABLE_ID, 8);
-	t->version = ND_BT_VERSION;
-	t->firmware = ND_BT_FW_BIOS;
-	t->mode = disk.mode;
-	memcpy(t->mac, net.mac, 6);
-	memcpy(t->client_ip, net.my_ip, 4);
-	memcpy(t->netmask, net.netmask, 4);
-	memcpy(t->gateway, net.router, 4);
-	memcpy(t->server_ip, net.server_ip, 4);
-	nd_put16(t->udp_port, server_port);
-	nd_put16(t->nbd_port, server_port);
-	memcpy(t->token, disk.token, 16);
-	nd_put64(t->sectors, disk.sectors);
-	memcpy(t->image, disk.image, ND_IMAGE_NAME_LEN);
-	nd_bt_seal(t);
+	memcpy(n.mac, net.mac, 6);
+	memcpy(n.ip, net.my_ip, 4);
+	memcpy(n.netmask, net.netmask, 4);
+	memcpy(n.gateway, net.router, 4);
+	memcpy(n.server, net.server_ip, 4);
+	n.port = server_port;
+	nd_boot_table(&disk, ND_BT_FW_BIOS, &n, &boot_table);
 }
 
 /* Claim drive 80h (other hard disks move up by one) and hide our memory. */

@@ -288,6 +288,7 @@ static int cmd_write(const char *server, uint64_t lba, const char *in, const str
 static int cmd_boot_table(const char *server, const char *out, struct opts *o)
 {
 	struct nd_boot_table t;
+	struct nd_netfacts n;
 	struct sockaddr_in peer;
 	socklen_t len = sizeof(peer);
 	struct conn k;
@@ -299,22 +300,11 @@ static int cmd_boot_table(const char *server, const char *out, struct opts *o)
 	connect_server(&k, server, o);
 	if (getpeername(k.udp.fd, (struct sockaddr *)&peer, &len) < 0 || peer.sin_family != AF_INET)
 		die("boot-table needs an IPv4 server");
-	memset(&t, 0, sizeof(t));
-	memcpy(t.signature, ND_BT_SIGNATURE, 4);
-	t.length[0] = sizeof(t);
-	t.revision = ND_BT_REVISION;
-	memcpy(t.oem_id, ND_BT_OEM_ID, 6);
-	memcpy(t.oem_table_id, ND_BT_OEM_TABLE_ID, 8);
-	t.version = ND_BT_VERSION;
-	t.mode = k.c.mode;
-	memcpy(t.mac, o->mac, 6);
-	memcpy(t.server_ip, &peer.sin_addr, 4);
-	nd_put16(t.udp_port, ntohs(peer.sin_port));
-	nd_put16(t.nbd_port, ntohs(peer.sin_port));
-	memcpy(t.token, k.c.token, 16);
-	nd_put64(t.sectors, k.c.sectors);
-	memcpy(t.image, k.c.image, strnlen(k.c.image, sizeof(t.image)));
-	nd_bt_seal(&t);
+	memset(&n, 0, sizeof(n));
+	memcpy(n.mac, o->mac, 6);
+	memcpy(n.server, &peer.sin_addr, 4);
+	n.port = ntohs(peer.sin_port);
+	nd_boot_table(&k.c, 0, &n, &t);
 	f = fopen(out, "wb");
 	if (!f || fwrite(&t, sizeof(t), 1, f) != 1 || fclose(f))
 		die("cannot write %s: %s", out, strerror(errno));

@@ -1,6 +1,7 @@
 /* Portable netdisk client core: sessions, windowed reads, retransmission (freestanding). */
 
 #include "ndclient.h"
+#include "netdisk/boottable.h"
 
 /* The environment provides these, as every freestanding C environment must. */
 void *memcpy(void *dst, const void *src, size_t n);
@@ -583,6 +584,31 @@ int nd_write(struct nd_client *c, uint64_t lba, uint32_t count, nd_get_fn get, v
 		count -= w.count;
 	}
 	return rc;
+}
+
+void nd_boot_table(const struct nd_client *c, uint8_t firmware, const struct nd_netfacts *n,
+		   struct nd_boot_table *t)
+{
+	memset(t, 0, sizeof(*t));
+	memcpy(t->signature, ND_BT_SIGNATURE, 4);
+	t->length[0] = sizeof(*t); /* little-endian, as ACPI headers are */
+	t->revision = ND_BT_REVISION;
+	memcpy(t->oem_id, ND_BT_OEM_ID, 6);
+	memcpy(t->oem_table_id, ND_BT_OEM_TABLE_ID, 8);
+	t->version = ND_BT_VERSION;
+	t->firmware = firmware;
+	t->mode = c->mode;
+	memcpy(t->mac, n->mac, 6);
+	memcpy(t->client_ip, n->ip, 4);
+	memcpy(t->netmask, n->netmask, 4);
+	memcpy(t->gateway, n->gateway, 4);
+	memcpy(t->server_ip, n->server, 4);
+	nd_put16(t->udp_port, n->port);
+	nd_put16(t->nbd_port, n->port);
+	memcpy(t->token, c->token, sizeof(t->token));
+	nd_put64(t->sectors, c->sectors);
+	memcpy(t->image, c->image, sizeof(t->image));
+	nd_bt_seal(t);
 }
 
 const char *nd_status_text(unsigned status)

@@ -126,6 +126,24 @@ int nd_info(struct nd_client *c);
 /* End the session. */
 int nd_detach(struct nd_client *c);
 
+/* Where a client is on the network, for the boot table.  Addresses are IPv4
+ * in network order; NBD is served on the same port number over TCP. */
+struct nd_netfacts {
+	uint8_t mac[6];
+	uint8_t ip[4];
+	uint8_t netmask[4];
+	uint8_t gateway[4];
+	uint8_t server[4];
+	uint16_t port;
+};
+
+struct nd_boot_table;
+
+/* Fill and seal the boot table (docs/handoff.md) that hands this session to
+ * the OS; firmware is ND_BT_FW_BIOS, ND_BT_FW_EFI or 0 for a host tool. */
+void nd_boot_table(const struct nd_client *c, uint8_t firmware, const struct nd_netfacts *n,
+		   struct nd_boot_table *t);
+
 /* Short English text for an nd_status code (for messages on screen). */
 const char *nd_status_text(unsigned status);
 

@@ -16,11 +16,6 @@ static struct acpi_table_protocol *acpi;
 static UINTN table_key;
 static int installed;
 
-static void put_ip(uint8_t out[4], const EFI_IPv4_ADDRESS *ip)
-{
-	CopyMem(out, (VOID *)ip->Addr, 4);
-}
-
 /* Publish (or replace, after a re-attach) the table for the client's session.
  * The firmware copies the table into ACPI memory, which survives
  * ExitBootServices; a local buffer is enough. */
@@ -28,6 +23,7 @@ EFI_STATUS nd_boot_table_install(const struct nd_client *c, const struct nd_neti
 {
 	EFI_GUID guid = ACPI_TABLE_PROTOCOL_GUID;
 	struct nd_boot_table t;
+	struct nd_netfacts n;
 	EFI_STATUS status;
 
 	if (!acpi) {
@@ -35,26 +31,13 @@ EFI_STATUS nd_boot_table_install(const struct nd_client *c, const struct nd_neti
 		if (EFI_ERROR(status))
 			return status;
 	}
-	ZeroMem(&t, sizeof(t));
-	CopyMem(t.signature, ND_BT_SIGNATURE, 4);
-	t.length[0] = sizeof(t);
-	t.revision = ND_BT_REVISION;
-	CopyMem(t.oem_id, ND_BT_OEM_ID, 6);
-	CopyMem(t.oem_table_id, ND_BT_OEM_TABLE_ID, 8);
-	t.version = ND_BT_VERSION;
-	t.firmware = ND_BT_FW_EFI;
-	t.mode = c->mode;
-	CopyMem(t.mac, (VOID *)ni->mac, 6);
-	put_ip(t.client_ip, &ni->local);
-	put_ip(t.netmask, &ni->netmask);
-	put_ip(t.gateway, &ni->gateway);
-	put_ip(t.server_ip, &ni->server);
-	nd_put16(t.udp_port, ni->port);
-	nd_put16(t.nbd_port, ni->port);
-	CopyMem(t.token, (VOID *)c->token, 16);
-	nd_put64(t.sectors, c->sectors);
-	CopyMem(t.image, (VOID *)c->image, ND_IMAGE_NAME_LEN);
-	nd_bt_seal(&t);
+	CopyMem(n.mac, (VOID *)ni->mac, 6);
+	CopyMem(n.ip, (VOID *)ni->local.Addr, 4);
+	CopyMem(n.netmask, (VOID *)ni->netmask.Addr, 4);
+	CopyMem(n.gateway, (VOID *)ni->gateway.Addr, 4);
+	CopyMem(n.server, (VOID *)ni->server.Addr, 4);
+	n.port = ni->port;
+	nd_boot_table(c, ND_BT_FW_EFI, &n, &t);
 	if (installed)
 		acpi->uninstall(acpi, table_key);
 	status = acpi->install(acpi, &t, sizeof(t), &table_key);
