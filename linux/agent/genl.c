@@ -187,18 +187,43 @@ static void put_socket(struct msg *m, int sock)
 	nest_close(m, socks);
 }
 
+/* A netlink socket with the nbd family resolved; the fd, or -1 with err set. */
+static int genl_open(struct family *f, char *err, size_t errlen)
+{
+	int fd = genl_socket();
+
+	if (fd < 0) {
+		snprintf(err, errlen, "no generic netlink socket: %s", strerror(errno));
+		return -1;
+	}
+	if (resolve(fd, f, err, errlen) < 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* Send one NBD command and wait for the kernel's answer; 0 or -1 with err set. */
+static int nbd_command(int fd, struct msg *m, const char *what, unsigned index, char *err,
+		       size_t errlen)
+{
+	int rc = transact(fd, m, NULL);
+
+	close(fd);
+	if (rc < 0)
+		snprintf(err, errlen, "NBD %s of /dev/nbd%u failed: %s", what, index, strerror(-rc));
+	return rc < 0 ? -1 : 0;
+}
+
 int genl_nbd_connect(unsigned index, int sock, uint64_t size, uint16_t flags,
 		     unsigned timeout_s, unsigned dead_timeout_s, char *err, size_t errlen)
 {
 	struct family f;
 	struct msg m;
-	int fd = genl_socket(), rc;
+	int fd = genl_open(&f, err, errlen);
 
-	if (fd < 0 || resolve(fd, &f, err, errlen) < 0) {
-		if (fd >= 0)
-			close(fd);
+	if (fd < 0)
 		return -1;
-	}
 	msg_init(&m, f.id, NBD_CMD_CONNECT, 1);
 	put_u32(&m, NBD_ATTR_INDEX, index);
 	put_u64(&m, NBD_ATTR_SIZE_BYTES, size);
@@ -207,32 +232,21 @@ int genl_nbd_connect(unsigned index, int sock, uint64_t size, uint16_t flags,
 	put_u64(&m, NBD_ATTR_TIMEOUT, timeout_s);
 	put_u64(&m, NBD_ATTR_DEAD_CONN_TIMEOUT, dead_timeout_s);
 	put_socket(&m, sock);
-	rc = transact(fd, &m, NULL);
-	close(fd);
-	if (rc < 0)
-		snprintf(err, errlen, "NBD connect of /dev/nbd%u failed: %s", index, strerror(-rc));
-	return rc < 0 ? -1 : 0;
+	return nbd_command(fd, &m, "connect", index, err, errlen);
 }
 
 int genl_nbd_reconfigure(unsigned index, int sock, char *err, size_t errlen)
 {
 	struct family f;
 	struct msg m;
-	int fd = genl_socket(), rc;
+	int fd = genl_open(&f, err, errlen);
 
-	if (fd < 0 || resolve(fd, &f, err, errlen) < 0) {
-		if (fd >= 0)
-			close(fd);
+	if (fd < 0)
 		return -1;
-	}
 	msg_init(&m, f.id, NBD_CMD_RECONFIGURE, 1);
 	put_u32(&m, NBD_ATTR_INDEX, index);
 	put_socket(&m, sock);
-	rc = transact(fd, &m, NULL);
-	close(fd);
-	if (rc < 0)
-		snprintf(err, errlen, "NBD reconfigure of /dev/nbd%u failed: %s", index, strerror(-rc));
-	return rc < 0 ? -1 : 0;
+	return nbd_command(fd, &m, "reconfigure", index, err, errlen);
 }
 
 struct dead_match {
@@ -255,12 +269,13 @@ int genl_nbd_wait_dead(unsigned index, char *err, size_t errlen)
 {
 	struct family f;
 	struct msg in;
-	int fd = genl_socket();
+	int fd = genl_open(&f, err, errlen);
 
-	if (fd < 0 || resolve(fd, &f, err, errlen) < 0 || !f.mcgrp ||
+	if (fd < 0)
+		return -1;
+	if (!f.mcgrp ||
 	    setsockopt(fd, SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, &f.mcgrp, sizeof(f.mcgrp)) < 0) {
-		if (fd >= 0)
-			close(fd);
+		close(fd);
 		snprintf(err, errlen, "cannot listen for NBD link events");
 		return -1;
 	}
