@@ -15,7 +15,7 @@ export ND_TOP=$PWD ND_BUILD=${BUILD:-$PWD/build}
 . tests/lib.sh
 . tests/efi-lib.sh
 
-RUNS=${RUNS:-3}
+RUNS=${RUNS:-${BENCH_ROUNDS:-3}}
 SIDES=${SIDES:-netdisk-ovmf netdisk-ipxe iscsi-ipxe}
 TARGET=iqn.2026-11.org.netdisk:bench
 RESULTS=${RESULTS:-bench/results/efi-read.txt}
@@ -81,8 +81,9 @@ start_tgtd() {
 case " $SIDES " in *" iscsi-ipxe "*) start_tgtd ;; esac
 
 declare -A times sums
-for side in $SIDES; do
-	for run in $(seq "$RUNS"); do
+# Sides alternate within each run, so a slow moment of the host hits them alike.
+for run in $(seq "$RUNS"); do
+	for side in $SIDES; do
 		case $side in
 		netdisk-*) out=$(bench_qemu "$side-$run" "${side#netdisk-}" "$ND_TMP/nd" netdisk.efi) ;;
 		iscsi-ipxe) out=$(bench_qemu "$side-$run" ipxe "$ND_TMP/is" bench.ipxe) ;;
