@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Inside the VM: sequential read MB/s of the root's network disk (/dev/nbd0) once Linux took it over, BIOS boot.
+. "$(dirname "$0")/lib.sh"
+ND_TOP=$BENCH_TOP ND_BUILD=$BENCH_BUILD ND_TMP=$BENCH_TMP
+. "$BENCH_TOP/tests/image-lib.sh"
+. "$BENCH_TOP/tests/e2e-lib.sh"
+
+make -s -C "$BENCH_TOP" BUILD="$BENCH_BUILD" all demo-test-image >"$BENCH_TMP/make.log" 2>&1 ||
+	{ tail -n 5 "$BENCH_TMP/make.log" >&2; exit 1; }
+
+# The guest reads the whole disk with O_DIRECT, timed with /proc/uptime.
+mkdir -p "$BENCH_TMP/hook"
+cat >"$BENCH_TMP/hook/read.sh" <<'HOOK'
+#!/bin/sh
+size=$(($(cat /sys/block/nbd0/size) * 512))
+start=$(cut -d' ' -f1 /proc/uptime)
+dd if=/dev/nbd0 of=/dev/null bs=1M iflag=direct 2>/dev/null
+end=$(cut -d' ' -f1 /proc/uptime)
+echo
+echo "VMREAD $size $start $end"
+HOOK
+chmod +x "$BENCH_TMP/hook/read.sh"
+img=$BENCH_TMP/vm.img
+cp --sparse=always "$BENCH_BUILD/demo-test.img" "$img"
+set_kernel_append "$img" "netdisk.test=poweroff panic=-1 netdisk.test.hook=/e2e/read.sh" &&
+	extract_partition "$img" 2 "$BENCH_TMP/root.img" && e2e_root_add "$BENCH_TMP/root.img" "$BENCH_TMP/hook" &&
+	dd if="$BENCH_TMP/root.img" of="$img" bs=512 seek="$(partition_field "$img" 2 start)" \
+		conv=notrunc,sparse status=none || { echo "cannot put the hook on the image" >&2; exit 1; }
+
+port=$(free_port)
+"$BENCH_BUILD/netdiskd" --listen "127.0.0.1:$port" --mode volatile "demo=$img" 2>"$BENCH_TMP/server.log" &
+BENCH_PIDS+=($!)
+mkdir -p "$BENCH_TMP/tftp"
+cp "$BENCH_BUILD/netdisk.pxe" "$BENCH_TMP/tftp/"
+"$BENCH_BUILD/netdisk" patch "$BENCH_TMP/tftp/netdisk.pxe" --server "10.0.2.2:$port" >/dev/null
+for round in $(seq "$BENCH_ROUNDS"); do
+	timeout 300 qemu-system-x86_64 -accel tcg -m 512 -display none -monitor none -no-reboot \
+		-serial "file:$BENCH_TMP/vm-$round.serial" \
+		-netdev "user,id=n,tftp=$BENCH_TMP/tftp,bootfile=netdisk.pxe" \
+		-device virtio-net-pci,netdev=n -boot n >/dev/null 2>&1
+	tr -d '\r' <"$BENCH_TMP/vm-$round.serial" | awk '{ sub(/.*VMREAD/, "VMREAD") } $1 == "VMREAD" && $4 > $3 {
+		printf "RESULT vm nbd-root-seq-read-MBps netdisk %.1f MB/s higher\n", $2 / ($4 - $3) / 1e6 }'
+done
