@@ -110,12 +110,14 @@ def write_chart(path, rows):
     script = f"""
 set terminal png size 1000,{200 + 40 * len(rows)}
 set output '{path}'
-set title 'netdisk against its peers (ratio > 1: netdisk better)'
+set title 'netdisk against its peers (ratio > 1: netdisk better; log scale)'
 set style fill solid 0.6
 set boxwidth 0.6
-set yrange [0:*]
+set logscale y
+set yrange [0.1:*]
 set xtics rotate by -30 font ',8'
 set arrow from graph 0, first 1 to graph 1, first 1 nohead dt 2
+set bmargin 10
 plot '{data}' using 0:2:xtic(1) with boxes notitle
 """
     subprocess.run(["gnuplot"], input=script, text=True, check=True)
