@@ -18,6 +18,7 @@ E2E_MAC_P=52:54:00:e2:e0:01
 E2E_MAC_A=52:54:00:e2:e0:02
 E2E_MAC_B=52:54:00:e2:e0:03
 E2E_VM_PIDS=()
+E2E_NBD_CLIENT=$(command -v nbd-client || echo /usr/sbin/nbd-client)
 
 # e2e_build: every artifact the suites boot, or FAIL and exit.
 e2e_build() {
@@ -48,8 +49,8 @@ e2e_guest_files() {
 	local dir=$1 lib
 	mkdir -p "$dir/bin" "$dir/lib"
 	cp "$ND_TOP/tests/e2e/guest.sh" "$dir/guest.sh"
-	cp "$(command -v nbd-client)" "$dir/bin/nbd-client"
-	for lib in $(ldd "$(command -v nbd-client)" | awk '/=>/ { print $3 } /^\t\/.*ld-linux/ { print $1 }'); do
+	cp "$E2E_NBD_CLIENT" "$dir/bin/nbd-client" || return 1
+	for lib in $(ldd "$E2E_NBD_CLIENT" | awk '/=>/ { print $3 } /^\t\/.*ld-linux/ { print $1 }'); do
 		cp -L "$lib" "$dir/lib/$(basename "$lib")"
 	done
 }
@@ -167,7 +168,7 @@ e2e_nbd_client() {
 	[ "$got" = "size $size first-4MiB same sector2 $E2E_FW_MARK" ] || { echo "nbd-client: '$got'"; return 1; }
 }
 
-# e2e_mark NAME: what the boot found (SEEN value or NONE) and what it wrote.
+# e2e_seen, e2e_wrote NAME: the mark a boot found (empty: none) and the one it wrote.
 e2e_seen() { e2e_value "$1" E2E-MARK-SEEN; }
 e2e_wrote() { e2e_value "$1" E2E-MARK-WROTE; }
 
