@@ -8,7 +8,7 @@
 #   netdisk-ipxe   netdisk.efi over UDP4, booted by iPXE's EFI ROM
 #   iscsi-ipxe     iPXE's EFI ROM: `sanboot iscsi:` to tgtd on the host
 # The time is taken on the host between the guest's "BENCH start" and "BENCH
-# end" console lines.  Results go to bench/results/efi-read.txt.
+# end" console lines.  Results go to $RESULTS (bench/results/efi-read.txt).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export ND_TOP=$PWD ND_BUILD=${BUILD:-$PWD/build}
@@ -16,8 +16,9 @@ export ND_TOP=$PWD ND_BUILD=${BUILD:-$PWD/build}
 . tests/efi-lib.sh
 
 RUNS=${RUNS:-3}
+SIDES=${SIDES:-netdisk-ovmf netdisk-ipxe iscsi-ipxe}
 TARGET=iqn.2026-11.org.netdisk:bench
-RESULTS=bench/results/efi-read.txt
+RESULTS=${RESULTS:-bench/results/efi-read.txt}
 
 make -s all >/dev/null
 
@@ -59,31 +60,45 @@ start_server bench-netdiskd --mode readonly "$disk"
 efi_patch_stub "$ND_BUILD/netdisk.efi" "$ND_TMP/nd/netdisk.efi" "$ND_PORT"
 
 # iSCSI: a private tgtd (own control port and portal), one LUN on the same image.
-iscsi_port=$(free_port)
-control=$((iscsi_port % 1000 + 100))
-tgtd -f -C "$control" --iscsi "portal=127.0.0.1:$iscsi_port" >"$ND_TMP/tgtd.log" 2>&1 &
-ND_PIDS+=($!)
-wait_for 10 tgtadm -C "$control" --lld iscsi --mode target --op show
-tgtadm -C "$control" --lld iscsi --mode target --op new --tid 1 --targetname "$TARGET"
-tgtadm -C "$control" --lld iscsi --mode logicalunit --op new --tid 1 --lun 1 --backing-store "$disk"
-tgtadm -C "$control" --lld iscsi --mode target --op bind --tid 1 --initiator-address ALL
-mkdir -p "$ND_TMP/is"
-printf '#!ipxe\ndhcp\nsanboot iscsi:10.0.2.2::%s:1:%s\n' "$iscsi_port" "$TARGET" >"$ND_TMP/is/bench.ipxe"
+# tgtd ignores SIGTERM while it has targets: it is told to go instead.
+stop_tgtd() {
+	tgtadm -C "$control" --lld iscsi --mode target --op delete --force --tid 1
+	tgtadm -C "$control" --mode system --op delete
+	nd_cleanup
+}
+start_tgtd() {
+	iscsi_port=$(free_port)
+	control=$((iscsi_port % 1000 + 100))
+	tgtd -f -C "$control" --iscsi "portal=127.0.0.1:$iscsi_port" >"$ND_TMP/tgtd.log" 2>&1 &
+	trap 'stop_tgtd >/dev/null 2>&1' EXIT
+	wait_for 10 tgtadm -C "$control" --lld iscsi --mode target --op show
+	tgtadm -C "$control" --lld iscsi --mode target --op new --tid 1 --targetname "$TARGET"
+	tgtadm -C "$control" --lld iscsi --mode logicalunit --op new --tid 1 --lun 1 --backing-store "$disk"
+	tgtadm -C "$control" --lld iscsi --mode target --op bind --tid 1 --initiator-address ALL
+	mkdir -p "$ND_TMP/is"
+	printf '#!ipxe\ndhcp\nsanboot iscsi:10.0.2.2::%s:1:%s\n' "$iscsi_port" "$TARGET" >"$ND_TMP/is/bench.ipxe"
+}
+case " $SIDES " in *" iscsi-ipxe "*) start_tgtd ;; esac
 
 declare -A times sums
-for side in netdisk-ovmf netdisk-ipxe iscsi-ipxe; do
+for side in $SIDES; do
 	for run in $(seq "$RUNS"); do
 		case $side in
 		netdisk-*) out=$(bench_qemu "$side-$run" "${side#netdisk-}" "$ND_TMP/nd" netdisk.efi) ;;
 		iscsi-ipxe) out=$(bench_qemu "$side-$run" ipxe "$ND_TMP/is" bench.ipxe) ;;
 		esac
 		echo "$side run $run: ${out% *} s"
+		case $side in
+		netdisk-*) subject=netdisk.efi-${side#netdisk-} ;;
+		*) subject=ipxe-sanboot-iscsi ;;
+		esac
+		echo "RESULT uefi blockio-read-32MiB $subject ${out% *} s lower"
 		times[$side]+=" ${out% *}"
 		sums[$side]=${out#* }
 	done
 done
 
-[ "${sums[netdisk-ovmf]}" = "${sums[iscsi-ipxe]}" ] && [ "${sums[netdisk-ipxe]}" = "${sums[iscsi-ipxe]}" ] ||
+[ "$(printf '%s\n' "${sums[@]}" | sort -u | wc -l)" -eq 1 ] ||
 	{ echo "the sides read different data: ${sums[*]}" >&2; exit 1; }
 
 median() { tr ' ' '\n' <<<"$1" | sed '/^$/d' | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
@@ -92,7 +107,7 @@ mkdir -p "$(dirname "$RESULTS")"
 	echo "# 32 MiB through UEFI BlockIo in 64 KiB calls; QEMU $(qemu-system-x86_64 --version | head -1 | awk '{print $4}') -accel tcg, OVMF, virtio-net, user networking"
 	echo "# seconds between the guest's BENCH start/end lines, median of $RUNS runs; $(date -u +%Y-%m-%d)"
 	echo "# side            median  MiB/s   runs"
-	for side in netdisk-ovmf netdisk-ipxe iscsi-ipxe; do
+	for side in $SIDES; do
 		m=$(median "${times[$side]}")
 		printf '%-17s %6s  %6.1f  %s\n' "$side" "$m" "$(awk -v m="$m" 'BEGIN { print 32 / m }')" "${times[$side]# }"
 	done

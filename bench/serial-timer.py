@@ -5,15 +5,18 @@ With SERIAL_LOG=FILE the whole console is also written to FILE."""
 import os
 import subprocess
 import sys
+import threading
 import time
 
 
 def main():
     timeout = float(sys.argv[1])
     vm = subprocess.Popen(sys.argv[2:], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + timeout
     start = None
     log = open(os.environ["SERIAL_LOG"], "w") if os.environ.get("SERIAL_LOG") else None
+    # the deadline holds even when the VM goes silent
+    killer = threading.Timer(timeout, vm.kill)
+    killer.start()
     try:
         for raw in vm.stdout:
             line = raw.decode("latin-1").strip()
@@ -27,11 +30,10 @@ def main():
                 errors = line.split("errors=")[-1]
                 print("%.2f %s" % (now - start, errors))
                 return 0
-            if now > deadline:
-                break
         print("timeout -", file=sys.stderr)
         return 1
     finally:
+        killer.cancel()
         vm.kill()
         vm.wait()
 

@@ -9,7 +9,11 @@ import subprocess
 import sys
 from collections import defaultdict
 
-OURS = ("netdisk", "netdiskd", "netdisk.pxe", "netdisk.efi")
+
+
+def ours(subject):
+    """netdisk, netdiskd, netdisk.pxe, netdisk.efi-ovmf, ...: everything of ours."""
+    return subject.startswith("netdisk")
 
 
 def parse(path):
@@ -35,19 +39,17 @@ def parse(path):
 
 
 def ratios(values, better):
-    """For each metric, ours against each peer, oriented so that > 1 means netdisk wins."""
+    """Each of ours against each peer, oriented so that > 1 means netdisk wins."""
     rows = []
     for key, subjects in values.items():
-        ours = [s for s in subjects if s in OURS]
-        if not ours:
-            continue
-        mine = statistics.median(subjects[ours[0]])
-        for peer, vals in subjects.items():
-            if peer in OURS or not vals or not mine:
-                continue
-            theirs = statistics.median(vals)
-            win = mine / theirs if better[key] == "higher" else theirs / mine
-            rows.append((key, ours[0], peer, mine, theirs, win))
+        for mine_name in sorted(s for s in subjects if ours(s)):
+            mine = statistics.median(subjects[mine_name])
+            for peer, vals in sorted(subjects.items()):
+                if ours(peer) or not mine:
+                    continue
+                theirs = statistics.median(vals)
+                win = mine / theirs if better[key] == "higher" else theirs / mine
+                rows.append((key, mine_name, peer, mine, theirs, win))
     return rows
 
 

@@ -61,7 +61,6 @@ struct pxe_info {
 	uint8_t server_ip[4];
 	uint8_t netmask[4];     /* DHCP option 1 */
 	uint8_t router[4];      /* DHCP option 3, 0 = none */
-	uint8_t gateway_ip[4];  /* router if the server is off our subnet, else 0 */
 	uint8_t mac[6];
 };
 int pxe_find(void);
@@ -73,6 +72,9 @@ void pxe_transport(struct nd_transport *tp);
 void clock_init(void);
 uint32_t clock_ms(void);
 uint64_t rdtsc(void);
+
+/* main.c: the configuration block `netdisk patch` rewrites. */
+extern struct nd_bootcfg bootcfg;
 
 /* main.c: the boot table for the OS (docs/handoff.md), refreshed after a re-attach. */
 void boot_table_publish(void);

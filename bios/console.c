@@ -84,7 +84,7 @@ static void con_putnum(uint32_t v, unsigned base)
 		con_putc(buf[--i]);
 }
 
-/* printf subset: %s %u %x %c, and %I for an IPv4 address given as uint8_t[4]. */
+/* printf subset: %s %u %d %x %c, and %I for an IPv4 address given as uint8_t[4]. */
 void con_printf(const char *fmt, ...)
 {
 	va_list ap;
@@ -104,6 +104,12 @@ void con_printf(const char *fmt, ...)
 			break;
 		case 'u':
 			con_putnum(va_arg(ap, uint32_t), 10);
+			break;
+		case 'd':
+			i = va_arg(ap, int);
+			if (i < 0)
+				con_putc('-');
+			con_putnum(i < 0 ? 0u - (uint32_t)i : (uint32_t)i, 10);
 			break;
 		case 'x':
 			con_putnum(va_arg(ap, uint32_t), 16);

@@ -22,11 +22,11 @@ struct nd_client disk;
 static uint16_t heads = 255, spt = 63;
 static uint32_t sectors_moved, next_progress = PROGRESS_STEP;
 static uint16_t granted_window;
+static int block_move_failed; /* since the start of the current request */
 
-/* Copy near data to a linear address: directly below 1 MiB, through the
- * BIOS block move (INT 15h AH=87h) above it.  The block move works in V86
- * mode under memory managers and needs no GDT or A20 handling of our own,
- * which unreal mode would. */
+/* Copy between linear addresses with the BIOS block move (INT 15h AH=87h),
+ * used for buffers above 1 MiB.  It works in V86 mode under memory managers
+ * and needs no GDT or A20 handling of our own, which unreal mode would. */
 static void block_move(uint32_t dst, uint32_t src, unsigned bytes)
 {
 	uint8_t gdt[48];
@@ -52,10 +52,13 @@ static void block_move(uint32_t dst, uint32_t src, unsigned bytes)
 	r.es = stub_seg;
 	r.esi = (uint16_t)(uintptr_t)gdt;
 	bios_int(0x15, &r);
+	if (r.flags & FLAG_CF)
+		block_move_failed = 1;
 }
 
-/* Linear copy of any length; above 1 MiB an odd last byte is merged into
- * the destination word, as the block move copies words. */
+/* Linear copy of any length: directly below 1 MiB, by block move above it,
+ * where an odd last byte is merged into the destination word (the block
+ * move copies words). */
 static void linear_move(uint32_t dst, uint32_t src, unsigned len)
 {
 	uint8_t old[2], last[2];
@@ -123,20 +126,24 @@ static void adapt_window(uint32_t retransmits_before)
 		disk.window++;
 }
 
-/* Writes in datagrams the PXE stack can send unfragmented: a WRITE whose
- * data fits one datagram below the Ethernet MTU is sent as exactly that
- * datagram, whatever chunk size the session negotiated for reads. */
-#define WRITE_SECTORS ((ND_DEFAULT_DGRAM - ND_HDR_SIZE) / ND_SECTOR_SIZE)
+/* Writes go out in pieces the PXE stack can send: every datagram below the
+ * Ethernet MTU (PXE stacks do not fragment; with large read datagrams that
+ * means one WRITE of at most two sectors per datagram), and no burst longer
+ * than a small transmit ring holds (the stack frees its ring only while we
+ * poll for the reply). */
+#define WRITE_SECTORS_UNFRAGMENTED ((ND_DEFAULT_DGRAM - ND_HDR_SIZE) / ND_SECTOR_SIZE)
+#define WRITE_BURST 8 /* datagrams */
 
 static int write_small(uint64_t lba, uint32_t count, uint32_t buffer)
 {
+	uint32_t piece = disk.dgram <= ND_DEFAULT_DGRAM
+				 ? (uint32_t)WRITE_BURST * disk.chunk / ND_SECTOR_SIZE
+				 : WRITE_SECTORS_UNFRAGMENTED;
 	int rc = ND_DONE;
 
 	while (rc == ND_DONE && count) {
-		uint32_t n = count < WRITE_SECTORS ? count : WRITE_SECTORS;
+		uint32_t n = count < piece ? count : piece;
 
-		if (disk.dgram <= ND_DEFAULT_DGRAM)
-			n = count;
 		rc = nd_write(&disk, lba, n, get_linear, &buffer);
 		lba += n;
 		count -= n;
@@ -177,11 +184,22 @@ static uint8_t disk_io(int write, uint64_t lba, uint32_t count, uint32_t buffer)
 {
 	int rc;
 
+	if (bootcfg.flags & ND_BOOTCFG_VERBOSE) {
+		con_serial_only = 1;
+		con_printf("netdisk: %s %u+%u -> %x\n", write ? "write" : "read", (uint32_t)lba, count,
+			   buffer);
+		con_serial_only = 0;
+	}
 	if (lba >= disk.sectors || count > disk.sectors - lba)
 		return ST_NOT_FOUND;
 	if (!count)
 		return ST_OK;
+	block_move_failed = 0;
 	rc = transfer(write, lba, count, buffer);
+	if (block_move_failed) {
+		con_printf("netdisk: INT 15h AH=87h could not reach the buffer at %x\n", buffer);
+		return ST_CONTROLLER;
+	}
 	if (rc == ND_DONE) {
 		progress(count);
 		return ST_OK;

@@ -42,6 +42,7 @@ _start:
 	mov ax, [BDA_BASEMEM]
 	mov [cs:base_kb_before], ax
 	sub ax, _resident_kb
+	and ax, ~3		; a 4 KiB boundary, so that the linker's page layout holds
 	mov [BDA_BASEMEM], ax
 	shl ax, 6
 	mov [cs:stub_seg], ax

@@ -4,9 +4,7 @@
 #include "netdisk/boottable.h"
 
 #define TX_DGRAM ND_DEFAULT_DGRAM /* PXE stacks do not fragment what they send */
-#ifndef RX_DGRAM
-#define RX_DGRAM 16384
-#endif
+#define RX_DGRAM 16384            /* largest datagram asked for (IP-fragmented on the wire) */
 #define DEFAULT_ATTACH_TIMEOUT 60 /* seconds */
 #define RETRY_REPORT_EVERY_MS 5000
 
@@ -21,6 +19,7 @@ static struct nd_boot_table boot_table __attribute__((aligned(16)));
 static struct pxe_info net;
 static uint16_t server_port;
 static uint32_t next_retry_report;
+static int hooked;
 
 /* Fault messages for the client core's retry/recovery events. */
 static void on_event(void *ctx, int event, uint32_t waited_ms)
@@ -38,8 +37,8 @@ static void on_event(void *ctx, int event, uint32_t waited_ms)
 }
 
 /* The session as the OS needs it to take the disk over through NBD: in our
- * resident memory, which the E820 hook reports reserved, so Linux can read
- * it through /dev/mem. */
+ * resident memory, which the E820 hook keeps out of usable RAM, so Linux
+ * lets /dev/mem read it. */
 void boot_table_publish(void)
 {
 	struct nd_boot_table *t = &boot_table;
@@ -66,26 +65,6 @@ void boot_table_publish(void)
 	nd_bt_seal(t);
 }
 
-/* Nothing to boot from us: give back our memory and let the BIOS try the next device. */
-static void __attribute__((noreturn)) give_up(const char *why)
-{
-	con_printf("netdisk: %s\nnetdisk: giving up, trying the next boot device (INT 18h)\n", why);
-	far_write16(0x40, 0x13, base_kb_before);
-	{
-		struct bregs r;
-
-		memset(&r, 0, sizeof(r));
-		bios_int(0x18, &r);
-	}
-	for (;;)
-		asm volatile("hlt");
-}
-
-static int ip_is_zero(const uint8_t *ip)
-{
-	return !(ip[0] | ip[1] | ip[2] | ip[3]);
-}
-
 /* Claim drive 80h (other hard disks move up by one) and hide our memory. */
 static void install_hooks(void)
 {
@@ -99,6 +78,38 @@ static void install_hooks(void)
 	far_write32(0, 0x13 * 4, ((uint32_t)stub_seg << 16) | (uint16_t)(uintptr_t)int13_entry);
 	far_write32(0, 0x15 * 4, ((uint32_t)stub_seg << 16) | (uint16_t)(uintptr_t)int15_entry);
 	asm volatile("sti");
+	hooked = 1;
+}
+
+/* Undo install_hooks, before our memory is given back. */
+static void uninstall_hooks(void)
+{
+	asm volatile("cli");
+	far_write32(0, 0x13 * 4, old_int13);
+	far_write32(0, 0x15 * 4, old_int15);
+	asm volatile("sti");
+	far_write8(0x40, 0x75, hd_count_ours - 1);
+	hooked = 0;
+}
+
+/* Nothing to boot from us: give back our memory and let the BIOS try the next device. */
+static void __attribute__((noreturn)) give_up(const char *why)
+{
+	struct bregs r;
+
+	con_printf("netdisk: %s\nnetdisk: giving up, trying the next boot device (INT 18h)\n", why);
+	if (hooked)
+		uninstall_hooks();
+	far_write16(0x40, 0x13, base_kb_before);
+	memset(&r, 0, sizeof(r));
+	bios_int(0x18, &r);
+	for (;;)
+		asm volatile("hlt");
+}
+
+static int ip_is_zero(const uint8_t *ip)
+{
+	return !(ip[0] | ip[1] | ip[2] | ip[3]);
 }
 
 /* Datagram sizes to try, largest first.  A large datagram reaches us as IP

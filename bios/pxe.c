@@ -126,13 +126,12 @@ static void far_get(uint16_t seg, uint16_t off, uint8_t *dst, unsigned len)
 	far_copy(stub_seg, (uint16_t)(uintptr_t)dst, seg, off, (uint16_t)len);
 }
 
-/* Our address, the next-server, the MAC and (when the server is off our subnet)
- * the router, all from the DHCPACK the PXE stack kept. */
+/* Our address, the next-server, the MAC, netmask and router, all from the
+ * DHCPACK the PXE stack kept. */
 int pxe_get_info(struct pxe_info *info)
 {
 	struct s_pxenv_get_cached_info gci;
 	uint16_t seg, off, end, pos;
-	int i, local = 1;
 
 	memset(&gci, 0, sizeof(gci));
 	gci.packet_type = PXENV_PACKET_TYPE_DHCP_ACK;
@@ -165,22 +164,23 @@ int pxe_get_info(struct pxe_info *info)
 			far_get(seg, pos + 2, info->router, 4);
 		pos += 2 + len;
 	}
-	memset(info->gateway_ip, 0, 4);
-	for (i = 0; i < 4; i++)
-		if ((info->my_ip[i] & info->netmask[i]) != (info->server_ip[i] & info->netmask[i]))
-			local = 0;
-	if (!local)
-		memcpy(info->gateway_ip, info->router, 4);
 	return 0;
 }
 
+/* Datagrams to a server off our subnet go through the DHCP router. */
 int pxe_udp_open(const struct pxe_info *info, uint16_t server_port, uint16_t local_port)
 {
 	struct s_pxenv_udp_open op;
+	int i, local = 1;
 
+	for (i = 0; i < 4; i++)
+		if ((info->my_ip[i] & info->netmask[i]) != (info->server_ip[i] & info->netmask[i]))
+			local = 0;
+	memset(udp.gateway_ip, 0, 4);
+	if (!local)
+		memcpy(udp.gateway_ip, info->router, 4);
 	memcpy(udp.my_ip, info->my_ip, 4);
 	memcpy(udp.server_ip, info->server_ip, 4);
-	memcpy(udp.gateway_ip, info->gateway_ip, 4);
 	udp.server_port = htons(server_port);
 	udp.local_port = htons(local_port);
 	memset(&op, 0, sizeof(op));
@@ -190,6 +190,9 @@ int pxe_udp_open(const struct pxe_info *info, uint16_t server_port, uint16_t loc
 	return 0;
 }
 
+/* A datagram the stack refuses (its transmit ring is full) counts as lost
+ * on the wire: the client core's retransmission sends it again, where an
+ * error would fail the whole disk request. */
 static int udp_send(void *ctx, const void *buf, unsigned len)
 {
 	struct s_pxenv_udp_write w;
@@ -202,8 +205,7 @@ static int udp_send(void *ctx, const void *buf, unsigned len)
 	w.buffer_size = (uint16_t)len;
 	w.buffer_off = (uint16_t)(uintptr_t)buf;
 	w.buffer_seg = stub_seg;
-	if (pxe_call(PXENV_UDP_WRITE, &w) || w.status)
-		return -1;
+	pxe_call(PXENV_UDP_WRITE, &w);
 	return 0;
 }
 

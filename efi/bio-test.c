@@ -262,7 +262,11 @@ EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *systab)
 	check_last_block(buf);
 	check_unaligned(buf);
 	check_errors(buf);
-	if (!bio->Media->ReadOnly)
+	if (bio->Media->ReadOnly)
+		expect("error-write-protected",
+		       bio->WriteBlocks(bio, bio->Media->MediaId, WRITE_LBA, 512, buf),
+		       EFI_WRITE_PROTECTED);
+	else
 		check_write(buf);
 	check_after_exit_boot_services(image, buf);
 	return EFI_SUCCESS;

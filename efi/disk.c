@@ -26,7 +26,32 @@ static void get_data(void *ctx, uint32_t offset, void *data, unsigned len)
 	CopyMem(data, (UINT8 *)ctx + offset, len);
 }
 
-/* Checks every BlockIo call shares, in the order the UEFI specification lists them. */
+/*
+ * Writes go in datagrams that need no IP fragmentation: a WRITE whose data
+ * fits one datagram below the Ethernet MTU is sent as exactly that datagram,
+ * whatever larger size the session negotiated for reads.  (QEMU's user
+ * networking dies on fragmented datagrams from the guest, and networks that
+ * drop fragments are common enough.)
+ */
+#define WRITE_SECTORS ((ND_DEFAULT_DGRAM - ND_HDR_SIZE) / ND_SECTOR_SIZE)
+
+static int write_unfragmented(struct nd_client *c, EFI_LBA lba, uint32_t count, UINT8 *buffer)
+{
+	int rc = ND_DONE;
+
+	while (rc == ND_DONE && count) {
+		uint32_t n = count < WRITE_SECTORS || c->dgram <= ND_DEFAULT_DGRAM ? count
+										: WRITE_SECTORS;
+
+		rc = nd_write(c, lba, n, get_data, buffer);
+		lba += n;
+		count -= n;
+		buffer += n * ND_SECTOR_SIZE;
+	}
+	return rc;
+}
+
+/* Checks every BlockIo call shares; an I/O that passes them goes to the server. */
 static EFI_STATUS check_request(UINT32 media_id, EFI_LBA lba, UINTN size, VOID *buffer)
 {
 	UINTN blocks;
@@ -61,7 +86,7 @@ static EFI_STATUS run(int write, EFI_LBA lba, UINTN size, VOID *buffer)
 	if (nd_bootcfg.flags & ND_BOOTCFG_VERBOSE)
 		Print(L"netdisk: %a %ld+%d\n", write ? "write" : "read", lba, count);
 	for (;;) {
-		rc = write ? nd_write(c, lba, count, get_data, buffer)
+		rc = write ? write_unfragmented(c, lba, count, buffer)
 			   : nd_read(c, lba, count, put_data, buffer);
 		if (rc == ND_DONE)
 			return EFI_SUCCESS;

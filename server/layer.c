@@ -84,6 +84,16 @@ static int file_trim(struct layer *l, size_t len, uint64_t off)
 	return 0;
 }
 
+/* The image file's modification time: it moves when anything rewrites the image. */
+static uint64_t file_version(struct layer *l)
+{
+	struct stat st;
+
+	if (fstat(((struct file_layer *)l)->fd, &st) < 0)
+		return 0;
+	return (uint64_t)st.st_mtim.tv_sec * 1000000000u + (uint64_t)st.st_mtim.tv_nsec;
+}
+
 static void file_close(struct layer *l)
 {
 	close(((struct file_layer *)l)->fd);
@@ -96,6 +106,7 @@ static const struct layer_ops file_ops = {
 	.write = file_write,
 	.flush = file_flush,
 	.trim = file_trim,
+	.version = file_version,
 	.close = file_close,
 };
 

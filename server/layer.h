@@ -15,6 +15,7 @@ struct layer_ops {
 	int (*write)(struct layer *l, const void *buf, size_t len, uint64_t off);
 	int (*flush)(struct layer *l);
 	int (*trim)(struct layer *l, size_t len, uint64_t off); /* NULL: not supported */
+	uint64_t (*version)(struct layer *l); /* changes when the content is changed behind our back */
 	void (*close)(struct layer *l);
 };
 
@@ -45,6 +46,12 @@ static inline int layer_trim(struct layer *l, uint64_t off, size_t len)
 	return l->ops->trim ? l->ops->trim(l, len, off) : -EOPNOTSUPP;
 }
 
+/* What overlays record of the layer below them, to notice it changed. */
+static inline uint64_t layer_version(struct layer *l)
+{
+	return l->ops->version ? l->ops->version(l) : 0;
+}
+
 /* Close this layer only (not the ones below it). */
 static inline void layer_close(struct layer *l)
 {
@@ -57,9 +64,10 @@ struct layer *file_layer_open(const char *path, int writable, char *err, size_t 
 
 /* A copy-on-write overlay over `lower` kept in DATA_PATH (sparse data file)
  * and MAP_PATH (block map).  `fresh` discards what they held.  An overlay
- * made for a lower layer of another size is discarded too (the image changed). */
+ * made over another version of the lower layer (its size or layer_version
+ * differ: the image was changed) is discarded too, and *stale says so. */
 struct layer *overlay_open(struct layer *lower, const char *data_path, const char *map_path,
-			   int fresh, char *err, size_t errlen);
+			   int fresh, int *stale, char *err, size_t errlen);
 
 /* Remove an overlay's files (after layer_close). */
 void overlay_remove(const char *data_path, const char *map_path);

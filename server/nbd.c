@@ -200,6 +200,8 @@ static void close_export(struct conn *c)
 			free(c->ss);
 		else if (c->ss->nbd_owned)
 			session_end(s, c->ss, "last NBD connection closed");
+		else if (c->ss->mode == ND_MODE_DIRECT)
+			c->ss->last_seen = 0; /* the writer shut down: others may take the image */
 	}
 	pthread_rwlock_unlock(&s->lock);
 	c->ss = NULL;

@@ -12,7 +12,8 @@
 /*
  * The data file has the lower layer's size and holds a block at its own
  * offset; only blocks written through the overlay are allocated.  The map file
- * is a 64-byte header and then one bit per block.  A write stores its data
+ * is a 64-byte header (magic, lower size, block size, lower version) and then
+ * one bit per block.  A write stores its data
  * before the map bits that make it visible, so after a crash a block reads
  * either old or new, and a flush (fdatasync of both) makes it durable.
  */
@@ -124,14 +125,17 @@ static const struct layer_ops overlay_ops = {
 	.close = ov_close,
 };
 
-/* Load the map file if it belongs to a lower layer of this size: 1 if loaded. */
+/* Load the map file: 1 if loaded, 0 if there is none, -1 if it was made
+ * over another version of the lower layer. */
 static int load_map(struct overlay *o, size_t map_bytes)
 {
 	uint8_t hdr[OV_HDR];
 
-	if (pread_full(o->map_fd, hdr, OV_HDR, 0) < 0 || memcmp(hdr, OV_MAGIC, 8) ||
-	    nd_get64(hdr + 8) != o->l.size || nd_get32(hdr + 16) != OV_BLOCK)
+	if (pread_full(o->map_fd, hdr, OV_HDR, 0) < 0 || memcmp(hdr, OV_MAGIC, 8))
 		return 0;
+	if (nd_get64(hdr + 8) != o->l.size || nd_get32(hdr + 16) != OV_BLOCK ||
+	    nd_get64(hdr + 20) != layer_version(o->l.lower))
+		return -1;
 	return pread_full(o->map_fd, o->map, map_bytes, OV_HDR) == 0;
 }
 
@@ -142,6 +146,7 @@ static int reset(struct overlay *o, size_t map_bytes)
 
 	nd_put64(hdr + 8, o->l.size);
 	nd_put32(hdr + 16, OV_BLOCK);
+	nd_put64(hdr + 20, layer_version(o->l.lower));
 	memset(o->map, 0, map_bytes);
 	if (ftruncate(o->data_fd, 0) < 0 || ftruncate(o->data_fd, (off_t)o->l.size) < 0 ||
 	    ftruncate(o->map_fd, 0) < 0 || pwrite_full(o->map_fd, hdr, OV_HDR, 0) < 0 ||
@@ -151,10 +156,11 @@ static int reset(struct overlay *o, size_t map_bytes)
 }
 
 struct layer *overlay_open(struct layer *lower, const char *data_path, const char *map_path,
-			   int fresh, char *err, size_t errlen)
+			   int fresh, int *stale, char *err, size_t errlen)
 {
 	struct overlay *o = calloc(1, sizeof(*o));
 	size_t map_bytes;
+	int loaded = 0;
 
 	if (!o) {
 		snprintf(err, errlen, "out of memory");
@@ -172,7 +178,10 @@ struct layer *overlay_open(struct layer *lower, const char *data_path, const cha
 		snprintf(err, errlen, "cannot open overlay %s: %s", data_path, strerror(errno));
 		goto fail;
 	}
-	if ((fresh || !load_map(o, map_bytes)) && reset(o, map_bytes) < 0) {
+	if (!fresh)
+		loaded = load_map(o, map_bytes);
+	*stale = loaded < 0;
+	if (loaded <= 0 && reset(o, map_bytes) < 0) {
 		snprintf(err, errlen, "cannot create overlay %s: %s", data_path, strerror(errno));
 		goto fail;
 	}

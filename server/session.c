@@ -190,7 +190,8 @@ void session_end(struct server *s, struct session *ss, const char *why)
 static int session_layers(struct server *s, struct session *ss, int fresh, char *err,
 			  size_t errlen)
 {
-	char data[PATH_MAX], map[PATH_MAX];
+	char data[PATH_MAX], map[PATH_MAX], mac[18];
+	int stale = 0;
 
 	switch (ss->mode) {
 	case ND_MODE_DIRECT:
@@ -204,8 +205,13 @@ static int session_layers(struct server *s, struct session *ss, int fresh, char 
 		return 0;
 	default:
 		overlay_paths(s, ss, data, map);
-		ss->own = overlay_open(ss->img->base, data, map, fresh, err, errlen);
+		ss->own = overlay_open(ss->img->base, data, map, fresh, &stale, err, errlen);
 		ss->top = ss->own;
+		if (stale) {
+			format_mac(ss->mac, mac);
+			log_msg("overlay of %s on image %s was made over an older version of the image; "
+				"starting it afresh", mac, ss->img->name);
+		}
 		return ss->own ? 0 : -1;
 	}
 }

@@ -7,15 +7,16 @@ EFI_PATTERN_LBA=36864   # efi/bio-test.c has the same layout
 EFI_WRITE_LBA=60000
 EFI_WRITE_SECTORS=600
 
-# efi_pattern_disk OUT LOADER: a 32 MiB MBR disk, FAT ESP (sectors 2048..34815)
-# holding LOADER as \EFI\BOOT\BOOTX64.EFI, and the known pattern from sector
-# EFI_PATTERN_LBA to the end.  Built without mounting anything.
+# efi_pattern_disk OUT LOADER [DIR FILE]: a 32 MiB MBR disk, FAT ESP (sectors
+# 2048..34815) holding LOADER as \EFI\DIR\FILE (default \EFI\BOOT\BOOTX64.EFI),
+# and the known pattern from sector EFI_PATTERN_LBA to the end.  Built without
+# mounting anything.
 efi_pattern_disk() {
-	local out=$1 loader=$2 esp=$1.esp
+	local out=$1 loader=$2 dir=${3:-BOOT} file=${4:-BOOTX64.EFI} esp=$1.esp
 	rm -f "$esp"
 	mkfs.fat -C "$esp" 16384 >/dev/null || return 1
-	mmd -i "$esp" ::/EFI ::/EFI/BOOT || return 1
-	mcopy -i "$esp" "$loader" ::/EFI/BOOT/BOOTX64.EFI || return 1
+	mmd -i "$esp" ::/EFI "::/EFI/$dir" || return 1
+	mcopy -i "$esp" "$loader" "::/EFI/$dir/$file" || return 1
 	python3 - "$out" "$esp" "$EFI_PATTERN_LBA" <<'PY' || return 1
 import struct, sys
 out, esp, first = sys.argv[1], sys.argv[2], int(sys.argv[3])

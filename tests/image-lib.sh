@@ -39,15 +39,10 @@ esp_at() {
 	echo "$1@@$(($(partition_field "$1" 1 start) * 512))"
 }
 
-# set_kernel_append IMAGE ARGS: rewrites both syslinux configurations on the
-# ESP of IMAGE so the kernel command line ends in ARGS instead of what
-# mkimage put after the root= option.
+# set_kernel_append IMAGE ARGS: makes the kernel command line of IMAGE the
+# base one plus ARGS (tools/mkimage --set-append).
 set_kernel_append() {
-	local image=$1 args=$2 cfg=$ND_TMP/syslinux.cfg
-	mtype -i "$(esp_at "$image")" ::/syslinux/syslinux.cfg >"$cfg" || return 1
-	sed -i "s|^\(  APPEND .* rw\).*|\1 $args|" "$cfg"
-	mcopy -o -i "$(esp_at "$image")" "$cfg" ::/syslinux/syslinux.cfg &&
-		mcopy -o -i "$(esp_at "$image")" "$cfg" ::/EFI/BOOT/syslinux.cfg
+	"$ND_TOP/tools/mkimage" --set-append "$2" "$1" 2>/dev/null
 }
 
 # boot_disk_until_off NAME FIRMWARE IMAGE: boots IMAGE as a local disk with

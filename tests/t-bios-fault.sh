@@ -65,3 +65,16 @@ check "unreachable: retry message" grep -q "not answering, retrying" "$ND_TMP/no
 check "unreachable: gives up after the attach timeout" grep -q "no answer from the netdisk server" \
 	"$ND_TMP/none.serial"
 check "unreachable: INT 18h boots the next device" grep -q "LOCALDISK BOOTED" "$ND_TMP/none.serial"
+
+# 4. A served disk without a boot signature: the stub unhooks itself, gives its
+#    memory back and calls INT 18h; the local disk boots as drive 80h again.
+truncate -s 1M "$ND_TMP/blank.img"
+start_server blank-server --state-dir "$ND_TMP/state-blank" "$ND_TMP/blank.img" ||
+	fail blank-server "netdiskd did not start"
+bios_tftp "$ND_TMP/tftp-blank" "$ND_PORT"
+bios_qemu blank virtio-net-pci "$ND_TMP/tftp-blank" "${LOCAL_DISK[@]}"
+wait_serial blank 90 "LOCALDISK BOOTED"
+stop_qemu
+stop_server
+check "no boot signature: clear message" grep -q "no boot signature" "$ND_TMP/blank.serial"
+check "no boot signature: INT 18h boots the next device" grep -q "LOCALDISK BOOTED" "$ND_TMP/blank.serial"

@@ -36,16 +36,18 @@ for name in "${expected[@]}"; do
 	grep -q "ok $name" "$ND_TMP/int13.serial" || fail "int13: $name" "check did not run"
 done
 
-# Geometry from the partition table (16 heads, 63 sectors), EDD values, drive counts.
-expect_value int13 heads 16 int13
-expect_value int13 spt 63 int13
-expect_value int13 cylinders $((INT13_SECTORS / (16 * 63))) int13
+# Geometry from the partition table (4 heads, 16 sectors), EDD values, drive counts.
+expect_value int13 heads 4 int13
+expect_value int13 spt 16 int13
+expect_value int13 cylinders $((INT13_SECTORS / (4 * 16))) int13
 expect_value int13 drives 2 int13
 expect_value int13 bda_drives 2 int13
 expect_value int13 edd_size 66 int13
 expect_value int13 edd_sectors_lo $INT13_SECTORS int13
 expect_value int13 edd_sectors_hi 0 int13
 expect_value int13 edd_bytes_per_sector 512 int13
+expect_value int13 edd_heads 4 int13
+expect_value int13 edd_spt 16 int13
 expect_value int13 type15_sectors $INT13_SECTORS int13
 
 # The boot table left for the OS describes this session (BIOS firmware, direct mode).
@@ -63,3 +65,20 @@ open(sys.argv[1], "wb").write(array.array("I", [(lba * 128 + k) ^ 0x12345678 for
 PY
 dd if="$IMG" of="$ND_TMP/got.bin" bs=512 skip=5000 count=1 status=none
 check "int13: writes reached the server" cmp "$ND_TMP/want.bin" "$ND_TMP/got.bin"
+
+# The same program through the other NICs QEMU ships iPXE ROMs for (their
+# probe usually settles on 1472-byte datagrams, the path without fragments).
+for nic in e1000 rtl8139; do
+	bios_qemu "int13-$nic" "$nic" "$ND_TMP/tftp" -drive "file=$ND_TMP/local.img,format=raw,if=ide"
+	wait_serial "int13-$nic" 120 "INT13TEST END"
+	stop_qemu
+	log=$ND_TMP/int13-$nic.serial
+	if ! grep -q "INT13TEST END" "$log"; then
+		fail "int13 $nic: test program finished" "$(tail -n 3 "$log" | tr '\r\n' '  ')"
+	elif grep -q "^not ok" "$log"; then
+		fail "int13 $nic: all checks pass" "$(grep '^not ok' "$log" | head -n 3 | tr '\r\n' '  ')"
+	else
+		pass "int13 $nic: all $(grep -c '^ok' "$log") checks pass ($(tr -d '\r' <"$log" |
+			sed -n 's/^netdisk: \([0-9]*-byte datagrams\), window.*/\1/p'))"
+	fi
+done

@@ -9,19 +9,20 @@ BIOTEST_CHECKS="media pattern-64k-reads pattern-large-read last-blocks unaligned
 	error-write-partial-block error-media-id error-null-buffer zero-size-read
 	write-read-back write-neighbours io-after-exit-boot-services"
 
-# The image file on the server holds what the guest wrote (direct mode).
-written_on_server() {
-	python3 - "$1" "$EFI_WRITE_LBA" "$EFI_WRITE_SECTORS" <<'PY'
+# on_server IMAGE written|untouched: the image file on the server holds what
+# the guest wrote (direct mode) or still the original pattern (read-only).
+on_server() {
+	python3 - "$1" "$2" "$EFI_WRITE_LBA" "$EFI_WRITE_SECTORS" <<'PY'
 import struct, sys
-img, first, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+img, what, first, n = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 mul, mask = 0x9E3779B97F4A7C15, (1 << 64) - 1
 f = open(img, 'rb')
 for lba in range(first - 1, first + n + 1):
     f.seek(lba * 512)
     words = struct.unpack('<64Q', f.read(512))
-    want = [((lba * mul + k) & mask) ^ (mask if first <= lba < first + n else 0) for k in range(64)]
-    if list(words) != want:
-        sys.exit('sector %d is not what the guest wrote' % lba)
+    flip = mask if what == 'written' and first <= lba < first + n else 0
+    if list(words) != [((lba * mul + k) & mask) ^ flip for k in range(64)]:
+        sys.exit('sector %d is not %s' % (lba, what))
 PY
 }
 
@@ -46,5 +47,28 @@ for fw in ovmf ipxe; do
 		efi_check_console "efi-$fw-bio-$c" "$fw" "BIOTEST PASS $c"
 	done
 	check "efi-$fw-bio-done" efi_console_line "$fw" "BIOTEST DONE"
-	check "efi-$fw-writes-on-server" written_on_server "$dir/disk.img"
+	check "efi-$fw-writes-on-server" on_server "$dir/disk.img" written
 done
+
+# A read-only session: the disk says so and refuses writes.  The stub asks
+# for an image by name (not the server's default) and starts a loader on a
+# path of its boot config (the default path holds nothing).
+dir=$ND_TMP/readonly
+mkdir -p "$dir/tftp"
+if efi_pattern_disk "$dir/disk.img" "$ND_BUILD/efi/bio-test.efi" NETDISK TEST.EFI &&
+	truncate -s 1M "$dir/other.img" &&
+	start_server readonly-server --mode readonly other="$dir/other.img" wanted="$dir/disk.img"; then
+	efi_patch_stub "$ND_BUILD/netdisk.efi" "$dir/tftp/netdisk.efi" "$ND_PORT"
+	"$ND_BUILD/netdisk" patch "$dir/tftp/netdisk.efi" --image wanted \
+		--boot-path '\EFI\NETDISK\TEST.EFI' >/dev/null
+	efi_qemu readonly ovmf "$dir/tftp" 240
+	stop_server
+	efi_check_console efi-image-by-name readonly 'netdisk: image "wanted", 65536 sectors'
+	efi_check_console efi-boot-path readonly 'netdisk: starting \EFI\NETDISK\TEST.EFI'
+	efi_check_console efi-readonly-media readonly "IoAlign=1 ReadOnly=1"
+	efi_check_console efi-readonly-refuses-writes readonly "BIOTEST PASS error-write-protected"
+	check efi-readonly-done efi_console_line readonly "BIOTEST DONE"
+	check efi-readonly-image-untouched on_server "$dir/disk.img" untouched
+else
+	fail efi-readonly "cannot set up the disk image or the server"
+fi

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# UEFI stub boot chain: syslinux.efi, the Debian kernel and our initramfs start from the served demo disk.
+# UEFI stub boot chain: syslinux.efi, the Debian kernel and our initramfs start from the served demo disk, root follows over NBD.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/efi-lib.sh"
 
@@ -26,6 +26,9 @@ for fw in ovmf ipxe; do
 	efi_check_console "efi-$fw-boot-kernel-loaded" "$name" 'Loading /initrd.gz...ok'
 	efi_check_console "efi-$fw-boot-cmdline" "$name" 'root=LABEL=ndroot rw netdisk.test=poweroff'
 	efi_check_console "efi-$fw-boot-initramfs" "$name" 'NETDISK-INITRAMFS-OK kernel '
+	# Linux continues the stub's session from the NDSK boot table, root over NBD.
+	efi_check_console "efi-$fw-boot-table-network" "$name" 'NETDISK-NET-OK eth0 10.0.2.15 boot-table'
+	efi_check_console "efi-$fw-boot-root-on-netdisk" "$name" 'NETDISK-ROOT-OK root /dev/nbd0p2'
 	efi_check_console "efi-$fw-boot-powers-off" "$name" 'NETDISK-POWEROFF'
 	check "efi-$fw-boot-image-untouched" cmp -s "$ND_BUILD/demo-test.img" "$ND_TMP/$name/demo.img"
 done

@@ -59,6 +59,21 @@ initramfs_extra_is_included() {
 	grep -qx init <<<"$listing" || { echo "the initramfs lost its /init"; return 1; }
 }
 
+# --set-append rewrites every boot menu of a built image and nothing else.
+set_append_rewrites_menus() {
+	local image=$ND_TMP/set-append.img esp menu
+	cp --sparse=always "$ND_BUILD/demo-test.img" "$image"
+	"$mkimage" --set-append "netdisk.break=initramfs quiet" "$image" || return 1
+	esp=$(esp_at "$image")
+	for menu in ::/syslinux/syslinux.cfg ::/EFI/BOOT/syslinux.cfg; do
+		mtype -i "$esp" "$menu" | grep -qx '  APPEND console=tty0 console=ttyS0,115200 root=LABEL=ndroot rw netdisk.break=initramfs quiet' ||
+			{ echo "$menu not rewritten (or the old --append kept)"; return 1; }
+	done
+	extract_partition "$image" 2 "$ND_TMP/set-append-root.img" && extract_partition "$ND_BUILD/demo-test.img" 2 "$ND_TMP/test-root.img" &&
+		cmp "$ND_TMP/set-append-root.img" "$ND_TMP/test-root.img" || { echo "the root partition changed"; return 1; }
+	! "$mkimage" --set-append x "$ND_TMP/gpt.img" 2>/dev/null || { echo "accepted a disk it did not build"; return 1; }
+}
+
 raw_image_is_copied() {
 	local out=$ND_TMP/raw-copy.img
 	"$mkimage" --from-raw "$ND_BUILD/demo.img" "$out" || return 1
@@ -104,6 +119,7 @@ check image-tool-initramfs-extra initramfs_extra_is_included
 check image-tool-from-raw-mbr raw_image_is_copied
 check image-tool-from-raw-gpt gpt_image_is_accepted
 check image-tool-from-qcow2 qcow2_image_is_converted
+check image-tool-set-append set_append_rewrites_menus
 check image-tool-refuses-blank-disk refused "a blank disk" "$ND_TMP/zeros.img"
 check image-tool-refuses-partial-sector refused "a file of 1000 bytes" "$ND_TMP/short.img"
 check image-tool-refuses-empty-mbr refused "an MBR without partitions" "$ND_TMP/no-partitions.img"

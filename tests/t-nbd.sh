@@ -107,3 +107,15 @@ printf '\001' | dd of="$ND_TMP/bt.bin" bs=1 seek=100 conv=notrunc status=none
 "$AGENT" --print-table --table "$ND_TMP/bt.bin" >/dev/null 2>&1 && fail agent-rejects-bad-checksum "accepted" ||
 	pass agent-rejects-bad-checksum
 "$AGENT" --bogus >/dev/null 2>&1; [ $? -eq 2 ] && pass agent-bad-usage || fail agent-bad-usage "wrong exit"
+
+# A direct-mode writer that was taken over by NBD frees the image when its connection closes.
+stop_server
+cp "$BASE" "$ND_TMP/direct.img"
+start_server direct --mode direct --state-dir "$ND_TMP/dstate" "$ND_TMP/direct.img" ||
+	{ fail nbd-direct-start "$(cat "$ND_TMP/direct.log")"; exit 1; }
+token=$(nd token 02:00:00:00:07:01 1 41 100 8)
+nd attach-status 02:00:00:00:07:02 1; [ $? -eq 6 ] && pass nbd-direct-writer-holds-image ||
+	fail nbd-direct-writer-holds-image "a second writer was let in"
+nbdinfo "nbd://127.0.0.1:$ND_PORT/session:$token" >/dev/null 2>&1
+nd attach-status 02:00:00:00:07:02 1 && pass nbd-direct-closed-connection-frees-image ||
+	fail nbd-direct-closed-connection-frees-image "image still busy after the NBD connection closed"

@@ -73,6 +73,15 @@ wait "$CONT_PID" 2>/dev/null
 grep -q 'restored .* session' "$ND_TMP/persistent4.log" && pass persistent-sessions-restored ||
 	fail persistent-sessions-restored "no restore line in the log"
 stop_server
+
+# A changed image (rebuilt, or written in direct mode) invalidates overlays made over it.
+touch -d '+1 minute' "$BASE"
+start persistent5 --mode persistent --state-dir "$STATE" "$BASE"
+expect persistent-image-changed-starts-afresh 0 nd check 02:00:00:00:02:01 6 0 1000 64
+grep -q 'overlay of 02:00:00:00:02:01 on image base was made over an older version' \
+	"$ND_TMP/persistent5.log" && pass persistent-stale-overlay-logged ||
+	fail persistent-stale-overlay-logged "no log line about the stale overlay"
+stop_server
 check persistent-image-untouched cmp "$BASE" "$ND_TMP/pristine.img"
 
 # --- direct: writes into the image, one writer ---------------------------------

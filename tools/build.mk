@@ -12,8 +12,15 @@ IMAGE_FLAGS := --cache $(IMAGE_CACHE) $(if $(IMAGE_AGENT),--agent $(IMAGE_AGENT)
 demo-image: $(BUILD)/demo.img
 demo-test-image: $(BUILD)/demo-test.img
 
+# make demo's persistent overlays (demo-state) hold sector changes made
+# against the previous demo.img's bytes; on a rebuilt image of the same size
+# netdiskd would keep them and hand clients a corrupt disk, so drop them.
 $(BUILD)/demo.img: $(IMAGE_INPUTS) | $(BUILD)/.dir
 	tools/mkimage $(IMAGE_FLAGS) $@
+	@if [ -d $(BUILD)/demo-state ]; then \
+		echo "demo.img rebuilt: dropping make demo's persistent overlays in $(BUILD)/demo-state"; \
+		rm -rf $(BUILD)/demo-state; \
+	fi
 
 $(BUILD)/demo-test.img: $(IMAGE_INPUTS) | $(BUILD)/.dir
 	tools/mkimage $(IMAGE_FLAGS) --append "netdisk.test=poweroff panic=-1" $@

@@ -16,8 +16,6 @@
 %define BUF3 0x3000
 %define FLAT1 0x200000		; flat buffers above 1 MiB
 %define FLAT2 0x300000
-%define GEO_HEADS 16		; geometry of the partition table below
-%define GEO_SPT 63
 
 boot:
 	cli
@@ -78,9 +76,10 @@ putc:
 	ret
 
 	times 446 - ($ - $$) db 0
-; One partition ending at cylinder 64, head 15, sector 63: geometry 16/63.
-	db 0x80, 1, 1, 0, 0x83, 15, 63, 64
-	dd 63, 65520 - 63
+; One partition ending at cylinder 1023, head 3, sector 16: geometry 4/16,
+; so the 65536-sector disk has 1024 cylinders and CHS needs CL bits 6-7.
+	db 0x80, 1, 1, 0, 0x83, 3, 0xc0 | 16, 0xff
+	dd 16, 65536 - 16
 	times 510 - ($ - $$) db 0
 	dw 0xaa55
 
@@ -485,20 +484,21 @@ test_out_of_range:
 	CHECK ne, "01 status after reset is 0"
 	ret
 
-; C=3 H=5 S=7 is LBA (3*16+5)*63+6 = 3345.
+; C=300 H=2 S=7 is LBA (300*4+2)*16+6 = 19238; cylinder bits 8-9 go in CL.
+%define CHS_C300_S7 (((300 & 0xff) << 8) | ((300 >> 2) & 0xc0) | 7)
 test_chs_read:
 	push es
 	push word BUF1
 	pop es
 	mov ax, 0x020a
-	mov cx, (3 << 8) | 7
-	mov dh, 5
+	mov cx, CHS_C300_S7
+	mov dh, 2
 	xor bx, bx
 	call int13
 	jc .bad
 	cmp al, 10
 	jne .bad
-	mov ebx, 3345
+	mov ebx, 19238
 	xor edx, edx
 	mov cx, 10
 	call verify
@@ -516,19 +516,19 @@ test_chs_bad:
 	pop es
 	mov ax, 0x0201
 	mov cx, (3 << 8) | 0
-	mov dh, 5
+	mov dh, 1
 	xor bx, bx
 	call int13
 	pop es
 	CHECK nc, "02 sector 0 is rejected"
 	ret
 
-; Write C=10 H=2 S=1 (LBA 10*1008+2*63 = 10206) with a new pattern, read back.
+; Write C=10 H=2 S=1 (LBA (10*4+2)*16 = 672) with a new pattern, read back.
 test_chs_write:
 	push es
 	push word BUF2
 	pop es
-	mov ebx, 10206
+	mov ebx, 672
 	mov edx, 0x5a5a5a5a
 	mov cx, 3
 	call fill
@@ -541,7 +541,7 @@ test_chs_write:
 	push word BUF1
 	pop es
 	mov ah, 0x42
-	mov ebx, 10206
+	mov ebx, 672
 	mov cx, 3
 	mov di, BUF1
 	call ext_io
@@ -698,8 +698,8 @@ test_misc:
 	call int13
 	CHECK c, "0c seek"
 	mov ax, 0x0405
-	mov cx, (3 << 8) | 7
-	mov dh, 5
+	mov cx, CHS_C300_S7
+	mov dh, 2
 	call int13
 	CHECK c, "04 verify"
 	mov ah, 0x44

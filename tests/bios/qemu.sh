@@ -37,7 +37,7 @@ stop_qemu() {
 	return 0
 }
 
-# int13_image FILE: the INT 13h test program and its pattern, FAULT=1 for the fault phase.
+# int13_image FILE [1]: the INT 13h test program and its pattern; 1 turns on its fault phase.
 int13_image() {
 	python3 "$ND_TOP/tests/bios/mkimage-int13.py" "$ND_BIOS_BUILD/int13test.bin" "$1" "$INT13_SECTORS"
 	if [ "${2:-0}" = 1 ]; then
