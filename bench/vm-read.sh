@@ -21,11 +21,8 @@ echo "VMREAD $size $start $end"
 HOOK
 chmod +x "$BENCH_TMP/hook/read.sh"
 img=$BENCH_TMP/vm.img
-cp --sparse=always "$BENCH_BUILD/demo-test.img" "$img"
-set_kernel_append "$img" "netdisk.test=poweroff panic=-1 netdisk.test.hook=/e2e/read.sh" &&
-	extract_partition "$img" 2 "$BENCH_TMP/root.img" && e2e_root_add "$BENCH_TMP/root.img" "$BENCH_TMP/hook" &&
-	dd if="$BENCH_TMP/root.img" of="$img" bs=512 seek="$(partition_field "$img" 2 start)" \
-		conv=notrunc,sparse status=none || { echo "cannot put the hook on the image" >&2; exit 1; }
+image_with_hook "$img" "$BENCH_TMP/hook" "netdisk.test=poweroff panic=-1 netdisk.test.hook=/e2e/read.sh" ||
+	{ echo "cannot put the hook on the image" >&2; exit 1; }
 
 port=$(free_port)
 "$BENCH_BUILD/netdiskd" --listen "127.0.0.1:$port" --mode volatile "demo=$img" 2>"$BENCH_TMP/server.log" &

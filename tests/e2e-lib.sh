@@ -42,6 +42,17 @@ e2e_root_add() {
 		! grep -qi 'error\|could not\|not found' "$ND_TMP/debugfs.log"
 }
 
+# image_with_hook OUT DIR APPEND: a copy of the demo test image whose root holds
+# DIR's files under /e2e and whose kernel command line ends with APPEND.
+image_with_hook() {
+	local out=$1 dir=$2 root=$ND_TMP/hook-root.img
+	cp --sparse=always "$ND_BUILD/demo-test.img" "$out" &&
+		set_kernel_append "$out" "$3" &&
+		extract_partition "$out" 2 "$root" && e2e_root_add "$root" "$dir" &&
+		dd if="$root" of="$out" bs=512 seek="$(partition_field "$out" 2 start)" \
+			conv=notrunc,sparse status=none
+}
+
 # e2e_guest_files DIR: the guest script, and nbd-client with its libraries
 # (Debian's is dynamically linked; the guest runs it through the copied ld.so).
 e2e_guest_files() {

@@ -20,11 +20,7 @@ dd if=/dev/nbd0 of=/dev/null bs=4096 count=64 skip=4000 iflag=direct 2>/dev/null
 HOOK
 chmod +x "$ND_TMP/hook/reconnect.sh"
 img=$ND_TMP/reconnect.img
-cp --sparse=always "$ND_BUILD/demo-test.img" "$img"
-set_kernel_append "$img" "netdisk.test=poweroff panic=-1 netdisk.test.hook=/e2e/reconnect.sh" &&
-	extract_partition "$img" 2 "$ND_TMP/root.img" && e2e_root_add "$ND_TMP/root.img" "$ND_TMP/hook" &&
-	dd if="$ND_TMP/root.img" of="$img" bs=512 seek="$(partition_field "$img" 2 start)" \
-		conv=notrunc,sparse status=none ||
+image_with_hook "$img" "$ND_TMP/hook" "netdisk.test=poweroff panic=-1 netdisk.test.hook=/e2e/reconnect.sh" ||
 	{ fail reconnect-image "cannot put the hook on the image"; exit 1; }
 
 start_server first --mode persistent --state-dir "$ND_TMP/state" "demo=$img" ||
