@@ -497,6 +497,7 @@ static void *conn_main(void *arg)
 	}
 	close_export(c);
 	close(c->fd);
+	__atomic_sub_fetch(&c->s->nbd_open, 1, __ATOMIC_RELAXED);
 	free(c->buf);
 	free(c);
 	return NULL;
@@ -521,6 +522,7 @@ static struct conn *conn_new(struct server *s, int fd, const struct sockaddr_sto
 		return NULL;
 	c->s = s;
 	c->fd = fd;
+	__atomic_add_fetch(&s->nbd_open, 1, __ATOMIC_RELAXED);
 	format_peer((const struct sockaddr *)sa, c->peer, sizeof(c->peer));
 	peer_mac(sa, c->mac);
 	return c;
@@ -547,6 +549,13 @@ void nbd_accept(struct server *s, int listen_fd)
 
 	if (fd < 0)
 		return;
+	/* A thread per connection: bound them like sessions, or a flood of
+	 * connections would exhaust the server. */
+	if (__atomic_load_n(&s->nbd_open, __ATOMIC_RELAXED) >= s->cfg.max_sessions) {
+		log_msg("nbd connection refused: %u open (max-sessions)", s->cfg.max_sessions);
+		close(fd);
+		return;
+	}
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	c = conn_new(s, fd, &sa);
 	if (!c) {

@@ -89,6 +89,7 @@ struct server {
 		     const struct sockaddr *to, socklen_t tolen);
 	int udp_fd;
 	int nbd_fd;               /* NBD listener, or -1 */
+	unsigned nbd_open;        /* NBD connections being served (atomic) */
 	pthread_rwlock_t lock;    /* sessions and layers: NBD reads share it, all else is exclusive */
 };
 

@@ -119,3 +119,19 @@ nd attach-status 02:00:00:00:07:02 1; [ $? -eq 6 ] && pass nbd-direct-writer-hol
 nbdinfo "nbd://127.0.0.1:$ND_PORT/session:$token" >/dev/null 2>&1
 nd attach-status 02:00:00:00:07:02 1 && pass nbd-direct-closed-connection-frees-image ||
 	fail nbd-direct-closed-connection-frees-image "image still busy after the NBD connection closed"
+
+# Connections are bounded (max-sessions): one too many is closed before the greeting.
+stop_server
+printf 'max-sessions = 2\n[image base]\npath = %s\n' "$BASE" >"$ND_TMP/cap.conf"
+start_server cap --config "$ND_TMP/cap.conf" || { fail nbd-cap-start "$(cat "$ND_TMP/cap.log")"; exit 1; }
+python3 - "$ND_PORT" <<'PY' && pass nbd-connections-bounded || fail nbd-connections-bounded "a third connection was served"
+import socket, sys
+port = int(sys.argv[1])
+held = [socket.create_connection(("127.0.0.1", port), timeout=3) for _ in range(2)]
+for s in held:
+    assert len(s.recv(18)) == 18
+extra = socket.create_connection(("127.0.0.1", port), timeout=3)
+assert extra.recv(18) == b""
+PY
+grep -q 'nbd connection refused: 2 open' "$ND_TMP/cap.log" && pass nbd-refusal-logged ||
+	fail nbd-refusal-logged "no log line"
