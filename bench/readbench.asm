@@ -49,28 +49,7 @@ start:
 	hlt
 	jmp .halt
 
-puts:
-	lodsb
-	test al, al
-	jz .done
-	call putc
-	jmp puts
-.done:
-	ret
-
-putc:
-	push dx
-	push ax
-	mov dx, 0x3fd
-.wait:
-	in al, dx
-	test al, 0x20
-	jz .wait
-	pop ax
-	mov dx, 0x3f8
-	out dx, al
-	pop dx
-	ret
+%include "com1.inc"
 
 dap:
 	db 16, 0

@@ -31,10 +31,10 @@ $(BUILD)/netdisk.pxe: $(BUILD)/bios/netdisk-pxe.elf
 # Boot-sector programs the BIOS test suites serve (tests/t-bios-*.sh).
 all: $(BUILD)/bios/int13test.bin $(BUILD)/bios/localdisk.bin $(BUILD)/bios/readbench.bin
 
-$(BUILD)/bios/%.bin: tests/bios/%.asm | $(BUILD)/.dir
+$(BUILD)/bios/%.bin: tests/bios/%.asm tests/bios/com1.inc | $(BUILD)/.dir
 	@mkdir -p $(dir $@)
-	nasm -f bin -o $@ $<
+	nasm -f bin -I tests/bios/ -o $@ $<
 
-$(BUILD)/bios/readbench.bin: bench/readbench.asm | $(BUILD)/.dir
+$(BUILD)/bios/readbench.bin: bench/readbench.asm tests/bios/com1.inc | $(BUILD)/.dir
 	@mkdir -p $(dir $@)
-	nasm -f bin -o $@ $<
+	nasm -f bin -I tests/bios/ -o $@ $<

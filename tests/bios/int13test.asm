@@ -46,34 +46,7 @@ dap_load:
 
 msg_load_fail: db "not ok load stage 2", 13, 10, "INT13TEST END", 13, 10, 0
 
-; puts: DS:SI string to COM1.
-puts:
-	push ax
-	push dx
-.next:
-	lodsb
-	test al, al
-	jz .done
-	call putc
-	jmp .next
-.done:
-	pop dx
-	pop ax
-	ret
-
-putc:
-	push dx
-	push ax
-	mov dx, 0x3fd
-.wait:
-	in al, dx
-	test al, 0x20
-	jz .wait
-	pop ax
-	mov dx, 0x3f8
-	out dx, al
-	pop dx
-	ret
+%include "com1.inc"
 
 	times 446 - ($ - $$) db 0
 ; One partition ending at cylinder 1023, head 3, sector 16: geometry 4/16,
