@@ -4,7 +4,7 @@
 #include "netdisk/boottable.h"
 
 #define TX_DGRAM ND_DEFAULT_DGRAM /* PXE stacks do not fragment what they send */
-#define RX_DGRAM 16384            /* largest datagram asked for (IP-fragmented on the wire) */
+#define RX_DGRAM (16384 + ND_HDR_SIZE) /* largest datagram: 16 KiB of data, IP-fragmented on the wire */
 #define DEFAULT_ATTACH_TIMEOUT 60 /* seconds */
 #define RETRY_REPORT_EVERY_MS 5000
 
@@ -99,22 +99,35 @@ static int ip_is_zero(const uint8_t *ip)
 	return !(ip[0] | ip[1] | ip[2] | ip[3]);
 }
 
-/* Datagram sizes to try, largest first.  A large datagram reaches us as IP
- * fragments that the PXE stack reassembles; that costs far less per byte
- * than one datagram per frame, but a NIC with a small receive ring (iPXE's
- * rtl8139, e1000) drops fragments of a burst, and a stack without
- * reassembly drops them all. */
-static const uint16_t dgram_ladder[] = { RX_DGRAM, 8192, 4096, ND_DEFAULT_DGRAM };
+/* Datagram sizes and windows to try, fastest first.  A large datagram
+ * reaches us as IP fragments that the PXE stack reassembles; that costs far
+ * less per byte than one datagram per frame.  But the frames of a burst must
+ * all fit what the NIC and the stack buffer until we poll: with QEMU's e1000
+ * and iPXE about a dozen frames, so one 16 KiB datagram (12 frames) at a
+ * time gets through where sixteen do not; rtl8139 keeps about five.  A stack
+ * without reassembly drops every fragmented datagram and ends at one frame
+ * per datagram. */
+static const struct probe_step {
+	uint16_t dgram;
+	uint16_t window;
+} ladder[] = {
+	{ RX_DGRAM, 16 },
+	{ RX_DGRAM, 1 },
+	{ 8192 + ND_HDR_SIZE, 1 },
+	{ 4096 + ND_HDR_SIZE, 1 },
+	{ ND_DEFAULT_DGRAM, 16 },
+};
 
 #define PROBE_SECTORS 128   /* 64 KiB: several datagrams of every size tried */
-#define PROBE_GIVE_UP_MS 2000
+#define PROBE_GIVE_UP_MS 600 /* a probe that stalls this long has lost datagrams */
 
 static void put_nowhere(void *ctx, uint32_t offset, const void *data, unsigned len)
 {
 }
 
-/* Do datagrams of the granted size arrive whole?  Reads from the start of
- * the disk and must not need a single retransmission. */
+/* Do datagrams of the granted size and window arrive whole?  Reads from the
+ * start of the disk and must not need a single retransmission.  A stall here
+ * is the answer, not a server problem: no retry messages. */
 static int datagrams_get_through(void)
 {
 	uint32_t before = disk.retransmits, give_up = disk.cfg.give_up_ms;
@@ -122,8 +135,11 @@ static int datagrams_get_through(void)
 	int rc;
 
 	disk.cfg.give_up_ms = PROBE_GIVE_UP_MS;
+	disk.cfg.event = 0;
 	rc = nd_read(&disk, 0, count, put_nowhere, 0);
 	disk.cfg.give_up_ms = give_up;
+	disk.cfg.event = on_event;
+	disk.retrying = 0;
 	return rc == ND_DONE && disk.retransmits == before;
 }
 
@@ -150,7 +166,8 @@ static void attach(void)
 	con_printf("netdisk: attaching to %I:%u as %I (up to %u s)\n", net.server_ip, server_port,
 		   net.my_ip, timeout);
 	for (step = 0;; step++) {
-		disk.cfg.max_dgram = dgram_ladder[step];
+		disk.cfg.max_dgram = ladder[step].dgram;
+		disk.cfg.window = ladder[step].window;
 		rc = nd_attach(&disk, image);
 		if (rc == ND_E_STATUS) {
 			con_printf("netdisk: server refused: %s\n", nd_status_text(disk.last_status));
@@ -160,8 +177,8 @@ static void attach(void)
 			give_up("no answer from the netdisk server");
 		if (disk.dgram <= ND_DEFAULT_DGRAM || datagrams_get_through())
 			break;
-		con_printf("netdisk: %u-byte datagrams get lost here, trying %u\n", disk.dgram,
-			   dgram_ladder[step + 1]);
+		con_printf("netdisk: %u-byte datagrams, window %u get lost here, trying %u, window %u\n",
+			   disk.dgram, disk.window, ladder[step + 1].dgram, ladder[step + 1].window);
 		/* A new nonce makes it a new session, not a retry of this one;
 		 * nothing has been written yet, so nothing is lost. */
 		disk.cfg.nonce++;

@@ -67,7 +67,7 @@ dd if="$IMG" of="$ND_TMP/got.bin" bs=512 skip=5000 count=1 status=none
 check "int13: writes reached the server" cmp "$ND_TMP/want.bin" "$ND_TMP/got.bin"
 
 # The same program through the other NICs QEMU ships iPXE ROMs for (their
-# probe usually settles on 1472-byte datagrams, the path without fragments).
+# probe settles on fewer frames in flight than virtio-net: one datagram at a time).
 for nic in e1000 rtl8139; do
 	bios_qemu "int13-$nic" "$nic" "$ND_TMP/tftp" -drive "file=$ND_TMP/local.img,format=raw,if=ide"
 	wait_serial "int13-$nic" 120 "INT13TEST END"
