@@ -625,10 +625,11 @@ static void *worker_main(void *arg);
  * own: start one more, up to MAX_WORKERS.  Under read_lock. */
 static void maybe_add_worker(struct conn *c)
 {
-	struct worker *w = &c->workers[c->nworkers];
+	struct worker *w;
 
 	if (c->nworkers == MAX_WORKERS || __atomic_load_n(&c->waiting, __ATOMIC_RELAXED))
 		return;
+	w = &c->workers[c->nworkers];
 	w->c = c;
 	if (!pthread_create(&w->thread, NULL, worker_main, w))
 		c->nworkers++;
