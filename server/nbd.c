@@ -69,13 +69,16 @@ enum { NBD_EPERM = 1, NBD_EIO = 5, NBD_ENOMEM = 12, NBD_EINVAL = 22, NBD_ENOSPC 
  * does.  Up to MAX_WORKERS threads take turns: whoever holds read_lock reads
  * the next request (and its WRITE data), lets go of the lock, then serves the
  * request and replies.  Replies thus go out in any order, as NBD allows (the
- * handle tells the client which is which).  Reads share the server lock and
+ * handle tells the client which is which).  Small READs already in the page
+ * cache are served by the reading worker itself: handing the stream to another
+ * thread would cost more than they do.  Reads share the server lock and
  * everything else takes it alone, so a FLUSH covers every write replied to
  * before it was sent.
  */
 #define MAX_WORKERS 4              /* threads serving one connection */
 #define INFLIGHT_BYTES MAX_REQUEST /* request data one connection holds at once, at most */
 #define KEEP_BUF (1u << 20)        /* a worker keeps a buffer this big between requests */
+#define INLINE_MAX (64u << 10)     /* largest READ served without letting go of read_lock */
 
 struct request {
 	uint16_t flags, type;
@@ -619,6 +622,37 @@ static int read_request(struct conn *c, struct worker *w, struct request *r)
 	return 0;
 }
 
+/* A small READ whose data is all in the page cache: serve it at once,
+ * holding read_lock.  0 when it was served. */
+static int serve_cached(struct conn *c, struct worker *w, const struct request *r)
+{
+	struct server *s = c->s;
+	int rc;
+
+	if (r->type != NBD_CMD_READ || r->len > INLINE_MAX || !in_range(c, r->off, r->len))
+		return -1;
+	pthread_rwlock_rdlock(&s->lock);
+	/* An ended session (its layers gone) takes the usual path to its EIO. */
+	rc = c->ss->ended ? -1 : layer_read_cached(c->ss->top, w->buf, r->len, r->off);
+	pthread_rwlock_unlock(&s->lock);
+	if (rc < 0)
+		return -1;
+	if (simple_reply(c, r->handle, 0, w->buf, r->len) < 0)
+		conn_fail(c, SHUT_RDWR);
+	return 0;
+}
+
+/* A request is done: its bytes go back to the budget, and a big buffer to the system. */
+static void finish_request(struct conn *c, struct worker *w, const struct request *r)
+{
+	release_bytes(c, r->charge);
+	if (w->buf_size > KEEP_BUF) {
+		free(w->buf);
+		w->buf = NULL;
+		w->buf_size = 0;
+	}
+}
+
 static void *worker_main(void *arg);
 
 /* No other worker waits to read the next request while this one serves its
@@ -647,7 +681,8 @@ static void *worker_main(void *arg)
 		__atomic_add_fetch(&c->waiting, 1, __ATOMIC_RELAXED);
 		pthread_mutex_lock(&c->read_lock);
 		__atomic_sub_fetch(&c->waiting, 1, __ATOMIC_RELAXED);
-		got = !c->done && read_request(c, w, &r) == 0;
+		while ((got = !c->done && read_request(c, w, &r) == 0) && serve_cached(c, w, &r) == 0)
+			finish_request(c, w, &r);
 		if (got)
 			maybe_add_worker(c);
 		else
@@ -656,12 +691,7 @@ static void *worker_main(void *arg)
 		if (!got)
 			return NULL;
 		serve_request(c, &r, w->buf);
-		release_bytes(c, r.charge);
-		if (w->buf_size > KEEP_BUF) {
-			free(w->buf);
-			w->buf = NULL;
-			w->buf_size = 0;
-		}
+		finish_request(c, w, &r);
 	}
 }
 
