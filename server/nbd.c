@@ -75,7 +75,7 @@ enum { NBD_EPERM = 1, NBD_EIO = 5, NBD_ENOMEM = 12, NBD_EINVAL = 22, NBD_ENOSPC 
  * everything else takes it alone, so a FLUSH covers every write replied to
  * before it was sent.
  */
-#define MAX_WORKERS 4              /* threads serving one connection */
+#define MAX_WORKERS 8              /* threads serving one connection */
 #define INFLIGHT_BYTES MAX_REQUEST /* request data one connection holds at once, at most */
 #define KEEP_BUF (1u << 20)        /* a worker keeps a buffer this big between requests */
 #define INLINE_MAX (64u << 10)     /* largest READ served without letting go of read_lock */
