@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 #include "layer.h"
 
@@ -15,10 +16,11 @@ struct file_layer {
 	int writable;
 };
 
-int pread_full(int fd, void *buf, size_t len, uint64_t off)
+int pread_flags(int fd, void *buf, size_t len, uint64_t off, int flags)
 {
 	while (len) {
-		ssize_t n = pread(fd, buf, len, (off_t)off);
+		struct iovec iov = { buf, len };
+		ssize_t n = preadv2(fd, &iov, 1, (off_t)off, flags & LAYER_NOWAIT ? RWF_NOWAIT : 0);
 
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -34,6 +36,11 @@ int pread_full(int fd, void *buf, size_t len, uint64_t off)
 		off += (uint64_t)n;
 	}
 	return 0;
+}
+
+int pread_full(int fd, void *buf, size_t len, uint64_t off)
+{
+	return pread_flags(fd, buf, len, off, 0);
 }
 
 int pwrite_full(int fd, const void *buf, size_t len, uint64_t off)
@@ -52,9 +59,9 @@ int pwrite_full(int fd, const void *buf, size_t len, uint64_t off)
 	return 0;
 }
 
-static int file_read(struct layer *l, void *buf, size_t len, uint64_t off)
+static int file_read(struct layer *l, void *buf, size_t len, uint64_t off, int flags)
 {
-	return pread_full(((struct file_layer *)l)->fd, buf, len, off);
+	return pread_flags(((struct file_layer *)l)->fd, buf, len, off, flags);
 }
 
 static int file_write(struct layer *l, const void *buf, size_t len, uint64_t off)

@@ -8,10 +8,12 @@
 
 struct layer;
 
+#define LAYER_NOWAIT 1 /* read: -EAGAIN rather than wait for storage (the page cache only) */
+
 /* What every layer does.  Offsets and lengths are in bytes; 0 or -errno. */
 struct layer_ops {
 	const char *name;
-	int (*read)(struct layer *l, void *buf, size_t len, uint64_t off);
+	int (*read)(struct layer *l, void *buf, size_t len, uint64_t off, int flags);
 	int (*write)(struct layer *l, const void *buf, size_t len, uint64_t off);
 	int (*flush)(struct layer *l);
 	int (*trim)(struct layer *l, size_t len, uint64_t off); /* NULL: not supported */
@@ -27,7 +29,13 @@ struct layer {
 
 static inline int layer_read(struct layer *l, void *buf, size_t len, uint64_t off)
 {
-	return l->ops->read(l, buf, len, off);
+	return l->ops->read(l, buf, len, off, 0);
+}
+
+/* A read that fails (-EAGAIN, or any other error) rather than wait for storage. */
+static inline int layer_read_cached(struct layer *l, void *buf, size_t len, uint64_t off)
+{
+	return l->ops->read(l, buf, len, off, LAYER_NOWAIT);
 }
 
 static inline int layer_write(struct layer *l, const void *buf, size_t len, uint64_t off)
@@ -72,7 +80,9 @@ struct layer *overlay_open(struct layer *lower, const char *data_path, const cha
 /* Remove an overlay's files (after layer_close). */
 void overlay_remove(const char *data_path, const char *map_path);
 
-/* Full pread/pwrite that return 0 or -errno, retrying short transfers. */
+/* Full pread/pwrite that return 0 or -errno, retrying short transfers.
+ * pread_flags takes LAYER_NOWAIT. */
+int pread_flags(int fd, void *buf, size_t len, uint64_t off, int flags);
 int pread_full(int fd, void *buf, size_t len, uint64_t off);
 int pwrite_full(int fd, const void *buf, size_t len, uint64_t off);
 

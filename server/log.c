@@ -9,9 +9,11 @@ void log_msg(const char *fmt, ...)
 {
 	char when[32];
 	time_t t = time(NULL);
+	struct tm tm;
 	va_list ap;
 
-	strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", localtime(&t));
+	/* localtime_r: NBD connection threads log concurrently. */
+	strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", localtime_r(&t, &tm));
 	fprintf(stderr, "%s netdiskd: ", when);
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);

@@ -64,6 +64,37 @@ enum { NBD_EPERM = 1, NBD_EIO = 5, NBD_ENOMEM = 12, NBD_EINVAL = 22, NBD_ENOSPC 
 #define MAX_REQUEST (32u << 20) /* largest READ/WRITE accepted */
 #define NBD_NONCE 0x4e424400u   /* all NBD connections of one client share a session */
 
+/*
+ * Transmission serves several requests of a connection at once, as nbdkit
+ * does.  Up to MAX_WORKERS threads take turns: whoever holds read_lock reads
+ * the next request (and its WRITE data), lets go of the lock, then serves the
+ * request and replies.  Replies thus go out in any order, as NBD allows (the
+ * handle tells the client which is which).  Small READs already in the page
+ * cache are served by the reading worker itself: handing the stream to another
+ * thread would cost more than they do.  Reads share the server lock and
+ * everything else takes it alone, so a FLUSH covers every write replied to
+ * before it was sent.
+ */
+#define MAX_WORKERS 8              /* threads serving one connection */
+#define INFLIGHT_BYTES MAX_REQUEST /* request data one connection holds at once, at most */
+#define KEEP_BUF (1u << 20)        /* a worker keeps a buffer this big between requests */
+#define INLINE_MAX (64u << 10)     /* largest READ served without letting go of read_lock */
+
+struct request {
+	uint16_t flags, type;
+	uint8_t handle[8];
+	uint64_t off;
+	uint32_t len;
+	uint32_t charge;           /* its share of INFLIGHT_BYTES */
+};
+
+struct worker {
+	struct conn *c;
+	pthread_t thread;
+	uint8_t *buf;              /* a request's data, grown as requests need */
+	size_t buf_size;
+};
+
 struct conn {
 	struct server *s;
 	int fd;
@@ -71,22 +102,32 @@ struct conn {
 	uint8_t mac[6];            /* identity for export-name attaches */
 	int no_zeroes;
 	struct session *ss;        /* the session in transmission */
-	uint8_t *buf;              /* one request's data, grown as requests need */
-	size_t buf_size;
+	pthread_mutex_t read_lock; /* the request stream, and what follows up to `done` */
+	uint8_t in[4096];          /* requests read ahead: small ones come many to a read() */
+	size_t in_start, in_end;
+	struct worker workers[MAX_WORKERS]; /* [0] is the connection's own thread */
+	unsigned nworkers;
+	int done;                  /* the stream ended: workers return after their request */
+	unsigned waiting;          /* (atomic) workers waiting to read a request */
+	int failed;                /* (atomic) a reply failed or the session ended */
+	pthread_mutex_t mem_lock;  /* inflight */
+	pthread_cond_t mem_freed;
+	size_t inflight;           /* bytes charged by the requests being served */
+	pthread_mutex_t send_lock; /* one reply at a time on fd */
 };
 
-/* Room for a request of len bytes in c->buf. */
-static int reserve(struct conn *c, size_t len)
+/* Room for a request of len bytes in w->buf. */
+static int reserve(struct worker *w, size_t len)
 {
 	uint8_t *p;
 
-	if (len <= c->buf_size)
+	if (len <= w->buf_size)
 		return 0;
-	p = realloc(c->buf, len);
+	p = realloc(w->buf, len);
 	if (!p)
 		return -1;
-	c->buf = p;
-	c->buf_size = len;
+	w->buf = p;
+	w->buf_size = len;
 	return 0;
 }
 
@@ -350,23 +391,28 @@ static int handshake(struct conn *c)
 	}
 }
 
+/* One reply, header and data in one go; under send_lock, so replies never interleave. */
 static int simple_reply(struct conn *c, const uint8_t *handle, uint32_t error,
 			const void *data, uint32_t len)
 {
 	uint8_t h[16];
 	struct iovec iov[2] = { { h, sizeof(h) }, { (void *)data, len } };
 	size_t left = sizeof(h) + len;
+	int rc = 0;
 
 	nd_put32(h, NBD_SIMPLE_REPLY_MAGIC);
 	nd_put32(h + 4, error);
 	memcpy(h + 8, handle, 8);
+	pthread_mutex_lock(&c->send_lock);
 	while (left) {
 		ssize_t n = writev(c->fd, iov, len ? 2 : 1);
 
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n <= 0)
-			return -1;
+		if (n <= 0) {
+			rc = -1;
+			break;
+		}
 		left -= (size_t)n;
 		if (left && (size_t)n >= iov[0].iov_len) {
 			n -= (ssize_t)iov[0].iov_len;
@@ -378,7 +424,8 @@ static int simple_reply(struct conn *c, const uint8_t *handle, uint32_t error,
 			iov[0].iov_len -= (size_t)n;
 		}
 	}
-	return 0;
+	pthread_mutex_unlock(&c->send_lock);
+	return rc;
 }
 
 static uint32_t errno_to_nbd(int err)
@@ -409,55 +456,60 @@ static int write_zeroes(struct layer *top, uint64_t off, uint32_t len)
 	return 0;
 }
 
-/* One transmission-phase request; -1 ends the connection. */
-static int serve_request(struct conn *c, const uint8_t *req)
+/* Does the range lie within the export (and within MAX_REQUEST)? */
+static int in_range(const struct conn *c, uint64_t off, uint32_t len)
+{
+	uint64_t size = c->ss->img->base->size;
+
+	return len <= MAX_REQUEST && off <= size && len <= size - off;
+}
+
+/* Stop reading requests: `how` is SHUT_RD to still send the replies under way,
+ * SHUT_RDWR when the client cannot be answered any more.  The reader, blocked
+ * in read(), sees the end of the stream. */
+static void conn_fail(struct conn *c, int how)
+{
+	__atomic_store_n(&c->failed, 1, __ATOMIC_RELAXED);
+	shutdown(c->fd, how);
+}
+
+/* Do one request, under the server lock; its NBD error code.  *ended says the
+ * session ended under us (the client rebooted). */
+static uint32_t do_request(struct conn *c, const struct request *r, uint8_t *buf, int *ended)
 {
 	struct server *s = c->s;
-	uint16_t flags = nd_get16(req + 4), type = nd_get16(req + 6);
-	const uint8_t *handle = req + 8;
-	uint64_t off = nd_get64(req + 16);
-	uint32_t len = nd_get32(req + 24), error = 0;
 	struct session *ss = c->ss;
-	uint64_t size = ss->img->base->size;
-	int rc = 0, in_range = len <= MAX_REQUEST && off <= size && len <= size - off;
-	int ended;
+	uint32_t error = 0;
+	int rc = 0;
 
-	if (type == NBD_CMD_WRITE && len > MAX_REQUEST)
-		return -1; /* its data cannot be skipped sensibly: drop the client */
-	if ((type == NBD_CMD_WRITE || (type == NBD_CMD_READ && in_range)) && reserve(c, len) < 0)
-		return -1;
-	if (type == NBD_CMD_WRITE && read_all(c->fd, c->buf, len))
-		return -1;
-	if (type == NBD_CMD_DISC)
-		return -1;
 	/* Reads only share the lock; they leave last_seen alone (the open
 	 * connection keeps the session live anyway). */
-	if (type == NBD_CMD_READ)
+	if (r->type == NBD_CMD_READ)
 		pthread_rwlock_rdlock(&s->lock);
 	else
 		pthread_rwlock_wrlock(&s->lock);
-	ended = ss->ended;
-	if (type != NBD_CMD_READ)
+	*ended = ss->ended;
+	if (r->type != NBD_CMD_READ)
 		ss->last_seen = time(NULL);
-	switch (ended ? -1 : type) {
+	switch (*ended ? -1 : r->type) {
 	case -1:
-		error = NBD_EIO; /* the session ended under us (the client rebooted) */
+		error = NBD_EIO;
 		break;
 	case NBD_CMD_READ:
-		if (!in_range)
+		if (!in_range(c, r->off, r->len))
 			error = NBD_EINVAL;
-		else if ((rc = layer_read(ss->top, c->buf, len, off)) < 0)
+		else if ((rc = layer_read(ss->top, buf, r->len, r->off)) < 0)
 			error = errno_to_nbd(rc);
 		break;
 	case NBD_CMD_WRITE:
 	case NBD_CMD_WRITE_ZEROES:
 		if (ss->mode == ND_MODE_READONLY)
 			error = NBD_EPERM;
-		else if (!in_range)
-			error = off + len > size ? NBD_ENOSPC : NBD_EINVAL;
-		else if ((rc = type == NBD_CMD_WRITE ? layer_write(ss->top, c->buf, len, off)
-						    : write_zeroes(ss->top, off, len)) < 0 ||
-			 ((flags & NBD_CMD_FLAG_FUA) && (rc = layer_flush(ss->top)) < 0))
+		else if (!in_range(c, r->off, r->len))
+			error = r->off + r->len > ss->img->base->size ? NBD_ENOSPC : NBD_EINVAL;
+		else if ((rc = r->type == NBD_CMD_WRITE ? layer_write(ss->top, buf, r->len, r->off)
+						       : write_zeroes(ss->top, r->off, r->len)) < 0 ||
+			 ((r->flags & NBD_CMD_FLAG_FUA) && (rc = layer_flush(ss->top)) < 0))
 			error = errno_to_nbd(rc);
 		break;
 	case NBD_CMD_FLUSH:
@@ -467,39 +519,222 @@ static int serve_request(struct conn *c, const uint8_t *req)
 	case NBD_CMD_TRIM:
 		if (ss->mode != ND_MODE_DIRECT)
 			error = NBD_ENOTSUP;
-		else if (!in_range)
+		else if (!in_range(c, r->off, r->len))
 			error = NBD_EINVAL;
-		else if ((rc = layer_trim(ss->top, off, len)) < 0)
+		else if ((rc = layer_trim(ss->top, r->off, r->len)) < 0)
 			error = errno_to_nbd(rc);
 		break;
 	default:
 		error = NBD_EINVAL;
 	}
 	pthread_rwlock_unlock(&s->lock);
-	if (simple_reply(c, handle, error, c->buf, type == NBD_CMD_READ && !error ? len : 0) < 0)
+	return error;
+}
+
+/* Do one request and reply to it.  A reply that cannot be sent, or a session
+ * that ended, ends the connection. */
+static void serve_request(struct conn *c, const struct request *r, uint8_t *buf)
+{
+	int ended;
+	uint32_t error = do_request(c, r, buf, &ended);
+
+	if (simple_reply(c, r->handle, error, buf, r->type == NBD_CMD_READ && !error ? r->len : 0) < 0)
+		conn_fail(c, SHUT_RDWR);
+	else if (ended)
+		conn_fail(c, SHUT_RD);
+}
+
+/* len bytes of the request stream, through the read-ahead buffer.  Under read_lock. */
+static int stream_read(struct conn *c, void *dst, size_t len)
+{
+	while (len) {
+		size_t n = c->in_end - c->in_start;
+		ssize_t got;
+
+		if (!n && len >= sizeof(c->in))
+			return read_all(c->fd, dst, len); /* bulk WRITE data: straight in */
+		if (!n) {
+			got = read(c->fd, c->in, sizeof(c->in));
+			if (got < 0 && errno == EINTR)
+				continue;
+			if (got <= 0)
+				return -1;
+			c->in_start = 0;
+			c->in_end = (size_t)got;
+			continue;
+		}
+		if (n > len)
+			n = len;
+		memcpy(dst, c->in + c->in_start, n);
+		c->in_start += n;
+		dst = (uint8_t *)dst + n;
+		len -= n;
+	}
+	return 0;
+}
+
+/* Hold `charge` bytes of the connection's budget, waiting for other workers to
+ * give theirs back: this bounds what one connection makes the server buffer. */
+static void charge_bytes(struct conn *c, uint32_t charge)
+{
+	pthread_mutex_lock(&c->mem_lock);
+	while (c->inflight && c->inflight + charge > INFLIGHT_BYTES)
+		pthread_cond_wait(&c->mem_freed, &c->mem_lock);
+	c->inflight += charge;
+	pthread_mutex_unlock(&c->mem_lock);
+}
+
+static void release_bytes(struct conn *c, uint32_t charge)
+{
+	pthread_mutex_lock(&c->mem_lock);
+	c->inflight -= charge;
+	pthread_cond_signal(&c->mem_freed);
+	pthread_mutex_unlock(&c->mem_lock);
+}
+
+/* Read one request, and its WRITE data into w->buf.  Under read_lock.  -1 ends
+ * the connection: the client left or disconnected, broke the protocol, or we
+ * ran out of memory. */
+static int read_request(struct conn *c, struct worker *w, struct request *r)
+{
+	uint8_t h[28];
+
+	if (__atomic_load_n(&c->failed, __ATOMIC_RELAXED) || stream_read(c, h, sizeof(h)) ||
+	    nd_get32(h) != NBD_REQUEST_MAGIC)
 		return -1;
-	return ended ? -1 : 0;
+	r->flags = nd_get16(h + 4);
+	r->type = nd_get16(h + 6);
+	memcpy(r->handle, h + 8, 8);
+	r->off = nd_get64(h + 16);
+	r->len = nd_get32(h + 24);
+	if (r->type == NBD_CMD_DISC)
+		return -1;
+	if (r->type == NBD_CMD_WRITE && r->len > MAX_REQUEST)
+		return -1; /* its data cannot be skipped sensibly: drop the client */
+	r->charge = r->type == NBD_CMD_WRITE ||
+		    (r->type == NBD_CMD_READ && in_range(c, r->off, r->len)) ? r->len : 0;
+	charge_bytes(c, r->charge);
+	if (reserve(w, r->charge) < 0 ||
+	    (r->type == NBD_CMD_WRITE && stream_read(c, w->buf, r->len))) {
+		release_bytes(c, r->charge);
+		return -1;
+	}
+	return 0;
+}
+
+/* A small READ whose data is all in the page cache: serve it at once,
+ * holding read_lock.  0 when it was served. */
+static int serve_cached(struct conn *c, struct worker *w, const struct request *r)
+{
+	struct server *s = c->s;
+	int rc;
+
+	if (r->type != NBD_CMD_READ || r->len > INLINE_MAX || !in_range(c, r->off, r->len))
+		return -1;
+	pthread_rwlock_rdlock(&s->lock);
+	/* An ended session (its layers gone) takes the usual path to its EIO. */
+	rc = c->ss->ended ? -1 : layer_read_cached(c->ss->top, w->buf, r->len, r->off);
+	pthread_rwlock_unlock(&s->lock);
+	if (rc < 0)
+		return -1;
+	if (simple_reply(c, r->handle, 0, w->buf, r->len) < 0)
+		conn_fail(c, SHUT_RDWR);
+	return 0;
+}
+
+/* A request is done: its bytes go back to the budget, and a big buffer to the system. */
+static void finish_request(struct conn *c, struct worker *w, const struct request *r)
+{
+	release_bytes(c, r->charge);
+	if (w->buf_size > KEEP_BUF) {
+		free(w->buf);
+		w->buf = NULL;
+		w->buf_size = 0;
+	}
+}
+
+static void *worker_main(void *arg);
+
+/* No other worker waits to read the next request while this one serves its
+ * own: start one more, up to MAX_WORKERS.  Under read_lock. */
+static void maybe_add_worker(struct conn *c)
+{
+	struct worker *w;
+
+	if (c->nworkers == MAX_WORKERS || __atomic_load_n(&c->waiting, __ATOMIC_RELAXED))
+		return;
+	w = &c->workers[c->nworkers];
+	w->c = c;
+	if (!pthread_create(&w->thread, NULL, worker_main, w))
+		c->nworkers++;
+}
+
+/* Take turns reading requests and serve them, until the stream ends. */
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+	struct conn *c = w->c;
+	struct request r;
+	int got;
+
+	for (;;) {
+		__atomic_add_fetch(&c->waiting, 1, __ATOMIC_RELAXED);
+		pthread_mutex_lock(&c->read_lock);
+		__atomic_sub_fetch(&c->waiting, 1, __ATOMIC_RELAXED);
+		while ((got = !c->done && read_request(c, w, &r) == 0) && serve_cached(c, w, &r) == 0)
+			finish_request(c, w, &r);
+		if (got)
+			maybe_add_worker(c);
+		else
+			c->done = 1;
+		pthread_mutex_unlock(&c->read_lock);
+		if (!got)
+			return NULL;
+		serve_request(c, &r, w->buf);
+		finish_request(c, w, &r);
+	}
+}
+
+/* Serve requests until the stream ends; every reply is sent (or failed) on return. */
+static void transmission(struct conn *c)
+{
+	unsigned i;
+
+	c->workers[0].c = c;
+	c->nworkers = 1;
+	worker_main(&c->workers[0]);
+	for (i = 1; i < c->nworkers; i++)
+		pthread_join(c->workers[i].thread, NULL);
+}
+
+static void conn_free(struct conn *c)
+{
+	unsigned i;
+
+	close(c->fd);
+	__atomic_sub_fetch(&c->s->nbd_open, 1, __ATOMIC_RELAXED);
+	for (i = 0; i < MAX_WORKERS; i++)
+		free(c->workers[i].buf);
+	pthread_mutex_destroy(&c->read_lock);
+	pthread_mutex_destroy(&c->mem_lock);
+	pthread_cond_destroy(&c->mem_freed);
+	pthread_mutex_destroy(&c->send_lock);
+	free(c);
 }
 
 static void *conn_main(void *arg)
 {
 	struct conn *c = arg;
-	uint8_t req[28];
 	char mac[18];
 
 	if (handshake(c) == 1) {
 		format_mac(c->ss->mac, mac);
 		log_msg("nbd connect mac=%s ip=%s image=%s", mac, c->peer, c->ss->img->name);
-		while (read_all(c->fd, req, sizeof(req)) == 0 &&
-		       nd_get32(req) == NBD_REQUEST_MAGIC && serve_request(c, req) == 0)
-			;
+		transmission(c);
 		log_msg("nbd disconnect mac=%s ip=%s image=%s", mac, c->peer, c->ss->img->name);
 	}
 	close_export(c);
-	close(c->fd);
-	__atomic_sub_fetch(&c->s->nbd_open, 1, __ATOMIC_RELAXED);
-	free(c->buf);
-	free(c);
+	conn_free(c);
 	return NULL;
 }
 
@@ -522,6 +757,10 @@ static struct conn *conn_new(struct server *s, int fd, const struct sockaddr_sto
 		return NULL;
 	c->s = s;
 	c->fd = fd;
+	pthread_mutex_init(&c->read_lock, NULL);
+	pthread_mutex_init(&c->mem_lock, NULL);
+	pthread_cond_init(&c->mem_freed, NULL);
+	pthread_mutex_init(&c->send_lock, NULL);
 	__atomic_add_fetch(&s->nbd_open, 1, __ATOMIC_RELAXED);
 	format_peer((const struct sockaddr *)sa, c->peer, sizeof(c->peer));
 	peer_mac(sa, c->mac);
@@ -549,8 +788,8 @@ void nbd_accept(struct server *s, int listen_fd)
 
 	if (fd < 0)
 		return;
-	/* A thread per connection: bound them like sessions, or a flood of
-	 * connections would exhaust the server. */
+	/* Threads per connection (up to MAX_WORKERS): bound connections like
+	 * sessions, or a flood of them would exhaust the server. */
 	if (__atomic_load_n(&s->nbd_open, __ATOMIC_RELAXED) >= s->cfg.max_sessions) {
 		log_msg("nbd connection refused: %u open (max-sessions)", s->cfg.max_sessions);
 		close(fd);
@@ -564,10 +803,8 @@ void nbd_accept(struct server *s, int listen_fd)
 	}
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	if (pthread_create(&t, &attr, conn_main, c)) {
-		close(fd);
-		free(c);
-	}
+	if (pthread_create(&t, &attr, conn_main, c))
+		conn_free(c);
 	pthread_attr_destroy(&attr);
 }
 

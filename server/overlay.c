@@ -35,7 +35,7 @@ static int allocated(struct overlay *o, uint64_t b)
 	return (o->map[b / 8] >> (b % 8)) & 1;
 }
 
-static int ov_read(struct layer *l, void *buf, size_t len, uint64_t off)
+static int ov_read(struct layer *l, void *buf, size_t len, uint64_t off, int flags)
 {
 	struct overlay *o = (struct overlay *)l;
 
@@ -50,7 +50,8 @@ static int ov_read(struct layer *l, void *buf, size_t len, uint64_t off)
 			run += OV_BLOCK;
 		if (run > len)
 			run = len;
-		rc = here ? pread_full(o->data_fd, buf, run, off) : layer_read(l->lower, buf, run, off);
+		rc = here ? pread_flags(o->data_fd, buf, run, off, flags)
+			  : l->lower->ops->read(l->lower, buf, run, off, flags);
 		if (rc < 0)
 			return rc;
 		buf = (char *)buf + run;

@@ -95,6 +95,157 @@ s.close()
 PY
 nbdinfo "$URI/base" >/dev/null 2>&1 && pass nbd-server-alive || fail nbd-server-alive "no answer"
 
+# Many requests in flight on one connection: served in parallel, replies matched by handle.
+inflight_py=$(cat <<'PY'
+import os, random, socket, struct, subprocess, sys, threading, time
+port, pid = int(sys.argv[1]), sys.argv[3]
+img = open(sys.argv[2], "rb").read()
+REQUEST, REPLY = 0x25609513, 0x67446698
+READ, WRITE, DISC, FLUSH = 0, 1, 2, 3
+
+def recv_exact(s, n):
+    buf = bytearray()
+    while len(buf) < n:
+        chunk = s.recv(n - len(buf))
+        assert chunk, "connection closed early"
+        buf += chunk
+    return bytes(buf)
+
+def connect(export=b"base"):
+    s = socket.create_connection(("127.0.0.1", port), timeout=20)
+    recv_exact(s, 18)
+    s.sendall(struct.pack(">IQII", 3, 0x49484156454F5054, 1, len(export)) + export)
+    recv_exact(s, 10)
+    return s
+
+def request(typ, handle, off, length, data=b"", flags=0):
+    return struct.pack(">IHHQQI", REQUEST, flags, typ, handle, off, length) + data
+
+def send(s, *args, **kwargs):
+    s.sendall(request(*args, **kwargs))
+
+def replies(s, want):
+    """Read len(want) replies (want: handle -> data length); return handle -> (error, data), in arrival order."""
+    got = {}  # dicts keep insertion order: the order replies came in
+    while len(got) < len(want):
+        magic, error, handle = struct.unpack(">IIQ", recv_exact(s, 16))
+        assert magic == REPLY and handle in want and handle not in got, (magic, handle)
+        got[handle] = (error, recv_exact(s, want[handle]) if error == 0 else b"")
+    return got
+
+def threads():
+    return int(next(l.split()[1] for l in open(f"/proc/{pid}/status") if l.startswith("Threads:")))
+
+test = sys.argv[4]
+rnd = random.Random(5)
+if test == "reads-out-of-order":
+    # A big read first, small ones behind it: they overtake it, each under its own handle.
+    # The first attempt starts with the image out of the page cache: small reads are
+    # then served by workers in parallel, later ones from the cache by the reader.
+    overtaken = False
+    for attempt in range(3):
+        if attempt == 0:
+            fd = os.open(sys.argv[2], os.O_RDONLY)
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+            os.close(fd)
+        s = connect()
+        want = {1000: (0, 16 << 20)}
+        for h in range(63):
+            want[h] = (rnd.randrange(0, len(img) - 65536), rnd.randrange(1, 65536))
+        s.sendall(b"".join(request(READ, h, off, n) for h, (off, n) in want.items()))
+        got = replies(s, {h: n for h, (off, n) in want.items()})
+        for h, (error, data) in got.items():
+            off, n = want[h]
+            assert error == 0 and data == img[off:off + n], f"handle {h}: wrong data"
+        overtaken |= list(got)[0] != 1000
+        s.close()
+        if overtaken:
+            break
+    assert overtaken, "replies always came in request order"
+elif test == "writes-flush-readback":
+    # Writes (some FUA) and reads of other places all in flight, then FLUSH, then read back.
+    # Replies are read while the requests go out: a client must, or both ends block.
+    s = connect()
+    todo, want, written = [], {}, {}
+    for h in range(64):
+        off = h * 256 * 1024 + rnd.randrange(0, 4096)
+        n = rnd.randrange(1, 128 * 1024)
+        if h % 2:
+            todo.append(request(READ, h, off, n))
+            want[h] = n
+        else:
+            data = bytes([h]) * n
+            todo.append(request(WRITE, h, off, n, data, flags=1 if h % 4 == 0 else 0))
+            want[h] = 0
+            written[off] = data
+    got = {}
+    reader = threading.Thread(target=lambda: got.update(replies(s, want)))
+    reader.start()
+    for req in todo:
+        s.sendall(req)
+    reader.join()
+    assert len(got) == 64 and all(error == 0 for error, data in got.values()), got
+    send(s, FLUSH, 500, 0, 0)
+    assert replies(s, {500: 0})[500][0] == 0
+    s.sendall(b"".join(request(READ, h, off, len(data)) for h, (off, data) in enumerate(written.items())))
+    got = replies(s, {h: len(data) for h, data in enumerate(written.values())})
+    for h, (off, data) in enumerate(written.items()):
+        assert got[h] == (0, data), f"write at {off} not read back"
+    s.close()
+elif test == "disc-after-inflight":
+    # NBD_CMD_DISC behind 32 reads: all 32 are answered, then the server closes.
+    s = connect()
+    want = {h: 65536 for h in range(32)}
+    for h in want:
+        send(s, READ, h, h * 65536, 65536)
+    send(s, DISC, 99, 0, 0)
+    got = replies(s, want)
+    assert all(got[h] == (0, img[h * 65536:(h + 1) * 65536]) for h in want)
+    assert s.recv(1) == b"", "connection still open after DISC"
+elif test == "abandoned-inflight":
+    # Clients that vanish with megabytes of replies pending: no thread outlives them.
+    before = threads()
+    for i in range(20):
+        s = connect()
+        for h in range(64):
+            send(s, READ, h, rnd.randrange(0, len(img) - (1 << 20)), 1 << 20)
+        recv_exact(s, 16)
+        if i % 2:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # reset
+        s.close()
+    deadline = time.time() + 10
+    while threads() > before and time.time() < deadline:
+        time.sleep(0.1)
+    assert threads() <= before, f"{threads()} threads, {before} before"
+elif test == "session-ended-inflight":
+    # The session ends (its client detached over UDP) with requests in flight: what is
+    # answered is EIO, then the server closes the connection.
+    s = connect(b"session:" + sys.argv[5].encode())
+    send(s, READ, 1, 0, 512)
+    assert replies(s, {1: 512})[1][0] == 0
+    subprocess.run(sys.argv[6:], check=True)
+    s.sendall(b"".join(request(READ, h, h * 4096, 4096) for h in range(16)))
+    answered = 0
+    while True:
+        hdr = s.recv(16, socket.MSG_WAITALL)
+        if not hdr:
+            break
+        magic, error, handle = struct.unpack(">IIQ", hdr)
+        assert magic == REPLY and error == 5, (magic, error)
+        answered += 1
+    assert answered, "no EIO before the connection closed"
+PY
+)
+for t in reads-out-of-order writes-flush-readback disc-after-inflight abandoned-inflight; do
+	timeout 120 python3 -c "$inflight_py" "$ND_PORT" "$BASE" "$ND_SERVER_PID" "$t" >"$ND_TMP/inflight" 2>&1 &&
+		pass "nbd-$t" || fail "nbd-$t" "$(tail -n 3 "$ND_TMP/inflight" | tr '\n' ' ')"
+done
+token=$(nd token 02:00:00:00:06:02 1 33 100 8)
+timeout 60 python3 -c "$inflight_py" "$ND_PORT" "$BASE" "$ND_SERVER_PID" session-ended-inflight "$token" \
+	"$NDTEST" "127.0.0.1:$ND_PORT" "$BASE" detach 02:00:00:00:06:02 1 >"$ND_TMP/inflight" 2>&1 &&
+	pass nbd-session-ended-inflight ||
+	fail nbd-session-ended-inflight "$(tail -n 3 "$ND_TMP/inflight" | tr '\n' ' ')"
+
 # The initramfs agent's host-side steps: boot table parsing and the NBD handshake.
 AGENT=$ND_BUILD/netdisk-attach
 "$ND_BUILD/netdisk" boot-table "127.0.0.1:$ND_PORT" --mac 52:54:00:aa:bb:cc -o "$ND_TMP/bt.bin" &&
