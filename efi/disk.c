@@ -18,12 +18,12 @@ static struct {
 /* Where nd_read puts data and nd_write takes it from: the caller's buffer. */
 static void put_data(void *ctx, uint32_t offset, const void *data, unsigned len)
 {
-	CopyMem((UINT8 *)ctx + offset, (VOID *)data, len);
+	nd_copy((UINT8 *)ctx + offset, data, len);
 }
 
 static void get_data(void *ctx, uint32_t offset, void *data, unsigned len)
 {
-	CopyMem(data, (UINT8 *)ctx + offset, len);
+	nd_copy(data, (UINT8 *)ctx + offset, len);
 }
 
 /*

@@ -32,6 +32,13 @@ EFI_STATUS nd_net_open(const struct nd_netinfo *ni, struct nd_transport *tp);
 void nd_net_close(void);
 void nd_net_stop(void);
 
+/* Copies of disk data: gnu-efi's CopyMem moves a byte at a time, the
+ * firmware's a word at a time, several times faster (under TCG, five). */
+static inline void nd_copy(void *dst, const void *src, UINTN len)
+{
+	gBS->CopyMem(dst, (VOID *)src, len);
+}
+
 /* Millisecond clock (clock.c). */
 void nd_clock_init(void);
 uint32_t nd_clock_ms(void);

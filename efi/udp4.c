@@ -164,7 +164,7 @@ static int take_received(void *buf, unsigned size)
 		return 0; /* ICMP errors and the like: as if nothing came */
 	if (rd->DataLength <= size) {
 		for (i = 0; i < rd->FragmentCount; i++) {
-			CopyMem((UINT8 *)buf + len, rd->FragmentTable[i].FragmentBuffer,
+			nd_copy((UINT8 *)buf + len, rd->FragmentTable[i].FragmentBuffer,
 				rd->FragmentTable[i].FragmentLength);
 			len += rd->FragmentTable[i].FragmentLength;
 		}
