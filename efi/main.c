@@ -136,12 +136,15 @@ static int attach_largest(void)
 
 static EFI_STATUS attach(void)
 {
+	EFI_TPL tpl;
 	int rc;
 
 	Print(L"netdisk: attaching to ");
 	print_server();
 	Print(L" image \"%a\"\n", image_name[0] ? image_name : "(server's choice)");
+	tpl = nd_net_hold();
 	rc = attach_largest();
+	nd_net_release(tpl);
 	if (rc == ND_E_TIMEOUT) {
 		Print(L"netdisk: no answer from the server in %d s; back to the boot manager\n",
 		      attach_timeout_s());
@@ -159,7 +162,8 @@ static EFI_STATUS attach(void)
 	client.cfg.give_up_ms = 0;
 	Print(L"netdisk: image \"%a\", %ld sectors (%ld MiB), mode %a\n", client.image,
 	      client.sectors, client.sectors / 2048, nd_mode_text(client.mode));
-	Print(L"netdisk: %d-byte datagrams, window %d\n", client.dgram, client.window);
+	Print(L"netdisk: transport %a, %d-byte datagrams, window %d\n", nd_net_name(), client.dgram,
+	      client.window);
 	return EFI_SUCCESS;
 }
 
@@ -205,6 +209,7 @@ static EFI_STATUS serve_and_boot(EFI_HANDLE image)
 EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *systab)
 {
 	EFI_STATUS status;
+	EFI_TPL tpl;
 
 	InitializeLib(image, systab);
 	Print(L"netdisk: UEFI network disk\n");
@@ -222,7 +227,9 @@ EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *systab)
 	if (!EFI_ERROR(status)) {
 		status = serve_and_boot(image);
 		client.cfg.give_up_ms = DETACH_TIMEOUT_MS;
+		tpl = nd_net_hold();
 		nd_detach(&client);
+		nd_net_release(tpl);
 	}
 	nd_net_close();
 	return status;
