@@ -218,7 +218,7 @@ static void reasm_start(UINT16 id, uint32_t now)
 {
 	struct reasm *r = &net.ra;
 
-	ZeroMem(r->have, sizeof(r->have));
+	gBS->SetMem(r->have, sizeof(r->have), 0); /* gnu-efi's ZeroMem goes byte by byte */
 	r->blocks = 0;
 	r->total = 0;
 	r->sum = 0;
