@@ -10,7 +10,7 @@ EFI_LDFLAGS := -nostdlib -znocombreloc -shared -Bsymbolic -T $(EFI_LIB)/elf_x86_
 	-L$(EFI_LIB) $(EFI_LIB)/crt0-efi-x86_64.o
 EFI_SECTIONS := -j .text -j .sdata -j .data -j .dynamic -j .dynsym -j .rel -j .rela -j .reloc
 
-EFI_STUB_OBJ := $(addprefix $(BUILD)/efi/,main.o udp4.o disk.o boot.o clock.o acpi.o ndclient.o)
+EFI_STUB_OBJ := $(addprefix $(BUILD)/efi/,main.o net.o snp.o udp4.o disk.o boot.o clock.o acpi.o ndclient.o)
 EFI_HDR := efi/netdisk.h client/ndclient.h include/netdisk/proto.h include/netdisk/bootcfg.h \
 	include/netdisk/boottable.h
 

@@ -18,12 +18,12 @@ static struct {
 /* Where nd_read puts data and nd_write takes it from: the caller's buffer. */
 static void put_data(void *ctx, uint32_t offset, const void *data, unsigned len)
 {
-	CopyMem((UINT8 *)ctx + offset, (VOID *)data, len);
+	nd_copy((UINT8 *)ctx + offset, data, len);
 }
 
 static void get_data(void *ctx, uint32_t offset, void *data, unsigned len)
 {
-	CopyMem(data, (UINT8 *)ctx + offset, len);
+	nd_copy(data, (UINT8 *)ctx + offset, len);
 }
 
 /*
@@ -77,7 +77,7 @@ static EFI_STATUS check_request(UINT32 media_id, EFI_LBA lba, UINTN size, VOID *
  * (it restarted): the client core already retries silence forever, and the
  * re-ATTACH checks the image is the same size so no wrong data is served.
  */
-static EFI_STATUS run(int write, EFI_LBA lba, UINTN size, VOID *buffer)
+static EFI_STATUS serve(int write, EFI_LBA lba, UINTN size, VOID *buffer)
 {
 	struct nd_client *c = disk.client;
 	uint32_t count = (uint32_t)(size / ND_SECTOR_SIZE);
@@ -100,6 +100,16 @@ static EFI_STATUS run(int write, EFI_LBA lba, UINTN size, VOID *buffer)
 	Print(L"netdisk: %a of %d sectors at %ld failed (%d, %a)\n", write ? "write" : "read",
 	      count, lba, rc, rc == ND_E_STATUS ? nd_status_text(c->last_status) : "");
 	return EFI_DEVICE_ERROR;
+}
+
+/* One request, with the transport's hold on the NIC for its whole length. */
+static EFI_STATUS run(int write, EFI_LBA lba, UINTN size, VOID *buffer)
+{
+	EFI_TPL tpl = nd_net_hold();
+	EFI_STATUS status = serve(write, lba, size, buffer);
+
+	nd_net_release(tpl);
+	return status;
 }
 
 static EFI_STATUS EFIAPI disk_reset(EFI_BLOCK_IO *this, BOOLEAN extended)
@@ -131,11 +141,17 @@ static EFI_STATUS EFIAPI disk_write(EFI_BLOCK_IO *this, UINT32 media_id, EFI_LBA
 
 static EFI_STATUS EFIAPI disk_flush(EFI_BLOCK_IO *this)
 {
+	EFI_TPL tpl;
+	int rc;
+
 	if (disk.gone)
 		return EFI_NO_MEDIA;
 	if (disk.media.ReadOnly)
 		return EFI_SUCCESS;
-	return nd_flush(disk.client) == ND_DONE ? EFI_SUCCESS : EFI_DEVICE_ERROR;
+	tpl = nd_net_hold();
+	rc = nd_flush(disk.client);
+	nd_net_release(tpl);
+	return rc == ND_DONE ? EFI_SUCCESS : EFI_DEVICE_ERROR;
 }
 
 /* The OS owns the machine now: the NIC is its, and so is all memory but ours. */

@@ -21,12 +21,19 @@ static CHAR16 boot_path[sizeof(nd_bootcfg.boot_path) + 1];
 static uint8_t txbuf[DGRAM_SIZE], rxbuf[DGRAM_SIZE];
 
 /*
- * Datagram sizes to try, largest first.  A large datagram reaches us as IP
- * fragments that the firmware's IP4 reassembles: one UDP4 completion per
- * 8 KiB instead of per 1.4 KiB roughly halves the time of a long read here,
- * but a network or NIC that drops fragments needs the small size.
+ * Datagram sizes to try, largest first, each with the window asked for.  A
+ * large datagram reaches us as IP fragments that the transport reassembles:
+ * one datagram per 8 KiB instead of per 1.4 KiB roughly halves the time of
+ * a long read through UDP4, but a network or NIC that drops fragments needs
+ * the small size.  Eight 8 KiB datagrams in flight, not more: with sixteen,
+ * reads larger than 64 KiB overflowed the receive buffer of QEMU's
+ * user-network socket on the host (RcvbufErrors in /proc/net/snmp) and
+ * waited for retransmissions.
  */
-static const uint16_t dgram_ladder[] = { DGRAM_SIZE, ND_DEFAULT_DGRAM };
+static const struct {
+	uint16_t dgram;
+	uint16_t window;
+} dgram_ladder[] = { { DGRAM_SIZE, 8 }, { ND_DEFAULT_DGRAM, 16 } };
 
 static void print_ip(const EFI_IPv4_ADDRESS *ip)
 {
@@ -121,13 +128,14 @@ static int attach_largest(void)
 	int rc;
 
 	for (step = 0;; step++) {
-		client.cfg.max_dgram = dgram_ladder[step];
+		client.cfg.max_dgram = dgram_ladder[step].dgram;
+		client.cfg.window = dgram_ladder[step].window;
 		client.cfg.give_up_ms = attach_timeout_s() * 1000;
 		rc = nd_attach(&client, image_name);
 		if (rc < 0 || client.dgram <= ND_DEFAULT_DGRAM || datagrams_get_through())
 			return rc;
 		Print(L"netdisk: %d-byte datagrams get lost here, trying %d\n", client.dgram,
-		      dgram_ladder[step + 1]);
+		      dgram_ladder[step + 1].dgram);
 		/* A new nonce makes it a new session, not a retry of this one;
 		 * nothing has been written yet, so nothing is lost. */
 		client.cfg.nonce++;
@@ -136,12 +144,15 @@ static int attach_largest(void)
 
 static EFI_STATUS attach(void)
 {
+	EFI_TPL tpl;
 	int rc;
 
 	Print(L"netdisk: attaching to ");
 	print_server();
 	Print(L" image \"%a\"\n", image_name[0] ? image_name : "(server's choice)");
+	tpl = nd_net_hold();
 	rc = attach_largest();
+	nd_net_release(tpl);
 	if (rc == ND_E_TIMEOUT) {
 		Print(L"netdisk: no answer from the server in %d s; back to the boot manager\n",
 		      attach_timeout_s());
@@ -159,7 +170,8 @@ static EFI_STATUS attach(void)
 	client.cfg.give_up_ms = 0;
 	Print(L"netdisk: image \"%a\", %ld sectors (%ld MiB), mode %a\n", client.image,
 	      client.sectors, client.sectors / 2048, nd_mode_text(client.mode));
-	Print(L"netdisk: %d-byte datagrams, window %d\n", client.dgram, client.window);
+	Print(L"netdisk: transport %a, %d-byte datagrams, window %d\n", nd_net_name(), client.dgram,
+	      client.window);
 	return EFI_SUCCESS;
 }
 
@@ -205,6 +217,7 @@ static EFI_STATUS serve_and_boot(EFI_HANDLE image)
 EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *systab)
 {
 	EFI_STATUS status;
+	EFI_TPL tpl;
 
 	InitializeLib(image, systab);
 	Print(L"netdisk: UEFI network disk\n");
@@ -222,7 +235,9 @@ EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *systab)
 	if (!EFI_ERROR(status)) {
 		status = serve_and_boot(image);
 		client.cfg.give_up_ms = DETACH_TIMEOUT_MS;
+		tpl = nd_net_hold();
 		nd_detach(&client);
+		nd_net_release(tpl);
 	}
 	nd_net_close();
 	return status;

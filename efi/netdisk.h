@@ -1,4 +1,4 @@
-/* Interfaces between the parts of the UEFI stub (entry, UDP transport, disk, boot). */
+/* Interfaces between the parts of the UEFI stub (entry, transports, disk, boot). */
 #ifndef NETDISK_EFI_H
 #define NETDISK_EFI_H
 
@@ -16,7 +16,7 @@ extern struct nd_bootcfg nd_bootcfg;
 
 /* Where the network is, as learnt from the PXE base code that loaded us. */
 struct nd_netinfo {
-	EFI_HANDLE nic;              /* handle carrying the UDP4 service binding */
+	EFI_HANDLE nic;              /* the NIC: its SNP and the UDP4 service binding */
 	EFI_DEVICE_PATH *nic_path;   /* its device path */
 	EFI_IPv4_ADDRESS local;
 	EFI_IPv4_ADDRESS netmask;
@@ -26,11 +26,35 @@ struct nd_netinfo {
 	UINT8 mac[6];
 };
 
-/* UDP4 transport (udp4.c). */
+/* Where the network is, and the firmware's UDP4 as a transport (udp4.c). */
 EFI_STATUS nd_net_discover(EFI_HANDLE image, struct nd_netinfo *ni);
+EFI_STATUS nd_udp4_open(const struct nd_netinfo *ni, struct nd_transport *tp);
+void nd_udp4_close(void);
+void nd_udp4_stop(void);
+
+/* Own Ethernet/ARP/IPv4/UDP on the NIC's SNP as a transport (snp.c). */
+EFI_STATUS nd_snp_open(const struct nd_netinfo *ni, uint32_t seed, struct nd_transport *tp);
+EFI_TPL nd_snp_hold(void);
+void nd_snp_release(EFI_TPL tpl);
+void nd_snp_close(void);
+void nd_snp_stop(void);
+
+/* The transport in use: SNP when the NIC allows, else UDP4 (net.c).  The
+ * transports' open functions fill in send and recv; net.c the rest.
+ * Client-core calls go between nd_net_hold() and nd_net_release(). */
 EFI_STATUS nd_net_open(const struct nd_netinfo *ni, struct nd_transport *tp);
+const char *nd_net_name(void);
+EFI_TPL nd_net_hold(void);
+void nd_net_release(EFI_TPL tpl);
 void nd_net_close(void);
 void nd_net_stop(void);
+
+/* Copies of disk data: gnu-efi's CopyMem moves a byte at a time, the
+ * firmware's a word at a time, several times faster (under TCG, five). */
+static inline void nd_copy(void *dst, const void *src, UINTN len)
+{
+	gBS->CopyMem(dst, (VOID *)src, len);
+}
 
 /* Millisecond clock (clock.c). */
 void nd_clock_init(void);

@@ -164,7 +164,7 @@ static int take_received(void *buf, unsigned size)
 		return 0; /* ICMP errors and the like: as if nothing came */
 	if (rd->DataLength <= size) {
 		for (i = 0; i < rd->FragmentCount; i++) {
-			CopyMem((UINT8 *)buf + len, rd->FragmentTable[i].FragmentBuffer,
+			nd_copy((UINT8 *)buf + len, rd->FragmentTable[i].FragmentBuffer,
 				rd->FragmentTable[i].FragmentLength);
 			len += rd->FragmentTable[i].FragmentLength;
 		}
@@ -193,11 +193,6 @@ static int udp_recv(void *ctx, void *buf, unsigned size, uint32_t wait_ms)
 		if (nd_clock_ms() - start >= wait_ms)
 			return 0;
 	}
-}
-
-static uint32_t udp_now(void *ctx)
-{
-	return nd_clock_ms();
 }
 
 static EFI_STATUS create_token_events(void)
@@ -232,7 +227,7 @@ static EFI_STATUS configure(const struct nd_netinfo *ni)
 	return status == EFI_ACCESS_DENIED ? EFI_SUCCESS : status; /* route already there */
 }
 
-EFI_STATUS nd_net_open(const struct nd_netinfo *ni, struct nd_transport *tp)
+EFI_STATUS nd_udp4_open(const struct nd_netinfo *ni, struct nd_transport *tp)
 {
 	EFI_STATUS status;
 
@@ -249,19 +244,17 @@ EFI_STATUS nd_net_open(const struct nd_netinfo *ni, struct nd_transport *tp)
 		Print(L"netdisk: cannot set up UDP4: %r\n", status);
 		return status;
 	}
-	tp->ctx = NULL;
 	tp->send = udp_send;
 	tp->recv = udp_recv;
-	tp->now_ms = udp_now;
 	return EFI_SUCCESS;
 }
 
-void nd_net_stop(void)
+void nd_udp4_stop(void)
 {
 	net.stopped = TRUE;
 }
 
-void nd_net_close(void)
+void nd_udp4_close(void)
 {
 	if (net.stopped || !net.udp)
 		return;

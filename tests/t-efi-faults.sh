@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# UEFI stub under faults: no server at start, a server that comes late, a server restarted mid-boot.
+# UEFI stub under faults: no server at start, no ARP answer, a server that comes late, a server restarted mid-boot.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/efi-lib.sh"
 
@@ -22,6 +22,23 @@ server_down() {
 	efi_check_console "efi-$fw-down-gives-up" "$name" \
 		"no answer from the server in 4 s; back to the boot manager"
 	efi_check_console "efi-$fw-down-firmware-goes-on" "$name" "${back_in_firmware[$fw]}"
+}
+
+# The server's address (on the link, 10.0.2.9) gets no ARP answer from QEMU:
+# the SNP transport says so and falls back to the firmware's UDP4, which
+# cannot reach it either, so the stub gives up after the attach timeout.
+no_arp_answer() {
+	local fw=$1 name=$1-noarp
+	efi_setup "$name" || return
+	cp "$ND_BUILD/netdisk.efi" "$ND_TMP/$name/tftp/netdisk.efi" &&
+		"$ND_BUILD/netdisk" patch "$ND_TMP/$name/tftp/netdisk.efi" --server 10.0.2.9:10809 \
+			--attach-timeout 4 >/dev/null
+	efi_qemu "$name" "$fw" "$ND_TMP/$name/tftp" 120 "${back_in_firmware[$fw]}"
+	efi_check_console "efi-$fw-noarp-reported" "$name" "netdisk: no ARP answer from 10.0.2.9"
+	efi_check_console "efi-$fw-noarp-falls-back" "$name" \
+		"netdisk: SNP not usable, falling back to the firmware's UDP4"
+	efi_check_console "efi-$fw-noarp-gives-up" "$name" \
+		"no answer from the server in 4 s; back to the boot manager"
 }
 
 # The server starts only once the stub is already retrying its ATTACH.
@@ -75,6 +92,7 @@ server_restart() {
 
 for fw in ovmf ipxe; do
 	server_down "$fw"
+	no_arp_answer "$fw"
 	server_late "$fw"
 	server_restart "$fw"
 done
