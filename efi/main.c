@@ -3,7 +3,7 @@
 
 #define DEFAULT_BOOT_PATH L"\\EFI\\BOOT\\BOOTX64.EFI"
 #define DEFAULT_ATTACH_TIMEOUT 60 /* seconds */
-#define DGRAM_SIZE 8192 /* largest datagram tried (dgram_ladder) */
+#define DGRAM_SIZE (8192 + ND_HDR_SIZE) /* largest datagram tried: 8 KiB of sectors */
 #define PROBE_SECTORS 128     /* 64 KiB: several datagrams of every size tried */
 #define PROBE_GIVE_UP_MS 2000
 #define DETACH_TIMEOUT_MS 2000 /* a courtesy to the server; not worth a long wait */

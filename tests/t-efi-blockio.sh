@@ -43,7 +43,7 @@ for fw in ovmf ipxe; do
 		'netdisk: image "disk", 65536 sectors (32 MiB), mode direct'
 	efi_check_console "efi-$fw-last-block" "$fw" "BIOTEST LastBlock=65535 BlockSize=512"
 	efi_check_console "efi-$fw-transport" "$fw" \
-		'netdisk: transport SNP (own IPv4/UDP), 8192-byte datagrams, window 8'
+		'netdisk: transport SNP (own IPv4/UDP), 8240-byte datagrams, window 8'
 	[ "$fw" = ipxe ] && efi_check_console "efi-$fw-verbose" "$fw" "netdisk: read 0+1"
 	for c in $BIOTEST_CHECKS; do
 		efi_check_console "efi-$fw-bio-$c" "$fw" "BIOTEST PASS $c"
