@@ -13,6 +13,7 @@
 #include "netdiskd.h"
 
 #define BATCH 32               /* datagrams taken per recvmmsg */
+#define NBD_SHUTDOWN_WAIT_S 10 /* for NBD connection threads to finish at exit */
 #define SOCKET_BUFFER (16 << 20)
 
 static volatile sig_atomic_t stopping;
@@ -237,6 +238,13 @@ int main(int argc, char **argv)
 	log_msg("stopping: %lu datagrams, %lu malformed, %lu for unknown sessions, "
 		"%lu stale writes, %lu errors sent", s.stats.datagrams, s.stats.malformed,
 		s.stats.bad_session, s.stats.stale_writes, s.stats.errors_sent);
+	if (nbd_shutdown(NBD_SHUTDOWN_WAIT_S) < 0) {
+		/* Freeing the sessions under running threads would be worse than
+		 * what an exit without closing is: a crash, which overlays survive. */
+		log_msg("NBD connections still busy after %d s; exiting without closing",
+			NBD_SHUTDOWN_WAIT_S);
+		return 1;
+	}
 	server_close(&s);
 	config_free(&s.cfg);
 	return 0;

@@ -11,6 +11,7 @@
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 #include "nbd.h"
 #include "udp_host.h"
@@ -114,7 +115,14 @@ struct conn {
 	pthread_cond_t mem_freed;
 	size_t inflight;           /* bytes charged by the requests being served */
 	pthread_mutex_t send_lock; /* one reply at a time on fd */
+	struct conn *next_open;    /* in open_conns */
 };
+
+/* Every connection being served, so that shutdown can end them and wait for
+ * their threads before the sessions and layers they use are freed. */
+static pthread_mutex_t open_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t all_closed = PTHREAD_COND_INITIALIZER;
+static struct conn *open_conns;
 
 /* Room for a request of len bytes in w->buf. */
 static int reserve(struct worker *w, size_t len)
@@ -707,10 +715,33 @@ static void transmission(struct conn *c)
 		pthread_join(c->workers[i].thread, NULL);
 }
 
+static void conn_register(struct conn *c)
+{
+	pthread_mutex_lock(&open_lock);
+	c->next_open = open_conns;
+	open_conns = c;
+	pthread_mutex_unlock(&open_lock);
+}
+
+/* Off the list before its fd is closed: shutdown must never touch a reused fd. */
+static void conn_unregister(struct conn *c)
+{
+	struct conn **p;
+
+	pthread_mutex_lock(&open_lock);
+	for (p = &open_conns; *p != c; p = &(*p)->next_open)
+		;
+	*p = c->next_open;
+	if (!open_conns)
+		pthread_cond_broadcast(&all_closed);
+	pthread_mutex_unlock(&open_lock);
+}
+
 static void conn_free(struct conn *c)
 {
 	unsigned i;
 
+	conn_unregister(c);
 	close(c->fd);
 	__atomic_sub_fetch(&c->s->nbd_open, 1, __ATOMIC_RELAXED);
 	for (i = 0; i < MAX_WORKERS; i++)
@@ -764,6 +795,7 @@ static struct conn *conn_new(struct server *s, int fd, const struct sockaddr_sto
 	__atomic_add_fetch(&s->nbd_open, 1, __ATOMIC_RELAXED);
 	format_peer((const struct sockaddr *)sa, c->peer, sizeof(c->peer));
 	peer_mac(sa, c->mac);
+	conn_register(c);
 	return c;
 }
 
@@ -806,6 +838,24 @@ void nbd_accept(struct server *s, int listen_fd)
 	if (pthread_create(&t, &attr, conn_main, c))
 		conn_free(c);
 	pthread_attr_destroy(&attr);
+}
+
+int nbd_shutdown(unsigned wait_s)
+{
+	struct timespec until;
+	struct conn *c;
+	int rc = 0;
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += wait_s;
+	pthread_mutex_lock(&open_lock);
+	for (c = open_conns; c; c = c->next_open)
+		shutdown(c->fd, SHUT_RDWR);
+	while (open_conns && rc == 0)
+		rc = pthread_cond_timedwait(&all_closed, &open_lock, &until);
+	rc = open_conns ? -1 : 0;
+	pthread_mutex_unlock(&open_lock);
+	return rc;
 }
 
 int nbd_listen(const char *listen_addr, char *err, size_t errlen)

@@ -13,4 +13,8 @@ void nbd_serve(struct server *s, int fd, const struct sockaddr_storage *sa);
 /* Accept one connection on the listening socket and serve it on its own thread. */
 void nbd_accept(struct server *s, int listen_fd);
 
+/* End every NBD connection and wait up to wait_s seconds for their threads:
+ * 0 when all are gone, -1 when some still run (their sessions must not be freed). */
+int nbd_shutdown(unsigned wait_s);
+
 #endif /* NBD_H */
