@@ -1,34 +1,10 @@
 /* Read benchmark started from a disk's ESP: 32 MiB through the whole disk's BlockIo in 64 KiB calls, between console markers. */
 #include <efi.h>
 #include <efilib.h>
+#include "whole-disk.h"
 
 #define BENCH_BYTES (32u * 1024 * 1024)
 #define CALL_BYTES (64u * 1024)
-
-/* The whole disk under the partition this image was loaded from: whatever
- * provides it (netdisk, iPXE's SAN boot), its device path is the partition's
- * without the last node. */
-static EFI_BLOCK_IO *whole_disk(EFI_HANDLE image)
-{
-	EFI_LOADED_IMAGE *li;
-	EFI_DEVICE_PATH *path, *node, *walk;
-	EFI_HANDLE disk;
-	EFI_BLOCK_IO *bio = NULL;
-
-	if (EFI_ERROR(gBS->HandleProtocol(image, &LoadedImageProtocol, (VOID **)&li)))
-		return NULL;
-	path = DuplicateDevicePath(DevicePathFromHandle(li->DeviceHandle));
-	if (!path)
-		return NULL;
-	for (node = path; !IsDevicePathEnd(NextDevicePathNode(node)); node = NextDevicePathNode(node))
-		;
-	SetDevicePathEndNode(node);
-	walk = path;
-	if (!EFI_ERROR(gBS->LocateDevicePath(&BlockIoProtocol, &walk, &disk)) && IsDevicePathEnd(walk))
-		gBS->HandleProtocol(disk, &BlockIoProtocol, (VOID **)&bio);
-	FreePool(path);
-	return bio && !bio->Media->LogicalPartition ? bio : NULL;
-}
 
 /* A checksum of everything read, so runs over different transports can be compared. */
 static UINT64 mix(UINT64 sum, const UINT64 *words, UINTN n)
@@ -43,13 +19,16 @@ static UINT64 mix(UINT64 sum, const UINT64 *words, UINTN n)
 /* gnu-efi's crt0 calls this with the SysV convention: no EFIAPI. */
 EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *systab)
 {
-	EFI_BLOCK_IO *bio;
+	EFI_LOADED_IMAGE *self;
+	EFI_BLOCK_IO *bio = NULL;
 	UINT64 *buf, sum = 0;
 	UINT32 done;
 	EFI_STATUS status = EFI_SUCCESS;
 
 	InitializeLib(image, systab);
-	bio = whole_disk(image);
+	/* The disk under the partition this image was loaded from. */
+	if (!EFI_ERROR(gBS->HandleProtocol(image, &LoadedImageProtocol, (VOID **)&self)))
+		bio = whole_disk_of(self->DeviceHandle);
 	buf = AllocatePool(CALL_BYTES);
 	if (!bio || !buf || (bio->Media->LastBlock + 1) * bio->Media->BlockSize < BENCH_BYTES) {
 		Print(L"BENCH FAIL no disk of 32 MiB under this image\n");

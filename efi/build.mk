@@ -12,7 +12,7 @@ EFI_SECTIONS := -j .text -j .sdata -j .data -j .dynamic -j .dynsym -j .rel -j .r
 
 EFI_STUB_OBJ := $(addprefix $(BUILD)/efi/,main.o net.o snp.o udp4.o disk.o boot.o clock.o acpi.o ndclient.o)
 EFI_HDR := efi/netdisk.h client/ndclient.h include/netdisk/proto.h include/netdisk/bootcfg.h \
-	include/netdisk/boottable.h
+	include/netdisk/boottable.h efi/whole-disk.h
 
 all: $(BUILD)/netdisk.efi $(BUILD)/efi/bio-test.efi $(BUILD)/efi/bio-bench.efi
 
@@ -30,7 +30,7 @@ $(BUILD)/efi/%.so:
 
 $(BUILD)/efi/netdisk.so: $(EFI_STUB_OBJ)
 $(BUILD)/efi/bio-test.so: $(BUILD)/efi/bio-test.o
-$(BUILD)/efi/bio-bench.so: $(BUILD)/efi/bio-bench.o
+$(BUILD)/efi/bio-bench.so: $(BUILD)/efi/bio-bench.o $(BUILD)/efi/whole-disk.o
 
 $(BUILD)/netdisk.efi: $(BUILD)/efi/netdisk.so
 	objcopy $(EFI_SECTIONS) --target=efi-app-x86_64 $< $@

@@ -35,8 +35,9 @@ $(BUILD)/tests/fwmark-mbr.bin: tests/e2e/fwmark-mbr.asm
 	@mkdir -p $(dir $@)
 	nasm -f bin -o $@ $<
 
-$(BUILD)/tests/fwmark.efi: tests/e2e/fwmark-efi.c
+$(BUILD)/tests/fwmark.efi: tests/e2e/fwmark-efi.c efi/whole-disk.h $(BUILD)/efi/whole-disk.o
 	@mkdir -p $(dir $@)
 	$(CC) $(EFI_CFLAGS) -c $< -o $(BUILD)/tests/fwmark-efi.o
-	ld $(EFI_LDFLAGS) $(BUILD)/tests/fwmark-efi.o -lefi -lgnuefi -o $(BUILD)/tests/fwmark-efi.so
+	ld $(EFI_LDFLAGS) $(BUILD)/tests/fwmark-efi.o $(BUILD)/efi/whole-disk.o -lefi -lgnuefi \
+		-o $(BUILD)/tests/fwmark-efi.so
 	objcopy $(EFI_SECTIONS) --target=efi-app-x86_64 $(BUILD)/tests/fwmark-efi.so $@

@@ -11,31 +11,9 @@
  */
 #include <efi.h>
 #include <efilib.h>
+#include "whole-disk.h"
 
 #define LOADER L"\\EFI\\BOOT\\BOOTX64.EFI"
-
-/* The BlockIo of the whole disk under the partition handle `part`. */
-static EFI_BLOCK_IO *disk_of(EFI_HANDLE part)
-{
-	EFI_DEVICE_PATH *path = DuplicateDevicePath(DevicePathFromHandle(part));
-	EFI_DEVICE_PATH *node, *last = NULL, *rest;
-	EFI_BLOCK_IO *bio = NULL;
-	EFI_HANDLE disk;
-
-	if (!path)
-		return NULL;
-	for (node = path; !IsDevicePathEnd(node); node = NextDevicePathNode(node))
-		last = node;
-	/* Cut the partition node: what is left names the disk. */
-	if (last) {
-		SetDevicePathEndNode(last);
-		rest = path;
-		if (!EFI_ERROR(gBS->LocateDevicePath(&BlockIoProtocol, &rest, &disk)) && IsDevicePathEnd(rest))
-			gBS->HandleProtocol(disk, &BlockIoProtocol, (VOID **)&bio);
-	}
-	FreePool(path);
-	return bio && !bio->Media->LogicalPartition ? bio : NULL;
-}
 
 static EFI_STATUS copy_marker(EFI_BLOCK_IO *bio)
 {
@@ -66,7 +44,7 @@ EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *systab)
 	status = gBS->HandleProtocol(image, &LoadedImageProtocol, (VOID **)&self);
 	if (EFI_ERROR(status))
 		return status;
-	bio = disk_of(self->DeviceHandle);
+	bio = whole_disk_of(self->DeviceHandle);
 	status = bio ? copy_marker(bio) : EFI_NOT_FOUND;
 	Print(L"fwmark: sector 1 copied to sector 2: %r\n", status);
 	file = FileDevicePath(self->DeviceHandle, LOADER);
