@@ -56,6 +56,11 @@ static inline void nd_copy(void *dst, const void *src, UINTN len)
 	gBS->CopyMem(dst, (VOID *)src, len);
 }
 
+static inline int ip_is_zero(const UINT8 *ip)
+{
+	return !(ip[0] | ip[1] | ip[2] | ip[3]);
+}
+
 /* Millisecond clock (clock.c). */
 void nd_clock_init(void);
 uint32_t nd_clock_ms(void);

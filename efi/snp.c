@@ -465,8 +465,7 @@ static void set_addresses(const struct nd_netinfo *ni, uint32_t seed)
 {
 	const EFI_IPv4_ADDRESS *hop = &ni->server;
 
-	if (!on_link(ni) && (ni->gateway.Addr[0] | ni->gateway.Addr[1] | ni->gateway.Addr[2] |
-			     ni->gateway.Addr[3]))
+	if (!on_link(ni) && !ip_is_zero(ni->gateway.Addr))
 		hop = &ni->gateway;
 	CopyMem(net.mac, net.snp->Mode->CurrentAddress.Addr, ETH_ALEN);
 	CopyMem(net.ip, (VOID *)ni->local.Addr, 4);

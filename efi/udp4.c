@@ -50,11 +50,6 @@ static void parse_dhcp_options(const UINT8 *pkt, UINTN len, struct nd_netinfo *n
 	}
 }
 
-static int ip_is_zero(const UINT8 *ip)
-{
-	return !(ip[0] | ip[1] | ip[2] | ip[3]);
-}
-
 /* Find the handle with the UDP4 service binding that the boot device sits on. */
 static EFI_STATUS find_udp4_nic(EFI_HANDLE boot_device, struct nd_netinfo *ni)
 {
