@@ -39,6 +39,15 @@ void nd_snp_release(EFI_TPL tpl);
 void nd_snp_close(void);
 void nd_snp_stop(void);
 
+/* The boot NIC on the stubs' own driver when it is a legacy virtio-net
+ * (virtio.c): the firmware's drivers are disconnected from it until
+ * nd_virtio_close() gives it back.  Its handle goes away meanwhile, so
+ * open replaces ni->nic_path by a copy and close finds ni->nic anew. */
+struct nd_framedev;
+EFI_STATUS nd_virtio_open(struct nd_netinfo *ni, struct nd_framedev **dev);
+void nd_virtio_close(struct nd_netinfo *ni);
+void nd_virtio_stop(void);
+
 /* The transport in use: SNP when the NIC allows, else UDP4 (net.c).  The
  * transports' open functions fill in send and recv; net.c the rest.
  * Client-core calls go between nd_net_hold() and nd_net_release(). */
