@@ -44,7 +44,7 @@ void nd_snp_stop(void);
  * nd_virtio_close() gives it back.  Its handle goes away meanwhile, so
  * open replaces ni->nic_path by a copy and close finds ni->nic anew. */
 struct nd_framedev;
-EFI_STATUS nd_virtio_open(struct nd_netinfo *ni, struct nd_framedev **dev);
+EFI_STATUS nd_virtio_open(EFI_HANDLE image, struct nd_netinfo *ni, struct nd_framedev **dev);
 void nd_virtio_close(struct nd_netinfo *ni);
 void nd_virtio_stop(void);
 

@@ -26,6 +26,7 @@ static struct {
 	struct vn_dev dev;
 	struct nd_framedev fd;
 	BOOLEAN taken;           /* the firmware's drivers are disconnected */
+	BOOLEAN driver_kept;     /* the NIC driver stays bound, its SNP unused */
 } vt;
 
 static UINT8 io_in8(void *ctx, uint16_t port)
@@ -148,65 +149,88 @@ static EFI_STATUS find_pci(const struct nd_netinfo *ni)
 	return bar & PCI_BAR_IO ? EFI_SUCCESS : EFI_UNSUPPORTED;
 }
 
-/* No driver may still hold the function: it would poll our device. */
-static BOOLEAN nobody_drives(void)
+/* The image driving the function (holding its PciIo by driver), or NULL. */
+static EFI_HANDLE function_driver(void)
 {
 	EFI_OPEN_PROTOCOL_INFORMATION_ENTRY *info;
+	EFI_HANDLE agent = NULL;
 	UINTN n, i;
-	BOOLEAN none = TRUE;
 
 	if (EFI_ERROR(gBS->OpenProtocolInformation(vt.pci, &PciIoProtocol, &info, &n)))
-		return FALSE;
+		return NULL;
 	for (i = 0; i < n; i++)
 		if (info[i].Attributes & (EFI_OPEN_PROTOCOL_BY_DRIVER | EFI_OPEN_PROTOCOL_EXCLUSIVE))
-			none = FALSE;
+			agent = info[i].AgentHandle;
 	FreePool(info);
-	return none;
+	return agent;
 }
 
-/* Give the function back to the firmware's drivers (its network stack
- * included) and find the NIC handle they make anew. */
+/* Whether the NIC driver is the image that started us (iPXE's ROM). */
+static BOOLEAN driver_started_us(EFI_HANDLE image, EFI_HANDLE driver)
+{
+	EFI_LOADED_IMAGE *li;
+
+	return driver &&
+	       !EFI_ERROR(gBS->HandleProtocol(image, &LoadedImageProtocol, (VOID **)&li)) &&
+	       li->ParentHandle == driver;
+}
+
+/* Give the NIC back to the firmware's drivers (its network stack
+ * included) and find the NIC handle, made anew if the driver was stopped. */
 static void give_back(struct nd_netinfo *ni)
 {
 	EFI_DEVICE_PATH *walk = ni->nic_path;
+	EFI_HANDLE top = vt.driver_kept ? ni->nic : vt.pci;
 
-	vt.io->Attributes(vt.io, EfiPciIoAttributeOperationSet, vt.attributes, NULL);
+	if (!vt.driver_kept)
+		vt.io->Attributes(vt.io, EfiPciIoAttributeOperationSet, vt.attributes, NULL);
 	vt.taken = FALSE;
-	if (EFI_ERROR(gBS->ConnectController(vt.pci, NULL, NULL, TRUE))) {
-		Print(L"netdisk: the firmware's NIC driver did not take the NIC back\n");
+	if (EFI_ERROR(gBS->ConnectController(top, NULL, NULL, TRUE))) {
+		Print(L"netdisk: the firmware's drivers did not take the NIC back\n");
 		return;
 	}
 	gBS->LocateDevicePath(&SimpleNetworkProtocol, &walk, &ni->nic);
 }
 
 /*
- * Disconnect every firmware driver from the function: the NIC driver (OVMF's
- * VirtioNetDxe or iPXE's) and, with its SNP handle, MNP, IP4, UDP4 and the
- * PXE base code.  That handle and its device path go away: the caller's
- * netinfo gets a copy of the path, which the disk's path is built from.
+ * Disconnect the firmware's network stack (MNP, IP4, UDP4, PXE base code)
+ * from the NIC's SNP handle, then the NIC driver (OVMF's VirtioNetDxe) from
+ * the PCI function, so nothing but us touches the device.  Not when the
+ * NIC driver is the image that started us (iPXE's ROM, which runs us
+ * inside its own boot attempt): stopped under its feet it hangs once we
+ * return.  Its SNP then has no user left, and nothing polls the device.
+ * The SNP handle and its path may go away: the caller's netinfo gets a copy
+ * of the path, which the disk's path is built from.
  */
-static EFI_STATUS take_over(struct nd_netinfo *ni)
+static EFI_STATUS take_over(EFI_HANDLE image, struct nd_netinfo *ni)
 {
 	EFI_DEVICE_PATH *path = DuplicateDevicePath(ni->nic_path);
-	EFI_STATUS status;
+	EFI_HANDLE driver;
 
 	if (!path)
 		return EFI_OUT_OF_RESOURCES;
 	ni->nic_path = path;
 	vt.io->Attributes(vt.io, EfiPciIoAttributeOperationGet, 0, &vt.attributes);
-	status = gBS->DisconnectController(vt.pci, NULL, NULL);
 	vt.taken = TRUE;
-	if (EFI_ERROR(status) || !nobody_drives()) {
-		Print(L"netdisk: the firmware keeps the NIC (%r)\n", status);
-		give_back(ni);
-		return EFI_ACCESS_DENIED;
+	/* Top down: under OVMF the function's disconnect alone fails
+	 * (EFI_NOT_FOUND) while the network stack sits on the SNP handle. */
+	gBS->DisconnectController(ni->nic, NULL, NULL);
+	driver = function_driver();
+	vt.driver_kept = driver_started_us(image, driver);
+	if (!vt.driver_kept && driver) {
+		gBS->DisconnectController(vt.pci, NULL, NULL);
+		if (function_driver()) {
+			Print(L"netdisk: the firmware's NIC driver keeps the NIC\n");
+			give_back(ni);
+			return EFI_ACCESS_DENIED;
+		}
 	}
-	/* The firmware's driver put the attributes back as it found them. */
-	status = vt.io->Attributes(vt.io, EfiPciIoAttributeOperationEnable,
-				   EFI_PCI_IO_ATTRIBUTE_IO | EFI_PCI_IO_ATTRIBUTE_BUS_MASTER, NULL);
-	if (EFI_ERROR(status)) {
+	/* A stopped driver put the attributes back as it found them. */
+	if (EFI_ERROR(vt.io->Attributes(vt.io, EfiPciIoAttributeOperationEnable,
+					EFI_PCI_IO_ATTRIBUTE_IO | EFI_PCI_IO_ATTRIBUTE_BUS_MASTER,
+					NULL))) {
 		give_back(ni);
-		return status;
+		return EFI_UNSUPPORTED;
 	}
 	msix_off();
 	return EFI_SUCCESS;
@@ -255,13 +279,13 @@ static EFI_STATUS start_driver(void)
 	return EFI_SUCCESS;
 }
 
-EFI_STATUS nd_virtio_open(struct nd_netinfo *ni, struct nd_framedev **dev)
+EFI_STATUS nd_virtio_open(EFI_HANDLE image, struct nd_netinfo *ni, struct nd_framedev **dev)
 {
 	EFI_STATUS status = find_pci(ni);
 
 	if (EFI_ERROR(status))
 		return status;
-	status = take_over(ni);
+	status = take_over(image, ni);
 	if (EFI_ERROR(status))
 		return status;
 	status = start_driver();
