@@ -10,11 +10,10 @@ EFI_LDFLAGS := -nostdlib -znocombreloc -shared -Bsymbolic -T $(EFI_LIB)/elf_x86_
 	-L$(EFI_LIB) $(EFI_LIB)/crt0-efi-x86_64.o
 EFI_SECTIONS := -j .text -j .sdata -j .data -j .dynamic -j .dynsym -j .rel -j .rela -j .reloc
 
-EFI_STUB_OBJ := $(addprefix $(BUILD)/efi/,main.o net.o snp.o udp4.o disk.o boot.o clock.o acpi.o ndclient.o \
-	virtio.o virtio_net.o)
-EFI_HDR := efi/netdisk.h client/ndclient.h include/netdisk/proto.h include/netdisk/bootcfg.h \
-	include/netdisk/boottable.h efi/whole-disk.h \
-	client/ipstack.h client/virtio_net.h
+EFI_STUB_OBJ := $(addprefix $(BUILD)/efi/,main.o net.o snp.o udp4.o disk.o boot.o clock.o acpi.o \
+	ndclient.o ipstack.o virtio.o virtio_net.o)
+EFI_HDR := efi/netdisk.h client/ndclient.h client/ipstack.h client/virtio_net.h \
+	include/netdisk/proto.h include/netdisk/bootcfg.h include/netdisk/boottable.h efi/whole-disk.h
 
 all: $(BUILD)/netdisk.efi $(BUILD)/efi/bio-test.efi $(BUILD)/efi/bio-bench.efi
 
@@ -22,8 +21,8 @@ $(BUILD)/efi/%.o: efi/%.c $(EFI_HDR) | $(BUILD)/.dir
 	@mkdir -p $(dir $@)
 	$(CC) $(EFI_CFLAGS) -c $< -o $@
 
-# The client core and the virtio-net driver, compiled once more for the firmware environment.
-$(BUILD)/efi/ndclient.o $(BUILD)/efi/virtio_net.o: $(BUILD)/efi/%.o: client/%.c $(EFI_HDR) | $(BUILD)/.dir
+# The client core, IP stack and virtio-net driver, compiled once more for the firmware environment.
+$(BUILD)/efi/%.o: client/%.c $(EFI_HDR) | $(BUILD)/.dir
 	@mkdir -p $(dir $@)
 	$(CC) $(EFI_CFLAGS) -c $< -o $@
 

@@ -1,10 +1,10 @@
 # Test programs: the protocol/semantics driver, and sanitizer and fuzz builds of the server.
 
-TEST_SRC := tests/unit/ndtest.c tests/unit/faulty.c
+TEST_SRC := tests/unit/ndtest.c tests/unit/faulty.c tests/unit/tapdev.c
 
 all: $(BUILD)/tests/ndtest
 
-$(BUILD)/tests/ndtest: $(TEST_SRC) tests/unit/faulty.h $(CLIENT_HDR) $(BUILD)/libndclient.a
+$(BUILD)/tests/ndtest: $(TEST_SRC) tests/unit/faulty.h tests/unit/tapdev.h $(CLIENT_HDR) $(BUILD)/libndclient.a
 	@mkdir -p $(dir $@)
 	$(CC) $(HOST_CFLAGS) -Itests/unit -o $@ $(TEST_SRC) $(BUILD)/libndclient.a
 
@@ -16,7 +16,12 @@ $(BUILD)/asan/netdiskd: $(SERVER_SRC) $(CLIENT_SRC) $(SERVER_HDR) $(CLIENT_HDR)
 
 # libFuzzer over every parser of untrusted input (clang); t-server-sanitizers.sh runs
 # each for a bounded time.
-FUZZERS := udp nbd config
+FUZZERS := udp nbd config frames
+$(BUILD)/fuzz/fuzz-frames: tests/fuzz/fuzz_frames.c client/ipstack.c $(CLIENT_HDR)
+	@mkdir -p $(dir $@)
+	clang $(filter-out -Wshadow -Wno-format-truncation,$(SERVER_CFLAGS)) -O1 -g -Iclient \
+		-fsanitize=fuzzer,address,undefined -o $@ $< client/ipstack.c
+
 $(BUILD)/fuzz/fuzz-%: tests/fuzz/fuzz_%.c $(SERVER_CORE_SRC) $(CLIENT_SRC) $(SERVER_HDR)
 	@mkdir -p $(dir $@)
 	clang $(filter-out -Wshadow -Wno-format-truncation,$(SERVER_CFLAGS)) -O1 -g \

@@ -78,9 +78,11 @@ else
 	fail asan-server-start "$(cat "$ND_TMP/asan.log")"
 fi
 
-# Any datagram, NBD byte stream or config file, each bounded in time; a crash or a
-# sanitizer report fails the run.
-for target in udp:${ND_FUZZ_SECONDS:-60} nbd:${ND_FUZZ_SECONDS:-40} config:${ND_FUZZ_SECONDS:-20}; do
+# Any datagram, NBD byte stream, config file, or Ethernet frames into the
+# stubs' IP stack, each bounded in time; a crash or a sanitizer report fails
+# the run.
+for target in udp:${ND_FUZZ_SECONDS:-60} nbd:${ND_FUZZ_SECONDS:-40} config:${ND_FUZZ_SECONDS:-20} \
+	frames:${ND_FUZZ_SECONDS:-30}; do
 	name=${target%%:*}
 	mkdir -p "$ND_TMP/corpus-$name"
 	if "$ND_BUILD/fuzz/fuzz-$name" -max_total_time="${target#*:}" -rss_limit_mb=2048 \

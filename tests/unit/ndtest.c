@@ -7,11 +7,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 #include "ndclient.h"
 #include "udp_host.h"
 #include "faulty.h"
+#include "ipstack.h"
+#include "tapdev.h"
 
 static const char *server;
 static int failures;
@@ -40,19 +44,77 @@ struct tclient {
 	uint8_t tx[ND_MAX_DGRAM], rx[ND_MAX_DGRAM];
 };
 
+static uint32_t host_ms(void *ctx)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint32_t)(ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
+}
+
+/*
+ * NDTEST_TAP=IFNAME,CLIENT-IP: the client speaks through the firmware
+ * stubs' own Ethernet/IPv4/UDP stack on a TAP device (server given as
+ * IPV4:PORT on the TAP's network /24) instead of a host UDP socket.
+ */
+static int tap_transport(const char *spec, const uint8_t *mac, uint32_t seed,
+			 struct nd_transport *tp)
+{
+	static struct nd_framedev dev;
+	const char *faults = getenv("NDTEST_TAP_FAULTS");
+	struct tapdev_faults f = { 0 };
+	struct nd_ipconf conf;
+	char ifname[32], ip[32], host[64];
+	unsigned port;
+
+	memset(&conf, 0, sizeof(conf));
+	if (sscanf(spec, "%31[^,],%31s", ifname, ip) != 2 ||
+	    nd_split_hostport(server, host, sizeof(host), &port, ND_DEFAULT_PORT) < 0 ||
+	    inet_pton(AF_INET, ip, conf.ip) != 1 || inet_pton(AF_INET, host, conf.server) != 1) {
+		fprintf(stderr, "ndtest: NDTEST_TAP wants IFNAME,IPV4 and the server IPV4:PORT\n");
+		exit(2);
+	}
+	if (tapdev_open(&dev, ifname, mac) < 0) {
+		perror("ndtest: TAP device");
+		exit(2);
+	}
+	if (faults && sscanf(faults, "%u,%u,%u", &f.loss, &f.dup, &f.reorder) == 3)
+		tapdev_faults(&f);
+	memset(conf.netmask, 255, 3);
+	conf.server_port = (uint16_t)port;
+	conf.seed = seed;
+	tp->ctx = NULL;
+	tp->now_ms = host_ms;
+	return nd_ip_open(&dev, &conf, tp);
+}
+
 static int tclient_open(struct tclient *t, const char *mac, uint32_t nonce, unsigned dgram,
 			struct faulty *faults, unsigned loss, unsigned dup, unsigned reorder)
 {
+	const char *tap = getenv("NDTEST_TAP"), *big = getenv("NDTEST_DGRAM");
 	struct nd_transport tp;
+	uint8_t mac_bytes[6];
 	char err[256];
 	unsigned v[6], i;
 
 	memset(t, 0, sizeof(*t));
-	if (nd_udp_host_open(&t->udp, server, err, sizeof(err)) < 0) {
+	sscanf(mac, "%x:%x:%x:%x:%x:%x", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5]);
+	for (i = 0; i < 6; i++)
+		mac_bytes[i] = (uint8_t)v[i];
+	if (big && dgram == ND_DEFAULT_DGRAM)
+		dgram = (unsigned)atoi(big);
+	if (tap) {
+		t->udp.fd = -1;
+		if (tap_transport(tap, mac_bytes, nonce * 2654435761u, &tp) != ND_IP_OK) {
+			fprintf(stderr, "ndtest: no ARP answer from the server on %s\n", tap);
+			return -1;
+		}
+	} else if (nd_udp_host_open(&t->udp, server, err, sizeof(err)) < 0) {
 		fprintf(stderr, "ndtest: %s\n", err);
 		exit(2);
+	} else {
+		nd_udp_host_transport(&t->udp, &tp);
 	}
-	nd_udp_host_transport(&t->udp, &tp);
 	if (faults) {
 		struct nd_transport inner = tp;
 
@@ -60,9 +122,7 @@ static int tclient_open(struct tclient *t, const char *mac, uint32_t nonce, unsi
 		t->faults = faults;
 	}
 	nd_client_init(&t->c, &tp, t->tx, t->rx, (uint16_t)dgram);
-	sscanf(mac, "%x:%x:%x:%x:%x:%x", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5]);
-	for (i = 0; i < 6; i++)
-		t->c.cfg.mac[i] = (uint8_t)v[i];
+	memcpy(t->c.cfg.mac, mac_bytes, 6);
 	t->c.cfg.nonce = nonce;
 	t->c.cfg.client_kind = ND_KIND_TOOL;
 	t->c.cfg.rto_min_ms = 10;
@@ -75,7 +135,8 @@ static void tclient_close(struct tclient *t, int detach)
 {
 	if (detach)
 		nd_detach(&t->c);
-	nd_udp_host_close(&t->udp);
+	if (t->udp.fd >= 0)
+		nd_udp_host_close(&t->udp);
 }
 
 /* Deterministic test data: byte i of sector lba under seed. */
@@ -499,7 +560,10 @@ static void usage(void)
 		"  detach MAC NONCE | continue MAC | file-pattern FILE SEED LBA COUNT\n"
 		"  token MAC NONCE SEED LBA COUNT (write, print the token, keep the session)\n"
 		"  put-pattern FILE SEED LBA COUNT\n"
-		"NDTEST_IMAGE names the image to attach to.\n");
+		"NDTEST_IMAGE names the image to attach to.  NDTEST_TAP=IFNAME,IPV4 runs the\n"
+		"client on the firmware stubs' IP stack over that TAP device; NDTEST_DGRAM\n"
+		"replaces the default datagram size; NDTEST_TAP_FAULTS=LOSS,DUP,REORDER (percent)\n"
+		"drops, duplicates and delays frames the TAP delivers.\n");
 	exit(2);
 }
 
@@ -546,5 +610,14 @@ int main(int argc, char **argv)
 					     strtoull(argv[6], 0, 0), (uint32_t)strtoul(argv[7], 0, 0));
 	else
 		usage();
+	if (getenv("NDTEST_TAP_FAULTS")) {
+		const struct tapdev_faults *f = tapdev_faults_seen();
+
+		result(f->dropped && f->duplicated && f->reordered, "tap-faults-injected",
+		       "frames dropped %lu duplicated %lu reordered %lu", f->dropped, f->duplicated,
+		       f->reordered);
+		printf("# frames dropped %lu, duplicated %lu, reordered %lu\n", f->dropped,
+		       f->duplicated, f->reordered);
+	}
 	return failures ? 1 : 0;
 }

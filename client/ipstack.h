@@ -1,0 +1,60 @@
+/* The firmware stubs' own Ethernet, ARP, IPv4 (reassembly included) and UDP on a frame device (freestanding). */
+#ifndef NDIPSTACK_H
+#define NDIPSTACK_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "ndclient.h"
+
+/*
+ * A NIC as the stack sees it: frames go out whole (Ethernet header
+ * included) and come in one at a time.  A received frame stays with the
+ * stack, which copies what it needs out of it, until release().  Drivers:
+ * the firmware's SNP (efi/snp.c), the stubs' own virtio-net
+ * (client/virtio_net.c).
+ */
+struct nd_framedev {
+	void *ctx;
+	uint8_t mac[6];
+	uint16_t mtu;  /* largest IP packet one frame carries */
+	/* Send one frame of len bytes (at least 60: the stack pads).  0 when
+	 * the NIC took it, negative when it could not (the frame is lost). */
+	int (*transmit)(void *ctx, const void *frame, unsigned len);
+	/* Take the next received frame: its length, 0 when none is waiting,
+	 * negative when the NIC failed for good. */
+	int (*receive)(void *ctx);
+	/* Copy len bytes from offset of the frame receive() took. */
+	void (*read)(void *ctx, unsigned offset, void *dst, unsigned len);
+	/* Hand the frame receive() took back to the NIC. */
+	void (*release)(void *ctx);
+};
+
+/* Where the stub is and whom it talks to; addresses in network order. */
+struct nd_ipconf {
+	uint8_t ip[4], netmask[4], gateway[4]; /* gateway 0.0.0.0: none */
+	uint8_t server[4];
+	uint16_t server_port;
+	uint32_t seed;  /* random per boot: local port, first IP id */
+};
+
+enum nd_ip_result {
+	ND_IP_OK = 0,
+	ND_IP_E_ARP = -1,   /* the next hop never answered ARP */
+	ND_IP_E_ARG = -2,   /* unusable device or addresses */
+};
+
+/*
+ * Bind the stack to a device, resolve the next hop (the server, or the
+ * gateway when the server is off-link) and fill tp->send/recv/ctx; tp's
+ * clock must be set already, the stack times its waits with it.
+ */
+int nd_ip_open(struct nd_framedev *dev, const struct nd_ipconf *conf, struct nd_transport *tp);
+
+/* Never touch the device again (ExitBootServices, takeover): sends and
+ * receives fail from now on. */
+void nd_ip_stop(void);
+
+/* The next hop nd_ip_open resolved, or tried to: for messages. */
+const uint8_t *nd_ip_next_hop(void);
+
+#endif /* NDIPSTACK_H */
