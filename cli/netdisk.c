@@ -45,7 +45,8 @@ static void usage(FILE *f)
 		"  boot-table SERVER[:PORT] -o FILE    attach (and keep) a session; write the\n"
 		"                                      boot table a stub would publish for it\n"
 		"  patch STUB [--server IP[:PORT]] [--image NAME] [--attach-timeout S]\n"
-		"        [--boot-path PATH] [--verbose] set the boot config in netdisk.pxe/.efi\n"
+		"        [--boot-path PATH] [--verbose|--quiet] [--firmware-net|--own-driver]\n"
+		"                                      set the boot config in netdisk.pxe/.efi\n"
 		"\n"
 		"Session options: --image NAME  --mac aa:bb:cc:dd:ee:ff  --dgram BYTES\n"
 		"  --window N  --timeout SECONDS  --keep (do not detach at the end)\n"
@@ -405,7 +406,15 @@ struct patch {
 	const char *boot_path;
 	long timeout;
 	int verbose;
+	int firmware_net;
 };
+
+/* Set or clear one flag when the option asked for it (want >= 0). */
+static void set_flag(struct nd_bootcfg *b, uint8_t flag, int want)
+{
+	if (want >= 0)
+		b->flags = (uint8_t)((b->flags & ~flag) | (want ? flag : 0));
+}
 
 static void apply_patch(struct nd_bootcfg *b, const struct patch *p)
 {
@@ -438,9 +447,8 @@ static void apply_patch(struct nd_bootcfg *b, const struct patch *p)
 			die("--attach-timeout must be at most 65535 seconds");
 		nd_put16(b->attach_timeout, (uint16_t)p->timeout);
 	}
-	if (p->verbose >= 0)
-		b->flags = (uint8_t)((b->flags & ~ND_BOOTCFG_VERBOSE) |
-				     (p->verbose ? ND_BOOTCFG_VERBOSE : 0));
+	set_flag(b, ND_BOOTCFG_VERBOSE, p->verbose);
+	set_flag(b, ND_BOOTCFG_FIRMWARE_NET, p->firmware_net);
 }
 
 static void show_bootcfg(const struct nd_bootcfg *b)
@@ -457,6 +465,9 @@ static void show_bootcfg(const struct nd_bootcfg *b)
 	printf("boot path:      %.*s\n", (int)sizeof(b->boot_path),
 	       b->boot_path[0] ? b->boot_path : "\\EFI\\BOOT\\BOOTX64.EFI (UEFI)");
 	printf("verbose:        %s\n", b->flags & ND_BOOTCFG_VERBOSE ? "yes" : "no");
+	printf("network:        %s\n", b->flags & ND_BOOTCFG_FIRMWARE_NET
+						? "the firmware's (PXE, SNP/UDP4)"
+						: "own driver for virtio-net, else the firmware's");
 }
 
 static int cmd_patch(const char *file, const struct patch *p)
@@ -500,11 +511,13 @@ int main(int argc, char **argv)
 		{ "boot-path", required_argument, 0, 'B' },
 		{ "verbose", no_argument, 0, 'V' },
 		{ "quiet", no_argument, 0, 'Q' },
+		{ "firmware-net", no_argument, 0, 'F' },
+		{ "own-driver", no_argument, 0, 'O' },
 		{ "help", no_argument, 0, 'h' },
 		{ 0, 0, 0, 0 },
 	};
 	struct opts o = { NULL, { 0 }, 0, ND_DEFAULT_DGRAM, 64, 15, 1 };
-	struct patch p = { NULL, NULL, NULL, -1, -1 };
+	struct patch p = { NULL, NULL, NULL, -1, -1, -1 };
 	const char *cmd, *out = NULL, *in = NULL;
 	double seconds = 5;
 	uint32_t size = 65536;
@@ -545,6 +558,8 @@ int main(int argc, char **argv)
 		case 'B': p.boot_path = optarg; break;
 		case 'V': p.verbose = 1; break;
 		case 'Q': p.verbose = 0; break;
+		case 'F': p.firmware_net = 1; break;
+		case 'O': p.firmware_net = 0; break;
 		case 'o': out = optarg; break;
 		case 'i': in = optarg; break;
 		case 'h': usage(stdout); return 0;

@@ -17,6 +17,8 @@
 
 /* flags */
 #define ND_BOOTCFG_VERBOSE 0x01 /* print every request on screen/serial */
+#define ND_BOOTCFG_FIRMWARE_NET 0x02 /* use the firmware's network API (PXE, SNP/UDP4)
+				      * even for a NIC the stub has a driver of its own for */
 
 struct nd_bootcfg {
 	uint8_t magic[8];          /* ND_BOOTCFG_MAGIC */
