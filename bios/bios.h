@@ -68,13 +68,21 @@ int pxe_get_info(struct pxe_info *info);
 int pxe_udp_open(const struct pxe_info *info, uint16_t server_port, uint16_t local_port);
 void pxe_transport(struct nd_transport *tp);
 
+/* nic.c: the boot NIC on the stub's own driver (virtio-net), PXE shut down. */
+int nic_open(const struct pxe_info *info, uint16_t server_port, struct nd_transport *tp);
+void nic_stop(void);
+
 /* clock.c: milliseconds from the TSC, calibrated against the BIOS tick. */
 void clock_init(void);
 uint32_t clock_ms(void);
+uint32_t clock_now(void *ctx); /* clock_ms() as a transport's clock */
 uint64_t rdtsc(void);
 
 /* main.c: the configuration block `netdisk patch` rewrites. */
 extern struct nd_bootcfg bootcfg;
+
+/* main.c: stop, give back our memory and let the BIOS boot the next device. */
+void give_up(const char *why) __attribute__((noreturn));
 
 /* main.c: the boot table for the OS (docs/handoff.md), refreshed after a re-attach. */
 void boot_table_publish(void);

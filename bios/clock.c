@@ -67,3 +67,8 @@ uint32_t clock_ms(void)
 	}
 	return ms;
 }
+
+uint32_t clock_now(void *ctx)
+{
+	return clock_ms();
+}

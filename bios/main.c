@@ -17,6 +17,7 @@ struct nd_bootcfg bootcfg = {
 static uint8_t txbuf[TX_DGRAM], rxbuf[RX_DGRAM];
 static struct nd_boot_table boot_table __attribute__((aligned(16)));
 static struct pxe_info net;
+static struct nd_transport transport;
 static uint16_t server_port;
 static uint32_t next_retry_report;
 static int hooked;
@@ -55,7 +56,7 @@ void boot_table_publish(void)
 /* Claim drive 80h (other hard disks move up by one) and hide our memory. */
 static void install_hooks(void)
 {
-	hidden_start = (uint32_t)stub_seg << 4;
+	hidden_start = (uint32_t)far_read16(0x40, 0x13) << 10; /* us and the NIC's rings */
 	hidden_end = (uint32_t)base_kb_before << 10;
 	hd_count_ours = (uint8_t)(far_read8(0x40, 0x75) + 1);
 	far_write8(0x40, 0x75, hd_count_ours);
@@ -80,11 +81,12 @@ static void uninstall_hooks(void)
 }
 
 /* Nothing to boot from us: give back our memory and let the BIOS try the next device. */
-static void __attribute__((noreturn)) give_up(const char *why)
+void give_up(const char *why)
 {
 	struct bregs r;
 
 	con_printf("netdisk: %s\nnetdisk: giving up, trying the next boot device (INT 18h)\n", why);
+	nic_stop();
 	if (hooked)
 		uninstall_hooks();
 	far_write16(0x40, 0x13, base_kb_before);
@@ -143,11 +145,10 @@ static int datagrams_get_through(void)
 	return rc == ND_DONE && disk.retransmits == before;
 }
 
-static void attach(void)
+static void attach(const struct nd_transport *tp)
 {
 	char image[ND_IMAGE_NAME_LEN + 1];
 	uint16_t timeout = nd_get16(bootcfg.attach_timeout);
-	struct nd_transport tp;
 	unsigned step;
 	int rc;
 
@@ -155,8 +156,7 @@ static void attach(void)
 	image[ND_IMAGE_NAME_LEN] = 0;
 	if (!timeout)
 		timeout = DEFAULT_ATTACH_TIMEOUT;
-	pxe_transport(&tp);
-	nd_client_init(&disk, &tp, txbuf, rxbuf, RX_DGRAM);
+	nd_client_init(&disk, tp, txbuf, rxbuf, RX_DGRAM);
 	memcpy(disk.cfg.mac, net.mac, 6);
 	disk.cfg.client_kind = ND_KIND_BIOS;
 	disk.cfg.nonce = (uint32_t)rdtsc() ^ nd_get32(net.mac + 2);
@@ -188,10 +188,22 @@ static void attach(void)
 	disk.cfg.give_up_ms = 0;
 }
 
-void stub_main(void)
+/* Our own driver when the NIC is one we have a driver for, else PXE's UDP. */
+static void open_network(void)
 {
 	uint16_t local_port;
 
+	if (!(bootcfg.flags & ND_BOOTCFG_FIRMWARE_NET) && nic_open(&net, server_port, &transport) == 0)
+		return;
+	local_port = (uint16_t)(0xc000 | (rdtsc() & 0x3fff));
+	if (pxe_udp_open(&net, server_port, local_port))
+		give_up("PXE UDP_OPEN failed");
+	pxe_transport(&transport);
+	con_printf("netdisk: network through the PXE stack's UDP API\n");
+}
+
+void stub_main(void)
+{
 	con_init();
 	con_printf("\nnetdisk.pxe: disk over the network via PXE (%u KiB resident at %x:0000)\n",
 		   (uint32_t)(base_kb_before - far_read16(0x40, 0x13)), stub_seg);
@@ -205,10 +217,8 @@ void stub_main(void)
 	server_port = nd_get16(bootcfg.server_port);
 	if (!server_port)
 		server_port = ND_DEFAULT_PORT;
-	local_port = (uint16_t)(0xc000 | (rdtsc() & 0x3fff));
-	if (pxe_udp_open(&net, server_port, local_port))
-		give_up("PXE UDP_OPEN failed");
-	attach();
+	open_network();
+	attach(&transport);
 	con_printf("netdisk: server %I:%u image \"%s\" %u MiB (%u sectors) mode %s\n",
 		   net.server_ip, server_port, disk.image, (uint32_t)(disk.sectors >> 11),
 		   (uint32_t)disk.sectors, nd_mode_text(disk.mode));

@@ -242,15 +242,10 @@ static int udp_recv(void *ctx, void *buf, unsigned size, uint32_t wait_ms)
 	}
 }
 
-static uint32_t udp_now(void *ctx)
-{
-	return clock_ms();
-}
-
 void pxe_transport(struct nd_transport *tp)
 {
 	tp->ctx = 0;
 	tp->send = udp_send;
 	tp->recv = udp_recv;
-	tp->now_ms = udp_now;
+	tp->now_ms = clock_now;
 }

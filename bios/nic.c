@@ -1,0 +1,230 @@
+/* The boot NIC on the stub's own driver instead of PXE: finds it on PCI, takes it from the PXE stack, runs the IP stack on it. */
+
+#include "bios.h"
+#include "ipstack.h"
+#include "virtio_net.h"
+
+#define PXENV_UNDI_SHUTDOWN 0x0005
+#define PXENV_UNDI_GET_NIC_TYPE 0x0012
+#define NIC_TYPE_PCI 2
+#define PCI_CONFIG_ADDRESS 0xcf8
+#define PCI_CONFIG_DATA 0xcfc
+#define PCI_ID 0x00
+#define PCI_COMMAND 0x04
+#define PCI_COMMAND_IO 0x01
+#define PCI_COMMAND_MASTER 0x04
+#define PCI_BAR0 0x10
+#define NIC_RX_BUFS 32  /* 48 KiB of frames: a whole 16-datagram window waits in QEMU's queue anyway */
+
+struct s_pxenv_undi_shutdown {
+	uint16_t status;
+} __attribute__((packed));
+
+struct s_pxenv_undi_get_nic_type {
+	uint16_t status;
+	uint8_t nic_type;
+	uint16_t vendor, device;
+	uint8_t base_class, sub_class, prog_if, revision;
+	uint16_t bus_dev_fn;
+	uint16_t sub_vendor, sub_device;
+} __attribute__((packed));
+
+static struct vn_dev vn;
+static struct nd_framedev dev;
+static uint16_t io_base;
+static int running;
+
+static void outl(uint16_t port, uint32_t v)
+{
+	asm volatile("outl %0, %w1" : : "a"(v), "Nd"(port));
+}
+
+static uint32_t inl(uint16_t port)
+{
+	uint32_t v;
+
+	asm volatile("inl %w1, %0" : "=a"(v) : "Nd"(port));
+	return v;
+}
+
+/* PCI configuration mechanism #1, which every PCI PC has. */
+static uint32_t pci_read32(uint16_t bdf, uint8_t reg)
+{
+	outl(PCI_CONFIG_ADDRESS, 0x80000000u | (uint32_t)bdf << 8 | (reg & 0xfc));
+	return inl(PCI_CONFIG_DATA);
+}
+
+static void pci_write32(uint16_t bdf, uint8_t reg, uint32_t v)
+{
+	outl(PCI_CONFIG_ADDRESS, 0x80000000u | (uint32_t)bdf << 8 | (reg & 0xfc));
+	outl(PCI_CONFIG_DATA, v);
+}
+
+/* The driver's port and memory access: ports within BAR 0, memory by
+ * linear address through far pointers (every block we give it is below
+ * 1 MiB). */
+static uint8_t vn_in8(void *ctx, uint16_t port)
+{
+	uint8_t v;
+
+	asm volatile("inb %w1, %0" : "=a"(v) : "Nd"((uint16_t)(io_base + port)));
+	return v;
+}
+
+static uint16_t vn_in16(void *ctx, uint16_t port)
+{
+	uint16_t v;
+
+	asm volatile("inw %w1, %0" : "=a"(v) : "Nd"((uint16_t)(io_base + port)));
+	return v;
+}
+
+static uint32_t vn_in32(void *ctx, uint16_t port)
+{
+	return inl((uint16_t)(io_base + port));
+}
+
+static void vn_out8(void *ctx, uint16_t port, uint8_t v)
+{
+	asm volatile("outb %0, %w1" : : "a"(v), "Nd"((uint16_t)(io_base + port)));
+}
+
+static void vn_out16(void *ctx, uint16_t port, uint16_t v)
+{
+	asm volatile("outw %0, %w1" : : "a"(v), "Nd"((uint16_t)(io_base + port)));
+}
+
+static void vn_out32(void *ctx, uint16_t port, uint32_t v)
+{
+	outl((uint16_t)(io_base + port), v);
+}
+
+static uint16_t vn_read16(void *ctx, uint32_t addr)
+{
+	return (uint16_t)far_read16((uint16_t)(addr >> 4), (uint16_t)(addr & 15));
+}
+
+static uint32_t vn_read32(void *ctx, uint32_t addr)
+{
+	return far_read32((uint16_t)(addr >> 4), (uint16_t)(addr & 15));
+}
+
+static void vn_write16(void *ctx, uint32_t addr, uint16_t v)
+{
+	far_write16((uint16_t)(addr >> 4), (uint16_t)(addr & 15), v);
+}
+
+static void vn_write32(void *ctx, uint32_t addr, uint32_t v)
+{
+	far_write32((uint16_t)(addr >> 4), (uint16_t)(addr & 15), v);
+}
+
+static void vn_copy_from(void *ctx, void *dst, uint32_t addr, unsigned len)
+{
+	far_copy(stub_seg, (uint16_t)(uintptr_t)dst, (uint16_t)(addr >> 4), (uint16_t)(addr & 15),
+		 (uint16_t)len);
+}
+
+static void vn_copy_to(void *ctx, uint32_t addr, const void *src, unsigned len)
+{
+	far_copy((uint16_t)(addr >> 4), (uint16_t)(addr & 15), stub_seg,
+		 (uint16_t)(uintptr_t)src, (uint16_t)len);
+}
+
+static const struct vn_platform platform = {
+	.in8 = vn_in8, .in16 = vn_in16, .in32 = vn_in32,
+	.out8 = vn_out8, .out16 = vn_out16, .out32 = vn_out32,
+	.read16 = vn_read16, .read32 = vn_read32,
+	.write16 = vn_write16, .write32 = vn_write32,
+	.copy_from = vn_copy_from, .copy_to = vn_copy_to,
+};
+
+/* Take size bytes of base memory, 4 KiB aligned, from the top (below us):
+ * its linear address, or 0 if that would leave less than 256 KiB. */
+static uint32_t base_memory_take(uint32_t size)
+{
+	uint16_t kb = (uint16_t)far_read16(0x40, 0x13);
+	uint16_t want = (uint16_t)((size + 1023) / 1024);
+
+	if (kb < want + 256)
+		return 0;
+	kb = (uint16_t)((kb - want) & ~3u);
+	far_write16(0x40, 0x13, kb);
+	return (uint32_t)kb << 10;
+}
+
+/* The PCI function PXE booted from, if it is one our driver runs: its
+ * bus/device/function, with its I/O BAR in io_base. */
+static int find_virtio_net(uint16_t *bdf)
+{
+	struct s_pxenv_undi_get_nic_type t;
+	uint32_t bar;
+
+	memset(&t, 0, sizeof(t));
+	if (pxe_call(PXENV_UNDI_GET_NIC_TYPE, &t) || t.status || t.nic_type != NIC_TYPE_PCI)
+		return -1;
+	if (t.vendor != VN_PCI_VENDOR || t.device != VN_PCI_DEVICE)
+		return -1;
+	if (pci_read32(t.bus_dev_fn, PCI_ID) != ((uint32_t)VN_PCI_DEVICE << 16 | VN_PCI_VENDOR))
+		return -1;
+	bar = pci_read32(t.bus_dev_fn, PCI_BAR0);
+	if (!(bar & 1) || (bar & 0xfffc) == 0)
+		return -1;
+	io_base = (uint16_t)(bar & 0xfffc);
+	*bdf = t.bus_dev_fn;
+	return 0;
+}
+
+int nic_open(const struct pxe_info *info, uint16_t server_port, struct nd_transport *tp)
+{
+	struct s_pxenv_undi_shutdown shutdown;
+	struct nd_ipconf conf;
+	uint32_t size, mem;
+	uint16_t bdf;
+	int rc;
+
+	if (find_virtio_net(&bdf))
+		return -1;
+	/* From here the PXE stack loses the NIC: it resets it when it shuts
+	 * down, and so do we. */
+	shutdown.status = 0;
+	pxe_call(PXENV_UNDI_SHUTDOWN, &shutdown);
+	pci_write32(bdf, PCI_COMMAND, pci_read32(bdf, PCI_COMMAND) | PCI_COMMAND_IO |
+					       PCI_COMMAND_MASTER);
+	if (nd_vn_probe(&vn, &platform, NIC_RX_BUFS, &size) != VN_OK)
+		give_up("the virtio-net NIC does not start");
+	mem = base_memory_take(size);
+	if (!mem)
+		give_up("not enough base memory for the NIC's rings");
+	if (nd_vn_start(&vn, mem, &dev) != VN_OK)
+		give_up("the virtio-net NIC does not start");
+	running = 1;
+	memcpy(conf.ip, info->my_ip, 4);
+	memcpy(conf.netmask, info->netmask, 4);
+	memcpy(conf.gateway, info->router, 4);
+	memcpy(conf.server, info->server_ip, 4);
+	conf.server_port = server_port;
+	conf.seed = (uint32_t)rdtsc();
+	tp->ctx = 0;
+	tp->now_ms = clock_now;
+	rc = nd_ip_open(&dev, &conf, tp);
+	if (rc == ND_IP_E_ARP) {
+		const uint8_t *hop = nd_ip_next_hop();
+
+		con_printf("netdisk: no ARP answer from %I\n", hop);
+		give_up("the server's network cannot be reached");
+	}
+	if (rc != ND_IP_OK)
+		give_up("the network settings from DHCP are not usable");
+	con_printf("netdisk: NIC %x:%x.%u virtio-net at I/O %x, own driver, %u KiB of rings at %x\n",
+		   bdf >> 8, (bdf >> 3) & 31, bdf & 7, io_base, (size + 1023) / 1024, mem);
+	return 0;
+}
+
+/* Stop the NIC's DMA before its memory is given back. */
+void nic_stop(void)
+{
+	if (running)
+		nd_vn_reset(&vn);
+	running = 0;
+}
