@@ -19,6 +19,9 @@ stop_qemu
 # The banner names the server, the image, its size and the mode.
 check "int13: banner" grep -q "server 10.0.2.2:$ND_PORT image \"int13\" 32 MiB (65536 sectors) mode direct" \
 	"$ND_TMP/int13.serial"
+# A virtio-net NIC runs on the stub's own driver, not through PXE.
+check "int13: virtio-net on the stub's own driver" \
+	grep -q "netdisk: NIC .* virtio-net at I/O [0-9a-f]*, own driver" "$ND_TMP/int13.serial"
 
 expected=(
 	"41 edd installation check" "08 get parameters" "48 get extended parameters"
@@ -66,10 +69,15 @@ PY
 dd if="$IMG" of="$ND_TMP/got.bin" bs=512 skip=5000 count=1 status=none
 check "int13: writes reached the server" cmp "$ND_TMP/want.bin" "$ND_TMP/got.bin"
 
-# The same program through the other NICs QEMU ships iPXE ROMs for (their
-# probe settles on fewer frames in flight than virtio-net: one datagram at a time).
-for nic in e1000 rtl8139; do
-	bios_qemu "int13-$nic" "$nic" "$ND_TMP/tftp" -drive "file=$ND_TMP/local.img,format=raw,if=ide"
+# The same program through the PXE stack's UDP API: on the other NICs QEMU
+# ships iPXE ROMs for (their probe settles on fewer frames in flight than
+# virtio-net: one datagram at a time), and on virtio-net with the stub
+# patched to keep to the firmware's network.
+bios_tftp "$ND_TMP/tftp-pxe" "$ND_PORT" --firmware-net
+for nic in e1000 rtl8139 virtio-net-pci; do
+	tftp=$ND_TMP/tftp
+	[ "$nic" = virtio-net-pci ] && tftp=$ND_TMP/tftp-pxe
+	bios_qemu "int13-$nic" "$nic" "$tftp" -drive "file=$ND_TMP/local.img,format=raw,if=ide"
 	wait_serial "int13-$nic" 120 "INT13TEST END"
 	stop_qemu
 	log=$ND_TMP/int13-$nic.serial
@@ -81,4 +89,6 @@ for nic in e1000 rtl8139; do
 		pass "int13 $nic: all $(grep -c '^ok' "$log") checks pass ($(tr -d '\r' <"$log" |
 			sed -n 's/^netdisk: \([0-9]*-byte datagrams\), window.*/\1/p'))"
 	fi
+	check "int13 $nic: through PXE's UDP API" \
+		grep -q "netdisk: network through the PXE stack's UDP API" "$log"
 done
