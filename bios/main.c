@@ -145,17 +145,23 @@ static int datagrams_get_through(void)
 	return rc == ND_DONE && disk.retransmits == before;
 }
 
+/* How long to keep trying to reach the server at start. */
+static uint16_t attach_timeout_s(void)
+{
+	uint16_t timeout = nd_get16(bootcfg.attach_timeout);
+
+	return timeout ? timeout : DEFAULT_ATTACH_TIMEOUT;
+}
+
 static void attach(const struct nd_transport *tp)
 {
 	char image[ND_IMAGE_NAME_LEN + 1];
-	uint16_t timeout = nd_get16(bootcfg.attach_timeout);
+	uint16_t timeout = attach_timeout_s();
 	unsigned step;
 	int rc;
 
 	memcpy(image, bootcfg.image, ND_IMAGE_NAME_LEN);
 	image[ND_IMAGE_NAME_LEN] = 0;
-	if (!timeout)
-		timeout = DEFAULT_ATTACH_TIMEOUT;
 	nd_client_init(&disk, tp, txbuf, rxbuf, RX_DGRAM);
 	memcpy(disk.cfg.mac, net.mac, 6);
 	disk.cfg.client_kind = ND_KIND_BIOS;
@@ -193,7 +199,8 @@ static void open_network(void)
 {
 	uint16_t local_port;
 
-	if (!(bootcfg.flags & ND_BOOTCFG_FIRMWARE_NET) && nic_open(&net, server_port, &transport) == 0)
+	if (!(bootcfg.flags & ND_BOOTCFG_FIRMWARE_NET) &&
+	    nic_open(&net, server_port, attach_timeout_s(), &transport) == 0)
 		return;
 	local_port = (uint16_t)(0xc000 | (rdtsc() & 0x3fff));
 	if (pxe_udp_open(&net, server_port, local_port))

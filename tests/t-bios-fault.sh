@@ -66,6 +66,17 @@ check "unreachable: gives up after the attach timeout" grep -q "no answer from t
 	"$ND_TMP/none.serial"
 check "unreachable: INT 18h boots the next device" grep -q "LOCALDISK BOOTED" "$ND_TMP/none.serial"
 
+# 3b. The server's address (on the link, 10.0.2.9) gets no ARP answer from
+#    QEMU: on the stub's own virtio-net driver that is said, retried for the
+#    attach timeout, then INT 18h.
+bios_tftp "$ND_TMP/tftp-noarp" 1 --server 10.0.2.9:10809 --attach-timeout 4
+bios_qemu noarp virtio-net-pci "$ND_TMP/tftp-noarp" "${LOCAL_DISK[@]}"
+wait_serial noarp 90 "LOCALDISK BOOTED"
+stop_qemu
+check "no ARP answer: said and retried" grep -q "no ARP answer from 10.0.2.9, retrying" \
+	"$ND_TMP/noarp.serial"
+check "no ARP answer: INT 18h boots the next device" grep -q "LOCALDISK BOOTED" "$ND_TMP/noarp.serial"
+
 # 4. A served disk without a boot signature: the stub unhooks itself, gives its
 #    memory back and calls INT 18h; the local disk boots as drive 80h again.
 truncate -s 1M "$ND_TMP/blank.img"
