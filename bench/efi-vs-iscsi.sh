@@ -4,8 +4,8 @@
 # The same disk image (tests/efi-lib.sh's pattern disk with build/efi/bio-bench.efi
 # as its loader), the same QEMU (TCG, OVMF, virtio-net, user networking) and the
 # same benchmark application on every side; only the disk transport differs:
-#   netdisk-ovmf   netdisk.efi (SNP transport), OVMF's own PXE (NIC without ROM)
-#   netdisk-ipxe   netdisk.efi (SNP transport), booted by iPXE's EFI ROM
+#   netdisk-ovmf   netdisk.efi (own virtio-net driver), OVMF's own PXE (NIC without ROM)
+#   netdisk-ipxe   netdisk.efi (own virtio-net driver), booted by iPXE's EFI ROM
 #   iscsi-ipxe     iPXE's EFI ROM: `sanboot iscsi:` to tgtd on the host
 # The time is taken on the host between the guest's "BENCH start" and "BENCH
 # end" console lines.  Results go to $RESULTS (bench/results/efi-read.txt).

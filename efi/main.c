@@ -175,10 +175,10 @@ static EFI_STATUS attach(void)
 	return EFI_SUCCESS;
 }
 
-static EFI_STATUS start_client(void)
+static EFI_STATUS start_client(EFI_HANDLE image)
 {
 	struct nd_transport tp;
-	EFI_STATUS status = nd_net_open(&netinfo, &tp);
+	EFI_STATUS status = nd_net_open(image, &netinfo, &tp);
 
 	if (EFI_ERROR(status))
 		return status;
@@ -231,7 +231,7 @@ EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *systab)
 	Print(L", server ");
 	print_server();
 	Print(L"\n");
-	status = start_client();
+	status = start_client(image);
 	if (!EFI_ERROR(status)) {
 		status = serve_and_boot(image);
 		client.cfg.give_up_ms = DETACH_TIMEOUT_MS;
@@ -239,6 +239,6 @@ EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *systab)
 		nd_detach(&client);
 		nd_net_release(tpl);
 	}
-	nd_net_close();
+	nd_net_close(&netinfo);
 	return status;
 }

@@ -1,25 +1,110 @@
-/* The stub's transport: own IPv4/UDP on the NIC's SNP when it is usable, else the firmware's UDP4. */
+/* The stub's transport: own IPv4/UDP on its own virtio-net driver or on the NIC's SNP, else the firmware's UDP4. */
 #include "netdisk.h"
+#include "ipstack.h"
 
-static enum { NET_NONE, NET_SNP, NET_UDP4 } in_use;
+static enum { NET_NONE, NET_VIRTIO, NET_SNP, NET_UDP4 } in_use;
 
 static uint32_t net_now(void *ctx)
 {
 	return nd_clock_ms();
 }
 
-/* The transports fill in send and recv; the clock is the same for both. */
-EFI_STATUS nd_net_open(const struct nd_netinfo *ni, struct nd_transport *tp)
+/* What the IP stack needs, the same on either frame device. */
+static void ip_conf(const struct nd_netinfo *ni, struct nd_ipconf *c)
+{
+	CopyMem(c->ip, (VOID *)ni->local.Addr, 4);
+	CopyMem(c->netmask, (VOID *)ni->netmask.Addr, 4);
+	CopyMem(c->gateway, (VOID *)ni->gateway.Addr, 4);
+	CopyMem(c->server, (VOID *)ni->server.Addr, 4);
+	c->server_port = ni->port;
+	c->seed = nd_clock_entropy();
+}
+
+/* Bind the IP stack to a frame device: EFI_NO_RESPONSE when ARP got no answer. */
+static EFI_STATUS ip_open(struct nd_framedev *dev, const struct nd_ipconf *conf,
+			  struct nd_transport *tp)
+{
+	const UINT8 *hop;
+
+	if (nd_ip_open(dev, conf, tp) == ND_IP_OK)
+		return EFI_SUCCESS;
+	hop = nd_ip_next_hop();
+	Print(L"netdisk: no ARP answer from %d.%d.%d.%d\n", hop[0], hop[1], hop[2], hop[3]);
+	return EFI_NO_RESPONSE;
+}
+
+/* The NIC on the stub's own driver, unless the boot config asks for the
+ * firmware's network API or the NIC is no legacy virtio-net. */
+static EFI_STATUS open_virtio(EFI_HANDLE image, struct nd_netinfo *ni,
+			      const struct nd_ipconf *conf, struct nd_transport *tp)
+{
+	struct nd_framedev *dev;
+	EFI_STATUS status;
+
+	if (nd_bootcfg.flags & ND_BOOTCFG_FIRMWARE_NET)
+		return EFI_UNSUPPORTED;
+	status = nd_virtio_open(image, ni, &dev);
+	if (EFI_ERROR(status))
+		return status;
+	status = ip_open(dev, conf, tp);
+	if (EFI_ERROR(status))
+		nd_virtio_close(ni); /* the firmware's stack needs the NIC back */
+	return status;
+}
+
+/* The NIC's SNP, held from MNP's timer while the stack resolves the next hop. */
+static EFI_STATUS open_snp(const struct nd_netinfo *ni, const struct nd_ipconf *conf,
+			   struct nd_transport *tp)
+{
+	struct nd_framedev *dev;
+	EFI_STATUS status;
+	EFI_TPL tpl;
+
+	status = nd_snp_open(ni, &dev);
+	if (EFI_ERROR(status))
+		return status;
+	tpl = nd_snp_hold();
+	status = ip_open(dev, conf, tp);
+	nd_snp_release(tpl);
+	if (EFI_ERROR(status))
+		nd_snp_close();
+	return status;
+}
+
+/* Own IPv4/UDP on the first frame device that works; sets in_use. */
+static EFI_STATUS open_ip(EFI_HANDLE image, struct nd_netinfo *ni, struct nd_transport *tp)
+{
+	struct nd_ipconf conf;
+	EFI_STATUS status;
+
+	ip_conf(ni, &conf);
+	status = open_virtio(image, ni, &conf, tp);
+	if (!EFI_ERROR(status)) {
+		in_use = NET_VIRTIO;
+		return status;
+	}
+	if (status == EFI_NO_RESPONSE) {
+		Print(L"netdisk: SNP would get no ARP answer either, falling back to the firmware's UDP4\n");
+		return status;
+	}
+	status = open_snp(ni, &conf, tp);
+	if (!EFI_ERROR(status)) {
+		in_use = NET_SNP;
+		return status;
+	}
+	Print(L"netdisk: SNP not usable, falling back to the firmware's UDP4\n");
+	return status;
+}
+
+/* The transports fill in send and recv; the clock is the same for all. */
+EFI_STATUS nd_net_open(EFI_HANDLE image, struct nd_netinfo *ni, struct nd_transport *tp)
 {
 	EFI_STATUS status;
 
 	tp->ctx = NULL;
 	tp->now_ms = net_now;
-	if (!EFI_ERROR(nd_snp_open(ni, nd_clock_entropy(), tp))) {
-		in_use = NET_SNP;
+	if (!EFI_ERROR(open_ip(image, ni, tp)))
 		return EFI_SUCCESS;
-	}
-	Print(L"netdisk: SNP not usable, falling back to the firmware's UDP4\n");
 	status = nd_udp4_open(ni, tp);
 	if (!EFI_ERROR(status))
 		in_use = NET_UDP4;
@@ -28,11 +113,19 @@ EFI_STATUS nd_net_open(const struct nd_netinfo *ni, struct nd_transport *tp)
 
 const char *nd_net_name(void)
 {
-	return in_use == NET_SNP ? "SNP (own IPv4/UDP)" : "UDP4 (firmware)";
+	switch (in_use) {
+	case NET_VIRTIO:
+		return "virtio-net (own driver, own IPv4/UDP)";
+	case NET_SNP:
+		return "SNP (own IPv4/UDP)";
+	default:
+		return "UDP4 (firmware)";
+	}
 }
 
-/* Only SNP needs the firmware's own network stack kept still; UDP4 is that
- * stack and needs its timers.  TPL_CALLBACK stands for "nothing raised". */
+/* Only SNP needs the firmware's own network stack kept still: on the own
+ * driver that stack is disconnected, and UDP4 is that stack and needs its
+ * timers.  TPL_CALLBACK stands for "nothing raised". */
 EFI_TPL nd_net_hold(void)
 {
 	return in_use == NET_SNP ? nd_snp_hold() : TPL_CALLBACK;
@@ -43,15 +136,20 @@ void nd_net_release(EFI_TPL tpl)
 	nd_snp_release(tpl);
 }
 
+/* ExitBootServices: the OS owns the NIC and the memory our rings are in. */
 void nd_net_stop(void)
 {
+	nd_virtio_stop();
+	nd_ip_stop();
 	nd_snp_stop();
 	nd_udp4_stop();
 }
 
-void nd_net_close(void)
+void nd_net_close(struct nd_netinfo *ni)
 {
-	if (in_use == NET_SNP)
+	if (in_use == NET_VIRTIO)
+		nd_virtio_close(ni);
+	else if (in_use == NET_SNP)
 		nd_snp_close();
 	else if (in_use == NET_UDP4)
 		nd_udp4_close();

@@ -32,8 +32,10 @@ EFI_STATUS nd_udp4_open(const struct nd_netinfo *ni, struct nd_transport *tp);
 void nd_udp4_close(void);
 void nd_udp4_stop(void);
 
-/* Own Ethernet/ARP/IPv4/UDP on the NIC's SNP as a transport (snp.c). */
-EFI_STATUS nd_snp_open(const struct nd_netinfo *ni, uint32_t seed, struct nd_transport *tp);
+/* The NIC's SNP as a frame device for the own IPv4/UDP (snp.c), used
+ * between nd_snp_hold() and nd_snp_release(). */
+struct nd_framedev;
+EFI_STATUS nd_snp_open(const struct nd_netinfo *ni, struct nd_framedev **dev);
 EFI_TPL nd_snp_hold(void);
 void nd_snp_release(EFI_TPL tpl);
 void nd_snp_close(void);
@@ -43,19 +45,19 @@ void nd_snp_stop(void);
  * (virtio.c): the firmware's drivers are disconnected from it until
  * nd_virtio_close() gives it back.  Its handle goes away meanwhile, so
  * open replaces ni->nic_path by a copy and close finds ni->nic anew. */
-struct nd_framedev;
 EFI_STATUS nd_virtio_open(EFI_HANDLE image, struct nd_netinfo *ni, struct nd_framedev **dev);
 void nd_virtio_close(struct nd_netinfo *ni);
 void nd_virtio_stop(void);
 
-/* The transport in use: SNP when the NIC allows, else UDP4 (net.c).  The
- * transports' open functions fill in send and recv; net.c the rest.
- * Client-core calls go between nd_net_hold() and nd_net_release(). */
-EFI_STATUS nd_net_open(const struct nd_netinfo *ni, struct nd_transport *tp);
+/* The transport in use (net.c): own IPv4/UDP on the own virtio-net
+ * driver, else on SNP, else the firmware's UDP4.  ni may change on the
+ * way (see nd_virtio_open).  Client-core calls go between nd_net_hold()
+ * and nd_net_release(); nd_net_close() gives the NIC back. */
+EFI_STATUS nd_net_open(EFI_HANDLE image, struct nd_netinfo *ni, struct nd_transport *tp);
 const char *nd_net_name(void);
 EFI_TPL nd_net_hold(void);
 void nd_net_release(EFI_TPL tpl);
-void nd_net_close(void);
+void nd_net_close(struct nd_netinfo *ni);
 void nd_net_stop(void);
 
 /* Copies of disk data: gnu-efi's CopyMem moves a byte at a time, the

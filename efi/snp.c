@@ -150,22 +150,10 @@ static void free_buffers(void)
 	net.pool = NULL;
 }
 
-static void ip_conf(const struct nd_netinfo *ni, uint32_t seed, struct nd_ipconf *c)
+/* The SNP as a frame device; nd_snp_close() frees it again. */
+EFI_STATUS nd_snp_open(const struct nd_netinfo *ni, struct nd_framedev **dev)
 {
-	CopyMem(c->ip, (VOID *)ni->local.Addr, 4);
-	CopyMem(c->netmask, (VOID *)ni->netmask.Addr, 4);
-	CopyMem(c->gateway, (VOID *)ni->gateway.Addr, 4);
-	CopyMem(c->server, (VOID *)ni->server.Addr, 4);
-	c->server_port = ni->port;
-	c->seed = seed;
-}
-
-EFI_STATUS nd_snp_open(const struct nd_netinfo *ni, uint32_t seed, struct nd_transport *tp)
-{
-	struct nd_ipconf conf;
 	EFI_STATUS status;
-	EFI_TPL tpl;
-	int rc;
 
 	status = gBS->HandleProtocol(ni->nic, &SimpleNetworkProtocol, (VOID **)&net.snp);
 	if (EFI_ERROR(status)) {
@@ -186,17 +174,7 @@ EFI_STATUS nd_snp_open(const struct nd_netinfo *ni, uint32_t seed, struct nd_tra
 	net.dev.receive = snp_receive;
 	net.dev.read = snp_read;
 	net.dev.release = snp_release;
-	ip_conf(ni, seed, &conf);
-	tpl = nd_snp_hold();
-	rc = nd_ip_open(&net.dev, &conf, tp);
-	nd_snp_release(tpl);
-	if (rc != ND_IP_OK) {
-		const UINT8 *hop = nd_ip_next_hop();
-
-		Print(L"netdisk: no ARP answer from %d.%d.%d.%d\n", hop[0], hop[1], hop[2], hop[3]);
-		free_buffers();
-		return EFI_NO_RESPONSE;
-	}
+	*dev = &net.dev;
 	return EFI_SUCCESS;
 }
 
@@ -225,7 +203,6 @@ void nd_snp_release(EFI_TPL tpl)
 void nd_snp_stop(void)
 {
 	net.stopped = TRUE;
-	nd_ip_stop();
 }
 
 void nd_snp_close(void)

@@ -22,6 +22,7 @@ for fw in ovmf ipxe; do
 	efi_qemu "$name" "$fw" "$ND_TMP/$name/tftp" 300
 	stop_server
 	efi_check_console "efi-$fw-boot-attached" "$name" 'mode volatile'
+	efi_check_console "efi-$fw-boot-own-driver" "$name" 'netdisk: transport virtio-net (own driver'
 	efi_check_console "efi-$fw-boot-loader" "$name" 'netdisk: starting \EFI\BOOT\BOOTX64.EFI'
 	efi_check_console "efi-$fw-boot-kernel-loaded" "$name" 'Loading /initrd.gz...ok'
 	efi_check_console "efi-$fw-boot-cmdline" "$name" 'root=LABEL=ndroot rw netdisk.test=poweroff'

@@ -25,8 +25,9 @@ server_down() {
 }
 
 # The server's address (on the link, 10.0.2.9) gets no ARP answer from QEMU:
-# the SNP transport says so and falls back to the firmware's UDP4, which
-# cannot reach it either, so the stub gives up after the attach timeout.
+# the stub says so on its own driver, gives the NIC back and falls back to
+# the firmware's UDP4, which cannot reach it either, so the stub gives up
+# after the attach timeout.
 no_arp_answer() {
 	local fw=$1 name=$1-noarp
 	efi_setup "$name" || return
@@ -36,7 +37,7 @@ no_arp_answer() {
 	efi_qemu "$name" "$fw" "$ND_TMP/$name/tftp" 120 "${back_in_firmware[$fw]}"
 	efi_check_console "efi-$fw-noarp-reported" "$name" "netdisk: no ARP answer from 10.0.2.9"
 	efi_check_console "efi-$fw-noarp-falls-back" "$name" \
-		"netdisk: SNP not usable, falling back to the firmware's UDP4"
+		"netdisk: SNP would get no ARP answer either, falling back to the firmware's UDP4"
 	efi_check_console "efi-$fw-noarp-gives-up" "$name" \
 		"no answer from the server in 4 s; back to the boot manager"
 }
