@@ -40,6 +40,46 @@ extern uint16_t stub_seg, base_kb_before;
 extern uint8_t pxe_use_pxenv, our_drive, hd_count_ours;
 extern char _resident_end[];
 
+/* Port I/O (COM1, PCI configuration, the NIC). */
+static inline uint8_t inb(uint16_t port)
+{
+	uint8_t v;
+
+	asm volatile("inb %w1, %0" : "=a"(v) : "Nd"(port));
+	return v;
+}
+
+static inline uint16_t inw(uint16_t port)
+{
+	uint16_t v;
+
+	asm volatile("inw %w1, %0" : "=a"(v) : "Nd"(port));
+	return v;
+}
+
+static inline uint32_t inl(uint16_t port)
+{
+	uint32_t v;
+
+	asm volatile("inl %w1, %0" : "=a"(v) : "Nd"(port));
+	return v;
+}
+
+static inline void outb(uint16_t port, uint8_t v)
+{
+	asm volatile("outb %0, %w1" : : "a"(v), "Nd"(port));
+}
+
+static inline void outw(uint16_t port, uint16_t v)
+{
+	asm volatile("outw %0, %w1" : : "a"(v), "Nd"(port));
+}
+
+static inline void outl(uint16_t port, uint32_t v)
+{
+	asm volatile("outl %0, %w1" : : "a"(v), "Nd"(port));
+}
+
 /* Linear address of a near pointer in our segment. */
 static inline uint32_t linear(const void *p)
 {

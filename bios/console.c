@@ -5,19 +5,6 @@
 
 #define COM1 0x3f8
 
-static inline void outb(uint16_t port, uint8_t v)
-{
-	asm volatile("outb %0, %1" : : "a"(v), "Nd"(port));
-}
-
-static inline uint8_t inb(uint16_t port)
-{
-	uint8_t v;
-
-	asm volatile("inb %1, %0" : "=a"(v) : "Nd"(port));
-	return v;
-}
-
 /* 115200 baud, 8N1, FIFO on: what QEMU's -serial and most consoles expect. */
 void con_init(void)
 {

@@ -34,30 +34,23 @@ static struct nd_framedev dev;
 static uint16_t io_base;
 static int running;
 
-static void outl(uint16_t port, uint32_t v)
-{
-	asm volatile("outl %0, %w1" : : "a"(v), "Nd"(port));
-}
-
-static uint32_t inl(uint16_t port)
-{
-	uint32_t v;
-
-	asm volatile("inl %w1, %0" : "=a"(v) : "Nd"(port));
-	return v;
-}
-
-/* PCI configuration mechanism #1, which every PCI PC has. */
-static uint32_t pci_read32(uint16_t bdf, uint8_t reg)
+/* PCI configuration mechanism #1, which every PCI PC has: select the
+ * dword of a function's configuration space that holds reg. */
+static void pci_select(uint16_t bdf, uint8_t reg)
 {
 	outl(PCI_CONFIG_ADDRESS, 0x80000000u | (uint32_t)bdf << 8 | (reg & 0xfc));
+}
+
+static uint32_t pci_read32(uint16_t bdf, uint8_t reg)
+{
+	pci_select(bdf, reg);
 	return inl(PCI_CONFIG_DATA);
 }
 
 static void pci_write16(uint16_t bdf, uint8_t reg, uint16_t v)
 {
-	outl(PCI_CONFIG_ADDRESS, 0x80000000u | (uint32_t)bdf << 8 | (reg & 0xfc));
-	asm volatile("outw %0, %w1" : : "a"(v), "Nd"((uint16_t)(PCI_CONFIG_DATA + (reg & 2))));
+	pci_select(bdf, reg);
+	outw((uint16_t)(PCI_CONFIG_DATA + (reg & 2)), v);
 }
 
 /* The driver's port and memory access: ports within BAR 0, memory by
@@ -65,18 +58,12 @@ static void pci_write16(uint16_t bdf, uint8_t reg, uint16_t v)
  * 1 MiB). */
 static uint8_t vn_in8(void *ctx, uint16_t port)
 {
-	uint8_t v;
-
-	asm volatile("inb %w1, %0" : "=a"(v) : "Nd"((uint16_t)(io_base + port)));
-	return v;
+	return inb((uint16_t)(io_base + port));
 }
 
 static uint16_t vn_in16(void *ctx, uint16_t port)
 {
-	uint16_t v;
-
-	asm volatile("inw %w1, %0" : "=a"(v) : "Nd"((uint16_t)(io_base + port)));
-	return v;
+	return inw((uint16_t)(io_base + port));
 }
 
 static uint32_t vn_in32(void *ctx, uint16_t port)
@@ -86,12 +73,12 @@ static uint32_t vn_in32(void *ctx, uint16_t port)
 
 static void vn_out8(void *ctx, uint16_t port, uint8_t v)
 {
-	asm volatile("outb %0, %w1" : : "a"(v), "Nd"((uint16_t)(io_base + port)));
+	outb((uint16_t)(io_base + port), v);
 }
 
 static void vn_out16(void *ctx, uint16_t port, uint16_t v)
 {
-	asm volatile("outw %0, %w1" : : "a"(v), "Nd"((uint16_t)(io_base + port)));
+	outw((uint16_t)(io_base + port), v);
 }
 
 static void vn_out32(void *ctx, uint16_t port, uint32_t v)
