@@ -2,6 +2,7 @@
 
 #include "bios.h"
 #include "netdisk/boottable.h"
+#include "ipstack.h"
 
 #define TX_DGRAM ND_DEFAULT_DGRAM /* PXE stacks do not fragment what they send */
 #define RX_DGRAM (16384 + ND_HDR_SIZE) /* largest datagram: 16 KiB of data, IP-fragmented on the wire */
@@ -94,11 +95,6 @@ void give_up(const char *why)
 	bios_int(0x18, &r);
 	for (;;)
 		asm volatile("hlt");
-}
-
-static int ip_is_zero(const uint8_t *ip)
-{
-	return !(ip[0] | ip[1] | ip[2] | ip[3]);
 }
 
 /* Datagram sizes and windows to try, fastest first.  A large datagram
@@ -219,7 +215,7 @@ void stub_main(void)
 		give_up("no PXE API found (neither !PXE nor PXENV+)");
 	if (pxe_get_info(&net))
 		give_up("the PXE stack has no DHCP information");
-	if (!ip_is_zero(bootcfg.server_ip))
+	if (!nd_ip_is_zero(bootcfg.server_ip))
 		memcpy(net.server_ip, bootcfg.server_ip, 4);
 	server_port = nd_get16(bootcfg.server_port);
 	if (!server_port)

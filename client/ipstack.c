@@ -483,20 +483,15 @@ static int on_link(const struct nd_ipconf *c)
 	return 1;
 }
 
-static int is_zero(const uint8_t *ip)
-{
-	return !(ip[0] | ip[1] | ip[2] | ip[3]);
-}
-
 int nd_ip_open(struct nd_framedev *dev, const struct nd_ipconf *conf, struct nd_transport *tp)
 {
 	const uint8_t *hop = conf->server;
 
-	if (dev->mtu < ND_DEFAULT_DGRAM + IP_HLEN + UDP_HLEN || is_zero(conf->ip) ||
-	    is_zero(conf->server))
+	if (dev->mtu < ND_DEFAULT_DGRAM + IP_HLEN + UDP_HLEN || nd_ip_is_zero(conf->ip) ||
+	    nd_ip_is_zero(conf->server))
 		return ND_IP_E_ARG;
 	memset(&net, 0, sizeof(net));
-	if (!on_link(conf) && !is_zero(conf->gateway))
+	if (!on_link(conf) && !nd_ip_is_zero(conf->gateway))
 		hop = conf->gateway;
 	net.dev = dev;
 	net.clock_ms = tp->now_ms;

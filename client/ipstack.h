@@ -37,6 +37,12 @@ struct nd_ipconf {
 	uint32_t seed;  /* random per boot: local port, first IP id */
 };
 
+/* 0.0.0.0: "none" in the stubs' settings (gateway, server override). */
+static inline int nd_ip_is_zero(const uint8_t *ip)
+{
+	return !(ip[0] | ip[1] | ip[2] | ip[3]);
+}
+
 enum nd_ip_result {
 	ND_IP_OK = 0,
 	ND_IP_E_ARP = -1,   /* the next hop never answered ARP */

@@ -1,6 +1,5 @@
 /* The stub's transport: own IPv4/UDP on its own virtio-net driver or on the NIC's SNP, else the firmware's UDP4. */
 #include "netdisk.h"
-#include "ipstack.h"
 
 static enum { NET_NONE, NET_VIRTIO, NET_SNP, NET_UDP4 } in_use;
 

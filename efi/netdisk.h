@@ -5,6 +5,7 @@
 #include <efi.h>
 #include <efilib.h>
 #include "ndclient.h"
+#include "ipstack.h"
 #include "netdisk/bootcfg.h"
 
 /* Vendor messaging device path node that marks a netdisk disk. */
@@ -65,11 +66,6 @@ void nd_net_stop(void);
 static inline void nd_copy(void *dst, const void *src, UINTN len)
 {
 	gBS->CopyMem(dst, (VOID *)src, len);
-}
-
-static inline int ip_is_zero(const UINT8 *ip)
-{
-	return !(ip[0] | ip[1] | ip[2] | ip[3]);
 }
 
 /* Millisecond clock (clock.c). */

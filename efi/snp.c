@@ -1,6 +1,5 @@
 /* The NIC's SNP as a frame device for the stub's own Ethernet/ARP/IPv4/UDP (client/ipstack.c). */
 #include "netdisk.h"
-#include "ipstack.h"
 
 #define ETH_HLEN 14
 #define ETH_ALEN 6

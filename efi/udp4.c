@@ -94,9 +94,9 @@ EFI_STATUS nd_net_discover(EFI_HANDLE image, struct nd_netinfo *ni)
 	copy_ip(&ni->netmask, pxe->Mode->SubnetMask.v4.Addr);
 	CopyMem(ni->mac, (VOID *)(ack + 28), sizeof(ni->mac));
 	parse_dhcp_options(ack, sizeof(pxe->Mode->DhcpAck.Raw), ni);
-	if (ip_is_zero(ni->local.Addr))
+	if (nd_ip_is_zero(ni->local.Addr))
 		copy_ip(&ni->local, ack + 16);
-	copy_ip(&ni->server, ip_is_zero(nd_bootcfg.server_ip) ? ack + 20 : nd_bootcfg.server_ip);
+	copy_ip(&ni->server, nd_ip_is_zero(nd_bootcfg.server_ip) ? ack + 20 : nd_bootcfg.server_ip);
 	ni->port = nd_get16(nd_bootcfg.server_port) ? nd_get16(nd_bootcfg.server_port)
 						    : ND_DEFAULT_PORT;
 	status = find_udp4_nic(li->DeviceHandle, ni);
@@ -215,7 +215,7 @@ static EFI_STATUS configure(const struct nd_netinfo *ni)
 	cfg.RemoteAddress = ni->server;
 	cfg.RemotePort = ni->port;
 	status = net.udp->Configure(net.udp, &cfg);
-	if (EFI_ERROR(status) || ip_is_zero(ni->gateway.Addr))
+	if (EFI_ERROR(status) || nd_ip_is_zero(ni->gateway.Addr))
 		return status;
 	ZeroMem(&any, sizeof(any));
 	status = net.udp->Routes(net.udp, FALSE, &any, &any, (EFI_IPv4_ADDRESS *)&ni->gateway);

@@ -1,6 +1,5 @@
 /* The boot NIC taken from the firmware's drivers when it is a virtio-net function, driven by client/virtio_net.c. */
 #include "netdisk.h"
-#include "ipstack.h"
 #include "virtio_net.h"
 
 /* 64 buffers hold eight 8 KiB datagrams of six frames each, with room to spare. */
