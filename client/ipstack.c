@@ -182,28 +182,34 @@ static void take_arp(const uint8_t *a, unsigned len)
 		send_arp(ARP_REPLY, a + 8, a + 8, a + 14);
 }
 
-/* Is a UDP header (with the datagram's sum) a whole datagram for us of at most size bytes? */
-static int udp_ok(const uint8_t *ip, const uint8_t *udp, uint32_t len, uint64_t sum, unsigned size)
+/* Is a UDP header that of a whole datagram of len bytes to our port from
+ * the server's, with at most size bytes of data? */
+static int udp_for_us(const uint8_t *udp, uint32_t len, unsigned size)
 {
-	if (len < UDP_HLEN || nd_get16(udp + 4) != len || nd_get16(udp) != net.server_port ||
-	    nd_get16(udp + 2) != net.port || len - UDP_HLEN > size)
-		return 0;
-	/* A zero checksum means the sender computed none (RFC 768). */
+	return len >= UDP_HLEN && nd_get16(udp + 4) == len && nd_get16(udp) == net.server_port &&
+	       nd_get16(udp + 2) == net.port && len - UDP_HLEN <= size;
+}
+
+/* The UDP checksum, given the sum of the datagram's bytes; a zero checksum
+ * means the sender computed none (RFC 768). */
+static int udp_sum_ok(const uint8_t *ip, const uint8_t *udp, uint32_t len, uint64_t sum)
+{
 	return !(udp[6] | udp[7]) || fold(sum + pseudo_sum(ip + 12, ip + 16, (uint16_t)len)) == 0xffff;
 }
 
-/* A datagram in one frame: its data read straight into buf. */
+/* A datagram in one frame: its data read straight into buf, once its
+ * header says it is for us. */
 static int take_udp(const uint8_t *ip, unsigned hlen, uint32_t len, uint8_t *buf, unsigned size)
 {
 	const uint8_t *udp = ip + hlen;
 	unsigned n = len - UDP_HLEN;
 
-	if (len < UDP_HLEN || nd_get16(udp + 4) != len || n > size)
+	if (!udp_for_us(udp, len, size))
 		return 0;
 	if (net.ra.buf == buf)
 		net.ra.active = 0; /* its data is being overwritten */
 	net.dev->read(net.dev->ctx, ETH_HLEN + hlen + UDP_HLEN, buf, n);
-	if (!udp_ok(ip, udp, len, sum_bytes(sum_bytes(0, udp, UDP_HLEN), buf, n), size))
+	if (!udp_sum_ok(ip, udp, len, sum_bytes(sum_bytes(0, udp, UDP_HLEN), buf, n)))
 		return 0;
 	return (int)n;
 }
@@ -303,7 +309,7 @@ static int take_fragment(const uint8_t *ip, unsigned hlen, uint32_t total, uint8
 	if (!r->total || r->blocks != (r->total + 7) / 8)
 		return 0;
 	r->active = 0;
-	if (!udp_ok(ip, r->udp, r->total, r->sum, size))
+	if (!udp_for_us(r->udp, r->total, size) || !udp_sum_ok(ip, r->udp, r->total, r->sum))
 		return 0;
 	return (int)(r->total - UDP_HLEN);
 }
@@ -325,8 +331,6 @@ static int take_ipv4(unsigned len, uint8_t *buf, unsigned size)
 		return 0;
 	if (nd_get16(ip + 6) & (IP_MF | IP_OFFSET))
 		return take_fragment(ip, hlen, total, buf, size);
-	if (total - hlen < UDP_HLEN)
-		return 0;
 	return take_udp(ip, hlen, total - hlen, buf, size);
 }
 
