@@ -30,6 +30,7 @@ void far_write8(uint16_t seg, uint16_t off, uint32_t val);
 void far_write16(uint16_t seg, uint16_t off, uint32_t val);
 void far_write32(uint16_t seg, uint16_t off, uint32_t val);
 void far_copy(uint16_t dseg, uint16_t doff, uint16_t sseg, uint16_t soff, uint16_t len);
+uint32_t far_copy_sum(uint16_t dseg, uint16_t doff, uint16_t sseg, uint16_t soff, uint16_t len);
 void bios_int(uint8_t vector, struct bregs *r);
 uint16_t pxe_call(uint16_t opcode, void *param);
 void boot_jump(void) __attribute__((noreturn));

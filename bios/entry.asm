@@ -15,7 +15,7 @@
 	global old_int13, old_int15, hd_count_ours, hidden_start, hidden_end
 	global pxe_entry, pxe_use_pxenv, our_drive
 	global far_read8, far_read16, far_read32, far_write8, far_write16, far_write32
-	global far_copy, bios_int, pxe_call, boot_jump, int13_entry, int15_entry
+	global far_copy, far_copy_sum, bios_int, pxe_call, boot_jump, int13_entry, int15_entry
 
 %define BDA_SEG 0x40
 %define BDA_BASEMEM 0x13
@@ -112,6 +112,13 @@ far_write32:
 	mov [fs:ecx], eax
 	o32 ret
 
+; Far copies.  Under an emulator (QEMU TCG) every instruction and every
+; loop round costs; a string move runs one round per element.  So both
+; move 64-byte blocks as unrolled dword moves, and only the rest by string
+; moves or single moves.
+%define COPY_SHIFT 6
+%define COPY_BLOCK (1 << COPY_SHIFT)
+
 ; void far_copy(uint16_t dseg, uint16_t doff, uint16_t sseg, uint16_t soff, uint16_t len)
 far_copy:
 	push esi
@@ -122,18 +129,108 @@ far_copy:
 	mov di, [esp + 20]
 	mov ds, [esp + 24]
 	mov si, [esp + 28]
-	movzx ecx, word [esp + 32]
+	mov dx, [esp + 32]
 	cld
-	push cx
+	mov cx, dx
+	shr cx, COPY_SHIFT
+	jz .rest
+.block:
+%assign i 0
+%rep COPY_BLOCK / 4
+	mov eax, [si + i]
+	mov [es:di + i], eax
+%assign i i + 4
+%endrep
+	add si, COPY_BLOCK
+	add di, COPY_BLOCK
+	dec cx
+	jnz .block
+.rest:
+	mov cx, dx
+	and cx, COPY_BLOCK - 1
 	shr cx, 2
-	rep movsd		; dwords first: far fewer iterations under emulation
-	pop cx
+	rep movsd
+	mov cx, dx
 	and cx, 3
 	rep movsb
 	pop es
 	pop ds
 	pop edi
 	pop esi
+	o32 ret
+
+; uint32_t far_copy_sum(uint16_t dseg, uint16_t doff, uint16_t sseg, uint16_t soff, uint16_t len)
+; far_copy that also returns the ones' complement sum of the bytes: the
+; IP stack's checksum taken on the way instead of in a second pass (the
+; sum of little-endian dwords, the bytes zero-padded to whole dwords,
+; every carry added back in; see nd_framedev.read_sum).
+far_copy_sum:
+	push ebx
+	push esi
+	push edi
+	push ds
+	push es
+	mov es, [esp + 20]
+	mov di, [esp + 24]
+	mov ds, [esp + 28]
+	mov si, [esp + 32]
+	mov dx, [esp + 36]
+	xor ebx, ebx		; the sum
+	mov cx, dx
+	shr cx, COPY_SHIFT
+	jz .dwords
+	clc			; the shift set it
+.block:
+%assign i 0
+%rep COPY_BLOCK / 4
+	mov eax, [si + i]
+	adc ebx, eax
+	mov [es:di + i], eax
+%assign i i + 4
+%endrep
+	lea si, [si + COPY_BLOCK]	; lea and dec leave CF for the next block
+	lea di, [di + COPY_BLOCK]
+	dec cx
+	jnz .block
+	adc ebx, 0
+	adc ebx, 0		; only if the first wrapped to 0: cannot carry
+.dwords:
+	mov cx, dx
+	and cx, COPY_BLOCK - 1
+	shr cx, 2
+	jz .word
+.dword:
+	mov eax, [si]
+	mov [es:di], eax
+	add ebx, eax
+	adc ebx, 0		; after a carry the sum is below 0xffffffff
+	add si, 4
+	add di, 4
+	dec cx
+	jnz .dword
+.word:
+	test dl, 2
+	jz .byte
+	movzx eax, word [si]
+	mov [es:di], ax
+	add ebx, eax
+	adc ebx, 0
+	add si, 2
+	add di, 2
+.byte:
+	test dl, 1
+	jz .done
+	movzx eax, byte [si]
+	mov [es:di], al
+	add ebx, eax
+	adc ebx, 0
+.done:
+	mov eax, ebx
+	pop es
+	pop ds
+	pop edi
+	pop esi
+	pop ebx
 	o32 ret
 
 ; Register block for bios_int; must match struct bregs in bios.h.

@@ -112,6 +112,12 @@ static void vn_copy_from(void *ctx, void *dst, uint32_t addr, unsigned len)
 		 (uint16_t)len);
 }
 
+static uint32_t vn_copy_from_sum(void *ctx, void *dst, uint32_t addr, unsigned len)
+{
+	return far_copy_sum(stub_seg, (uint16_t)(uintptr_t)dst, (uint16_t)(addr >> 4),
+			    (uint16_t)(addr & 15), (uint16_t)len);
+}
+
 static void vn_copy_to(void *ctx, uint32_t addr, const void *src, unsigned len)
 {
 	far_copy((uint16_t)(addr >> 4), (uint16_t)(addr & 15), stub_seg,
@@ -123,7 +129,7 @@ static const struct vn_platform platform = {
 	.out8 = vn_out8, .out16 = vn_out16, .out32 = vn_out32,
 	.read16 = vn_read16, .read32 = vn_read32,
 	.write16 = vn_write16, .write32 = vn_write32,
-	.copy_from = vn_copy_from, .copy_to = vn_copy_to,
+	.copy_from = vn_copy_from, .copy_to = vn_copy_to, .copy_from_sum = vn_copy_from_sum,
 };
 
 /* Take size bytes of base memory, 4 KiB aligned, from the top (below us):

@@ -197,6 +197,15 @@ static int udp_sum_ok(const uint8_t *ip, const uint8_t *udp, uint32_t len, uint6
 	return !(udp[6] | udp[7]) || fold(sum + pseudo_sum(ip + 12, ip + 16, (uint16_t)len)) == 0xffff;
 }
 
+/* Copy len bytes from frame offset at to dst: their ones' complement sum. */
+static uint64_t read_summed(unsigned at, uint8_t *dst, unsigned len)
+{
+	if (net.dev->read_sum)
+		return net.dev->read_sum(net.dev->ctx, at, dst, len);
+	net.dev->read(net.dev->ctx, at, dst, len);
+	return sum_bytes(0, dst, len);
+}
+
 /* A datagram in one frame: its data read straight into buf, once its
  * header says it is for us. */
 static int take_udp(const uint8_t *ip, unsigned hlen, uint32_t len, uint8_t *buf, unsigned size)
@@ -208,8 +217,8 @@ static int take_udp(const uint8_t *ip, unsigned hlen, uint32_t len, uint8_t *buf
 		return 0;
 	if (net.ra.buf == buf)
 		net.ra.active = 0; /* its data is being overwritten */
-	net.dev->read(net.dev->ctx, ETH_HLEN + hlen + UDP_HLEN, buf, n);
-	if (!udp_sum_ok(ip, udp, len, sum_bytes(sum_bytes(0, udp, UDP_HLEN), buf, n)))
+	if (!udp_sum_ok(ip, udp, len, sum_bytes(0, udp, UDP_HLEN) +
+					      read_summed(ETH_HLEN + hlen + UDP_HLEN, buf, n)))
 		return 0;
 	return (int)n;
 }
@@ -270,10 +279,8 @@ static void reasm_copy(unsigned at, uint32_t off, uint32_t n)
 		net.dev->read(net.dev->ctx, at, r->udp + off, head);
 		r->sum += sum_bytes(0, r->udp + off, head);
 	}
-	if (n > head) {
-		net.dev->read(net.dev->ctx, at + head, r->buf + off + head - UDP_HLEN, n - head);
-		r->sum += sum_bytes(0, r->buf + off + head - UDP_HLEN, n - head);
-	}
+	if (n > head)
+		r->sum += read_summed(at + head, r->buf + off + head - UDP_HLEN, n - head);
 }
 
 /*

@@ -25,6 +25,12 @@ struct nd_framedev {
 	int (*receive)(void *ctx);
 	/* Copy len bytes from offset of the frame receive() took. */
 	void (*read)(void *ctx, unsigned offset, void *dst, unsigned len);
+	/* Optional (NULL: the stack sums what read() copied): read() that
+	 * also returns the ones' complement sum of the bytes, for a device
+	 * whose copy can take it on the way.  The sum is of 32-bit words in
+	 * the machine's byte order, the bytes zero-padded to whole words, with
+	 * every carry out of bit 31 added back in. */
+	uint32_t (*read_sum)(void *ctx, unsigned offset, void *dst, unsigned len);
 	/* Hand the frame receive() took back to the NIC. */
 	void (*release)(void *ctx);
 };

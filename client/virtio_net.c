@@ -184,6 +184,15 @@ static void vn_read(void *ctx, unsigned offset, void *dst, unsigned len)
 	d->p->copy_from(d->p->ctx, dst, rx_buf(d, d->held) + HDR_ROOM + offset, len);
 }
 
+static uint32_t vn_read_sum(void *ctx, unsigned offset, void *dst, unsigned len)
+{
+	struct vn_dev *d = ctx;
+
+	if (d->held == VN_NONE || offset > d->held_len || len > d->held_len - offset)
+		return 0;
+	return d->p->copy_from_sum(d->p->ctx, dst, rx_buf(d, d->held) + HDR_ROOM + offset, len);
+}
+
 /* Mark every tx buffer the device has finished with as free. */
 static void reclaim_tx(struct vn_dev *d)
 {
@@ -320,6 +329,7 @@ int nd_vn_start(struct vn_dev *d, uint32_t mem, struct nd_framedev *dev)
 	dev->transmit = vn_transmit;
 	dev->receive = vn_receive;
 	dev->read = vn_read;
+	dev->read_sum = d->p->copy_from_sum ? vn_read_sum : NULL;
 	dev->release = vn_release;
 	return VN_OK;
 }

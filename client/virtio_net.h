@@ -30,6 +30,9 @@ struct vn_platform {
 	void (*write32)(void *ctx, uint32_t addr, uint32_t v);
 	void (*copy_from)(void *ctx, void *dst, uint32_t addr, unsigned len);
 	void (*copy_to)(void *ctx, uint32_t addr, const void *src, unsigned len);
+	/* Optional (NULL: the IP stack sums after copy_from): copy_from that
+	 * also returns the bytes' sum as nd_framedev.read_sum describes it. */
+	uint32_t (*copy_from_sum)(void *ctx, void *dst, uint32_t addr, unsigned len);
 };
 
 /* One device: its two virtqueues and the buffers in the memory block. */

@@ -38,6 +38,11 @@ over frame 02:00:00:00:77:01
 over frag16k 02:00:00:00:77:02 NDTEST_DGRAM=16432
 over frag63k 02:00:00:00:77:03 NDTEST_DGRAM=64560
 
+# The same with a device that sums the data as it copies it (the BIOS
+# stub's virtio-net copy does): the kernel's checksums must still hold.
+over frame-device-sums 02:00:00:00:77:08 NDTEST_TAP_SUMS=1
+over frag16k-device-sums 02:00:00:00:77:09 NDTEST_DGRAM=16432 NDTEST_TAP_SUMS=1
+
 # Lost, duplicated and late fragments: retransmissions, never wrong data.
 over frame-faults 02:00:00:00:77:04 NDTEST_DGRAM=16432 NDTEST_TAP_FAULTS=3,3,10
 

@@ -56,6 +56,7 @@ static uint32_t host_ms(void *ctx)
  * NDTEST_TAP=IFNAME,CLIENT-IP: the client speaks through the firmware
  * stubs' own Ethernet/IPv4/UDP stack on a TAP device (server given as
  * IPV4:PORT on the TAP's network /24) instead of a host UDP socket.
+ * With NDTEST_TAP_SUMS set the device sums what the stack reads.
  */
 static int tap_transport(const char *spec, const uint8_t *mac, uint32_t seed,
 			 struct nd_transport *tp)
@@ -74,7 +75,7 @@ static int tap_transport(const char *spec, const uint8_t *mac, uint32_t seed,
 		fprintf(stderr, "ndtest: NDTEST_TAP wants IFNAME,IPV4 and the server IPV4:PORT\n");
 		exit(2);
 	}
-	if (tapdev_open(&dev, ifname, mac) < 0) {
+	if (tapdev_open(&dev, ifname, mac, getenv("NDTEST_TAP_SUMS") != NULL) < 0) {
 		perror("ndtest: TAP device");
 		exit(2);
 	}
@@ -563,7 +564,8 @@ static void usage(void)
 		"NDTEST_IMAGE names the image to attach to.  NDTEST_TAP=IFNAME,IPV4 runs the\n"
 		"client on the firmware stubs' IP stack over that TAP device; NDTEST_DGRAM\n"
 		"replaces the default datagram size; NDTEST_TAP_FAULTS=LOSS,DUP,REORDER (percent)\n"
-		"drops, duplicates and delays frames the TAP delivers.\n");
+		"drops, duplicates and delays frames the TAP delivers; NDTEST_TAP_SUMS=1 has the\n"
+		"TAP device sum the data it hands the stack (nd_framedev.read_sum).\n");
 	exit(2);
 }
 

@@ -4,9 +4,11 @@
 
 #include "ipstack.h"
 
-/* Attach to the existing TAP interface ifname (IFF_TAP, no packet info).
- * 0, or -1 with errno set. */
-int tapdev_open(struct nd_framedev *dev, const char *ifname, const uint8_t mac[6]);
+/* Attach to the existing TAP interface ifname (IFF_TAP, no packet info);
+ * with device_sums the device sums what the stack reads (read_sum).  0, or
+ * -1 with errno set. */
+int tapdev_open(struct nd_framedev *dev, const char *ifname, const uint8_t mac[6],
+		int device_sums);
 
 /* Faults on received frames, in percent, and what was done. */
 struct tapdev_faults {
