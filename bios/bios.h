@@ -112,6 +112,7 @@ void pxe_transport(struct nd_transport *tp);
 /* nic.c: the boot NIC on the stub's own driver (virtio-net), PXE shut down. */
 int nic_open(const struct pxe_info *info, uint16_t server_port, uint16_t timeout_s,
 	     struct nd_transport *tp);
+int nic_keeps_frames(void);
 void nic_stop(void);
 
 /* clock.c: milliseconds from the TSC, calibrated against the BIOS tick. */

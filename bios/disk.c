@@ -22,6 +22,7 @@ struct nd_client disk;
 static uint16_t heads = 255, spt = 63;
 static uint32_t sectors_moved, next_progress = PROGRESS_STEP;
 static uint16_t granted_window;
+static uint64_t sequential_next; /* the sector after the last read */
 static int block_move_failed; /* since the start of the current request */
 
 /* Copy between linear addresses with the BIOS block move (INT 15h AH=87h),
@@ -152,6 +153,24 @@ static int write_small(uint64_t lba, uint32_t count, uint32_t buffer)
 	return rc;
 }
 
+/*
+ * Sectors to request ahead of a read.  A reader that goes on where it
+ * stopped is likely to keep going: as many again, which then arrive while
+ * the caller works on this read's data.  Only on our own NIC driver: the
+ * PXE stack moves frames only inside its calls and drops what it cannot
+ * keep.
+ */
+static uint32_t ahead_for(uint64_t lba, uint32_t count)
+{
+	uint64_t end = lba + count;
+	int sequential = lba == sequential_next;
+
+	sequential_next = end;
+	if (!sequential || !nic_keeps_frames() || end >= disk.sectors)
+		return 0;
+	return count < disk.sectors - end ? count : (uint32_t)(disk.sectors - end);
+}
+
 /* One transfer through the client core.  A server that lost our session
  * (restarted without its state) is attached again when that cannot lose
  * writes: every mode but volatile keeps them on the server. */
@@ -165,7 +184,8 @@ static int transfer(int write, uint64_t lba, uint32_t count, uint32_t buffer)
 		if (write) {
 			rc = write_small(lba, count, buffer);
 		} else {
-			rc = nd_read(&disk, lba, count, put_linear, &buffer);
+			rc = nd_read_ahead(&disk, lba, count, ahead_for(lba, count), put_linear,
+					   &buffer);
 			adapt_window(retransmits);
 		}
 		if (rc != ND_E_STATUS || disk.last_status != ND_ERR_SESSION ||

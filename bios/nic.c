@@ -225,6 +225,13 @@ int nic_open(const struct pxe_info *info, uint16_t server_port, uint16_t timeout
 	return 0;
 }
 
+/* Whether frames go through our driver, whose NIC keeps receiving while
+ * INT 13h is not called. */
+int nic_keeps_frames(void)
+{
+	return running;
+}
+
 /* Stop the NIC's DMA before its memory is given back. */
 void nic_stop(void)
 {

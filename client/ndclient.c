@@ -161,6 +161,8 @@ static int exchange(struct nd_client *c, uint8_t op, uint32_t id, send_fn send, 
 	uint32_t start = now(c), sent, wait = rto(c);
 	int resent = 0, len, plen, rc;
 
+	/* Reads requested ahead predate this request (a WRITE, say). */
+	memset(c->slot, 0, sizeof(c->slot));
 	for (;;) {
 		rc = send(c, arg);
 		if (rc < 0)
@@ -397,8 +399,9 @@ struct read_job {
 	void *ctx;
 };
 
-/* Start as many requests as the window and the slots allow. */
-static int issue_reads(struct nd_client *c, struct read_job *j)
+/* Start as many requests as the window and the slots allow: at least one
+ * for a job with none in flight, unless it is read ahead. */
+static int issue_reads(struct nd_client *c, struct read_job *j, int ahead)
 {
 	struct nd_slot *s;
 
@@ -407,13 +410,14 @@ static int issue_reads(struct nd_client *c, struct read_job *j)
 		uint32_t room = c->window > inflight ? c->window - inflight : 0;
 		uint32_t n;
 
-		if (j->busy && room == 0)
+		if ((j->busy || ahead) && room == 0)
 			break;
 		n = request_sectors(c, (uint16_t)(room < ND_MAX_CHUNKS ? room : ND_MAX_CHUNKS));
 		if (n > j->left)
 			n = j->left;
 		s->busy = 1;
 		s->resent = 0;
+		s->ahead = (uint8_t)ahead;
 		s->id = c->next_id++;
 		s->lba = j->lba;
 		s->count = n;
@@ -439,8 +443,8 @@ static int take_data(struct nd_client *c, int len, struct read_job *j)
 	int plen = valid_reply(c, len, ND_OP_READ);
 
 	s = plen < 0 ? 0 : find_slot(c, reply_id(c));
-	if (!s)
-		return 0;
+	if (!s || s->ahead)
+		return 0; /* read ahead: nowhere to put it yet, the next read asks again */
 	if (nd_get16(h->status) != ND_OK) {
 		c->last_status = nd_get16(h->status);
 		return ND_E_STATUS;
@@ -475,7 +479,7 @@ static uint32_t next_timeout(struct nd_client *c)
 		struct nd_slot *s = &c->slot[i];
 		uint32_t age = t - s->sent_ms;
 
-		if (!s->busy)
+		if (!s->busy || s->ahead) /* nobody waits for it yet */
 			continue;
 		if (age >= s->rto_ms)
 			return 0;
@@ -494,7 +498,7 @@ static int resend_expired(struct nd_client *c, uint32_t last_progress)
 	for (i = 0; i < ND_MAX_INFLIGHT; i++) {
 		struct nd_slot *s = &c->slot[i];
 
-		if (!s->busy || t - s->sent_ms < s->rto_ms)
+		if (!s->busy || s->ahead || t - s->sent_ms < s->rto_ms)
 			continue;
 		if (silent_too_long(c, last_progress))
 			return ND_E_TIMEOUT;
@@ -507,17 +511,71 @@ static int resend_expired(struct nd_client *c, uint32_t last_progress)
 	return ND_DONE;
 }
 
+/* The slot requested ahead for exactly [lba, lba + at most max), or NULL. */
+static struct nd_slot *ahead_at(struct nd_client *c, uint64_t lba, uint32_t max)
+{
+	unsigned i;
+
+	for (i = 0; i < ND_MAX_INFLIGHT; i++)
+		if (c->slot[i].busy && c->slot[i].ahead && c->slot[i].lba == lba &&
+		    c->slot[i].count <= max)
+			return &c->slot[i];
+	return 0;
+}
+
+/*
+ * Start a read with what was requested ahead from its first sector on, in
+ * order, and forget every other slot (read ahead for another place, or
+ * left by a failed read).  A taken request's timer starts now: its replies
+ * have been waiting for us, not late.
+ */
+static void take_ahead(struct nd_client *c, struct read_job *j)
+{
+	struct nd_slot *s;
+	uint8_t keep = 0;
+	unsigned i;
+
+	while ((s = ahead_at(c, j->lba, j->left))) {
+		s->ahead = 0;
+		s->base = j->base;
+		s->sent_ms = now(c);
+		s->resent = 1; /* no RTT sample from it */
+		keep |= (uint8_t)(1u << (s - c->slot));
+		j->lba += s->count;
+		j->left -= s->count;
+		j->base += s->count * ND_SECTOR_SIZE;
+		j->busy++;
+		c->ahead_taken += s->count;
+	}
+	for (i = 0; i < ND_MAX_INFLIGHT; i++)
+		if (!(keep & 1u << i))
+			memset(&c->slot[i], 0, sizeof(c->slot[i]));
+}
+
 int nd_read(struct nd_client *c, uint64_t lba, uint32_t count, nd_put_fn put, void *ctx)
 {
+	return nd_read_ahead(c, lba, count, 0, put, ctx);
+}
+
+int nd_read_ahead(struct nd_client *c, uint64_t lba, uint32_t count, uint32_t ahead,
+		  nd_put_fn put, void *ctx)
+{
 	struct read_job j = { lba, count, 0, 0, put, ctx };
+	struct read_job next = { lba + count, ahead, 0, 0, 0, 0 };
 	uint32_t last_progress = now(c);
 	int rc = check_range(c, lba, count);
 
-	memset(c->slot, 0, sizeof(c->slot));
+	if (rc != ND_DONE)
+		return rc;
+	if (ahead && check_range(c, next.lba, ahead) != ND_DONE)
+		next.left = 0;
+	take_ahead(c, &j);
 	while (rc == ND_DONE && (j.left || j.busy)) {
 		int len;
 
-		rc = issue_reads(c, &j);
+		rc = issue_reads(c, &j, 0);
+		if (rc == ND_DONE && !j.left)
+			rc = issue_reads(c, &next, 1);
 		if (rc < 0)
 			break;
 		len = c->tp.recv(c->tp.ctx, c->rxbuf, c->dgram, next_timeout(c));

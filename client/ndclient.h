@@ -60,6 +60,7 @@ struct nd_slot {
 	uint32_t rto_ms;   /* its current retransmission timeout */
 	uint8_t busy;      /* slot in use */
 	uint8_t resent;    /* retransmitted at least once (no RTT sample) */
+	uint8_t ahead;     /* requested ahead: no nd_read has taken it yet */
 };
 
 /* Settings the environment fills before nd_attach; nd_client_init sets defaults. */
@@ -102,6 +103,7 @@ struct nd_client {
 	/* Counters, for benchmarks and tests. */
 	uint32_t retransmits;
 	uint32_t stray;          /* datagrams that matched nothing in flight */
+	uint32_t ahead_taken;    /* sectors a read found already requested ahead */
 };
 
 /* Set defaults (window, timeouts, datagram size) and attach buffers. */
@@ -113,6 +115,19 @@ int nd_attach(struct nd_client *c, const char *image);
 
 /* Read `count` sectors at `lba`; data is handed to put() as it arrives. */
 int nd_read(struct nd_client *c, uint64_t lba, uint32_t count, nd_put_fn put, void *ctx);
+
+/*
+ * nd_read, and once its own requests are out, also request the `ahead`
+ * sectors that follow it (as many as the window has room for): the next
+ * call of a sequential reader, whose replies then arrive while the caller
+ * works on this call's data.  They wait in the transport (a NIC's receive
+ * ring) until a read starting right after this one takes them over.  A
+ * read elsewhere or any other request drops them, and their replies are
+ * then ignored, so data written in between is never read stale.  Only for
+ * a transport that keeps datagrams while nobody polls it.
+ */
+int nd_read_ahead(struct nd_client *c, uint64_t lba, uint32_t count, uint32_t ahead,
+		  nd_put_fn put, void *ctx);
 
 /* Write `count` sectors at `lba`; returns once the server acknowledged all. */
 int nd_write(struct nd_client *c, uint64_t lba, uint32_t count, nd_get_fn get, void *ctx);

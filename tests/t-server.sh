@@ -30,6 +30,7 @@ start volatile "$BASE"
 nd rw 02:00:00:00:01:01
 nd raw
 nd faults 02:00:00:00:01:02 20 10 10
+nd readahead 02:00:00:00:01:09 20 10 10
 expect volatile-write 0 nd write 02:00:00:00:01:03 1 5 700 40 1
 expect volatile-same-boot-keeps 0 nd check 02:00:00:00:01:03 1 5 700 40
 expect volatile-reboot-discards 0 nd check 02:00:00:00:01:03 2 0 700 40

@@ -258,6 +258,74 @@ static void scenario_rw(const char *mac)
 	tclient_close(&t, 1);
 }
 
+static int read_ahead_equals(struct nd_client *c, uint64_t lba, uint32_t count, uint32_t ahead,
+			     const uint8_t *want)
+{
+	uint8_t *got = malloc(count * ND_SECTOR_SIZE);
+	int rc = nd_read_ahead(c, lba, count, ahead, put_mem, got), same;
+
+	same = rc == 0 && !memcmp(got, want, count * ND_SECTOR_SIZE);
+	free(got);
+	return same;
+}
+
+/* Sequential reads, each requesting the next one ahead, from lba on. */
+static int read_ahead_run(struct nd_client *c, uint64_t lba, unsigned calls, uint32_t count)
+{
+	int ok = 1;
+
+	for (; calls--; lba += count)
+		ok &= read_ahead_equals(c, lba, count, count, base + lba * ND_SECTOR_SIZE);
+	return ok;
+}
+
+/* Reads requested ahead: taken by the next sequential read, never stale
+ * after a write, ignored when the reader goes elsewhere, not resent when
+ * they waited, right through a lossy link. */
+static void scenario_readahead(const char *mac, unsigned loss, unsigned dup, unsigned reorder)
+{
+	static struct faulty f;
+	struct tclient t;
+	uint32_t stray, resent;
+	int ok;
+
+	result(tclient_open(&t, mac, 3, ND_DEFAULT_DGRAM, NULL, 0, 0, 0) == 0, "ahead-attach",
+	       "attach failed");
+	ok = read_ahead_run(&t.c, 0, 100, 8);
+	result(ok && t.c.ahead_taken == 99 * 8 && t.c.stray == 0 && t.c.retransmits == 0,
+	       "ahead-sequential", "data %s, %u sectors taken from read-ahead, %u stray, %u resent",
+	       ok ? "right" : "WRONG", t.c.ahead_taken, t.c.stray, t.c.retransmits);
+	/* The write drops what was requested ahead: the read after it, where
+	 * the read-ahead was, asks afresh and sees the write. */
+	resent = t.c.retransmits;
+	ok = read_ahead_equals(&t.c, 3000, 8, 8, base + 3000 * ND_SECTOR_SIZE) &&
+	     write_pattern(&t.c, 9, 3008, 8) == 0 && pattern_there(&t.c, 9, 3008, 8);
+	result(ok && t.c.retransmits == resent, "ahead-write-in-between",
+	       "the read after the write got old data or waited for %u retransmissions",
+	       t.c.retransmits - resent);
+	stray = t.c.stray;
+	ok = read_ahead_equals(&t.c, 4000, 8, 8, base + 4000 * ND_SECTOR_SIZE) &&
+	     read_equals(&t.c, 5000, 8, base + 5000 * ND_SECTOR_SIZE);
+	result(ok && t.c.stray > stray, "ahead-elsewhere-ignored",
+	       "read elsewhere: data differs or no reply was ignored");
+	resent = t.c.retransmits;
+	ok = read_ahead_equals(&t.c, 6000, 8, 8, base + 6000 * ND_SECTOR_SIZE);
+	usleep(400 * 1000); /* longer than the largest retransmission timeout */
+	ok &= read_equals(&t.c, 6008, 8, base + 6008 * ND_SECTOR_SIZE);
+	result(ok && t.c.retransmits == resent, "ahead-waited-not-resent",
+	       "data differs, or %u retransmissions after a pause", t.c.retransmits - resent);
+	tclient_close(&t, 1);
+	result(tclient_open(&t, mac, 4, ND_DEFAULT_DGRAM, &f, loss, dup, reorder) == 0,
+	       "ahead-faults-attach", "attach failed through the faulty link");
+	ok = read_ahead_run(&t.c, 0, 100, 8);
+	result(ok && t.c.ahead_taken && t.c.retransmits, "ahead-faults",
+	       "data %s through the faulty link, %u sectors taken from read-ahead, %u resent",
+	       ok ? "right" : "WRONG", t.c.ahead_taken, t.c.retransmits);
+	printf("# read-ahead through the faulty link: %u of %u sectors taken ahead, "
+	       "%u retransmits, %u stray\n", t.c.ahead_taken, 99 * 8, t.c.retransmits, t.c.stray);
+	tclient_close(&t, 1);
+}
+
 /* Write a pattern and keep the session (no detach), for restart tests. */
 static int scenario_write(const char *mac, uint32_t nonce, uint32_t seed, uint64_t lba,
 			  uint32_t count, int flush)
@@ -554,7 +622,7 @@ static void usage(void)
 {
 	fprintf(stderr,
 		"usage: ndtest SERVER BASE-IMAGE SCENARIO [ARGS]\n"
-		"  rw MAC | faults MAC LOSS DUP REORDER | raw\n"
+		"  rw MAC | faults MAC LOSS DUP REORDER | readahead MAC LOSS DUP REORDER | raw\n"
 		"  write MAC NONCE SEED LBA COUNT FLUSH   (exit 0 on success)\n"
 		"  check MAC NONCE SEED LBA COUNT         (exit 0 if there; SEED 0 = base)\n"
 		"  attach-status MAC NONCE                (exit = nd_status)\n"
@@ -584,6 +652,9 @@ int main(int argc, char **argv)
 	else if (!strcmp(sc, "faults") && argc == 8)
 		scenario_faults(argv[4], (unsigned)atoi(argv[5]), (unsigned)atoi(argv[6]),
 				(unsigned)atoi(argv[7]));
+	else if (!strcmp(sc, "readahead") && argc == 8)
+		scenario_readahead(argv[4], (unsigned)atoi(argv[5]), (unsigned)atoi(argv[6]),
+				   (unsigned)atoi(argv[7]));
 	else if (!strcmp(sc, "raw") && argc == 4)
 		scenario_raw();
 	else if (!strcmp(sc, "write") && argc == 10)
