@@ -75,6 +75,7 @@ stage2_main:
 	call test_chs_bad
 	call test_chs_write
 	call test_ext_write
+	call test_ahead_write
 	call test_flat_read
 	call test_flat_write
 	call test_misc
@@ -583,6 +584,55 @@ test_ext_write:
 .done:
 	pop es
 	CHECK c, "43 write 127 sectors reads back"
+	ret
+
+; A read that continues the one before it has the stub request the sectors
+; after it ahead; a write there must drop them: the read after the write
+; sees what was written, not what was requested before it.
+test_ahead_write:
+	push es
+	push word BUF1
+	pop es
+	mov ah, 0x42
+	mov ebx, 5984
+	mov cx, 16
+	mov di, BUF1
+	call ext_io
+	jc .bad
+	mov ah, 0x42
+	mov ebx, 6000
+	mov cx, 16
+	mov di, BUF1
+	call ext_io
+	jc .bad
+	push word BUF2
+	pop es
+	mov ebx, 6016
+	mov edx, 0x5a5a1234
+	mov cx, 16
+	call fill
+	mov ah, 0x43
+	mov al, 0
+	mov cx, 16
+	mov di, BUF2
+	call ext_io
+	jc .bad
+	push word BUF1
+	pop es
+	mov ah, 0x42
+	mov cx, 16
+	mov di, BUF1
+	call ext_io
+	jc .bad
+	mov edx, 0x5a5a1234
+	mov cx, 16
+	call verify
+	jmp .done
+.bad:
+	stc
+.done:
+	pop es
+	CHECK c, "42 read after a write where the stub read ahead sees the write"
 	ret
 
 test_flat_read:
