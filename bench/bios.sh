@@ -14,7 +14,8 @@ img=$BENCH_TMP/bench.img
 cp "$BENCH_BUILD/bios/readbench.bin" "$img"
 truncate -s 64M "$img"
 # Into the page cache before the first round: otherwise the side that runs
-# first (netdisk) pays for the file's first read, about 0.1 s of a 0.1 s read.
+# first (netdisk) pays for the file's first read (0.21-0.28 s instead of
+# 0.11 s in round one).
 cat "$img" >/dev/null
 
 port=$(free_port)

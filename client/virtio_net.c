@@ -175,11 +175,17 @@ static int vn_receive(void *ctx)
 	}
 }
 
+/* Whether [offset, offset + len) lies within the frame receive() took. */
+static int in_held_frame(const struct vn_dev *d, unsigned offset, unsigned len)
+{
+	return d->held != VN_NONE && offset <= d->held_len && len <= d->held_len - offset;
+}
+
 static void vn_read(void *ctx, unsigned offset, void *dst, unsigned len)
 {
 	struct vn_dev *d = ctx;
 
-	if (d->held == VN_NONE || offset > d->held_len || len > d->held_len - offset)
+	if (!in_held_frame(d, offset, len))
 		return;
 	d->p->copy_from(d->p->ctx, dst, rx_buf(d, d->held) + HDR_ROOM + offset, len);
 }
@@ -188,7 +194,7 @@ static uint32_t vn_read_sum(void *ctx, unsigned offset, void *dst, unsigned len)
 {
 	struct vn_dev *d = ctx;
 
-	if (d->held == VN_NONE || offset > d->held_len || len > d->held_len - offset)
+	if (!in_held_frame(d, offset, len))
 		return 0;
 	return d->p->copy_from_sum(d->p->ctx, dst, rx_buf(d, d->held) + HDR_ROOM + offset, len);
 }
