@@ -135,22 +135,10 @@ static void adapt_window(uint32_t retransmits_before)
 #define WRITE_SECTORS_UNFRAGMENTED ((ND_DEFAULT_DGRAM - ND_HDR_SIZE) / ND_SECTOR_SIZE)
 #define WRITE_BURST 8 /* datagrams */
 
-static int write_small(uint64_t lba, uint32_t count, uint32_t buffer)
+static uint32_t write_piece(void)
 {
-	uint32_t piece = disk.dgram <= ND_DEFAULT_DGRAM
-				 ? (uint32_t)WRITE_BURST * disk.chunk / ND_SECTOR_SIZE
-				 : WRITE_SECTORS_UNFRAGMENTED;
-	int rc = ND_DONE;
-
-	while (rc == ND_DONE && count) {
-		uint32_t n = count < piece ? count : piece;
-
-		rc = nd_write(&disk, lba, n, get_linear, &buffer);
-		lba += n;
-		count -= n;
-		buffer += n * ND_SECTOR_SIZE;
-	}
-	return rc;
+	return disk.dgram <= ND_DEFAULT_DGRAM ? (uint32_t)WRITE_BURST * disk.chunk / ND_SECTOR_SIZE
+					      : WRITE_SECTORS_UNFRAGMENTED;
 }
 
 /*
@@ -182,7 +170,7 @@ static int transfer(int write, uint64_t lba, uint32_t count, uint32_t buffer)
 		uint32_t retransmits = disk.retransmits;
 
 		if (write) {
-			rc = write_small(lba, count, buffer);
+			rc = nd_write_pieces(&disk, lba, count, write_piece(), get_linear, &buffer);
 		} else {
 			rc = nd_read_ahead(&disk, lba, count, ahead_for(lba, count), put_linear,
 					   &buffer);

@@ -644,6 +644,39 @@ int nd_write(struct nd_client *c, uint64_t lba, uint32_t count, nd_get_fn get, v
 	return rc;
 }
 
+/* The caller's get() for one piece of an nd_write_pieces call. */
+struct piece_get {
+	nd_get_fn get;
+	void *ctx;
+	uint32_t base; /* byte offset of the piece within the call */
+};
+
+static void get_in_piece(void *ctx, uint32_t offset, void *data, unsigned len)
+{
+	struct piece_get *p = ctx;
+
+	p->get(p->ctx, p->base + offset, data, len);
+}
+
+int nd_write_pieces(struct nd_client *c, uint64_t lba, uint32_t count, uint32_t piece,
+		    nd_get_fn get, void *ctx)
+{
+	struct piece_get p = { get, ctx, 0 };
+	int rc = ND_DONE;
+
+	if (!piece)
+		piece = count;
+	while (rc == ND_DONE && count) {
+		uint32_t n = count < piece ? count : piece;
+
+		rc = nd_write(c, lba, n, get_in_piece, &p);
+		lba += n;
+		count -= n;
+		p.base += n * ND_SECTOR_SIZE;
+	}
+	return rc;
+}
+
 void nd_boot_table(const struct nd_client *c, uint8_t firmware, const struct nd_netfacts *n,
 		   struct nd_boot_table *t)
 {

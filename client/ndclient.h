@@ -132,6 +132,12 @@ int nd_read_ahead(struct nd_client *c, uint64_t lba, uint32_t count, uint32_t ah
 /* Write `count` sectors at `lba`; returns once the server acknowledged all. */
 int nd_write(struct nd_client *c, uint64_t lba, uint32_t count, nd_get_fn get, void *ctx);
 
+/* nd_write, one call per piece of at most `piece` sectors (0: one call),
+ * for a transport that cannot send what one nd_write would: datagrams it
+ * would have to fragment, bursts longer than its transmit ring. */
+int nd_write_pieces(struct nd_client *c, uint64_t lba, uint32_t count, uint32_t piece,
+		    nd_get_fn get, void *ctx);
+
 /* Make every acknowledged write durable on the server. */
 int nd_flush(struct nd_client *c);
 

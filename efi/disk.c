@@ -35,22 +35,6 @@ static void get_data(void *ctx, uint32_t offset, void *data, unsigned len)
  */
 #define WRITE_SECTORS ((ND_DEFAULT_DGRAM - ND_HDR_SIZE) / ND_SECTOR_SIZE)
 
-static int write_unfragmented(struct nd_client *c, EFI_LBA lba, uint32_t count, UINT8 *buffer)
-{
-	int rc = ND_DONE;
-
-	while (rc == ND_DONE && count) {
-		uint32_t n = count < WRITE_SECTORS || c->dgram <= ND_DEFAULT_DGRAM ? count
-										: WRITE_SECTORS;
-
-		rc = nd_write(c, lba, n, get_data, buffer);
-		lba += n;
-		count -= n;
-		buffer += n * ND_SECTOR_SIZE;
-	}
-	return rc;
-}
-
 /* Checks every BlockIo call shares; an I/O that passes them goes to the server. */
 static EFI_STATUS check_request(UINT32 media_id, EFI_LBA lba, UINTN size, VOID *buffer)
 {
@@ -86,7 +70,9 @@ static EFI_STATUS serve(int write, EFI_LBA lba, UINTN size, VOID *buffer)
 	if (nd_bootcfg.flags & ND_BOOTCFG_VERBOSE)
 		Print(L"netdisk: %a %ld+%d\n", write ? "write" : "read", lba, count);
 	for (;;) {
-		rc = write ? write_unfragmented(c, lba, count, buffer)
+		rc = write ? nd_write_pieces(c, lba, count,
+					     c->dgram <= ND_DEFAULT_DGRAM ? 0 : WRITE_SECTORS,
+					     get_data, buffer)
 			   : nd_read(c, lba, count, put_data, buffer);
 		if (rc == ND_DONE)
 			return EFI_SUCCESS;

@@ -233,6 +233,7 @@ static void scenario_rw(const char *mac)
 		{ 0, 1 }, { 7, 2 }, { 9, 1 }, { 100, 300 }, { 1000, 8 }, { 4095, 3 },
 	};
 	struct tclient t;
+	uint8_t *buf;
 	unsigned i;
 	int ok = 1;
 
@@ -254,6 +255,13 @@ static void scenario_rw(const char *mac)
 	       "rw-out-of-range", "read past the end was not refused");
 	result(pattern_there(&t.c, 7, 100, 300) && t.c.stray == 0, "rw-no-stray",
 	       "%u stray datagrams", t.c.stray);
+	buf = malloc(37 * ND_SECTOR_SIZE);
+	fill_pattern(buf, 8, 2000, 37);
+	result(nd_write_pieces(&t.c, 2000, 37, 5, get_mem, buf) == 0 &&
+	       pattern_there(&t.c, 8, 2000, 37) &&
+	       read_equals(&t.c, 2037, 1, base + 2037 * ND_SECTOR_SIZE),
+	       "rw-write-in-pieces", "37 sectors written 5 at a time do not read back");
+	free(buf);
 	result(nd_flush(&t.c) == 0, "rw-flush", "flush failed");
 	tclient_close(&t, 1);
 }
