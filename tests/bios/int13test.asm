@@ -261,6 +261,44 @@ verify:
 	stc
 	ret
 
+; write_pattern: write CX sectors at LBA EBX from BUF2, filled with the
+; pattern for LBA EBX xor EDX (AH=43h).  CF set on failure.  Both keep
+; EBX, ECX and EDX for the next call.
+write_pattern:
+	push es
+	push edx
+	push cx
+	push word BUF2
+	pop es
+	call fill
+	mov ah, 0x43
+	mov al, 0
+	mov di, BUF2
+	call ext_io
+	pop cx
+	pop edx
+	pop es
+	ret
+
+; read_verify: read CX sectors at LBA EBX into BUF1 (AH=42h); CF clear if
+; they hold the pattern for LBA EBX xor EDX.
+read_verify:
+	push es
+	push edx
+	push cx
+	push word BUF1
+	pop es
+	mov ah, 0x42
+	mov di, BUF1
+	call ext_io
+	pop cx
+	pop edx
+	jc .done
+	call verify
+.done:
+	pop es
+	ret
+
 ; block_move: copy CX words from linear ESI to linear EDI with INT 15h AH=87h.
 block_move:
 	pushad
@@ -511,78 +549,34 @@ test_chs_write:
 	mov dh, 2
 	xor bx, bx
 	call int13
-	jc .bad
-	push word BUF1
 	pop es
-	mov ah, 0x42
+	jc .done
 	mov ebx, 672
-	mov cx, 3
-	mov di, BUF1
-	call ext_io
-	jc .bad
 	mov edx, 0x5a5a5a5a
 	mov cx, 3
-	call verify
-	jmp .done
-.bad:
-	stc
+	call read_verify
 .done:
-	pop es
 	CHECK c, "03 CHS write reads back"
 	ret
 
 ; 127 sectors take more than one WRITE request of 1472-byte datagrams.
 test_ext_write:
-	push es
-	push word BUF2
-	pop es
 	mov ebx, 5000
 	mov edx, 0x12345678
 	mov cx, 127
-	call fill
-	mov ah, 0x43
-	mov al, 0
-	mov cx, 127
-	mov di, BUF2
-	call ext_io
-	jc .bad
-	push word BUF1
-	pop es
-	mov ah, 0x42
-	mov ebx, 5000
-	mov cx, 127
-	mov di, BUF1
-	call ext_io
-	jc .bad
-	mov edx, 0x12345678
-	mov cx, 127
-	call verify
-	jc .bad
+	call write_pattern
+	jc .done
+	call read_verify
+	jc .done
 	; the sectors around it are untouched
-	mov ah, 0x42
 	mov ebx, 4999
-	mov cx, 1
-	mov di, BUF1
-	call ext_io
-	jc .bad
 	xor edx, edx
 	mov cx, 1
-	call verify
-	jc .bad
-	mov ah, 0x42
+	call read_verify
+	jc .done
 	mov ebx, 5127
-	mov cx, 1
-	mov di, BUF1
-	call ext_io
-	jc .bad
-	xor edx, edx
-	mov cx, 1
-	call verify
-	jmp .done
-.bad:
-	stc
+	call read_verify
 .done:
-	pop es
 	CHECK c, "43 write 127 sectors reads back"
 	ret
 
@@ -598,40 +592,22 @@ test_ahead_write:
 	mov cx, 16
 	mov di, BUF1
 	call ext_io
-	jc .bad
+	jc .read
 	mov ah, 0x42
 	mov ebx, 6000
 	mov cx, 16
 	mov di, BUF1
 	call ext_io
-	jc .bad
-	push word BUF2
+.read:
 	pop es
+	jc .done
 	mov ebx, 6016
 	mov edx, 0x5a5a1234
 	mov cx, 16
-	call fill
-	mov ah, 0x43
-	mov al, 0
-	mov cx, 16
-	mov di, BUF2
-	call ext_io
-	jc .bad
-	push word BUF1
-	pop es
-	mov ah, 0x42
-	mov cx, 16
-	mov di, BUF1
-	call ext_io
-	jc .bad
-	mov edx, 0x5a5a1234
-	mov cx, 16
-	call verify
-	jmp .done
-.bad:
-	stc
+	call write_pattern
+	jc .done
+	call read_verify
 .done:
-	pop es
 	CHECK c, "42 read after a write where the stub read ahead sees the write"
 	ret
 
@@ -680,24 +656,11 @@ test_flat_write:
 	mov cx, 33
 	mov edi, FLAT2
 	call flat_io
-	jc .bad
-	push es
-	push word BUF1
-	pop es
-	mov ah, 0x42
+	jc .done
 	mov ebx, 7000
-	mov cx, 33
-	mov di, BUF1
-	call ext_io
-	jc .bad_es
 	mov edx, 0xcafef00d
 	mov cx, 33
-	call verify
-.bad_es:
-	pop es
-	jmp .done
-.bad:
-	stc
+	call read_verify
 .done:
 	CHECK c, "43 write from a buffer above 1 MiB reads back"
 	ret
@@ -870,19 +833,10 @@ test_boot_table:
 
 ; Reads and writes for about 12 s while the harness restarts the server.
 fault_test:
-	push es
-	push word BUF2
-	pop es
 	mov ebx, 9000
 	mov edx, 0x0badf00d
 	mov cx, 16
-	call fill
-	mov ah, 0x43
-	mov al, 0
-	mov cx, 16
-	mov di, BUF2
-	call ext_io
-	pop es
+	call write_pattern
 	CHECK c, "fault write before the outage"
 	mov si, msg_fault_start
 	call puts
@@ -895,26 +849,16 @@ fault_test:
 	mov dword [fault_reads], 0
 	mov byte [fault_bad], 0
 .loop:
-	push es
-	push word BUF1
-	pop es
 	mov ebx, [fault_reads]
 	and ebx, 63
 	shl ebx, 6
 	add ebx, 11000
-	mov ah, 0x42
-	mov cx, 64
-	mov di, BUF1
-	call ext_io
-	jc .bad
 	xor edx, edx
 	mov cx, 64
-	call verify
+	call read_verify
 	jnc .good
-.bad:
 	mov byte [fault_bad], 1
 .good:
-	pop es
 	inc dword [fault_reads]
 	push ds
 	push word 0x40
@@ -929,20 +873,10 @@ fault_test:
 	VALUE "fault_reads", dword [fault_reads]
 	cmp byte [fault_bad], 0
 	CHECK ne, "fault reads during the outage all correct"
-	push es
-	push word BUF1
-	pop es
-	mov ah, 0x42
 	mov ebx, 9000
-	mov cx, 16
-	mov di, BUF1
-	call ext_io
-	jc .bad2
 	mov edx, 0x0badf00d
 	mov cx, 16
-	call verify
-.bad2:
-	pop es
+	call read_verify
 	CHECK c, "fault write survives the server restart"
 	ret
 
