@@ -119,17 +119,32 @@ far_write32:
 %define COPY_SHIFT 6
 %define COPY_BLOCK (1 << COPY_SHIFT)
 
-; void far_copy(uint16_t dseg, uint16_t doff, uint16_t sseg, uint16_t soff, uint16_t len)
-far_copy:
+; Both copies' frame: ES:DI destination, DS:SI source, DX length.
+%macro COPY_ENTER 0
+	push ebx
 	push esi
 	push edi
 	push ds
 	push es
-	mov es, [esp + 16]
-	mov di, [esp + 20]
-	mov ds, [esp + 24]
-	mov si, [esp + 28]
-	mov dx, [esp + 32]
+	mov es, [esp + 20]
+	mov di, [esp + 24]
+	mov ds, [esp + 28]
+	mov si, [esp + 32]
+	mov dx, [esp + 36]
+%endmacro
+
+%macro COPY_LEAVE 0
+	pop es
+	pop ds
+	pop edi
+	pop esi
+	pop ebx
+	o32 ret
+%endmacro
+
+; void far_copy(uint16_t dseg, uint16_t doff, uint16_t sseg, uint16_t soff, uint16_t len)
+far_copy:
+	COPY_ENTER
 	cld
 	mov cx, dx
 	shr cx, COPY_SHIFT
@@ -153,11 +168,7 @@ far_copy:
 	mov cx, dx
 	and cx, 3
 	rep movsb
-	pop es
-	pop ds
-	pop edi
-	pop esi
-	o32 ret
+	COPY_LEAVE
 
 ; uint32_t far_copy_sum(uint16_t dseg, uint16_t doff, uint16_t sseg, uint16_t soff, uint16_t len)
 ; far_copy that also returns the ones' complement sum of the bytes: the
@@ -165,16 +176,7 @@ far_copy:
 ; sum of little-endian dwords, the bytes zero-padded to whole dwords,
 ; every carry added back in; see nd_framedev.read_sum).
 far_copy_sum:
-	push ebx
-	push esi
-	push edi
-	push ds
-	push es
-	mov es, [esp + 20]
-	mov di, [esp + 24]
-	mov ds, [esp + 28]
-	mov si, [esp + 32]
-	mov dx, [esp + 36]
+	COPY_ENTER
 	xor ebx, ebx		; the sum
 	mov cx, dx
 	shr cx, COPY_SHIFT
@@ -226,12 +228,7 @@ far_copy_sum:
 	adc ebx, 0
 .done:
 	mov eax, ebx
-	pop es
-	pop ds
-	pop edi
-	pop esi
-	pop ebx
-	o32 ret
+	COPY_LEAVE
 
 ; Register block for bios_int; must match struct bregs in bios.h.
 %define BR_EAX 0
