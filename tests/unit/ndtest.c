@@ -194,14 +194,21 @@ static void load_base(const char *path)
 	fclose(f);
 }
 
-static int read_equals(struct nd_client *c, uint64_t lba, uint32_t count, const uint8_t *want)
+/* Read count sectors at lba, requesting ahead more after them; 1 if they equal want. */
+static int read_ahead_equals(struct nd_client *c, uint64_t lba, uint32_t count, uint32_t ahead,
+			     const uint8_t *want)
 {
 	uint8_t *got = malloc(count * ND_SECTOR_SIZE);
-	int rc = nd_read(c, lba, count, put_mem, got), same;
+	int rc = nd_read_ahead(c, lba, count, ahead, put_mem, got), same;
 
 	same = rc == 0 && !memcmp(got, want, count * ND_SECTOR_SIZE);
 	free(got);
 	return same;
+}
+
+static int read_equals(struct nd_client *c, uint64_t lba, uint32_t count, const uint8_t *want)
+{
+	return read_ahead_equals(c, lba, count, 0, want);
 }
 
 static int write_pattern(struct nd_client *c, uint32_t seed, uint64_t lba, uint32_t count)
@@ -264,17 +271,6 @@ static void scenario_rw(const char *mac)
 	free(buf);
 	result(nd_flush(&t.c) == 0, "rw-flush", "flush failed");
 	tclient_close(&t, 1);
-}
-
-static int read_ahead_equals(struct nd_client *c, uint64_t lba, uint32_t count, uint32_t ahead,
-			     const uint8_t *want)
-{
-	uint8_t *got = malloc(count * ND_SECTOR_SIZE);
-	int rc = nd_read_ahead(c, lba, count, ahead, put_mem, got), same;
-
-	same = rc == 0 && !memcmp(got, want, count * ND_SECTOR_SIZE);
-	free(got);
-	return same;
 }
 
 /* Sequential reads, each requesting the next one ahead, from lba on. */
