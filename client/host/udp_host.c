@@ -1,4 +1,4 @@
-/* Host UDP transport for the client core (CLI, tests, Linux agent). */
+/* Host UDP transport for the client core (CLI and tests): the core over a connected UDP socket. */
 
 #include <errno.h>
 #include <netdb.h>

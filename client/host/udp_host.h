@@ -1,4 +1,4 @@
-/* Host UDP transport for the client core (CLI, tests, Linux agent). */
+/* Host UDP transport for the client core (CLI and tests): the core over a connected UDP socket. */
 #ifndef UDP_HOST_H
 #define UDP_HOST_H
 
