@@ -3,7 +3,7 @@
 BUILD ?= build
 CC ?= gcc
 HOST_CFLAGS ?= -std=gnu11 -O2 -g -Wall -Wextra -Wshadow -Wno-unused-parameter \
-	-D_GNU_SOURCE -Iinclude -Iclient -Iclient/host
+	-D_GNU_SOURCE -Iinclude -Icommon -Iclient -Iclient/host
 HOST_LDFLAGS ?=
 # Every compile writes a .d file beside its object naming the headers it read
 # (-MP: a deleted header is not an error); they are included at the end.
@@ -15,7 +15,7 @@ all:
 .SECONDARY:
 
 # Each component adds its artifacts to `all` and its rules in its own build.mk.
-include client/build.mk server/build.mk cli/build.mk bios/build.mk efi/build.mk \
+include common/build.mk client/build.mk server/build.mk cli/build.mk bios/build.mk efi/build.mk \
 	linux/build.mk tools/build.mk tests/build.mk bench/build.mk
 
 $(BUILD)/.dir:

@@ -9,5 +9,5 @@ $(BUILD)/linux/%.o: linux/%.c | $(BUILD)/.dir
 	@mkdir -p $(dir $@)
 	$(CC) $(HOST_CFLAGS) -Ilinux/agent $(DEPFLAGS) -c $< -o $@
 
-$(BUILD)/netdisk-attach: $(patsubst linux/%.c,$(BUILD)/linux/%.o,$(AGENT_SRC))
+$(BUILD)/netdisk-attach: $(patsubst linux/%.c,$(BUILD)/linux/%.o,$(AGENT_SRC)) $(BUILD)/libndcommon.a
 	$(CC) $(HOST_LDFLAGS) -static -s -o $@ $^

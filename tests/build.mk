@@ -10,7 +10,8 @@ $(BUILD)/tests/unit/%.o: tests/unit/%.c | $(BUILD)/.dir
 	@mkdir -p $(dir $@)
 	$(CC) $(HOST_CFLAGS) -Itests/unit $(DEPFLAGS) -c $< -o $@
 
-$(BUILD)/tests/ndtest: $(patsubst %.c,$(BUILD)/%.o,$(TEST_SRC)) $(BUILD)/libndclient.a
+$(BUILD)/tests/ndtest: $(patsubst %.c,$(BUILD)/%.o,$(TEST_SRC)) $(BUILD)/libndclient.a \
+		$(BUILD)/libndcommon.a
 	$(CC) $(HOST_LDFLAGS) -o $@ $^
 
 # The server built with AddressSanitizer and UBSan (t-server-sanitizers.sh).
@@ -19,7 +20,7 @@ $(BUILD)/asan/%.o: %.c | $(BUILD)/.dir
 	@mkdir -p $(dir $@)
 	$(CC) $(SERVER_CFLAGS) $(SAN_FLAGS) -O1 $(DEPFLAGS) -c $< -o $@
 
-$(BUILD)/asan/netdiskd: $(patsubst %.c,$(BUILD)/asan/%.o,$(SERVER_SRC) $(CLIENT_SRC))
+$(BUILD)/asan/netdiskd: $(patsubst %.c,$(BUILD)/asan/%.o,$(SERVER_SRC) $(COMMON_SRC))
 	$(CC) $(SAN_FLAGS) -o $@ $^ -lpthread
 
 # libFuzzer over every parser of untrusted input (clang); t-server-sanitizers.sh runs
@@ -36,7 +37,7 @@ $(BUILD)/fuzz/fuzz-frames: $(BUILD)/fuzz/tests/fuzz/fuzz_frames.o $(BUILD)/fuzz/
 	clang $(FUZZ_LDFLAGS) -o $@ $^
 
 $(BUILD)/fuzz/fuzz-%: $(BUILD)/fuzz/tests/fuzz/fuzz_%.o \
-		$(patsubst %.c,$(BUILD)/fuzz/%.o,$(SERVER_CORE_SRC) $(CLIENT_SRC))
+		$(patsubst %.c,$(BUILD)/fuzz/%.o,$(SERVER_CORE_SRC) $(COMMON_SRC))
 	clang $(FUZZ_LDFLAGS) -o $@ $^ -lpthread
 
 .PHONY: test-tools

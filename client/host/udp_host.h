@@ -18,8 +18,4 @@ void nd_udp_host_transport(struct nd_udp_host *u, struct nd_transport *tp);
 
 void nd_udp_host_close(struct nd_udp_host *u);
 
-/* Split "HOST[:PORT]" / "[V6]:PORT" into host and port; 0 or -1 if malformed. */
-int nd_split_hostport(const char *s, char *host, size_t hostlen, unsigned *port,
-		      unsigned default_port);
-
 #endif /* UDP_HOST_H */
