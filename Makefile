@@ -11,8 +11,8 @@ DEPFLAGS := -MMD -MP
 
 .PHONY: all deps test demo bench clean
 all:
-# Objects made through pattern-rule chains (fuzz, asan, EFI .so) are kept.
-.SECONDARY:
+# Files made through pattern-rule chains are kept, not deleted as intermediates.
+.PRECIOUS: $(BUILD)/%.o $(BUILD)/%.so
 
 # Each component adds its artifacts to `all` and its rules in its own build.mk.
 include common/build.mk client/build.mk server/build.mk cli/build.mk bios/build.mk efi/build.mk \

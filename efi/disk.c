@@ -58,13 +58,15 @@ static EFI_STATUS check_request(UINT32 media_id, EFI_LBA lba, UINTN size, VOID *
 
 /*
  * A request against the session, redone after the server lost the session
- * (it restarted): the client core already retries silence forever, and the
- * re-ATTACH checks the image is the same size so no wrong data is served.
+ * (it restarted) when the stub policy (nd_recover, client/policy.c) attached
+ * again: the client core already retries silence forever, and the re-ATTACH
+ * checks the image kept its size and mode so no wrong data is served.
  */
 static EFI_STATUS serve(int write, EFI_LBA lba, UINTN size, VOID *buffer)
 {
 	struct nd_client *c = disk.client;
 	uint32_t count = (uint32_t)(size / ND_SECTOR_SIZE);
+	unsigned tries = 0;
 	int rc;
 
 	if (nd_bootcfg.flags & ND_BOOTCFG_VERBOSE)
@@ -78,7 +80,7 @@ static EFI_STATUS serve(int write, EFI_LBA lba, UINTN size, VOID *buffer)
 			return EFI_SUCCESS;
 		if (disk.gone)
 			return EFI_NO_MEDIA;
-		if (rc != ND_E_STATUS || c->last_status != ND_ERR_SESSION || nd_reattach(c) < 0)
+		if (!nd_recover(c, rc, &tries))
 			break;
 	}
 	if (rc == ND_E_STATUS && c->last_status == ND_ERR_READONLY)

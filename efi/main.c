@@ -4,8 +4,7 @@
 #define DEFAULT_BOOT_PATH L"\\EFI\\BOOT\\BOOTX64.EFI"
 #define DEFAULT_ATTACH_TIMEOUT 60 /* seconds */
 #define DGRAM_SIZE (8192 + ND_HDR_SIZE) /* largest datagram tried: 8 KiB of sectors */
-#define PROBE_SECTORS 128     /* 64 KiB: several datagrams of every size tried */
-#define PROBE_GIVE_UP_MS 2000
+#define PROBE_GIVE_UP_MS 2000 /* a probe that stalls this long has lost datagrams */
 #define DETACH_TIMEOUT_MS 2000 /* a courtesy to the server; not worth a long wait */
 
 /* Patched in the binary by `netdisk patch`; found there by its magic. */
@@ -30,10 +29,7 @@ static uint8_t txbuf[DGRAM_SIZE], rxbuf[DGRAM_SIZE];
  * user-network socket on the host (RcvbufErrors in /proc/net/snmp) and
  * waited for retransmissions.
  */
-static const struct {
-	uint16_t dgram;
-	uint16_t window;
-} dgram_ladder[] = { { DGRAM_SIZE, 8 }, { ND_DEFAULT_DGRAM, 16 } };
+static const struct nd_ladder_step dgram_ladder[] = { { DGRAM_SIZE, 8 }, { ND_DEFAULT_DGRAM, 16 } };
 
 static void print_ip(const EFI_IPv4_ADDRESS *ip)
 {
@@ -46,8 +42,9 @@ static void print_server(void)
 	Print(L":%d", netinfo.port);
 }
 
-/* The client core tells us when the server goes quiet and when it is back.
- * Each request in flight reports its own retry: one line a second is enough. */
+/* The client core tells us when the server goes quiet and when it is back,
+ * the stub policy what its probe and session recovery do.  Each request in
+ * flight reports its own retry: one line a second is enough. */
 static void on_event(void *ctx, int event, uint32_t arg)
 {
 	static uint32_t last_shown = ~0u;
@@ -60,6 +57,15 @@ static void on_event(void *ctx, int event, uint32_t arg)
 	} else if (event == ND_EV_RECOVERED) {
 		last_shown = ~0u;
 		Print(L"netdisk: server answers again\n");
+	} else if (event == ND_EV_PROBE_LOST) {
+		Print(L"netdisk: %d-byte datagrams, window %d get lost here, trying %d, window %d\n",
+		      client.dgram, client.window, dgram_ladder[arg].dgram, dgram_ladder[arg].window);
+	} else if (event == ND_EV_SESSION_LOST) {
+		Print(L"netdisk: %a\n", nd_recovery_text(arg));
+	} else if (event == ND_EV_REATTACHED) {
+		/* A new session: the OS must take over that one, not the lost one. */
+		if (EFI_ERROR(nd_boot_table_install(&client, &netinfo)))
+			Print(L"netdisk: could not update the boot table\n");
 	}
 }
 
@@ -85,63 +91,6 @@ static uint32_t attach_timeout_s(void)
 	return t ? t : DEFAULT_ATTACH_TIMEOUT;
 }
 
-/* The session was lost (server restart): attach again to the same image. */
-int nd_reattach(struct nd_client *c)
-{
-	uint64_t sectors = c->sectors;
-	int rc;
-
-	Print(L"netdisk: session lost, attaching again\n");
-	rc = nd_attach(c, image_name);
-	if (rc == ND_DONE && c->sectors != sectors) {
-		Print(L"netdisk: the image changed size on the server; refusing it\n");
-		c->sectors = 0;
-		return ND_E_PROTO;
-	}
-	/* A new session: the OS must take over that one, not the lost one. */
-	if (rc == ND_DONE && EFI_ERROR(nd_boot_table_install(c, &netinfo)))
-		Print(L"netdisk: could not update the boot table\n");
-	return rc;
-}
-
-static void put_nowhere(void *ctx, uint32_t offset, const void *data, unsigned len)
-{
-}
-
-/* Do datagrams of the granted size arrive whole?  A read from the start of
- * the disk must not need a single retransmission. */
-static int datagrams_get_through(void)
-{
-	uint32_t before = client.retransmits;
-	uint32_t count = client.sectors < PROBE_SECTORS ? (uint32_t)client.sectors : PROBE_SECTORS;
-	int rc;
-
-	client.cfg.give_up_ms = PROBE_GIVE_UP_MS;
-	rc = nd_read(&client, 0, count, put_nowhere, NULL);
-	return rc == ND_DONE && client.retransmits == before;
-}
-
-/* ATTACH with the largest datagram size that gets through; 0 or an nd_result. */
-static int attach_largest(void)
-{
-	unsigned step;
-	int rc;
-
-	for (step = 0;; step++) {
-		client.cfg.max_dgram = dgram_ladder[step].dgram;
-		client.cfg.window = dgram_ladder[step].window;
-		client.cfg.give_up_ms = attach_timeout_s() * 1000;
-		rc = nd_attach(&client, image_name);
-		if (rc < 0 || client.dgram <= ND_DEFAULT_DGRAM || datagrams_get_through())
-			return rc;
-		Print(L"netdisk: %d-byte datagrams get lost here, trying %d\n", client.dgram,
-		      dgram_ladder[step + 1].dgram);
-		/* A new nonce makes it a new session, not a retry of this one;
-		 * nothing has been written yet, so nothing is lost. */
-		client.cfg.nonce++;
-	}
-}
-
 static EFI_STATUS attach(void)
 {
 	EFI_TPL tpl;
@@ -150,8 +99,10 @@ static EFI_STATUS attach(void)
 	Print(L"netdisk: attaching to ");
 	print_server();
 	Print(L" image \"%a\"\n", image_name[0] ? image_name : "(server's choice)");
+	client.cfg.give_up_ms = attach_timeout_s() * 1000;
 	tpl = nd_net_hold();
-	rc = attach_largest();
+	rc = nd_attach_ladder(&client, image_name, dgram_ladder,
+			      sizeof(dgram_ladder) / sizeof(dgram_ladder[0]), PROBE_GIVE_UP_MS);
 	nd_net_release(tpl);
 	if (rc == ND_E_TIMEOUT) {
 		Print(L"netdisk: no answer from the server in %d s; back to the boot manager\n",
@@ -163,7 +114,7 @@ static EFI_STATUS attach(void)
 		return EFI_ACCESS_DENIED;
 	}
 	if (rc < 0) {
-		Print(L"netdisk: attach failed (%d)\n", rc);
+		Print(L"netdisk: attach failed: %a\n", nd_result_text(rc));
 		return EFI_DEVICE_ERROR;
 	}
 	/* From here on the disk is in use: a silent server is waited for. */

@@ -5,6 +5,7 @@
 #include <efi.h>
 #include <efilib.h>
 #include "ndclient.h"
+#include "policy.h"
 #include "ipstack.h"
 #include "netdisk/bootcfg.h"
 
@@ -80,9 +81,6 @@ void nd_disk_uninstall(void);
 /* The boot table as ACPI table NDSK, for the OS's takeover (acpi.c). */
 EFI_STATUS nd_boot_table_install(const struct nd_client *c, const struct nd_netinfo *ni);
 void nd_boot_table_uninstall(void);
-
-/* Session upkeep shared by start-up and the disk (main.c). */
-int nd_reattach(struct nd_client *c);
 
 /* Loading the OS loader from the disk (boot.c). */
 EFI_STATUS nd_boot(EFI_HANDLE image, EFI_HANDLE disk, const CHAR16 *path);
