@@ -8,15 +8,15 @@
 #define DETACH_TIMEOUT_MS 2000 /* a courtesy to the server; not worth a long wait */
 
 /* Patched in the binary by `netdisk patch`; found there by its magic. */
-struct nd_bootcfg nd_bootcfg __attribute__((used)) = {
+struct nd_bootcfg efi_bootcfg __attribute__((used)) = {
 	.magic = ND_BOOTCFG_MAGIC,
 	.version = ND_BOOTCFG_VERSION,
 };
 
 static struct nd_client client;
-static struct nd_netinfo netinfo;
+static struct efi_netinfo netinfo;
 static char image_name[ND_IMAGE_NAME_LEN + 1];
-static CHAR16 boot_path[sizeof(nd_bootcfg.boot_path) + 1];
+static CHAR16 boot_path[sizeof(efi_bootcfg.boot_path) + 1];
 static uint8_t txbuf[DGRAM_SIZE], rxbuf[DGRAM_SIZE];
 
 /*
@@ -64,7 +64,7 @@ static void on_event(void *ctx, int event, uint32_t arg)
 		Print(L"netdisk: %a\n", nd_recovery_text(arg));
 	} else if (event == ND_EV_REATTACHED) {
 		/* A new session: the OS must take over that one, not the lost one. */
-		if (EFI_ERROR(nd_boot_table_install(&client, &netinfo)))
+		if (EFI_ERROR(efi_boot_table_install(&client, &netinfo)))
 			Print(L"netdisk: could not update the boot table\n");
 	}
 }
@@ -74,11 +74,11 @@ static void read_bootcfg(void)
 {
 	UINTN i;
 
-	for (i = 0; i < sizeof(nd_bootcfg.image) && nd_bootcfg.image[i]; i++)
-		image_name[i] = nd_bootcfg.image[i];
+	for (i = 0; i < sizeof(efi_bootcfg.image) && efi_bootcfg.image[i]; i++)
+		image_name[i] = efi_bootcfg.image[i];
 	image_name[i] = 0;
-	for (i = 0; i < sizeof(nd_bootcfg.boot_path) && nd_bootcfg.boot_path[i]; i++)
-		boot_path[i] = (CHAR16)(UINT8)nd_bootcfg.boot_path[i];
+	for (i = 0; i < sizeof(efi_bootcfg.boot_path) && efi_bootcfg.boot_path[i]; i++)
+		boot_path[i] = (CHAR16)(UINT8)efi_bootcfg.boot_path[i];
 	boot_path[i] = 0;
 	if (!boot_path[0])
 		StrCpy(boot_path, DEFAULT_BOOT_PATH);
@@ -86,7 +86,7 @@ static void read_bootcfg(void)
 
 static uint32_t attach_timeout_s(void)
 {
-	uint16_t t = nd_get16(nd_bootcfg.attach_timeout);
+	uint16_t t = nd_get16(efi_bootcfg.attach_timeout);
 
 	return t ? t : DEFAULT_ATTACH_TIMEOUT;
 }
@@ -100,10 +100,10 @@ static EFI_STATUS attach(void)
 	print_server();
 	Print(L" image \"%a\"\n", image_name[0] ? image_name : "(server's choice)");
 	client.cfg.give_up_ms = attach_timeout_s() * 1000;
-	tpl = nd_net_hold();
+	tpl = efi_net_hold();
 	rc = nd_attach_ladder(&client, image_name, dgram_ladder,
 			      sizeof(dgram_ladder) / sizeof(dgram_ladder[0]), PROBE_GIVE_UP_MS);
-	nd_net_release(tpl);
+	efi_net_release(tpl);
 	if (rc == ND_E_TIMEOUT) {
 		Print(L"netdisk: no answer from the server in %d s; back to the boot manager\n",
 		      attach_timeout_s());
@@ -121,7 +121,7 @@ static EFI_STATUS attach(void)
 	client.cfg.give_up_ms = 0;
 	Print(L"netdisk: image \"%a\", %ld sectors (%ld MiB), mode %a\n", client.image,
 	      client.sectors, client.sectors / 2048, nd_mode_text(client.mode));
-	Print(L"netdisk: transport %a, %d-byte datagrams, window %d\n", nd_net_name(), client.dgram,
+	Print(L"netdisk: transport %a, %d-byte datagrams, window %d\n", efi_net_name(), client.dgram,
 	      client.window);
 	return EFI_SUCCESS;
 }
@@ -129,14 +129,14 @@ static EFI_STATUS attach(void)
 static EFI_STATUS start_client(EFI_HANDLE image)
 {
 	struct nd_transport tp;
-	EFI_STATUS status = nd_net_open(image, &netinfo, &tp);
+	EFI_STATUS status = efi_net_open(image, &netinfo, &tp);
 
 	if (EFI_ERROR(status))
 		return status;
 	nd_client_init(&client, &tp, txbuf, rxbuf, sizeof(txbuf));
 	CopyMem(client.cfg.mac, netinfo.mac, sizeof(client.cfg.mac));
 	client.cfg.client_kind = ND_KIND_EFI;
-	client.cfg.nonce = nd_clock_entropy();
+	client.cfg.nonce = efi_clock_entropy();
 	client.cfg.event = on_event;
 	return attach();
 }
@@ -145,7 +145,7 @@ static EFI_STATUS start_client(EFI_HANDLE image)
 static EFI_STATUS serve_and_boot(EFI_HANDLE image)
 {
 	EFI_HANDLE disk;
-	EFI_STATUS status = nd_disk_install(&client, &netinfo, &disk);
+	EFI_STATUS status = efi_disk_install(&client, &netinfo, &disk);
 
 	if (EFI_ERROR(status)) {
 		Print(L"netdisk: cannot install the disk: %r\n", status);
@@ -153,14 +153,14 @@ static EFI_STATUS serve_and_boot(EFI_HANDLE image)
 	}
 	/* Without the table the OS cannot take the disk over; booting still
 	 * gets as far as the loader and kernel, so only warn. */
-	status = nd_boot_table_install(&client, &netinfo);
+	status = efi_boot_table_install(&client, &netinfo);
 	if (EFI_ERROR(status))
 		Print(L"netdisk: cannot install the boot table (ACPI): %r\n", status);
 	/* The boot manager's watchdog was meant for us; the loader sets its own. */
 	gBS->SetWatchdogTimer(0, 0, 0, NULL);
-	status = nd_boot(image, disk, boot_path);
-	nd_boot_table_uninstall();
-	nd_disk_uninstall();
+	status = efi_boot(image, disk, boot_path);
+	efi_boot_table_uninstall();
+	efi_disk_uninstall();
 	return status;
 }
 
@@ -173,8 +173,8 @@ EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *systab)
 	InitializeLib(image, systab);
 	Print(L"netdisk: UEFI network disk\n");
 	read_bootcfg();
-	nd_clock_init();
-	status = nd_net_discover(image, &netinfo);
+	efi_clock_init();
+	status = efi_net_discover(image, &netinfo);
 	if (EFI_ERROR(status))
 		return status;
 	Print(L"netdisk: this machine ");
@@ -186,10 +186,10 @@ EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *systab)
 	if (!EFI_ERROR(status)) {
 		status = serve_and_boot(image);
 		client.cfg.give_up_ms = DETACH_TIMEOUT_MS;
-		tpl = nd_net_hold();
+		tpl = efi_net_hold();
 		nd_detach(&client);
-		nd_net_release(tpl);
+		efi_net_release(tpl);
 	}
-	nd_net_close(&netinfo);
+	efi_net_close(&netinfo);
 	return status;
 }
