@@ -108,7 +108,7 @@ struct nd_client {
 	uint32_t retransmits;
 	uint32_t stray;          /* datagrams that matched nothing in flight */
 	uint32_t ahead_taken;    /* sectors a read found already requested ahead */
-	uint32_t writes;         /* WRITE requests sent in this session (since nd_attach) */
+	uint32_t writes;         /* WRITEs the server acknowledged in this session */
 };
 
 /* Set defaults (window, timeouts, datagram size) and attach buffers. */

@@ -42,7 +42,8 @@ const char *nd_recovery_text(unsigned why);
  * After a request failed with rc: if the server lost the session (it
  * restarted without its state), attach again to the same image when that
  * cannot lose acknowledged writes (every mode keeps them on the server but
- * volatile; a volatile session that has written nothing loses nothing), at
+ * volatile; a volatile session none of whose writes was acknowledged loses
+ * nothing: the failed request is redone whole), at
  * most once per request (*tries counts, 0 at the request's start), and keep
  * the new session only if the image has the same size and mode; if not, the
  * disk is gone (sectors 0: every later request is out of range).  Reports
