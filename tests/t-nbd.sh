@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # NBD in netdiskd: stock clients (nbdinfo, nbdcopy, qemu-img, qemu-io), session takeover, bad input.
 . "$(dirname "$0")/lib.sh"
+requires cmd:nbdinfo cmd:nbdcopy cmd:qemu-img cmd:qemu-io
 
 NDTEST=$ND_BUILD/tests/ndtest
 BASE=$ND_TMP/base.img
