@@ -52,6 +52,21 @@ check() {
 	if out=$("$@" 2>&1); then pass "$name"; else fail "$name" "$(echo "$out" | tail -n 5 | tr '\n' ' ')"; fi
 }
 
+# check_fails NAME STATUS PATTERN COMMAND...: PASS only if the command fails
+# with exit status STATUS and its output matches PATTERN (grep -E): a missing
+# tool (127), a crash (128+) or another failure is not the refusal expected.
+check_fails() {
+	local name=$1 want=$2 pattern=$3 out rc
+	shift 3
+	out=$("$@" 2>&1)
+	rc=$?
+	if [ "$rc" -eq "$want" ] && grep -qE -- "$pattern" <<<"$out"; then
+		pass "$name"
+	else
+		fail "$name" "exit $rc (want $want): $(echo "$out" | tail -n 3 | tr '\n' ' ')"
+	fi
+}
+
 # A UDP+TCP port nobody listens on now.
 free_port() {
 	python3 -c 'import socket
