@@ -85,8 +85,8 @@ static EFI_STATUS serve(int write, EFI_LBA lba, UINTN size, VOID *buffer)
 	}
 	if (rc == ND_E_STATUS && c->last_status == ND_ERR_READONLY)
 		return EFI_WRITE_PROTECTED;
-	Print(L"netdisk: %a of %d sectors at %ld failed (%d, %a)\n", write ? "write" : "read",
-	      count, lba, rc, rc == ND_E_STATUS ? nd_status_text(c->last_status) : "");
+	Print(L"netdisk: %a of %d sectors at %ld failed: %a\n", write ? "write" : "read", count,
+	      lba, rc == ND_E_STATUS ? nd_status_text(c->last_status) : nd_result_text(rc));
 	return EFI_DEVICE_ERROR;
 }
 

@@ -114,6 +114,10 @@ void session_end(struct server *s, struct session *ss, const char *why);
 void sessions_restore(struct server *s);
 void server_close(struct server *s);
 int session_live(const struct server *s, const struct session *ss);
+/* Log a storage error (a layer call's -errno) where it becomes a client's
+ * error status: once, with operation, image, client, offset and errno. */
+void session_storage_error(const struct session *ss, const char *op, uint64_t off,
+			   uint64_t len, int rc);
 
 /* udp.c */
 void handle_datagram(struct server *s, const uint8_t *pkt, size_t len,

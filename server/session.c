@@ -469,3 +469,15 @@ void server_close(struct server *s)
 			log_msg("warning: could not remove %s", s->state_dir);
 	}
 }
+
+void session_storage_error(const struct session *ss, const char *op, uint64_t off,
+			   uint64_t len, int rc)
+{
+	char mac[ND_MAC_STRLEN + 1];
+	const char *name = strerrorname_np(-rc);
+
+	nd_mac_format(ss->mac, mac);
+	nd_log(ND_LOG_ERROR, "storage error, %s: op=%s image=%s mac=%s ip=%s offset=%llu "
+	       "len=%llu errno=%s", strerror(-rc), op, ss->img->name, mac, ss->peer,
+	       (unsigned long long)off, (unsigned long long)len, name ? name : "unknown");
+}

@@ -7,6 +7,7 @@
  * the clock on at once, so timeouts cost no real time).
  */
 
+#include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <stdlib.h>
@@ -503,6 +504,50 @@ static void recovery(const char *image, const char *image_big)
 	server_down();
 }
 
+/* A storage error reaches the client as an I/O status and the server's log
+ * once, with operation, image, client, offset and errno. */
+static void storage_error(const char *image)
+{
+	char logpath[300], line[512], found[512] = "";
+	struct nd_client c;
+	struct verify w = { 8 * ND_SECTOR_SIZE, 4, 0 };
+	int saved, fd, rc, lines = 0;
+	FILE *f;
+
+	if (server_up(image, ND_MODE_VOLATILE, NULL) < 0)
+		return;
+	script(0, 0, 0, 31);
+	client_new(&c, ND_DEFAULT_DGRAM, 16);
+	nd_attach(&c, "disk");
+	snprintf(logpath, sizeof(logpath), "%s/server.log", unit_tmpdir());
+	fflush(stderr);
+	saved = dup(2);
+	fd = open(logpath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	dup2(fd, 2);
+	close(fd);
+	unit_fail_pwrites(ENOSPC);
+	rc = nd_write(&c, 8, 1, get_pattern, &w);
+	unit_fail_pwrites(0);
+	fflush(stderr);
+	dup2(saved, 2);
+	close(saved);
+	f = fopen(logpath, "r");
+	while (f && fgets(line, sizeof(line), f))
+		if (strstr(line, "storage error")) {
+			lines++;
+			snprintf(found, sizeof(found), "%s", line);
+		}
+	if (f)
+		fclose(f);
+	check_that(rc == ND_E_STATUS && c.last_status == ND_ERR_IO, "storage-error-io-status",
+		   "rc %d, status %u", rc, c.last_status);
+	check_that(lines == 1 && strstr(found, " error netdiskd: storage error, ") &&
+		   strstr(found, "op=write image=disk mac=02:00:00:00:00:07 ip=") &&
+		   strstr(found, " offset=4096 len=512 errno=ENOSPC"), "storage-error-logged-once",
+		   "%d lines, last '%s'", lines, found);
+	server_down();
+}
+
 void unit_client(void)
 {
 	char image[300], big[300];
@@ -515,4 +560,5 @@ void unit_client(void)
 	faults(image);
 	probe(image);
 	recovery(image, big);
+	storage_error(image);
 }

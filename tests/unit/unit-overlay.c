@@ -24,6 +24,13 @@
 
 ssize_t __real_pwrite(int fd, const void *buf, size_t len, off_t off);
 
+static int fail_all; /* unit_fail_pwrites */
+
+void unit_fail_pwrites(int err)
+{
+	fail_all = err;
+}
+
 static struct {
 	int armed;
 	unsigned left;     /* pwrites that go through before the cut */
@@ -34,6 +41,10 @@ static struct {
 ssize_t __wrap_pwrite(int fd, const void *buf, size_t len, off_t off);
 ssize_t __wrap_pwrite(int fd, const void *buf, size_t len, off_t off)
 {
+	if (fail_all) {
+		errno = fail_all;
+		return -1;
+	}
 	if (!cut.armed)
 		return __real_pwrite(fd, buf, len, off);
 	if (cut.crashed) {

@@ -16,6 +16,10 @@ void unit_client(void);
 void unit_ipstack(void);
 void unit_overlay(void);
 
+/* Make every pwrite fail with err (0: work again), for storage errors
+ * (unit-overlay.c's --wrap=pwrite). */
+void unit_fail_pwrites(int err);
+
 /* A scratch directory for this run (removed at exit). */
 const char *unit_tmpdir(void);
 
