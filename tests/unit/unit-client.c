@@ -417,7 +417,7 @@ static void recovery(const char *image, const char *image_big)
 	char state[300];
 	struct nd_client c;
 	struct verify w = { 40 * ND_SECTOR_SIZE, 2, 0 };
-	unsigned tries = 0;
+	struct nd_retry retry;
 	long bad;
 	int r;
 
@@ -433,10 +433,11 @@ static void recovery(const char *image, const char *image_big)
 		return;
 	restart(image, ND_MODE_PERSISTENT, state);
 	nevents = 0;
-	r = read_fails_lost(&c) ? nd_recover(&c, ND_E_STATUS, &tries) : -1;
-	check_that(r == 1 && tries == 1 && nevents == 2 && events[0].event == ND_EV_SESSION_LOST &&
+	nd_retry_begin(&c, &retry);
+	r = read_fails_lost(&c) ? nd_recover(&c, ND_E_STATUS, &retry) : -1;
+	check_that(r == 1 && retry.tries == 1 && nevents == 2 && events[0].event == ND_EV_SESSION_LOST &&
 		   events[0].arg == ND_RECOVER_ATTACHING && events[1].event == ND_EV_REATTACHED,
-		   "recover-persistent-attaches-again", "r %d, tries %u, %u events", r, tries,
+		   "recover-persistent-attaches-again", "r %d, tries %u, %u events", r, retry.tries,
 		   nevents);
 	bad = read_check(&c, 40, 8, 8, 2);
 	check_that(bad == 0, "recover-persistent-keeps-writes", "%ld bad bytes", bad);
@@ -444,17 +445,17 @@ static void recovery(const char *image, const char *image_big)
 	/* The new session lost again within the same request: no second try. */
 	restart(image, ND_MODE_PERSISTENT, state);
 	nevents = 0;
-	r = read_fails_lost(&c) ? nd_recover(&c, ND_E_STATUS, &tries) : -1;
+	r = read_fails_lost(&c) ? nd_recover(&c, ND_E_STATUS, &retry) : -1;
 	check_that(r == 0 && nevents == 1 && events[0].arg == ND_RECOVER_ONCE,
 		   "recover-once-per-request", "r %d, %u events, reason %u", r, nevents,
 		   events[0].arg);
 
 	/* Not a lost session: nothing to recover, nothing reported. */
-	tries = 0;
+	nd_retry_begin(&c, &retry);
 	nevents = 0;
 	c.last_status = ND_ERR_IO;
-	check_that(nd_recover(&c, ND_E_STATUS, &tries) == 0 &&
-		   nd_recover(&c, ND_E_TIMEOUT, &tries) == 0 && nevents == 0 && tries == 0,
+	check_that(nd_recover(&c, ND_E_STATUS, &retry) == 0 &&
+		   nd_recover(&c, ND_E_TIMEOUT, &retry) == 0 && nevents == 0 && retry.tries == 0,
 		   "recover-only-lost-sessions", "recovered from another error");
 
 	/* Volatile with writes: refused, and the disk is gone. */
@@ -464,28 +465,40 @@ static void recovery(const char *image, const char *image_big)
 	nd_attach(&c, "disk");
 	nd_write(&c, 40, 8, get_pattern, &w);
 	restart(image, ND_MODE_VOLATILE, NULL);
-	tries = 0;
+	nd_retry_begin(&c, &retry);
 	nevents = 0;
-	r = read_fails_lost(&c) ? nd_recover(&c, ND_E_STATUS, &tries) : -1;
+	r = read_fails_lost(&c) ? nd_recover(&c, ND_E_STATUS, &retry) : -1;
 	check_that(r == 0 && nevents == 1 && events[0].arg == ND_RECOVER_VOLATILE &&
 		   c.sectors == 0 && net.srv.nsessions == 0, "recover-volatile-with-writes-refused",
 		   "r %d, %u events, reason %u, %llu sectors, %u server sessions", r, nevents,
 		   events[0].arg, (unsigned long long)c.sectors, net.srv.nsessions);
 
+	/* Volatile, acknowledged writes only in the request under way (pieces of
+	 * it): redoing the request loses nothing, attached again. */
+	client_new(&c, ND_DEFAULT_DGRAM, 16);
+	nd_attach(&c, "disk");
+	nd_retry_begin(&c, &retry);
+	nd_write(&c, 40, 8, get_pattern, &w);
+	restart(image, ND_MODE_VOLATILE, NULL);
+	nevents = 0;
+	r = read_fails_lost(&c) ? nd_recover(&c, ND_E_STATUS, &retry) : -1;
+	check_that(r == 1 && events[0].arg == ND_RECOVER_ATTACHING,
+		   "recover-volatile-writes-of-this-request", "r %d, reason %u", r, events[0].arg);
+
 	/* Volatile without writes: nothing to lose, attached again. */
 	client_new(&c, ND_DEFAULT_DGRAM, 16);
 	nd_attach(&c, "disk");
 	restart(image, ND_MODE_VOLATILE, NULL);
-	tries = 0;
-	r = read_fails_lost(&c) ? nd_recover(&c, ND_E_STATUS, &tries) : -1;
+	nd_retry_begin(&c, &retry);
+	r = read_fails_lost(&c) ? nd_recover(&c, ND_E_STATUS, &retry) : -1;
 	check_that(r == 1 && read_check(&c, 0, 64, 64, 0) == 0, "recover-volatile-unwritten",
 		   "r %d", r);
 
 	/* The image changed size behind the restart: the disk is gone. */
 	restart(image_big, ND_MODE_VOLATILE, NULL);
-	tries = 0;
+	nd_retry_begin(&c, &retry);
 	nevents = 0;
-	r = read_fails_lost(&c) ? nd_recover(&c, ND_E_STATUS, &tries) : -1;
+	r = read_fails_lost(&c) ? nd_recover(&c, ND_E_STATUS, &retry) : -1;
 	check_that(r == 0 && c.sectors == 0 && nevents == 2 &&
 		   events[1].arg == ND_RECOVER_CHANGED, "recover-size-changed-refused",
 		   "r %d, %llu sectors, %u events", r, (unsigned long long)c.sectors, nevents);
@@ -495,9 +508,9 @@ static void recovery(const char *image, const char *image_big)
 	client_new(&c, ND_DEFAULT_DGRAM, 16);
 	nd_attach(&c, "disk");
 	restart(image, ND_MODE_READONLY, NULL);
-	tries = 0;
+	nd_retry_begin(&c, &retry);
 	nevents = 0;
-	r = read_fails_lost(&c) ? nd_recover(&c, ND_E_STATUS, &tries) : -1;
+	r = read_fails_lost(&c) ? nd_recover(&c, ND_E_STATUS, &retry) : -1;
 	check_that(r == 0 && c.sectors == 0 && nevents == 2 &&
 		   events[1].arg == ND_RECOVER_CHANGED, "recover-mode-changed-refused",
 		   "r %d, %llu sectors, %u events", r, (unsigned long long)c.sectors, nevents);
