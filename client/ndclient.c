@@ -293,13 +293,6 @@ int nd_attach(struct nd_client *c, const char *image)
 	return take_grant(c, plen);
 }
 
-int nd_info(struct nd_client *c)
-{
-	int plen = simple(c, ND_OP_INFO, 0, 0);
-
-	return plen < 0 ? plen : take_grant(c, plen);
-}
-
 int nd_flush(struct nd_client *c)
 {
 	int plen = simple(c, ND_OP_FLUSH, 0, 0);

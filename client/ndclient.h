@@ -146,9 +146,6 @@ int nd_write_pieces(struct nd_client *c, uint64_t lba, uint32_t count, uint32_t 
 /* Make every acknowledged write durable on the server. */
 int nd_flush(struct nd_client *c);
 
-/* Ask for the session's state (keep-alive); refreshes the granted fields. */
-int nd_info(struct nd_client *c);
-
 /* End the session. */
 int nd_detach(struct nd_client *c);
 

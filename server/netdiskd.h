@@ -51,6 +51,7 @@ struct session {
 	uint8_t token[16];
 	uint8_t mac[6];
 	uint8_t kind;          /* enum nd_client_kind */
+	uint32_t caps;         /* ND_CAP_* from its ATTACH */
 	struct image *img;
 	int mode;
 	struct layer *top;     /* where this session's I/O goes */

@@ -350,6 +350,7 @@ struct session *session_attach(struct server *s, const struct nd_attach_req *req
 	}
 	memcpy(ss->mac, req->mac, 6);
 	ss->kind = req->client_kind;
+	ss->caps = nd_get32(req->caps);
 	ss->img = h.img;
 	ss->mode = mode;
 	ss->nonce = h.nonce;
@@ -366,8 +367,8 @@ struct session *session_attach(struct server *s, const struct nd_attach_req *req
 	session_insert(s, ss);
 	session_save(s, ss);
 	nd_mac_format(ss->mac, mac);
-	log_msg("attach mac=%s ip=%s image=%s mode=%s", mac, peer, ss->img->name,
-		nd_mode_text(ss->mode));
+	log_msg("attach mac=%s ip=%s image=%s mode=%s boot_table=%s", mac, peer, ss->img->name,
+		nd_mode_text(ss->mode), ss->caps & ND_CAP_BOOT_TABLE ? "yes" : "no");
 	return ss;
 }
 

@@ -286,9 +286,16 @@ static void faults(const char *image)
 		return;
 	script(0, 0, 0, 1);
 	client_new(&c, ND_DEFAULT_DGRAM, 16);
+	c.cfg.caps = ND_CAP_BOOT_TABLE;
 	rc = nd_attach(&c, "disk");
 	check_that(rc == ND_DONE && c.sectors == IMAGE_BYTES / ND_SECTOR_SIZE && c.dgram > 0,
 		   "core-attach", "rc %d, %llu sectors", rc, (unsigned long long)c.sectors);
+	{
+		struct session *ss = session_find(&net.srv, c.token);
+
+		check_that(ss && ss->caps == ND_CAP_BOOT_TABLE, "server-records-caps",
+			   "session %s, caps %#x", ss ? "found" : "missing", ss ? ss->caps : 0);
+	}
 	bad = read_check(&c, 0, (uint32_t)c.sectors, 256, 0);
 	check_that(bad == 0 && c.retransmits == 0, "core-read-clean",
 		   "%ld bad bytes, %u retransmits", bad, c.retransmits);
