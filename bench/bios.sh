@@ -51,9 +51,9 @@ printf '#!ipxe\ndhcp\nsanboot http://10.0.2.2:%s/bench.img\n' "$hport" >"$BENCH_
 # read_seconds NIC TFTPDIR BOOTFILE: seconds for the 32 MiB, or nothing on failure.
 read_seconds() {
 	local secs errors
-	read -r secs errors < <(python3 "$BENCH_TOP/bench/serial-timer.py" 300 qemu-system-x86_64 \
-		-accel tcg -m 512 -display none -monitor none -serial stdio -no-reboot \
-		-netdev "user,id=n,tftp=$2,bootfile=$3" -device "$1,netdev=n" -boot n 2>/dev/null)
+	read -r secs errors < <(python3 "$BENCH_TOP/bench/serial-timer.py" 300 \
+		"$BENCH_TOP/qemu-scripts/boot-pxe" --tftp "$2" --bootfile "$3" --nic "$1" \
+		--serial stdio 2>/dev/null)
 	[ "${errors:-1}" = 0 ] && echo "$secs"
 }
 

@@ -25,15 +25,12 @@ make -s all >/dev/null
 # bench_qemu NAME FIRMWARE TFTPDIR BOOTFILE: boot once; prints the seconds
 # between the markers and the checksum, or fails.
 bench_qemu() {
-	local name=$1 fw=$2 tftp=$3 bootfile=$4 rom=
-	[ "$fw" = ipxe ] || rom=,romfile=
-	cp "$EFI_OVMF_VARS" "$ND_TMP/$name.vars"
-	timeout 300 qemu-system-x86_64 -accel tcg -m 512 -nodefaults -display none -no-reboot \
-		-serial stdio \
-		-drive "if=pflash,format=raw,readonly=on,file=$EFI_OVMF_CODE" \
-		-drive "if=pflash,format=raw,file=$ND_TMP/$name.vars" \
-		-netdev "user,id=n0,tftp=$tftp,bootfile=$bootfile" \
-		-device "virtio-net-pci,netdev=n0,bootindex=1$rom" 2>&1 |
+	local name=$1 fw=$2 tftp=$3 bootfile=$4 rom=()
+	[ "$fw" = ipxe ] || rom=(--nic-rom none)
+	mkdir -p "$ND_TMP/$name.vars"
+	OVMF_CODE=$EFI_OVMF_CODE OVMF_VARS=$EFI_OVMF_VARS timeout 300 "$ND_TOP/qemu-scripts/boot-pxe" \
+		--uefi --vars-dir "$ND_TMP/$name.vars" --tftp "$tftp" --bootfile "$bootfile" \
+		"${rom[@]}" --serial stdio -- -nodefaults 2>&1 |
 		python3 -c '
 import sys, time, re
 start = end = None

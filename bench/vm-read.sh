@@ -31,10 +31,8 @@ mkdir -p "$BENCH_TMP/tftp"
 cp "$BENCH_BUILD/netdisk.pxe" "$BENCH_TMP/tftp/"
 "$BENCH_BUILD/netdisk" patch "$BENCH_TMP/tftp/netdisk.pxe" --server "10.0.2.2:$port" >/dev/null
 for round in $(seq "$BENCH_ROUNDS"); do
-	timeout 300 qemu-system-x86_64 -accel tcg -m 512 -display none -monitor none -no-reboot \
-		-serial "file:$BENCH_TMP/vm-$round.serial" \
-		-netdev "user,id=n,tftp=$BENCH_TMP/tftp,bootfile=netdisk.pxe" \
-		-device virtio-net-pci,netdev=n -boot n >/dev/null 2>&1
+	timeout 300 "$BENCH_TOP/qemu-scripts/boot-pxe" --tftp "$BENCH_TMP/tftp" \
+		--bootfile netdisk.pxe --log "$BENCH_TMP/vm-$round.serial" >/dev/null 2>&1
 	tr -d '\r' <"$BENCH_TMP/vm-$round.serial" | awk '{ sub(/.*VMREAD/, "VMREAD") } $1 == "VMREAD" && $4 > $3 {
 		printf "RESULT vm nbd-root-seq-read-MBps netdisk %.1f MB/s higher\n", $2 / ($4 - $3) / 1e6 }'
 done

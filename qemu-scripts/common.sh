@@ -1,8 +1,8 @@
 # Shared pieces of the QEMU launchers: firmware selection, console wiring and the qemu command line base.
 # Source it; it sets nothing until a function is called.
 
-OVMF_CODE=${OVMF_CODE:-/usr/share/OVMF/OVMF_CODE.fd}
-OVMF_VARS=${OVMF_VARS:-/usr/share/OVMF/OVMF_VARS.fd}
+OVMF_CODE=${OVMF_CODE:-/usr/share/OVMF/OVMF_CODE_4M.fd}
+OVMF_VARS=${OVMF_VARS:-/usr/share/OVMF/OVMF_VARS_4M.fd}
 
 qemu_die() {
 	echo "${0##*/}: $*" >&2

@@ -53,17 +53,13 @@ efi_patch_stub() {
 # Returns when QEMU stops, when the console shows the text UNTIL, or after
 # SECONDS (a guard against hangs, not a measurement).
 efi_qemu() {
-	local name=$1 fw=$2 tftp=$3 secs=${4:-240} until=${5:-} rom= pid deadline
-	cp "$EFI_OVMF_VARS" "$ND_TMP/$name.vars"
-	[ "$fw" = ipxe ] || rom=,romfile=
+	local name=$1 fw=$2 tftp=$3 secs=${4:-240} until=${5:-} rom=() pid deadline
+	[ "$fw" = ipxe ] || rom=(--nic-rom none)
 	: >"$ND_TMP/$name.serial"
-	qemu-system-x86_64 -accel tcg -m 512 -nodefaults -display none \
-		-no-reboot -serial "file:$ND_TMP/$name.serial" \
-		-drive "if=pflash,format=raw,readonly=on,file=$EFI_OVMF_CODE" \
-		-drive "if=pflash,format=raw,file=$ND_TMP/$name.vars" \
-		-netdev "user,id=n0,tftp=$tftp,bootfile=netdisk.efi" \
-		-device "virtio-net-pci,netdev=n0,bootindex=1$rom" \
-		>"$ND_TMP/$name.qemu" 2>&1 &
+	mkdir -p "$ND_TMP/$name.vars"
+	OVMF_CODE=$EFI_OVMF_CODE OVMF_VARS=$EFI_OVMF_VARS "$ND_TOP/qemu-scripts/boot-pxe" --uefi \
+		--vars-dir "$ND_TMP/$name.vars" --tftp "$tftp" --bootfile netdisk.efi "${rom[@]}" \
+		--log "$ND_TMP/$name.serial" -- -nodefaults >"$ND_TMP/$name.qemu" 2>&1 &
 	pid=$!
 	deadline=$((SECONDS + secs))
 	while kill -0 "$pid" 2>/dev/null; do

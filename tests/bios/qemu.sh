@@ -13,15 +13,14 @@ bios_tftp() {
 	"$ND_BUILD/netdisk" patch "$dir/netdisk.pxe" --server "10.0.2.2:$port" "$@" >/dev/null
 }
 
-# bios_qemu NAME NIC TFTPDIR [QEMU ARGS]: PXE-boot a BIOS VM in the background,
-# serial console in $ND_TMP/NAME.serial; sets QEMU_PID.
+# bios_qemu NAME NIC TFTPDIR [QEMU ARGS]: PXE-boot a BIOS VM in the background
+# (qemu-scripts/boot-pxe, the one launcher), serial console in
+# $ND_TMP/NAME.serial; sets QEMU_PID (QEMU's own: boot-pxe execs it).
 bios_qemu() {
 	local name=$1 nic=$2 dir=$3
 	shift 3
-	qemu-system-x86_64 -accel tcg -m 512 -display none -monitor none -no-reboot \
-		-serial "file:$ND_TMP/$name.serial" \
-		-netdev "user,id=n,tftp=$dir,bootfile=netdisk.pxe" -device "$nic,netdev=n" \
-		-boot n "$@" >"$ND_TMP/$name.qemu.log" 2>&1 &
+	"$ND_TOP/qemu-scripts/boot-pxe" --tftp "$dir" --bootfile netdisk.pxe --nic "$nic" \
+		--log "$ND_TMP/$name.serial" -- "$@" >"$ND_TMP/$name.qemu.log" 2>&1 &
 	QEMU_PID=$!
 	ND_PIDS+=("$QEMU_PID")
 }
