@@ -11,8 +11,6 @@ DEPFLAGS := -MMD -MP
 
 .PHONY: all deps check test demo bench clean
 all:
-# Files made through pattern-rule chains are kept, not deleted as intermediates.
-.PRECIOUS: $(BUILD)/%.o $(BUILD)/%.so
 
 # Each component adds its artifacts to `all` and its rules in its own build.mk.
 include common/build.mk client/build.mk server/build.mk cli/build.mk bios/build.mk efi/build.mk \

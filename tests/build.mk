@@ -31,6 +31,7 @@ UNIT_SRC := tests/unit/unit-main.c tests/unit/unit-common.c tests/unit/unit-conf
 	tests/unit/unit-client.c tests/unit/unit-ipstack.c tests/unit/unit-overlay.c
 UNIT_LIBS := $(SERVER_CORE_SRC) $(COMMON_SRC) client/ndclient.c client/policy.c client/ipstack.c
 $(BUILD)/tests/unittest: $(patsubst %.c,$(BUILD)/asan/%.o,$(UNIT_SRC) $(UNIT_LIBS))
+	@mkdir -p $(dir $@)
 	$(CC) $(SAN_FLAGS) -Wl,--wrap=pwrite -o $@ $^ -lpthread
 
 # libFuzzer over every parser of untrusted input (clang); t-fuzz.sh runs each
@@ -40,6 +41,8 @@ FUZZ_BINS := $(patsubst %,$(BUILD)/fuzz/fuzz-%,$(FUZZERS))
 FUZZ_CFLAGS := $(filter-out -Wshadow -Wno-format-truncation,$(SERVER_CFLAGS)) -O1 -g \
 	-fsanitize=fuzzer-no-link,address,undefined
 FUZZ_LDFLAGS := -fsanitize=fuzzer,address,undefined
+# (Objects reached only through the fuzz-% pattern are kept, not deleted as intermediates.)
+.PRECIOUS: $(BUILD)/fuzz/%.o
 $(BUILD)/fuzz/%.o: %.c | $(BUILD)/.dir
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) $(DEPFLAGS) -c $< -o $@
