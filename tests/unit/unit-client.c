@@ -419,6 +419,25 @@ static int read_fails_lost(struct nd_client *c)
 	return rc == ND_E_STATUS && c->last_status == ND_ERR_SESSION;
 }
 
+/* A volatile session on `image` whose server comes back serving `now` in
+ * mode `mode`: size or mode changed, so recovery must refuse it. */
+static void recover_changed(const char *name, const char *image, const char *now, int mode)
+{
+	struct nd_client c;
+	struct nd_retry retry;
+	int r;
+
+	restart(image, ND_MODE_VOLATILE, NULL);
+	client_new(&c, ND_DEFAULT_DGRAM, 16);
+	nd_attach(&c, "disk");
+	restart(now, mode, NULL);
+	nd_retry_begin(&c, &retry);
+	nevents = 0;
+	r = read_fails_lost(&c) ? nd_recover(&c, ND_E_STATUS, &retry) : -1;
+	check_that(r == 0 && c.sectors == 0 && nevents == 2 && events[1].arg == ND_RECOVER_CHANGED,
+		   name, "r %d, %llu sectors, %u events", r, (unsigned long long)c.sectors, nevents);
+}
+
 static void recovery(const char *image, const char *image_big)
 {
 	char state[300];
@@ -501,26 +520,9 @@ static void recovery(const char *image, const char *image_big)
 	check_that(r == 1 && read_check(&c, 0, 64, 64, 0) == 0, "recover-volatile-unwritten",
 		   "r %d", r);
 
-	/* The image changed size behind the restart: the disk is gone. */
-	restart(image_big, ND_MODE_VOLATILE, NULL);
-	nd_retry_begin(&c, &retry);
-	nevents = 0;
-	r = read_fails_lost(&c) ? nd_recover(&c, ND_E_STATUS, &retry) : -1;
-	check_that(r == 0 && c.sectors == 0 && nevents == 2 &&
-		   events[1].arg == ND_RECOVER_CHANGED, "recover-size-changed-refused",
-		   "r %d, %llu sectors, %u events", r, (unsigned long long)c.sectors, nevents);
-
-	/* Or its mode. */
-	restart(image, ND_MODE_VOLATILE, NULL);
-	client_new(&c, ND_DEFAULT_DGRAM, 16);
-	nd_attach(&c, "disk");
-	restart(image, ND_MODE_READONLY, NULL);
-	nd_retry_begin(&c, &retry);
-	nevents = 0;
-	r = read_fails_lost(&c) ? nd_recover(&c, ND_E_STATUS, &retry) : -1;
-	check_that(r == 0 && c.sectors == 0 && nevents == 2 &&
-		   events[1].arg == ND_RECOVER_CHANGED, "recover-mode-changed-refused",
-		   "r %d, %llu sectors, %u events", r, (unsigned long long)c.sectors, nevents);
+	/* The image changed size or mode behind the restart: the disk is gone. */
+	recover_changed("recover-size-changed-refused", image, image_big, ND_MODE_VOLATILE);
+	recover_changed("recover-mode-changed-refused", image, image, ND_MODE_READONLY);
 	server_down();
 }
 
