@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 # netdisk: builds every artifact into build/; runs the demo, the tests and the benchmarks.
 
 BUILD ?= build
@@ -30,7 +31,7 @@ deps:
 # clang the fuzzers are skipped); well under 2 minutes.
 CHECK_FUZZ_SECONDS ?= 5
 check: $(BUILD)/tests/unittest $(if $(shell command -v clang),$(FUZZ_BINS))
-	ND_FUZZ_SECONDS=$(CHECK_FUZZ_SECONDS) tests/run tests/t-unit.sh tests/t-fuzz.sh
+	ND_FUZZ_SECONDS=$(CHECK_FUZZ_SECONDS) tests/run tests/t-unit.sh tests/t-tree.sh tests/t-fuzz.sh
 
 # Every tier: the fast one and every suite (QEMU, root, network namespaces).
 test: deps all

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # BIOS section: 32 MiB of INT 13h AH=42h reads, netdisk.pxe + netdiskd vs iPXE sanboot over iSCSI (tgt) and HTTP.
 #
 # Both sides PXE-boot the same image in the same QEMU set-up (TCG, user

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Starts a VM whose serial console is its stdout and prints when each awaited console text first appeared.
 
 Usage: boot-timer.py SECONDS NAME=TEXT... -- COMMAND...

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Boot time of the demo image: VM start to the kernel's first console line and to the root system's marker, BIOS and UEFI, netdisk vs iPXE sanboot over iSCSI.
 #
 # Same VM (TCG, 512 MiB, virtio-net on QEMU user networking, iPXE ROM) and

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Benchmark programs, and make bench: every benchmark side by side with its peers
 # (not part of make test).
 

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Benchmark: 32 MiB read through UEFI BlockIo in 64 KiB calls, netdisk.efi vs iPXE's sanboot over iSCSI (tgt).
 #
 # The same disk image (tests/efi-lib.sh's pattern disk with build/bench/bio-bench.efi

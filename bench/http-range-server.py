@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-or-later
 """A tiny HTTP/1.1 file server with Range support (iPXE's HTTP SAN boot needs ranges)."""
 
 import http.server

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Shared helpers for benchmark sections: temp dir, free ports, results lines.
 # A section prints lines:  RESULT SECTION METRIC SUBJECT VALUE UNIT BETTER
 # (BETTER is "lower" or "higher"); bench/run takes medians and ratios.

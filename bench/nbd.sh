@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # NBD: nbdcopy of the whole image to null and fio 4 KiB random reads (ioengine=nbd),
 # netdiskd against nbdkit's file plugin and qemu-nbd serving the same file, alternating.
 . "$(dirname "$0")/lib.sh"

@@ -1,3 +1,4 @@
+; SPDX-License-Identifier: GPL-2.0-or-later
 ; Benchmark boot sector: reads 32 MiB with INT 13h AH=42h in 64-sector calls, marks start and end on COM1.
 ;
 ; Served as LBA 0 of an image by netdiskd or by iSCSI for iPXE's sanboot; the

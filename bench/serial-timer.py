@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Runs a VM whose serial console is its stdout; prints the seconds between BENCH-START and BENCH-END.
 
 With SERIAL_LOG=FILE the whole console is also written to FILE."""

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Turns RESULT lines into medians, netdisk-vs-peer ratios, a Markdown table and a PNG chart."""
 
 import datetime

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # UDP protocol: `netdisk bench` against netdiskd on loopback (1 GiB image).
 . "$(dirname "$0")/lib.sh"
 

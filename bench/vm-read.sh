@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Inside the VM: sequential read MB/s of the root's network disk (/dev/nbd0) once Linux took it over, BIOS boot.
 . "$(dirname "$0")/lib.sh"
 ND_TOP=$BENCH_TOP ND_BUILD=$BENCH_BUILD ND_TMP=$BENCH_TMP

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* Shared declarations of the BIOS stub: real-mode helpers, console, PXE transport, disk. */
 #ifndef NETDISK_BIOS_H
 #define NETDISK_BIOS_H

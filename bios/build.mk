@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 # BIOS stub: build/netdisk.pxe, real-mode C (gcc -m16) and nasm, linked with the client core.
 
 BIOS_CFLAGS := -m16 -march=i686 -ffreestanding -fno-pie -fno-pic -fno-jump-tables \

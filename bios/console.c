@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* Console of the BIOS stub: every message goes to the screen (INT 10h) and to COM1. */
 
 #include <stdarg.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* The netdisk drive behind INT 13h: CHS and EDD functions, transfers to any buffer, status codes. */
 
 #include "bios.h"

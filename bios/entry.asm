@@ -1,3 +1,4 @@
+; SPDX-License-Identifier: GPL-2.0-or-later
 ; Real-mode entry of netdisk.pxe: relocation, C thunks, far-memory helpers, INT 13h/15h hooks.
 ;
 ; The whole stub is linked at offset 0 of one segment (code, data, bss and

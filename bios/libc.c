@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* The two C library functions the client core and the stub need. */
 
 #include "bios.h"

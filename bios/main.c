@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* netdisk.pxe main line: find PXE, attach to netdiskd, hook INT 13h/15h, boot the disk like a BIOS. */
 
 #include "bios.h"

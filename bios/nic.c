@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* The boot NIC on the stub's own driver instead of PXE: finds it on PCI, takes it from the PXE stack, runs the IP stack on it. */
 
 #include "bios.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* PXE side of the BIOS stub: finds the API, reads the DHCPACK, moves UDP datagrams for the client core. */
 
 #include "bios.h"

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 # build/netdisk, the admin and test CLI.
 
 all: $(BUILD)/netdisk

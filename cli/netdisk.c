@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* netdisk: the admin and test CLI on the client core (info, read, write, bench, patch). */
 
 #include <errno.h>

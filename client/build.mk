@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 # The portable client core, built for the host into libndclient.a with its host
 # UDP transport (client/host/); the firmware builds compile the same core source.
 

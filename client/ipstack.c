@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* The firmware stubs' own Ethernet, ARP, IPv4 (reassembly included) and UDP on a frame device (freestanding). */
 
 #include "ipstack.h"

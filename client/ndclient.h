@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* Portable netdisk client core: sessions, windowed reads, retransmission (freestanding). */
 #ifndef NDCLIENT_H
 #define NDCLIENT_H

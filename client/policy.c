@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* Stub policy, shared by the BIOS and EFI stubs: the datagram-size probe and
  * the recovery of a session the server lost (freestanding). */
 

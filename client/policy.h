@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* Stub policy, shared by the BIOS and EFI stubs (freestanding): which datagram
  * size a session uses, and when a lost session may be attached again. */
 #ifndef NDPOLICY_H

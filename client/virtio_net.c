@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* The stubs' own polled driver for the legacy virtio-net PCI interface: two virtqueues in one memory block, no interrupts. */
 #include "virtio_net.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* The stubs' own polled driver for the legacy virtio-net PCI interface, as an nd_framedev (freestanding). */
 #ifndef NDVIRTIO_NET_H
 #define NDVIRTIO_NET_H

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 # libndcommon.a: host code shared by netdiskd, the CLI, the Linux agent and the
 # tests (MAC and address text, mode names, logging, whole-buffer I/O).
 

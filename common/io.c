@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* Whole-buffer reads and writes on sockets and pipes. */
 
 #include <errno.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* Logging for the host programs: leveled, timestamped lines on standard error
  * in text or JSON (see log.h for the format). */
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* Logging for the host programs: one line per event on standard error, in a
  * format a log shipper can parse.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* MAC addresses as text: the one syntax, aa:bb:cc:dd:ee:ff, parsed strictly. */
 
 #include <stdio.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* Write-mode names as given on command lines and in config files. */
 
 #include <string.h>

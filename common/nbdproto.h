@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* The NBD protocol (fixed newstyle handshake, simple replies) as netdiskd's
  * NBD server (server/nbd.c) and the Linux agent's handshake
  * (linux/agent/nbd.c) speak it; values from the NBD protocol document. */

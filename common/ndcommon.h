@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* Host helpers shared by netdiskd, the CLI, the Linux agent and the tests:
  * MAC addresses, write-mode names, HOST:PORT parsing and whole-buffer I/O. */
 #ifndef NDCOMMON_H

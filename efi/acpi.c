@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* The boot table (docs/handoff.md) as an ACPI table, so Linux finds the session in /sys/firmware/acpi/tables/NDSK. */
 #include "netdisk.h"
 #include "netdisk/boottable.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* Starting the OS loader from the netdisk: connect the disk, find its file systems, load the loader. */
 #include "netdisk.h"
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 # The UEFI stub, build/netdisk.efi, built with gnu-efi.  EFI_CFLAGS, EFI_LINK and
 # EFI_APP also build the test and benchmark applications (tests/, bench/).
 

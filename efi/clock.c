@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* Millisecond clock for the client core: the TSC, calibrated once against Stall(). */
 #include "netdisk.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* The netdisk as a UEFI disk: BlockIo and a device path on a new handle, dead after ExitBootServices. */
 #include "netdisk.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* netdisk.efi: attaches a netdisk over the PXE boot NIC, offers it as a UEFI disk and boots from it. */
 #include "netdisk.h"
 

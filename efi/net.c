@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* The stub's transport: own IPv4/UDP on its own virtio-net driver or on the NIC's SNP, else the firmware's UDP4. */
 #include "netdisk.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* Interfaces between the parts of the UEFI stub (entry, transports, disk, boot).
  * Naming: efi_* is this stub's own; nd_* is the portable client core (client/). */
 #ifndef NETDISK_EFI_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* The NIC's SNP as a frame device for the stub's own Ethernet/ARP/IPv4/UDP (client/ipstack.c). */
 #include "netdisk.h"
 

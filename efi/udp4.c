@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* UDP transport for the client core: the boot NIC's UDP4 service, polled, tokens reused. */
 #include "netdisk.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* The boot NIC taken from the firmware's drivers when it is a virtio-net function, driven by client/virtio_net.c. */
 #include "netdisk.h"
 #include "virtio_net.h"

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 # The Linux side: netdisk-attach, the static initramfs agent.
 
 AGENT_SRC := linux/agent/main.c linux/agent/table.c linux/agent/net.c linux/agent/nbd.c \

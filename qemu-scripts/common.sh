@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Shared pieces of the QEMU launchers: firmware selection, console wiring and the qemu command line base.
 # Source it; it sets nothing until a function is called.
 

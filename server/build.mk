@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 # netdiskd, the server.
 
 SERVER_SRC := server/main.c server/config.c server/session.c server/udp.c \

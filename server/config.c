@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* netdiskd's configuration: defaults, the config file parser and its checks. */
 
 #include <ctype.h>

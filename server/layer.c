@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* The bottom layer: a raw disk image file read (and, in direct mode, written) in place. */
 
 #include <errno.h>

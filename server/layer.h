@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* Stacked storage layers: a raw image file at the bottom, per-client overlays above it. */
 #ifndef LAYER_H
 #define LAYER_H

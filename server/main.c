@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* netdiskd: serves disk images to network-booting clients over UDP. */
 
 #include <errno.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* NBD (fixed newstyle) over TCP, sharing netdiskd's images, sessions and overlays. */
 #ifndef NBD_H
 #define NBD_H

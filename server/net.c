@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* Listening sockets for netdiskd: UDP for the netdisk protocol, TCP for NBD. */
 
 #include <errno.h>

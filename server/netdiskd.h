@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* netdiskd's shared types: configuration, images, sessions and the server. */
 #ifndef NETDISKD_H
 #define NETDISKD_H

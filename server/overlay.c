@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* Copy-on-write overlay layer: a sparse data file plus a persistent block map. */
 
 #include <errno.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* Sessions: attach policy (image, mode, direct-mode exclusivity), overlays, persistence. */
 
 #include <dirent.h>

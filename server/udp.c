@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* The UDP protocol handler: one datagram in, replies out; never trusts a byte. */
 
 #include <arpa/inet.h>

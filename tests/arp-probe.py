@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-or-later
 """arp-probe.py IFACE TARGET-IP SENDER-IP SECONDS: ask who has TARGET-IP; print the MAC that answers, exit 1 if none did in time."""
 import socket
 import struct

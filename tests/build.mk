@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Test programs and their builds: the protocol/semantics driver, sanitizer and
 # fuzz builds of the server, the boot-sector and UEFI programs the firmware
 # suites boot.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Helpers for the end-to-end suites (t-e2e-bios.sh, t-e2e-uefi.sh): the test image, the server, VM rounds, and the guest's E2E-* report.
 # Source after tests/lib.sh and tests/image-lib.sh.
 #

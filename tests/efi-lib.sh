@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Helpers for the UEFI suites: the test disk image, patching the stub, running OVMF under QEMU.
 # Source after lib.sh.
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Helpers for the tests/t-image-*.sh suites: building the demo images, reading partitions and files out of a raw image.
 # Source it after tests/lib.sh.
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Shared helpers for test suites: results, temp dirs, netdiskd start/stop, waiting.
 # Source it from a suite: . "$(dirname "$0")/lib.sh"
 

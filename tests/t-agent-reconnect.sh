@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Root on NBD outlives a server restart: netdisk-attach reconnects the same session and I/O resumes.
 . "$(dirname "$0")/lib.sh"
 requires qemu ipxe

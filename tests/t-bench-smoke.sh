@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # A tiny run of make bench's harness (UDP and NBD sections), so it cannot rot unnoticed.
 . "$(dirname "$0")/lib.sh"
 requires cmd:nbdcopy

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # BIOS stub, real boot chain: syslinux on a served disk loads the Debian kernel and initramfs via INT 13h.
 #
 # On virtio-net (the only one of the three NICs the cloud kernel drives) the

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # BIOS stub under faults: server started late, server restarted mid-run (state kept, session records lost, volatile session lost), server never there.
 . "$(dirname "$0")/lib.sh"
 requires qemu ipxe

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # BIOS stub: every INT 13h function, checked by a test program booted from a served disk.
 . "$(dirname "$0")/lib.sh"
 requires qemu ipxe

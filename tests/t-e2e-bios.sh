@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # End to end under SeaBIOS+iPXE: netdisk.pxe boots the image, Linux takes its session over NBD; write modes, firmware-phase writes, nbd-client.
 . "$(dirname "$0")/lib.sh"
 requires qemu ipxe cmd:nbd-client

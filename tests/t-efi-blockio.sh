@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # UEFI stub: BlockIo of the served disk, checked from inside the guest, under OVMF's PXE and iPXE.
 . "$(dirname "$0")/lib.sh"
 requires qemu ovmf ipxe cmd:mcopy

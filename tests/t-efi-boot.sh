@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # UEFI stub boot chain: syslinux.efi, the Debian kernel and our initramfs start from the served demo disk, root follows over NBD.
 . "$(dirname "$0")/lib.sh"
 requires qemu ovmf ipxe cmd:syslinux cmd:mcopy

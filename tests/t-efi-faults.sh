@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # UEFI stub under faults: no server at start, no ARP answer, a server that comes late, a server restarted mid-boot.
 . "$(dirname "$0")/lib.sh"
 requires qemu ovmf ipxe cmd:mcopy

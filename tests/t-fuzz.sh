@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # libFuzzer over every parser of untrusted input (clang, ASan+UBSan), each for a
 # bounded time: ND_FUZZ_SECONDS each (make check: a few seconds), or the
 # longer defaults below under make test.

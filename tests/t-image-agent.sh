@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Boots a disk-less VM whose root is the demo image served by netdiskd over NBD, attached by the real netdisk-attach from the initramfs.
 #
 # No firmware stub here: iPXE loads the image's kernel and initramfs over

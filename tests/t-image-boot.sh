@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Boots the demo image as a LOCAL disk under SeaBIOS and OVMF: initramfs, then the ext4 root on the disk, then a clean power-off.
 . "$(dirname "$0")/lib.sh"
 requires qemu ovmf ipxe cmd:syslinux cmd:mcopy

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Checks the demo image's structure: MBR and partition table, FAT32 ESP with both boot loaders, ext4 root, initramfs contents.
 . "$(dirname "$0")/lib.sh"
 requires cmd:syslinux cmd:mcopy

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Network-boots the demo image's kernel and initramfs on a disk-less VM (iPXE script over QEMU TFTP): the initramfs's NIC and DHCP path.
 . "$(dirname "$0")/lib.sh"
 requires qemu ovmf ipxe cmd:mcopy

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Types into the serial console of the demo image booted from a local disk: the root system's shell and the initramfs shell both answer.
 . "$(dirname "$0")/lib.sh"
 requires qemu ovmf ipxe cmd:syslinux

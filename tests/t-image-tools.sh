@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Checks tools/mkimage's other inputs: a user's own root directory (built and booted) and an existing raw disk (accepted or refused).
 . "$(dirname "$0")/lib.sh"
 requires qemu ovmf ipxe cmd:qemu-img cmd:syslinux cmd:mcopy

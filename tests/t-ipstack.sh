@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # The firmware stubs' own Ethernet/ARP/IPv4/UDP stack (client/ipstack.c) against the Linux kernel's, on a TAP device in a network namespace.
 . "$(dirname "$0")/lib.sh"
 requires netns

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # NBD in netdiskd: stock clients (nbdinfo, nbdcopy, qemu-img, qemu-io), session takeover, bad input.
 . "$(dirname "$0")/lib.sh"
 requires cmd:nbdinfo cmd:nbdcopy cmd:qemu-img cmd:qemu-io

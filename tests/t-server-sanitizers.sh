@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # netdiskd built with ASan+UBSan under three ndtest scenarios (rw, raw datagrams, loss/dup/reorder) and a stop under NBD load (the fuzzers are t-fuzz.sh).
 . "$(dirname "$0")/lib.sh"
 

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # netdiskd over UDP: write modes, sessions across restarts, bad input, faults, the CLI.
 . "$(dirname "$0")/lib.sh"
 

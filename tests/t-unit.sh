@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # The in-process unit tests (build/tests/unittest, built with ASan+UBSan): the
 # client core and stub policy against the server's request handler, the IP
 # stack on crafted frames, overlay crash consistency, config parser errors.

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-or-later
 """UDP relay for outage tests: forwards a client to a server, goes dark after N datagrams until told to resume.
 
 usage: udp-outage.py LISTEN_PORT SERVER_PORT N FLAG_DIR

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Demo disk images built by tools/mkimage: build/demo.img (shell) and build/demo-test.img (powers off once up, reboots on panic: for tests).
 
 # Downloaded kernel packages survive "make clean" only when NETDISK_CACHE points outside build/.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* Read benchmark started from a disk's ESP: 32 MiB through the whole disk's BlockIo in 64 KiB calls, between console markers. */
 #include <efi.h>
 #include <efilib.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* Host UDP transport for the client core (CLI and tests): the core over a connected UDP socket. */
 
 #include <errno.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* The boot configuration block inside netdisk.pxe and netdisk.efi, patched by `netdisk patch`. */
 #ifndef NETDISK_BOOTCFG_H
 #define NETDISK_BOOTCFG_H

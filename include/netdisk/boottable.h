@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* The boot table: what a firmware stub tells the OS about its netdisk session (freestanding). */
 #ifndef NETDISK_BOOTTABLE_H
 #define NETDISK_BOOTTABLE_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* netdisk wire protocol, version 1: the one definition of every datagram (freestanding). */
 #ifndef NETDISK_PROTO_H
 #define NETDISK_PROTO_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* netdisk-attach: the initramfs agent that hands the network disk to the kernel's NBD driver. */
 #ifndef AGENT_H
 #define AGENT_H

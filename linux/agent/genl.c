@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* The kernel NBD driver over generic netlink: connect, reconfigure, and link-dead events. */
 
 #include <errno.h>

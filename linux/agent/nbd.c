@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* The client side of the NBD handshake: connect, OPT_GO, and the export's size and flags. */
 
 #include <arpa/inet.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* Bringing up the boot NIC with the address the boot table gives (no DHCP needed). */
 
 #include <arpa/inet.h>

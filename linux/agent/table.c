@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* Finding the boot table a firmware stub left: a file, the ACPI table, or reserved low memory. */
 
 #include <arpa/inet.h>

@@ -1,3 +1,4 @@
+; SPDX-License-Identifier: GPL-2.0-or-later
 ; Boot-sector test program: exercises every INT 13h function of netdisk.pxe, reports on COM1.
 ;
 ; The served image holds this program in sectors 0-31 and, from sector 32 on,

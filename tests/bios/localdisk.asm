@@ -1,3 +1,4 @@
+; SPDX-License-Identifier: GPL-2.0-or-later
 ; Boot sector of the local disk in BIOS tests: named "LOCALDISK" at byte 2, says so on COM1 if booted.
 	bits 16
 	org 0x7c00

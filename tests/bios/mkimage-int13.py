@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Disk image for the INT 13h test: the test program in sectors 0-31, then dword k of sector n = n*128+k."""
 import array
 import sys

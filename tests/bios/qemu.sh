@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Helpers for the BIOS suites: a patched netdisk.pxe in a TFTP dir, QEMU runs, serial waits.
 # Source after tests/lib.sh.
 

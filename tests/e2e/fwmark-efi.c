@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* End-to-end test loader for UEFI: writes a sector through the netdisk's BlockIo, then starts \EFI\BOOT\BOOTX64.EFI. */
 /*
  * The UEFI counterpart of fwmark-mbr.asm: the e2e suite patches netdisk.efi

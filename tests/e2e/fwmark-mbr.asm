@@ -1,3 +1,4 @@
+; SPDX-License-Identifier: GPL-2.0-or-later
 ; End-to-end test MBR: writes a sector through INT 13h in the firmware phase, then boots the image's real MBR.
 ;
 ; The e2e test image (tests/e2e-lib.sh) holds this code in sector 0 (its

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Runs inside the e2e test image's root system (netdisk.test.hook): reports the root mount, the persistence mark, the firmware-phase sector and a stock nbd-client's view as E2E-* console lines.
 #
 # The e2e suites (tests/e2e-lib.sh) copy this script to /e2e/guest.sh on the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* BlockIo check of the netdisk, started from the served disk's ESP; reports "BIOTEST" lines on the console. */
 #include "netdisk.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* The whole disk under a partition, for the EFI test and benchmark applications. */
 #include <efi.h>
 #include <efilib.h>

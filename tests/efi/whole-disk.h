@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* The whole disk under a partition, for the EFI test and benchmark applications. */
 #ifndef WHOLE_DISK_H
 #define WHOLE_DISK_H

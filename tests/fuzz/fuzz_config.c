@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* libFuzzer harness: any bytes as a netdiskd config file. */
 
 #include <stdio.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* libFuzzer harness: any sequence of Ethernet frames into the firmware stubs' own IP stack. */
 
 #include <stdint.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* libFuzzer harness: any byte stream as an NBD client, from the handshake into transmission. */
 
 #include <netinet/in.h>

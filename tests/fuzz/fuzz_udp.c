@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* libFuzzer harness: any datagram into netdiskd's handler, with and without a live session. */
 
 #include <netinet/in.h>

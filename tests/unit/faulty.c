@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* A transport wrapper that loses, duplicates and reorders datagrams, for tests. */
 
 #include <string.h>

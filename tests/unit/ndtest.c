@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* ndtest: drives netdiskd through the client core (and raw datagrams) and checks the results. */
 
 #include <errno.h>

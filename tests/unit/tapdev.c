@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* A Linux TAP device as a frame device, so the stubs' own IP stack runs against the kernel's. */
 
 #include <errno.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * Unit tests of the client core (client/ndclient.c) and the stub policy
  * (client/policy.c) against netdiskd's own request handler, in process: a

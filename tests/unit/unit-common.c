@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* Unit tests of common/: MAC and address text, mode names, whole-buffer I/O. */
 
 #include <errno.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* Unit tests of netdiskd's config parser: each kind of bad input gets its
  * own error, naming the file and line; good input loads. */
 

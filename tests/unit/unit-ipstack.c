@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * Unit tests of the stubs' own IPv4/UDP (client/ipstack.c) on a scripted
  * frame device: crafted Ethernet frames from the server (fragments in and out

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* The in-process unit tests: runs every group, or those named on the command
  * line, and exits non-zero if any check failed. */
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * Unit tests of the overlay layer's crash consistency (server/overlay.c):
  * a sequence of writes is cut short at every pwrite in turn, as a crash

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* The in-process unit tests (build/tests/unit): one "PASS name" or
  * "FAIL name: why" line per check, as every suite prints (tests/run). */
 #ifndef UNIT_H
