@@ -472,6 +472,9 @@ static uint32_t do_request(struct conn *c, const struct request *r, uint8_t *buf
 	default:
 		error = NBD_EINVAL;
 	}
+	if (nd_log_enabled(ND_LOG_DEBUG))
+		nd_log(ND_LOG_DEBUG, "nbd request type=%u offset=%llu len=%u image=%s ip=%s error=%u",
+		       r->type, (unsigned long long)r->off, r->len, ss->img->name, c->peer, error);
 	if (rc < 0) /* only the layer calls set rc: a storage error */
 		session_storage_error(ss, r->type == NBD_CMD_READ ? "nbd-read" :
 				      r->type == NBD_CMD_FLUSH ? "nbd-flush" :

@@ -2,8 +2,11 @@
 /* Unit tests of common/: MAC and address text, mode names, whole-buffer I/O. */
 
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
+#include "log.h"
 #include "netdisk/proto.h"
 #include "ndcommon.h"
 #include "unit.h"
@@ -101,8 +104,65 @@ static void full_io(void)
 	close(fd[0]);
 }
 
+/* Run the log calls of `emit` with stderr in a file; its text into out. */
+static void capture(void (*emit)(void), char *out, size_t size)
+{
+	char path[300];
+	int saved, fd;
+	FILE *f;
+	size_t n = 0;
+
+	snprintf(path, sizeof(path), "%s/log.txt", unit_tmpdir());
+	fflush(stderr);
+	saved = dup(2);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	dup2(fd, 2);
+	close(fd);
+	emit();
+	fflush(stderr);
+	dup2(saved, 2);
+	close(saved);
+	f = fopen(path, "r");
+	if (f) {
+		n = fread(out, 1, size - 1, f);
+		fclose(f);
+	}
+	out[n] = 0;
+}
+
+static void emit_levels(void)
+{
+	nd_log_init("unit", ND_LOG_WARN, ND_LOG_TEXT);
+	nd_log(ND_LOG_INFO, "hidden info");
+	nd_log(ND_LOG_DEBUG, "hidden debug");
+	nd_log(ND_LOG_ERROR, "shown op=read image=a offset=7");
+}
+
+static void emit_json(void)
+{
+	nd_log_init("unit", ND_LOG_DEBUG, ND_LOG_JSON);
+	nd_log(ND_LOG_DEBUG, "attach \"x\" mac=52:54:00:00:00:01 image=disk");
+}
+
+static void logging(void)
+{
+	char out[1024];
+
+	capture(emit_levels, out, sizeof(out));
+	check_that(!strstr(out, "hidden") && strstr(out, " error unit: shown op=read image=a offset=7\n") &&
+		   out[4] == '-' && out[10] == 'T' && strchr(out, 'Z') && !strchr(strchr(out, '\n') + 1, '\n'),
+		   "log-level-and-text-format", "got '%s'", out);
+	capture(emit_json, out, sizeof(out));
+	check_that(!strncmp(out, "{\"time\":\"", 9) &&
+		   strstr(out, "\"level\":\"debug\",\"prog\":\"unit\",\"mac\":\"52:54:00:00:00:01\","
+			  "\"image\":\"disk\",\"msg\":\"attach \\\"x\\\"\"}\n"),
+		   "log-json-format", "got '%s'", out);
+	nd_log_init("unit", ND_LOG_ERROR, ND_LOG_TEXT);
+}
+
 void unit_common(void)
 {
+	logging();
 	mac_syntax();
 	hostport();
 	modes();
