@@ -534,7 +534,7 @@ static void storage_error(const char *image)
 	char logpath[300], line[512], found[512] = "";
 	struct nd_client c;
 	struct verify w = { 8 * ND_SECTOR_SIZE, 4, 0 };
-	int saved, fd, rc, lines = 0;
+	int saved, rc, lines = 0;
 	FILE *f;
 
 	if (server_up(image, ND_MODE_VOLATILE, NULL) < 0)
@@ -543,17 +543,11 @@ static void storage_error(const char *image)
 	client_new(&c, ND_DEFAULT_DGRAM, 16);
 	nd_attach(&c, "disk");
 	snprintf(logpath, sizeof(logpath), "%s/server.log", unit_tmpdir());
-	fflush(stderr);
-	saved = dup(2);
-	fd = open(logpath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-	dup2(fd, 2);
-	close(fd);
+	saved = unit_stderr_to(logpath);
 	unit_fail_pwrites(ENOSPC);
 	rc = nd_write(&c, 8, 1, get_pattern, &w);
 	unit_fail_pwrites(0);
-	fflush(stderr);
-	dup2(saved, 2);
-	close(saved);
+	unit_stderr_back(saved);
 	f = fopen(logpath, "r");
 	while (f && fgets(line, sizeof(line), f))
 		if (strstr(line, "storage error")) {

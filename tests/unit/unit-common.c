@@ -108,20 +108,14 @@ static void full_io(void)
 static void capture(void (*emit)(void), char *out, size_t size)
 {
 	char path[300];
-	int saved, fd;
+	int saved;
 	FILE *f;
 	size_t n = 0;
 
 	snprintf(path, sizeof(path), "%s/log.txt", unit_tmpdir());
-	fflush(stderr);
-	saved = dup(2);
-	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-	dup2(fd, 2);
-	close(fd);
+	saved = unit_stderr_to(path);
 	emit();
-	fflush(stderr);
-	dup2(saved, 2);
-	close(saved);
+	unit_stderr_back(saved);
 	f = fopen(path, "r");
 	if (f) {
 		n = fread(out, 1, size - 1, f);

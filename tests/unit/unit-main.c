@@ -2,6 +2,7 @@
 /* The in-process unit tests: runs every group, or those named on the command
  * line, and exits non-zero if any check failed. */
 
+#include <fcntl.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -33,6 +34,27 @@ int check_that(int cond, const char *name, const char *why_fmt, ...)
 const char *unit_tmpdir(void)
 {
 	return tmpdir;
+}
+
+int unit_stderr_to(const char *path)
+{
+	int saved, fd;
+
+	fflush(stderr);
+	saved = dup(2);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	if (fd >= 0) {
+		dup2(fd, 2);
+		close(fd);
+	}
+	return saved;
+}
+
+void unit_stderr_back(int saved)
+{
+	fflush(stderr);
+	dup2(saved, 2);
+	close(saved);
 }
 
 static void remove_tmpdir(void)

@@ -21,6 +21,10 @@ void unit_overlay(void);
  * (unit-overlay.c's --wrap=pwrite). */
 void unit_fail_pwrites(int err);
 
+/* Send standard error to the file path until unit_stderr_back(the result). */
+int unit_stderr_to(const char *path);
+void unit_stderr_back(int saved);
+
 /* A scratch directory for this run (removed at exit). */
 const char *unit_tmpdir(void);
 
