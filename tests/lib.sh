@@ -69,10 +69,20 @@ check_fails() {
 }
 
 # A UDP+TCP port nobody listens on now.
+# A UDP port the kernel picks may be taken on TCP: try again (bounded).
 free_port() {
 	python3 -c 'import socket
-s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); s.bind(("127.0.0.1",0)); p=s.getsockname()[1]
-t=socket.socket(); t.bind(("127.0.0.1",p)); print(p)'
+for _ in range(50):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]
+    t = socket.socket()
+    try:
+        t.bind(("127.0.0.1", p))
+    except OSError:
+        continue
+    print(p)
+    break
+else:
+    raise SystemExit("free_port: no port free on both UDP and TCP")'
 }
 
 # wait_for SECONDS COMMAND...: poll until the command succeeds.
