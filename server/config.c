@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include "netdiskd.h"
 
 void config_defaults(struct config *c)
@@ -177,6 +178,14 @@ static int section_header(struct parser *p, char *s)
 		memset(r, 0, sizeof(*r));
 		if (parse_mac(arg, r->mac) < 0)
 			return bad(p, "bad MAC address (want aa:bb:cc:dd:ee:ff)", arg);
+		for (int i = 0; i < c->nclients; i++)
+			if (!memcmp(c->clients[i].mac, r->mac, 6)) {
+				snprintf(p->err, p->errlen, "%s:%d: client %s already has a section "
+					 "at line %d (one [client] section per MAC)", p->file, p->line,
+					 arg, c->clients[i].line);
+				return -1;
+			}
+		r->line = p->line;
 		c->nclients++;
 		p->sec = SEC_CLIENT;
 		return 0;
@@ -310,6 +319,32 @@ int config_load(struct config *c, const char *path, char *err, size_t errlen)
 	return rc;
 }
 
+/* Two image names for one file (or block device) would let a direct-mode writer
+ * of one name change the disk under the other name's clients: refuse it.  Paths
+ * that cannot be examined are left for opening the image to report. */
+static int same_file_twice(struct config *c, char *err, size_t errlen)
+{
+	struct stat a, b;
+	int i, j;
+
+	for (i = 0; i < c->nimages; i++) {
+		if (stat(c->images[i].path, &a) < 0)
+			continue;
+		for (j = i + 1; j < c->nimages; j++) {
+			if (stat(c->images[j].path, &b) < 0)
+				continue;
+			if (S_ISBLK(a.st_mode) && S_ISBLK(b.st_mode) ? a.st_rdev != b.st_rdev
+			    : a.st_dev != b.st_dev || a.st_ino != b.st_ino)
+				continue;
+			snprintf(err, errlen, "images '%s' (%s) and '%s' (%s) are the same file: "
+				 "serve it under one name", c->images[i].name, c->images[i].path,
+				 c->images[j].name, c->images[j].path);
+			return -1;
+		}
+	}
+	return 0;
+}
+
 /* Cross-checks once everything (file and command line) is in. */
 int config_check(struct config *c, char *err, size_t errlen)
 {
@@ -346,6 +381,8 @@ int config_check(struct config *c, char *err, size_t errlen)
 			return -1;
 		}
 	}
+	if (same_file_twice(c, err, errlen) < 0)
+		return -1;
 	if (c->default_image[0] && !config_image(c, c->default_image)) {
 		snprintf(err, errlen, "default-image '%s' is not defined", c->default_image);
 		return -1;

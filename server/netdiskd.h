@@ -26,6 +26,7 @@ struct client_rule {
 	uint8_t mac[6];
 	char image[NAME_MAX_LEN + 1]; /* "" = the default image */
 	int mode;                     /* 0 = the image's mode */
+	int line;                     /* of its [client] header in the config file */
 };
 
 struct config {
