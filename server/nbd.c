@@ -72,9 +72,10 @@ enum { NBD_EPERM = 1, NBD_EIO = 5, NBD_ENOMEM = 12, NBD_EINVAL = 22, NBD_ENOSPC 
  * request and replies.  Replies thus go out in any order, as NBD allows (the
  * handle tells the client which is which).  Small READs already in the page
  * cache are served by the reading worker itself: handing the stream to another
- * thread would cost more than they do.  Reads share the server lock and
- * everything else takes it alone, so a FLUSH covers every write replied to
- * before it was sent.
+ * thread would cost more than they do.  Requests hold their session's io_lock
+ * shared (so the session's layers stay open) and never the server lock: a
+ * FLUSH's fsync holds up nobody else's reads.  A FLUSH covers every write
+ * replied to before it was sent, as each write is in the layer before its reply.
  */
 #define MAX_WORKERS 8              /* threads serving one connection */
 #define INFLIGHT_BYTES MAX_REQUEST /* request data one connection holds at once, at most */
@@ -243,14 +244,15 @@ static void close_export(struct conn *c)
 	if (!c->ss)
 		return;
 	pthread_rwlock_wrlock(&s->lock);
-	c->ss->last_seen = time(NULL);
+	__atomic_store_n(&c->ss->last_seen, time(NULL), __ATOMIC_RELAXED);
 	if (--c->ss->nbd_conns == 0) {
 		if (c->ss->ended)
-			free(c->ss);
+			session_free(c->ss);
 		else if (c->ss->nbd_owned)
 			session_end(s, c->ss, "last NBD connection closed");
 		else if (c->ss->mode == ND_MODE_DIRECT)
-			c->ss->last_seen = 0; /* the writer shut down: others may take the image */
+			/* the writer shut down: others may take the image */
+			__atomic_store_n(&c->ss->last_seen, 0, __ATOMIC_RELAXED);
 	}
 	pthread_rwlock_unlock(&s->lock);
 	c->ss = NULL;
@@ -481,24 +483,19 @@ static void conn_fail(struct conn *c, int how)
 	shutdown(c->fd, how);
 }
 
-/* Do one request, under the server lock; its NBD error code.  *ended says the
- * session ended under us (the client rebooted). */
+/* Do one request, under its session's io_lock; its NBD error code.  *ended says
+ * the session ended under us (the client rebooted). */
 static uint32_t do_request(struct conn *c, const struct request *r, uint8_t *buf, int *ended)
 {
-	struct server *s = c->s;
 	struct session *ss = c->ss;
 	uint32_t error = 0;
 	int rc = 0;
 
-	/* Reads only share the lock; they leave last_seen alone (the open
-	 * connection keeps the session live anyway). */
-	if (r->type == NBD_CMD_READ)
-		pthread_rwlock_rdlock(&s->lock);
-	else
-		pthread_rwlock_wrlock(&s->lock);
+	pthread_rwlock_rdlock(&ss->io_lock);
 	*ended = ss->ended;
+	/* Reads leave last_seen alone (the open connection keeps the session live). */
 	if (r->type != NBD_CMD_READ)
-		ss->last_seen = time(NULL);
+		__atomic_store_n(&ss->last_seen, time(NULL), __ATOMIC_RELAXED);
 	switch (*ended ? -1 : r->type) {
 	case -1:
 		error = NBD_EIO;
@@ -535,7 +532,7 @@ static uint32_t do_request(struct conn *c, const struct request *r, uint8_t *buf
 	default:
 		error = NBD_EINVAL;
 	}
-	pthread_rwlock_unlock(&s->lock);
+	pthread_rwlock_unlock(&ss->io_lock);
 	return error;
 }
 
@@ -634,15 +631,14 @@ static int read_request(struct conn *c, struct worker *w, struct request *r)
  * holding read_lock.  0 when it was served. */
 static int serve_cached(struct conn *c, struct worker *w, const struct request *r)
 {
-	struct server *s = c->s;
 	int rc;
 
 	if (r->type != NBD_CMD_READ || r->len > INLINE_MAX || !in_range(c, r->off, r->len))
 		return -1;
-	pthread_rwlock_rdlock(&s->lock);
+	pthread_rwlock_rdlock(&c->ss->io_lock);
 	/* An ended session (its layers gone) takes the usual path to its EIO. */
 	rc = c->ss->ended ? -1 : layer_read_cached(c->ss->top, w->buf, r->len, r->off);
-	pthread_rwlock_unlock(&s->lock);
+	pthread_rwlock_unlock(&c->ss->io_lock);
 	if (rc < 0)
 		return -1;
 	if (simple_reply(c, r->handle, 0, w->buf, r->len) < 0)

@@ -64,11 +64,16 @@ struct session {
 	uint64_t write_lba;
 	uint32_t write_count;
 	uint64_t write_got;    /* fragments received (bit per chunk) */
-	time_t last_seen;
+	time_t last_seen;      /* (atomic: NBD workers set it without the server lock) */
 	char peer[64];         /* "IP:PORT" it last spoke from */
 	int nbd_conns;         /* NBD connections using it (keep it live) */
 	int nbd_owned;         /* made by NBD: ends with its last connection */
 	int ended;             /* ended while NBD connections still point at it */
+	/* Held shared by every NBD request on the session while it uses the
+	 * layers, exclusively by session_end to close them: NBD requests take
+	 * only this (and the overlay's own lock), never the server lock, so one
+	 * session's writes and fsyncs do not hold up another's reads. */
+	pthread_rwlock_t io_lock;
 };
 
 /* Counters of what the server dropped or refused, for logs and tests. */
@@ -91,7 +96,7 @@ struct server {
 	int udp_fd;
 	int nbd_fd;               /* NBD listener, or -1 */
 	unsigned nbd_open;        /* NBD connections being served (atomic) */
-	pthread_rwlock_t lock;    /* sessions and layers: NBD reads share it, all else is exclusive */
+	pthread_rwlock_t lock;    /* the session table and sessions' policy fields (not their I/O) */
 };
 
 /* config.c */
@@ -113,6 +118,7 @@ struct session *session_find(struct server *s, const uint8_t token[16]);
 struct session *session_attach(struct server *s, const struct nd_attach_req *req,
 			       const char *peer, unsigned *status);
 void session_end(struct server *s, struct session *ss, const char *why);
+void session_free(struct session *ss);
 void sessions_restore(struct server *s);
 void server_close(struct server *s);
 int session_live(const struct server *s, const struct session *ss);

@@ -29,7 +29,9 @@ struct session *session_find(struct server *s, const uint8_t token[16])
 
 int session_live(const struct server *s, const struct session *ss)
 {
-	return ss->nbd_conns > 0 || time(NULL) - ss->last_seen < (time_t)s->cfg.session_timeout;
+	return ss->nbd_conns > 0 ||
+	       time(NULL) - __atomic_load_n(&ss->last_seen, __ATOMIC_RELAXED) <
+		       (time_t)s->cfg.session_timeout;
 }
 
 static int mkdirs(const char *path)
@@ -160,6 +162,33 @@ static void mode_name(int mode, char *out)
 	strcpy(out, names[mode >= 1 && mode <= 4 ? mode : 0]);
 }
 
+/* A new session with its I/O lock; writers (session_end) go before new readers,
+ * so a busy NBD connection cannot hold the end of its session off. */
+static struct session *session_new(void)
+{
+	struct session *ss = calloc(1, sizeof(*ss));
+	pthread_rwlockattr_t a;
+
+	if (!ss)
+		return NULL;
+	pthread_rwlockattr_init(&a);
+	pthread_rwlockattr_setkind_np(&a, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	pthread_rwlock_init(&ss->io_lock, &a);
+	pthread_rwlockattr_destroy(&a);
+	return ss;
+}
+
+void session_free(struct session *ss)
+{
+	if (!ss)
+		return;
+	pthread_rwlock_destroy(&ss->io_lock);
+	free(ss);
+}
+
+/* End a session, under the server lock: it leaves the table at once; its layers
+ * close when the NBD requests using them are done.  Volatile overlays are not
+ * flushed, only removed: nobody will read them again. */
 void session_end(struct server *s, struct session *ss, const char *why)
 {
 	char path[PATH_MAX], data[PATH_MAX], map[PATH_MAX], mac[18], mode[16];
@@ -169,7 +198,8 @@ void session_end(struct server *s, struct session *ss, const char *why)
 	log_msg("detach mac=%s ip=%s image=%s mode=%s (%s)", mac, ss->peer, ss->img->name, mode,
 		why);
 	session_unlink(s, ss);
-	if (ss->own)
+	pthread_rwlock_wrlock(&ss->io_lock);
+	if (ss->own && ss->mode != ND_MODE_VOLATILE)
 		layer_flush(ss->own);
 	layer_close(ss->own);
 	if (ss->mode == ND_MODE_VOLATILE) {
@@ -182,8 +212,9 @@ void session_end(struct server *s, struct session *ss, const char *why)
 	unlink(path);
 	ss->own = ss->top = NULL;
 	ss->ended = 1;
+	pthread_rwlock_unlock(&ss->io_lock);
 	if (!ss->nbd_conns)
-		free(ss); /* else the last NBD connection frees it */
+		session_free(ss); /* else the last NBD connection frees it */
 }
 
 /* Give the session the layer its mode needs.  0, or -1 with a message. */
@@ -351,7 +382,7 @@ struct session *session_attach(struct server *s, const struct nd_attach_req *req
 	if (mode == ND_MODE_DIRECT)
 		for_each_session(s, end_idle, &h);
 
-	ss = calloc(1, sizeof(*ss));
+	ss = session_new();
 	if (!ss) {
 		*status = ND_ERR_IO;
 		return NULL;
@@ -367,7 +398,7 @@ struct session *session_attach(struct server *s, const struct nd_attach_req *req
 	if (getrandom(ss->token, sizeof(ss->token), 0) != sizeof(ss->token) ||
 	    session_layers(s, ss, mode == ND_MODE_VOLATILE, err, sizeof(err)) < 0) {
 		log_msg("attach refused: %s", err);
-		free(ss);
+		session_free(ss);
 		*status = ND_ERR_IO;
 		return NULL;
 	}
@@ -395,7 +426,7 @@ static int restore_one(struct server *s, const char *hex, FILE *f)
 		sscanf(line, "dgram=%u", &dgram);
 		sscanf(line, "window=%u", &window);
 	}
-	ss = calloc(1, sizeof(*ss));
+	ss = session_new();
 	if (!ss || strlen(hex) != 32 || parse_mac(macs, ss->mac) < 0 || mode < 1 || mode > 4 ||
 	    dgram < ND_MIN_DGRAM || dgram > ND_MAX_DGRAM || !(ss->img = config_image(&s->cfg, image)))
 		goto fail;
@@ -415,7 +446,7 @@ static int restore_one(struct server *s, const char *hex, FILE *f)
 	session_insert(s, ss);
 	return 0;
 fail:
-	free(ss);
+	session_free(ss);
 	return -1;
 }
 
@@ -463,7 +494,7 @@ void server_close(struct server *s)
 			if (ss->own)
 				layer_flush(ss->own);
 			layer_close(ss->own);
-			free(ss);
+			session_free(ss);
 		}
 		s->bucket[b] = NULL;
 	}

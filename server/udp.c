@@ -249,7 +249,7 @@ static int zero_token(const uint8_t *t)
 /* Requests that need a session. */
 static void dispatch_session(struct request *q, struct session *ss)
 {
-	ss->last_seen = time(NULL);
+	__atomic_store_n(&ss->last_seen, time(NULL), __ATOMIC_RELAXED);
 	switch (q->h->opcode) {
 	case ND_OP_INFO:
 		do_info(q, ss);

@@ -14,6 +14,13 @@ $(BUILD)/asan/netdiskd: $(SERVER_SRC) $(CLIENT_SRC) $(SERVER_HDR) $(CLIENT_HDR)
 	@mkdir -p $(dir $@)
 	$(CC) $(SERVER_CFLAGS) $(SAN_FLAGS) -O1 -o $@ $(SERVER_SRC) $(CLIENT_SRC) -lpthread
 
+# The server built with ThreadSanitizer, for t-server-sanitizers.sh's concurrent
+# scenario (NBD writers and flushes beside UDP and NBD readers).
+$(BUILD)/tsan/netdiskd: $(SERVER_SRC) $(CLIENT_SRC) $(SERVER_HDR) $(CLIENT_HDR)
+	@mkdir -p $(dir $@)
+	$(CC) $(SERVER_CFLAGS) -fsanitize=thread -fno-omit-frame-pointer -O1 -g -o $@ \
+		$(SERVER_SRC) $(CLIENT_SRC) -lpthread
+
 # libFuzzer over every parser of untrusted input (clang); t-server-sanitizers.sh runs
 # each for a bounded time.
 FUZZERS := udp nbd config frames
@@ -28,7 +35,7 @@ $(BUILD)/fuzz/fuzz-%: tests/fuzz/fuzz_%.c $(SERVER_CORE_SRC) $(CLIENT_SRC) $(SER
 		-fsanitize=fuzzer,address,undefined -o $@ $< $(SERVER_CORE_SRC) $(CLIENT_SRC) -lpthread
 
 .PHONY: test-tools
-test-tools: $(BUILD)/asan/netdiskd $(patsubst %,$(BUILD)/fuzz/fuzz-%,$(FUZZERS))
+test-tools: $(BUILD)/asan/netdiskd $(BUILD)/tsan/netdiskd $(patsubst %,$(BUILD)/fuzz/fuzz-%,$(FUZZERS))
 test: test-tools
 
 # End-to-end suites (t-e2e-*.sh): the firmware-phase writers their test image
