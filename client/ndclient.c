@@ -719,14 +719,3 @@ const char *nd_status_text(unsigned status)
 	default: return "unknown error";
 	}
 }
-
-const char *nd_mode_text(unsigned mode)
-{
-	switch (mode) {
-	case ND_MODE_DIRECT: return "direct";
-	case ND_MODE_VOLATILE: return "volatile";
-	case ND_MODE_PERSISTENT: return "persistent";
-	case ND_MODE_READONLY: return "read-only";
-	default: return "unknown";
-	}
-}

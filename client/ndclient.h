@@ -168,7 +168,4 @@ void nd_boot_table(const struct nd_client *c, uint8_t firmware, const struct nd_
 /* Short English text for an nd_status code (for messages on screen). */
 const char *nd_status_text(unsigned status);
 
-/* Short English text for a write mode. */
-const char *nd_mode_text(unsigned mode);
-
 #endif /* NDCLIENT_H */

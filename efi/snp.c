@@ -1,8 +1,6 @@
 /* The NIC's SNP as a frame device for the stub's own Ethernet/ARP/IPv4/UDP (client/ipstack.c). */
 #include "netdisk.h"
 
-#define ETH_HLEN 14
-#define ETH_ALEN 6
 #define FRAME_MIN_BUF 1536   /* frame buffers: at least a full Ethernet frame */
 #define TX_BUFS 4            /* frames handed to the NIC and not yet given back */
 #define TX_WAIT_MS 200       /* longest wait for the NIC to give a frame buffer back */
@@ -102,7 +100,7 @@ static EFI_STATUS check_mode(void)
 		Print(L"netdisk: the NIC's SNP is not initialized (state %d)\n", m->State);
 		return EFI_NOT_READY;
 	}
-	if (m->HwAddressSize != ETH_ALEN || m->MediaHeaderSize != ETH_HLEN ||
+	if (m->HwAddressSize != ND_ETH_ALEN || m->MediaHeaderSize != ND_ETH_HLEN ||
 	    m->MaxPacketSize < ND_DEFAULT_DGRAM + 28 /* IPv4 and UDP headers */) {
 		Print(L"netdisk: the NIC is not Ethernet (address %d, header %d, packet %d bytes)\n",
 		      m->HwAddressSize, m->MediaHeaderSize, m->MaxPacketSize);
@@ -118,7 +116,7 @@ static EFI_STATUS check_mode(void)
 
 static EFI_STATUS alloc_buffers(void)
 {
-	UINTN i, frame = net.snp->Mode->MaxPacketSize + ETH_HLEN;
+	UINTN i, frame = net.snp->Mode->MaxPacketSize + ND_ETH_HLEN;
 
 	net.frame_size = frame < FRAME_MIN_BUF ? FRAME_MIN_BUF : frame;
 	net.pool = AllocatePool(net.frame_size * (1 + TX_BUFS));
@@ -166,7 +164,7 @@ EFI_STATUS nd_snp_open(const struct nd_netinfo *ni, struct nd_framedev **dev)
 	if (EFI_ERROR(status))
 		return status;
 	net.stopped = FALSE;
-	CopyMem(net.dev.mac, net.snp->Mode->CurrentAddress.Addr, ETH_ALEN);
+	CopyMem(net.dev.mac, net.snp->Mode->CurrentAddress.Addr, ND_ETH_ALEN);
 	net.dev.mtu = (UINT16)(net.snp->Mode->MaxPacketSize < 65535 ? net.snp->Mode->MaxPacketSize
 								     : 65535);
 	net.dev.transmit = snp_transmit;

@@ -8,7 +8,7 @@ declare -A back_in_firmware=([ovmf]="BdsDxe: failed to start Boot0001" [ipxe]="C
 
 # efi_setup NAME: disk image with bio-test.efi and a TFTP dir in $ND_TMP/NAME.
 efi_setup() {
-	mkdir -p "$ND_TMP/$1/tftp" && efi_pattern_disk "$ND_TMP/$1/disk.img" "$ND_BUILD/efi/bio-test.efi"
+	mkdir -p "$ND_TMP/$1/tftp" && efi_pattern_disk "$ND_TMP/$1/disk.img" "$ND_BUILD/tests/bio-test.efi"
 }
 
 # Nobody answers: messages, retries for the attach timeout, back to the boot manager.

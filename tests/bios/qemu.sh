@@ -1,7 +1,7 @@
 # Helpers for the BIOS suites: a patched netdisk.pxe in a TFTP dir, QEMU runs, serial waits.
 # Source after tests/lib.sh.
 
-ND_BIOS_BUILD=$ND_BUILD/bios
+ND_BIOS_BUILD=$ND_BUILD/tests
 INT13_SECTORS=65536
 
 # bios_tftp DIR PORT [netdisk patch options]: DIR/netdisk.pxe aimed at 10.0.2.2:PORT.
