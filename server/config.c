@@ -2,6 +2,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +18,12 @@ void config_defaults(struct config *c)
 	c->max_dgram = ND_MAX_DGRAM;
 	c->window = 64;
 	c->max_sessions = 1024;
+	c->nbd_handshake_timeout = 10;
+	c->nbd_idle_timeout = 3600;
+	c->nbd_io_timeout = 30;
+	c->nbd_memory_mib = 256;
+	c->nbd_connect_rate = 16;
+	c->nbd_per_address = 64;
 }
 
 /* Image names become file names under the state directory: keep them tame. */
@@ -160,10 +167,58 @@ static int section_header(struct parser *p, char *s)
 	return bad(p, "unknown section", kind);
 }
 
+/* The numeric global keys: name, range, what the number counts, and field. */
+static const struct uint_key {
+	const char *name;
+	unsigned lo, hi;
+	const char *unit;
+	size_t field;
+} uint_keys[] = {
+	{ "session-timeout", 10, 86400, "seconds", offsetof(struct config, session_timeout) },
+	{ "max-datagram", ND_MIN_DGRAM, ND_MAX_DGRAM, "bytes", offsetof(struct config, max_dgram) },
+	{ "max-sessions", 1, 1000000, "sessions", offsetof(struct config, max_sessions) },
+	{ "window", 1, 1024, "datagrams", offsetof(struct config, window) },
+	{ "nbd-handshake-timeout", 1, 3600, "seconds",
+	  offsetof(struct config, nbd_handshake_timeout) },
+	{ "nbd-idle-timeout", 0, 604800, "seconds (0: never)",
+	  offsetof(struct config, nbd_idle_timeout) },
+	{ "nbd-io-timeout", 1, 3600, "seconds", offsetof(struct config, nbd_io_timeout) },
+	{ "nbd-memory", 64, 1048576, "MiB", offsetof(struct config, nbd_memory_mib) },
+	{ "nbd-connect-rate", 0, 100000, "a second (0: no limit)",
+	  offsetof(struct config, nbd_connect_rate) },
+	{ "nbd-per-address", 0, 1000000, "connections (0: no limit)",
+	  offsetof(struct config, nbd_per_address) },
+};
+
+/* A numeric key: 1 if k is one (0 or -1 from setting it in *rc), else 0. */
+static int numeric_key(struct parser *p, const char *k, const char *v, int *rc)
+{
+	char what[128];
+	size_t i;
+
+	for (i = 0; i < sizeof(uint_keys) / sizeof(uint_keys[0]); i++) {
+		const struct uint_key *u = &uint_keys[i];
+
+		if (strcmp(k, u->name))
+			continue;
+		*rc = 0;
+		if (parse_uint(v, u->lo, u->hi, (unsigned *)((char *)p->c + u->field)) < 0) {
+			snprintf(what, sizeof(what), "%s must be %u..%u %s, not", u->name, u->lo,
+				 u->hi, u->unit);
+			*rc = bad(p, what, v);
+		}
+		return 1;
+	}
+	return 0;
+}
+
 static int global_key(struct parser *p, const char *k, const char *v)
 {
 	struct config *c = p->c;
+	int rc;
 
+	if (numeric_key(p, k, v, &rc))
+		return rc;
 	if (!strcmp(k, "listen"))
 		snprintf(c->listen, sizeof(c->listen), "%s", v);
 	else if (!strcmp(k, "state-dir"))
@@ -174,18 +229,6 @@ static int global_key(struct parser *p, const char *k, const char *v)
 		if (strcmp(v, "any") && strcmp(v, "listed"))
 			return bad(p, "allow must be 'any' or 'listed', not", v);
 		c->allow_unlisted = !strcmp(v, "any");
-	} else if (!strcmp(k, "session-timeout")) {
-		if (parse_uint(v, 10, 86400, &c->session_timeout) < 0)
-			return bad(p, "session-timeout must be 10..86400 seconds, not", v);
-	} else if (!strcmp(k, "max-datagram")) {
-		if (parse_uint(v, ND_MIN_DGRAM, ND_MAX_DGRAM, &c->max_dgram) < 0)
-			return bad(p, "max-datagram must be 576..65024, not", v);
-	} else if (!strcmp(k, "max-sessions")) {
-		if (parse_uint(v, 1, 1000000, &c->max_sessions) < 0)
-			return bad(p, "max-sessions must be 1..1000000, not", v);
-	} else if (!strcmp(k, "window")) {
-		if (parse_uint(v, 1, 1024, &c->window) < 0)
-			return bad(p, "window must be 1..1024, not", v);
 	} else {
 		return bad(p, "unknown key", k);
 	}

@@ -40,6 +40,12 @@ struct config {
 	unsigned max_dgram;       /* largest datagram the server sends */
 	unsigned window;          /* most data datagrams a client may have in flight */
 	unsigned max_sessions;    /* sessions open at once; more ATTACHes get ND_ERR_BUSY */
+	unsigned nbd_handshake_timeout; /* seconds from connect to a chosen export */
+	unsigned nbd_idle_timeout;      /* seconds without a request before closing; 0 = never */
+	unsigned nbd_io_timeout;        /* seconds a request's data or reply may stall */
+	unsigned nbd_memory_mib;        /* request data all NBD connections hold at once */
+	unsigned nbd_connect_rate;      /* NBD connections a second per source address; 0 = any */
+	unsigned nbd_per_address;       /* NBD connections open per source address; 0 = any */
 	struct image *images;
 	int nimages;
 	struct client_rule *clients;
@@ -98,6 +104,8 @@ struct server {
 	int udp_fd;
 	int nbd_fd;               /* NBD listener, or -1 */
 	unsigned nbd_open;        /* NBD connections being served (atomic) */
+	unsigned fd_limit;        /* RLIMIT_NOFILE in force; 0 = unknown (no fd checks) */
+	char refusal[256];        /* why session_attach last refused, if it said ("" if not) */
 	pthread_rwlock_t lock;    /* the session table and sessions' policy fields (not their I/O) */
 };
 
@@ -121,6 +129,19 @@ void session_free(struct session *ss);
 void sessions_restore(struct server *s);
 void server_close(struct server *s);
 int session_live(const struct server *s, const struct session *ss);
+
+/* limits.c */
+#define FD_RESERVE 16 /* fds kept free for transient opens, accepts and logs */
+void fd_limit_raise(struct server *s);
+int fds_in_use(void);
+int fds_short(const struct server *s, unsigned need, unsigned reserve, char *why, size_t whylen);
+struct rate_table;
+struct rate_table *rate_table_new(void);
+void rate_table_free(struct rate_table *t);
+int rate_allow(struct rate_table *t, const struct sockaddr *sa, unsigned rate, unsigned burst,
+	       unsigned *refused);
+int addr_conn_take(const struct sockaddr *sa, unsigned max, unsigned *open);
+void addr_conn_give(const struct sockaddr *sa);
 
 /* udp.c */
 void handle_datagram(struct server *s, const uint8_t *pkt, size_t len,

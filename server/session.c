@@ -350,6 +350,7 @@ struct session *session_attach(struct server *s, const struct nd_attach_req *req
 	struct session *ss;
 	int mode;
 
+	s->refusal[0] = 0;
 	memcpy(want, req->image, NAME_MAX_LEN);
 	want[NAME_MAX_LEN] = 0;
 	h.mac = req->mac;
@@ -367,7 +368,15 @@ struct session *session_attach(struct server *s, const struct nd_attach_req *req
 	if (h.same)
 		session_end(s, h.same, "client attached again");
 	if (s->nsessions >= s->cfg.max_sessions) {
-		log_msg("attach refused: %u sessions open (max-sessions)", s->nsessions);
+		snprintf(s->refusal, sizeof(s->refusal), "%u sessions open (max-sessions)",
+			 s->nsessions);
+		*status = ND_ERR_BUSY;
+		return NULL;
+	}
+	/* An overlay takes two fds, a direct writer one: refuse cleanly (BUSY, and
+	 * the reason logged) while there are fds left for accepts and logs. */
+	if (fds_short(s, mode == ND_MODE_READONLY ? 0 : mode == ND_MODE_DIRECT ? 1 : 2, FD_RESERVE,
+		      s->refusal, sizeof(s->refusal))) {
 		*status = ND_ERR_BUSY;
 		return NULL;
 	}

@@ -103,6 +103,7 @@ static void do_attach(struct request *q)
 
 		nd_mac_format(req->mac, mac);
 		log_msg("attach refused mac=%s ip=%s: %s", mac, peer,
+			q->s->refusal[0] ? q->s->refusal :
 			status == ND_ERR_BUSY ? "image held by a direct-mode writer" :
 			status == ND_ERR_DENIED ? "client not allowed" :
 			status == ND_ERR_NOIMAGE ? "no such image" : "server error");

@@ -148,6 +148,7 @@ bad_config config-error-no-path "image 'a' has no path" $'[image a]\nmode = vola
 bad_config config-error-persistent-needs-state "give a state directory" $'[image a]\npath=/x\nmode=persistent'
 bad_config config-error-unknown-client-image "no image 'zz'" $'[image a]\npath=/x\n[client 02:00:00:00:00:01]\nimage=zz'
 bad_config config-error-bad-name "bad image name" $'[image ../etc]\npath=/x'
+bad_config config-error-nbd-limit "bad.conf:1: nbd-memory must be 64..1048576 MiB, not '3'" $'nbd-memory = 3\n[image a]\npath=/x'
 bad_config config-error-client-twice "bad.conf:4: client 02:00:00:00:00:01 already has a section at line 2" \
 	$'[image a]\n[client 02:00:00:00:00:01]\nimage=a\n[client 02:00:00:00:00:01]\nmode=direct'
 # One file under two names (here a symbolic link) would let a direct writer of one
