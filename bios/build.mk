@@ -2,10 +2,10 @@
 
 BIOS_CFLAGS := -m16 -march=i686 -ffreestanding -fno-pie -fno-pic -fno-jump-tables \
 	-fno-stack-protector -fno-asynchronous-unwind-tables -fno-builtin -Os \
-	-mno-sse -mno-mmx -mno-80387 -fno-common -Wall -Wextra -Wno-unused-parameter \
-	-Iinclude -Iclient -Ibios
+	-mno-sse -mno-mmx -mno-80387 -fno-common -ffunction-sections -fdata-sections \
+	-Wall -Wextra -Wno-unused-parameter -Iinclude -Iclient -Ibios
 BIOS_C := bios/main.c bios/disk.c bios/pxe.c bios/nic.c bios/console.c bios/clock.c bios/libc.c \
-	client/ndclient.c client/ipstack.c client/virtio_net.c
+	client/ndclient.c client/policy.c client/ipstack.c client/virtio_net.c
 BIOS_OBJ := $(patsubst %.c,$(BUILD)/bios/%.o,$(notdir $(BIOS_C))) $(BUILD)/bios/entry.o
 
 all: $(BUILD)/netdisk.pxe
@@ -23,7 +23,7 @@ $(BUILD)/bios/entry.o: bios/entry.asm | $(BUILD)/.dir
 	nasm -f elf32 -o $@ $<
 
 $(BUILD)/bios/netdisk-pxe.elf: $(BIOS_OBJ) linker/netdisk-pxe.ld
-	ld -m elf_i386 -nostdlib --no-warn-rwx-segments -T linker/netdisk-pxe.ld -o $@ $(BIOS_OBJ)
+	ld -m elf_i386 -nostdlib --no-warn-rwx-segments --gc-sections -T linker/netdisk-pxe.ld -o $@ $(BIOS_OBJ)
 
 $(BUILD)/netdisk.pxe: $(BUILD)/bios/netdisk-pxe.elf
 	objcopy -O binary -j .text -j .rodata -j .data $< $@

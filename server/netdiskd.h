@@ -58,6 +58,7 @@ struct session {
 	uint8_t token[16];
 	uint8_t mac[6];
 	uint8_t kind;          /* enum nd_client_kind */
+	uint32_t caps;         /* ND_CAP_* from its ATTACH */
 	struct image *img;
 	int mode;
 	struct layer *top;     /* where this session's I/O goes */
@@ -129,6 +130,10 @@ void session_free(struct session *ss);
 void sessions_restore(struct server *s);
 void server_close(struct server *s);
 int session_live(const struct server *s, const struct session *ss);
+/* Log a storage error (a layer call's -errno) where it becomes a client's
+ * error status: once, with operation, image, client, offset and errno. */
+void session_storage_error(const struct session *ss, const char *op, uint64_t off,
+			   uint64_t len, int rc);
 
 /* limits.c */
 #define FD_RESERVE 16 /* fds kept free for transient opens, accepts and logs */
