@@ -175,9 +175,9 @@ static const struct uint_key {
 	size_t field;
 } uint_keys[] = {
 	{ "session-timeout", 10, 86400, "seconds", offsetof(struct config, session_timeout) },
-	{ "max-datagram", ND_MIN_DGRAM, ND_MAX_DGRAM, "bytes", offsetof(struct config, max_dgram) },
-	{ "max-sessions", 1, 1000000, "sessions", offsetof(struct config, max_sessions) },
-	{ "window", 1, 1024, "datagrams", offsetof(struct config, window) },
+	{ "max-datagram", ND_MIN_DGRAM, ND_MAX_DGRAM, "", offsetof(struct config, max_dgram) },
+	{ "max-sessions", 1, 1000000, "", offsetof(struct config, max_sessions) },
+	{ "window", 1, 1024, "", offsetof(struct config, window) },
 	{ "nbd-handshake-timeout", 1, 3600, "seconds",
 	  offsetof(struct config, nbd_handshake_timeout) },
 	{ "nbd-idle-timeout", 0, 604800, "seconds (0: never)",
@@ -203,8 +203,8 @@ static int numeric_key(struct parser *p, const char *k, const char *v, int *rc)
 			continue;
 		*rc = 0;
 		if (parse_uint(v, u->lo, u->hi, (unsigned *)((char *)p->c + u->field)) < 0) {
-			snprintf(what, sizeof(what), "%s must be %u..%u %s, not", u->name, u->lo,
-				 u->hi, u->unit);
+			snprintf(what, sizeof(what), "%s must be %u..%u%s%s, not", u->name, u->lo,
+				 u->hi, u->unit[0] ? " " : "", u->unit);
 			*rc = bad(p, what, v);
 		}
 		return 1;
