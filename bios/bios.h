@@ -30,7 +30,6 @@ void far_write8(uint16_t seg, uint16_t off, uint32_t val);
 void far_write16(uint16_t seg, uint16_t off, uint32_t val);
 void far_write32(uint16_t seg, uint16_t off, uint32_t val);
 void far_copy(uint16_t dseg, uint16_t doff, uint16_t sseg, uint16_t soff, uint16_t len);
-uint32_t far_copy_sum(uint16_t dseg, uint16_t doff, uint16_t sseg, uint16_t soff, uint16_t len);
 void bios_int(uint8_t vector, struct bregs *r);
 /* Flat GS (entry.asm): linear addresses below 4 GiB, valid while flat_ok. */
 void flat_setup(void);

@@ -16,7 +16,7 @@
 	global ext_hidden_start, ext_hidden_end, flat_ok
 	global pxe_entry, pxe_use_pxenv, our_drive
 	global far_read8, far_read16, far_read32, far_write8, far_write16, far_write32
-	global far_copy, far_copy_sum, bios_int, pxe_call, boot_jump, int13_entry, int15_entry
+	global far_copy, bios_int, pxe_call, boot_jump, int13_entry, int15_entry
 	global flat_setup, flat_read16, flat_read32, flat_write16, flat_write32
 	global flat_copy_from, flat_copy_from_sum, flat_copy_to
 
@@ -286,7 +286,7 @@ flat_write32:
 %%done:
 %endmacro
 
-; Arguments of far_copy and far_copy_sum into ES:DI, DS:SI and DX.
+; Arguments of far_copy into ES:DI, DS:SI and DX.
 %macro FAR_ARGS 0
 	mov es, [esp + 20]
 	mov di, [esp + 24]
@@ -300,16 +300,6 @@ far_copy:
 	COPY_ENTER
 	FAR_ARGS
 	COPY_BODY si, es:di, si, di, 0
-	COPY_LEAVE
-
-; uint32_t far_copy_sum(uint16_t dseg, uint16_t doff, uint16_t sseg, uint16_t soff, uint16_t len)
-; far_copy that also returns the ones' complement sum of the bytes.
-far_copy_sum:
-	COPY_ENTER
-	FAR_ARGS
-	xor ebx, ebx
-	COPY_BODY si, es:di, si, di, 1
-	mov eax, ebx
 	COPY_LEAVE
 
 ; Arguments of flat_copy_from(_sum) into DI (near), ESI (linear) and DX.

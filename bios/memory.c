@@ -22,16 +22,15 @@ extern char _stack_top[];
  * in it is 0, so it reads the same whether the A20 gate is open or not
  * (a boot loader or DOS may close it again).  0 if it does not fit.
  */
-static uint32_t carve(uint64_t base, uint64_t end, uint32_t size)
+static uint32_t carve(uint32_t base, uint32_t end, uint32_t size)
 {
-	uint32_t top, start, even_end;
+	uint32_t top = end & ~(PAGE - 1), start, even_end;
 
-	if (size >= ONE_MIB || end > 0x100000000ull)
+	if (size >= ONE_MIB)
 		return 0;
 	if (base < ONE_MIB)
 		base = ONE_MIB;
-	top = (uint32_t)end & ~(PAGE - 1);
-	if (end <= base || top < base + size)
+	if (top < base || top - base < size)
 		return 0;
 	start = (top - size) & ~(PAGE - 1);
 	even_end = (start & ~(2 * ONE_MIB - 1)) + ONE_MIB;
@@ -69,8 +68,11 @@ uint32_t ext_memory_take(uint32_t size)
 		bios_int(0x15, &r);
 		if ((r.flags & FLAG_CF) || r.eax != SMAP)
 			break;
-		if (e.type == E820_RAM && e.size) {
-			start = carve(e.base, e.base + e.size, size);
+		/* Only ranges that end below 4 GiB: the hook keeps an entry's
+		 * part below what it hides, and would lose what lies above. */
+		if (e.type == E820_RAM && !(e.base >> 32) && e.size &&
+		    e.size < 0x100000000ull - e.base) {
+			start = carve((uint32_t)e.base, (uint32_t)(e.base + e.size), size);
 			if (start > best) {
 				best = start;
 				best_end = (uint32_t)(e.base + e.size);

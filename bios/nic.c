@@ -135,22 +135,20 @@ static void vn_copy_from(void *ctx, void *dst, uint32_t addr, unsigned len)
 		lin_copy_from(dst, addr, len);
 }
 
-/* The sum far_copy_sum takes, of bytes already copied (the V86 case):
+/* The sum flat_copy_from_sum takes, of bytes already copied (the V86 case):
  * dwords with the bytes zero-padded, every carry added back in. */
 static uint32_t ones_sum(const uint8_t *p, unsigned len)
 {
-	uint64_t sum = 0;
-	uint32_t w;
+	uint32_t sum = 0, w;
 	unsigned i;
 
 	for (i = 0; i < len; i += 4) {
 		w = 0;
 		memcpy(&w, p + i, len - i < 4 ? len - i : 4);
 		sum += w;
+		sum += sum < w;
 	}
-	while (sum >> 32)
-		sum = (sum & 0xffffffffu) + (sum >> 32);
-	return (uint32_t)sum;
+	return sum;
 }
 
 static uint32_t vn_copy_from_sum(void *ctx, void *dst, uint32_t addr, unsigned len)
