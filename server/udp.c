@@ -101,7 +101,7 @@ static void do_attach(struct request *q)
 	if (!ss) {
 		char mac[18];
 
-		format_mac(req->mac, mac);
+		nd_mac_format(req->mac, mac);
 		log_msg("attach refused mac=%s ip=%s: %s", mac, peer,
 			status == ND_ERR_BUSY ? "image held by a direct-mode writer" :
 			status == ND_ERR_DENIED ? "client not allowed" :
@@ -145,6 +145,7 @@ static void do_read(struct request *q, struct session *ss)
 	uint64_t lba = nd_get64(q->h->lba), want = ~(uint64_t)0;
 	uint32_t count = nd_get32(q->h->count), bytes, off;
 	unsigned i;
+	int rc;
 
 	if (!in_range(ss, lba, count)) {
 		error_reply(q, ND_ERR_RANGE);
@@ -153,7 +154,8 @@ static void do_read(struct request *q, struct session *ss)
 	if (q->data_len >= 8)
 		want = nd_get64(q->data);
 	bytes = count * ND_SECTOR_SIZE;
-	if (layer_read(ss->top, q->s->iobuf, bytes, lba * ND_SECTOR_SIZE) < 0) {
+	if ((rc = layer_read(ss->top, q->s->iobuf, bytes, lba * ND_SECTOR_SIZE)) < 0) {
+		session_storage_error(ss, "read", lba * ND_SECTOR_SIZE, bytes, rc);
 		error_reply(q, ND_ERR_IO);
 		return;
 	}
@@ -177,6 +179,7 @@ static void do_write(struct request *q, struct session *ss)
 	uint32_t id = nd_get32(h->req_id), count = nd_get32(h->count), off = nd_get32(h->offset);
 	uint32_t bytes = count * ND_SECTOR_SIZE, idx, nchunks;
 	uint64_t bit;
+	int rc;
 
 	if (!in_range(ss, lba, count)) {
 		error_reply(q, ND_ERR_RANGE);
@@ -215,7 +218,8 @@ static void do_write(struct request *q, struct session *ss)
 		return;
 	}
 	if (!(ss->write_got & bit)) {
-		if (layer_write(ss->top, q->data, q->data_len, lba * ND_SECTOR_SIZE + off) < 0) {
+		if ((rc = layer_write(ss->top, q->data, q->data_len, lba * ND_SECTOR_SIZE + off)) < 0) {
+			session_storage_error(ss, "write", lba * ND_SECTOR_SIZE + off, q->data_len, rc);
 			ss->write_valid = 0;
 			error_reply(q, ND_ERR_IO);
 			return;
@@ -230,9 +234,12 @@ static void do_write(struct request *q, struct session *ss)
 
 static void do_flush(struct request *q, struct session *ss)
 {
-	if (layer_flush(ss->top) < 0)
+	int rc = layer_flush(ss->top);
+
+	if (rc < 0) {
+		session_storage_error(ss, "flush", 0, 0, rc);
 		error_reply(q, ND_ERR_IO);
-	else
+	} else
 		add_reply(&q->out, q->h, ND_OK, NULL, 0, 0);
 }
 
@@ -250,6 +257,9 @@ static int zero_token(const uint8_t *t)
 static void dispatch_session(struct request *q, struct session *ss)
 {
 	ss->last_seen = time(NULL);
+	if (nd_log_enabled(ND_LOG_DEBUG))
+		nd_log(ND_LOG_DEBUG, "request op=%u id=%u image=%s ip=%s len=%u", q->h->opcode,
+		       nd_get32(q->h->req_id), ss->img->name, ss->peer, q->data_len);
 	switch (q->h->opcode) {
 	case ND_OP_INFO:
 		do_info(q, ss);

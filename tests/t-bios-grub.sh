@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # GRUB 2 (Debian's grub-pc: boot.img + core.img, which read through a buffer at 0x70000) boots the kernel and initramfs through netdisk.pxe, on the own virtio-net driver and on e1000 through the PXE API.
 . "$(dirname "$0")/lib.sh"
+requires qemu ipxe cmd:grub-mkimage cmd:syslinux cmd:mcopy
 . "$(dirname "$0")/image-lib.sh"
 . "$(dirname "$0")/bios/qemu.sh"
 
