@@ -2,11 +2,15 @@
 
 TEST_SRC := tests/unit/ndtest.c tests/unit/faulty.c tests/unit/tapdev.c
 
-all: $(BUILD)/tests/ndtest
+all: $(BUILD)/tests/ndtest $(BUILD)/tests/ndblast
 
 $(BUILD)/tests/ndtest: $(TEST_SRC) tests/unit/faulty.h tests/unit/tapdev.h $(CLIENT_HDR) $(BUILD)/libndclient.a
 	@mkdir -p $(dir $@)
 	$(CC) $(HOST_CFLAGS) -Itests/unit -o $@ $(TEST_SRC) $(BUILD)/libndclient.a
+
+$(BUILD)/tests/ndblast: tests/unit/ndblast.c $(CLIENT_HDR) $(BUILD)/libndclient.a
+	@mkdir -p $(dir $@)
+	$(CC) $(HOST_CFLAGS) -o $@ $< $(BUILD)/libndclient.a
 
 # The server built with AddressSanitizer and UBSan, run by the same suites.
 SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all

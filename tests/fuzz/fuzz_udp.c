@@ -38,14 +38,14 @@ static void sink(struct server *s, struct iovec (*iov)[2], unsigned n,
 
 static void attach(void)
 {
-	uint8_t pkt[ND_HDR_SIZE + sizeof(struct nd_attach_req)] = { 0 };
+	uint8_t pkt[ND_HDR_SIZE + ND_ATTACH_REQ_LEN] = { 0 };
 	struct nd_hdr *h = (struct nd_hdr *)pkt;
 	struct nd_attach_req *r = (struct nd_attach_req *)(pkt + ND_HDR_SIZE);
 
 	nd_put32(h->magic, ND_MAGIC);
 	h->version = ND_VERSION;
 	h->opcode = ND_OP_ATTACH;
-	nd_put16(h->data_len, sizeof(*r));
+	nd_put16(h->data_len, ND_ATTACH_REQ_LEN);
 	memcpy(r->mac, "\x02\x00\x00\x00\x00\x01", 6);
 	nd_put16(r->max_dgram, ND_DEFAULT_DGRAM);
 	nd_put16(r->window, 16);
