@@ -113,6 +113,7 @@ struct server {
 	pthread_rwlock_t lock;    /* sessions and layers: NBD reads share it, all else is exclusive */
 	struct attach_bucket *attach_rate; /* ATTACH_RATE_BUCKETS of them, or NULL: no limit */
 	time_t last_sweep;        /* when idle sessions were last looked for */
+	time_t alive_touched;     /* when the state directory's "alive" file was last touched */
 };
 
 /* config.c */

@@ -122,7 +122,8 @@ static void session_file(struct server *s, const uint8_t token[16], char *path)
 	snprintf(path, PATH_MAX, "%s/sessions/%s", s->state_dir, hex);
 }
 
-/* Record a session so that a restarted server continues it. */
+/* Record a session so that a restarted server continues it.  Its file is
+ * named after the token, so logs name the fingerprint, never the path. */
 static void session_save(struct server *s, const struct session *ss)
 {
 	char path[PATH_MAX], tmp[PATH_MAX + 4], mac[18];
@@ -133,7 +134,8 @@ static void session_save(struct server *s, const struct session *ss)
 	format_mac(ss->mac, mac);
 	f = fopen(tmp, "w");
 	if (!f) {
-		log_msg("warning: cannot save session to %s: %s", tmp, strerror(errno));
+		log_msg("warning: cannot save session %08x in %s/sessions: %s",
+			nd_token_fingerprint(ss->token), s->state_dir, strerror(errno));
 		return;
 	}
 	fprintf(f, "mac=%s\nimage=%s\nmode=%d\nkind=%u\nnonce=%u\ndgram=%u\nwindow=%u\n", mac,
@@ -144,7 +146,8 @@ static void session_save(struct server *s, const struct session *ss)
 	else
 		fprintf(f, "peer=%s\n", ss->peer);
 	if (fflush(f) || fsync(fileno(f)) || fclose(f) || rename(tmp, path))
-		log_msg("warning: cannot save session to %s: %s", path, strerror(errno));
+		log_msg("warning: cannot save session %08x in %s/sessions: %s",
+			nd_token_fingerprint(ss->token), s->state_dir, strerror(errno));
 }
 
 static void session_insert(struct server *s, struct session *ss)
@@ -368,8 +371,9 @@ int session_from_peer(const struct session *ss, const struct sockaddr *from, soc
 	return same_addr(&ss->addr, ss->addrlen, from, fromlen);
 }
 
-/* The least valuable session to make room with: never used after its ATTACH
- * before used, then the longest silent; none in use by NBD or recently heard. */
+/* The least valuable session to make room with: one never used since its
+ * ATTACH before any other, then the longest silent; never one in use by NBD
+ * or heard from recently. */
 struct victim {
 	time_t now;
 	struct session *best;
@@ -782,9 +786,10 @@ void sessions_sweep(struct server *s)
 		return;
 	s->last_sweep = now;
 	for_each_session(s, sweep_one, &now);
-	if (now % record_interval(s) == 0) {
+	if (now - s->alive_touched >= record_interval(s)) {
 		snprintf(path, sizeof(path), "%s/" ALIVE_FILE, s->state_dir);
 		touch(path, now);
+		s->alive_touched = now;
 	}
 }
 
