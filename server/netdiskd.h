@@ -70,7 +70,8 @@ struct session {
 	struct sockaddr_storage addr; /* UDP: the only address its requests are served from */
 	socklen_t addrlen;     /* 0: none (made by NBD, never served over UDP) */
 	int used;              /* a request came after the ATTACH (else first to evict) */
-	unsigned errs_logged;  /* write-error kinds already logged (ERR_LOGGED_*) */
+	unsigned errs_logged;  /* write-error kinds already logged (session_write_error) */
+	int wrong_peer_logged; /* its token came from another address: said once */
 	int nbd_conns;         /* NBD connections using it (keep it live) */
 	int nbd_owned;         /* made by NBD: ends with its last connection */
 	int ended;             /* ended while NBD connections still point at it */

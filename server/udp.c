@@ -287,6 +287,22 @@ static int zero_token(const uint8_t *t)
 	return 1;
 }
 
+/* Say once per session that its token came from elsewhere (a client that
+ * moved must attach again; anything else is somebody else's doing). */
+static void log_wrong_peer(struct session *ss, const struct sockaddr *from)
+{
+	char peer[64], mac[18];
+
+	if (ss->wrong_peer_logged)
+		return;
+	ss->wrong_peer_logged = 1;
+	format_peer(from, peer, sizeof(peer));
+	format_mac(ss->mac, mac);
+	log_msg("request refused ip=%s: session %08x (mac=%s) is served only to %s, where it "
+		"attached; answered SESSION (not logged again for this session)", peer,
+		nd_token_fingerprint(ss->token), mac, ss->addrlen ? ss->peer : "NBD");
+}
+
 /* Requests that need a session. */
 static void dispatch_session(struct request *q, struct session *ss)
 {
@@ -347,6 +363,7 @@ void handle_datagram(struct server *s, const uint8_t *pkt, size_t len,
 		 * the header-only SESSION error (never more than it sent), so a
 		 * token cannot aim replies at a third party. */
 		s->stats.wrong_peer++;
+		log_wrong_peer(ss, from);
 		error_reply(&q, ND_ERR_SESSION);
 	} else {
 		dispatch_session(&q, ss);

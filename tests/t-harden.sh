@@ -201,6 +201,8 @@ elif [ "$got" -le "$sent" ]; then
 else
 	fail amplify-foreign-read-factor-le-1 "$sent bytes from another port got $got back (x$((got / sent)))"
 fi
+grep -q 'request refused ip=127.0.0.1:[0-9]*: session [0-9a-f]\{8\} .* is served only to 127.0.0.1:' \
+	"$ND_TMP/amplify.log" && pass amplify-foreign-read-logged || fail amplify-foreign-read-logged "no log line"
 read -r _ sent _ got <<<"$(echo "$out" | sed -n 2p)"
 [ "$got" -le "$sent" ] && pass amplify-attach-factor-le-1 ||
 	fail amplify-attach-factor-le-1 "an unpadded $sent-byte ATTACH got $got bytes"
