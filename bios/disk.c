@@ -1,6 +1,7 @@
 /* The netdisk drive behind INT 13h: CHS and EDD functions, transfers to any buffer, status codes. */
 
 #include "bios.h"
+#include "policy.h"
 
 #define BDA_SEG 0x40
 #define BDA_DISK_STATUS 0x74
@@ -160,37 +161,28 @@ static uint32_t ahead_for(uint64_t lba, uint32_t count)
 	return count < disk.sectors - end ? count : (uint32_t)(disk.sectors - end);
 }
 
-/* A write went into this session: in volatile mode, a new session would lose it. */
-static uint8_t session_written;
-
 /* One transfer through the client core.  A server that lost our session
- * (restarted without its state, or ended it after session-timeout of
- * silence) is attached again when that cannot lose writes: every mode but
- * volatile keeps them on the server, and a volatile session may not have any. */
+ * (restarted without its state) is attached again when the stub policy
+ * (nd_recover, client/policy.c) says that cannot lose writes. */
 static int transfer(int write, uint64_t lba, uint32_t count, uint32_t buffer)
 {
-	int rc, again;
+	struct nd_retry retry;
+	int rc;
 
-	for (again = 0;; again++) {
+	nd_retry_begin(&disk, &retry);
+	for (;;) {
 		uint32_t retransmits = disk.retransmits;
 
 		if (write) {
 			rc = nd_write_pieces(&disk, lba, count, write_piece(), get_linear, &buffer);
-			session_written = 1; /* even a failed write may have landed in part */
 		} else {
 			rc = nd_read_ahead(&disk, lba, count, ahead_for(lba, count), put_linear,
 					   &buffer);
 			adapt_window(retransmits);
 		}
-		if (rc != ND_E_STATUS || disk.last_status != ND_ERR_SESSION ||
-		    (disk.mode == ND_MODE_VOLATILE && session_written) || again)
+		if (!nd_recover(&disk, rc, &retry))
 			return rc;
-		con_printf("netdisk: server lost the session, attaching again\n");
-		if (nd_attach(&disk, disk.image) != ND_DONE)
-			return rc;
-		session_written = 0;
 		granted_window = disk.window;
-		boot_table_publish();
 	}
 }
 

@@ -291,18 +291,12 @@ int nd_attach(struct nd_client *c, const char *image)
 	copy_name(req->image, image, ND_IMAGE_NAME_LEN);
 	memset(c->token, 0, sizeof(c->token));
 	c->dgram = 0;
+	c->writes = 0;
 	plen = simple(c, ND_OP_ATTACH, u.padded, sizeof(u.padded));
 	if (plen < 0)
 		return plen;
 	memcpy(c->token, ((struct nd_hdr *)c->rxbuf)->token, sizeof(c->token));
 	return take_grant(c, plen);
-}
-
-int nd_info(struct nd_client *c)
-{
-	int plen = simple(c, ND_OP_INFO, 0, 0);
-
-	return plen < 0 ? plen : take_grant(c, plen);
 }
 
 int nd_flush(struct nd_client *c)
@@ -643,6 +637,8 @@ int nd_write(struct nd_client *c, uint64_t lba, uint32_t count, nd_get_fn get, v
 		rc = exchange(c, ND_OP_WRITE, w.id, send_write, &w);
 		if (rc > 0)
 			rc = ND_DONE;
+		if (rc == ND_DONE)
+			c->writes++;
 		w.lba += w.count;
 		w.base += w.count * ND_SECTOR_SIZE;
 		count -= w.count;
@@ -727,13 +723,15 @@ const char *nd_status_text(unsigned status)
 	}
 }
 
-const char *nd_mode_text(unsigned mode)
+const char *nd_result_text(int rc)
 {
-	switch (mode) {
-	case ND_MODE_DIRECT: return "direct";
-	case ND_MODE_VOLATILE: return "volatile";
-	case ND_MODE_PERSISTENT: return "persistent";
-	case ND_MODE_READONLY: return "read-only";
-	default: return "unknown";
+	switch (rc) {
+	case ND_DONE: return "done";
+	case ND_E_TIMEOUT: return "no answer from the server";
+	case ND_E_TRANSPORT: return "the network transport failed to send";
+	case ND_E_PROTO: return "the server's answer made no sense";
+	case ND_E_ARG: return "bad arguments";
+	case ND_E_STATUS: return "the server answered with an error";
+	default: return "unknown result";
 	}
 }

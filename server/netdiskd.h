@@ -9,6 +9,8 @@
 #include <time.h>
 #include "netdisk/proto.h"
 #include "layer.h"
+#include "log.h"
+#include "ndcommon.h"
 
 #define NAME_MAX_LEN ND_IMAGE_NAME_LEN /* image names fit the wire field */
 
@@ -49,6 +51,7 @@ struct session {
 	uint8_t token[16];
 	uint8_t mac[6];
 	uint8_t kind;          /* enum nd_client_kind */
+	uint32_t caps;         /* ND_CAP_* from its ATTACH */
 	struct image *img;
 	int mode;
 	struct layer *top;     /* where this session's I/O goes */
@@ -70,7 +73,7 @@ struct session {
 	struct sockaddr_storage addr; /* UDP: the only address its requests are served from */
 	socklen_t addrlen;     /* 0: none (made by NBD, never served over UDP) */
 	int used;              /* a request came after the ATTACH (else first to evict) */
-	unsigned errs_logged;  /* write-error kinds already logged (session_write_error) */
+	unsigned errs_logged;  /* storage-error kinds already logged (session_storage_error) */
 	int wrong_peer_logged; /* its token came from another address: said once */
 	int nbd_conns;         /* NBD connections using it (keep it live) */
 	int nbd_owned;         /* made by NBD: ends with its last connection */
@@ -123,9 +126,6 @@ int config_load(struct config *c, const char *path, char *err, size_t errlen);
 int config_add_image(struct config *c, const char *name, const char *path, int mode,
 		     char *err, size_t errlen);
 int config_check(struct config *c, char *err, size_t errlen);
-int parse_mode(const char *s);
-int parse_mac(const char *s, uint8_t mac[6]);
-void format_mac(const uint8_t mac[6], char *out);
 struct image *config_image(struct config *c, const char *name);
 void config_free(struct config *c);
 
@@ -140,11 +140,15 @@ struct session *session_attach_nbd(struct server *s, const uint8_t mac[6], const
 int session_from_peer(const struct session *ss, const struct sockaddr *from, socklen_t fromlen);
 int attach_rate_ok(struct server *s, const struct sockaddr *from);
 void sessions_sweep(struct server *s);
-void session_write_error(struct session *ss, int err);
 void session_end(struct server *s, struct session *ss, const char *why);
 void sessions_restore(struct server *s);
 void server_close(struct server *s);
 int session_live(const struct server *s, const struct session *ss);
+/* Log a storage error (a layer call's -errno) where it becomes a client's
+ * error status: once per session and kind of error, with operation, image,
+ * client, offset and errno. */
+void session_storage_error(struct session *ss, const char *op, uint64_t off,
+			   uint64_t len, int rc);
 
 /* udp.c */
 void handle_datagram(struct server *s, const uint8_t *pkt, size_t len,
@@ -154,7 +158,7 @@ void format_peer(const struct sockaddr *sa, char *out, size_t outlen);
 /* net.c */
 int listen_socket(const char *listen, int socktype, char *err, size_t errlen);
 
-/* log.c */
-void log_msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* An info-level log line (common/log.h has the levels and the format). */
+#define log_msg(...) nd_log(ND_LOG_INFO, __VA_ARGS__)
 
 #endif /* NETDISKD_H */

@@ -105,7 +105,7 @@ static void overlay_paths(struct server *s, const struct session *ss, char *data
 	char mac[18], dir[PATH_MAX];
 	const char *kind = ss->mode == ND_MODE_PERSISTENT ? "persistent" : "volatile";
 
-	format_mac(ss->mac, mac);
+	nd_mac_format(ss->mac, mac);
 	snprintf(dir, sizeof(dir), "%s/%s/%s", s->state_dir, kind, ss->img->name);
 	mkdirs(dir);
 	snprintf(data, PATH_MAX, "%s/%s.data", dir, mac);
@@ -131,7 +131,7 @@ static void session_save(struct server *s, const struct session *ss)
 
 	session_file(s, ss->token, path);
 	snprintf(tmp, sizeof(tmp), "%s.new", path);
-	format_mac(ss->mac, mac);
+	nd_mac_format(ss->mac, mac);
 	f = fopen(tmp, "w");
 	if (!f) {
 		log_msg("warning: cannot save session %08x in %s/sessions: %s",
@@ -171,23 +171,15 @@ static void session_unlink(struct server *s, struct session *ss)
 	}
 }
 
-static void mode_name(int mode, char *out)
-{
-	static const char *const names[] = { "?", "direct", "volatile", "persistent", "readonly" };
-
-	strcpy(out, names[mode >= 1 && mode <= 4 ? mode : 0]);
-}
-
 /* End a session; `why` goes into the log (NULL: quietly, the caller counts it). */
 static void end_session(struct server *s, struct session *ss, const char *why)
 {
-	char path[PATH_MAX], data[PATH_MAX], map[PATH_MAX], mac[18], mode[16];
+	char path[PATH_MAX], data[PATH_MAX], map[PATH_MAX], mac[18];
 
-	format_mac(ss->mac, mac);
-	mode_name(ss->mode, mode);
+	nd_mac_format(ss->mac, mac);
 	if (why)
 		log_msg("detach mac=%s ip=%s image=%s mode=%s session=%08x (%s)", mac, ss->peer,
-			ss->img->name, mode, nd_token_fingerprint(ss->token), why);
+			ss->img->name, nd_mode_text(ss->mode), nd_token_fingerprint(ss->token), why);
 	session_unlink(s, ss);
 	if (ss->own)
 		layer_flush(ss->own);
@@ -233,7 +225,7 @@ static int session_layers(struct server *s, struct session *ss, int fresh, char 
 		ss->own = overlay_open(ss->img->base, data, map, fresh, &stale, err, errlen);
 		ss->top = ss->own;
 		if (stale) {
-			format_mac(ss->mac, mac);
+			nd_mac_format(ss->mac, mac);
 			log_msg("overlay of %s on image %s was made over an older version of the image; "
 				"starting it afresh", mac, ss->img->name);
 		}
@@ -423,7 +415,7 @@ static struct session *attach(struct server *s, const struct nd_attach_req *req,
 			      const struct sockaddr *from, socklen_t fromlen, const char *peer,
 			      unsigned *status)
 {
-	char want[NAME_MAX_LEN + 1], err[512], mac[18], modestr[16];
+	char want[NAME_MAX_LEN + 1], err[512], mac[ND_MAC_STRLEN + 1];
 	const char *why = NULL;
 	struct holders h = { 0 };
 	struct session *ss = NULL;
@@ -432,7 +424,7 @@ static struct session *attach(struct server *s, const struct nd_attach_req *req,
 
 	memcpy(want, req->image, NAME_MAX_LEN);
 	want[NAME_MAX_LEN] = 0;
-	format_mac(req->mac, mac);
+	nd_mac_format(req->mac, mac);
 	h.mac = req->mac;
 	h.img = choose_image(s, req->mac, want, &mode, status, &why);
 	if (!h.img)
@@ -479,6 +471,7 @@ static struct session *attach(struct server *s, const struct nd_attach_req *req,
 	}
 	memcpy(ss->mac, req->mac, 6);
 	ss->kind = req->client_kind;
+	ss->caps = nd_get32(req->caps);
 	ss->img = h.img;
 	ss->mode = mode;
 	ss->last_seen = ss->attached = ss->saved_seen = now;
@@ -501,9 +494,9 @@ static struct session *attach(struct server *s, const struct nd_attach_req *req,
 		goto failed;
 	session_insert(s, ss);
 	session_save(s, ss);
-	mode_name(ss->mode, modestr);
-	log_msg("attach mac=%s ip=%s image=%s mode=%s session=%08x", mac, peer, ss->img->name,
-		modestr, nd_token_fingerprint(ss->token));
+	log_msg("attach mac=%s ip=%s image=%s mode=%s session=%08x boot_table=%s", mac, peer,
+		ss->img->name, nd_mode_text(ss->mode), nd_token_fingerprint(ss->token),
+		ss->caps & ND_CAP_BOOT_TABLE ? "yes" : "no");
 	return ss;
 failed:
 	free(ss);
@@ -645,7 +638,7 @@ static int restore_one(struct server *s, const char *hex, FILE *f, time_t idle, 
 		sscanf(line, "origin=%15s", origin);
 	}
 	ss = calloc(1, sizeof(*ss));
-	if (!ss || strlen(hex) != 32 || parse_mac(macs, ss->mac) < 0 || mode < 1 || mode > 4 ||
+	if (!ss || strlen(hex) != 32 || nd_mac_parse(macs, ss->mac) < 0 || mode < 1 || mode > 4 ||
 	    dgram < ND_MIN_DGRAM || dgram > ND_MAX_DGRAM || !(ss->img = config_image(&s->cfg, image)))
 		goto fail;
 	for (i = 0; i < 16; i++)
@@ -793,20 +786,6 @@ void sessions_sweep(struct server *s)
 	}
 }
 
-/* Log a failed write once per session and kind of error, with who and where. */
-void session_write_error(struct session *ss, int err)
-{
-	unsigned kind = err == ENOSPC ? 1 : err == EDQUOT ? 2 : err == EIO ? 4 : 8;
-	char mac[18];
-
-	if (ss->errs_logged & kind)
-		return;
-	ss->errs_logged |= kind;
-	format_mac(ss->mac, mac);
-	log_msg("write failed mac=%s ip=%s image=%s session=%08x: %s (errno %d); further "
-		"errors of this kind on this session are not logged", mac, ss->peer, ss->img->name,
-		nd_token_fingerprint(ss->token), strerror(err), err);
-}
 
 /* Close everything; a temporary state directory goes with it. */
 void server_close(struct server *s)
@@ -835,4 +814,23 @@ void server_close(struct server *s)
 		if (system(cmd) != 0)
 			log_msg("warning: could not remove %s", s->state_dir);
 	}
+}
+
+void session_storage_error(struct session *ss, const char *op, uint64_t off, uint64_t len,
+			   int rc)
+{
+	unsigned kind = rc == -ENOSPC ? 1 : rc == -EDQUOT ? 2 : rc == -EIO ? 4 : 8;
+	char mac[ND_MAC_STRLEN + 1];
+	const char *name = strerrorname_np(-rc);
+
+	/* Once per session and kind: a full disk fails every write after the first.
+	 * (NBD reads share the server lock, hence the atomic.) */
+	if (__atomic_fetch_or(&ss->errs_logged, kind, __ATOMIC_RELAXED) & kind)
+		return;
+	nd_mac_format(ss->mac, mac);
+	nd_log(ND_LOG_ERROR, "storage error, %s: op=%s image=%s mac=%s ip=%s session=%08x "
+	       "offset=%llu len=%llu errno=%s (further %s errors of this session not logged)",
+	       strerror(-rc), op, ss->img->name, mac, ss->peer, nd_token_fingerprint(ss->token),
+	       (unsigned long long)off, (unsigned long long)len, name ? name : "unknown",
+	       name ? name : "such");
 }

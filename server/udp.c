@@ -173,6 +173,7 @@ static void do_read(struct request *q, struct session *ss)
 	uint64_t lba = nd_get64(q->h->lba), want = ~(uint64_t)0;
 	uint32_t count = nd_get32(q->h->count), bytes, off;
 	unsigned i;
+	int rc;
 
 	if (!in_range(ss, lba, count)) {
 		error_reply(q, ND_ERR_RANGE);
@@ -181,7 +182,8 @@ static void do_read(struct request *q, struct session *ss)
 	if (q->data_len >= 8)
 		want = nd_get64(q->data);
 	bytes = count * ND_SECTOR_SIZE;
-	if (layer_read(ss->top, q->s->iobuf, bytes, lba * ND_SECTOR_SIZE) < 0) {
+	if ((rc = layer_read(ss->top, q->s->iobuf, bytes, lba * ND_SECTOR_SIZE)) < 0) {
+		session_storage_error(ss, "read", lba * ND_SECTOR_SIZE, bytes, rc);
 		error_reply(q, ND_ERR_IO);
 		return;
 	}
@@ -211,6 +213,7 @@ static void do_write(struct request *q, struct session *ss)
 	uint32_t id = nd_get32(h->req_id), count = nd_get32(h->count), off = nd_get32(h->offset);
 	uint32_t bytes = count * ND_SECTOR_SIZE, idx, nchunks;
 	uint64_t bit;
+	int rc;
 
 	if (!in_range(ss, lba, count)) {
 		error_reply(q, ND_ERR_RANGE);
@@ -249,11 +252,9 @@ static void do_write(struct request *q, struct session *ss)
 		return;
 	}
 	if (!(ss->write_got & bit)) {
-		int rc = layer_write(ss->top, q->data, q->data_len, lba * ND_SECTOR_SIZE + off);
-
-		if (rc < 0) {
+		if ((rc = layer_write(ss->top, q->data, q->data_len, lba * ND_SECTOR_SIZE + off)) < 0) {
+			session_storage_error(ss, "write", lba * ND_SECTOR_SIZE + off, q->data_len, rc);
 			ss->write_valid = 0;
-			session_write_error(ss, -rc);
 			error_reply(q, write_status(rc));
 			return;
 		}
@@ -270,7 +271,7 @@ static void do_flush(struct request *q, struct session *ss)
 	int rc = layer_flush(ss->top);
 
 	if (rc < 0) {
-		session_write_error(ss, -rc);
+		session_storage_error(ss, "flush", 0, 0, rc);
 		error_reply(q, write_status(rc));
 	} else {
 		add_reply(&q->out, q->h, ND_OK, NULL, 0, 0);
@@ -297,7 +298,7 @@ static void log_wrong_peer(struct session *ss, const struct sockaddr *from)
 		return;
 	ss->wrong_peer_logged = 1;
 	format_peer(from, peer, sizeof(peer));
-	format_mac(ss->mac, mac);
+	nd_mac_format(ss->mac, mac);
 	log_msg("request refused ip=%s: session %08x (mac=%s) is served only to %s, where it "
 		"attached; answered SESSION (not logged again for this session)", peer,
 		nd_token_fingerprint(ss->token), mac, ss->addrlen ? ss->peer : "NBD");
@@ -308,6 +309,9 @@ static void dispatch_session(struct request *q, struct session *ss)
 {
 	ss->last_seen = time(NULL);
 	ss->used = 1;
+	if (nd_log_enabled(ND_LOG_DEBUG))
+		nd_log(ND_LOG_DEBUG, "request op=%u id=%u image=%s ip=%s len=%u", q->h->opcode,
+		       nd_get32(q->h->req_id), ss->img->name, ss->peer, q->data_len);
 	switch (q->h->opcode) {
 	case ND_OP_INFO:
 		do_info(q, ss);
