@@ -260,9 +260,9 @@ int main(int argc, char **argv)
 			strcmp(im->name, s.cfg.default_image) ? "" : " (default)");
 	}
 	if (s.temp_state)
-		log_msg("listening on %s (UDP, and NBD on TCP), state in %s: temporary, so sessions "
-			"and overlays are lost at exit (give --state-dir to keep them)", s.cfg.listen,
-			s.state_dir);
+		nd_log(ND_LOG_WARN, "listening on %s (UDP, and NBD on TCP), state in %s: temporary, "
+		       "so sessions and overlays are lost at exit (give --state-dir to keep them)",
+		       s.cfg.listen, s.state_dir);
 	else
 		log_msg("listening on %s (UDP, and NBD on TCP), state in %s", s.cfg.listen,
 			s.state_dir);

@@ -577,8 +577,9 @@ int attach_rate_ok(struct server *s, const struct sockaddr *from)
 		char peer[64];
 
 		format_peer(from, peer, sizeof(peer));
-		log_msg("attach refused ip=%s: more than %.0f ATTACHes a second from this address "
-			"(%lu dropped; next report in 10 s)", peer, ATTACH_RATE, b->dropped);
+		nd_log(ND_LOG_WARN, "attach refused ip=%s: more than %.0f ATTACHes a second from "
+		       "this address (%lu dropped; next report in 10 s)", peer, ATTACH_RATE,
+		       b->dropped);
 		b->logged = now;
 		b->dropped = 0;
 	}

@@ -450,12 +450,14 @@ static void scenario_idle(const char *mac, uint32_t nonce, unsigned wait)
 	tclient_close(&t, 0);
 }
 
-/* Read random ranges for `seconds` and check every byte against the base
- * image (the legitimate client while the blaster runs). */
+/* Read random ranges for `seconds` (or until the file NDTEST_STOP names
+ * exists) and check every byte against the base image (the legitimate
+ * client while the blaster runs). */
 static void scenario_readloop(const char *mac, unsigned seconds)
 {
 	struct tclient t;
 	time_t end = time(NULL) + seconds;
+	const char *stop = getenv("NDTEST_STOP");
 	unsigned long reads = 0, bad = 0;
 	uint32_t x = 12345;
 	int rc = tclient_open(&t, mac, 9, ND_DEFAULT_DGRAM, NULL, 0, 0, 0);
@@ -464,7 +466,7 @@ static void scenario_readloop(const char *mac, unsigned seconds)
 	       nd_status_text(t.c.last_status));
 	if (rc)
 		return;
-	while (time(NULL) < end) {
+	while (time(NULL) < end && !(stop && access(stop, F_OK) == 0)) {
 		uint32_t count = 1 + (x >> 8) % 64;
 		uint64_t lba;
 
@@ -751,7 +753,7 @@ static void usage(void)
 		"  token MAC NONCE SEED LBA COUNT (write, print the token, keep the session)\n"
 		"  put-pattern FILE SEED LBA COUNT\n"
 		"  write-status MAC NONCE SEED LBA COUNT PIECE (exit = nd_status of the first failure)\n"
-		"  idle MAC NONCE SECONDS | readloop MAC SECONDS\n"
+		"  idle MAC NONCE SECONDS | readloop MAC SECONDS (NDTEST_STOP=FILE: until FILE exists)\n"
 		"NDTEST_IMAGE names the image to attach to.  NDTEST_TAP=IFNAME,IPV4 runs the\n"
 		"client on the firmware stubs' IP stack over that TAP device; NDTEST_DGRAM\n"
 		"replaces the default datagram size; NDTEST_BIND=IPV4[:PORT] is where the client\n"
