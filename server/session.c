@@ -504,7 +504,7 @@ failed:
 	why = err;
 refused:
 	loggable(want[0] ? want : "(default)", want, sizeof(want));
-	log_msg("attach refused mac=%s ip=%s image=%s: %s", mac, peer, want, why);
+	log_msg("attach refused, %s: mac=%s ip=%s image=%s", why, mac, peer, want);
 	return NULL;
 }
 
@@ -577,9 +577,9 @@ int attach_rate_ok(struct server *s, const struct sockaddr *from)
 		char peer[64];
 
 		format_peer(from, peer, sizeof(peer));
-		nd_log(ND_LOG_WARN, "attach refused ip=%s: more than %.0f ATTACHes a second from "
-		       "this address (%lu dropped; next report in 10 s)", peer, ATTACH_RATE,
-		       b->dropped);
+		nd_log(ND_LOG_WARN, "attach refused, more than %.0f ATTACHes a second from this "
+		       "address (%lu dropped; next report in 10 s): ip=%s", ATTACH_RATE, b->dropped,
+		       peer);
 		b->logged = now;
 		b->dropped = 0;
 	}

@@ -98,10 +98,10 @@ static void log_short_attach(struct request *q)
 		return;
 	last = now;
 	format_peer(q->from, peer, sizeof(peer));
-	log_msg("attach refused ip=%s: request of %u bytes is shorter than the %zu-byte reply "
-		"(clients pad ATTACH, docs/protocol.md; %lu so far)", peer,
+	log_msg("attach refused, a request of %u bytes is shorter than the %zu-byte reply "
+		"(clients pad ATTACH, docs/protocol.md; %lu so far): ip=%s",
 		ND_HDR_SIZE + q->data_len, ND_HDR_SIZE + sizeof(struct nd_attach_rep),
-		q->s->stats.short_attach);
+		q->s->stats.short_attach, peer);
 }
 
 /*
@@ -299,9 +299,10 @@ static void log_wrong_peer(struct session *ss, const struct sockaddr *from)
 	ss->wrong_peer_logged = 1;
 	format_peer(from, peer, sizeof(peer));
 	nd_mac_format(ss->mac, mac);
-	log_msg("request refused ip=%s: session %08x (mac=%s) is served only to %s, where it "
-		"attached; answered SESSION (not logged again for this session)", peer,
-		nd_token_fingerprint(ss->token), mac, ss->addrlen ? ss->peer : "NBD");
+	log_msg("request refused, the session is served only to %s, where it attached; "
+		"answered SESSION (not logged again for this session): ip=%s session=%08x mac=%s",
+		ss->addrlen ? ss->peer : "its NBD connections", peer,
+		nd_token_fingerprint(ss->token), mac);
 }
 
 /* Requests that need a session. */

@@ -92,7 +92,7 @@ start direct --mode direct "$DIRECT"
 expect direct-write 0 nd write 02:00:00:00:03:01 1 12 3000 16 1
 expect direct-lands-in-image 0 "$NDTEST" x "$BASE" file-pattern "$DIRECT" 12 3000 16
 expect direct-second-writer-busy 6 nd attach-status 02:00:00:00:03:02 1
-grep -q 'attach refused mac=02:00:00:00:03:02.*direct-mode writer' "$ND_TMP/direct.log" &&
+grep -q 'attach refused, image held by a direct-mode writer: mac=02:00:00:00:03:02 ' "$ND_TMP/direct.log" &&
 	pass direct-refusal-logged || fail direct-refusal-logged "no refusal line in the log"
 expect direct-writer-reboot-ok 0 nd attach-status 02:00:00:00:03:01 2
 expect direct-writer-detach 0 nd detach 02:00:00:00:03:01 2
