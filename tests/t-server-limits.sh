@@ -30,7 +30,7 @@ if wait_for 10 grep -q 'listening on' "$ND_TMP/fd.log"; then
 	rc=$?
 	[ "$rc" -eq 6 ] && [ "$n" -ge 5 ] && pass fd-attach-refused-busy ||
 		fail fd-attach-refused-busy "after $n sessions an attach got status $rc, not 6 (BUSY)"
-	grep -q 'attach refused mac=02:00:00:00:0d:01 .*out of file descriptors ([0-9]* of 64 in use' \
+	grep -q 'attach refused, out of file descriptors ([0-9]* of 64 in use.*mac=02:00:00:00:0d:01' \
 		"$ND_TMP/fd.log" && pass fd-refusal-logged || fail fd-refusal-logged "$(tail -n 2 "$ND_TMP/fd.log")"
 	LIBNBD_DEBUG=1 timeout 10 nbdinfo "nbd://127.0.0.1:$ND_PORT/base" >"$ND_TMP/fd-nbd" 2>&1
 	grep -q 'server error message: out of file descriptors' "$ND_TMP/fd-nbd" &&

@@ -85,7 +85,7 @@ fi
 TSAN_SERVER=$ND_BUILD/tsan/netdiskd
 ND_PORT=$(free_port)
 TSAN_OPTIONS="halt_on_error=0 log_path=$ND_TMP/tsan-report" "$TSAN_SERVER" --listen "127.0.0.1:$ND_PORT" \
-	--state-dir "$ND_TMP/tstate" "$BASE" >"$ND_TMP/tsan.log" 2>&1 &
+	--mode persistent --state-dir "$ND_TMP/tstate" "$BASE" >"$ND_TMP/tsan.log" 2>&1 &
 tpid=$!
 ND_PIDS+=("$tpid")
 if wait_for 20 grep -q 'listening on' "$ND_TMP/tsan.log"; then
