@@ -114,12 +114,12 @@ static unsigned addr_hash(const uint8_t key[16])
 	return h % RATE_SLOTS;
 }
 
-/* May this source start one more (connection) now, at `rate` a second with
- * bursts of `burst`?  1 yes, 0 no; when 0, *refused counts this source's
- * refusals since the last one reported (at most one report a second): the
- * caller logs when it is non-zero.  rate 0: always yes. */
+/* May this source start one more (connection, ATTACH) now, at `rate` a second
+ * with bursts of `burst`?  1 yes, 0 no; when 0, *refused counts this source's
+ * refusals since the last one reported (at most one report every report_s
+ * seconds): the caller logs when it is non-zero.  rate 0 or no table: yes. */
 int rate_allow(struct rate_table *t, const struct sockaddr *sa, unsigned rate, unsigned burst,
-	       unsigned *refused)
+	       unsigned report_s, unsigned *refused)
 {
 	struct timespec ts;
 	struct rate_slot *r;
@@ -157,7 +157,7 @@ int rate_allow(struct rate_table *t, const struct sockaddr *sa, unsigned rate, u
 		return 1;
 	}
 	r->refused++;
-	if (now - r->reported >= 1) {
+	if (!r->reported || now - r->reported >= report_s) {
 		*refused = r->refused;
 		r->refused = 0;
 		r->reported = now;

@@ -301,7 +301,7 @@ int main(int argc, char **argv)
 	s.iobuf_size = 2048 * ND_SECTOR_SIZE;
 	s.iobuf = malloc(s.iobuf_size);
 	s.send = send_batch;
-	s.attach_rate = calloc(ATTACH_RATE_BUCKETS, sizeof(*s.attach_rate));
+	s.attach_rate = rate_table_new();
 	pthread_rwlock_init(&s.lock, NULL);
 	s.udp_fd = open_udp(s.cfg.listen, err, sizeof(err));
 	s.nbd_fd = s.udp_fd < 0 ? -1 : nbd_listen(s.cfg.listen, err, sizeof(err));

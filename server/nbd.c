@@ -986,7 +986,7 @@ int nbd_accept(struct server *s, int listen_fd)
 		return 0;
 	}
 	if (!rate_allow(rates, (const struct sockaddr *)&sa, s->cfg.nbd_connect_rate,
-			4 * s->cfg.nbd_connect_rate, &refused)) {
+			4 * s->cfg.nbd_connect_rate, 1, &refused)) {
 		if (refused) {
 			snprintf(why, sizeof(why), "more than %u connections a second from this "
 				 "address (nbd-connect-rate); %u refused", s->cfg.nbd_connect_rate,

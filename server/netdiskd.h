@@ -92,15 +92,7 @@ struct session {
 	pthread_rwlock_t io_lock;
 };
 
-/* ATTACHes per source address: a token bucket in a small hash table. */
-#define ATTACH_RATE_BUCKETS 1024
-struct attach_bucket {
-	uint8_t addr[16];      /* IPv4-mapped or IPv6 source address */
-	double tokens;
-	double stamp;          /* when tokens was last refilled (monotonic seconds) */
-	unsigned long dropped; /* ATTACHes dropped since the last log line */
-	double logged;         /* when the last "rate limited" line was written */
-};
+struct rate_table;
 
 /* Counters of what the server dropped or refused, for logs and tests. */
 struct stats {
@@ -129,7 +121,7 @@ struct server {
 	unsigned fd_limit;        /* RLIMIT_NOFILE in force; 0 = unknown (no fd checks) */
 	char refusal[256];        /* why session_attach last refused, if it said ("" if not) */
 	pthread_rwlock_t lock;    /* the session table and sessions' policy fields (not their I/O) */
-	struct attach_bucket *attach_rate; /* ATTACH_RATE_BUCKETS of them, or NULL: no limit */
+	struct rate_table *attach_rate; /* ATTACHes per source address, or NULL: no limit */
 	time_t last_sweep;        /* when idle sessions were last looked for */
 	time_t alive_touched;     /* when the state directory's "alive" file was last touched */
 };
@@ -174,7 +166,7 @@ struct rate_table;
 struct rate_table *rate_table_new(void);
 void rate_table_free(struct rate_table *t);
 int rate_allow(struct rate_table *t, const struct sockaddr *sa, unsigned rate, unsigned burst,
-	       unsigned *refused);
+	       unsigned report_s, unsigned *refused);
 int addr_conn_take(const struct sockaddr *sa, unsigned max, unsigned *open);
 void addr_conn_give(const struct sockaddr *sa);
 

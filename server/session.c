@@ -18,8 +18,8 @@
 #define EVICT_UNUSED_S 1         /* at max-sessions, a session never used after its ATTACH
 				  * goes after this long */
 #define EVICT_IDLE_S 10          /* ... and any other after this long of silence */
-#define ATTACH_RATE 10.0         /* ATTACHes per second one source address may send */
-#define ATTACH_BURST 40.0        /* ... and at once */
+#define ATTACH_RATE 10           /* ATTACHes per second one source address may send */
+#define ATTACH_BURST 40          /* ... and at once */
 #define ALIVE_FILE "alive"       /* state dir: mtime = when this server last ran */
 
 static unsigned bucket_of(const uint8_t token[16])
@@ -579,50 +579,16 @@ struct session *session_attach_nbd(struct server *s, const uint8_t mac[6], const
 /* Token buckets by source address: may one more ATTACH from `from` be served? */
 int attach_rate_ok(struct server *s, const struct sockaddr *from)
 {
-	struct attach_bucket *b;
-	struct timespec ts;
-	uint8_t key[16] = { 0 };
-	uint32_t h = 2166136261u;
-	double now;
-	unsigned i;
+	unsigned dropped;
+	char peer[64];
 
-	if (!s->attach_rate)
+	if (rate_allow(s->attach_rate, from, ATTACH_RATE, ATTACH_BURST, 10, &dropped))
 		return 1;
-	if (from->sa_family == AF_INET)
-		memcpy(key + 12, &((const struct sockaddr_in *)from)->sin_addr, 4);
-	else if (from->sa_family == AF_INET6)
-		memcpy(key, &((const struct sockaddr_in6 *)from)->sin6_addr, 16);
-	for (i = 0; i < 16; i++)
-		h = (h ^ key[i]) * 16777619u;
-	b = &s->attach_rate[h % ATTACH_RATE_BUCKETS];
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	now = (double)ts.tv_sec + ts.tv_nsec / 1e9;
-	if (memcmp(b->addr, key, 16) || !b->stamp) { /* a new source takes the slot over */
-		memcpy(b->addr, key, 16);
-		b->tokens = ATTACH_BURST;
-		b->stamp = now;
-		b->dropped = 0;
-		b->logged = 0;
-	}
-	b->tokens += (now - b->stamp) * ATTACH_RATE;
-	if (b->tokens > ATTACH_BURST)
-		b->tokens = ATTACH_BURST;
-	b->stamp = now;
-	if (b->tokens >= 1) {
-		b->tokens -= 1;
-		return 1;
-	}
-	b->dropped++;
 	s->stats.attach_limited++;
-	if (now - b->logged >= 10) { /* the reason, but not a line per datagram */
-		char peer[64];
-
+	if (dropped) { /* the reason, but not a line per datagram */
 		format_peer(from, peer, sizeof(peer));
-		nd_log(ND_LOG_WARN, "attach refused, more than %.0f ATTACHes a second from this "
-		       "address (%lu dropped; next report in 10 s): ip=%s", ATTACH_RATE, b->dropped,
-		       peer);
-		b->logged = now;
-		b->dropped = 0;
+		nd_log(ND_LOG_WARN, "attach refused, more than %u ATTACHes a second from this "
+		       "address (%u dropped; next report in 10 s): ip=%s", ATTACH_RATE, dropped, peer);
 	}
 	return 0;
 }
