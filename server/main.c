@@ -3,11 +3,13 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include "nbd.h"
@@ -16,6 +18,7 @@
 #define BATCH 32               /* datagrams taken per recvmmsg */
 #define NBD_SHUTDOWN_WAIT_S 10 /* for NBD connection threads to finish at exit */
 #define SOCKET_BUFFER (16 << 20)
+#define SWEEP_MS 1000          /* idle sessions are looked for at least this often */
 
 static volatile sig_atomic_t stopping;
 
@@ -185,6 +188,52 @@ static void send_batch(struct server *s, struct iovec (*iov)[2], unsigned n,
 	}
 }
 
+/* NBD accepts pause after accept4 ran out of fds or memory: the pending
+ * connection keeps the listener readable, and retrying at once would spin. */
+struct accept_pause {
+	int64_t until_ms;   /* CLOCK_MONOTONIC; 0 = accepting */
+	unsigned ms;        /* the current pause, doubled up to ACCEPT_PAUSE_MAX_MS */
+	int64_t logged_ms;  /* the last report */
+	unsigned failures;  /* since then */
+};
+
+#define ACCEPT_PAUSE_MAX_MS 2000
+#define ACCEPT_LOG_EVERY_MS 10000
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void accept_nbd(struct server *s, struct accept_pause *ap)
+{
+	int err = nbd_accept(s, s->nbd_fd);
+	int64_t now = mono_ms();
+
+	if (!err) {
+		ap->ms = 0;
+		return;
+	}
+	ap->ms = ap->ms ? ap->ms * 2 : 50;
+	if (ap->ms > ACCEPT_PAUSE_MAX_MS)
+		ap->ms = ACCEPT_PAUSE_MAX_MS;
+	ap->until_ms = now + ap->ms;
+	ap->failures++;
+	if (!ap->logged_ms || now - ap->logged_ms >= ACCEPT_LOG_EVERY_MS) {
+		struct rlimit rl = { 0 };
+
+		getrlimit(RLIMIT_NOFILE, &rl);
+		log_msg("cannot accept NBD connections: accept4: %s (limit %llu fds; %u failure(s) "
+			"since the last report); pausing accepts for up to %u ms", strerror(err),
+			(unsigned long long)rl.rlim_cur, ap->failures, ACCEPT_PAUSE_MAX_MS);
+		ap->logged_ms = now;
+		ap->failures = 0;
+	}
+}
+
 /* Receive and handle datagrams until a signal stops us. */
 static void serve(struct server *s)
 {
@@ -193,6 +242,7 @@ static void serve(struct server *s)
 	struct mmsghdr msg[BATCH];
 	struct iovec iov[BATCH];
 	struct pollfd p[2] = { { s->udp_fd, POLLIN, 0 }, { s->nbd_fd, POLLIN, 0 } };
+	struct accept_pause ap = { 0 };
 	int i, n;
 
 	while (!stopping) {
@@ -209,14 +259,29 @@ static void serve(struct server *s)
 		if (n <= 0) {
 			if (n < 0 && errno != EAGAIN && errno != EINTR && errno != ECONNREFUSED)
 				log_msg("receive failed: %s", strerror(errno));
-			if (poll(p, s->nbd_fd >= 0 ? 2 : 1, -1) > 0 && (p[1].revents & POLLIN))
-				nbd_accept(s, s->nbd_fd);
-			continue;
+			int64_t wait = SWEEP_MS;
+			int nfds = s->nbd_fd >= 0 ? 2 : 1;
+
+			if (ap.until_ms) {
+				int64_t left = ap.until_ms - mono_ms();
+
+				if (left <= 0)
+					ap.until_ms = 0; /* the pause is over */
+				else
+					nfds = 1; /* paused: only UDP, until the pause ends */
+				if (left > 0 && left < wait)
+					wait = left;
+			}
+			p[1].revents = 0;
+			if (poll(p, nfds, (int)wait) > 0 && nfds == 2 && (p[1].revents & POLLIN))
+				accept_nbd(s, &ap);
+			n = 0;
 		}
 		pthread_rwlock_wrlock(&s->lock);
 		for (i = 0; i < n; i++)
 			handle_datagram(s, buf[i], msg[i].msg_len, (struct sockaddr *)&from[i],
 					msg[i].msg_hdr.msg_namelen);
+		sessions_sweep(s);
 		pthread_rwlock_unlock(&s->lock);
 	}
 }
@@ -230,12 +295,21 @@ int main(int argc, char **argv)
 	config_defaults(&s.cfg);
 	if (parse_args(argc, argv, &s.cfg) < 0)
 		return 2;
+	fd_limit_raise(&s);
+	/* NBD request buffers (up to 32 MiB) always come from mmap and go back to
+	 * the system when freed, so that memory use follows nbd-memory. */
+	mallopt(M_MMAP_THRESHOLD, 2 << 20);
 	s.iobuf_size = 2048 * ND_SECTOR_SIZE;
 	s.iobuf = malloc(s.iobuf_size);
 	s.send = send_batch;
+	s.attach_rate = rate_table_new();
 	pthread_rwlock_init(&s.lock, NULL);
 	s.udp_fd = open_udp(s.cfg.listen, err, sizeof(err));
 	s.nbd_fd = s.udp_fd < 0 ? -1 : nbd_listen(s.cfg.listen, err, sizeof(err));
+	if (!s.attach_rate) {
+		fprintf(stderr, "netdiskd: out of memory\n");
+		return 1;
+	}
 	if (!s.iobuf || s.udp_fd < 0 || s.nbd_fd < 0 || server_open_images(&s, err, sizeof(err)) < 0 ||
 	    server_state_init(&s, err, sizeof(err)) < 0) {
 		fprintf(stderr, "netdiskd: %s\n", err);
@@ -253,11 +327,24 @@ int main(int argc, char **argv)
 			(unsigned long long)(im->base->size >> 20), nd_mode_text(im->mode),
 			strcmp(im->name, s.cfg.default_image) ? "" : " (default)");
 	}
-	log_msg("listening on %s (UDP, and NBD on TCP), state in %s", s.cfg.listen, s.state_dir);
+	if (s.temp_state)
+		nd_log(ND_LOG_WARN, "listening on %s (UDP, and NBD on TCP), state in %s: temporary, "
+		       "so sessions and overlays are lost at exit (give --state-dir to keep them)",
+		       s.cfg.listen, s.state_dir);
+	else
+		log_msg("listening on %s (UDP, and NBD on TCP), state in %s", s.cfg.listen,
+			s.state_dir);
+	log_msg("limits: %u file descriptors (about %u sessions with overlays), NBD request "
+		"data %u MiB, NBD connects %u/s per address", s.fd_limit,
+		s.fd_limit > FD_RESERVE + 8 ? (s.fd_limit - FD_RESERVE - 8) / 2 : 0, s.cfg.nbd_memory_mib,
+		s.cfg.nbd_connect_rate);
 	serve(&s);
 	log_msg("stopping: %lu datagrams, %lu malformed, %lu for unknown sessions, "
-		"%lu stale writes, %lu errors sent", s.stats.datagrams, s.stats.malformed,
-		s.stats.bad_session, s.stats.stale_writes, s.stats.errors_sent);
+		"%lu from the wrong address, %lu stale writes, %lu errors sent, %lu ATTACHes "
+		"rate-limited, %lu too short, %lu sessions expired, %lu evicted", s.stats.datagrams,
+		s.stats.malformed, s.stats.bad_session, s.stats.wrong_peer, s.stats.stale_writes,
+		s.stats.errors_sent, s.stats.attach_limited, s.stats.short_attach, s.stats.expired,
+		s.stats.evicted);
 	if (nbd_shutdown(NBD_SHUTDOWN_WAIT_S) < 0) {
 		/* Freeing the sessions under running threads would be worse than
 		 * what an exit without closing is: a crash, which overlays survive. */

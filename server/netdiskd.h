@@ -29,6 +29,7 @@ struct client_rule {
 	uint8_t mac[6];
 	char image[NAME_MAX_LEN + 1]; /* "" = the default image */
 	int mode;                     /* 0 = the image's mode */
+	int line;                     /* of its [client] header in the config file */
 };
 
 struct config {
@@ -40,6 +41,12 @@ struct config {
 	unsigned max_dgram;       /* largest datagram the server sends */
 	unsigned window;          /* most data datagrams a client may have in flight */
 	unsigned max_sessions;    /* sessions open at once; more ATTACHes get ND_ERR_BUSY */
+	unsigned nbd_handshake_timeout; /* seconds from connect to a chosen export */
+	unsigned nbd_idle_timeout;      /* seconds without a request before closing; 0 = never */
+	unsigned nbd_io_timeout;        /* seconds a request's data or reply may stall */
+	unsigned nbd_memory_mib;        /* request data all NBD connections hold at once */
+	unsigned nbd_connect_rate;      /* NBD connections a second per source address; 0 = any */
+	unsigned nbd_per_address;       /* NBD connections open per source address; 0 = any */
 	struct image *images;
 	int nimages;
 	struct client_rule *clients;
@@ -67,16 +74,34 @@ struct session {
 	uint64_t write_lba;
 	uint32_t write_count;
 	uint64_t write_got;    /* fragments received (bit per chunk) */
-	time_t last_seen;
-	char peer[64];         /* "IP:PORT" it last spoke from */
+	time_t last_seen;      /* (atomic: NBD workers set it without the server lock) */
+	time_t attached;       /* when the ATTACH that made it came (retry window) */
+	time_t saved_seen;     /* last_seen as last recorded (session file's mtime) */
+	char peer[64];         /* "IP:PORT" it attached from */
+	struct sockaddr_storage addr; /* UDP: the only address its requests are served from */
+	socklen_t addrlen;     /* 0: none (made by NBD, never served over UDP) */
+	int used;              /* a request came after the ATTACH (else first to evict) */
+	unsigned errs_logged;  /* storage-error kinds already logged (session_storage_error) */
+	int wrong_peer_logged; /* its token came from another address: said once */
 	int nbd_conns;         /* NBD connections using it (keep it live) */
 	int nbd_owned;         /* made by NBD: ends with its last connection */
 	int ended;             /* ended while NBD connections still point at it */
+	/* Held shared by every NBD request on the session while it uses the
+	 * layers, exclusively by session_end to close them: NBD requests take
+	 * only this (and the overlay's own lock), never the server lock, so one
+	 * session's writes and fsyncs do not hold up another's reads. */
+	pthread_rwlock_t io_lock;
 };
+
+struct rate_table;
 
 /* Counters of what the server dropped or refused, for logs and tests. */
 struct stats {
 	unsigned long datagrams, malformed, bad_session, stale_writes, errors_sent;
+	unsigned long wrong_peer;    /* a valid token from an address other than its session's */
+	unsigned long attach_limited; /* ATTACHes dropped by the per-source rate limit */
+	unsigned long short_attach;  /* ATTACHes shorter than their reply (amplification) */
+	unsigned long expired, evicted;
 };
 
 struct server {
@@ -94,7 +119,12 @@ struct server {
 	int udp_fd;
 	int nbd_fd;               /* NBD listener, or -1 */
 	unsigned nbd_open;        /* NBD connections being served (atomic) */
-	pthread_rwlock_t lock;    /* sessions and layers: NBD reads share it, all else is exclusive */
+	unsigned fd_limit;        /* RLIMIT_NOFILE in force; 0 = unknown (no fd checks) */
+	char refusal[256];        /* why session_attach last refused, if it said ("" if not) */
+	pthread_rwlock_t lock;    /* the session table and sessions' policy fields (not their I/O) */
+	struct rate_table *attach_rate; /* ATTACHes per source address, or NULL: no limit */
+	time_t last_sweep;        /* when idle sessions were last looked for */
+	time_t alive_touched;     /* when the state directory's "alive" file was last touched */
 };
 
 /* config.c */
@@ -111,15 +141,35 @@ int server_open_images(struct server *s, char *err, size_t errlen);
 int server_state_init(struct server *s, char *err, size_t errlen);
 struct session *session_find(struct server *s, const uint8_t token[16]);
 struct session *session_attach(struct server *s, const struct nd_attach_req *req,
-			       const char *peer, unsigned *status);
+			       const struct sockaddr *from, socklen_t fromlen, unsigned *status);
+struct session *session_attach_nbd(struct server *s, const uint8_t mac[6], const char *image,
+				   const char *peer, unsigned *status);
+int session_from_peer(const struct session *ss, const struct sockaddr *from, socklen_t fromlen);
+int attach_rate_ok(struct server *s, const struct sockaddr *from);
+void sessions_sweep(struct server *s);
 void session_end(struct server *s, struct session *ss, const char *why);
+void session_free(struct session *ss);
 void sessions_restore(struct server *s);
 void server_close(struct server *s);
 int session_live(const struct server *s, const struct session *ss);
 /* Log a storage error (a layer call's -errno) where it becomes a client's
- * error status: once, with operation, image, client, offset and errno. */
-void session_storage_error(const struct session *ss, const char *op, uint64_t off,
+ * error status: once per session and kind of error, with operation, image,
+ * client, offset and errno. */
+void session_storage_error(struct session *ss, const char *op, uint64_t off,
 			   uint64_t len, int rc);
+
+/* limits.c */
+#define FD_RESERVE 16 /* fds kept free for transient opens, accepts and logs */
+void fd_limit_raise(struct server *s);
+int fds_in_use(void);
+int fds_short(const struct server *s, unsigned need, unsigned reserve, char *why, size_t whylen);
+struct rate_table;
+struct rate_table *rate_table_new(void);
+void rate_table_free(struct rate_table *t);
+int rate_allow(struct rate_table *t, const struct sockaddr *sa, unsigned rate, unsigned burst,
+	       unsigned report_s, unsigned *refused);
+int addr_conn_take(const struct sockaddr *sa, unsigned max, unsigned *open);
+void addr_conn_give(const struct sockaddr *sa);
 
 /* udp.c */
 void handle_datagram(struct server *s, const uint8_t *pkt, size_t len,

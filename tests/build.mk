@@ -5,7 +5,7 @@
 
 TEST_SRC := tests/unit/ndtest.c tests/unit/faulty.c tests/unit/tapdev.c
 
-all: $(BUILD)/tests/ndtest
+all: $(BUILD)/tests/ndtest $(BUILD)/tests/ndblast
 
 $(BUILD)/tests/unit/%.o: tests/unit/%.c | $(BUILD)/.dir
 	@mkdir -p $(dir $@)
@@ -13,6 +13,9 @@ $(BUILD)/tests/unit/%.o: tests/unit/%.c | $(BUILD)/.dir
 
 $(BUILD)/tests/ndtest: $(patsubst %.c,$(BUILD)/%.o,$(TEST_SRC)) $(BUILD)/libndclient.a \
 		$(BUILD)/libndcommon.a
+	$(CC) $(HOST_LDFLAGS) -o $@ $^
+
+$(BUILD)/tests/ndblast: $(BUILD)/tests/unit/ndblast.o $(BUILD)/libndclient.a $(BUILD)/libndcommon.a
 	$(CC) $(HOST_LDFLAGS) -o $@ $^
 
 # The server built with AddressSanitizer and UBSan (t-server-sanitizers.sh).
@@ -23,6 +26,16 @@ $(BUILD)/asan/%.o: %.c | $(BUILD)/.dir
 
 $(BUILD)/asan/netdiskd: $(patsubst %.c,$(BUILD)/asan/%.o,$(SERVER_SRC) $(COMMON_SRC))
 	$(CC) $(SAN_FLAGS) -o $@ $^ -lpthread
+
+# The server built with ThreadSanitizer, for t-server-sanitizers.sh's concurrent
+# scenario (NBD writers and flushes beside UDP and NBD readers).
+TSAN_FLAGS := -fsanitize=thread -fno-omit-frame-pointer
+$(BUILD)/tsan/%.o: %.c | $(BUILD)/.dir
+	@mkdir -p $(dir $@)
+	$(CC) $(SERVER_CFLAGS) $(TSAN_FLAGS) -O1 $(DEPFLAGS) -c $< -o $@
+
+$(BUILD)/tsan/netdiskd: $(patsubst %.c,$(BUILD)/tsan/%.o,$(SERVER_SRC) $(COMMON_SRC))
+	$(CC) $(TSAN_FLAGS) -o $@ $^ -lpthread
 
 # The in-process unit tests (make check), built with the sanitizers: the client
 # core and stub policy against the server's request handler, the IP stack on
@@ -56,7 +69,7 @@ $(BUILD)/fuzz/fuzz-%: $(BUILD)/fuzz/tests/fuzz/fuzz_%.o \
 	clang $(FUZZ_LDFLAGS) -o $@ $^ -lpthread
 
 .PHONY: test-tools
-test-tools: $(BUILD)/asan/netdiskd $(BUILD)/tests/unittest $(FUZZ_BINS)
+test-tools: $(BUILD)/asan/netdiskd $(BUILD)/tsan/netdiskd $(BUILD)/tests/unittest $(FUZZ_BINS)
 test: test-tools
 
 # Boot-sector programs the BIOS suites serve (tests/t-bios-*.sh).

@@ -30,13 +30,15 @@ nd rw 02:00:00:00:01:01
 nd raw
 nd faults 02:00:00:00:01:02 20 10 10
 nd readahead 02:00:00:00:01:09 20 10 10
-expect volatile-write 0 nd write 02:00:00:00:01:03 1 5 700 40 1
-expect volatile-same-boot-keeps 0 nd check 02:00:00:00:01:03 1 5 700 40
-expect volatile-reboot-discards 0 nd check 02:00:00:00:01:03 2 0 700 40
-expect isolation-write-b 0 nd write 02:00:00:00:01:04 1 6 900 16 0
-expect isolation-write-c 0 nd write 02:00:00:00:01:05 1 7 900 16 0
-expect isolation-b-sees-own 0 nd check 02:00:00:00:01:04 1 6 900 16
-expect isolation-c-sees-own 0 nd check 02:00:00:00:01:05 1 7 900 16
+# A retried ATTACH (same nonce) is the same boot only from the same address and port.
+B=127.0.0.1:$(free_port) C=127.0.0.1:$(free_port)
+NDTEST_BIND=$B expect volatile-write 0 nd write 02:00:00:00:01:03 1 5 700 40 1
+NDTEST_BIND=$B expect volatile-same-boot-keeps 0 nd check 02:00:00:00:01:03 1 5 700 40
+NDTEST_BIND=$B expect volatile-reboot-discards 0 nd check 02:00:00:00:01:03 2 0 700 40
+NDTEST_BIND=$B expect isolation-write-b 0 nd write 02:00:00:00:01:04 1 6 900 16 0
+NDTEST_BIND=$C expect isolation-write-c 0 nd write 02:00:00:00:01:05 1 7 900 16 0
+NDTEST_BIND=$B expect isolation-b-sees-own 0 nd check 02:00:00:00:01:04 1 6 900 16
+NDTEST_BIND=$C expect isolation-c-sees-own 0 nd check 02:00:00:00:01:05 1 7 900 16
 grep -q 'attach mac=02:00:00:00:01:04 ip=127.0.0.1:[0-9]* image=base mode=volatile' \
 	"$ND_TMP/volatile.log" && pass log-attach-line || fail log-attach-line "no attach line in the log"
 stop_server
@@ -91,7 +93,7 @@ start direct --mode direct "$DIRECT"
 expect direct-write 0 nd write 02:00:00:00:03:01 1 12 3000 16 1
 expect direct-lands-in-image 0 "$NDTEST" x "$BASE" file-pattern "$DIRECT" 12 3000 16
 expect direct-second-writer-busy 6 nd attach-status 02:00:00:00:03:02 1
-grep -q 'attach refused mac=02:00:00:00:03:02.*direct-mode writer' "$ND_TMP/direct.log" &&
+grep -q 'attach refused, image held by a direct-mode writer: mac=02:00:00:00:03:02 ' "$ND_TMP/direct.log" &&
 	pass direct-refusal-logged || fail direct-refusal-logged "no refusal line in the log"
 expect direct-writer-reboot-ok 0 nd attach-status 02:00:00:00:03:01 2
 expect direct-writer-detach 0 nd detach 02:00:00:00:03:01 2
@@ -134,7 +136,7 @@ stop_server
 bad_config() {
 	local name=$1 want=$2
 	printf '%s\n' "$3" >"$ND_TMP/bad.conf"
-	"$ND_BUILD/netdiskd" --listen 127.0.0.1:1 --config "$ND_TMP/bad.conf" >"$ND_TMP/bad.out" 2>&1
+	timeout 10 "$ND_BUILD/netdiskd" --listen 127.0.0.1:1 --config "$ND_TMP/bad.conf" >"$ND_TMP/bad.out" 2>&1
 	local rc=$?
 	if [ $rc -eq 2 ] && grep -q -- "$want" "$ND_TMP/bad.out"; then pass "$name"; else
 		fail "$name" "exit $rc: $(cat "$ND_TMP/bad.out")"
@@ -147,6 +149,30 @@ bad_config config-error-no-path "image 'a' has no path" $'[image a]\nmode = vola
 bad_config config-error-persistent-needs-state "give a state directory" $'[image a]\npath=/x\nmode=persistent'
 bad_config config-error-unknown-client-image "no image 'zz'" $'[image a]\npath=/x\n[client 02:00:00:00:00:01]\nimage=zz'
 bad_config config-error-bad-name "bad image name" $'[image ../etc]\npath=/x'
+bad_config config-error-nbd-limit "bad.conf:1: nbd-memory must be 64..1048576 MiB, not '3'" $'nbd-memory = 3\n[image a]\npath=/x'
+bad_config config-error-client-twice "bad.conf:4: client 02:00:00:00:00:01 already has a section at line 2" \
+	$'[image a]\n[client 02:00:00:00:00:01]\nimage=a\n[client 02:00:00:00:00:01]\nmode=direct'
+# One file under two names (here a symbolic link) would let a direct writer of one
+# name change the disk under the other's clients.
+ln -s "$BASE" "$ND_TMP/alias.img"
+bad_config config-error-same-file-twice "images 'a' .* and 'b' .* are the same file" \
+	"$(printf '[image a]\npath=%s\nmode=direct\n[image b]\npath=%s' "$BASE" "$ND_TMP/alias.img")"
+
+# A block device is served, sized by BLKGETSIZE64: a loop device over a copy of the image.
+cp "$BASE" "$ND_TMP/loopback.img"
+LOOPDEV=$(losetup --find --show "$ND_TMP/loopback.img" 2>"$ND_TMP/losetup.err")
+if [ -n "$LOOPDEV" ]; then
+	start_server blockdev --mode direct "disk=$LOOPDEV" &&
+		grep -q "image disk: $LOOPDEV, 32 MiB, direct" "$ND_TMP/blockdev.log" && pass blockdev-served ||
+		fail blockdev-served "$(tail -n 2 "$ND_TMP/blockdev.log")"
+	NDTEST_IMAGE=disk expect blockdev-reads-image 0 nd check 02:00:00:00:08:01 1 0 100 64
+	NDTEST_IMAGE=disk expect blockdev-write 0 nd write 02:00:00:00:08:01 2 21 4000 32 1
+	stop_server
+	losetup -d "$LOOPDEV"
+	expect blockdev-write-lands 0 "$NDTEST" x "$BASE" file-pattern "$ND_TMP/loopback.img" 21 4000 32
+else
+	fail blockdev-losetup "$(cat "$ND_TMP/losetup.err")"
+fi
 
 expect server-missing-image 1 "$ND_BUILD/netdiskd" --listen 127.0.0.1:1 "$ND_TMP/nonexistent.img"
 head -c 1000 /dev/zero >"$ND_TMP/odd.img"
