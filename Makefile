@@ -6,7 +6,7 @@ HOST_CFLAGS ?= -std=gnu11 -O2 -g -Wall -Wextra -Wshadow -Wno-unused-parameter \
 	-D_GNU_SOURCE -Iinclude -Iclient
 HOST_LDFLAGS ?=
 
-.PHONY: all deps test demo bench clean
+.PHONY: all deps test demo demo-lab bench clean
 all:
 
 # Each component adds its artifacts to `all` and its rules in its own build.mk.
@@ -26,6 +26,11 @@ test: deps all
 # Serve the demo disk and PXE-boot a VM from it (UEFI=1 for OVMF and netdisk.efi).
 demo: deps all demo-image
 	qemu-scripts/demo $(if $(UEFI),--uefi) $(if $(MODE),--mode $(MODE))
+
+# Boot N VMs (BIOS and UEFI mixed, default 3) at once through the LAN lab: a
+# bridge, dnsmasq and netdiskd in a network namespace (docs/lab.md).
+demo-lab: deps all demo-image
+	qemu-scripts/lab --vms $(or $(N),3)
 
 clean:
 	rm -rf $(BUILD)
