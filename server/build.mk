@@ -1,9 +1,9 @@
 # netdiskd, the server.
 
 SERVER_SRC := server/main.c server/config.c server/session.c server/udp.c \
-	server/layer.c server/overlay.c server/log.c server/net.c server/nbd.c
+	server/layer.c server/overlay.c server/log.c server/net.c server/nbd.c server/trace.c
 SERVER_CORE_SRC := $(filter-out server/main.c,$(SERVER_SRC))
-SERVER_HDR := server/netdiskd.h server/layer.h server/nbd.h include/netdisk/proto.h
+SERVER_HDR := server/netdiskd.h server/layer.h server/nbd.h server/trace.h include/netdisk/proto.h
 SERVER_CFLAGS := $(HOST_CFLAGS) -Iserver -Wno-format-truncation
 
 all: $(BUILD)/netdiskd

@@ -16,6 +16,7 @@ void config_defaults(struct config *c)
 	c->max_dgram = ND_MAX_DGRAM;
 	c->window = 64;
 	c->max_sessions = 1024;
+	c->trace_max = 1000000;
 }
 
 int parse_mode(const char *s)
@@ -207,6 +208,12 @@ static int global_key(struct parser *p, const char *k, const char *v)
 	} else if (!strcmp(k, "max-sessions")) {
 		if (parse_uint(v, 1, 1000000, &c->max_sessions) < 0)
 			return bad(p, "max-sessions must be 1..1000000, not", v);
+	} else if (!strcmp(k, "trace-dir")) {
+		if (snprintf(c->trace_dir, sizeof(c->trace_dir), "%s", v) >= (int)sizeof(c->trace_dir) - 128)
+			return bad(p, "trace-dir too long", v);
+	} else if (!strcmp(k, "trace-max")) {
+		if (parse_uint(v, 1, 100000000, &c->trace_max) < 0)
+			return bad(p, "trace-max must be 1..100000000 reads, not", v);
 	} else if (!strcmp(k, "window")) {
 		if (parse_uint(v, 1, 1024, &c->window) < 0)
 			return bad(p, "window must be 1..1024, not", v);

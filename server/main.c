@@ -11,6 +11,7 @@
 #include <unistd.h>
 #include "nbd.h"
 #include "netdiskd.h"
+#include "trace.h"
 
 #define BATCH 32               /* datagrams taken per recvmmsg */
 #define NBD_SHUTDOWN_WAIT_S 10 /* for NBD connection threads to finish at exit */
@@ -37,6 +38,8 @@ static void usage(FILE *f)
 		"                        temporary directory, removed at exit)\n"
 		"  -m, --mode MODE       write mode for IMAGE arguments: volatile (default),\n"
 		"                        persistent, direct or readonly\n"
+		"  -t, --trace-dir DIR   record every session's reads (a boot trace) in a\n"
+		"                        file of its own in DIR\n"
 		"  -h, --help            this text\n",
 		ND_DEFAULT_PORT);
 }
@@ -68,14 +71,15 @@ static int parse_args(int argc, char **argv, struct config *c)
 		{ "listen", required_argument, 0, 'l' },
 		{ "state-dir", required_argument, 0, 's' },
 		{ "mode", required_argument, 0, 'm' },
+		{ "trace-dir", required_argument, 0, 't' },
 		{ "help", no_argument, 0, 'h' },
 		{ 0, 0, 0, 0 },
 	};
-	const char *listen = NULL, *state = NULL;
+	const char *listen = NULL, *state = NULL, *trace = NULL;
 	char err[512];
 	int opt, mode = ND_MODE_VOLATILE;
 
-	while ((opt = getopt_long(argc, argv, "c:l:s:m:h", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "c:l:s:m:t:h", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'c':
 			if (config_load(c, optarg, err, sizeof(err)) < 0)
@@ -86,6 +90,9 @@ static int parse_args(int argc, char **argv, struct config *c)
 			break;
 		case 's':
 			state = optarg;
+			break;
+		case 't':
+			trace = optarg;
 			break;
 		case 'm':
 			mode = parse_mode(optarg);
@@ -114,6 +121,12 @@ static int parse_args(int argc, char **argv, struct config *c)
 	}
 	if (state)
 		snprintf(c->state_dir, sizeof(c->state_dir), "%s", state);
+	if (trace && strlen(trace) >= sizeof(c->trace_dir) - 128) {
+		snprintf(err, sizeof(err), "trace directory path too long");
+		goto bad;
+	}
+	if (trace)
+		snprintf(c->trace_dir, sizeof(c->trace_dir), "%s", trace);
 	if (config_check(c, err, sizeof(err)) < 0)
 		goto bad;
 	return 0;
@@ -213,7 +226,7 @@ int main(int argc, char **argv)
 	s.udp_fd = open_udp(s.cfg.listen, err, sizeof(err));
 	s.nbd_fd = s.udp_fd < 0 ? -1 : nbd_listen(s.cfg.listen, err, sizeof(err));
 	if (!s.iobuf || s.udp_fd < 0 || s.nbd_fd < 0 || server_open_images(&s, err, sizeof(err)) < 0 ||
-	    server_state_init(&s, err, sizeof(err)) < 0) {
+	    server_state_init(&s, err, sizeof(err)) < 0 || trace_init(&s.cfg, err, sizeof(err)) < 0) {
 		fprintf(stderr, "netdiskd: %s\n", err);
 		return 1;
 	}

@@ -5,6 +5,7 @@
 #include <limits.h>
 #include <pthread.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/socket.h>
 #include <time.h>
 #include "netdisk/proto.h"
@@ -37,6 +38,8 @@ struct config {
 	unsigned max_dgram;       /* largest datagram the server sends */
 	unsigned window;          /* most data datagrams a client may have in flight */
 	unsigned max_sessions;    /* sessions open at once; more ATTACHes get ND_ERR_BUSY */
+	char trace_dir[PATH_MAX]; /* "" = no read traces; else a file per session (trace.c) */
+	unsigned trace_max;       /* reads recorded per session at most */
 	struct image *images;
 	int nimages;
 	struct client_rule *clients;
@@ -68,6 +71,10 @@ struct session {
 	int nbd_conns;         /* NBD connections using it (keep it live) */
 	int nbd_owned;         /* made by NBD: ends with its last connection */
 	int ended;             /* ended while NBD connections still point at it */
+	FILE *trace;           /* its read trace (trace.c), once it read */
+	int trace_off;         /* not (any more) traced */
+	unsigned long trace_reads;
+	struct timespec trace_t0; /* its first read */
 };
 
 /* Counters of what the server dropped or refused, for logs and tests. */

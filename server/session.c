@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include "netdiskd.h"
+#include "trace.h"
 
 #define MAX_REQUEST_SECTORS 2048 /* 1 MiB: bounds the server's per-request buffer */
 
@@ -169,6 +170,7 @@ void session_end(struct server *s, struct session *ss, const char *why)
 	log_msg("detach mac=%s ip=%s image=%s mode=%s (%s)", mac, ss->peer, ss->img->name, mode,
 		why);
 	session_unlink(s, ss);
+	trace_end(ss);
 	if (ss->own)
 		layer_flush(ss->own);
 	layer_close(ss->own);
@@ -460,6 +462,7 @@ void server_close(struct server *s)
 
 		for (; ss; ss = next) {
 			next = ss->next;
+			trace_end(ss);
 			if (ss->own)
 				layer_flush(ss->own);
 			layer_close(ss->own);

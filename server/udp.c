@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/uio.h>
 #include "netdiskd.h"
+#include "trace.h"
 
 /* Replies to one request, built in place and sent as one batch. */
 struct replies {
@@ -153,6 +154,7 @@ static void do_read(struct request *q, struct session *ss)
 	if (q->data_len >= 8)
 		want = nd_get64(q->data);
 	bytes = count * ND_SECTOR_SIZE;
+	trace_read(q->s, ss, lba, count, "udp");
 	if (layer_read(ss->top, q->s->iobuf, bytes, lba * ND_SECTOR_SIZE) < 0) {
 		error_reply(q, ND_ERR_IO);
 		return;
