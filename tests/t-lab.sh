@@ -45,7 +45,7 @@ lab_tftp &&
 	"$ND_BUILD/netdisk" patch "$LAB_DIR/tftp/netdisk.efi" --boot-path '\EFI\E2E\FWMARK.EFI' >/dev/null ||
 	{ fail lab-tftp "cannot fill the TFTP root"; exit 1; }
 lab_dnsmasq || { fail lab-dnsmasq "$(tail -n 3 "$LAB_DIR/dnsmasq.log")"; exit 1; }
-lab_netdiskd --state-dir "$ND_TMP/state" --mode volatile "demo=$ND_TMP/demo.img" ||
+lab_netdiskd --state-dir "$ND_TMP/state" --trace-dir "$ND_TMP/traces" --mode volatile "demo=$ND_TMP/demo.img" ||
 	{ fail lab-netdiskd "$(cat "$LAB_DIR/server.log")"; exit 1; }
 
 declare -A VM_FW=() VM_MAC=() VM_START=()
@@ -104,6 +104,23 @@ else
 fi
 vm s1-uefi-late uefi
 boot_checks "storm 1" s1-bios-a s1-uefi-a s1-bios-b s1-uefi-late
+
+# boot_traced NAME: netdiskd recorded the VM's boot (docs/server.md): one
+# trace of its session, with the stub's UDP reads (the disk's sector 0
+# among them) and then only the OS's NBD reads.
+boot_traced() {
+	local mac=${VM_MAC[$1]//:/} files
+	files=("$ND_TMP/traces/demo-$mac-"*.trace)
+	[ ${#files[@]} = 1 ] && [ -f "${files[0]}" ] || { echo "not one trace for $mac: $(ls "$ND_TMP/traces")"; return 1; }
+	grep -v '^#' "${files[0]}" | awk '
+		$4 == "udp" { udp++; if (nbd) late++; if ($2 == 0) zero = 1 }
+		$4 == "nbd" { nbd++ }
+		END { printf "udp %d nbd %d udp-after-nbd %d lba0 %d\n", udp, nbd, late, zero
+		      exit !(udp > 0 && nbd > 0 && !late && zero) }'
+}
+for name in s1-bios-a s1-uefi-a; do
+	check "storm 1: $name's boot trace: stub reads over UDP from sector 0, then the OS's over NBD" boot_traced "$name"
+done
 
 # Storm 2: every port impaired in both directions.
 lab_impair "$LAB_IMPAIRMENT"
