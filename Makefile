@@ -3,20 +3,27 @@
 BUILD ?= build
 CC ?= gcc
 HOST_CFLAGS ?= -std=gnu11 -O2 -g -Wall -Wextra -Wshadow -Wno-unused-parameter \
-	-D_GNU_SOURCE -Iinclude -Iclient
+	-D_GNU_SOURCE -Iinclude -Icommon -Iclient -Iclient/host
 HOST_LDFLAGS ?=
+# Every compile writes a .d file beside its object naming the headers it read
+# (-MP: a deleted header is not an error); they are included at the end.
+DEPFLAGS := -MMD -MP
 
 .PHONY: all deps test demo demo-lab bench clean
 all:
+# Files made through pattern-rule chains are kept, not deleted as intermediates.
+.PRECIOUS: $(BUILD)/%.o $(BUILD)/%.so
 
 # Each component adds its artifacts to `all` and its rules in its own build.mk.
-include client/build.mk server/build.mk cli/build.mk tests/build.mk
--include bios/build.mk efi/build.mk linux/build.mk tools/build.mk bench/build.mk
+include common/build.mk client/build.mk server/build.mk cli/build.mk bios/build.mk efi/build.mk \
+	linux/build.mk tools/build.mk tests/build.mk bench/build.mk
 
 $(BUILD)/.dir:
 	mkdir -p $(BUILD) && touch $@
 
-# Install the Debian packages the project needs, when they are missing.
+# Install the Debian packages the project needs, when they are missing.  The
+# one target that installs anything; `make test`, `make demo` and `make bench`
+# call it first (see README).
 deps:
 	@tools/install-deps
 
@@ -34,3 +41,6 @@ demo-lab: deps all demo-image
 
 clean:
 	rm -rf $(BUILD)
+
+# The header dependencies of every object built so far.
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

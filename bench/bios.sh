@@ -11,7 +11,7 @@
 NICS=(${BENCH_BIOS_NICS:-virtio-net-pci e1000})
 IQN=iqn.2026-11.org.netdisk:bench
 img=$BENCH_TMP/bench.img
-cp "$BENCH_BUILD/bios/readbench.bin" "$img"
+cp "$BENCH_BUILD/bench/readbench.bin" "$img"
 truncate -s 64M "$img"
 # Into the page cache before the first round: otherwise the side that runs
 # first (netdisk) pays for the file's first read (0.21-0.28 s instead of

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Benchmark: 32 MiB read through UEFI BlockIo in 64 KiB calls, netdisk.efi vs iPXE's sanboot over iSCSI (tgt).
 #
-# The same disk image (tests/efi-lib.sh's pattern disk with build/efi/bio-bench.efi
+# The same disk image (tests/efi-lib.sh's pattern disk with build/bench/bio-bench.efi
 # as its loader), the same QEMU (TCG, OVMF, virtio-net, user networking) and the
 # same benchmark application on every side; only the disk transport differs:
 #   netdisk-ovmf   netdisk.efi (own virtio-net driver), OVMF's own PXE (NIC without ROM)
@@ -52,7 +52,7 @@ sys.exit("no BENCH end line")
 }
 
 disk=$ND_TMP/bench.img
-efi_pattern_disk "$disk" "$ND_BUILD/efi/bio-bench.efi"
+efi_pattern_disk "$disk" "$ND_BUILD/bench/bio-bench.efi"
 
 # netdisk: netdiskd read-only on the image, the stub patched to its port.
 mkdir -p "$ND_TMP/nd"

@@ -2,41 +2,28 @@
 
 BIOS_CFLAGS := -m16 -march=i686 -ffreestanding -fno-pie -fno-pic -fno-jump-tables \
 	-fno-stack-protector -fno-asynchronous-unwind-tables -fno-builtin -Os \
-	-mno-sse -mno-mmx -mno-80387 -fno-common -Wall -Wextra -Wno-unused-parameter \
-	-Iinclude -Iclient -Ibios
+	-mno-sse -mno-mmx -mno-80387 -fno-common -ffunction-sections -fdata-sections \
+	-Wall -Wextra -Wno-unused-parameter -Iinclude -Iclient -Ibios
 BIOS_C := bios/main.c bios/disk.c bios/pxe.c bios/nic.c bios/console.c bios/clock.c bios/libc.c \
-	client/ndclient.c client/ipstack.c client/virtio_net.c
+	client/ndclient.c client/policy.c client/ipstack.c client/virtio_net.c
 BIOS_OBJ := $(patsubst %.c,$(BUILD)/bios/%.o,$(notdir $(BIOS_C))) $(BUILD)/bios/entry.o
-BIOS_HDR := bios/bios.h include/netdisk/proto.h include/netdisk/bootcfg.h client/ndclient.h \
-	client/ipstack.h client/virtio_net.h
 
 all: $(BUILD)/netdisk.pxe
 
-$(BUILD)/bios/%.o: bios/%.c $(BIOS_HDR) | $(BUILD)/.dir
+$(BUILD)/bios/%.o: bios/%.c | $(BUILD)/.dir
 	@mkdir -p $(dir $@)
-	$(CC) $(BIOS_CFLAGS) -c $< -o $@
+	$(CC) $(BIOS_CFLAGS) $(DEPFLAGS) -c $< -o $@
 
-$(BUILD)/bios/%.o: client/%.c $(BIOS_HDR) | $(BUILD)/.dir
+$(BUILD)/bios/%.o: client/%.c | $(BUILD)/.dir
 	@mkdir -p $(dir $@)
-	$(CC) $(BIOS_CFLAGS) -c $< -o $@
+	$(CC) $(BIOS_CFLAGS) $(DEPFLAGS) -c $< -o $@
 
 $(BUILD)/bios/entry.o: bios/entry.asm | $(BUILD)/.dir
 	@mkdir -p $(dir $@)
 	nasm -f elf32 -o $@ $<
 
 $(BUILD)/bios/netdisk-pxe.elf: $(BIOS_OBJ) linker/netdisk-pxe.ld
-	ld -m elf_i386 -nostdlib --no-warn-rwx-segments -T linker/netdisk-pxe.ld -o $@ $(BIOS_OBJ)
+	ld -m elf_i386 -nostdlib --no-warn-rwx-segments --gc-sections -T linker/netdisk-pxe.ld -o $@ $(BIOS_OBJ)
 
 $(BUILD)/netdisk.pxe: $(BUILD)/bios/netdisk-pxe.elf
 	objcopy -O binary -j .text -j .rodata -j .data $< $@
-
-# Boot-sector programs the BIOS test suites serve (tests/t-bios-*.sh).
-all: $(BUILD)/bios/int13test.bin $(BUILD)/bios/localdisk.bin $(BUILD)/bios/readbench.bin
-
-$(BUILD)/bios/%.bin: tests/bios/%.asm tests/bios/com1.inc | $(BUILD)/.dir
-	@mkdir -p $(dir $@)
-	nasm -f bin -I tests/bios/ -o $@ $<
-
-$(BUILD)/bios/readbench.bin: bench/readbench.asm tests/bios/com1.inc | $(BUILD)/.dir
-	@mkdir -p $(dir $@)
-	nasm -f bin -I tests/bios/ -o $@ $<

@@ -1,6 +1,7 @@
 /* The netdisk drive behind INT 13h: CHS and EDD functions, transfers to any buffer, status codes. */
 
 #include "bios.h"
+#include "policy.h"
 
 #define BDA_SEG 0x40
 #define BDA_DISK_STATUS 0x74
@@ -160,13 +161,14 @@ static uint32_t ahead_for(uint64_t lba, uint32_t count)
 }
 
 /* One transfer through the client core.  A server that lost our session
- * (restarted without its state) is attached again when that cannot lose
- * writes: every mode but volatile keeps them on the server. */
+ * (restarted without its state) is attached again when the stub policy
+ * (nd_recover, client/policy.c) says that cannot lose writes. */
 static int transfer(int write, uint64_t lba, uint32_t count, uint32_t buffer)
 {
-	int rc, again;
+	unsigned tries = 0;
+	int rc;
 
-	for (again = 0;; again++) {
+	for (;;) {
 		uint32_t retransmits = disk.retransmits;
 
 		if (write) {
@@ -176,14 +178,9 @@ static int transfer(int write, uint64_t lba, uint32_t count, uint32_t buffer)
 					   &buffer);
 			adapt_window(retransmits);
 		}
-		if (rc != ND_E_STATUS || disk.last_status != ND_ERR_SESSION ||
-		    disk.mode == ND_MODE_VOLATILE || again)
-			return rc;
-		con_printf("netdisk: server lost the session, attaching again\n");
-		if (nd_attach(&disk, disk.image) != ND_DONE)
+		if (!nd_recover(&disk, rc, &tries))
 			return rc;
 		granted_window = disk.window;
-		boot_table_publish();
 	}
 }
 

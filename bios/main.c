@@ -3,6 +3,7 @@
 #include "bios.h"
 #include "netdisk/boottable.h"
 #include "ipstack.h"
+#include "policy.h"
 
 #define TX_DGRAM ND_DEFAULT_DGRAM /* PXE stacks do not fragment what they send */
 #define RX_DGRAM (16384 + ND_HDR_SIZE) /* largest datagram: 16 KiB of data, IP-fragmented on the wire */
@@ -23,18 +24,44 @@ static uint16_t server_port;
 static uint32_t next_retry_report;
 static int hooked;
 
-/* Fault messages for the client core's retry/recovery events. */
-static void on_event(void *ctx, int event, uint32_t waited_ms)
+/* Datagram sizes and windows to try, fastest first (the probe is
+ * nd_attach_ladder, client/policy.c).  A large datagram reaches us as IP
+ * fragments that the PXE stack reassembles; that costs far less per byte than
+ * one datagram per frame.  But the frames of a burst must all fit what the NIC
+ * and the stack buffer until we poll: with QEMU's e1000 and iPXE about a dozen
+ * frames, so one 16 KiB datagram (12 frames) at a time gets through where
+ * sixteen do not; rtl8139 keeps about five.  A stack without reassembly drops
+ * every fragmented datagram and ends at one frame per datagram. */
+static const struct nd_ladder_step ladder[] = {
+	{ RX_DGRAM, 16 },
+	{ RX_DGRAM, 1 },
+	{ 8192 + ND_HDR_SIZE, 1 },
+	{ 4096 + ND_HDR_SIZE, 1 },
+	{ ND_DEFAULT_DGRAM, 16 },
+};
+
+#define PROBE_GIVE_UP_MS 600 /* a probe that stalls this long has lost datagrams */
+
+/* Fault messages for the client core's and the stub policy's events. */
+static void on_event(void *ctx, int event, uint32_t arg)
 {
 	if (event == ND_EV_RETRY) {
-		if (waited_ms < next_retry_report)
+		if (arg < next_retry_report)
 			return;
 		con_printf("netdisk: server %I:%u not answering, retrying (%u s)\n",
-			   net.server_ip, server_port, waited_ms / 1000);
-		next_retry_report = waited_ms + RETRY_REPORT_EVERY_MS;
+			   net.server_ip, server_port, arg / 1000);
+		next_retry_report = arg + RETRY_REPORT_EVERY_MS;
 	} else if (event == ND_EV_RECOVERED) {
 		con_printf("netdisk: server %I:%u answering again\n", net.server_ip, server_port);
 		next_retry_report = 0;
+	} else if (event == ND_EV_PROBE_LOST) {
+		con_printf("netdisk: %u-byte datagrams, window %u get lost here, trying %u, window %u\n",
+			   disk.dgram, disk.window, ladder[arg].dgram, ladder[arg].window);
+	} else if (event == ND_EV_SESSION_LOST) {
+		con_printf("netdisk: %s\n", nd_recovery_text(arg));
+	} else if (event == ND_EV_REATTACHED) {
+		/* A new session: the OS must take over that one, not the lost one. */
+		boot_table_publish();
 	}
 }
 
@@ -97,50 +124,6 @@ void give_up(const char *why)
 		asm volatile("hlt");
 }
 
-/* Datagram sizes and windows to try, fastest first.  A large datagram
- * reaches us as IP fragments that the PXE stack reassembles; that costs far
- * less per byte than one datagram per frame.  But the frames of a burst must
- * all fit what the NIC and the stack buffer until we poll: with QEMU's e1000
- * and iPXE about a dozen frames, so one 16 KiB datagram (12 frames) at a
- * time gets through where sixteen do not; rtl8139 keeps about five.  A stack
- * without reassembly drops every fragmented datagram and ends at one frame
- * per datagram. */
-static const struct probe_step {
-	uint16_t dgram;
-	uint16_t window;
-} ladder[] = {
-	{ RX_DGRAM, 16 },
-	{ RX_DGRAM, 1 },
-	{ 8192 + ND_HDR_SIZE, 1 },
-	{ 4096 + ND_HDR_SIZE, 1 },
-	{ ND_DEFAULT_DGRAM, 16 },
-};
-
-#define PROBE_SECTORS 128   /* 64 KiB: several datagrams of every size tried */
-#define PROBE_GIVE_UP_MS 600 /* a probe that stalls this long has lost datagrams */
-
-static void put_nowhere(void *ctx, uint32_t offset, const void *data, unsigned len)
-{
-}
-
-/* Do datagrams of the granted size and window arrive whole?  Reads from the
- * start of the disk and must not need a single retransmission.  A stall here
- * is the answer, not a server problem: no retry messages. */
-static int datagrams_get_through(void)
-{
-	uint32_t before = disk.retransmits, give_up = disk.cfg.give_up_ms;
-	uint32_t count = disk.sectors < PROBE_SECTORS ? (uint32_t)disk.sectors : PROBE_SECTORS;
-	int rc;
-
-	disk.cfg.give_up_ms = PROBE_GIVE_UP_MS;
-	disk.cfg.event = 0;
-	rc = nd_read(&disk, 0, count, put_nowhere, 0);
-	disk.cfg.give_up_ms = give_up;
-	disk.cfg.event = on_event;
-	disk.retrying = 0;
-	return rc == ND_DONE && disk.retransmits == before;
-}
-
 /* How long to keep trying to reach the server at start. */
 static uint16_t attach_timeout_s(void)
 {
@@ -153,7 +136,6 @@ static void attach(const struct nd_transport *tp)
 {
 	char image[ND_IMAGE_NAME_LEN + 1];
 	uint16_t timeout = attach_timeout_s();
-	unsigned step;
 	int rc;
 
 	memcpy(image, bootcfg.image, ND_IMAGE_NAME_LEN);
@@ -167,24 +149,14 @@ static void attach(const struct nd_transport *tp)
 	disk.cfg.caps = ND_CAP_BOOT_TABLE;
 	con_printf("netdisk: attaching to %I:%u as %I (up to %u s)\n", net.server_ip, server_port,
 		   net.my_ip, timeout);
-	for (step = 0;; step++) {
-		disk.cfg.max_dgram = ladder[step].dgram;
-		disk.cfg.window = ladder[step].window;
-		rc = nd_attach(&disk, image);
-		if (rc == ND_E_STATUS) {
-			con_printf("netdisk: server refused: %s\n", nd_status_text(disk.last_status));
-			give_up("cannot attach the disk");
-		}
-		if (rc != ND_DONE)
-			give_up("no answer from the netdisk server");
-		if (disk.dgram <= ND_DEFAULT_DGRAM || datagrams_get_through())
-			break;
-		con_printf("netdisk: %u-byte datagrams, window %u get lost here, trying %u, window %u\n",
-			   disk.dgram, disk.window, ladder[step + 1].dgram, ladder[step + 1].window);
-		/* A new nonce makes it a new session, not a retry of this one;
-		 * nothing has been written yet, so nothing is lost. */
-		disk.cfg.nonce++;
+	rc = nd_attach_ladder(&disk, image, ladder, sizeof(ladder) / sizeof(ladder[0]),
+			      PROBE_GIVE_UP_MS);
+	if (rc == ND_E_STATUS) {
+		con_printf("netdisk: server refused: %s\n", nd_status_text(disk.last_status));
+		give_up("cannot attach the disk");
 	}
+	if (rc != ND_DONE)
+		give_up("no answer from the netdisk server");
 	/* From now on a silent server is waited for, never given up on: a
 	 * failed read would be worse for the booting OS than a pause. */
 	disk.cfg.give_up_ms = 0;

@@ -2,9 +2,9 @@
 
 all: $(BUILD)/netdisk
 
-$(BUILD)/cli/%.o: cli/%.c $(CLIENT_HDR) include/netdisk/bootcfg.h | $(BUILD)/.dir
+$(BUILD)/cli/%.o: cli/%.c | $(BUILD)/.dir
 	@mkdir -p $(dir $@)
-	$(CC) $(HOST_CFLAGS) -c $< -o $@
+	$(CC) $(HOST_CFLAGS) $(DEPFLAGS) -c $< -o $@
 
-$(BUILD)/netdisk: $(BUILD)/cli/netdisk.o $(BUILD)/libndclient.a
+$(BUILD)/netdisk: $(BUILD)/cli/netdisk.o $(BUILD)/libndclient.a $(BUILD)/libndcommon.a
 	$(CC) $(HOST_LDFLAGS) -o $@ $^

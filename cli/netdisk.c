@@ -16,6 +16,7 @@
 #include <sys/socket.h>
 #include "ndclient.h"
 #include "udp_host.h"
+#include "ndcommon.h"
 #include "netdisk/bootcfg.h"
 #include "netdisk/boottable.h"
 
@@ -84,19 +85,6 @@ static unsigned long long parse_number(const char *what, const char *s)
 	if (*end)
 		die("%s must be a number, not '%s'", what, s);
 	return v;
-}
-
-static int parse_mac_arg(const char *s, uint8_t mac[6])
-{
-	unsigned v[6];
-	int i;
-
-	if (strlen(s) != 17 || sscanf(s, "%2x:%2x:%2x:%2x:%2x:%2x", &v[0], &v[1], &v[2], &v[3],
-				      &v[4], &v[5]) != 6)
-		return -1;
-	for (i = 0; i < 6; i++)
-		mac[i] = (uint8_t)v[i];
-	return 0;
 }
 
 /* A stable, locally administered MAC for this machine when none is given. */
@@ -203,8 +191,7 @@ static int cmd_info(const char *server, const struct opts *o)
 	char mac[18];
 
 	connect_server(&k, server, o);
-	snprintf(mac, sizeof(mac), "%02x:%02x:%02x:%02x:%02x:%02x", o->mac[0], o->mac[1],
-		 o->mac[2], o->mac[3], o->mac[4], o->mac[5]);
+	nd_mac_format(o->mac, mac);
 	printf("server:      %s\n", server);
 	printf("image:       %s\n", k.c.image);
 	printf("size:        %llu sectors (%llu MiB)\n", (unsigned long long)k.c.sectors,
@@ -534,7 +521,7 @@ int main(int argc, char **argv)
 		switch (opt) {
 		case 'I': o.image = optarg; break;
 		case 'M':
-			if (parse_mac_arg(optarg, o.mac) < 0)
+			if (nd_mac_parse(optarg, o.mac) < 0)
 				die("--mac wants aa:bb:cc:dd:ee:ff, not '%s'", optarg);
 			o.have_mac = 1;
 			break;

@@ -1,11 +1,11 @@
-# The portable client core, built for the host (firmware builds compile the same source).
+# The portable client core, built for the host into libndclient.a with its host
+# UDP transport (client/host/); the firmware builds compile the same core source.
 
-CLIENT_SRC := client/ndclient.c client/ipstack.c client/udp_host.c
-CLIENT_HDR := include/netdisk/proto.h client/ndclient.h client/ipstack.h client/udp_host.h
+CLIENT_SRC := client/ndclient.c client/policy.c client/ipstack.c client/host/udp_host.c
 
-$(BUILD)/client/%.o: client/%.c $(CLIENT_HDR) | $(BUILD)/.dir
+$(BUILD)/client/%.o: client/%.c | $(BUILD)/.dir
 	@mkdir -p $(dir $@)
-	$(CC) $(HOST_CFLAGS) -c $< -o $@
+	$(CC) $(HOST_CFLAGS) $(DEPFLAGS) -c $< -o $@
 
 $(BUILD)/libndclient.a: $(patsubst client/%.c,$(BUILD)/client/%.o,$(CLIENT_SRC))
 	$(AR) rcs $@ $^

@@ -5,11 +5,6 @@
 void *memcpy(void *dst, const void *src, size_t n);
 void *memset(void *dst, int c, size_t n);
 
-#define ETH_HLEN 14
-#define ETH_ALEN 6
-#define ETH_MIN_FRAME 60     /* shortest frame without FCS: shorter ones are padded */
-#define ETH_P_IP 0x0800
-#define ETH_P_ARP 0x0806
 #define ARP_LEN 28
 #define ARP_REQUEST 1
 #define ARP_REPLY 2
@@ -24,7 +19,7 @@ void *memset(void *dst, int c, size_t n);
 #define IP_MAX_PAYLOAD (65535 - IP_HLEN)
 #define UDP_HLEN 8
 #define MTU_MAX 1500         /* what the stack sends; larger NIC MTUs only receive */
-#define HDR_MAX (ETH_HLEN + IP_MAX_HLEN + UDP_HLEN)
+#define HDR_MAX (ND_ETH_HLEN + IP_MAX_HLEN + UDP_HLEN)
 #define REASM_MS 500         /* a datagram whose fragments take longer is dropped */
 #define REASM_WORDS ((IP_MAX_PAYLOAD / 8 + 32) / 32) /* bitmap of 8-byte blocks */
 #define PORT_BASE 49152      /* local port: one from the dynamic range per boot */
@@ -55,7 +50,7 @@ static struct {
 	struct nd_framedev *dev;
 	uint32_t (*clock_ms)(void *ctx); /* the transport's clock */
 	void *clock_ctx;
-	uint8_t hop_mac[ETH_ALEN]; /* the server's, or the router's when it is off-link */
+	uint8_t hop_mac[ND_ETH_ALEN]; /* the server's, or the router's when it is off-link */
 	uint8_t ip[4], server[4], hop[4];
 	uint16_t port, server_port;
 	uint16_t ip_id;
@@ -63,7 +58,7 @@ static struct {
 	uint8_t hop_known;
 	uint8_t stopped;      /* never touch the device again */
 	uint8_t hdr[HDR_MAX]; /* the headers of the frame being looked at */
-	uint8_t tx[ETH_HLEN + MTU_MAX];
+	uint8_t tx[ND_ETH_HLEN + MTU_MAX];
 	struct reasm ra;
 } net;
 
@@ -136,46 +131,46 @@ static uint64_t pseudo_sum(const uint8_t *src, const uint8_t *dst, uint16_t udp_
 
 static void put_eth(uint8_t *f, const uint8_t *dst, uint16_t type)
 {
-	memcpy(f, dst, ETH_ALEN);
-	memcpy(f + ETH_ALEN, net.dev->mac, ETH_ALEN);
+	memcpy(f, dst, ND_ETH_ALEN);
+	memcpy(f + ND_ETH_ALEN, net.dev->mac, ND_ETH_ALEN);
 	nd_put16(f + 12, type);
 }
 
 /* Hand the frame built in net.tx to the device; a frame it refuses is lost. */
 static void transmit(unsigned len)
 {
-	if (len < ETH_MIN_FRAME) {
-		memset(net.tx + len, 0, ETH_MIN_FRAME - len);
-		len = ETH_MIN_FRAME;
+	if (len < ND_ETH_MIN_FRAME) {
+		memset(net.tx + len, 0, ND_ETH_MIN_FRAME - len);
+		len = ND_ETH_MIN_FRAME;
 	}
 	net.dev->transmit(net.dev->ctx, net.tx, len);
 }
 
 static void send_arp(uint16_t op, const uint8_t *eth_dst, const uint8_t *tha, const uint8_t *tpa)
 {
-	uint8_t *a = net.tx + ETH_HLEN;
+	uint8_t *a = net.tx + ND_ETH_HLEN;
 
-	put_eth(net.tx, eth_dst, ETH_P_ARP);
+	put_eth(net.tx, eth_dst, ND_ETH_P_ARP);
 	nd_put16(a, 1); /* Ethernet */
-	nd_put16(a + 2, ETH_P_IP);
-	a[4] = ETH_ALEN;
+	nd_put16(a + 2, ND_ETH_P_IP);
+	a[4] = ND_ETH_ALEN;
 	a[5] = 4;
 	nd_put16(a + 6, op);
-	memcpy(a + 8, net.dev->mac, ETH_ALEN);
+	memcpy(a + 8, net.dev->mac, ND_ETH_ALEN);
 	memcpy(a + 14, net.ip, 4);
-	memcpy(a + 18, tha, ETH_ALEN);
+	memcpy(a + 18, tha, ND_ETH_ALEN);
 	memcpy(a + 24, tpa, 4);
-	transmit(ETH_HLEN + ARP_LEN);
+	transmit(ND_ETH_HLEN + ARP_LEN);
 }
 
 /* Learn the next hop's address from anything it says; answer who asks for ours. */
 static void take_arp(const uint8_t *a, unsigned len)
 {
-	if (len < ARP_LEN || nd_get16(a) != 1 || nd_get16(a + 2) != ETH_P_IP || a[4] != ETH_ALEN ||
+	if (len < ARP_LEN || nd_get16(a) != 1 || nd_get16(a + 2) != ND_ETH_P_IP || a[4] != ND_ETH_ALEN ||
 	    a[5] != 4)
 		return;
 	if (ip_eq(a + 14, net.hop)) {
-		memcpy(net.hop_mac, a + 8, ETH_ALEN);
+		memcpy(net.hop_mac, a + 8, ND_ETH_ALEN);
 		net.hop_known = 1;
 	}
 	if (nd_get16(a + 6) == ARP_REQUEST && ip_eq(a + 24, net.ip))
@@ -218,7 +213,7 @@ static int take_udp(const uint8_t *ip, unsigned hlen, uint32_t len, uint8_t *buf
 	if (net.ra.buf == buf)
 		net.ra.active = 0; /* its data is being overwritten */
 	if (!udp_sum_ok(ip, udp, len, sum_bytes(0, udp, UDP_HLEN) +
-					      read_summed(ETH_HLEN + hlen + UDP_HLEN, buf, n)))
+					      read_summed(ND_ETH_HLEN + hlen + UDP_HLEN, buf, n)))
 		return 0;
 	return (int)n;
 }
@@ -312,7 +307,7 @@ static int take_fragment(const uint8_t *ip, unsigned hlen, uint32_t total, uint8
 		return 0;
 	if (!(frag & IP_MF))
 		r->total = end;
-	reasm_copy(ETH_HLEN + hlen, off, n);
+	reasm_copy(ND_ETH_HLEN + hlen, off, n);
 	if (!r->total || r->blocks != (r->total + 7) / 8)
 		return 0;
 	r->active = 0;
@@ -325,7 +320,7 @@ static int take_fragment(const uint8_t *ip, unsigned hlen, uint32_t total, uint8
  * a datagram from the server to us, whole or in fragments. */
 static int take_ipv4(unsigned len, uint8_t *buf, unsigned size)
 {
-	const uint8_t *ip = net.hdr + ETH_HLEN;
+	const uint8_t *ip = net.hdr + ND_ETH_HLEN;
 	unsigned hlen, total;
 
 	if (len < IP_HLEN || ip[0] >> 4 != 4)
@@ -353,14 +348,14 @@ static int for_us(const uint8_t *f)
 static int take_frame_of(unsigned len, uint8_t *buf, unsigned size)
 {
 	net.dev->read(net.dev->ctx, 0, net.hdr, len < HDR_MAX ? len : HDR_MAX);
-	if (len < ETH_HLEN || !for_us(net.hdr))
+	if (len < ND_ETH_HLEN || !for_us(net.hdr))
 		return 0; /* another station's: the NIC may be promiscuous */
 	switch (nd_get16(net.hdr + 12)) {
-	case ETH_P_ARP:
-		take_arp(net.hdr + ETH_HLEN, len - ETH_HLEN < ARP_LEN ? len - ETH_HLEN : ARP_LEN);
+	case ND_ETH_P_ARP:
+		take_arp(net.hdr + ND_ETH_HLEN, len - ND_ETH_HLEN < ARP_LEN ? len - ND_ETH_HLEN : ARP_LEN);
 		return 0;
-	case ETH_P_IP:
-		return take_ipv4(len - ETH_HLEN, buf, size);
+	case ND_ETH_P_IP:
+		return take_ipv4(len - ND_ETH_HLEN, buf, size);
 	default:
 		return 0;
 	}
@@ -411,7 +406,7 @@ static void put_ip(uint8_t *ip, uint16_t id, uint32_t off, uint32_t n, int more)
 static int ip_send(void *ctx, const void *buf, unsigned len)
 {
 	const uint8_t *data = buf;
-	uint8_t udp[UDP_HLEN], *payload = net.tx + ETH_HLEN + IP_HLEN;
+	uint8_t udp[UDP_HLEN], *payload = net.tx + ND_ETH_HLEN + IP_HLEN;
 	uint32_t total = UDP_HLEN + len, per = (net.mtu - IP_HLEN) & ~7u, off, n;
 	uint16_t csum, id = net.ip_id++;
 
@@ -430,15 +425,15 @@ static int ip_send(void *ctx, const void *buf, unsigned len)
 	memcpy(udp + 6, &csum, 2);
 	for (off = 0; off < total; off += n) {
 		n = total - off + IP_HLEN <= net.mtu ? total - off : per;
-		put_eth(net.tx, net.hop_mac, ETH_P_IP);
-		put_ip(net.tx + ETH_HLEN, id, off, n, off + n < total);
+		put_eth(net.tx, net.hop_mac, ND_ETH_P_IP);
+		put_ip(net.tx + ND_ETH_HLEN, id, off, n, off + n < total);
 		if (off == 0) {
 			memcpy(payload, udp, UDP_HLEN);
 			memcpy(payload + UDP_HLEN, data, n - UDP_HLEN);
 		} else {
 			memcpy(payload, data + off - UDP_HLEN, n);
 		}
-		transmit(ETH_HLEN + IP_HLEN + n);
+		transmit(ND_ETH_HLEN + IP_HLEN + n);
 	}
 	return 0;
 }
@@ -468,8 +463,8 @@ static int ip_recv(void *ctx, void *buf, unsigned size, uint32_t wait_ms)
 /* Ask for the next hop's MAC address until it answers. */
 static int resolve_hop(void)
 {
-	static const uint8_t broadcast[ETH_ALEN] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff };
-	static const uint8_t unknown[ETH_ALEN];
+	static const uint8_t broadcast[ND_ETH_ALEN] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff };
+	static const uint8_t unknown[ND_ETH_ALEN];
 	unsigned try;
 	uint32_t start;
 	uint8_t none;

@@ -6,6 +6,13 @@
 #include <stdint.h>
 #include "ndclient.h"
 
+/* Ethernet, as the stack and the frame device drivers see it. */
+#define ND_ETH_HLEN 14
+#define ND_ETH_ALEN 6
+#define ND_ETH_MIN_FRAME 60     /* shortest frame without FCS: shorter ones are padded */
+#define ND_ETH_P_IP 0x0800
+#define ND_ETH_P_ARP 0x0806
+
 /*
  * A NIC as the stack sees it: frames go out whole (Ethernet header
  * included) and come in one at a time.  A received frame stays with the

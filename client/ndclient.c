@@ -285,6 +285,7 @@ int nd_attach(struct nd_client *c, const char *image)
 	copy_name(req.image, image, ND_IMAGE_NAME_LEN);
 	memset(c->token, 0, sizeof(c->token));
 	c->dgram = 0;
+	c->writes = 0;
 	plen = simple(c, ND_OP_ATTACH, &req, sizeof(req));
 	if (plen < 0)
 		return plen;
@@ -634,6 +635,7 @@ int nd_write(struct nd_client *c, uint64_t lba, uint32_t count, nd_get_fn get, v
 		if (w.count > count)
 			w.count = count;
 		w.id = c->next_id++;
+		c->writes++;
 		rc = exchange(c, ND_OP_WRITE, w.id, send_write, &w);
 		if (rc > 0)
 			rc = ND_DONE;
@@ -720,13 +722,15 @@ const char *nd_status_text(unsigned status)
 	}
 }
 
-const char *nd_mode_text(unsigned mode)
+const char *nd_result_text(int rc)
 {
-	switch (mode) {
-	case ND_MODE_DIRECT: return "direct";
-	case ND_MODE_VOLATILE: return "volatile";
-	case ND_MODE_PERSISTENT: return "persistent";
-	case ND_MODE_READONLY: return "read-only";
-	default: return "unknown";
+	switch (rc) {
+	case ND_DONE: return "done";
+	case ND_E_TIMEOUT: return "no answer from the server";
+	case ND_E_TRANSPORT: return "the network transport failed to send";
+	case ND_E_PROTO: return "the server's answer made no sense";
+	case ND_E_ARG: return "bad arguments";
+	case ND_E_STATUS: return "the server answered with an error";
+	default: return "unknown result";
 	}
 }

@@ -40,6 +40,10 @@ struct nd_transport {
 enum nd_event {
 	ND_EV_RETRY = 1,     /* no answer yet; arg = milliseconds waited so far */
 	ND_EV_RECOVERED = 2, /* the server answers again after ND_EV_RETRY */
+	/* From the stub policy (policy.h): */
+	ND_EV_PROBE_LOST = 3,   /* the granted datagrams got lost; arg = ladder step tried next */
+	ND_EV_SESSION_LOST = 4, /* the server lost the session; arg = enum nd_recovery */
+	ND_EV_REATTACHED = 5,   /* a new session replaces the lost one (new token) */
 };
 
 /* Where read data goes and write data comes from: offset is the byte offset
@@ -104,6 +108,7 @@ struct nd_client {
 	uint32_t retransmits;
 	uint32_t stray;          /* datagrams that matched nothing in flight */
 	uint32_t ahead_taken;    /* sectors a read found already requested ahead */
+	uint32_t writes;         /* WRITE requests sent in this session (since nd_attach) */
 };
 
 /* Set defaults (window, timeouts, datagram size) and attach buffers. */
@@ -168,7 +173,7 @@ void nd_boot_table(const struct nd_client *c, uint8_t firmware, const struct nd_
 /* Short English text for an nd_status code (for messages on screen). */
 const char *nd_status_text(unsigned status);
 
-/* Short English text for a write mode. */
-const char *nd_mode_text(unsigned mode);
+/* Short English text for an nd_result code. */
+const char *nd_result_text(int rc);
 
 #endif /* NDCLIENT_H */

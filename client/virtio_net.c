@@ -44,7 +44,6 @@ void *memset(void *dst, int c, size_t n);
 #define HDR_ROOM 16
 #define BUF_STRIDE 1536u
 #define FRAME_ROOM (BUF_STRIDE - HDR_ROOM)
-#define ETH_HLEN 14
 #define MAX_RX_BUFS 128
 
 static uint32_t page_up(uint32_t n)
@@ -166,7 +165,7 @@ static int vn_receive(void *ctx)
 		id = take_used(d, &d->rx, &len);
 		if (id & 1 || id / 2 >= d->rx_bufs)
 			return -1; /* not a chain we posted: the device is confused */
-		if (len >= NET_HDR_LEN + ETH_HLEN && len <= HDR_ROOM + FRAME_ROOM) {
+		if (len >= NET_HDR_LEN + ND_ETH_HLEN && len <= HDR_ROOM + FRAME_ROOM) {
 			d->held = id / 2;
 			d->held_len = len - NET_HDR_LEN;
 			return d->held_len;

@@ -19,7 +19,7 @@ static int installed;
 /* Publish (or replace, after a re-attach) the table for the client's session.
  * The firmware copies the table into ACPI memory, which survives
  * ExitBootServices; a local buffer is enough. */
-EFI_STATUS nd_boot_table_install(const struct nd_client *c, const struct nd_netinfo *ni)
+EFI_STATUS efi_boot_table_install(const struct nd_client *c, const struct efi_netinfo *ni)
 {
 	EFI_GUID guid = ACPI_TABLE_PROTOCOL_GUID;
 	struct nd_boot_table t;
@@ -46,7 +46,7 @@ EFI_STATUS nd_boot_table_install(const struct nd_client *c, const struct nd_neti
 }
 
 /* Take the table back when the loader returned and the session ends. */
-void nd_boot_table_uninstall(void)
+void efi_boot_table_uninstall(void)
 {
 	if (installed)
 		acpi->uninstall(acpi, table_key);

@@ -28,7 +28,7 @@ static EFI_STATUS boot_from(EFI_HANDLE image, EFI_HANDLE fs, const CHAR16 *path)
 	return status;
 }
 
-EFI_STATUS nd_boot(EFI_HANDLE image, EFI_HANDLE disk, const CHAR16 *path)
+EFI_STATUS efi_boot(EFI_HANDLE image, EFI_HANDLE disk, const CHAR16 *path)
 {
 	EFI_DEVICE_PATH *disk_path = DevicePathFromHandle(disk);
 	EFI_HANDLE *handles;

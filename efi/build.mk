@@ -1,4 +1,5 @@
-# The UEFI stub (build/netdisk.efi) and the BlockIo test and benchmark applications, built with gnu-efi.
+# The UEFI stub, build/netdisk.efi, built with gnu-efi.  EFI_CFLAGS, EFI_LINK and
+# EFI_APP also build the test and benchmark applications (tests/, bench/).
 
 EFI_INC := /usr/include/efi
 EFI_LIB := /usr/lib
@@ -9,32 +10,26 @@ EFI_CFLAGS := -std=gnu11 -O2 -g0 -Wall -Wextra -Wno-unused-parameter -Wno-sign-c
 EFI_LDFLAGS := -nostdlib -znocombreloc -shared -Bsymbolic -T $(EFI_LIB)/elf_x86_64_efi.lds \
 	-L$(EFI_LIB) $(EFI_LIB)/crt0-efi-x86_64.o
 EFI_SECTIONS := -j .text -j .sdata -j .data -j .dynamic -j .dynsym -j .rel -j .rela -j .reloc
+# Recipes: link a .so from its prerequisites, and make the .efi application of it.
+EFI_LINK = ld $(EFI_LDFLAGS) $^ -lefi -lgnuefi -o $@
+EFI_APP = objcopy $(EFI_SECTIONS) --target=efi-app-x86_64 $< $@
 
 EFI_STUB_OBJ := $(addprefix $(BUILD)/efi/,main.o net.o snp.o udp4.o disk.o boot.o clock.o acpi.o \
-	ndclient.o ipstack.o virtio.o virtio_net.o)
-EFI_HDR := efi/netdisk.h client/ndclient.h client/ipstack.h client/virtio_net.h \
-	include/netdisk/proto.h include/netdisk/bootcfg.h include/netdisk/boottable.h efi/whole-disk.h
+	ndclient.o policy.o ipstack.o virtio.o virtio_net.o)
 
-all: $(BUILD)/netdisk.efi $(BUILD)/efi/bio-test.efi $(BUILD)/efi/bio-bench.efi
+all: $(BUILD)/netdisk.efi
 
-$(BUILD)/efi/%.o: efi/%.c $(EFI_HDR) | $(BUILD)/.dir
+$(BUILD)/efi/%.o: efi/%.c | $(BUILD)/.dir
 	@mkdir -p $(dir $@)
-	$(CC) $(EFI_CFLAGS) -c $< -o $@
+	$(CC) $(EFI_CFLAGS) $(DEPFLAGS) -c $< -o $@
 
 # The client core, IP stack and virtio-net driver, compiled once more for the firmware environment.
-$(BUILD)/efi/%.o: client/%.c $(EFI_HDR) | $(BUILD)/.dir
+$(BUILD)/efi/%.o: client/%.c | $(BUILD)/.dir
 	@mkdir -p $(dir $@)
-	$(CC) $(EFI_CFLAGS) -c $< -o $@
-
-$(BUILD)/efi/%.so:
-	ld $(EFI_LDFLAGS) $^ -lefi -lgnuefi -o $@
+	$(CC) $(EFI_CFLAGS) $(DEPFLAGS) -c $< -o $@
 
 $(BUILD)/efi/netdisk.so: $(EFI_STUB_OBJ)
-$(BUILD)/efi/bio-test.so: $(BUILD)/efi/bio-test.o
-$(BUILD)/efi/bio-bench.so: $(BUILD)/efi/bio-bench.o $(BUILD)/efi/whole-disk.o
+	$(EFI_LINK)
 
 $(BUILD)/netdisk.efi: $(BUILD)/efi/netdisk.so
-	objcopy $(EFI_SECTIONS) --target=efi-app-x86_64 $< $@
-
-$(BUILD)/efi/bio-%.efi: $(BUILD)/efi/bio-%.so
-	objcopy $(EFI_SECTIONS) --target=efi-app-x86_64 $< $@
+	$(EFI_APP)

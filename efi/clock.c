@@ -18,7 +18,7 @@ static UINT64 rdtsc(void)
  * TPL_CALLBACK (the FAT driver does around every BlockIo call), and the
  * client core needs time to pass there too.
  */
-void nd_clock_init(void)
+void efi_clock_init(void)
 {
 	UINT64 start = rdtsc();
 
@@ -28,13 +28,13 @@ void nd_clock_init(void)
 		tsc_per_ms = 1;
 }
 
-uint32_t nd_clock_ms(void)
+uint32_t efi_clock_ms(void)
 {
 	return (uint32_t)(rdtsc() / tsc_per_ms);
 }
 
 /* Bits that differ from boot to boot, for the ATTACH nonce. */
-uint32_t nd_clock_entropy(void)
+uint32_t efi_clock_entropy(void)
 {
 	return (uint32_t)rdtsc();
 }

@@ -18,12 +18,12 @@ static struct {
 /* Where nd_read puts data and nd_write takes it from: the caller's buffer. */
 static void put_data(void *ctx, uint32_t offset, const void *data, unsigned len)
 {
-	nd_copy((UINT8 *)ctx + offset, data, len);
+	efi_copy((UINT8 *)ctx + offset, data, len);
 }
 
 static void get_data(void *ctx, uint32_t offset, void *data, unsigned len)
 {
-	nd_copy(data, (UINT8 *)ctx + offset, len);
+	efi_copy(data, (UINT8 *)ctx + offset, len);
 }
 
 /*
@@ -58,16 +58,18 @@ static EFI_STATUS check_request(UINT32 media_id, EFI_LBA lba, UINTN size, VOID *
 
 /*
  * A request against the session, redone after the server lost the session
- * (it restarted): the client core already retries silence forever, and the
- * re-ATTACH checks the image is the same size so no wrong data is served.
+ * (it restarted) when the stub policy (nd_recover, client/policy.c) attached
+ * again: the client core already retries silence forever, and the re-ATTACH
+ * checks the image kept its size and mode so no wrong data is served.
  */
 static EFI_STATUS serve(int write, EFI_LBA lba, UINTN size, VOID *buffer)
 {
 	struct nd_client *c = disk.client;
 	uint32_t count = (uint32_t)(size / ND_SECTOR_SIZE);
+	unsigned tries = 0;
 	int rc;
 
-	if (nd_bootcfg.flags & ND_BOOTCFG_VERBOSE)
+	if (efi_bootcfg.flags & ND_BOOTCFG_VERBOSE)
 		Print(L"netdisk: %a %ld+%d\n", write ? "write" : "read", lba, count);
 	for (;;) {
 		rc = write ? nd_write_pieces(c, lba, count,
@@ -78,7 +80,7 @@ static EFI_STATUS serve(int write, EFI_LBA lba, UINTN size, VOID *buffer)
 			return EFI_SUCCESS;
 		if (disk.gone)
 			return EFI_NO_MEDIA;
-		if (rc != ND_E_STATUS || c->last_status != ND_ERR_SESSION || nd_reattach(c) < 0)
+		if (!nd_recover(c, rc, &tries))
 			break;
 	}
 	if (rc == ND_E_STATUS && c->last_status == ND_ERR_READONLY)
@@ -91,10 +93,10 @@ static EFI_STATUS serve(int write, EFI_LBA lba, UINTN size, VOID *buffer)
 /* One request, with the transport's hold on the NIC for its whole length. */
 static EFI_STATUS run(int write, EFI_LBA lba, UINTN size, VOID *buffer)
 {
-	EFI_TPL tpl = nd_net_hold();
+	EFI_TPL tpl = efi_net_hold();
 	EFI_STATUS status = serve(write, lba, size, buffer);
 
-	nd_net_release(tpl);
+	efi_net_release(tpl);
 	return status;
 }
 
@@ -134,9 +136,9 @@ static EFI_STATUS EFIAPI disk_flush(EFI_BLOCK_IO *this)
 		return EFI_NO_MEDIA;
 	if (disk.media.ReadOnly)
 		return EFI_SUCCESS;
-	tpl = nd_net_hold();
+	tpl = efi_net_hold();
 	rc = nd_flush(disk.client);
-	nd_net_release(tpl);
+	efi_net_release(tpl);
 	return rc == ND_DONE ? EFI_SUCCESS : EFI_DEVICE_ERROR;
 }
 
@@ -145,7 +147,7 @@ static VOID EFIAPI exit_boot_services(EFI_EVENT event, VOID *ctx)
 {
 	disk.gone = TRUE;
 	disk.media.MediaPresent = FALSE;
-	nd_net_stop();
+	efi_net_stop();
 }
 
 static void fill_media(struct nd_client *c)
@@ -169,7 +171,7 @@ static void fill_media(struct nd_client *c)
 }
 
 /* The NIC's path plus a vendor node, so the disk is found under its NIC. */
-static EFI_DEVICE_PATH *make_path(const struct nd_netinfo *ni)
+static EFI_DEVICE_PATH *make_path(const struct efi_netinfo *ni)
 {
 	VENDOR_DEVICE_PATH node;
 
@@ -181,7 +183,7 @@ static EFI_DEVICE_PATH *make_path(const struct nd_netinfo *ni)
 	return AppendDevicePathNode(ni->nic_path, &node.Header);
 }
 
-EFI_STATUS nd_disk_install(struct nd_client *c, const struct nd_netinfo *ni, EFI_HANDLE *handle)
+EFI_STATUS efi_disk_install(struct nd_client *c, const struct efi_netinfo *ni, EFI_HANDLE *handle)
 {
 	EFI_STATUS status;
 
@@ -208,7 +210,7 @@ EFI_STATUS nd_disk_install(struct nd_client *c, const struct nd_netinfo *ni, EFI
 }
 
 /* Take the disk away again (the loader returned): nothing may keep using it. */
-void nd_disk_uninstall(void)
+void efi_disk_uninstall(void)
 {
 	gBS->DisconnectController(disk.handle, NULL, NULL);
 	gBS->UninstallMultipleProtocolInterfaces(disk.handle, &DevicePathProtocol, disk.path,

@@ -4,20 +4,19 @@
 #define DEFAULT_BOOT_PATH L"\\EFI\\BOOT\\BOOTX64.EFI"
 #define DEFAULT_ATTACH_TIMEOUT 60 /* seconds */
 #define DGRAM_SIZE (8192 + ND_HDR_SIZE) /* largest datagram tried: 8 KiB of sectors */
-#define PROBE_SECTORS 128     /* 64 KiB: several datagrams of every size tried */
-#define PROBE_GIVE_UP_MS 2000
+#define PROBE_GIVE_UP_MS 2000 /* a probe that stalls this long has lost datagrams */
 #define DETACH_TIMEOUT_MS 2000 /* a courtesy to the server; not worth a long wait */
 
 /* Patched in the binary by `netdisk patch`; found there by its magic. */
-struct nd_bootcfg nd_bootcfg __attribute__((used)) = {
+struct nd_bootcfg efi_bootcfg __attribute__((used)) = {
 	.magic = ND_BOOTCFG_MAGIC,
 	.version = ND_BOOTCFG_VERSION,
 };
 
 static struct nd_client client;
-static struct nd_netinfo netinfo;
+static struct efi_netinfo netinfo;
 static char image_name[ND_IMAGE_NAME_LEN + 1];
-static CHAR16 boot_path[sizeof(nd_bootcfg.boot_path) + 1];
+static CHAR16 boot_path[sizeof(efi_bootcfg.boot_path) + 1];
 static uint8_t txbuf[DGRAM_SIZE], rxbuf[DGRAM_SIZE];
 
 /*
@@ -30,10 +29,7 @@ static uint8_t txbuf[DGRAM_SIZE], rxbuf[DGRAM_SIZE];
  * user-network socket on the host (RcvbufErrors in /proc/net/snmp) and
  * waited for retransmissions.
  */
-static const struct {
-	uint16_t dgram;
-	uint16_t window;
-} dgram_ladder[] = { { DGRAM_SIZE, 8 }, { ND_DEFAULT_DGRAM, 16 } };
+static const struct nd_ladder_step dgram_ladder[] = { { DGRAM_SIZE, 8 }, { ND_DEFAULT_DGRAM, 16 } };
 
 static void print_ip(const EFI_IPv4_ADDRESS *ip)
 {
@@ -46,8 +42,9 @@ static void print_server(void)
 	Print(L":%d", netinfo.port);
 }
 
-/* The client core tells us when the server goes quiet and when it is back.
- * Each request in flight reports its own retry: one line a second is enough. */
+/* The client core tells us when the server goes quiet and when it is back,
+ * the stub policy what its probe and session recovery do.  Each request in
+ * flight reports its own retry: one line a second is enough. */
 static void on_event(void *ctx, int event, uint32_t arg)
 {
 	static uint32_t last_shown = ~0u;
@@ -60,6 +57,15 @@ static void on_event(void *ctx, int event, uint32_t arg)
 	} else if (event == ND_EV_RECOVERED) {
 		last_shown = ~0u;
 		Print(L"netdisk: server answers again\n");
+	} else if (event == ND_EV_PROBE_LOST) {
+		Print(L"netdisk: %d-byte datagrams, window %d get lost here, trying %d, window %d\n",
+		      client.dgram, client.window, dgram_ladder[arg].dgram, dgram_ladder[arg].window);
+	} else if (event == ND_EV_SESSION_LOST) {
+		Print(L"netdisk: %a\n", nd_recovery_text(arg));
+	} else if (event == ND_EV_REATTACHED) {
+		/* A new session: the OS must take over that one, not the lost one. */
+		if (EFI_ERROR(efi_boot_table_install(&client, &netinfo)))
+			Print(L"netdisk: could not update the boot table\n");
 	}
 }
 
@@ -68,11 +74,11 @@ static void read_bootcfg(void)
 {
 	UINTN i;
 
-	for (i = 0; i < sizeof(nd_bootcfg.image) && nd_bootcfg.image[i]; i++)
-		image_name[i] = nd_bootcfg.image[i];
+	for (i = 0; i < sizeof(efi_bootcfg.image) && efi_bootcfg.image[i]; i++)
+		image_name[i] = efi_bootcfg.image[i];
 	image_name[i] = 0;
-	for (i = 0; i < sizeof(nd_bootcfg.boot_path) && nd_bootcfg.boot_path[i]; i++)
-		boot_path[i] = (CHAR16)(UINT8)nd_bootcfg.boot_path[i];
+	for (i = 0; i < sizeof(efi_bootcfg.boot_path) && efi_bootcfg.boot_path[i]; i++)
+		boot_path[i] = (CHAR16)(UINT8)efi_bootcfg.boot_path[i];
 	boot_path[i] = 0;
 	if (!boot_path[0])
 		StrCpy(boot_path, DEFAULT_BOOT_PATH);
@@ -80,66 +86,9 @@ static void read_bootcfg(void)
 
 static uint32_t attach_timeout_s(void)
 {
-	uint16_t t = nd_get16(nd_bootcfg.attach_timeout);
+	uint16_t t = nd_get16(efi_bootcfg.attach_timeout);
 
 	return t ? t : DEFAULT_ATTACH_TIMEOUT;
-}
-
-/* The session was lost (server restart): attach again to the same image. */
-int nd_reattach(struct nd_client *c)
-{
-	uint64_t sectors = c->sectors;
-	int rc;
-
-	Print(L"netdisk: session lost, attaching again\n");
-	rc = nd_attach(c, image_name);
-	if (rc == ND_DONE && c->sectors != sectors) {
-		Print(L"netdisk: the image changed size on the server; refusing it\n");
-		c->sectors = 0;
-		return ND_E_PROTO;
-	}
-	/* A new session: the OS must take over that one, not the lost one. */
-	if (rc == ND_DONE && EFI_ERROR(nd_boot_table_install(c, &netinfo)))
-		Print(L"netdisk: could not update the boot table\n");
-	return rc;
-}
-
-static void put_nowhere(void *ctx, uint32_t offset, const void *data, unsigned len)
-{
-}
-
-/* Do datagrams of the granted size arrive whole?  A read from the start of
- * the disk must not need a single retransmission. */
-static int datagrams_get_through(void)
-{
-	uint32_t before = client.retransmits;
-	uint32_t count = client.sectors < PROBE_SECTORS ? (uint32_t)client.sectors : PROBE_SECTORS;
-	int rc;
-
-	client.cfg.give_up_ms = PROBE_GIVE_UP_MS;
-	rc = nd_read(&client, 0, count, put_nowhere, NULL);
-	return rc == ND_DONE && client.retransmits == before;
-}
-
-/* ATTACH with the largest datagram size that gets through; 0 or an nd_result. */
-static int attach_largest(void)
-{
-	unsigned step;
-	int rc;
-
-	for (step = 0;; step++) {
-		client.cfg.max_dgram = dgram_ladder[step].dgram;
-		client.cfg.window = dgram_ladder[step].window;
-		client.cfg.give_up_ms = attach_timeout_s() * 1000;
-		rc = nd_attach(&client, image_name);
-		if (rc < 0 || client.dgram <= ND_DEFAULT_DGRAM || datagrams_get_through())
-			return rc;
-		Print(L"netdisk: %d-byte datagrams get lost here, trying %d\n", client.dgram,
-		      dgram_ladder[step + 1].dgram);
-		/* A new nonce makes it a new session, not a retry of this one;
-		 * nothing has been written yet, so nothing is lost. */
-		client.cfg.nonce++;
-	}
 }
 
 static EFI_STATUS attach(void)
@@ -150,9 +99,11 @@ static EFI_STATUS attach(void)
 	Print(L"netdisk: attaching to ");
 	print_server();
 	Print(L" image \"%a\"\n", image_name[0] ? image_name : "(server's choice)");
-	tpl = nd_net_hold();
-	rc = attach_largest();
-	nd_net_release(tpl);
+	client.cfg.give_up_ms = attach_timeout_s() * 1000;
+	tpl = efi_net_hold();
+	rc = nd_attach_ladder(&client, image_name, dgram_ladder,
+			      sizeof(dgram_ladder) / sizeof(dgram_ladder[0]), PROBE_GIVE_UP_MS);
+	efi_net_release(tpl);
 	if (rc == ND_E_TIMEOUT) {
 		Print(L"netdisk: no answer from the server in %d s; back to the boot manager\n",
 		      attach_timeout_s());
@@ -163,14 +114,14 @@ static EFI_STATUS attach(void)
 		return EFI_ACCESS_DENIED;
 	}
 	if (rc < 0) {
-		Print(L"netdisk: attach failed (%d)\n", rc);
+		Print(L"netdisk: attach failed: %a\n", nd_result_text(rc));
 		return EFI_DEVICE_ERROR;
 	}
 	/* From here on the disk is in use: a silent server is waited for. */
 	client.cfg.give_up_ms = 0;
 	Print(L"netdisk: image \"%a\", %ld sectors (%ld MiB), mode %a\n", client.image,
 	      client.sectors, client.sectors / 2048, nd_mode_text(client.mode));
-	Print(L"netdisk: transport %a, %d-byte datagrams, window %d\n", nd_net_name(), client.dgram,
+	Print(L"netdisk: transport %a, %d-byte datagrams, window %d\n", efi_net_name(), client.dgram,
 	      client.window);
 	return EFI_SUCCESS;
 }
@@ -178,14 +129,14 @@ static EFI_STATUS attach(void)
 static EFI_STATUS start_client(EFI_HANDLE image)
 {
 	struct nd_transport tp;
-	EFI_STATUS status = nd_net_open(image, &netinfo, &tp);
+	EFI_STATUS status = efi_net_open(image, &netinfo, &tp);
 
 	if (EFI_ERROR(status))
 		return status;
 	nd_client_init(&client, &tp, txbuf, rxbuf, sizeof(txbuf));
 	CopyMem(client.cfg.mac, netinfo.mac, sizeof(client.cfg.mac));
 	client.cfg.client_kind = ND_KIND_EFI;
-	client.cfg.nonce = nd_clock_entropy();
+	client.cfg.nonce = efi_clock_entropy();
 	client.cfg.event = on_event;
 	return attach();
 }
@@ -194,7 +145,7 @@ static EFI_STATUS start_client(EFI_HANDLE image)
 static EFI_STATUS serve_and_boot(EFI_HANDLE image)
 {
 	EFI_HANDLE disk;
-	EFI_STATUS status = nd_disk_install(&client, &netinfo, &disk);
+	EFI_STATUS status = efi_disk_install(&client, &netinfo, &disk);
 
 	if (EFI_ERROR(status)) {
 		Print(L"netdisk: cannot install the disk: %r\n", status);
@@ -202,14 +153,14 @@ static EFI_STATUS serve_and_boot(EFI_HANDLE image)
 	}
 	/* Without the table the OS cannot take the disk over; booting still
 	 * gets as far as the loader and kernel, so only warn. */
-	status = nd_boot_table_install(&client, &netinfo);
+	status = efi_boot_table_install(&client, &netinfo);
 	if (EFI_ERROR(status))
 		Print(L"netdisk: cannot install the boot table (ACPI): %r\n", status);
 	/* The boot manager's watchdog was meant for us; the loader sets its own. */
 	gBS->SetWatchdogTimer(0, 0, 0, NULL);
-	status = nd_boot(image, disk, boot_path);
-	nd_boot_table_uninstall();
-	nd_disk_uninstall();
+	status = efi_boot(image, disk, boot_path);
+	efi_boot_table_uninstall();
+	efi_disk_uninstall();
 	return status;
 }
 
@@ -222,8 +173,8 @@ EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *systab)
 	InitializeLib(image, systab);
 	Print(L"netdisk: UEFI network disk\n");
 	read_bootcfg();
-	nd_clock_init();
-	status = nd_net_discover(image, &netinfo);
+	efi_clock_init();
+	status = efi_net_discover(image, &netinfo);
 	if (EFI_ERROR(status))
 		return status;
 	Print(L"netdisk: this machine ");
@@ -235,10 +186,10 @@ EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *systab)
 	if (!EFI_ERROR(status)) {
 		status = serve_and_boot(image);
 		client.cfg.give_up_ms = DETACH_TIMEOUT_MS;
-		tpl = nd_net_hold();
+		tpl = efi_net_hold();
 		nd_detach(&client);
-		nd_net_release(tpl);
+		efi_net_release(tpl);
 	}
-	nd_net_close(&netinfo);
+	efi_net_close(&netinfo);
 	return status;
 }

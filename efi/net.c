@@ -5,18 +5,18 @@ static enum { NET_NONE, NET_VIRTIO, NET_SNP, NET_UDP4 } in_use;
 
 static uint32_t net_now(void *ctx)
 {
-	return nd_clock_ms();
+	return efi_clock_ms();
 }
 
 /* What the IP stack needs, the same on either frame device. */
-static void ip_conf(const struct nd_netinfo *ni, struct nd_ipconf *c)
+static void ip_conf(const struct efi_netinfo *ni, struct nd_ipconf *c)
 {
 	CopyMem(c->ip, (VOID *)ni->local.Addr, 4);
 	CopyMem(c->netmask, (VOID *)ni->netmask.Addr, 4);
 	CopyMem(c->gateway, (VOID *)ni->gateway.Addr, 4);
 	CopyMem(c->server, (VOID *)ni->server.Addr, 4);
 	c->server_port = ni->port;
-	c->seed = nd_clock_entropy();
+	c->seed = efi_clock_entropy();
 }
 
 /* Bind the IP stack to a frame device: EFI_NO_RESPONSE when ARP got no answer. */
@@ -34,44 +34,44 @@ static EFI_STATUS ip_open(struct nd_framedev *dev, const struct nd_ipconf *conf,
 
 /* The NIC on the stub's own driver, unless the boot config asks for the
  * firmware's network API or the NIC is no legacy virtio-net. */
-static EFI_STATUS open_virtio(EFI_HANDLE image, struct nd_netinfo *ni,
+static EFI_STATUS open_virtio(EFI_HANDLE image, struct efi_netinfo *ni,
 			      const struct nd_ipconf *conf, struct nd_transport *tp)
 {
 	struct nd_framedev *dev;
 	EFI_STATUS status;
 
-	if (nd_bootcfg.flags & ND_BOOTCFG_FIRMWARE_NET)
+	if (efi_bootcfg.flags & ND_BOOTCFG_FIRMWARE_NET)
 		return EFI_UNSUPPORTED;
-	status = nd_virtio_open(image, ni, &dev);
+	status = efi_virtio_open(image, ni, &dev);
 	if (EFI_ERROR(status))
 		return status;
 	status = ip_open(dev, conf, tp);
 	if (EFI_ERROR(status))
-		nd_virtio_close(ni); /* the firmware's stack needs the NIC back */
+		efi_virtio_close(ni); /* the firmware's stack needs the NIC back */
 	return status;
 }
 
 /* The NIC's SNP, held from MNP's timer while the stack resolves the next hop. */
-static EFI_STATUS open_snp(const struct nd_netinfo *ni, const struct nd_ipconf *conf,
+static EFI_STATUS open_snp(const struct efi_netinfo *ni, const struct nd_ipconf *conf,
 			   struct nd_transport *tp)
 {
 	struct nd_framedev *dev;
 	EFI_STATUS status;
 	EFI_TPL tpl;
 
-	status = nd_snp_open(ni, &dev);
+	status = efi_snp_open(ni, &dev);
 	if (EFI_ERROR(status))
 		return status;
-	tpl = nd_snp_hold();
+	tpl = efi_snp_hold();
 	status = ip_open(dev, conf, tp);
-	nd_snp_release(tpl);
+	efi_snp_release(tpl);
 	if (EFI_ERROR(status))
-		nd_snp_close();
+		efi_snp_close();
 	return status;
 }
 
 /* Own IPv4/UDP on the first frame device that works; sets in_use. */
-static EFI_STATUS open_ip(EFI_HANDLE image, struct nd_netinfo *ni, struct nd_transport *tp)
+static EFI_STATUS open_ip(EFI_HANDLE image, struct efi_netinfo *ni, struct nd_transport *tp)
 {
 	struct nd_ipconf conf;
 	EFI_STATUS status;
@@ -96,7 +96,7 @@ static EFI_STATUS open_ip(EFI_HANDLE image, struct nd_netinfo *ni, struct nd_tra
 }
 
 /* The transports fill in send and recv; the clock is the same for all. */
-EFI_STATUS nd_net_open(EFI_HANDLE image, struct nd_netinfo *ni, struct nd_transport *tp)
+EFI_STATUS efi_net_open(EFI_HANDLE image, struct efi_netinfo *ni, struct nd_transport *tp)
 {
 	EFI_STATUS status;
 
@@ -104,13 +104,13 @@ EFI_STATUS nd_net_open(EFI_HANDLE image, struct nd_netinfo *ni, struct nd_transp
 	tp->now_ms = net_now;
 	if (!EFI_ERROR(open_ip(image, ni, tp)))
 		return EFI_SUCCESS;
-	status = nd_udp4_open(ni, tp);
+	status = efi_udp4_open(ni, tp);
 	if (!EFI_ERROR(status))
 		in_use = NET_UDP4;
 	return status;
 }
 
-const char *nd_net_name(void)
+const char *efi_net_name(void)
 {
 	switch (in_use) {
 	case NET_VIRTIO:
@@ -125,32 +125,32 @@ const char *nd_net_name(void)
 /* Only SNP needs the firmware's own network stack kept still: on the own
  * driver that stack is disconnected, and UDP4 is that stack and needs its
  * timers.  TPL_CALLBACK stands for "nothing raised". */
-EFI_TPL nd_net_hold(void)
+EFI_TPL efi_net_hold(void)
 {
-	return in_use == NET_SNP ? nd_snp_hold() : TPL_CALLBACK;
+	return in_use == NET_SNP ? efi_snp_hold() : TPL_CALLBACK;
 }
 
-void nd_net_release(EFI_TPL tpl)
+void efi_net_release(EFI_TPL tpl)
 {
-	nd_snp_release(tpl);
+	efi_snp_release(tpl);
 }
 
 /* ExitBootServices: the OS owns the NIC and the memory our rings are in. */
-void nd_net_stop(void)
+void efi_net_stop(void)
 {
-	nd_virtio_stop();
+	efi_virtio_stop();
 	nd_ip_stop();
-	nd_snp_stop();
-	nd_udp4_stop();
+	efi_snp_stop();
+	efi_udp4_stop();
 }
 
-void nd_net_close(struct nd_netinfo *ni)
+void efi_net_close(struct efi_netinfo *ni)
 {
 	if (in_use == NET_VIRTIO)
-		nd_virtio_close(ni);
+		efi_virtio_close(ni);
 	else if (in_use == NET_SNP)
-		nd_snp_close();
+		efi_snp_close();
 	else if (in_use == NET_UDP4)
-		nd_udp4_close();
+		efi_udp4_close();
 	in_use = NET_NONE;
 }

@@ -1,10 +1,12 @@
-/* Interfaces between the parts of the UEFI stub (entry, transports, disk, boot). */
+/* Interfaces between the parts of the UEFI stub (entry, transports, disk, boot).
+ * Naming: efi_* is this stub's own; nd_* is the portable client core (client/). */
 #ifndef NETDISK_EFI_H
 #define NETDISK_EFI_H
 
 #include <efi.h>
 #include <efilib.h>
 #include "ndclient.h"
+#include "policy.h"
 #include "ipstack.h"
 #include "netdisk/bootcfg.h"
 
@@ -13,10 +15,10 @@
 	{ 0x6e647369, 0x6b2d, 0x4e44, { 0x9a, 0x5e, 0x31, 0x7c, 0x2b, 0x0d, 0x64, 0x6b } }
 
 /* The boot configuration block patched into this binary (main.c). */
-extern struct nd_bootcfg nd_bootcfg;
+extern struct nd_bootcfg efi_bootcfg;
 
 /* Where the network is, as learnt from the PXE base code that loaded us. */
-struct nd_netinfo {
+struct efi_netinfo {
 	EFI_HANDLE nic;              /* the NIC: its SNP and the UDP4 service binding */
 	EFI_DEVICE_PATH *nic_path;   /* its device path */
 	EFI_IPv4_ADDRESS local;
@@ -28,63 +30,60 @@ struct nd_netinfo {
 };
 
 /* Where the network is, and the firmware's UDP4 as a transport (udp4.c). */
-EFI_STATUS nd_net_discover(EFI_HANDLE image, struct nd_netinfo *ni);
-EFI_STATUS nd_udp4_open(const struct nd_netinfo *ni, struct nd_transport *tp);
-void nd_udp4_close(void);
-void nd_udp4_stop(void);
+EFI_STATUS efi_net_discover(EFI_HANDLE image, struct efi_netinfo *ni);
+EFI_STATUS efi_udp4_open(const struct efi_netinfo *ni, struct nd_transport *tp);
+void efi_udp4_close(void);
+void efi_udp4_stop(void);
 
 /* The NIC's SNP as a frame device for the own IPv4/UDP (snp.c), used
- * between nd_snp_hold() and nd_snp_release(). */
+ * between efi_snp_hold() and efi_snp_release(). */
 struct nd_framedev;
-EFI_STATUS nd_snp_open(const struct nd_netinfo *ni, struct nd_framedev **dev);
-EFI_TPL nd_snp_hold(void);
-void nd_snp_release(EFI_TPL tpl);
-void nd_snp_close(void);
-void nd_snp_stop(void);
+EFI_STATUS efi_snp_open(const struct efi_netinfo *ni, struct nd_framedev **dev);
+EFI_TPL efi_snp_hold(void);
+void efi_snp_release(EFI_TPL tpl);
+void efi_snp_close(void);
+void efi_snp_stop(void);
 
 /* The boot NIC on the stubs' own driver when it is a legacy virtio-net
  * (virtio.c): the firmware's drivers are disconnected from it until
- * nd_virtio_close() gives it back.  Its handle goes away meanwhile, so
+ * efi_virtio_close() gives it back.  Its handle goes away meanwhile, so
  * open replaces ni->nic_path by a copy and close finds ni->nic anew. */
-EFI_STATUS nd_virtio_open(EFI_HANDLE image, struct nd_netinfo *ni, struct nd_framedev **dev);
-void nd_virtio_close(struct nd_netinfo *ni);
-void nd_virtio_stop(void);
+EFI_STATUS efi_virtio_open(EFI_HANDLE image, struct efi_netinfo *ni, struct nd_framedev **dev);
+void efi_virtio_close(struct efi_netinfo *ni);
+void efi_virtio_stop(void);
 
 /* The transport in use (net.c): own IPv4/UDP on the own virtio-net
  * driver, else on SNP, else the firmware's UDP4.  ni may change on the
- * way (see nd_virtio_open).  Client-core calls go between nd_net_hold()
- * and nd_net_release(); nd_net_close() gives the NIC back. */
-EFI_STATUS nd_net_open(EFI_HANDLE image, struct nd_netinfo *ni, struct nd_transport *tp);
-const char *nd_net_name(void);
-EFI_TPL nd_net_hold(void);
-void nd_net_release(EFI_TPL tpl);
-void nd_net_close(struct nd_netinfo *ni);
-void nd_net_stop(void);
+ * way (see efi_virtio_open).  Client-core calls go between efi_net_hold()
+ * and efi_net_release(); efi_net_close() gives the NIC back. */
+EFI_STATUS efi_net_open(EFI_HANDLE image, struct efi_netinfo *ni, struct nd_transport *tp);
+const char *efi_net_name(void);
+EFI_TPL efi_net_hold(void);
+void efi_net_release(EFI_TPL tpl);
+void efi_net_close(struct efi_netinfo *ni);
+void efi_net_stop(void);
 
 /* Copies of disk data: gnu-efi's CopyMem moves a byte at a time, the
  * firmware's a word at a time, several times faster (under TCG, five). */
-static inline void nd_copy(void *dst, const void *src, UINTN len)
+static inline void efi_copy(void *dst, const void *src, UINTN len)
 {
 	gBS->CopyMem(dst, (VOID *)src, len);
 }
 
 /* Millisecond clock (clock.c). */
-void nd_clock_init(void);
-uint32_t nd_clock_ms(void);
-uint32_t nd_clock_entropy(void);
+void efi_clock_init(void);
+uint32_t efi_clock_ms(void);
+uint32_t efi_clock_entropy(void);
 
 /* The BlockIo disk on its own handle (disk.c). */
-EFI_STATUS nd_disk_install(struct nd_client *c, const struct nd_netinfo *ni, EFI_HANDLE *disk);
-void nd_disk_uninstall(void);
+EFI_STATUS efi_disk_install(struct nd_client *c, const struct efi_netinfo *ni, EFI_HANDLE *disk);
+void efi_disk_uninstall(void);
 
 /* The boot table as ACPI table NDSK, for the OS's takeover (acpi.c). */
-EFI_STATUS nd_boot_table_install(const struct nd_client *c, const struct nd_netinfo *ni);
-void nd_boot_table_uninstall(void);
-
-/* Session upkeep shared by start-up and the disk (main.c). */
-int nd_reattach(struct nd_client *c);
+EFI_STATUS efi_boot_table_install(const struct nd_client *c, const struct efi_netinfo *ni);
+void efi_boot_table_uninstall(void);
 
 /* Loading the OS loader from the disk (boot.c). */
-EFI_STATUS nd_boot(EFI_HANDLE image, EFI_HANDLE disk, const CHAR16 *path);
+EFI_STATUS efi_boot(EFI_HANDLE image, EFI_HANDLE disk, const CHAR16 *path);
 
 #endif /* NETDISK_EFI_H */

@@ -1,8 +1,6 @@
 /* The NIC's SNP as a frame device for the stub's own Ethernet/ARP/IPv4/UDP (client/ipstack.c). */
 #include "netdisk.h"
 
-#define ETH_HLEN 14
-#define ETH_ALEN 6
 #define FRAME_MIN_BUF 1536   /* frame buffers: at least a full Ethernet frame */
 #define TX_BUFS 4            /* frames handed to the NIC and not yet given back */
 #define TX_WAIT_MS 200       /* longest wait for the NIC to give a frame buffer back */
@@ -40,7 +38,7 @@ static void reclaim_tx(void)
 /* A free frame buffer, waiting a bounded time for the NIC to return one. */
 static UINT8 *tx_buffer(void)
 {
-	uint32_t start = nd_clock_ms();
+	uint32_t start = efi_clock_ms();
 	UINTN i;
 
 	do {
@@ -48,7 +46,7 @@ static UINT8 *tx_buffer(void)
 		for (i = 0; i < TX_BUFS; i++)
 			if (!net.tx_busy[i])
 				return net.tx[i];
-	} while (nd_clock_ms() - start < TX_WAIT_MS);
+	} while (efi_clock_ms() - start < TX_WAIT_MS);
 	return NULL;
 }
 
@@ -60,7 +58,7 @@ static int snp_transmit(void *ctx, const void *frame, unsigned len)
 
 	if (net.stopped || len > net.frame_size || !(f = tx_buffer()))
 		return -1;
-	nd_copy(f, frame, len);
+	efi_copy(f, frame, len);
 	/* HeaderSize 0: the frame carries its own Ethernet header. */
 	if (EFI_ERROR(net.snp->Transmit(net.snp, 0, len, f, NULL, NULL, NULL)))
 		return -1;
@@ -85,7 +83,7 @@ static int snp_receive(void *ctx)
 
 static void snp_read(void *ctx, unsigned offset, void *dst, unsigned len)
 {
-	nd_copy(dst, net.frame + offset, len);
+	efi_copy(dst, net.frame + offset, len);
 }
 
 static void snp_release(void *ctx)
@@ -102,7 +100,7 @@ static EFI_STATUS check_mode(void)
 		Print(L"netdisk: the NIC's SNP is not initialized (state %d)\n", m->State);
 		return EFI_NOT_READY;
 	}
-	if (m->HwAddressSize != ETH_ALEN || m->MediaHeaderSize != ETH_HLEN ||
+	if (m->HwAddressSize != ND_ETH_ALEN || m->MediaHeaderSize != ND_ETH_HLEN ||
 	    m->MaxPacketSize < ND_DEFAULT_DGRAM + 28 /* IPv4 and UDP headers */) {
 		Print(L"netdisk: the NIC is not Ethernet (address %d, header %d, packet %d bytes)\n",
 		      m->HwAddressSize, m->MediaHeaderSize, m->MaxPacketSize);
@@ -118,7 +116,7 @@ static EFI_STATUS check_mode(void)
 
 static EFI_STATUS alloc_buffers(void)
 {
-	UINTN i, frame = net.snp->Mode->MaxPacketSize + ETH_HLEN;
+	UINTN i, frame = net.snp->Mode->MaxPacketSize + ND_ETH_HLEN;
 
 	net.frame_size = frame < FRAME_MIN_BUF ? FRAME_MIN_BUF : frame;
 	net.pool = AllocatePool(net.frame_size * (1 + TX_BUFS));
@@ -135,7 +133,7 @@ static EFI_STATUS alloc_buffers(void)
 /* Free the buffers unless the NIC still holds one of them. */
 static void free_buffers(void)
 {
-	uint32_t start = nd_clock_ms();
+	uint32_t start = efi_clock_ms();
 	BOOLEAN busy;
 	UINTN i;
 
@@ -143,14 +141,14 @@ static void free_buffers(void)
 		reclaim_tx();
 		for (busy = FALSE, i = 0; i < TX_BUFS; i++)
 			busy |= net.tx_busy[i];
-	} while (busy && nd_clock_ms() - start < TX_WAIT_MS);
+	} while (busy && efi_clock_ms() - start < TX_WAIT_MS);
 	if (!busy)
 		FreePool(net.pool);
 	net.pool = NULL;
 }
 
-/* The SNP as a frame device; nd_snp_close() frees it again. */
-EFI_STATUS nd_snp_open(const struct nd_netinfo *ni, struct nd_framedev **dev)
+/* The SNP as a frame device; efi_snp_close() frees it again. */
+EFI_STATUS efi_snp_open(const struct efi_netinfo *ni, struct nd_framedev **dev)
 {
 	EFI_STATUS status;
 
@@ -166,7 +164,7 @@ EFI_STATUS nd_snp_open(const struct nd_netinfo *ni, struct nd_framedev **dev)
 	if (EFI_ERROR(status))
 		return status;
 	net.stopped = FALSE;
-	CopyMem(net.dev.mac, net.snp->Mode->CurrentAddress.Addr, ETH_ALEN);
+	CopyMem(net.dev.mac, net.snp->Mode->CurrentAddress.Addr, ND_ETH_ALEN);
 	net.dev.mtu = (UINT16)(net.snp->Mode->MaxPacketSize < 65535 ? net.snp->Mode->MaxPacketSize
 								     : 65535);
 	net.dev.transmit = snp_transmit;
@@ -183,9 +181,9 @@ EFI_STATUS nd_snp_open(const struct nd_netinfo *ni, struct nd_framedev **dev)
  * TPL_CALLBACK (the highest level SNP may be called at) for the length of
  * a client-core call keeps that timer from running while we wait for
  * frames; in between, the firmware's stack works as before.  Returns what
- * nd_snp_release() restores.
+ * efi_snp_release() restores.
  */
-EFI_TPL nd_snp_hold(void)
+EFI_TPL efi_snp_hold(void)
 {
 	EFI_TPL tpl = gBS->RaiseTPL(TPL_HIGH_LEVEL);
 
@@ -193,18 +191,18 @@ EFI_TPL nd_snp_hold(void)
 	return tpl < TPL_CALLBACK ? gBS->RaiseTPL(TPL_CALLBACK) : tpl;
 }
 
-void nd_snp_release(EFI_TPL tpl)
+void efi_snp_release(EFI_TPL tpl)
 {
 	if (tpl < TPL_CALLBACK)
 		gBS->RestoreTPL(tpl);
 }
 
-void nd_snp_stop(void)
+void efi_snp_stop(void)
 {
 	net.stopped = TRUE;
 }
 
-void nd_snp_close(void)
+void efi_snp_close(void)
 {
 	if (net.stopped || !net.pool)
 		return;

@@ -28,7 +28,7 @@ static void copy_ip(EFI_IPv4_ADDRESS *dst, const UINT8 *src)
 }
 
 /* Take the subnet mask and router from the DHCP options of the PXE DhcpAck. */
-static void parse_dhcp_options(const UINT8 *pkt, UINTN len, struct nd_netinfo *ni)
+static void parse_dhcp_options(const UINT8 *pkt, UINTN len, struct efi_netinfo *ni)
 {
 	UINTN i = DHCP_OPTIONS;
 
@@ -51,7 +51,7 @@ static void parse_dhcp_options(const UINT8 *pkt, UINTN len, struct nd_netinfo *n
 }
 
 /* Find the handle with the UDP4 service binding that the boot device sits on. */
-static EFI_STATUS find_udp4_nic(EFI_HANDLE boot_device, struct nd_netinfo *ni)
+static EFI_STATUS find_udp4_nic(EFI_HANDLE boot_device, struct efi_netinfo *ni)
 {
 	EFI_DEVICE_PATH *dp = DevicePathFromHandle(boot_device);
 	EFI_DEVICE_PATH *walk = dp;
@@ -69,7 +69,7 @@ static EFI_STATUS find_udp4_nic(EFI_HANDLE boot_device, struct nd_netinfo *ni)
 	return ni->nic_path ? EFI_SUCCESS : EFI_NOT_FOUND;
 }
 
-EFI_STATUS nd_net_discover(EFI_HANDLE image, struct nd_netinfo *ni)
+EFI_STATUS efi_net_discover(EFI_HANDLE image, struct efi_netinfo *ni)
 {
 	EFI_LOADED_IMAGE *li;
 	EFI_PXE_BASE_CODE *pxe;
@@ -96,8 +96,8 @@ EFI_STATUS nd_net_discover(EFI_HANDLE image, struct nd_netinfo *ni)
 	parse_dhcp_options(ack, sizeof(pxe->Mode->DhcpAck.Raw), ni);
 	if (nd_ip_is_zero(ni->local.Addr))
 		copy_ip(&ni->local, ack + 16);
-	copy_ip(&ni->server, nd_ip_is_zero(nd_bootcfg.server_ip) ? ack + 20 : nd_bootcfg.server_ip);
-	ni->port = nd_get16(nd_bootcfg.server_port) ? nd_get16(nd_bootcfg.server_port)
+	copy_ip(&ni->server, nd_ip_is_zero(efi_bootcfg.server_ip) ? ack + 20 : efi_bootcfg.server_ip);
+	ni->port = nd_get16(efi_bootcfg.server_port) ? nd_get16(efi_bootcfg.server_port)
 						    : ND_DEFAULT_PORT;
 	status = find_udp4_nic(li->DeviceHandle, ni);
 	if (EFI_ERROR(status)) {
@@ -133,8 +133,8 @@ static int udp_send(void *ctx, const void *buf, unsigned len)
 	if (EFI_ERROR(net.udp->Transmit(net.udp, &net.tx)))
 		return 0;
 	/* The caller reuses its buffer at once, so the send must finish here. */
-	start = nd_clock_ms();
-	while (net.tx.Status == EFI_NOT_READY && nd_clock_ms() - start < TX_WAIT_MS)
+	start = efi_clock_ms();
+	while (net.tx.Status == EFI_NOT_READY && efi_clock_ms() - start < TX_WAIT_MS)
 		net.udp->Poll(net.udp);
 	if (net.tx.Status == EFI_NOT_READY)
 		net.udp->Cancel(net.udp, &net.tx);
@@ -159,7 +159,7 @@ static int take_received(void *buf, unsigned size)
 		return 0; /* ICMP errors and the like: as if nothing came */
 	if (rd->DataLength <= size) {
 		for (i = 0; i < rd->FragmentCount; i++) {
-			nd_copy((UINT8 *)buf + len, rd->FragmentTable[i].FragmentBuffer,
+			efi_copy((UINT8 *)buf + len, rd->FragmentTable[i].FragmentBuffer,
 				rd->FragmentTable[i].FragmentLength);
 			len += rd->FragmentTable[i].FragmentLength;
 		}
@@ -170,7 +170,7 @@ static int take_received(void *buf, unsigned size)
 
 static int udp_recv(void *ctx, void *buf, unsigned size, uint32_t wait_ms)
 {
-	uint32_t start = nd_clock_ms();
+	uint32_t start = efi_clock_ms();
 	int len;
 
 	for (;;) {
@@ -185,7 +185,7 @@ static int udp_recv(void *ctx, void *buf, unsigned size, uint32_t wait_ms)
 			if (len > 0)
 				return len;
 		}
-		if (nd_clock_ms() - start >= wait_ms)
+		if (efi_clock_ms() - start >= wait_ms)
 			return 0;
 	}
 }
@@ -202,7 +202,7 @@ static EFI_STATUS create_token_events(void)
 	return status;
 }
 
-static EFI_STATUS configure(const struct nd_netinfo *ni)
+static EFI_STATUS configure(const struct efi_netinfo *ni)
 {
 	EFI_UDP4_CONFIG_DATA cfg;
 	EFI_IPv4_ADDRESS any;
@@ -222,7 +222,7 @@ static EFI_STATUS configure(const struct nd_netinfo *ni)
 	return status == EFI_ACCESS_DENIED ? EFI_SUCCESS : status; /* route already there */
 }
 
-EFI_STATUS nd_udp4_open(const struct nd_netinfo *ni, struct nd_transport *tp)
+EFI_STATUS efi_udp4_open(const struct efi_netinfo *ni, struct nd_transport *tp)
 {
 	EFI_STATUS status;
 
@@ -244,12 +244,12 @@ EFI_STATUS nd_udp4_open(const struct nd_netinfo *ni, struct nd_transport *tp)
 	return EFI_SUCCESS;
 }
 
-void nd_udp4_stop(void)
+void efi_udp4_stop(void)
 {
 	net.stopped = TRUE;
 }
 
-void nd_udp4_close(void)
+void efi_udp4_close(void)
 {
 	if (net.stopped || !net.udp)
 		return;

@@ -91,12 +91,12 @@ static void mem_write32(void *ctx, uint32_t addr, uint32_t v)
 
 static void mem_copy_from(void *ctx, void *dst, uint32_t addr, unsigned len)
 {
-	nd_copy(dst, (const void *)(UINTN)addr, len);
+	efi_copy(dst, (const void *)(UINTN)addr, len);
 }
 
 static void mem_copy_to(void *ctx, uint32_t addr, const void *src, unsigned len)
 {
-	nd_copy((void *)(UINTN)addr, src, len);
+	efi_copy((void *)(UINTN)addr, src, len);
 }
 
 static UINT16 cfg16(UINT32 at)
@@ -130,7 +130,7 @@ static void msix_off(void)
 }
 
 /* The PCI function under the NIC's device path, if it is a legacy virtio-net. */
-static EFI_STATUS find_pci(const struct nd_netinfo *ni)
+static EFI_STATUS find_pci(const struct efi_netinfo *ni)
 {
 	EFI_DEVICE_PATH *walk = ni->nic_path;
 	UINT32 bar = 0;
@@ -176,7 +176,7 @@ static BOOLEAN driver_started_us(EFI_HANDLE image, EFI_HANDLE driver)
 
 /* Give the NIC back to the firmware's drivers (its network stack
  * included) and find the NIC handle, made anew if the driver was stopped. */
-static void give_back(struct nd_netinfo *ni)
+static void give_back(struct efi_netinfo *ni)
 {
 	EFI_DEVICE_PATH *walk = ni->nic_path;
 	EFI_HANDLE top = vt.driver_kept ? ni->nic : vt.pci;
@@ -201,7 +201,7 @@ static void give_back(struct nd_netinfo *ni)
  * The SNP handle and its path may go away: the caller's netinfo gets a copy
  * of the path, which the disk's path is built from.
  */
-static EFI_STATUS take_over(EFI_HANDLE image, struct nd_netinfo *ni)
+static EFI_STATUS take_over(EFI_HANDLE image, struct efi_netinfo *ni)
 {
 	EFI_DEVICE_PATH *path = DuplicateDevicePath(ni->nic_path);
 	EFI_HANDLE driver;
@@ -278,7 +278,7 @@ static EFI_STATUS start_driver(void)
 	return EFI_SUCCESS;
 }
 
-EFI_STATUS nd_virtio_open(EFI_HANDLE image, struct nd_netinfo *ni, struct nd_framedev **dev)
+EFI_STATUS efi_virtio_open(EFI_HANDLE image, struct efi_netinfo *ni, struct nd_framedev **dev)
 {
 	EFI_STATUS status = find_pci(ni);
 
@@ -298,13 +298,13 @@ EFI_STATUS nd_virtio_open(EFI_HANDLE image, struct nd_netinfo *ni, struct nd_fra
 }
 
 /* ExitBootServices: the pages become the OS's, so all DMA stops now. */
-void nd_virtio_stop(void)
+void efi_virtio_stop(void)
 {
 	if (vt.taken)
 		nd_vn_reset(&vt.dev);
 }
 
-void nd_virtio_close(struct nd_netinfo *ni)
+void efi_virtio_close(struct efi_netinfo *ni)
 {
 	if (!vt.taken)
 		return;

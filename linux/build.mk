@@ -5,6 +5,9 @@ AGENT_SRC := linux/agent/main.c linux/agent/table.c linux/agent/net.c linux/agen
 
 all: $(BUILD)/netdisk-attach
 
-$(BUILD)/netdisk-attach: $(AGENT_SRC) linux/agent/agent.h include/netdisk/boottable.h \
-		include/netdisk/proto.h | $(BUILD)/.dir
-	$(CC) $(HOST_CFLAGS) -Ilinux/agent -static -s -o $@ $(AGENT_SRC)
+$(BUILD)/linux/%.o: linux/%.c | $(BUILD)/.dir
+	@mkdir -p $(dir $@)
+	$(CC) $(HOST_CFLAGS) -Ilinux/agent $(DEPFLAGS) -c $< -o $@
+
+$(BUILD)/netdisk-attach: $(patsubst linux/%.c,$(BUILD)/linux/%.o,$(AGENT_SRC)) $(BUILD)/libndcommon.a
+	$(CC) $(HOST_LDFLAGS) -static -s -o $@ $^

@@ -1,16 +1,15 @@
 # netdiskd, the server.
 
 SERVER_SRC := server/main.c server/config.c server/session.c server/udp.c \
-	server/layer.c server/overlay.c server/log.c server/net.c server/nbd.c server/trace.c
+	server/layer.c server/overlay.c server/net.c server/nbd.c server/trace.c
 SERVER_CORE_SRC := $(filter-out server/main.c,$(SERVER_SRC))
-SERVER_HDR := server/netdiskd.h server/layer.h server/nbd.h server/trace.h include/netdisk/proto.h
 SERVER_CFLAGS := $(HOST_CFLAGS) -Iserver -Wno-format-truncation
 
 all: $(BUILD)/netdiskd
 
-$(BUILD)/server/%.o: server/%.c $(SERVER_HDR) | $(BUILD)/.dir
+$(BUILD)/server/%.o: server/%.c | $(BUILD)/.dir
 	@mkdir -p $(dir $@)
-	$(CC) $(SERVER_CFLAGS) -c $< -o $@
+	$(CC) $(SERVER_CFLAGS) $(DEPFLAGS) -c $< -o $@
 
-$(BUILD)/netdiskd: $(patsubst server/%.c,$(BUILD)/server/%.o,$(SERVER_SRC)) $(BUILD)/libndclient.a
+$(BUILD)/netdiskd: $(patsubst server/%.c,$(BUILD)/server/%.o,$(SERVER_SRC)) $(BUILD)/libndcommon.a
 	$(CC) $(HOST_LDFLAGS) -o $@ $^ -lpthread

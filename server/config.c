@@ -19,39 +19,6 @@ void config_defaults(struct config *c)
 	c->trace_max = 1000000;
 }
 
-int parse_mode(const char *s)
-{
-	if (!strcmp(s, "direct"))
-		return ND_MODE_DIRECT;
-	if (!strcmp(s, "volatile"))
-		return ND_MODE_VOLATILE;
-	if (!strcmp(s, "persistent"))
-		return ND_MODE_PERSISTENT;
-	if (!strcmp(s, "readonly") || !strcmp(s, "read-only"))
-		return ND_MODE_READONLY;
-	return 0;
-}
-
-int parse_mac(const char *s, uint8_t mac[6])
-{
-	unsigned v[6];
-	char end;
-	int i;
-
-	if (sscanf(s, "%2x%*[:-]%2x%*[:-]%2x%*[:-]%2x%*[:-]%2x%*[:-]%2x%c",
-		   &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &end) != 6 || strlen(s) != 17)
-		return -1;
-	for (i = 0; i < 6; i++)
-		mac[i] = (uint8_t)v[i];
-	return 0;
-}
-
-void format_mac(const uint8_t mac[6], char *out)
-{
-	sprintf(out, "%02x:%02x:%02x:%02x:%02x:%02x", mac[0], mac[1], mac[2], mac[3], mac[4],
-		mac[5]);
-}
-
 /* Image names become file names under the state directory: keep them tame. */
 static int valid_name(const char *s)
 {
@@ -176,7 +143,7 @@ static int section_header(struct parser *p, char *s)
 		c->clients = r;
 		r = &c->clients[c->nclients];
 		memset(r, 0, sizeof(*r));
-		if (parse_mac(arg, r->mac) < 0)
+		if (nd_mac_parse(arg, r->mac) < 0)
 			return bad(p, "bad MAC address (want aa:bb:cc:dd:ee:ff)", arg);
 		c->nclients++;
 		p->sec = SEC_CLIENT;
@@ -235,7 +202,7 @@ static int image_key(struct parser *p, const char *k, const char *v)
 		if ((size_t)n >= sizeof(im->path))
 			return bad(p, "path too long", v);
 	} else if (!strcmp(k, "mode")) {
-		im->mode = parse_mode(v);
+		im->mode = nd_mode_parse(v);
 		if (!im->mode)
 			return bad(p, "mode must be direct, volatile, persistent or readonly, not", v);
 	} else {
@@ -253,7 +220,7 @@ static int client_key(struct parser *p, const char *k, const char *v)
 			return bad(p, "image name too long", v);
 		snprintf(r->image, sizeof(r->image), "%s", v);
 	} else if (!strcmp(k, "mode")) {
-		r->mode = parse_mode(v);
+		r->mode = nd_mode_parse(v);
 		if (!r->mode)
 			return bad(p, "mode must be direct, volatile, persistent or readonly, not", v);
 	} else {
@@ -343,7 +310,7 @@ int config_check(struct config *c, char *err, size_t errlen)
 		struct client_rule *r = &c->clients[i];
 		char mac[18];
 
-		format_mac(r->mac, mac);
+		nd_mac_format(r->mac, mac);
 		if (r->image[0] && !config_image(c, r->image)) {
 			snprintf(err, errlen, "client %s: no image '%s'", mac, r->image);
 			return -1;

@@ -40,6 +40,10 @@ static void usage(FILE *f)
 		"                        persistent, direct or readonly\n"
 		"  -t, --trace-dir DIR   record every session's reads (a boot trace) in a\n"
 		"                        file of its own in DIR\n"
+		"  -v, --verbose         also log every request (debug level)\n"
+		"  -q, --quiet           log only warnings and errors\n"
+		"      --log-format FMT  text (default: time level netdiskd: words key=value)\n"
+		"                        or json (one object a line)\n"
 		"  -h, --help            this text\n",
 		ND_DEFAULT_PORT);
 }
@@ -72,14 +76,19 @@ static int parse_args(int argc, char **argv, struct config *c)
 		{ "state-dir", required_argument, 0, 's' },
 		{ "mode", required_argument, 0, 'm' },
 		{ "trace-dir", required_argument, 0, 't' },
+		{ "verbose", no_argument, 0, 'v' },
+		{ "quiet", no_argument, 0, 'q' },
+		{ "log-format", required_argument, 0, 'F' },
 		{ "help", no_argument, 0, 'h' },
 		{ 0, 0, 0, 0 },
 	};
+	enum nd_log_format log_format = ND_LOG_TEXT;
+	int log_level = ND_LOG_INFO;
 	const char *listen = NULL, *state = NULL, *trace = NULL;
 	char err[512];
 	int opt, mode = ND_MODE_VOLATILE;
 
-	while ((opt = getopt_long(argc, argv, "c:l:s:m:t:h", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "c:l:s:m:t:vqh", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'c':
 			if (config_load(c, optarg, err, sizeof(err)) < 0)
@@ -95,10 +104,23 @@ static int parse_args(int argc, char **argv, struct config *c)
 			trace = optarg;
 			break;
 		case 'm':
-			mode = parse_mode(optarg);
+			mode = nd_mode_parse(optarg);
 			if (!mode) {
 				snprintf(err, sizeof(err), "unknown mode '%s' (volatile, persistent, "
 					 "direct, readonly)", optarg);
+				goto bad;
+			}
+			break;
+		case 'v':
+			log_level = ND_LOG_DEBUG;
+			break;
+		case 'q':
+			log_level = ND_LOG_WARN;
+			break;
+		case 'F':
+			if (nd_log_format_parse(optarg, &log_format) < 0) {
+				snprintf(err, sizeof(err), "unknown log format '%s' (text, json)",
+					 optarg);
 				goto bad;
 			}
 			break;
@@ -110,6 +132,7 @@ static int parse_args(int argc, char **argv, struct config *c)
 			exit(2);
 		}
 	}
+	nd_log_init("netdiskd", log_level, log_format);
 	for (; optind < argc; optind++)
 		if (add_image_arg(c, argv[optind], mode, err, sizeof(err)) < 0)
 			goto bad;
@@ -237,13 +260,9 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	for (int i = 0; i < s.cfg.nimages; i++) {
 		struct image *im = &s.cfg.images[i];
-		char mode[16];
 
-		snprintf(mode, sizeof(mode), "%s", im->mode == ND_MODE_DIRECT ? "direct" :
-			 im->mode == ND_MODE_PERSISTENT ? "persistent" :
-			 im->mode == ND_MODE_READONLY ? "readonly" : "volatile");
 		log_msg("image %s: %s, %llu MiB, %s%s", im->name, im->path,
-			(unsigned long long)(im->base->size >> 20), mode,
+			(unsigned long long)(im->base->size >> 20), nd_mode_text(im->mode),
 			strcmp(im->name, s.cfg.default_image) ? "" : " (default)");
 	}
 	log_msg("listening on %s (UDP, and NBD on TCP), state in %s", s.cfg.listen, s.state_dir);

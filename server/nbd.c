@@ -14,8 +14,9 @@
 #include <time.h>
 #include <unistd.h>
 #include "nbd.h"
+#include "nbdproto.h"
+#include "ndcommon.h"
 #include "trace.h"
-#include "udp_host.h"
 
 /*
  * Export names:
@@ -26,41 +27,6 @@
  *                      Linux agent takes over the session a firmware stub used
  * Only simple replies are used: the kernel's NBD driver speaks nothing else.
  */
-
-#define NBD_MAGIC 0x4e42444d41474943ull       /* "NBDMAGIC" */
-#define NBD_OPT_MAGIC 0x49484156454f5054ull   /* "IHAVEOPT" */
-#define NBD_REP_MAGIC 0x3e889045565a9ull
-#define NBD_REQUEST_MAGIC 0x25609513u
-#define NBD_SIMPLE_REPLY_MAGIC 0x67446698u
-
-#define NBD_FLAG_FIXED_NEWSTYLE 0x1
-#define NBD_FLAG_NO_ZEROES 0x2
-#define NBD_FLAG_C_FIXED_NEWSTYLE 0x1
-#define NBD_FLAG_C_NO_ZEROES 0x2
-
-enum { NBD_OPT_EXPORT_NAME = 1, NBD_OPT_ABORT = 2, NBD_OPT_LIST = 3, NBD_OPT_INFO = 6,
-       NBD_OPT_GO = 7 };
-enum { NBD_REP_ACK = 1, NBD_REP_SERVER = 2, NBD_REP_INFO = 3 };
-#define NBD_REP_ERR_UNSUP 0x80000001u
-#define NBD_REP_ERR_POLICY 0x80000002u
-#define NBD_REP_ERR_INVALID 0x80000003u
-#define NBD_REP_ERR_UNKNOWN 0x80000006u
-enum { NBD_INFO_EXPORT = 0, NBD_INFO_NAME = 1, NBD_INFO_BLOCK_SIZE = 3 };
-
-#define NBD_FLAG_HAS_FLAGS (1 << 0)
-#define NBD_FLAG_READ_ONLY (1 << 1)
-#define NBD_FLAG_SEND_FLUSH (1 << 2)
-#define NBD_FLAG_SEND_FUA (1 << 3)
-#define NBD_FLAG_SEND_TRIM (1 << 5)
-#define NBD_FLAG_SEND_WRITE_ZEROES (1 << 6)
-#define NBD_FLAG_CAN_MULTI_CONN (1 << 8)
-
-enum { NBD_CMD_READ = 0, NBD_CMD_WRITE = 1, NBD_CMD_DISC = 2, NBD_CMD_FLUSH = 3,
-       NBD_CMD_TRIM = 4, NBD_CMD_WRITE_ZEROES = 6 };
-#define NBD_CMD_FLAG_FUA (1 << 0)
-
-enum { NBD_EPERM = 1, NBD_EIO = 5, NBD_ENOMEM = 12, NBD_EINVAL = 22, NBD_ENOSPC = 28,
-       NBD_ENOTSUP = 95 };
 
 #define MAX_OPTION_LEN 4096
 #define MAX_REQUEST (32u << 20) /* largest READ/WRITE accepted */
@@ -140,36 +106,6 @@ static int reserve(struct worker *w, size_t len)
 	return 0;
 }
 
-static int read_all(int fd, void *buf, size_t len)
-{
-	while (len) {
-		ssize_t n = read(fd, buf, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -1;
-		buf = (char *)buf + n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
-static int write_all(int fd, const void *buf, size_t len)
-{
-	while (len) {
-		ssize_t n = write(fd, buf, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -1;
-		buf = (const char *)buf + n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 /* Send an option reply with `len` bytes of data. */
 static int opt_reply(struct conn *c, uint32_t opt, uint32_t type, const void *data, uint32_t len)
 {
@@ -179,7 +115,7 @@ static int opt_reply(struct conn *c, uint32_t opt, uint32_t type, const void *da
 	nd_put32(h + 8, opt);
 	nd_put32(h + 12, type);
 	nd_put32(h + 16, len);
-	return write_all(c->fd, h, sizeof(h)) || (len && write_all(c->fd, data, len)) ? -1 : 0;
+	return nd_write_full(c->fd, h, sizeof(h)) || (len && nd_write_full(c->fd, data, len)) ? -1 : 0;
 }
 
 static int parse_token(const char *hex, uint8_t token[16])
@@ -348,7 +284,7 @@ static int export_name(struct conn *c, const uint8_t *data, uint32_t len)
 		return -1;
 	nd_put64(reply, c->ss->img->base->size);
 	nd_put16(reply + 8, transmission_flags(c->ss));
-	return write_all(c->fd, reply, c->no_zeroes ? 10 : sizeof(reply)) ? -1 : 1;
+	return nd_write_full(c->fd, reply, c->no_zeroes ? 10 : sizeof(reply)) ? -1 : 1;
 }
 
 /* The handshake: 1 when an export is chosen, -1 to drop the connection. */
@@ -360,7 +296,7 @@ static int handshake(struct conn *c)
 	nd_put64(hello, NBD_MAGIC);
 	nd_put64(hello + 8, NBD_OPT_MAGIC);
 	nd_put16(hello + 16, NBD_FLAG_FIXED_NEWSTYLE | NBD_FLAG_NO_ZEROES);
-	if (write_all(c->fd, hello, sizeof(hello)) || read_all(c->fd, cflags, 4))
+	if (nd_write_full(c->fd, hello, sizeof(hello)) || nd_read_full(c->fd, cflags, 4))
 		return -1;
 	if (!(nd_get32(cflags) & NBD_FLAG_C_FIXED_NEWSTYLE))
 		return -1;
@@ -369,13 +305,13 @@ static int handshake(struct conn *c)
 		uint32_t opt, len;
 		int rc;
 
-		if (read_all(c->fd, opt_hdr, sizeof(opt_hdr)) || nd_get64(opt_hdr) != NBD_OPT_MAGIC)
+		if (nd_read_full(c->fd, opt_hdr, sizeof(opt_hdr)) || nd_get64(opt_hdr) != NBD_OPT_MAGIC)
 			return -1;
 		opt = nd_get32(opt_hdr + 8);
 		len = nd_get32(opt_hdr + 12);
 		if (len > MAX_OPTION_LEN)
 			return -1; /* nothing sane is this long; do not read it */
-		if (read_all(c->fd, data, len))
+		if (nd_read_full(c->fd, data, len))
 			return -1;
 		switch (opt) {
 		case NBD_OPT_EXPORT_NAME:
@@ -570,7 +506,7 @@ static int stream_read(struct conn *c, void *dst, size_t len)
 		ssize_t got;
 
 		if (!n && len >= sizeof(c->in))
-			return read_all(c->fd, dst, len); /* bulk WRITE data: straight in */
+			return nd_read_full(c->fd, dst, len); /* bulk WRITE data: straight in */
 		if (!n) {
 			got = read(c->fd, c->in, sizeof(c->in));
 			if (got < 0 && errno == EINTR)
@@ -771,7 +707,7 @@ static void *conn_main(void *arg)
 	char mac[18];
 
 	if (handshake(c) == 1) {
-		format_mac(c->ss->mac, mac);
+		nd_mac_format(c->ss->mac, mac);
 		log_msg("nbd connect mac=%s ip=%s image=%s", mac, c->peer, c->ss->img->name);
 		transmission(c);
 		log_msg("nbd disconnect mac=%s ip=%s image=%s", mac, c->peer, c->ss->img->name);

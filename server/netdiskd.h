@@ -10,6 +10,8 @@
 #include <time.h>
 #include "netdisk/proto.h"
 #include "layer.h"
+#include "log.h"
+#include "ndcommon.h"
 
 #define NAME_MAX_LEN ND_IMAGE_NAME_LEN /* image names fit the wire field */
 
@@ -106,9 +108,6 @@ int config_load(struct config *c, const char *path, char *err, size_t errlen);
 int config_add_image(struct config *c, const char *name, const char *path, int mode,
 		     char *err, size_t errlen);
 int config_check(struct config *c, char *err, size_t errlen);
-int parse_mode(const char *s);
-int parse_mac(const char *s, uint8_t mac[6]);
-void format_mac(const uint8_t mac[6], char *out);
 struct image *config_image(struct config *c, const char *name);
 void config_free(struct config *c);
 
@@ -131,7 +130,7 @@ void format_peer(const struct sockaddr *sa, char *out, size_t outlen);
 /* net.c */
 int listen_socket(const char *listen, int socktype, char *err, size_t errlen);
 
-/* log.c */
-void log_msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* An info-level log line (common/log.h has the levels and the format). */
+#define log_msg(...) nd_log(ND_LOG_INFO, __VA_ARGS__)
 
 #endif /* NETDISKD_H */

@@ -96,7 +96,7 @@ static void overlay_paths(struct server *s, const struct session *ss, char *data
 	char mac[18], dir[PATH_MAX];
 	const char *kind = ss->mode == ND_MODE_PERSISTENT ? "persistent" : "volatile";
 
-	format_mac(ss->mac, mac);
+	nd_mac_format(ss->mac, mac);
 	snprintf(dir, sizeof(dir), "%s/%s/%s", s->state_dir, kind, ss->img->name);
 	mkdirs(dir);
 	snprintf(data, PATH_MAX, "%s/%s.data", dir, mac);
@@ -121,7 +121,7 @@ static void session_save(struct server *s, const struct session *ss)
 
 	session_file(s, ss->token, path);
 	snprintf(tmp, sizeof(tmp), "%s.new", path);
-	format_mac(ss->mac, mac);
+	nd_mac_format(ss->mac, mac);
 	f = fopen(tmp, "w");
 	if (!f) {
 		log_msg("warning: cannot save session to %s: %s", tmp, strerror(errno));
@@ -154,21 +154,13 @@ static void session_unlink(struct server *s, struct session *ss)
 	}
 }
 
-static void mode_name(int mode, char *out)
-{
-	static const char *const names[] = { "?", "direct", "volatile", "persistent", "readonly" };
-
-	strcpy(out, names[mode >= 1 && mode <= 4 ? mode : 0]);
-}
-
 void session_end(struct server *s, struct session *ss, const char *why)
 {
-	char path[PATH_MAX], data[PATH_MAX], map[PATH_MAX], mac[18], mode[16];
+	char path[PATH_MAX], data[PATH_MAX], map[PATH_MAX], mac[18];
 
-	format_mac(ss->mac, mac);
-	mode_name(ss->mode, mode);
-	log_msg("detach mac=%s ip=%s image=%s mode=%s (%s)", mac, ss->peer, ss->img->name, mode,
-		why);
+	nd_mac_format(ss->mac, mac);
+	log_msg("detach mac=%s ip=%s image=%s mode=%s (%s)", mac, ss->peer, ss->img->name,
+		nd_mode_text(ss->mode), why);
 	session_unlink(s, ss);
 	trace_end(ss);
 	if (ss->own)
@@ -210,7 +202,7 @@ static int session_layers(struct server *s, struct session *ss, int fresh, char 
 		ss->own = overlay_open(ss->img->base, data, map, fresh, &stale, err, errlen);
 		ss->top = ss->own;
 		if (stale) {
-			format_mac(ss->mac, mac);
+			nd_mac_format(ss->mac, mac);
 			log_msg("overlay of %s on image %s was made over an older version of the image; "
 				"starting it afresh", mac, ss->img->name);
 		}
@@ -324,7 +316,7 @@ static void end_idle(struct server *s, struct session *ss, void *arg)
 struct session *session_attach(struct server *s, const struct nd_attach_req *req,
 			       const char *peer, unsigned *status)
 {
-	char want[NAME_MAX_LEN + 1], err[512], mac[18], modestr[16];
+	char want[NAME_MAX_LEN + 1], err[512], mac[18];
 	struct holders h = { 0 };
 	struct session *ss;
 	int mode;
@@ -375,9 +367,9 @@ struct session *session_attach(struct server *s, const struct nd_attach_req *req
 	}
 	session_insert(s, ss);
 	session_save(s, ss);
-	format_mac(ss->mac, mac);
-	mode_name(ss->mode, modestr);
-	log_msg("attach mac=%s ip=%s image=%s mode=%s", mac, peer, ss->img->name, modestr);
+	nd_mac_format(ss->mac, mac);
+	log_msg("attach mac=%s ip=%s image=%s mode=%s", mac, peer, ss->img->name,
+		nd_mode_text(ss->mode));
 	return ss;
 }
 
@@ -398,7 +390,7 @@ static int restore_one(struct server *s, const char *hex, FILE *f)
 		sscanf(line, "window=%u", &window);
 	}
 	ss = calloc(1, sizeof(*ss));
-	if (!ss || strlen(hex) != 32 || parse_mac(macs, ss->mac) < 0 || mode < 1 || mode > 4 ||
+	if (!ss || strlen(hex) != 32 || nd_mac_parse(macs, ss->mac) < 0 || mode < 1 || mode > 4 ||
 	    dgram < ND_MIN_DGRAM || dgram > ND_MAX_DGRAM || !(ss->img = config_image(&s->cfg, image)))
 		goto fail;
 	for (i = 0; i < 16; i++)

@@ -41,12 +41,12 @@ static double ms_since(const struct timespec *t0)
  * once and leaves the session untraced.  Called with trace_lock held. */
 static void trace_open(struct server *s, struct session *ss)
 {
-	char path[PATH_MAX], mac[18], hex[9];
+	char path[PATH_MAX], mac[ND_MAC_STRLEN + 1], hex[9];
 	struct timespec wall;
 	struct tm tm;
 	unsigned i;
 
-	format_mac(ss->mac, mac);
+	nd_mac_format(ss->mac, mac);
 	for (i = 0; i < 4; i++)
 		snprintf(hex + 2 * i, 3, "%02x", ss->token[i]);
 	snprintf(path, sizeof(path), "%s/%s-%02x%02x%02x%02x%02x%02x-%s.trace", s->cfg.trace_dir,
@@ -54,7 +54,7 @@ static void trace_open(struct server *s, struct session *ss)
 		 ss->mac[5], hex);
 	ss->trace = fopen(path, "w");
 	if (!ss->trace) {
-		log_msg("trace: fopen %s: %s (session not traced)", path, strerror(errno));
+		nd_log(ND_LOG_WARN, "trace: fopen %s: %s (session not traced)", path, strerror(errno));
 		ss->trace_off = 1;
 		return;
 	}
@@ -99,7 +99,7 @@ void trace_end(struct session *ss)
 	if (ss->trace) {
 		fprintf(ss->trace, "# end: %lu reads\n", ss->trace_reads);
 		if (fclose(ss->trace) != 0)
-			log_msg("trace: fclose: %s", strerror(errno));
+			nd_log(ND_LOG_WARN, "trace: fclose: %s", strerror(errno));
 		ss->trace = NULL;
 	}
 	ss->trace_off = 1;

@@ -102,7 +102,7 @@ static void do_attach(struct request *q)
 	if (!ss) {
 		char mac[18];
 
-		format_mac(req->mac, mac);
+		nd_mac_format(req->mac, mac);
 		log_msg("attach refused mac=%s ip=%s: %s", mac, peer,
 			status == ND_ERR_BUSY ? "image held by a direct-mode writer" :
 			status == ND_ERR_DENIED ? "client not allowed" :
@@ -252,6 +252,9 @@ static int zero_token(const uint8_t *t)
 static void dispatch_session(struct request *q, struct session *ss)
 {
 	ss->last_seen = time(NULL);
+	if (nd_log_enabled(ND_LOG_DEBUG))
+		nd_log(ND_LOG_DEBUG, "request op=%u id=%u image=%s ip=%s len=%u", q->h->opcode,
+		       nd_get32(q->h->req_id), ss->img->name, ss->peer, q->data_len);
 	switch (q->h->opcode) {
 	case ND_OP_INFO:
 		do_info(q, ss);

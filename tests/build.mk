@@ -1,48 +1,81 @@
-# Test programs: the protocol/semantics driver, and sanitizer and fuzz builds of the server.
+# Test programs and their builds: the protocol/semantics driver, sanitizer and
+# fuzz builds of the server, the boot-sector and UEFI programs the firmware
+# suites boot.
 
 TEST_SRC := tests/unit/ndtest.c tests/unit/faulty.c tests/unit/tapdev.c
 
 all: $(BUILD)/tests/ndtest
 
-$(BUILD)/tests/ndtest: $(TEST_SRC) tests/unit/faulty.h tests/unit/tapdev.h $(CLIENT_HDR) $(BUILD)/libndclient.a
+$(BUILD)/tests/unit/%.o: tests/unit/%.c | $(BUILD)/.dir
 	@mkdir -p $(dir $@)
-	$(CC) $(HOST_CFLAGS) -Itests/unit -o $@ $(TEST_SRC) $(BUILD)/libndclient.a
+	$(CC) $(HOST_CFLAGS) -Itests/unit $(DEPFLAGS) -c $< -o $@
 
-# The server built with AddressSanitizer and UBSan, run by the same suites.
+$(BUILD)/tests/ndtest: $(patsubst %.c,$(BUILD)/%.o,$(TEST_SRC)) $(BUILD)/libndclient.a \
+		$(BUILD)/libndcommon.a
+	$(CC) $(HOST_LDFLAGS) -o $@ $^
+
+# The server built with AddressSanitizer and UBSan (t-server-sanitizers.sh).
 SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
-$(BUILD)/asan/netdiskd: $(SERVER_SRC) $(CLIENT_SRC) $(SERVER_HDR) $(CLIENT_HDR)
+$(BUILD)/asan/%.o: %.c | $(BUILD)/.dir
 	@mkdir -p $(dir $@)
-	$(CC) $(SERVER_CFLAGS) $(SAN_FLAGS) -O1 -o $@ $(SERVER_SRC) $(CLIENT_SRC) -lpthread
+	$(CC) $(SERVER_CFLAGS) $(SAN_FLAGS) -O1 $(DEPFLAGS) -c $< -o $@
+
+$(BUILD)/asan/netdiskd: $(patsubst %.c,$(BUILD)/asan/%.o,$(SERVER_SRC) $(COMMON_SRC))
+	$(CC) $(SAN_FLAGS) -o $@ $^ -lpthread
 
 # libFuzzer over every parser of untrusted input (clang); t-server-sanitizers.sh runs
 # each for a bounded time.
 FUZZERS := udp nbd config frames
-$(BUILD)/fuzz/fuzz-frames: tests/fuzz/fuzz_frames.c client/ipstack.c $(CLIENT_HDR)
+FUZZ_CFLAGS := $(filter-out -Wshadow -Wno-format-truncation,$(SERVER_CFLAGS)) -O1 -g \
+	-fsanitize=fuzzer-no-link,address,undefined
+FUZZ_LDFLAGS := -fsanitize=fuzzer,address,undefined
+$(BUILD)/fuzz/%.o: %.c | $(BUILD)/.dir
 	@mkdir -p $(dir $@)
-	clang $(filter-out -Wshadow -Wno-format-truncation,$(SERVER_CFLAGS)) -O1 -g -Iclient \
-		-fsanitize=fuzzer,address,undefined -o $@ $< client/ipstack.c
+	clang $(FUZZ_CFLAGS) $(DEPFLAGS) -c $< -o $@
 
-$(BUILD)/fuzz/fuzz-%: tests/fuzz/fuzz_%.c $(SERVER_CORE_SRC) $(CLIENT_SRC) $(SERVER_HDR)
-	@mkdir -p $(dir $@)
-	clang $(filter-out -Wshadow -Wno-format-truncation,$(SERVER_CFLAGS)) -O1 -g \
-		-fsanitize=fuzzer,address,undefined -o $@ $< $(SERVER_CORE_SRC) $(CLIENT_SRC) -lpthread
+$(BUILD)/fuzz/fuzz-frames: $(BUILD)/fuzz/tests/fuzz/fuzz_frames.o $(BUILD)/fuzz/client/ipstack.o
+	clang $(FUZZ_LDFLAGS) -o $@ $^
+
+$(BUILD)/fuzz/fuzz-%: $(BUILD)/fuzz/tests/fuzz/fuzz_%.o \
+		$(patsubst %.c,$(BUILD)/fuzz/%.o,$(SERVER_CORE_SRC) $(COMMON_SRC))
+	clang $(FUZZ_LDFLAGS) -o $@ $^ -lpthread
 
 .PHONY: test-tools
 test-tools: $(BUILD)/asan/netdiskd $(patsubst %,$(BUILD)/fuzz/fuzz-%,$(FUZZERS))
 test: test-tools
 
+# Boot-sector programs the BIOS suites serve (tests/t-bios-*.sh).
+all: $(BUILD)/tests/int13test.bin $(BUILD)/tests/localdisk.bin
+
+$(BUILD)/tests/%.bin: tests/bios/%.asm | $(BUILD)/.dir
+	@mkdir -p $(dir $@)
+	nasm -f bin -I tests/bios/ -MD $@.d -MP -o $@ $<
+
+# The BlockIo check the UEFI suites boot from the served disk's ESP (t-efi-*.sh),
+# built like netdisk.efi; whole-disk.c also serves bench/'s bio-bench.efi.
+all: $(BUILD)/tests/bio-test.efi
+
+$(BUILD)/tests/efi/%.o: tests/efi/%.c | $(BUILD)/.dir
+	@mkdir -p $(dir $@)
+	$(CC) $(EFI_CFLAGS) -Itests/efi $(DEPFLAGS) -c $< -o $@
+
+$(BUILD)/tests/bio-test.so: $(BUILD)/tests/efi/bio-test.o
+	$(EFI_LINK)
+
+$(BUILD)/tests/%.efi: $(BUILD)/tests/%.so
+	$(EFI_APP)
+
 # End-to-end suites (t-e2e-*.sh): the firmware-phase writers their test image
-# boots through, for BIOS (an MBR) and UEFI (an application, built like
-# efi/'s with gnu-efi).
+# boots through, for BIOS (an MBR) and UEFI (an application).
 all: $(BUILD)/tests/fwmark-mbr.bin $(BUILD)/tests/fwmark.efi
 
-$(BUILD)/tests/fwmark-mbr.bin: tests/e2e/fwmark-mbr.asm
+$(BUILD)/tests/fwmark-mbr.bin: tests/e2e/fwmark-mbr.asm | $(BUILD)/.dir
 	@mkdir -p $(dir $@)
 	nasm -f bin -o $@ $<
 
-$(BUILD)/tests/fwmark.efi: tests/e2e/fwmark-efi.c efi/whole-disk.h $(BUILD)/efi/whole-disk.o
+$(BUILD)/tests/e2e/%.o: tests/e2e/%.c | $(BUILD)/.dir
 	@mkdir -p $(dir $@)
-	$(CC) $(EFI_CFLAGS) -c $< -o $(BUILD)/tests/fwmark-efi.o
-	ld $(EFI_LDFLAGS) $(BUILD)/tests/fwmark-efi.o $(BUILD)/efi/whole-disk.o -lefi -lgnuefi \
-		-o $(BUILD)/tests/fwmark-efi.so
-	objcopy $(EFI_SECTIONS) --target=efi-app-x86_64 $(BUILD)/tests/fwmark-efi.so $@
+	$(CC) $(EFI_CFLAGS) -Itests/efi $(DEPFLAGS) -c $< -o $@
+
+$(BUILD)/tests/fwmark.so: $(BUILD)/tests/e2e/fwmark-efi.o $(BUILD)/tests/efi/whole-disk.o
+	$(EFI_LINK)

@@ -3,7 +3,7 @@
 
 EFI_OVMF_CODE=/usr/share/OVMF/OVMF_CODE_4M.fd
 EFI_OVMF_VARS=/usr/share/OVMF/OVMF_VARS_4M.fd
-EFI_PATTERN_LBA=36864   # efi/bio-test.c has the same layout
+EFI_PATTERN_LBA=36864   # tests/efi/bio-test.c has the same layout
 EFI_WRITE_LBA=60000
 EFI_WRITE_SECTORS=600
 

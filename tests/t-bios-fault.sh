@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# BIOS stub under faults: server started late, server restarted mid-run, server never there.
+# BIOS stub under faults: server started late, server restarted mid-run (state kept, session records lost, volatile session lost), server never there.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/bios/qemu.sh"
 
@@ -7,16 +7,8 @@ IMG=$ND_TMP/int13.img
 local_disk "$ND_TMP/local.img"
 LOCAL_DISK=(-drive "file=$ND_TMP/local.img,format=raw,if=ide")
 
-# int13_all_ok NAME PREFIX: the test program finished and every check passed.
-int13_all_ok() {
-	if ! grep -q "INT13TEST END" "$ND_TMP/$1.serial"; then
-		fail "$2: test program finished" "$(tail -n 3 "$ND_TMP/$1.serial" | tr '\r\n' '  ')"
-	elif grep -q "^not ok" "$ND_TMP/$1.serial"; then
-		fail "$2: all checks pass" "$(grep '^not ok' "$ND_TMP/$1.serial" | head -n 3 | tr '\r\n' '  ')"
-	else
-		pass "$2: all $(grep -c '^ok' "$ND_TMP/$1.serial") checks pass"
-	fi
-}
+# no_line TEXT FILE: FILE exists and has no line with TEXT.
+no_line() { [ -f "$2" ] && ! grep -q "$1" "$2"; }
 
 # 1. The server comes up while the stub is already trying to attach.
 int13_image "$IMG"
@@ -53,6 +45,47 @@ stop_server
 check "restart: stub reports the outage" grep -q "not answering, retrying" "$ND_TMP/restart.serial"
 check "restart: stub reports the recovery" grep -q "answering again" "$ND_TMP/restart.serial"
 int13_all_ok restart restart
+
+# 2b. The server comes back without its session records (persistent overlays
+#     kept): the stub policy attaches again, as the UEFI stub does
+#     (t-efi-faults.sh), and the write made before survives in the overlay.
+start_server lost-server --mode persistent --state-dir "$ND_TMP/state-lost" "$IMG" ||
+	fail lost-server "netdiskd did not start"
+bios_qemu lost virtio-net-pci "$ND_TMP/tftp" "${LOCAL_DISK[@]}"
+if wait_serial lost 120 "FAULT-PHASE-START"; then
+	kill -9 "$ND_SERVER_PID"
+	wait "$ND_SERVER_PID" 2>/dev/null
+	rm -rf "$ND_TMP/state-lost/sessions"
+	start_server lost-server2 --mode persistent --state-dir "$ND_TMP/state-lost" "$IMG" ||
+		fail lost-server "netdiskd did not restart"
+	wait_serial lost 120 "INT13TEST END"
+fi
+stop_qemu
+stop_server
+check "session lost: stub attaches again" grep -q "server lost the session, attaching again" \
+	"$ND_TMP/lost.serial"
+check "session lost: the restarted server saw the new ATTACH" grep -q "attach mac=" \
+	"$ND_TMP/lost-server2.log"
+int13_all_ok lost "session lost"
+
+# 2c. The same in volatile mode after a write: the overlay with that write is
+#     gone, so the stub policy refuses to attach again (both stubs: nd_recover)
+#     and the disk fails instead of serving the image without the write.
+start_server vlost-server "$IMG" || fail vlost-server "netdiskd did not start"
+bios_qemu vlost virtio-net-pci "$ND_TMP/tftp" "${LOCAL_DISK[@]}"
+if wait_serial vlost 120 "FAULT-PHASE-START"; then
+	kill -9 "$ND_SERVER_PID"
+	wait "$ND_SERVER_PID" 2>/dev/null
+	start_server vlost-server2 "$IMG" || fail vlost-server "netdiskd did not restart"
+	wait_serial vlost 120 "INT13TEST END"
+fi
+stop_qemu
+stop_server
+check "volatile session lost: stub refuses to attach again" \
+	grep -q "volatile session lost: disk failed" "$ND_TMP/vlost.serial"
+check "volatile session lost: no new ATTACH" no_line "attach mac=" "$ND_TMP/vlost-server2.log"
+check "volatile session lost: the reads fail, not pass" \
+	grep -q "^not ok fault reads during the outage all correct" "$ND_TMP/vlost.serial"
 unset ND_PORT_FIXED
 
 # 3. No server at all: a clear message, retries for attach_timeout, then INT 18h

@@ -82,14 +82,8 @@ for nic in e1000 rtl8139 virtio-net-pci; do
 	wait_serial "int13-$nic" 120 "INT13TEST END"
 	stop_qemu
 	log=$ND_TMP/int13-$nic.serial
-	if ! grep -q "INT13TEST END" "$log"; then
-		fail "int13 $nic: test program finished" "$(tail -n 3 "$log" | tr '\r\n' '  ')"
-	elif grep -q "^not ok" "$log"; then
-		fail "int13 $nic: all checks pass" "$(grep '^not ok' "$log" | head -n 3 | tr '\r\n' '  ')"
-	else
-		pass "int13 $nic: all $(grep -c '^ok' "$log") checks pass ($(tr -d '\r' <"$log" |
-			sed -n 's/^netdisk: \([0-9]*-byte datagrams\), window.*/\1/p'))"
-	fi
+	int13_all_ok "int13-$nic" "int13 $nic" "$(tr -d '\r' <"$log" |
+		sed -n 's/^netdisk: \([0-9]*-byte datagrams\), window.*/\1/p')"
 	check "int13 $nic: through PXE's UDP API" \
 		grep -q "netdisk: network through the PXE stack's UDP API" "$log"
 done

@@ -3,7 +3,7 @@
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/efi-lib.sh"
 
-# Every check efi/bio-test.c reports; a missing line is a failure too.
+# Every check tests/efi/bio-test.c reports; a missing line is a failure too.
 BIOTEST_CHECKS="media pattern-64k-reads pattern-large-read last-blocks unaligned-buffer
 	error-lba-past-end error-span-past-end error-huge-lba error-partial-block
 	error-write-partial-block error-media-id error-null-buffer zero-size-read
@@ -37,7 +37,7 @@ for run in ovmf ipxe ovmf-snp; do
 	fw=${run%-snp}
 	dir=$ND_TMP/$run
 	mkdir -p "$dir/tftp"
-	if ! efi_pattern_disk "$dir/disk.img" "$ND_BUILD/efi/bio-test.efi" ||
+	if ! efi_pattern_disk "$dir/disk.img" "$ND_BUILD/tests/bio-test.efi" ||
 		! start_server "$run-server" --mode direct "$dir/disk.img"; then
 		fail "efi-blockio-$run" "cannot set up the disk image or the server"
 		continue
@@ -66,7 +66,7 @@ done
 # path of its boot config (the default path holds nothing).
 dir=$ND_TMP/readonly
 mkdir -p "$dir/tftp"
-if efi_pattern_disk "$dir/disk.img" "$ND_BUILD/efi/bio-test.efi" NETDISK TEST.EFI &&
+if efi_pattern_disk "$dir/disk.img" "$ND_BUILD/tests/bio-test.efi" NETDISK TEST.EFI &&
 	truncate -s 1M "$dir/other.img" &&
 	start_server readonly-server --mode readonly other="$dir/other.img" wanted="$dir/disk.img"; then
 	efi_patch_stub "$ND_BUILD/netdisk.efi" "$dir/tftp/netdisk.efi" "$ND_PORT"

@@ -8,7 +8,7 @@ declare -A back_in_firmware=([ovmf]="BdsDxe: failed to start Boot0001" [ipxe]="C
 
 # efi_setup NAME: disk image with bio-test.efi and a TFTP dir in $ND_TMP/NAME.
 efi_setup() {
-	mkdir -p "$ND_TMP/$1/tftp" && efi_pattern_disk "$ND_TMP/$1/disk.img" "$ND_BUILD/efi/bio-test.efi"
+	mkdir -p "$ND_TMP/$1/tftp" && efi_pattern_disk "$ND_TMP/$1/disk.img" "$ND_BUILD/tests/bio-test.efi"
 }
 
 # Nobody answers: messages, retries for the attach timeout, back to the boot manager.
@@ -82,7 +82,7 @@ server_restart() {
 	fi
 	wait "$qemu"
 	efi_check_console "efi-$fw-restart-retried" "$name" "not answering, retrying"
-	efi_check_console "efi-$fw-restart-reattached" "$name" "netdisk: session lost, attaching again"
+	efi_check_console "efi-$fw-restart-reattached" "$name" "netdisk: server lost the session, attaching again"
 	efi_check_console "efi-$fw-restart-recovered" "$name" "netdisk: server answers again"
 	for c in pattern-64k-reads pattern-large-read write-read-back; do
 		efi_check_console "efi-$fw-restart-bio-$c" "$name" "BIOTEST PASS $c"

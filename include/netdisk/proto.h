@@ -62,6 +62,19 @@ enum nd_mode {
 	ND_MODE_READONLY = 4,   /* reads only; writes get ND_ERR_READONLY */
 };
 
+/* A write mode's name, as the server's --mode and config file spell it (host
+ * tools parse it back with nd_mode_parse, common/ndcommon.h). */
+static inline const char *nd_mode_text(unsigned mode)
+{
+	switch (mode) {
+	case ND_MODE_DIRECT: return "direct";
+	case ND_MODE_VOLATILE: return "volatile";
+	case ND_MODE_PERSISTENT: return "persistent";
+	case ND_MODE_READONLY: return "readonly";
+	default: return "unknown";
+	}
+}
+
 /* Who is attaching (attach request .client_kind), for logs and policy. */
 enum nd_client_kind {
 	ND_KIND_UNKNOWN = 0,

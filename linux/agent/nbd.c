@@ -10,32 +10,8 @@
 #include <unistd.h>
 #include "netdisk/proto.h"
 #include "agent.h"
-
-#define NBD_MAGIC 0x4e42444d41474943ull
-#define NBD_OPT_MAGIC 0x49484156454f5054ull
-#define NBD_REP_MAGIC 0x3e889045565a9ull
-#define NBD_OPT_GO 7
-#define NBD_REP_ACK 1
-#define NBD_REP_INFO 3
-#define NBD_INFO_EXPORT 0
-#define NBD_FLAG_FIXED_NEWSTYLE 1
-#define NBD_FLAG_C_FIXED_NEWSTYLE 1
-#define NBD_FLAG_C_NO_ZEROES 2
-
-static int xfer(int fd, void *buf, size_t len, int out)
-{
-	while (len) {
-		ssize_t n = out ? write(fd, buf, len) : read(fd, buf, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -1;
-		buf = (char *)buf + n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
+#include "nbdproto.h"
+#include "ndcommon.h"
 
 /* Send OPT_GO for the export and read replies up to the ACK. */
 static int go(int fd, const char *name, uint64_t *size, uint16_t *flags, char *err,
@@ -51,16 +27,16 @@ static int go(int fd, const char *name, uint64_t *size, uint16_t *flags, char *e
 	nd_put32(opt + 16, n);
 	memcpy(opt + 20, name, n);
 	nd_put16(opt + 20 + n, 0);
-	if (xfer(fd, opt, 22 + n, 1))
+	if (nd_write_full(fd, opt, 22 + n))
 		return -1;
 	for (;;) {
 		uint32_t type, len;
 
-		if (xfer(fd, rep, sizeof(rep), 0) || nd_get64(rep) != NBD_REP_MAGIC)
+		if (nd_read_full(fd, rep, sizeof(rep)) || nd_get64(rep) != NBD_REP_MAGIC)
 			return -1;
 		type = nd_get32(rep + 12);
 		len = nd_get32(rep + 16);
-		if (len > sizeof(data) || xfer(fd, data, len, 0))
+		if (len > sizeof(data) || nd_read_full(fd, data, len))
 			return -1;
 		if (type & 0x80000000u) {
 			snprintf(err, errlen, "server refused export %s (NBD error 0x%x)", name, type);
@@ -92,11 +68,11 @@ int nbd_open(const struct target *tg, uint64_t *size, uint16_t *flags, char *err
 		goto fail;
 	}
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	if (xfer(fd, hello, sizeof(hello), 0) || nd_get64(hello) != NBD_MAGIC ||
+	if (nd_read_full(fd, hello, sizeof(hello)) || nd_get64(hello) != NBD_MAGIC ||
 	    nd_get64(hello + 8) != NBD_OPT_MAGIC || !(nd_get16(hello + 16) & NBD_FLAG_FIXED_NEWSTYLE))
 		goto fail;
 	nd_put32(cflags, NBD_FLAG_C_FIXED_NEWSTYLE | NBD_FLAG_C_NO_ZEROES);
-	if (xfer(fd, cflags, 4, 1) || go(fd, tg->export_name, size, flags, err, errlen))
+	if (nd_write_full(fd, cflags, 4) || go(fd, tg->export_name, size, flags, err, errlen))
 		goto fail;
 	return fd;
 fail:

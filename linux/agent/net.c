@@ -10,6 +10,7 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 #include "agent.h"
+#include "ndcommon.h"
 
 /* The interface whose hardware address is mac, into name. */
 static int find_interface(const uint8_t mac[6], char *name, size_t namelen)
@@ -19,8 +20,7 @@ static int find_interface(const uint8_t mac[6], char *name, size_t namelen)
 	DIR *dp = opendir("/sys/class/net");
 	int found = -1;
 
-	snprintf(want, sizeof(want), "%02x:%02x:%02x:%02x:%02x:%02x", mac[0], mac[1], mac[2],
-		 mac[3], mac[4], mac[5]);
+	nd_mac_format(mac, want);
 	while (dp && found < 0 && (d = readdir(dp))) {
 		FILE *f;
 
@@ -95,12 +95,13 @@ int net_configure(const struct nd_boot_table *t, const char *env_path)
 {
 	struct ifreq ifr;
 	char ifname[IFNAMSIZ];
+	char mac[ND_MAC_STRLEN + 1];
 	int fd, rc = -1;
 
 	if (find_interface(t->mac, ifname, sizeof(ifname)) < 0) {
-		say("no network interface has the boot NIC's address "
-		    "%02x:%02x:%02x:%02x:%02x:%02x (driver not loaded?)", t->mac[0], t->mac[1],
-		    t->mac[2], t->mac[3], t->mac[4], t->mac[5]);
+		nd_mac_format(t->mac, mac);
+		say("no network interface has the boot NIC's address %s (driver not loaded?)",
+		    mac);
 		return -1;
 	}
 	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);

@@ -8,6 +8,7 @@
 #include <unistd.h>
 #include "netdisk/proto.h"
 #include "agent.h"
+#include "ndcommon.h"
 
 #define ACPI_TABLE "/sys/firmware/acpi/tables/NDSK"
 #define LOW_START 0x80000 /* the BIOS stub lives at the top of base memory */
@@ -126,14 +127,14 @@ static const char *ip4(const uint8_t *a, char *buf)
 
 void table_print(const struct nd_boot_table *t, const char *where)
 {
-	char a[16], b[16], c[16], d[16];
+	char a[16], b[16], c[16], d[16], mac[ND_MAC_STRLEN + 1];
 	int i;
 
 	printf("found:      %s\n", where);
 	printf("firmware:   %s\n", t->firmware == ND_BT_FW_BIOS ? "bios" :
 				   t->firmware == ND_BT_FW_EFI ? "uefi" : "unknown");
-	printf("mac:        %02x:%02x:%02x:%02x:%02x:%02x\n", t->mac[0], t->mac[1], t->mac[2],
-	       t->mac[3], t->mac[4], t->mac[5]);
+	nd_mac_format(t->mac, mac);
+	printf("mac:        %s\n", mac);
 	printf("client:     %s/%s gateway %s\n", ip4(t->client_ip, a), ip4(t->netmask, b),
 	       ip4(t->gateway, c));
 	printf("server:     %s udp %u nbd %u\n", ip4(t->server_ip, d), nd_get16(t->udp_port),

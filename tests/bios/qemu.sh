@@ -1,7 +1,7 @@
 # Helpers for the BIOS suites: a patched netdisk.pxe in a TFTP dir, QEMU runs, serial waits.
 # Source after tests/lib.sh.
 
-ND_BIOS_BUILD=$ND_BUILD/bios
+ND_BIOS_BUILD=$ND_BUILD/tests
 INT13_SECTORS=65536
 
 # bios_tftp DIR PORT [netdisk patch options]: DIR/netdisk.pxe aimed at 10.0.2.2:PORT.
@@ -73,4 +73,21 @@ expect_value() {
 	local got
 	got=$(int13_value "$1" "$2")
 	if [ "$got" = "$3" ]; then pass "$4: $2 = $3"; else fail "$4: $2" "got '$got', want '$3'"; fi
+}
+
+# int13_all_ok NAME PREFIX [NOTE]: the int13test program that wrote
+# $ND_TMP/NAME.serial finished, every check passed, and at least one ran (a
+# log without a single "ok" line tested nothing, so it fails too).
+int13_all_ok() {
+	local log=$ND_TMP/$1.serial n
+	n=$(grep -c '^ok' "$log" 2>/dev/null)
+	if ! grep -q "INT13TEST END" "$log" 2>/dev/null; then
+		fail "$2: test program finished" "$(tail -n 3 "$log" 2>/dev/null | tr '\r\n' '  ')"
+	elif grep -q "^not ok" "$log"; then
+		fail "$2: all checks pass" "$(grep '^not ok' "$log" | head -n 3 | tr '\r\n' '  ')"
+	elif [ "${n:-0}" -eq 0 ]; then
+		fail "$2: all checks pass" "no check ran"
+	else
+		pass "$2: all $n checks pass${3:+ ($3)}"
+	fi
 }

@@ -13,6 +13,7 @@
 #include <unistd.h>
 #include "ndclient.h"
 #include "udp_host.h"
+#include "ndcommon.h"
 #include "faulty.h"
 #include "ipstack.h"
 #include "tapdev.h"
@@ -96,12 +97,12 @@ static int tclient_open(struct tclient *t, const char *mac, uint32_t nonce, unsi
 	struct nd_transport tp;
 	uint8_t mac_bytes[6];
 	char err[256];
-	unsigned v[6], i;
 
 	memset(t, 0, sizeof(*t));
-	sscanf(mac, "%x:%x:%x:%x:%x:%x", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5]);
-	for (i = 0; i < 6; i++)
-		mac_bytes[i] = (uint8_t)v[i];
+	if (nd_mac_parse(mac, mac_bytes) < 0) {
+		fprintf(stderr, "ndtest: bad MAC '%s' (want aa:bb:cc:dd:ee:ff)\n", mac);
+		return -1;
+	}
 	if (big && dgram == ND_DEFAULT_DGRAM)
 		dgram = (unsigned)atoi(big);
 	if (tap) {

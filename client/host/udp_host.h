@@ -1,4 +1,4 @@
-/* Host UDP transport for the client core (CLI, tests, Linux agent). */
+/* Host UDP transport for the client core (CLI and tests): the core over a connected UDP socket. */
 #ifndef UDP_HOST_H
 #define UDP_HOST_H
 
@@ -17,9 +17,5 @@ int nd_udp_host_open(struct nd_udp_host *u, const char *server, char *err, size_
 void nd_udp_host_transport(struct nd_udp_host *u, struct nd_transport *tp);
 
 void nd_udp_host_close(struct nd_udp_host *u);
-
-/* Split "HOST[:PORT]" / "[V6]:PORT" into host and port; 0 or -1 if malformed. */
-int nd_split_hostport(const char *s, char *host, size_t hostlen, unsigned *port,
-		      unsigned default_port);
 
 #endif /* UDP_HOST_H */

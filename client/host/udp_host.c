@@ -1,4 +1,4 @@
-/* Host UDP transport for the client core (CLI, tests, Linux agent). */
+/* Host UDP transport for the client core (CLI and tests): the core over a connected UDP socket. */
 
 #include <errno.h>
 #include <netdb.h>
@@ -9,46 +9,10 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+#include "ndcommon.h"
 #include "udp_host.h"
 
 #define RCVBUF_BYTES (8 << 20) /* room for several windows of large datagrams */
-
-int nd_split_hostport(const char *s, char *host, size_t hostlen, unsigned *port,
-		      unsigned default_port)
-{
-	const char *colon, *end;
-	size_t n;
-
-	*port = default_port;
-	if (s[0] == '[') {
-		end = strchr(s, ']');
-		if (!end)
-			return -1;
-		n = (size_t)(end - s - 1);
-		s++;
-		colon = end[1] == ':' ? end + 1 : NULL;
-		if (!colon && end[1])
-			return -1;
-	} else {
-		colon = strrchr(s, ':');
-		if (colon && strchr(s, ':') != colon)
-			colon = NULL; /* a bare IPv6 address */
-		n = colon ? (size_t)(colon - s) : strlen(s);
-	}
-	if (n == 0 || n >= hostlen)
-		return -1;
-	memcpy(host, s, n);
-	host[n] = 0;
-	if (colon) {
-		char *stop;
-		unsigned long p = strtoul(colon + 1, &stop, 10);
-
-		if (!colon[1] || *stop || p == 0 || p > 65535)
-			return -1;
-		*port = (unsigned)p;
-	}
-	return 0;
-}
 
 int nd_udp_host_open(struct nd_udp_host *u, const char *server, char *err, size_t errlen)
 {

@@ -1,0 +1,35 @@
+/* Host helpers shared by netdiskd, the CLI, the Linux agent and the tests:
+ * MAC addresses, write-mode names, HOST:PORT parsing and whole-buffer I/O. */
+#ifndef NDCOMMON_H
+#define NDCOMMON_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* "aa:bb:cc:dd:ee:ff": the one MAC syntax every tool accepts (hex digits in
+ * either case, colons only), and what nd_mac_format writes. */
+#define ND_MAC_STRLEN 17
+
+/* Parse s as aa:bb:cc:dd:ee:ff into mac; 0, or -1 (mac untouched) for
+ * anything else. */
+int nd_mac_parse(const char *s, uint8_t mac[6]);
+
+/* Write mac as aa:bb:cc:dd:ee:ff into out (ND_MAC_STRLEN + 1 bytes). */
+void nd_mac_format(const uint8_t mac[6], char out[ND_MAC_STRLEN + 1]);
+
+/* A write mode (enum nd_mode) from its name: direct, volatile, persistent,
+ * readonly (or read-only); 0 for any other name.  The names the other way are
+ * nd_mode_name() in netdisk/proto.h. */
+int nd_mode_parse(const char *s);
+
+/* Split "HOST[:PORT]" / "[V6]:PORT" into host and port (default_port when
+ * none is given); 0, or -1 if malformed. */
+int nd_split_hostport(const char *s, char *host, size_t hostlen, unsigned *port,
+		      unsigned default_port);
+
+/* Read or write all len bytes on fd, retrying short transfers and EINTR; 0, or
+ * -1 on an error (errno set) or end of file (errno 0). */
+int nd_read_full(int fd, void *buf, size_t len);
+int nd_write_full(int fd, const void *buf, size_t len);
+
+#endif /* NDCOMMON_H */
