@@ -9,7 +9,7 @@ HOST_LDFLAGS ?=
 # (-MP: a deleted header is not an error); they are included at the end.
 DEPFLAGS := -MMD -MP
 
-.PHONY: all deps test demo demo-lab bench clean
+.PHONY: all deps check test demo demo-lab bench clean
 all:
 # Files made through pattern-rule chains are kept, not deleted as intermediates.
 .PRECIOUS: $(BUILD)/%.o $(BUILD)/%.so
@@ -27,6 +27,14 @@ $(BUILD)/.dir:
 deps:
 	@tools/install-deps
 
+# The fast tier: the in-process unit tests (with ASan+UBSan) and every fuzzer
+# for CHECK_FUZZ_SECONDS each.  Needs neither QEMU nor root nor apt (without
+# clang the fuzzers are skipped); well under 2 minutes.
+CHECK_FUZZ_SECONDS ?= 5
+check: $(BUILD)/tests/unittest $(if $(shell command -v clang),$(FUZZ_BINS))
+	ND_FUZZ_SECONDS=$(CHECK_FUZZ_SECONDS) tests/run tests/t-unit.sh tests/t-fuzz.sh
+
+# Every tier: the fast one and every suite (QEMU, root, network namespaces).
 test: deps all
 	tests/run
 

@@ -165,9 +165,10 @@ static uint32_t ahead_for(uint64_t lba, uint32_t count)
  * (nd_recover, client/policy.c) says that cannot lose writes. */
 static int transfer(int write, uint64_t lba, uint32_t count, uint32_t buffer)
 {
-	unsigned tries = 0;
+	struct nd_retry retry;
 	int rc;
 
+	nd_retry_begin(&disk, &retry);
 	for (;;) {
 		uint32_t retransmits = disk.retransmits;
 
@@ -178,7 +179,7 @@ static int transfer(int write, uint64_t lba, uint32_t count, uint32_t buffer)
 					   &buffer);
 			adapt_window(retransmits);
 		}
-		if (!nd_recover(&disk, rc, &tries))
+		if (!nd_recover(&disk, rc, &retry))
 			return rc;
 		granted_window = disk.window;
 	}

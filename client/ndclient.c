@@ -293,13 +293,6 @@ int nd_attach(struct nd_client *c, const char *image)
 	return take_grant(c, plen);
 }
 
-int nd_info(struct nd_client *c)
-{
-	int plen = simple(c, ND_OP_INFO, 0, 0);
-
-	return plen < 0 ? plen : take_grant(c, plen);
-}
-
 int nd_flush(struct nd_client *c)
 {
 	int plen = simple(c, ND_OP_FLUSH, 0, 0);
@@ -635,10 +628,11 @@ int nd_write(struct nd_client *c, uint64_t lba, uint32_t count, nd_get_fn get, v
 		if (w.count > count)
 			w.count = count;
 		w.id = c->next_id++;
-		c->writes++;
 		rc = exchange(c, ND_OP_WRITE, w.id, send_write, &w);
 		if (rc > 0)
 			rc = ND_DONE;
+		if (rc == ND_DONE)
+			c->writes++;
 		w.lba += w.count;
 		w.base += w.count * ND_SECTOR_SIZE;
 		count -= w.count;

@@ -108,7 +108,7 @@ struct nd_client {
 	uint32_t retransmits;
 	uint32_t stray;          /* datagrams that matched nothing in flight */
 	uint32_t ahead_taken;    /* sectors a read found already requested ahead */
-	uint32_t writes;         /* WRITE requests sent in this session (since nd_attach) */
+	uint32_t writes;         /* WRITEs the server acknowledged in this session */
 };
 
 /* Set defaults (window, timeouts, datagram size) and attach buffers. */
@@ -145,9 +145,6 @@ int nd_write_pieces(struct nd_client *c, uint64_t lba, uint32_t count, uint32_t 
 
 /* Make every acknowledged write durable on the server. */
 int nd_flush(struct nd_client *c);
-
-/* Ask for the session's state (keep-alive); refreshes the granted fields. */
-int nd_info(struct nd_client *c);
 
 /* End the session. */
 int nd_detach(struct nd_client *c);

@@ -66,7 +66,7 @@ const char *nd_recovery_text(unsigned why)
 	return why < sizeof(text) / sizeof(text[0]) ? text[why] : "session lost";
 }
 
-int nd_recover(struct nd_client *c, int rc, unsigned *tries)
+int nd_recover(struct nd_client *c, int rc, struct nd_retry *r)
 {
 	uint64_t sectors = c->sectors;
 	uint8_t mode = c->mode;
@@ -74,16 +74,16 @@ int nd_recover(struct nd_client *c, int rc, unsigned *tries)
 
 	if (rc != ND_E_STATUS || c->last_status != ND_ERR_SESSION || !sectors)
 		return 0;
-	if (mode == ND_MODE_VOLATILE && c->writes)
+	if (mode == ND_MODE_VOLATILE && r->writes)
 		why = ND_RECOVER_VOLATILE;
-	else if (*tries)
+	else if (r->tries)
 		why = ND_RECOVER_ONCE;
 	report(c, ND_EV_SESSION_LOST, why);
 	if (why == ND_RECOVER_VOLATILE)
 		c->sectors = 0; /* every later request fails at once, without a message */
 	if (why != ND_RECOVER_ATTACHING)
 		return 0;
-	++*tries;
+	r->tries++;
 	if (nd_attach(c, c->image) != ND_DONE) {
 		report(c, ND_EV_SESSION_LOST, ND_RECOVER_FAILED);
 		c->last_status = ND_ERR_SESSION;
@@ -95,6 +95,7 @@ int nd_recover(struct nd_client *c, int rc, unsigned *tries)
 		c->last_status = ND_ERR_SESSION;
 		return 0;
 	}
+	r->writes = 0; /* a new session: nothing of it is older than the request */
 	report(c, ND_EV_REATTACHED, 0);
 	return 1;
 }

@@ -38,18 +38,31 @@ enum nd_recovery {
 /* A line of text for an nd_recovery value, the same in both stubs. */
 const char *nd_recovery_text(unsigned why);
 
+/* One stub request (an INT 13h or BlockIo call) as recovery sees it. */
+struct nd_retry {
+	unsigned tries;   /* re-attaches so far */
+	uint32_t writes;  /* writes the session had acknowledged before the request */
+};
+
+/* Call at the start of each request, before its first try. */
+static inline void nd_retry_begin(const struct nd_client *c, struct nd_retry *r)
+{
+	r->tries = 0;
+	r->writes = c->writes;
+}
+
 /*
  * After a request failed with rc: if the server lost the session (it
  * restarted without its state), attach again to the same image when that
  * cannot lose acknowledged writes (every mode keeps them on the server but
- * volatile; a volatile session that has written nothing loses nothing), at
- * most once per request (*tries counts, 0 at the request's start), and keep
- * the new session only if the image has the same size and mode; if not, the
- * disk is gone (sectors 0: every later request is out of range).  Reports
- * ND_EV_SESSION_LOST (arg: enum nd_recovery) and, on success,
- * ND_EV_REATTACHED, on which the stub republishes its boot table.
+ * volatile; a volatile session loses nothing if no write was acknowledged
+ * before this request: the request itself is redone whole), at most once per
+ * request, and keep the new session only if the image has the same size and
+ * mode; if not, the disk is gone (sectors 0: every later request is out of
+ * range).  Reports ND_EV_SESSION_LOST (arg: enum nd_recovery) and, on
+ * success, ND_EV_REATTACHED, on which the stub republishes its boot table.
  * 1: redo the request; 0: fail it with rc.
  */
-int nd_recover(struct nd_client *c, int rc, unsigned *tries);
+int nd_recover(struct nd_client *c, int rc, struct nd_retry *r);
 
 #endif /* NDPOLICY_H */

@@ -66,9 +66,10 @@ static EFI_STATUS serve(int write, EFI_LBA lba, UINTN size, VOID *buffer)
 {
 	struct nd_client *c = disk.client;
 	uint32_t count = (uint32_t)(size / ND_SECTOR_SIZE);
-	unsigned tries = 0;
+	struct nd_retry retry;
 	int rc;
 
+	nd_retry_begin(c, &retry);
 	if (efi_bootcfg.flags & ND_BOOTCFG_VERBOSE)
 		Print(L"netdisk: %a %ld+%d\n", write ? "write" : "read", lba, count);
 	for (;;) {
@@ -80,13 +81,13 @@ static EFI_STATUS serve(int write, EFI_LBA lba, UINTN size, VOID *buffer)
 			return EFI_SUCCESS;
 		if (disk.gone)
 			return EFI_NO_MEDIA;
-		if (!nd_recover(c, rc, &tries))
+		if (!nd_recover(c, rc, &retry))
 			break;
 	}
 	if (rc == ND_E_STATUS && c->last_status == ND_ERR_READONLY)
 		return EFI_WRITE_PROTECTED;
-	Print(L"netdisk: %a of %d sectors at %ld failed (%d, %a)\n", write ? "write" : "read",
-	      count, lba, rc, rc == ND_E_STATUS ? nd_status_text(c->last_status) : "");
+	Print(L"netdisk: %a of %d sectors at %ld failed: %a\n", write ? "write" : "read", count,
+	      lba, rc == ND_E_STATUS ? nd_status_text(c->last_status) : nd_result_text(rc));
 	return EFI_DEVICE_ERROR;
 }
 

@@ -80,7 +80,7 @@ static int file_flush(struct layer *l)
 	return fdatasync(f->fd) < 0 ? -errno : 0;
 }
 
-static int file_trim(struct layer *l, size_t len, uint64_t off)
+static int file_trim(struct layer *l, uint64_t off, size_t len)
 {
 	struct file_layer *f = (struct file_layer *)l;
 
@@ -108,7 +108,6 @@ static void file_close(struct layer *l)
 }
 
 static const struct layer_ops file_ops = {
-	.name = "file",
 	.read = file_read,
 	.write = file_write,
 	.flush = file_flush,

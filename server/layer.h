@@ -12,11 +12,10 @@ struct layer;
 
 /* What every layer does.  Offsets and lengths are in bytes; 0 or -errno. */
 struct layer_ops {
-	const char *name;
 	int (*read)(struct layer *l, void *buf, size_t len, uint64_t off, int flags);
 	int (*write)(struct layer *l, const void *buf, size_t len, uint64_t off);
 	int (*flush)(struct layer *l);
-	int (*trim)(struct layer *l, size_t len, uint64_t off); /* NULL: not supported */
+	int (*trim)(struct layer *l, uint64_t off, size_t len); /* NULL: not supported */
 	uint64_t (*version)(struct layer *l); /* changes when the content is changed behind our back */
 	void (*close)(struct layer *l);
 };
@@ -51,7 +50,7 @@ static inline int layer_flush(struct layer *l)
 /* Let the layer drop a range's storage (reads of it are then unspecified). */
 static inline int layer_trim(struct layer *l, uint64_t off, size_t len)
 {
-	return l->ops->trim ? l->ops->trim(l, len, off) : -EOPNOTSUPP;
+	return l->ops->trim ? l->ops->trim(l, off, len) : -EOPNOTSUPP;
 }
 
 /* What overlays record of the layer below them, to notice it changed. */

@@ -481,6 +481,11 @@ static uint32_t do_request(struct conn *c, const struct request *r, uint8_t *buf
 	default:
 		error = NBD_EINVAL;
 	}
+	if (rc < 0) /* only the layer calls set rc: a storage error */
+		session_storage_error(ss, r->type == NBD_CMD_READ ? "nbd-read" :
+				      r->type == NBD_CMD_FLUSH ? "nbd-flush" :
+				      r->type == NBD_CMD_TRIM ? "nbd-trim" : "nbd-write",
+				      r->off, r->len, rc);
 	pthread_rwlock_unlock(&s->lock);
 	return error;
 }

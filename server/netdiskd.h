@@ -54,6 +54,7 @@ struct session {
 	uint8_t token[16];
 	uint8_t mac[6];
 	uint8_t kind;          /* enum nd_client_kind */
+	uint32_t caps;         /* ND_CAP_* from its ATTACH */
 	struct image *img;
 	int mode;
 	struct layer *top;     /* where this session's I/O goes */
@@ -121,6 +122,10 @@ void session_end(struct server *s, struct session *ss, const char *why);
 void sessions_restore(struct server *s);
 void server_close(struct server *s);
 int session_live(const struct server *s, const struct session *ss);
+/* Log a storage error (a layer call's -errno) where it becomes a client's
+ * error status: once, with operation, image, client, offset and errno. */
+void session_storage_error(const struct session *ss, const char *op, uint64_t off,
+			   uint64_t len, int rc);
 
 /* udp.c */
 void handle_datagram(struct server *s, const uint8_t *pkt, size_t len,

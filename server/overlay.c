@@ -119,7 +119,6 @@ static void ov_close(struct layer *l)
 }
 
 static const struct layer_ops overlay_ops = {
-	.name = "overlay",
 	.read = ov_read,
 	.write = ov_write,
 	.flush = ov_flush,

@@ -352,6 +352,7 @@ struct session *session_attach(struct server *s, const struct nd_attach_req *req
 	}
 	memcpy(ss->mac, req->mac, 6);
 	ss->kind = req->client_kind;
+	ss->caps = nd_get32(req->caps);
 	ss->img = h.img;
 	ss->mode = mode;
 	ss->nonce = h.nonce;
@@ -368,8 +369,8 @@ struct session *session_attach(struct server *s, const struct nd_attach_req *req
 	session_insert(s, ss);
 	session_save(s, ss);
 	nd_mac_format(ss->mac, mac);
-	log_msg("attach mac=%s ip=%s image=%s mode=%s", mac, peer, ss->img->name,
-		nd_mode_text(ss->mode));
+	log_msg("attach mac=%s ip=%s image=%s mode=%s boot_table=%s", mac, peer, ss->img->name,
+		nd_mode_text(ss->mode), ss->caps & ND_CAP_BOOT_TABLE ? "yes" : "no");
 	return ss;
 }
 
@@ -471,4 +472,16 @@ void server_close(struct server *s)
 		if (system(cmd) != 0)
 			log_msg("warning: could not remove %s", s->state_dir);
 	}
+}
+
+void session_storage_error(const struct session *ss, const char *op, uint64_t off,
+			   uint64_t len, int rc)
+{
+	char mac[ND_MAC_STRLEN + 1];
+	const char *name = strerrorname_np(-rc);
+
+	nd_mac_format(ss->mac, mac);
+	nd_log(ND_LOG_ERROR, "storage error, %s: op=%s image=%s mac=%s ip=%s offset=%llu "
+	       "len=%llu errno=%s", strerror(-rc), op, ss->img->name, mac, ss->peer,
+	       (unsigned long long)off, (unsigned long long)len, name ? name : "unknown");
 }

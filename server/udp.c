@@ -146,6 +146,7 @@ static void do_read(struct request *q, struct session *ss)
 	uint64_t lba = nd_get64(q->h->lba), want = ~(uint64_t)0;
 	uint32_t count = nd_get32(q->h->count), bytes, off;
 	unsigned i;
+	int rc;
 
 	if (!in_range(ss, lba, count)) {
 		error_reply(q, ND_ERR_RANGE);
@@ -155,7 +156,8 @@ static void do_read(struct request *q, struct session *ss)
 		want = nd_get64(q->data);
 	bytes = count * ND_SECTOR_SIZE;
 	trace_read(q->s, ss, lba, count, "udp");
-	if (layer_read(ss->top, q->s->iobuf, bytes, lba * ND_SECTOR_SIZE) < 0) {
+	if ((rc = layer_read(ss->top, q->s->iobuf, bytes, lba * ND_SECTOR_SIZE)) < 0) {
+		session_storage_error(ss, "read", lba * ND_SECTOR_SIZE, bytes, rc);
 		error_reply(q, ND_ERR_IO);
 		return;
 	}
@@ -179,6 +181,7 @@ static void do_write(struct request *q, struct session *ss)
 	uint32_t id = nd_get32(h->req_id), count = nd_get32(h->count), off = nd_get32(h->offset);
 	uint32_t bytes = count * ND_SECTOR_SIZE, idx, nchunks;
 	uint64_t bit;
+	int rc;
 
 	if (!in_range(ss, lba, count)) {
 		error_reply(q, ND_ERR_RANGE);
@@ -217,7 +220,8 @@ static void do_write(struct request *q, struct session *ss)
 		return;
 	}
 	if (!(ss->write_got & bit)) {
-		if (layer_write(ss->top, q->data, q->data_len, lba * ND_SECTOR_SIZE + off) < 0) {
+		if ((rc = layer_write(ss->top, q->data, q->data_len, lba * ND_SECTOR_SIZE + off)) < 0) {
+			session_storage_error(ss, "write", lba * ND_SECTOR_SIZE + off, q->data_len, rc);
 			ss->write_valid = 0;
 			error_reply(q, ND_ERR_IO);
 			return;
@@ -232,9 +236,12 @@ static void do_write(struct request *q, struct session *ss)
 
 static void do_flush(struct request *q, struct session *ss)
 {
-	if (layer_flush(ss->top) < 0)
+	int rc = layer_flush(ss->top);
+
+	if (rc < 0) {
+		session_storage_error(ss, "flush", 0, 0, rc);
 		error_reply(q, ND_ERR_IO);
-	else
+	} else
 		add_reply(&q->out, q->h, ND_OK, NULL, 0, 0);
 }
 

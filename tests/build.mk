@@ -23,9 +23,20 @@ $(BUILD)/asan/%.o: %.c | $(BUILD)/.dir
 $(BUILD)/asan/netdiskd: $(patsubst %.c,$(BUILD)/asan/%.o,$(SERVER_SRC) $(COMMON_SRC))
 	$(CC) $(SAN_FLAGS) -o $@ $^ -lpthread
 
-# libFuzzer over every parser of untrusted input (clang); t-server-sanitizers.sh runs
-# each for a bounded time.
+# The in-process unit tests (make check), built with the sanitizers: the client
+# core and stub policy against the server's request handler, the IP stack on
+# crafted frames, overlay crash consistency (pwrite cut through --wrap),
+# the config parser's errors, common/.
+UNIT_SRC := tests/unit/unit-main.c tests/unit/unit-common.c tests/unit/unit-config.c \
+	tests/unit/unit-client.c tests/unit/unit-ipstack.c tests/unit/unit-overlay.c
+UNIT_LIBS := $(SERVER_CORE_SRC) $(COMMON_SRC) client/ndclient.c client/policy.c client/ipstack.c
+$(BUILD)/tests/unittest: $(patsubst %.c,$(BUILD)/asan/%.o,$(UNIT_SRC) $(UNIT_LIBS))
+	$(CC) $(SAN_FLAGS) -Wl,--wrap=pwrite -o $@ $^ -lpthread
+
+# libFuzzer over every parser of untrusted input (clang); t-fuzz.sh runs each
+# for a bounded time.
 FUZZERS := udp nbd config frames
+FUZZ_BINS := $(patsubst %,$(BUILD)/fuzz/fuzz-%,$(FUZZERS))
 FUZZ_CFLAGS := $(filter-out -Wshadow -Wno-format-truncation,$(SERVER_CFLAGS)) -O1 -g \
 	-fsanitize=fuzzer-no-link,address,undefined
 FUZZ_LDFLAGS := -fsanitize=fuzzer,address,undefined
@@ -41,7 +52,7 @@ $(BUILD)/fuzz/fuzz-%: $(BUILD)/fuzz/tests/fuzz/fuzz_%.o \
 	clang $(FUZZ_LDFLAGS) -o $@ $^ -lpthread
 
 .PHONY: test-tools
-test-tools: $(BUILD)/asan/netdiskd $(patsubst %,$(BUILD)/fuzz/fuzz-%,$(FUZZERS))
+test-tools: $(BUILD)/asan/netdiskd $(BUILD)/tests/unittest $(FUZZ_BINS)
 test: test-tools
 
 # Boot-sector programs the BIOS suites serve (tests/t-bios-*.sh).

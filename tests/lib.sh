@@ -16,12 +16,55 @@ trap nd_cleanup EXIT
 
 pass() { echo "PASS $1"; }
 fail() { echo "FAIL $1: $2"; }
+# skip NAME WHY: a check this machine cannot run (tests/run counts it; under
+# CI=true it counts as a failure).
+skip() { echo "SKIP $1: $2"; }
+
+# requires WHAT...: run the rest of the suite only if this machine has every
+# WHAT, else print "SKIP suite: needs ..." and exit 77 (tests/run: skipped).
+# WHAT is root, qemu, ovmf, ipxe, clang, netns, nbd (the kernel's nbd
+# module), or cmd:NAME for any command.
+requires() {
+	local what missing=()
+	for what in "$@"; do
+		case $what in
+		root) [ "$(id -u)" = 0 ] || missing+=("root") ;;
+		qemu) command -v qemu-system-x86_64 >/dev/null || missing+=("qemu-system-x86_64") ;;
+		ovmf) [ -r /usr/share/OVMF/OVMF_CODE_4M.fd ] || missing+=("OVMF (package ovmf)") ;;
+		ipxe) [ -r /usr/lib/ipxe/qemu/pxe-virtio.rom ] || missing+=("iPXE ROMs (ipxe-qemu)") ;;
+		clang) command -v clang >/dev/null || missing+=("clang") ;;
+		netns) [ "$(id -u)" = 0 ] && ip netns list >/dev/null 2>&1 || missing+=("network namespaces (root)") ;;
+		nbd) [ -e /sys/module/nbd ] || modprobe nbd 2>/dev/null || missing+=("the nbd kernel module") ;;
+		cmd:*) command -v "${what#cmd:}" >/dev/null || missing+=("${what#cmd:}") ;;
+		*) missing+=("unknown requirement '$what'") ;;
+		esac
+	done
+	if [ ${#missing[@]} -gt 0 ]; then
+		skip "$(basename "$0" .sh)" "needs ${missing[*]}"
+		exit 77
+	fi
+}
 
 # check NAME COMMAND...: PASS if the command succeeds, else FAIL with its output.
 check() {
 	local name=$1 out
 	shift
 	if out=$("$@" 2>&1); then pass "$name"; else fail "$name" "$(echo "$out" | tail -n 5 | tr '\n' ' ')"; fi
+}
+
+# check_fails NAME STATUS PATTERN COMMAND...: PASS only if the command fails
+# with exit status STATUS and its output matches PATTERN (grep -E): a missing
+# tool (127), a crash (128+) or another failure is not the refusal expected.
+check_fails() {
+	local name=$1 want=$2 pattern=$3 out rc
+	shift 3
+	out=$("$@" 2>&1)
+	rc=$?
+	if [ "$rc" -eq "$want" ] && grep -qE -- "$pattern" <<<"$out"; then
+		pass "$name"
+	else
+		fail "$name" "exit $rc (want $want): $(echo "$out" | tail -n 3 | tr '\n' ' ')"
+	fi
 }
 
 # A UDP+TCP port nobody listens on now.

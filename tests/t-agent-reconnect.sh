@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Root on NBD outlives a server restart: netdisk-attach reconnects the same session and I/O resumes.
 . "$(dirname "$0")/lib.sh"
+requires qemu ipxe
 . "$(dirname "$0")/image-lib.sh"
 . "$(dirname "$0")/e2e-lib.sh"
 . "$(dirname "$0")/bios/qemu.sh"

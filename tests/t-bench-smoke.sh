@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # A tiny run of make bench's harness (UDP and NBD sections), so it cannot rot unnoticed.
 . "$(dirname "$0")/lib.sh"
+requires cmd:nbdcopy
 
 out=$ND_TMP/bench
 if BENCH_SMOKE=1 BENCH_OUT=$out "$ND_TOP/bench/run" bench/udp.sh bench/nbd.sh >"$ND_TMP/bench.log" 2>&1; then

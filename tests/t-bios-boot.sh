@@ -5,6 +5,7 @@
 # boot goes on: the initramfs' netdisk-attach reads the stub's boot table and
 # mounts root from the same session over NBD.
 . "$(dirname "$0")/lib.sh"
+requires qemu ipxe cmd:syslinux cmd:mcopy
 . "$(dirname "$0")/bios/qemu.sh"
 
 IMG=$ND_BUILD/demo-test.img

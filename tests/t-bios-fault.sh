@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # BIOS stub under faults: server started late, server restarted mid-run (state kept, session records lost, volatile session lost), server never there.
 . "$(dirname "$0")/lib.sh"
+requires qemu ipxe
 . "$(dirname "$0")/bios/qemu.sh"
 
 IMG=$ND_TMP/int13.img

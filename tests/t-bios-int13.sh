@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # BIOS stub: every INT 13h function, checked by a test program booted from a served disk.
 . "$(dirname "$0")/lib.sh"
+requires qemu ipxe
 . "$(dirname "$0")/bios/qemu.sh"
 
 IMG=$ND_TMP/int13.img

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # UEFI stub: BlockIo of the served disk, checked from inside the guest, under OVMF's PXE and iPXE.
 . "$(dirname "$0")/lib.sh"
+requires qemu ovmf ipxe cmd:mcopy
 . "$(dirname "$0")/efi-lib.sh"
 
 # Every check tests/efi/bio-test.c reports; a missing line is a failure too.

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # UEFI stub boot chain: syslinux.efi, the Debian kernel and our initramfs start from the served demo disk, root follows over NBD.
 . "$(dirname "$0")/lib.sh"
+requires qemu ovmf ipxe cmd:syslinux cmd:mcopy
 . "$(dirname "$0")/efi-lib.sh"
 
 # tools/mkimage's test image: it powers off once the initramfs has run.

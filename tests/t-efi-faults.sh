@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # UEFI stub under faults: no server at start, no ARP answer, a server that comes late, a server restarted mid-boot.
 . "$(dirname "$0")/lib.sh"
+requires qemu ovmf ipxe cmd:mcopy
 . "$(dirname "$0")/efi-lib.sh"
 
 # What each firmware prints once the boot file returned to it.

@@ -10,6 +10,7 @@
 # ACPI table by QEMU, so the initramfs's boot-table addressing and the
 # session takeover are exercised without any stub.
 . "$(dirname "$0")/lib.sh"
+requires cmd:mcopy
 . "$(dirname "$0")/image-lib.sh"
 
 make -s -C "$ND_TOP" BUILD="$ND_BUILD" "$ND_BUILD/netdiskd" >"$ND_TMP/make-server.log" 2>&1 ||

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Boots the demo image as a LOCAL disk under SeaBIOS and OVMF: initramfs, then the ext4 root on the disk, then a clean power-off.
 . "$(dirname "$0")/lib.sh"
+requires cmd:syslinux cmd:mcopy
 . "$(dirname "$0")/image-lib.sh"
 
 build_demo_images

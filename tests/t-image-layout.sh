@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Checks the demo image's structure: MBR and partition table, FAT32 ESP with both boot loaders, ext4 root, initramfs contents.
 . "$(dirname "$0")/lib.sh"
+requires cmd:syslinux cmd:mcopy
 . "$(dirname "$0")/image-lib.sh"
 
 build_demo_images

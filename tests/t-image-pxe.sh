@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Network-boots the demo image's kernel and initramfs on a disk-less VM (iPXE script over QEMU TFTP): the initramfs's NIC and DHCP path.
 . "$(dirname "$0")/lib.sh"
+requires cmd:mcopy
 . "$(dirname "$0")/image-lib.sh"
 
 build_demo_images

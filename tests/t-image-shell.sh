@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Types into the serial console of the demo image booted from a local disk: the root system's shell and the initramfs shell both answer.
 . "$(dirname "$0")/lib.sh"
+requires cmd:syslinux
 . "$(dirname "$0")/image-lib.sh"
 
 build_demo_images

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Checks tools/mkimage's other inputs: a user's own root directory (built and booted) and an existing raw disk (accepted or refused).
 . "$(dirname "$0")/lib.sh"
+requires cmd:qemu-img cmd:syslinux cmd:mcopy
 . "$(dirname "$0")/image-lib.sh"
 
 build_demo_images

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The firmware stubs' own Ethernet/ARP/IPv4/UDP stack (client/ipstack.c) against the Linux kernel's, on a TAP device in a network namespace.
 . "$(dirname "$0")/lib.sh"
+requires netns
 
 # The host's ndtest runs the client core on the stack; the kernel is the
 # server's side of the wire: it answers and asks ARP, fragments the large

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# netdiskd built with ASan+UBSan under the protocol, fault and raw-datagram tests, then fuzzed.
+# netdiskd built with ASan+UBSan under three ndtest scenarios (rw, raw datagrams, loss/dup/reorder) and a stop under NBD load (the fuzzers are t-fuzz.sh).
 . "$(dirname "$0")/lib.sh"
 
 ASAN_SERVER=$ND_BUILD/asan/netdiskd
@@ -77,18 +77,3 @@ PY
 else
 	fail asan-server-start "$(cat "$ND_TMP/asan.log")"
 fi
-
-# Any datagram, NBD byte stream, config file, or Ethernet frames into the
-# stubs' IP stack, each bounded in time; a crash or a sanitizer report fails
-# the run.
-for target in udp:${ND_FUZZ_SECONDS:-60} nbd:${ND_FUZZ_SECONDS:-40} config:${ND_FUZZ_SECONDS:-20} \
-	frames:${ND_FUZZ_SECONDS:-30}; do
-	name=${target%%:*}
-	mkdir -p "$ND_TMP/corpus-$name"
-	if "$ND_BUILD/fuzz/fuzz-$name" -max_total_time="${target#*:}" -rss_limit_mb=2048 \
-		-print_final_stats=1 "$ND_TMP/corpus-$name" >"$ND_TMP/fuzz-$name.log" 2>&1; then
-		pass "fuzz-$name ($(grep -o 'Done [0-9]* runs' "$ND_TMP/fuzz-$name.log"))"
-	else
-		fail "fuzz-$name" "$(grep -m5 -e ERROR -e 'runtime error' -e SUMMARY "$ND_TMP/fuzz-$name.log")"
-	fi
-done

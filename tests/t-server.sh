@@ -4,7 +4,6 @@
 
 NDTEST=$ND_BUILD/tests/ndtest
 NETDISK=$ND_BUILD/netdisk
-SERVER_BIN=${SERVER_BIN:-$ND_BUILD/netdiskd}
 BASE=$ND_TMP/base.img
 head -c 32M /dev/urandom >"$BASE"
 cp "$BASE" "$ND_TMP/pristine.img"
@@ -25,7 +24,6 @@ expect() {
 start() { start_server "$1" "${@:2}" || { fail "$1-start" "netdiskd did not start"; cat "$ND_TMP/$1.log"; exit 1; }; }
 
 # --- volatile, the default -------------------------------------------------
-ND_BUILD_SERVER=$SERVER_BIN
 start volatile "$BASE"
 nd rw 02:00:00:00:01:01
 nd raw

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# libFuzzer over every parser of untrusted input (clang, ASan+UBSan), each for a
+# bounded time: ND_FUZZ_SECONDS each (make check: a few seconds), or the
+# longer defaults below under make test.
+. "$(dirname "$0")/lib.sh"
+requires clang
+for name in udp nbd config frames; do
+	[ -x "$ND_BUILD/fuzz/fuzz-$name" ] || { fail "fuzz-$name" "not built (make test-tools)"; exit 1; }
+done
+
+# Any datagram, NBD byte stream, config file, or Ethernet frames into the
+# stubs' IP stack, each bounded in time; a crash or a sanitizer report fails
+# the run.
+for target in udp:${ND_FUZZ_SECONDS:-60} nbd:${ND_FUZZ_SECONDS:-40} config:${ND_FUZZ_SECONDS:-20} \
+	frames:${ND_FUZZ_SECONDS:-30}; do
+	name=${target%%:*}
+	mkdir -p "$ND_TMP/corpus-$name"
+	if "$ND_BUILD/fuzz/fuzz-$name" -max_total_time="${target#*:}" -rss_limit_mb=2048 \
+		-print_final_stats=1 "$ND_TMP/corpus-$name" >"$ND_TMP/fuzz-$name.log" 2>&1; then
+		pass "fuzz-$name ($(grep -o 'Done [0-9]* runs' "$ND_TMP/fuzz-$name.log"))"
+	else
+		fail "fuzz-$name" "$(grep -m5 -e ERROR -e 'runtime error' -e SUMMARY "$ND_TMP/fuzz-$name.log")"
+	fi
+done

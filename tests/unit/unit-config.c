@@ -1,0 +1,87 @@
+/* Unit tests of netdiskd's config parser: each kind of bad input gets its
+ * own error, naming the file and line; good input loads. */
+
+#include <stdio.h>
+#include <string.h>
+#include "netdiskd.h"
+#include "unit.h"
+
+/* Load text as a config file: the parser's result and its error. */
+static int load(const char *text, char *err, size_t errlen)
+{
+	char path[256];
+	struct config c;
+	FILE *f;
+	int rc;
+
+	snprintf(path, sizeof(path), "%s/netdiskd.conf", unit_tmpdir());
+	f = fopen(path, "w");
+	if (!f) {
+		snprintf(err, errlen, "cannot write %s", path);
+		return -2;
+	}
+	fputs(text, f);
+	fclose(f);
+	config_defaults(&c);
+	err[0] = 0;
+	rc = config_load(&c, path, err, errlen);
+	if (rc == 0)
+		rc = config_check(&c, err, errlen);
+	config_free(&c);
+	return rc;
+}
+
+static void expect_error(const char *name, const char *text, const char *want)
+{
+	char err[512];
+	int rc = load(text, err, sizeof(err));
+
+	check_that(rc == -1 && strstr(err, want), name, "want an error with '%s', got rc %d '%s'",
+		   want, rc, err);
+}
+
+void unit_config(void)
+{
+	char err[512], line[5000];
+	int rc;
+
+	rc = load("listen = 127.0.0.1:10809\nstate-dir = /tmp\n# comment\n[image disk]\n"
+		  "path = /x.img\nmode = persistent\n[client 52:54:00:12:34:56]\nimage = disk\n",
+		  err, sizeof(err));
+	check_that(rc == 0, "config-good-loads", "rc %d: %s", rc, err);
+	expect_error("config-unknown-key", "[image a]\npath = /a\n[client 52:54:00:00:00:01]\n"
+		     "colour = red\n", "netdiskd.conf:4: unknown client key 'colour'");
+	expect_error("config-unknown-global-key", "speed = 9\n", ":1: unknown key 'speed'");
+	expect_error("config-bad-mac", "[client 52-54-00-00-00-01]\n",
+		     ":1: bad MAC address (want aa:bb:cc:dd:ee:ff) '52-54-00-00-00-01'");
+	expect_error("config-bad-mode", "[image a]\npath = /a\nmode = sometimes\n",
+		     ":3: mode must be direct, volatile, persistent or readonly, not 'sometimes'");
+	expect_error("config-window-range", "window = 0\n", ":1: window must be 1..1024, not '0'");
+	expect_error("config-number-junk", "max-datagram = 1500x\n",
+		     ":1: max-datagram must be 576..65024, not '1500x'");
+	expect_error("config-no-equals", "\n\nlisten\n", ":3: expected KEY = VALUE, got 'listen'");
+	expect_error("config-empty-value", "listen =\n", ":1: empty value for 'listen'");
+	expect_error("config-bad-section", "[disk a]\n", ":1: unknown section 'disk'");
+	expect_error("config-section-no-name", "[image]\n", ":1: section needs a name 'image'");
+	expect_error("config-malformed-header", "[image a\n", ":1: malformed section header");
+	expect_error("config-bad-image-name", "[image ../etc]\n", "bad image name '../etc'");
+	expect_error("config-image-twice", "[image a]\npath=/a\n[image a]\n",
+		     ":3: image 'a' defined twice");
+	expect_error("config-no-image", "listen = 127.0.0.1:1\n", "no image to serve");
+	expect_error("config-image-no-path", "[image a]\n", "image 'a' has no path");
+	expect_error("config-persistent-needs-state", "[image a]\npath = /a\nmode = persistent\n",
+		     "image 'a' is persistent: give a state directory");
+	expect_error("config-client-unknown-image",
+		     "[image a]\npath = /a\n[client 52:54:00:00:00:01]\nimage = b\n",
+		     "client 52:54:00:00:00:01: no image 'b'");
+	expect_error("config-default-image-undefined", "default-image = b\n[image a]\npath = /a\n",
+		     "default-image 'b' is not defined");
+	memset(line, 'x', sizeof(line) - 2);
+	memcpy(line, "listen = ", 9);
+	line[sizeof(line) - 2] = '\n';
+	line[sizeof(line) - 1] = 0;
+	expect_error("config-line-too-long", line, ":1: line too long");
+	rc = config_load(&(struct config){ 0 }, "/nonexistent/netdiskd.conf", err, sizeof(err));
+	check_that(rc == -1 && strstr(err, "cannot open config /nonexistent/netdiskd.conf: No such"),
+		   "config-missing-file", "got rc %d '%s'", rc, err);
+}
