@@ -14,6 +14,7 @@
 . "$(dirname "$0")/image-lib.sh"
 . "$(dirname "$0")/e2e-lib.sh"
 . "$ND_TOP/qemu-scripts/lab-lib.sh"
+requires root netns qemu ovmf ipxe cmd:dnsmasq cmd:python3
 
 LAB_IMPAIRMENT="loss=5 dup=5 reorder=10 delay=1 jitter=1"
 BOOT_LIMIT=${ND_BOOT_TIMEOUT:-420}

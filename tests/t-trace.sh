@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # netdiskd's boot traces (trace-dir): each session's UDP and NBD reads in a file of its own, in order, bounded by trace-max; bad directories refused.
 . "$(dirname "$0")/lib.sh"
+requires cmd:nbdcopy
 
 make -s -C "$ND_TOP" BUILD="$ND_BUILD" "$ND_BUILD/netdiskd" "$ND_BUILD/netdisk" >"$ND_TMP/make.log" 2>&1 ||
 	{ fail trace-build "$(tail -n 5 "$ND_TMP/make.log" | tr '\n' ' ')"; exit 1; }
