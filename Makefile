@@ -27,12 +27,15 @@ $(BUILD)/.dir:
 deps:
 	@tools/install-deps
 
-# The fast tier: the in-process unit tests (with ASan+UBSan) and every fuzzer
-# for CHECK_FUZZ_SECONDS each.  Needs neither QEMU nor root nor apt (without
-# clang the fuzzers are skipped); well under 2 minutes.
+# The fast tier: the in-process unit tests (with ASan+UBSan), every fuzzer
+# for CHECK_FUZZ_SECONDS each, and the UDP blaster (a million hostile
+# datagrams at netdiskd on loopback while a client checks its reads; at most
+# a minute).  Needs neither QEMU nor root nor apt (without clang the fuzzers
+# are skipped); about 2 minutes.
 CHECK_FUZZ_SECONDS ?= 5
-check: $(BUILD)/tests/unittest $(if $(shell command -v clang),$(FUZZ_BINS))
-	ND_FUZZ_SECONDS=$(CHECK_FUZZ_SECONDS) tests/run tests/t-unit.sh tests/t-fuzz.sh
+check: $(BUILD)/tests/unittest $(if $(shell command -v clang),$(FUZZ_BINS)) $(BUILD)/netdiskd \
+		$(BUILD)/tests/ndtest $(BUILD)/tests/ndblast
+	ND_FUZZ_SECONDS=$(CHECK_FUZZ_SECONDS) tests/run tests/t-unit.sh tests/t-fuzz.sh tests/t-blast.sh
 
 # Every tier: the fast one and every suite (QEMU, root, network namespaces).
 test: deps all

@@ -30,15 +30,23 @@ void far_write8(uint16_t seg, uint16_t off, uint32_t val);
 void far_write16(uint16_t seg, uint16_t off, uint32_t val);
 void far_write32(uint16_t seg, uint16_t off, uint32_t val);
 void far_copy(uint16_t dseg, uint16_t doff, uint16_t sseg, uint16_t soff, uint16_t len);
-uint32_t far_copy_sum(uint16_t dseg, uint16_t doff, uint16_t sseg, uint16_t soff, uint16_t len);
 void bios_int(uint8_t vector, struct bregs *r);
+/* Flat GS (entry.asm): linear addresses below 4 GiB, valid while flat_ok. */
+void flat_setup(void);
+uint32_t flat_read16(uint32_t addr);
+uint32_t flat_read32(uint32_t addr);
+void flat_write16(uint32_t addr, uint32_t val);
+void flat_write32(uint32_t addr, uint32_t val);
+void flat_copy_from(void *dst, uint32_t src, uint16_t len);
+uint32_t flat_copy_from_sum(void *dst, uint32_t src, uint16_t len);
+void flat_copy_to(uint32_t dst, const void *src, uint16_t len);
 uint16_t pxe_call(uint16_t opcode, void *param);
 void boot_jump(void) __attribute__((noreturn));
 extern char int13_entry[], int15_entry[];
 extern uint32_t pxenv_ptr, pxe_ptr, pxe_entry, old_int13, old_int15;
-extern uint32_t hidden_start, hidden_end;
+extern uint32_t hidden_start, hidden_end, ext_hidden_start, ext_hidden_end;
 extern uint16_t stub_seg, base_kb_before;
-extern uint8_t pxe_use_pxenv, our_drive, hd_count_ours;
+extern uint8_t pxe_use_pxenv, our_drive, hd_count_ours, flat_ok;
 extern char _resident_end[];
 
 /* Port I/O (COM1, PCI configuration, the NIC). */
@@ -113,7 +121,12 @@ void pxe_transport(struct nd_transport *tp);
 int nic_open(const struct pxe_info *info, uint16_t server_port, uint16_t timeout_s,
 	     struct nd_transport *tp);
 int nic_keeps_frames(void);
+int nic_memory(uint32_t *at, uint32_t *size);
 void nic_stop(void);
+
+/* memory.c: extended memory for the NIC, the memory report. */
+uint32_t ext_memory_take(uint32_t size);
+void memory_report(void);
 
 /* clock.c: milliseconds from the TSC, calibrated against the BIOS tick. */
 void clock_init(void);

@@ -4,7 +4,7 @@ BIOS_CFLAGS := -m16 -march=i686 -ffreestanding -fno-pie -fno-pic -fno-jump-table
 	-fno-stack-protector -fno-asynchronous-unwind-tables -fno-builtin -Os \
 	-mno-sse -mno-mmx -mno-80387 -fno-common -ffunction-sections -fdata-sections \
 	-Wall -Wextra -Wno-unused-parameter -Iinclude -Iclient -Ibios
-BIOS_C := bios/main.c bios/disk.c bios/pxe.c bios/nic.c bios/console.c bios/clock.c bios/libc.c \
+BIOS_C := bios/main.c bios/disk.c bios/pxe.c bios/nic.c bios/memory.c bios/console.c bios/clock.c bios/libc.c \
 	client/ndclient.c client/policy.c client/ipstack.c client/virtio_net.c
 BIOS_OBJ := $(patsubst %.c,$(BUILD)/bios/%.o,$(notdir $(BIOS_C))) $(BUILD)/bios/entry.o
 

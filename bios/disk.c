@@ -13,6 +13,7 @@
 #define ST_NOT_FOUND 0x04
 #define ST_WRITE_PROTECTED 0x03
 #define ST_CONTROLLER 0x20
+#define ST_WRITE_FAULT 0xcc /* the server is out of space for our writes */
 #define ST_TIMEOUT 0x80
 
 #define ONE_MIB 0x100000u
@@ -217,6 +218,8 @@ static uint8_t disk_io(int write, uint64_t lba, uint32_t count, uint32_t buffer)
 			return ST_WRITE_PROTECTED;
 		if (disk.last_status == ND_ERR_RANGE)
 			return ST_NOT_FOUND;
+		if (disk.last_status == ND_ERR_NOSPACE)
+			return ST_WRITE_FAULT;
 		return ST_CONTROLLER;
 	}
 	con_printf("netdisk: %s at sector %u failed (%d)\n", write ? "write" : "read",

@@ -13,9 +13,12 @@
 
 	global pxenv_ptr, pxe_ptr, stub_seg, base_kb_before
 	global old_int13, old_int15, hd_count_ours, hidden_start, hidden_end
+	global ext_hidden_start, ext_hidden_end, flat_ok
 	global pxe_entry, pxe_use_pxenv, our_drive
 	global far_read8, far_read16, far_read32, far_write8, far_write16, far_write32
-	global far_copy, far_copy_sum, bios_int, pxe_call, boot_jump, int13_entry, int15_entry
+	global far_copy, bios_int, pxe_call, boot_jump, int13_entry, int15_entry
+	global flat_setup, flat_read16, flat_read32, flat_write16, flat_write32
+	global flat_copy_from, flat_copy_from_sum, flat_copy_to
 
 %define BDA_SEG 0x40
 %define BDA_BASEMEM 0x13
@@ -67,6 +70,10 @@ _start:
 	mov es, ax
 	mov ss, ax
 	mov esp, _stack_top
+	movzx eax, ax
+	shl eax, 4
+	add eax, flat_gdt
+	mov [flat_gdtr + 2], eax
 	sti
 	call dword stub_main
 .halt:
@@ -112,25 +119,94 @@ far_write32:
 	mov [fs:ecx], eax
 	o32 ret
 
-; Far copies.  Under an emulator (QEMU TCG) every instruction and every
-; loop round costs; a string move runs one round per element.  So both
-; move 64-byte blocks as unrolled dword moves, and only the rest by string
-; moves or single moves.
-%define COPY_SHIFT 6
-%define COPY_BLOCK (1 << COPY_SHIFT)
+; Flat ("unreal") access to all memory below 4 GiB from real mode: GS is
+; loaded with a data segment of base 0 and limit 4 GiB in a moment of
+; protected mode; back in real mode the CPU keeps that limit until GS is
+; loaded in protected mode again.  A boot loader or a BIOS that switches
+; modes may do that, so flat_gs runs again on every INT 13h entry and after
+; every BIOS or PXE call.  In V86 mode (a memory manager such as EMM386
+; runs) the switch is impossible: flat_ok is then 0 and the C side falls
+; back to the BIOS block move.  GS is used for nothing else.
+%define FLAT_SEL 8
 
-; Both copies' frame: ES:DI destination, DS:SI source, DX length.
+; flat_gs: establish flat GS if we can; keeps every register and the flags.
+flat_gs:
+	push ax
+	smsw ax
+	test al, 1
+	jz .real
+	mov byte [cs:flat_ok], 0
+	pop ax
+	ret
+.real:
+	pushf
+	cli
+	push eax
+	o32 sgdt [cs:saved_gdtr]
+	o32 lgdt [cs:flat_gdtr]
+	mov eax, cr0
+	or al, 1
+	mov cr0, eax
+	jmp short .pm		; settle the prefetch queue on old CPUs
+.pm:
+	mov ax, FLAT_SEL
+	mov gs, ax
+	mov eax, cr0
+	and al, 0xfe
+	mov cr0, eax
+	jmp short .rm
+.rm:
+	xor ax, ax
+	mov gs, ax		; base 0, the flat limit stays
+	o32 lgdt [cs:saved_gdtr]
+	mov byte [cs:flat_ok], 1
+	pop eax
+	popf
+	pop ax
+	ret
+
+; void flat_setup(void): flat_gs for C.
+flat_setup:
+	call flat_gs
+	o32 ret
+
+; uint32_t flat_read16(uint32_t linear) and friends: GS must be flat.
+flat_read16:
+	mov ecx, [esp + 4]
+	movzx eax, word [gs:ecx]
+	o32 ret
+flat_read32:
+	mov ecx, [esp + 4]
+	mov eax, [gs:ecx]
+	o32 ret
+
+; void flat_write16(uint32_t linear, uint32_t val) and flat_write32.
+flat_write16:
+	mov ecx, [esp + 4]
+	mov eax, [esp + 8]
+	mov [gs:ecx], ax
+	o32 ret
+flat_write32:
+	mov ecx, [esp + 4]
+	mov eax, [esp + 8]
+	mov [gs:ecx], eax
+	o32 ret
+
+; Copies.  Under an emulator (QEMU TCG) every instruction and every loop
+; round costs; so all of them move 64-byte blocks as unrolled dword moves,
+; and only the rest one dword, word or byte at a time.
+%define COPY_BLOCK_SHIFT 6
+%define COPY_BLOCK (1 << COPY_BLOCK_SHIFT)
+
+; Every copy's frame: the registers it uses saved, [esp + 20] its first
+; argument; it copies DX bytes from [SRC] to [DST] (SRC and DST name a
+; segment and an index register, e.g. gs:esi and es:di).
 %macro COPY_ENTER 0
 	push ebx
 	push esi
 	push edi
 	push ds
 	push es
-	mov es, [esp + 20]
-	mov di, [esp + 24]
-	mov ds, [esp + 28]
-	mov si, [esp + 32]
-	mov dx, [esp + 36]
 %endmacro
 
 %macro COPY_LEAVE 0
@@ -142,92 +218,120 @@ far_write32:
 	o32 ret
 %endmacro
 
+; COPY_BODY src, dst, sidx, didx, sum: copy DX bytes from [src] to [dst],
+; advancing the index registers sidx and didx.  With sum = 1 also the
+; ones' complement sum of the bytes into EBX (which starts at 0): the IP
+; stack's checksum taken on the way instead of in a second pass (the sum
+; of little-endian dwords, the bytes zero-padded to whole dwords, every
+; carry added back in; see nd_framedev.read_sum).
+%macro COPY_BODY 5
+	mov cx, dx
+	shr cx, COPY_BLOCK_SHIFT
+	jz %%dwords
+	clc			; the shift set it
+%%block:
+%assign i 0
+%rep COPY_BLOCK / 4
+	mov eax, [%1 + i]
+%if %5
+	adc ebx, eax
+%endif
+	mov [%2 + i], eax
+%assign i i + 4
+%endrep
+	lea %3, [%3 + COPY_BLOCK]	; lea and dec leave CF for the next block
+	lea %4, [%4 + COPY_BLOCK]
+	dec cx
+	jnz %%block
+%if %5
+	adc ebx, 0
+	adc ebx, 0		; only if the first wrapped to 0: cannot carry
+%endif
+%%dwords:
+	mov cx, dx
+	and cx, COPY_BLOCK - 1
+	shr cx, 2
+	jz %%word
+%%dword:
+	mov eax, [%1]
+	mov [%2], eax
+%if %5
+	add ebx, eax
+	adc ebx, 0		; after a carry the sum is below 0xffffffff
+%endif
+	add %3, 4
+	add %4, 4
+	dec cx
+	jnz %%dword
+%%word:
+	test dl, 2
+	jz %%byte
+	movzx eax, word [%1]
+	mov [%2], ax
+%if %5
+	add ebx, eax
+	adc ebx, 0
+%endif
+	add %3, 2
+	add %4, 2
+%%byte:
+	test dl, 1
+	jz %%done
+	movzx eax, byte [%1]
+	mov [%2], al
+%if %5
+	add ebx, eax
+	adc ebx, 0
+%endif
+%%done:
+%endmacro
+
+; Arguments of far_copy into ES:DI, DS:SI and DX.
+%macro FAR_ARGS 0
+	mov es, [esp + 20]
+	mov di, [esp + 24]
+	mov ds, [esp + 28]
+	mov si, [esp + 32]
+	mov dx, [esp + 36]
+%endmacro
+
 ; void far_copy(uint16_t dseg, uint16_t doff, uint16_t sseg, uint16_t soff, uint16_t len)
 far_copy:
 	COPY_ENTER
-	cld
-	mov cx, dx
-	shr cx, COPY_SHIFT
-	jz .rest
-.block:
-%assign i 0
-%rep COPY_BLOCK / 4
-	mov eax, [si + i]
-	mov [es:di + i], eax
-%assign i i + 4
-%endrep
-	add si, COPY_BLOCK
-	add di, COPY_BLOCK
-	dec cx
-	jnz .block
-.rest:
-	mov cx, dx
-	and cx, COPY_BLOCK - 1
-	shr cx, 2
-	rep movsd
-	mov cx, dx
-	and cx, 3
-	rep movsb
+	FAR_ARGS
+	COPY_BODY si, es:di, si, di, 0
 	COPY_LEAVE
 
-; uint32_t far_copy_sum(uint16_t dseg, uint16_t doff, uint16_t sseg, uint16_t soff, uint16_t len)
-; far_copy that also returns the ones' complement sum of the bytes: the
-; IP stack's checksum taken on the way instead of in a second pass (the
-; sum of little-endian dwords, the bytes zero-padded to whole dwords,
-; every carry added back in; see nd_framedev.read_sum).
-far_copy_sum:
+; Arguments of flat_copy_from(_sum) into DI (near), ESI (linear) and DX.
+%macro FLAT_FROM_ARGS 0
+	mov di, [esp + 20]
+	mov esi, [esp + 24]
+	mov dx, [esp + 28]
+%endmacro
+
+; void flat_copy_from(void *dst, uint32_t src_linear, uint16_t len): GS flat.
+flat_copy_from:
 	COPY_ENTER
-	xor ebx, ebx		; the sum
-	mov cx, dx
-	shr cx, COPY_SHIFT
-	jz .dwords
-	clc			; the shift set it
-.block:
-%assign i 0
-%rep COPY_BLOCK / 4
-	mov eax, [si + i]
-	adc ebx, eax
-	mov [es:di + i], eax
-%assign i i + 4
-%endrep
-	lea si, [si + COPY_BLOCK]	; lea and dec leave CF for the next block
-	lea di, [di + COPY_BLOCK]
-	dec cx
-	jnz .block
-	adc ebx, 0
-	adc ebx, 0		; only if the first wrapped to 0: cannot carry
-.dwords:
-	mov cx, dx
-	and cx, COPY_BLOCK - 1
-	shr cx, 2
-	jz .word
-.dword:
-	mov eax, [si]
-	mov [es:di], eax
-	add ebx, eax
-	adc ebx, 0		; after a carry the sum is below 0xffffffff
-	add si, 4
-	add di, 4
-	dec cx
-	jnz .dword
-.word:
-	test dl, 2
-	jz .byte
-	movzx eax, word [si]
-	mov [es:di], ax
-	add ebx, eax
-	adc ebx, 0
-	add si, 2
-	add di, 2
-.byte:
-	test dl, 1
-	jz .done
-	movzx eax, byte [si]
-	mov [es:di], al
-	add ebx, eax
-	adc ebx, 0
-.done:
+	FLAT_FROM_ARGS
+	COPY_BODY gs:esi, di, esi, di, 0
+	COPY_LEAVE
+
+; uint32_t flat_copy_from_sum(void *dst, uint32_t src_linear, uint16_t len)
+flat_copy_from_sum:
+	COPY_ENTER
+	FLAT_FROM_ARGS
+	xor ebx, ebx
+	COPY_BODY gs:esi, di, esi, di, 1
 	mov eax, ebx
+	COPY_LEAVE
+
+; void flat_copy_to(uint32_t dst_linear, const void *src, uint16_t len): GS flat.
+flat_copy_to:
+	COPY_ENTER
+	mov edi, [esp + 20]
+	mov si, [esp + 24]
+	mov dx, [esp + 28]
+	COPY_BODY si, gs:edi, si, edi, 0
 	COPY_LEAVE
 
 ; Register block for bios_int; must match struct bregs in bios.h.
@@ -289,6 +393,7 @@ bios_int:
 	popad
 	and esp, 0xffff
 	cld
+	call flat_gs		; the BIOS may have switched modes
 	o32 ret
 
 ; uint16_t pxe_call(uint16_t opcode, void *param): one PXE API call with the
@@ -320,6 +425,7 @@ pxe_call:
 	popad
 	movzx eax, word [cs:pxe_status]
 	cld
+	call flat_gs		; PXE stacks run in protected mode
 	o32 ret
 
 ; void boot_jump(void): enter the boot sector at 0:7C00 like a BIOS, DL = our drive.
@@ -403,6 +509,7 @@ int13_entry:
 	mov ax, ss
 	mov ds, ax
 	mov es, ax
+	call flat_gs		; the caller may have switched modes since
 	movzx eax, sp
 	push eax
 	call dword int13_handler
@@ -424,8 +531,9 @@ int13_entry:
 	pop bp
 	iret
 
-; INT 15h: E820 entries that overlap our resident memory are trimmed so the
-; OS never sees it as usable RAM; every other call is chained.
+; INT 15h: E820 entries that overlap our memory (the resident part in base
+; memory, the NIC's block in extended memory) are trimmed so the OS never
+; sees it as usable RAM; every other call is chained.
 int15_entry:
 	cmp eax, 0xe820
 	je .e820
@@ -434,15 +542,31 @@ int15_entry:
 	pushf
 	call far [cs:old_int15]
 	jc .out
+	push bx
+	mov bx, hidden_start
+	call e820_trim
+	mov bx, ext_hidden_start
+	call e820_trim
+	pop bx
+	clc
+.out:
+	iret_with_flags
+
+; Trim the E820 entry at ES:DI, if usable RAM below 4 GiB, so that it leaves
+; out the linear range from [cs:bx] to [cs:bx + 4] (none if that is 0).  An
+; entry reaching past the range on both sides keeps only its lower part.
+e820_trim:
+	cmp dword [cs:bx + 4], 0
+	je .ret
 	cmp dword [es:di + 16], 1
-	jne .ok
+	jne .ret
 	cmp dword [es:di + 4], 0
-	jne .ok
+	jne .ret
 	push eax
 	push edx
 	mov eax, [es:di]
-	cmp eax, [cs:hidden_end]
-	jae .pop_ok
+	cmp eax, [cs:bx + 4]
+	jae .pop
 	; edx = end of the entry, saturated at 4 GiB
 	mov edx, eax
 	add edx, [es:di + 8]
@@ -452,35 +576,33 @@ int15_entry:
 .huge:
 	mov edx, 0xffffffff
 .have_end:
-	cmp edx, [cs:hidden_start]
-	jbe .pop_ok
-	cmp eax, [cs:hidden_start]
+	cmp edx, [cs:bx]
+	jbe .pop
+	cmp eax, [cs:bx]
 	jae .starts_inside
-	; entry starts below us: end it where our memory begins
-	mov edx, [cs:hidden_start]
+	; entry starts below the range: end it where the range begins
+	mov edx, [cs:bx]
 	sub edx, eax
 	mov [es:di + 8], edx
 	mov dword [es:di + 12], 0
-	jmp .pop_ok
+	jmp .pop
 .starts_inside:
-	cmp edx, [cs:hidden_end]
+	cmp edx, [cs:bx + 4]
 	jbe .all_inside
-	; entry runs past us: start it where our memory ends
-	sub edx, [cs:hidden_end]
+	; entry runs past the range: start it where the range ends
+	sub edx, [cs:bx + 4]
 	mov [es:di + 8], edx
 	mov dword [es:di + 12], 0
-	mov edx, [cs:hidden_end]
+	mov edx, [cs:bx + 4]
 	mov [es:di], edx
-	jmp .pop_ok
+	jmp .pop
 .all_inside:
 	mov dword [es:di + 16], 2
-.pop_ok:
+.pop:
 	pop edx
 	pop eax
-.ok:
-	clc
-.out:
-	iret_with_flags
+.ret:
+	ret
 
 	section .data
 	align 4
@@ -489,8 +611,19 @@ pxe_ptr:	dd 0		; far pointer to !PXE from the stack
 pxe_entry:	dd 0		; the API entry point chosen by C
 old_int13:	dd 0
 old_int15:	dd 0
-hidden_start:	dd 0		; linear range hidden from E820
+hidden_start:	dd 0		; linear ranges hidden from E820: resident part
 hidden_end:	dd 0
+ext_hidden_start: dd 0		; and the NIC's block in extended memory
+ext_hidden_end:	dd 0
+flat_gdtr:	dw 15		; our GDT: a null and a flat data descriptor
+		dd 0		; its linear address, set after relocation
+saved_gdtr:	dw 0		; the caller's, restored after flat_gs
+		dd 0
+	align 8
+flat_gdt:	dq 0
+		dw 0xffff, 0	; limit 0-15, base 0-15
+		db 0, 0x93	; base 16-23, present writable data
+		db 0x8f, 0	; 4 KiB granularity, limit 16-19; base 24-31
 bios_int_target: dd 0
 caller_esp:	dd 0
 stub_seg:	dw 0
@@ -504,5 +637,6 @@ hd_count_ours:	db 0		; hard disks in 40:75 including ours
 chain_dl:	db 0
 chain_ah:	db 0
 int13_cf:	db 0
+flat_ok:	db 0		; GS is flat (0: V86 mode, use the BIOS block move)
 
 	section .note.GNU-stack noalloc noexec nowrite progbits

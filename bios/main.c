@@ -84,7 +84,7 @@ void boot_table_publish(void)
 /* Claim drive 80h (other hard disks move up by one) and hide our memory. */
 static void install_hooks(void)
 {
-	hidden_start = (uint32_t)far_read16(0x40, 0x13) << 10; /* us and the NIC's rings */
+	hidden_start = (uint32_t)far_read16(0x40, 0x13) << 10; /* us (and rings in base memory) */
 	hidden_end = (uint32_t)base_kb_before << 10;
 	hd_count_ours = (uint8_t)(far_read8(0x40, 0x75) + 1);
 	far_write8(0x40, 0x75, hd_count_ours);
@@ -179,6 +179,7 @@ static void open_network(void)
 
 void stub_main(void)
 {
+	flat_setup();
 	con_init();
 	con_printf("\nnetdisk.pxe: disk over the network via PXE (%u KiB resident at %x:0000)\n",
 		   (uint32_t)(base_kb_before - far_read16(0x40, 0x13)), stub_seg);
@@ -205,6 +206,7 @@ void stub_main(void)
 		give_up("cannot read the boot sector");
 	if (far_read16(0, 0x7dfe) != 0xaa55)
 		give_up("the disk has no boot signature (55AA)");
+	memory_report();
 	con_printf("netdisk: booting drive 80h\n");
 	boot_jump();
 }

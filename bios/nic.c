@@ -31,6 +31,7 @@ struct s_pxenv_undi_get_nic_type {
 
 static struct vn_dev vn;
 static struct nd_framedev dev;
+static uint32_t nic_mem, nic_mem_size;
 static uint16_t io_base;
 static int running;
 
@@ -54,8 +55,7 @@ static void pci_write16(uint16_t bdf, uint8_t reg, uint16_t v)
 }
 
 /* The driver's port and memory access: ports within BAR 0, memory by
- * linear address through far pointers (every block we give it is below
- * 1 MiB). */
+ * linear address, anywhere below 4 GiB (its block is in extended memory). */
 static uint8_t vn_in8(void *ctx, uint16_t port)
 {
 	return inb((uint16_t)(io_base + port));
@@ -86,42 +86,85 @@ static void vn_out32(void *ctx, uint16_t port, uint32_t v)
 	outl((uint16_t)(io_base + port), v);
 }
 
+/*
+ * Memory goes through flat GS (entry.asm) unless we run in V86 mode, where
+ * the BIOS block move (lin_copy_*, slow but all V86 monitors emulate it)
+ * takes over.
+ */
 static uint16_t vn_read16(void *ctx, uint32_t addr)
 {
-	return (uint16_t)far_read16((uint16_t)(addr >> 4), (uint16_t)(addr & 15));
+	uint16_t v;
+
+	if (flat_ok)
+		return (uint16_t)flat_read16(addr);
+	lin_copy_from(&v, addr, sizeof(v));
+	return v;
 }
 
 static uint32_t vn_read32(void *ctx, uint32_t addr)
 {
-	return far_read32((uint16_t)(addr >> 4), (uint16_t)(addr & 15));
+	uint32_t v;
+
+	if (flat_ok)
+		return flat_read32(addr);
+	lin_copy_from(&v, addr, sizeof(v));
+	return v;
 }
 
 static void vn_write16(void *ctx, uint32_t addr, uint16_t v)
 {
-	far_write16((uint16_t)(addr >> 4), (uint16_t)(addr & 15), v);
+	if (flat_ok)
+		flat_write16(addr, v);
+	else
+		lin_copy_to(addr, &v, sizeof(v));
 }
 
 static void vn_write32(void *ctx, uint32_t addr, uint32_t v)
 {
-	far_write32((uint16_t)(addr >> 4), (uint16_t)(addr & 15), v);
+	if (flat_ok)
+		flat_write32(addr, v);
+	else
+		lin_copy_to(addr, &v, sizeof(v));
 }
 
 static void vn_copy_from(void *ctx, void *dst, uint32_t addr, unsigned len)
 {
-	far_copy(stub_seg, (uint16_t)(uintptr_t)dst, (uint16_t)(addr >> 4), (uint16_t)(addr & 15),
-		 (uint16_t)len);
+	if (flat_ok)
+		flat_copy_from(dst, addr, (uint16_t)len);
+	else
+		lin_copy_from(dst, addr, len);
+}
+
+/* The sum flat_copy_from_sum takes, of bytes already copied (the V86 case):
+ * dwords with the bytes zero-padded, every carry added back in. */
+static uint32_t ones_sum(const uint8_t *p, unsigned len)
+{
+	uint32_t sum = 0, w;
+	unsigned i;
+
+	for (i = 0; i < len; i += 4) {
+		w = 0;
+		memcpy(&w, p + i, len - i < 4 ? len - i : 4);
+		sum += w;
+		sum += sum < w;
+	}
+	return sum;
 }
 
 static uint32_t vn_copy_from_sum(void *ctx, void *dst, uint32_t addr, unsigned len)
 {
-	return far_copy_sum(stub_seg, (uint16_t)(uintptr_t)dst, (uint16_t)(addr >> 4),
-			    (uint16_t)(addr & 15), (uint16_t)len);
+	if (flat_ok)
+		return flat_copy_from_sum(dst, addr, (uint16_t)len);
+	lin_copy_from(dst, addr, len);
+	return ones_sum(dst, len);
 }
 
 static void vn_copy_to(void *ctx, uint32_t addr, const void *src, unsigned len)
 {
-	far_copy((uint16_t)(addr >> 4), (uint16_t)(addr & 15), stub_seg,
-		 (uint16_t)(uintptr_t)src, (uint16_t)len);
+	if (flat_ok)
+		flat_copy_to(addr, src, (uint16_t)len);
+	else
+		lin_copy_to(addr, src, len);
 }
 
 static const struct vn_platform platform = {
@@ -133,7 +176,8 @@ static const struct vn_platform platform = {
 };
 
 /* Take size bytes of base memory, 4 KiB aligned, from the top (below us):
- * its linear address, or 0 if that would leave less than 256 KiB. */
+ * its linear address, or 0 if that would leave less than 256 KiB.  Only
+ * when there is no extended memory: boot loaders may write there. */
 static uint32_t base_memory_take(uint32_t size)
 {
 	uint16_t kb = (uint16_t)far_read16(0x40, 0x13);
@@ -213,12 +257,19 @@ int nic_open(const struct pxe_info *info, uint16_t server_port, uint16_t timeout
 						  PCI_COMMAND_MASTER));
 	if (nd_vn_probe(&vn, &platform, NIC_RX_BUFS, &size) != VN_OK)
 		give_up("the virtio-net NIC does not start");
-	mem = base_memory_take(size);
+	mem = ext_memory_take(size);
+	if (!mem) {
+		con_printf("netdisk: WARNING: no extended memory for the NIC's rings: they go to base\n"
+			   "netdisk: WARNING: memory, where boot loaders may overwrite them\n");
+		mem = base_memory_take(size);
+	}
 	if (!mem)
-		give_up("not enough base memory for the NIC's rings");
+		give_up("not enough memory for the NIC's rings");
 	if (nd_vn_start(&vn, mem, &dev) != VN_OK)
 		give_up("the virtio-net NIC does not start");
 	running = 1;
+	nic_mem = mem;
+	nic_mem_size = size;
 	con_printf("netdisk: NIC %x:%x.%u virtio-net at I/O %x, own driver, %u KiB of rings at %x\n",
 		   bdf >> 8, (bdf >> 3) & 31, bdf & 7, io_base, (size + 1023) / 1024, mem);
 	ip_open(info, server_port, timeout_s, tp);
@@ -229,6 +280,14 @@ int nic_open(const struct pxe_info *info, uint16_t server_port, uint16_t timeout
  * INT 13h is not called. */
 int nic_keeps_frames(void)
 {
+	return running;
+}
+
+/* The NIC's block of rings and buffers, if our driver runs it: 1 and its place. */
+int nic_memory(uint32_t *at, uint32_t *size)
+{
+	*at = nic_mem;
+	*size = nic_mem_size;
 	return running;
 }
 

@@ -270,23 +270,29 @@ static int take_grant(struct nd_client *c, int plen)
 
 int nd_attach(struct nd_client *c, const char *image)
 {
-	struct nd_attach_req req;
+	/* Padded with zeros to the reply's size: the server never answers an
+	 * unvalidated address with more bytes than it sent (docs/protocol.md). */
+	union {
+		struct nd_attach_req req;
+		uint8_t padded[ND_ATTACH_REQ_LEN];
+	} u;
+	struct nd_attach_req *req = &u.req;
 	int plen;
 
 	if (c->cfg.max_dgram < ND_MIN_DGRAM)
 		return ND_E_ARG;
-	memset(&req, 0, sizeof(req));
-	memcpy(req.mac, c->cfg.mac, sizeof(req.mac));
-	req.client_kind = c->cfg.client_kind;
-	nd_put16(req.max_dgram, c->cfg.max_dgram);
-	nd_put16(req.window, c->cfg.window);
-	nd_put32(req.caps, c->cfg.caps);
-	nd_put32(req.nonce, c->cfg.nonce);
-	copy_name(req.image, image, ND_IMAGE_NAME_LEN);
+	memset(&u, 0, sizeof(u));
+	memcpy(req->mac, c->cfg.mac, sizeof(req->mac));
+	req->client_kind = c->cfg.client_kind;
+	nd_put16(req->max_dgram, c->cfg.max_dgram);
+	nd_put16(req->window, c->cfg.window);
+	nd_put32(req->caps, c->cfg.caps);
+	nd_put32(req->nonce, c->cfg.nonce);
+	copy_name(req->image, image, ND_IMAGE_NAME_LEN);
 	memset(c->token, 0, sizeof(c->token));
 	c->dgram = 0;
 	c->writes = 0;
-	plen = simple(c, ND_OP_ATTACH, &req, sizeof(req));
+	plen = simple(c, ND_OP_ATTACH, u.padded, sizeof(u.padded));
 	if (plen < 0)
 		return plen;
 	memcpy(c->token, ((struct nd_hdr *)c->rxbuf)->token, sizeof(c->token));
@@ -707,11 +713,12 @@ const char *nd_status_text(unsigned status)
 	case ND_ERR_SESSION: return "session unknown or ended";
 	case ND_ERR_RANGE: return "sector out of range";
 	case ND_ERR_DENIED: return "client not allowed";
-	case ND_ERR_BUSY: return "image busy (direct-mode writer)";
+	case ND_ERR_BUSY: return "busy (image held by a writer, or server full)";
 	case ND_ERR_NOIMAGE: return "no such image";
 	case ND_ERR_IO: return "server I/O error";
 	case ND_ERR_INVAL: return "malformed request";
 	case ND_ERR_READONLY: return "read-only session";
+	case ND_ERR_NOSPACE: return "server out of disk space";
 	default: return "unknown error";
 	}
 }

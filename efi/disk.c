@@ -88,7 +88,8 @@ static EFI_STATUS serve(int write, EFI_LBA lba, UINTN size, VOID *buffer)
 		return EFI_WRITE_PROTECTED;
 	Print(L"netdisk: %a of %d sectors at %ld failed: %a\n", write ? "write" : "read", count,
 	      lba, rc == ND_E_STATUS ? nd_status_text(c->last_status) : nd_result_text(rc));
-	return EFI_DEVICE_ERROR;
+	return rc == ND_E_STATUS && c->last_status == ND_ERR_NOSPACE ? EFI_VOLUME_FULL
+								      : EFI_DEVICE_ERROR;
 }
 
 /* One request, with the transport's hold on the NIC for its whole length. */

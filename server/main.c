@@ -16,6 +16,7 @@
 #define BATCH 32               /* datagrams taken per recvmmsg */
 #define NBD_SHUTDOWN_WAIT_S 10 /* for NBD connection threads to finish at exit */
 #define SOCKET_BUFFER (16 << 20)
+#define SWEEP_MS 1000          /* idle sessions are looked for at least this often */
 
 static volatile sig_atomic_t stopping;
 
@@ -221,14 +222,15 @@ static void serve(struct server *s)
 		if (n <= 0) {
 			if (n < 0 && errno != EAGAIN && errno != EINTR && errno != ECONNREFUSED)
 				log_msg("receive failed: %s", strerror(errno));
-			if (poll(p, s->nbd_fd >= 0 ? 2 : 1, -1) > 0 && (p[1].revents & POLLIN))
+			if (poll(p, s->nbd_fd >= 0 ? 2 : 1, SWEEP_MS) > 0 && (p[1].revents & POLLIN))
 				nbd_accept(s, s->nbd_fd);
-			continue;
+			n = 0;
 		}
 		pthread_rwlock_wrlock(&s->lock);
 		for (i = 0; i < n; i++)
 			handle_datagram(s, buf[i], msg[i].msg_len, (struct sockaddr *)&from[i],
 					msg[i].msg_hdr.msg_namelen);
+		sessions_sweep(s);
 		pthread_rwlock_unlock(&s->lock);
 	}
 }
@@ -245,9 +247,14 @@ int main(int argc, char **argv)
 	s.iobuf_size = 2048 * ND_SECTOR_SIZE;
 	s.iobuf = malloc(s.iobuf_size);
 	s.send = send_batch;
+	s.attach_rate = calloc(ATTACH_RATE_BUCKETS, sizeof(*s.attach_rate));
 	pthread_rwlock_init(&s.lock, NULL);
 	s.udp_fd = open_udp(s.cfg.listen, err, sizeof(err));
 	s.nbd_fd = s.udp_fd < 0 ? -1 : nbd_listen(s.cfg.listen, err, sizeof(err));
+	if (!s.attach_rate) {
+		fprintf(stderr, "netdiskd: out of memory\n");
+		return 1;
+	}
 	if (!s.iobuf || s.udp_fd < 0 || s.nbd_fd < 0 || server_open_images(&s, err, sizeof(err)) < 0 ||
 	    server_state_init(&s, err, sizeof(err)) < 0 || trace_init(&s.cfg, err, sizeof(err)) < 0) {
 		fprintf(stderr, "netdiskd: %s\n", err);
@@ -265,11 +272,20 @@ int main(int argc, char **argv)
 			(unsigned long long)(im->base->size >> 20), nd_mode_text(im->mode),
 			strcmp(im->name, s.cfg.default_image) ? "" : " (default)");
 	}
-	log_msg("listening on %s (UDP, and NBD on TCP), state in %s", s.cfg.listen, s.state_dir);
+	if (s.temp_state)
+		nd_log(ND_LOG_WARN, "listening on %s (UDP, and NBD on TCP), state in %s: temporary, "
+		       "so sessions and overlays are lost at exit (give --state-dir to keep them)",
+		       s.cfg.listen, s.state_dir);
+	else
+		log_msg("listening on %s (UDP, and NBD on TCP), state in %s", s.cfg.listen,
+			s.state_dir);
 	serve(&s);
 	log_msg("stopping: %lu datagrams, %lu malformed, %lu for unknown sessions, "
-		"%lu stale writes, %lu errors sent", s.stats.datagrams, s.stats.malformed,
-		s.stats.bad_session, s.stats.stale_writes, s.stats.errors_sent);
+		"%lu from the wrong address, %lu stale writes, %lu errors sent, %lu ATTACHes "
+		"rate-limited, %lu too short, %lu sessions expired, %lu evicted", s.stats.datagrams,
+		s.stats.malformed, s.stats.bad_session, s.stats.wrong_peer, s.stats.stale_writes,
+		s.stats.errors_sent, s.stats.attach_limited, s.stats.short_attach, s.stats.expired,
+		s.stats.evicted);
 	if (nbd_shutdown(NBD_SHUTDOWN_WAIT_S) < 0) {
 		/* Freeing the sessions under running threads would be worse than
 		 * what an exit without closing is: a crash, which overlays survive. */

@@ -30,7 +30,6 @@
 
 #define MAX_OPTION_LEN 4096
 #define MAX_REQUEST (32u << 20) /* largest READ/WRITE accepted */
-#define NBD_NONCE 0x4e424400u   /* all NBD connections of one client share a session */
 
 /*
  * Transmission serves several requests of a connection at once, as nbdkit
@@ -146,23 +145,13 @@ static uint32_t open_export(struct conn *c, const char *name)
 		if (!ss)
 			err = NBD_REP_ERR_UNKNOWN;
 	} else {
-		struct nd_attach_req req = { 0 };
 		unsigned status = ND_OK;
 
-		memcpy(req.mac, c->mac, 6);
-		req.client_kind = ND_KIND_LINUX;
-		nd_put16(req.max_dgram, ND_MAX_DGRAM);
-		nd_put16(req.window, 64);
-		nd_put32(req.nonce, NBD_NONCE);
 		if (strlen(name) > ND_IMAGE_NAME_LEN)
 			err = NBD_REP_ERR_UNKNOWN;
-		else
-			memcpy(req.image, name, strlen(name));
-		ss = err ? NULL : session_attach(s, &req, c->peer, &status);
+		ss = err ? NULL : session_attach_nbd(s, c->mac, name, c->peer, &status);
 		if (!err && !ss)
 			err = status == ND_ERR_NOIMAGE ? NBD_REP_ERR_UNKNOWN : NBD_REP_ERR_POLICY;
-		if (ss && !ss->nbd_conns)
-			ss->nbd_owned = 1;
 	}
 	if (ss) {
 		ss->nbd_conns++;

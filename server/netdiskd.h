@@ -70,7 +70,14 @@ struct session {
 	uint32_t write_count;
 	uint64_t write_got;    /* fragments received (bit per chunk) */
 	time_t last_seen;
-	char peer[64];         /* "IP:PORT" it last spoke from */
+	time_t attached;       /* when the ATTACH that made it came (retry window) */
+	time_t saved_seen;     /* last_seen as last recorded (session file's mtime) */
+	char peer[64];         /* "IP:PORT" it attached from */
+	struct sockaddr_storage addr; /* UDP: the only address its requests are served from */
+	socklen_t addrlen;     /* 0: none (made by NBD, never served over UDP) */
+	int used;              /* a request came after the ATTACH (else first to evict) */
+	unsigned errs_logged;  /* storage-error kinds already logged (session_storage_error) */
+	int wrong_peer_logged; /* its token came from another address: said once */
 	int nbd_conns;         /* NBD connections using it (keep it live) */
 	int nbd_owned;         /* made by NBD: ends with its last connection */
 	int ended;             /* ended while NBD connections still point at it */
@@ -80,9 +87,23 @@ struct session {
 	struct timespec trace_t0; /* its first read */
 };
 
+/* ATTACHes per source address: a token bucket in a small hash table. */
+#define ATTACH_RATE_BUCKETS 1024
+struct attach_bucket {
+	uint8_t addr[16];      /* IPv4-mapped or IPv6 source address */
+	double tokens;
+	double stamp;          /* when tokens was last refilled (monotonic seconds) */
+	unsigned long dropped; /* ATTACHes dropped since the last log line */
+	double logged;         /* when the last "rate limited" line was written */
+};
+
 /* Counters of what the server dropped or refused, for logs and tests. */
 struct stats {
 	unsigned long datagrams, malformed, bad_session, stale_writes, errors_sent;
+	unsigned long wrong_peer;    /* a valid token from an address other than its session's */
+	unsigned long attach_limited; /* ATTACHes dropped by the per-source rate limit */
+	unsigned long short_attach;  /* ATTACHes shorter than their reply (amplification) */
+	unsigned long expired, evicted;
 };
 
 struct server {
@@ -101,6 +122,9 @@ struct server {
 	int nbd_fd;               /* NBD listener, or -1 */
 	unsigned nbd_open;        /* NBD connections being served (atomic) */
 	pthread_rwlock_t lock;    /* sessions and layers: NBD reads share it, all else is exclusive */
+	struct attach_bucket *attach_rate; /* ATTACH_RATE_BUCKETS of them, or NULL: no limit */
+	time_t last_sweep;        /* when idle sessions were last looked for */
+	time_t alive_touched;     /* when the state directory's "alive" file was last touched */
 };
 
 /* config.c */
@@ -117,14 +141,20 @@ int server_open_images(struct server *s, char *err, size_t errlen);
 int server_state_init(struct server *s, char *err, size_t errlen);
 struct session *session_find(struct server *s, const uint8_t token[16]);
 struct session *session_attach(struct server *s, const struct nd_attach_req *req,
-			       const char *peer, unsigned *status);
+			       const struct sockaddr *from, socklen_t fromlen, unsigned *status);
+struct session *session_attach_nbd(struct server *s, const uint8_t mac[6], const char *image,
+				   const char *peer, unsigned *status);
+int session_from_peer(const struct session *ss, const struct sockaddr *from, socklen_t fromlen);
+int attach_rate_ok(struct server *s, const struct sockaddr *from);
+void sessions_sweep(struct server *s);
 void session_end(struct server *s, struct session *ss, const char *why);
 void sessions_restore(struct server *s);
 void server_close(struct server *s);
 int session_live(const struct server *s, const struct session *ss);
 /* Log a storage error (a layer call's -errno) where it becomes a client's
- * error status: once, with operation, image, client, offset and errno. */
-void session_storage_error(const struct session *ss, const char *op, uint64_t off,
+ * error status: once per session and kind of error, with operation, image,
+ * client, offset and errno. */
+void session_storage_error(struct session *ss, const char *op, uint64_t off,
 			   uint64_t len, int rc);
 
 /* udp.c */

@@ -1,7 +1,10 @@
 /* Sessions: attach policy (image, mode, direct-mode exclusivity), overlays, persistence. */
 
+#include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +15,13 @@
 #include "trace.h"
 
 #define MAX_REQUEST_SECTORS 2048 /* 1 MiB: bounds the server's per-request buffer */
+#define ATTACH_RETRY_S 60        /* a retried ATTACH is recognised this long after the first */
+#define EVICT_UNUSED_S 1         /* at max-sessions, a session never used after its ATTACH
+				  * goes after this long */
+#define EVICT_IDLE_S 10          /* ... and any other after this long of silence */
+#define ATTACH_RATE 10.0         /* ATTACHes per second one source address may send */
+#define ATTACH_BURST 40.0        /* ... and at once */
+#define ALIVE_FILE "alive"       /* state dir: mtime = when this server last ran */
 
 static unsigned bucket_of(const uint8_t token[16])
 {
@@ -113,7 +123,8 @@ static void session_file(struct server *s, const uint8_t token[16], char *path)
 	snprintf(path, PATH_MAX, "%s/sessions/%s", s->state_dir, hex);
 }
 
-/* Record a session so that a restarted server continues it. */
+/* Record a session so that a restarted server continues it.  Its file is
+ * named after the token, so logs name the fingerprint, never the path. */
 static void session_save(struct server *s, const struct session *ss)
 {
 	char path[PATH_MAX], tmp[PATH_MAX + 4], mac[18];
@@ -124,13 +135,20 @@ static void session_save(struct server *s, const struct session *ss)
 	nd_mac_format(ss->mac, mac);
 	f = fopen(tmp, "w");
 	if (!f) {
-		log_msg("warning: cannot save session to %s: %s", tmp, strerror(errno));
+		log_msg("warning: cannot save session %08x in %s/sessions: %s",
+			nd_token_fingerprint(ss->token), s->state_dir, strerror(errno));
 		return;
 	}
 	fprintf(f, "mac=%s\nimage=%s\nmode=%d\nkind=%u\nnonce=%u\ndgram=%u\nwindow=%u\n", mac,
 		ss->img->name, ss->mode, ss->kind, ss->nonce, ss->dgram, ss->window);
+	/* Where the session is served from survives a restart with it. */
+	if (ss->nbd_owned)
+		fprintf(f, "origin=nbd\n");
+	else
+		fprintf(f, "peer=%s\n", ss->peer);
 	if (fflush(f) || fsync(fileno(f)) || fclose(f) || rename(tmp, path))
-		log_msg("warning: cannot save session to %s: %s", path, strerror(errno));
+		log_msg("warning: cannot save session %08x in %s/sessions: %s",
+			nd_token_fingerprint(ss->token), s->state_dir, strerror(errno));
 }
 
 static void session_insert(struct server *s, struct session *ss)
@@ -154,13 +172,15 @@ static void session_unlink(struct server *s, struct session *ss)
 	}
 }
 
-void session_end(struct server *s, struct session *ss, const char *why)
+/* End a session; `why` goes into the log (NULL: quietly, the caller counts it). */
+static void end_session(struct server *s, struct session *ss, const char *why)
 {
 	char path[PATH_MAX], data[PATH_MAX], map[PATH_MAX], mac[18];
 
 	nd_mac_format(ss->mac, mac);
-	log_msg("detach mac=%s ip=%s image=%s mode=%s (%s)", mac, ss->peer, ss->img->name,
-		nd_mode_text(ss->mode), why);
+	if (why)
+		log_msg("detach mac=%s ip=%s image=%s mode=%s session=%08x (%s)", mac, ss->peer,
+			ss->img->name, nd_mode_text(ss->mode), nd_token_fingerprint(ss->token), why);
 	session_unlink(s, ss);
 	trace_end(ss);
 	if (ss->own)
@@ -178,6 +198,11 @@ void session_end(struct server *s, struct session *ss, const char *why)
 	ss->ended = 1;
 	if (!ss->nbd_conns)
 		free(ss); /* else the last NBD connection frees it */
+}
+
+void session_end(struct server *s, struct session *ss, const char *why)
+{
+	end_session(s, ss, why);
 }
 
 /* Give the session the layer its mode needs.  0, or -1 with a message. */
@@ -236,9 +261,9 @@ static const struct client_rule *find_rule(struct config *c, const uint8_t mac[6
 	return NULL;
 }
 
-/* The image and mode a client gets.  NULL with *status set if none. */
+/* The image and mode a client gets.  NULL with *status and *why set if none. */
 static struct image *choose_image(struct server *s, const uint8_t mac[6], const char *want,
-				  int *mode, unsigned *status)
+				  int *mode, unsigned *status, const char **why)
 {
 	const struct client_rule *r = find_rule(&s->cfg, mac);
 	const char *name = want[0] ? want : (r && r->image[0]) ? r->image : s->cfg.default_image;
@@ -246,15 +271,18 @@ static struct image *choose_image(struct server *s, const uint8_t mac[6], const 
 
 	if (!r && !s->cfg.allow_unlisted) {
 		*status = ND_ERR_DENIED;
+		*why = "client not listed in the config (allow = listed)";
 		return NULL;
 	}
 	if (r && r->image[0] && strcmp(r->image, name)) {
-		*status = ND_ERR_DENIED; /* this client is bound to another image */
+		*status = ND_ERR_DENIED;
+		*why = "client is bound to another image";
 		return NULL;
 	}
 	im = config_image(&s->cfg, name);
 	if (!im) {
 		*status = ND_ERR_NOIMAGE;
+		*why = "no such image";
 		return NULL;
 	}
 	*mode = r && r->mode ? r->mode : im->mode;
@@ -281,7 +309,6 @@ static void for_each_session(struct server *s, void (*fn)(struct server *, struc
 struct holders {
 	struct image *img;
 	const uint8_t *mac;
-	uint32_t nonce;
 	struct session *same;  /* this client's own session on the image */
 	int others_live;       /* live sessions of other clients */
 	int writer_live;       /* a live direct writer other than this client */
@@ -313,34 +340,127 @@ static void end_idle(struct server *s, struct session *ss, void *arg)
 		session_end(s, ss, "idle, image taken by a direct-mode writer");
 }
 
-struct session *session_attach(struct server *s, const struct nd_attach_req *req,
-			       const char *peer, unsigned *status)
+/* Is a sockaddr the same address and port as the one a session is bound to? */
+static int same_addr(const struct sockaddr_storage *a, socklen_t alen, const struct sockaddr *b,
+		     socklen_t blen)
 {
-	char want[NAME_MAX_LEN + 1], err[512], mac[18];
+	if (!alen || a->ss_family != b->sa_family)
+		return 0;
+	if (b->sa_family == AF_INET && blen >= sizeof(struct sockaddr_in)) {
+		const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
+
+		return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
+	}
+	if (b->sa_family == AF_INET6 && blen >= sizeof(struct sockaddr_in6)) {
+		const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
+
+		return x->sin6_port == y->sin6_port &&
+		       !memcmp(&x->sin6_addr, &y->sin6_addr, sizeof(x->sin6_addr));
+	}
+	return 0;
+}
+
+int session_from_peer(const struct session *ss, const struct sockaddr *from, socklen_t fromlen)
+{
+	return same_addr(&ss->addr, ss->addrlen, from, fromlen);
+}
+
+/* The least valuable session to make room with: one never used since its
+ * ATTACH before any other, then the longest silent; never one in use by NBD
+ * or heard from recently. */
+struct victim {
+	time_t now;
+	struct session *best;
+};
+
+static void note_victim(struct server *s, struct session *ss, void *arg)
+{
+	struct victim *v = arg;
+	time_t quiet = v->now - ss->last_seen;
+
+	(void)s;
+	if (ss->nbd_conns || quiet < (ss->used ? EVICT_IDLE_S : EVICT_UNUSED_S))
+		return;
+	if (!v->best || ss->used < v->best->used ||
+	    (ss->used == v->best->used && ss->last_seen < v->best->last_seen))
+		v->best = ss;
+}
+
+/* Make room for one more session at max-sessions.  0, or -1 if every session is live. */
+static int make_room(struct server *s)
+{
+	struct victim v = { time(NULL), NULL };
+
+	if (s->nsessions < s->cfg.max_sessions)
+		return 0;
+	for_each_session(s, note_victim, &v);
+	if (!v.best)
+		return -1;
+	s->stats.evicted++;
+	session_end(s, v.best, v.best->used ? "evicted: idle while the server is full" :
+			       "evicted: unused since its ATTACH while the server is full");
+	return 0;
+}
+
+/* A name from the network, fit for a log line: anything unprintable becomes '?'. */
+static void loggable(const char *in, char *out, size_t outlen)
+{
+	size_t i;
+
+	for (i = 0; in[i] && i + 1 < outlen; i++)
+		out[i] = in[i] > 0x20 && in[i] < 0x7f ? in[i] : '?';
+	out[i] = 0;
+}
+
+/* The attach both transports share: `from` is NULL for NBD. */
+static struct session *attach(struct server *s, const struct nd_attach_req *req,
+			      const struct sockaddr *from, socklen_t fromlen, const char *peer,
+			      unsigned *status)
+{
+	char want[NAME_MAX_LEN + 1], err[512], mac[ND_MAC_STRLEN + 1];
+	const char *why = NULL;
 	struct holders h = { 0 };
-	struct session *ss;
-	int mode;
+	struct session *ss = NULL;
+	time_t now = time(NULL);
+	int mode = 0;
 
 	memcpy(want, req->image, NAME_MAX_LEN);
 	want[NAME_MAX_LEN] = 0;
+	nd_mac_format(req->mac, mac);
 	h.mac = req->mac;
-	h.nonce = nd_get32(req->nonce);
-	h.img = choose_image(s, req->mac, want, &mode, status);
+	h.img = choose_image(s, req->mac, want, &mode, status, &why);
 	if (!h.img)
-		return NULL;
+		goto refused;
 	for_each_session(s, note_holder, &h);
-	if (h.same && h.same->nonce == h.nonce && h.same->mode == mode)
-		return h.same; /* a retried ATTACH: same answer */
-	if (h.writer_live || (mode == ND_MODE_DIRECT && h.others_live)) {
+	if (h.same && h.same->mode == mode) {
+		/* A retried ATTACH: the same client, proven by where it speaks from. */
+		if (!from && h.same->nbd_owned)
+			return h.same; /* NBD: every connection from one host shares it */
+		if (from && !h.same->nbd_owned && h.same->nonce == nd_get32(req->nonce) &&
+		    session_from_peer(h.same, from, fromlen) && now - h.same->attached < ATTACH_RETRY_S)
+			return h.same;
+	}
+	if (from && h.same && h.same->nbd_owned && session_live(s, h.same)) {
 		*status = ND_ERR_BUSY;
-		return NULL;
+		why = "the MAC is in use by an NBD client";
+		goto refused;
+	}
+	if (h.writer_live) {
+		*status = ND_ERR_BUSY;
+		why = "image held by a direct-mode writer";
+		goto refused;
+	}
+	if (mode == ND_MODE_DIRECT && h.others_live) {
+		*status = ND_ERR_BUSY;
+		why = "direct mode needs the image alone; other clients hold it";
+		goto refused;
 	}
 	if (h.same)
 		session_end(s, h.same, "client attached again");
-	if (s->nsessions >= s->cfg.max_sessions) {
-		log_msg("attach refused: %u sessions open (max-sessions)", s->nsessions);
+	if (make_room(s) < 0) {
 		*status = ND_ERR_BUSY;
-		return NULL;
+		why = "server full: every session is live (max-sessions)";
+		goto refused;
 	}
 	if (mode == ND_MODE_DIRECT)
 		for_each_session(s, end_idle, &h);
@@ -348,36 +468,164 @@ struct session *session_attach(struct server *s, const struct nd_attach_req *req
 	ss = calloc(1, sizeof(*ss));
 	if (!ss) {
 		*status = ND_ERR_IO;
-		return NULL;
+		why = "out of memory";
+		goto refused;
 	}
 	memcpy(ss->mac, req->mac, 6);
 	ss->kind = req->client_kind;
 	ss->caps = nd_get32(req->caps);
 	ss->img = h.img;
 	ss->mode = mode;
-	ss->nonce = h.nonce;
-	ss->last_seen = time(NULL);
+	ss->last_seen = ss->attached = ss->saved_seen = now;
+	ss->nbd_owned = !from;
+	if (from && fromlen <= sizeof(ss->addr)) {
+		memcpy(&ss->addr, from, fromlen);
+		ss->addrlen = fromlen;
+	}
 	snprintf(ss->peer, sizeof(ss->peer), "%s", peer);
 	negotiate(s, ss, nd_get16(req->max_dgram), nd_get16(req->window));
+	/* Nonces the server makes (NBD) are random too: nothing about a session is guessable. */
 	if (getrandom(ss->token, sizeof(ss->token), 0) != sizeof(ss->token) ||
-	    session_layers(s, ss, mode == ND_MODE_VOLATILE, err, sizeof(err)) < 0) {
-		log_msg("attach refused: %s", err);
-		free(ss);
-		*status = ND_ERR_IO;
-		return NULL;
+	    (!from && getrandom(&ss->nonce, sizeof(ss->nonce), 0) != sizeof(ss->nonce))) {
+		snprintf(err, sizeof(err), "getrandom: %s", strerror(errno));
+		goto failed;
 	}
+	if (from)
+		ss->nonce = nd_get32(req->nonce);
+	if (session_layers(s, ss, mode == ND_MODE_VOLATILE, err, sizeof(err)) < 0)
+		goto failed;
 	session_insert(s, ss);
 	session_save(s, ss);
-	nd_mac_format(ss->mac, mac);
-	log_msg("attach mac=%s ip=%s image=%s mode=%s boot_table=%s", mac, peer, ss->img->name,
-		nd_mode_text(ss->mode), ss->caps & ND_CAP_BOOT_TABLE ? "yes" : "no");
+	log_msg("attach mac=%s ip=%s image=%s mode=%s session=%08x boot_table=%s", mac, peer,
+		ss->img->name, nd_mode_text(ss->mode), nd_token_fingerprint(ss->token),
+		ss->caps & ND_CAP_BOOT_TABLE ? "yes" : "no");
 	return ss;
+failed:
+	free(ss);
+	*status = ND_ERR_IO;
+	why = err;
+refused:
+	loggable(want[0] ? want : "(default)", want, sizeof(want));
+	log_msg("attach refused, %s: mac=%s ip=%s image=%s", why, mac, peer, want);
+	return NULL;
 }
 
-/* Rebuild one session from its file; 0 on success. */
-static int restore_one(struct server *s, const char *hex, FILE *f)
+struct session *session_attach(struct server *s, const struct nd_attach_req *req,
+			       const struct sockaddr *from, socklen_t fromlen, unsigned *status)
 {
-	char line[256], image[NAME_MAX_LEN + 1] = "", macs[32] = "", err[512];
+	char peer[64];
+
+	format_peer(from, peer, sizeof(peer));
+	return attach(s, req, from, fromlen, peer, status);
+}
+
+/*
+ * An NBD client naming an image: its identity is a MAC made from its IPv4
+ * address.  Its session is reachable from NBD only (a UDP ATTACH with that
+ * MAC never gets it), and all its connections share it.
+ */
+struct session *session_attach_nbd(struct server *s, const uint8_t mac[6], const char *image,
+				   const char *peer, unsigned *status)
+{
+	struct nd_attach_req req = { 0 };
+
+	memcpy(req.mac, mac, 6);
+	req.client_kind = ND_KIND_LINUX;
+	nd_put16(req.max_dgram, ND_MAX_DGRAM);
+	nd_put16(req.window, 64);
+	memcpy(req.image, image, strnlen(image, ND_IMAGE_NAME_LEN));
+	return attach(s, &req, NULL, 0, peer, status);
+}
+
+/* Token buckets by source address: may one more ATTACH from `from` be served? */
+int attach_rate_ok(struct server *s, const struct sockaddr *from)
+{
+	struct attach_bucket *b;
+	struct timespec ts;
+	uint8_t key[16] = { 0 };
+	uint32_t h = 2166136261u;
+	double now;
+	unsigned i;
+
+	if (!s->attach_rate)
+		return 1;
+	if (from->sa_family == AF_INET)
+		memcpy(key + 12, &((const struct sockaddr_in *)from)->sin_addr, 4);
+	else if (from->sa_family == AF_INET6)
+		memcpy(key, &((const struct sockaddr_in6 *)from)->sin6_addr, 16);
+	for (i = 0; i < 16; i++)
+		h = (h ^ key[i]) * 16777619u;
+	b = &s->attach_rate[h % ATTACH_RATE_BUCKETS];
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	now = (double)ts.tv_sec + ts.tv_nsec / 1e9;
+	if (memcmp(b->addr, key, 16) || !b->stamp) { /* a new source takes the slot over */
+		memcpy(b->addr, key, 16);
+		b->tokens = ATTACH_BURST;
+		b->stamp = now;
+		b->dropped = 0;
+		b->logged = 0;
+	}
+	b->tokens += (now - b->stamp) * ATTACH_RATE;
+	if (b->tokens > ATTACH_BURST)
+		b->tokens = ATTACH_BURST;
+	b->stamp = now;
+	if (b->tokens >= 1) {
+		b->tokens -= 1;
+		return 1;
+	}
+	b->dropped++;
+	s->stats.attach_limited++;
+	if (now - b->logged >= 10) { /* the reason, but not a line per datagram */
+		char peer[64];
+
+		format_peer(from, peer, sizeof(peer));
+		nd_log(ND_LOG_WARN, "attach refused, more than %.0f ATTACHes a second from this "
+		       "address (%lu dropped; next report in 10 s): ip=%s", ATTACH_RATE, b->dropped,
+		       peer);
+		b->logged = now;
+		b->dropped = 0;
+	}
+	return 0;
+}
+
+/* Put an "IP:PORT" from a session record back into the session's bound address. */
+static void restore_peer(struct session *ss, const char *peer)
+{
+	char ip[64];
+	const char *colon = strrchr(peer, ':');
+	struct sockaddr_in *in = (struct sockaddr_in *)&ss->addr;
+	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss->addr;
+	unsigned long port;
+
+	if (!colon || colon == peer || (size_t)(colon - peer) >= sizeof(ip))
+		return;
+	snprintf(ip, sizeof(ip), "%.*s", (int)(colon - peer), peer);
+	port = strtoul(colon + 1, NULL, 10);
+	if (port == 0 || port > 65535)
+		return;
+	if (inet_pton(AF_INET, ip, &in->sin_addr) == 1) {
+		in->sin_family = AF_INET;
+		in->sin_port = htons((uint16_t)port);
+		ss->addrlen = sizeof(*in);
+	} else if (inet_pton(AF_INET6, ip, &in6->sin6_addr) == 1) {
+		in6->sin6_family = AF_INET6;
+		in6->sin6_port = htons((uint16_t)port);
+		ss->addrlen = sizeof(*in6);
+	}
+	if (ss->addrlen)
+		snprintf(ss->peer, sizeof(ss->peer), "%s", peer);
+}
+
+/*
+ * Rebuild one session from its file; 0 on success.  `idle` is how long the
+ * session had been silent while the server still ran (downtime does not
+ * count): its remaining time carries over, and one already past
+ * session-timeout is ended (a volatile overlay discarded) rather than kept.
+ */
+static int restore_one(struct server *s, const char *hex, FILE *f, time_t idle, unsigned *expired)
+{
+	char line[256], image[NAME_MAX_LEN + 1] = "", macs[32] = "", peer[64] = "", err[512];
+	char origin[16] = "";
 	unsigned mode = 0, kind = 0, nonce = 0, dgram = 0, window = 0, i;
 	struct session *ss;
 
@@ -389,6 +637,8 @@ static int restore_one(struct server *s, const char *hex, FILE *f)
 		sscanf(line, "nonce=%u", &nonce);
 		sscanf(line, "dgram=%u", &dgram);
 		sscanf(line, "window=%u", &window);
+		sscanf(line, "peer=%63s", peer);
+		sscanf(line, "origin=%15s", origin);
 	}
 	ss = calloc(1, sizeof(*ss));
 	if (!ss || strlen(hex) != 32 || nd_mac_parse(macs, ss->mac) < 0 || mode < 1 || mode > 4 ||
@@ -400,23 +650,42 @@ static int restore_one(struct server *s, const char *hex, FILE *f)
 	ss->mode = (int)mode;
 	ss->kind = (uint8_t)kind;
 	ss->nonce = nonce;
-	ss->last_seen = time(NULL);
+	ss->last_seen = ss->saved_seen = time(NULL) - idle;
 	snprintf(ss->peer, sizeof(ss->peer), "(restored)");
+	ss->nbd_owned = !strcmp(origin, "nbd");
+	if (!ss->nbd_owned)
+		restore_peer(ss, peer);
 	negotiate(s, ss, dgram, window);
 	if (session_layers(s, ss, 0, err, sizeof(err)) < 0) {
-		log_msg("cannot restore session %s: %s", hex, err);
+		log_msg("cannot restore session %08x: %s", nd_token_fingerprint(ss->token), err);
 		goto fail;
 	}
 	session_insert(s, ss);
+	if (idle >= (time_t)s->cfg.session_timeout) {
+		end_session(s, ss, NULL);
+		(*expired)++;
+	}
 	return 0;
 fail:
 	free(ss);
 	return -1;
 }
 
+/* When this server (or the one before it on the state directory) last ran; 0 if unknown. */
+static time_t last_alive(struct server *s)
+{
+	char path[PATH_MAX];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "%s/" ALIVE_FILE, s->state_dir);
+	return stat(path, &st) == 0 ? st.st_mtime : 0;
+}
+
 void sessions_restore(struct server *s)
 {
 	char dir[PATH_MAX], path[PATH_MAX + 256];
+	time_t alive = last_alive(s);
+	unsigned expired = 0, dropped = 0;
 	struct dirent *d;
 	DIR *dp;
 
@@ -425,6 +694,8 @@ void sessions_restore(struct server *s)
 	if (!dp)
 		return;
 	while ((d = readdir(dp))) {
+		struct stat st;
+		time_t idle = 0;
 		FILE *f;
 
 		if (d->d_name[0] == '.')
@@ -433,16 +704,91 @@ void sessions_restore(struct server *s)
 		f = fopen(path, "r");
 		if (!f)
 			continue;
-		if (restore_one(s, d->d_name, f) < 0) {
-			log_msg("dropping unusable session record %s", path);
+		/* The record's mtime is when its session was last heard (sessions_sweep). */
+		if (alive && fstat(fileno(f), &st) == 0 && alive > st.st_mtime)
+			idle = alive - st.st_mtime;
+		if (restore_one(s, d->d_name, f, idle, &expired) < 0) {
+			dropped++;
 			unlink(path);
 		}
 		fclose(f);
 	}
 	closedir(dp);
+	if (dropped)
+		log_msg("dropped %u unusable session record(s) from %s", dropped, dir);
+	if (expired)
+		log_msg("ended %u restored session(s) idle longer than session-timeout (%u s)",
+			expired, s->cfg.session_timeout);
 	if (s->nsessions)
 		log_msg("restored %u session(s) from %s", s->nsessions, dir);
 }
+
+/* Bring a file's mtime to `when` (creating it if need be). */
+static void touch(const char *path, time_t when)
+{
+	struct timespec ts[2] = { { when, 0 }, { when, 0 } };
+	int fd;
+
+	if (utimensat(AT_FDCWD, path, ts, 0) == 0 || errno != ENOENT)
+		return;
+	fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+	if (fd >= 0) {
+		futimens(fd, ts);
+		close(fd);
+	}
+}
+
+/* How stale a recorded last-heard time may get: a quarter of session-timeout, 1..60 s. */
+static time_t record_interval(const struct server *s)
+{
+	time_t t = s->cfg.session_timeout / 4;
+
+	return t < 1 ? 1 : t > 60 ? 60 : t;
+}
+
+static void sweep_one(struct server *s, struct session *ss, void *arg)
+{
+	time_t now = *(const time_t *)arg;
+	char path[PATH_MAX], why[80];
+
+	if (ss->nbd_conns)
+		ss->last_seen = now;
+	if (!session_live(s, ss)) {
+		s->stats.expired++;
+		snprintf(why, sizeof(why), "idle for %lld s (session-timeout)",
+			 (long long)(now - ss->last_seen));
+		session_end(s, ss, why);
+		return;
+	}
+	if (ss->last_seen - ss->saved_seen >= record_interval(s)) {
+		session_file(s, ss->token, path);
+		touch(path, ss->last_seen);
+		ss->saved_seen = ss->last_seen;
+	}
+}
+
+/*
+ * End sessions silent for session-timeout (a volatile overlay is discarded, a
+ * persistent one just closed), and keep the records' mtimes and the state
+ * directory's "alive" file current so that a restart knows who was idle.
+ * Call it about once a second with the server lock held.
+ */
+void sessions_sweep(struct server *s)
+{
+	time_t now = time(NULL);
+	char path[PATH_MAX];
+
+	if (now == s->last_sweep)
+		return;
+	s->last_sweep = now;
+	for_each_session(s, sweep_one, &now);
+	if (now - s->alive_touched >= record_interval(s)) {
+		snprintf(path, sizeof(path), "%s/" ALIVE_FILE, s->state_dir);
+		touch(path, now);
+		s->alive_touched = now;
+	}
+}
+
 
 /* Close everything; a temporary state directory goes with it. */
 void server_close(struct server *s)
@@ -474,14 +820,21 @@ void server_close(struct server *s)
 	}
 }
 
-void session_storage_error(const struct session *ss, const char *op, uint64_t off,
-			   uint64_t len, int rc)
+void session_storage_error(struct session *ss, const char *op, uint64_t off, uint64_t len,
+			   int rc)
 {
+	unsigned kind = rc == -ENOSPC ? 1 : rc == -EDQUOT ? 2 : rc == -EIO ? 4 : 8;
 	char mac[ND_MAC_STRLEN + 1];
 	const char *name = strerrorname_np(-rc);
 
+	/* Once per session and kind: a full disk fails every write after the first.
+	 * (NBD reads share the server lock, hence the atomic.) */
+	if (__atomic_fetch_or(&ss->errs_logged, kind, __ATOMIC_RELAXED) & kind)
+		return;
 	nd_mac_format(ss->mac, mac);
-	nd_log(ND_LOG_ERROR, "storage error, %s: op=%s image=%s mac=%s ip=%s offset=%llu "
-	       "len=%llu errno=%s", strerror(-rc), op, ss->img->name, mac, ss->peer,
-	       (unsigned long long)off, (unsigned long long)len, name ? name : "unknown");
+	nd_log(ND_LOG_ERROR, "storage error, %s: op=%s image=%s mac=%s ip=%s session=%08x "
+	       "offset=%llu len=%llu errno=%s (further %s errors of this session not logged)",
+	       strerror(-rc), op, ss->img->name, mac, ss->peer, nd_token_fingerprint(ss->token),
+	       (unsigned long long)off, (unsigned long long)len, name ? name : "unknown",
+	       name ? name : "such");
 }

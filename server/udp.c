@@ -1,10 +1,12 @@
 /* The UDP protocol handler: one datagram in, replies out; never trusts a byte. */
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/uio.h>
+#include <time.h>
 #include "netdiskd.h"
 #include "trace.h"
 
@@ -61,6 +63,7 @@ struct request {
 	const uint8_t *data;   /* payload */
 	unsigned data_len;
 	const struct sockaddr *from;
+	socklen_t fromlen;
 	uint8_t payload[sizeof(struct nd_attach_rep)]; /* a reply's small payload */
 	struct replies out;
 };
@@ -85,28 +88,49 @@ static void describe(const struct session *ss, struct nd_attach_rep *r)
 	memcpy(r->image, ss->img->name, strnlen(ss->img->name, sizeof(r->image)));
 }
 
+/* Say why short ATTACHes are refused, at most every 10 s (they come in floods). */
+static void log_short_attach(struct request *q)
+{
+	static time_t last;
+	time_t now = time(NULL);
+	char peer[64];
+
+	if (now - last < 10)
+		return;
+	last = now;
+	format_peer(q->from, peer, sizeof(peer));
+	log_msg("attach refused, a request of %u bytes is shorter than the %zu-byte reply "
+		"(clients pad ATTACH, docs/protocol.md; %lu so far): ip=%s",
+		ND_HDR_SIZE + q->data_len, ND_HDR_SIZE + sizeof(struct nd_attach_rep),
+		q->s->stats.short_attach, peer);
+}
+
+/*
+ * ATTACH comes from an address nobody has validated yet, so its reply must not
+ * be bigger than the request (no amplification): clients pad the request to
+ * the reply's size.  A source sending too many is not answered at all.
+ */
 static void do_attach(struct request *q)
 {
 	const struct nd_attach_req *req = (const struct nd_attach_req *)q->data;
 	struct nd_attach_rep *rep = (struct nd_attach_rep *)q->payload;
 	struct session *ss;
 	unsigned status = ND_OK;
-	char peer[64];
 
+	if (!attach_rate_ok(q->s, q->from))
+		return;
 	if (q->data_len < sizeof(*req) || nd_get16(req->max_dgram) < ND_MIN_DGRAM) {
 		error_reply(q, ND_ERR_INVAL);
 		return;
 	}
-	format_peer(q->from, peer, sizeof(peer));
-	ss = session_attach(q->s, req, peer, &status);
+	if (q->data_len < ND_ATTACH_REQ_LEN) {
+		q->s->stats.short_attach++;
+		log_short_attach(q);
+		error_reply(q, ND_ERR_INVAL);
+		return;
+	}
+	ss = session_attach(q->s, req, q->from, q->fromlen, &status);
 	if (!ss) {
-		char mac[18];
-
-		nd_mac_format(req->mac, mac);
-		log_msg("attach refused mac=%s ip=%s: %s", mac, peer,
-			status == ND_ERR_BUSY ? "image held by a direct-mode writer" :
-			status == ND_ERR_DENIED ? "client not allowed" :
-			status == ND_ERR_NOIMAGE ? "no such image" : "server error");
 		error_reply(q, status);
 		return;
 	}
@@ -123,6 +147,10 @@ static void do_info(struct request *q, struct session *ss)
 	if (ss) {
 		describe(ss, rep);
 		add_reply(&q->out, q->h, ND_OK, rep, sizeof(*rep), 0);
+		return;
+	}
+	if (q->data_len < sizeof(*info)) { /* no session: as ATTACH, no reply bigger than its request */
+		error_reply(q, ND_ERR_INVAL);
 		return;
 	}
 	memset(info, 0, sizeof(*info));
@@ -167,6 +195,12 @@ static void do_read(struct request *q, struct session *ss)
 		if (want & ((uint64_t)1 << i))
 			add_reply(&q->out, q->h, ND_OK, q->s->iobuf + off, len, off);
 	}
+}
+
+/* The status for a failed write or flush (-errno): out of space has its own. */
+static unsigned write_status(int rc)
+{
+	return rc == -ENOSPC || rc == -EDQUOT ? ND_ERR_NOSPACE : ND_ERR_IO;
 }
 
 /*
@@ -223,7 +257,7 @@ static void do_write(struct request *q, struct session *ss)
 		if ((rc = layer_write(ss->top, q->data, q->data_len, lba * ND_SECTOR_SIZE + off)) < 0) {
 			session_storage_error(ss, "write", lba * ND_SECTOR_SIZE + off, q->data_len, rc);
 			ss->write_valid = 0;
-			error_reply(q, ND_ERR_IO);
+			error_reply(q, write_status(rc));
 			return;
 		}
 		ss->write_got |= bit;
@@ -240,9 +274,10 @@ static void do_flush(struct request *q, struct session *ss)
 
 	if (rc < 0) {
 		session_storage_error(ss, "flush", 0, 0, rc);
-		error_reply(q, ND_ERR_IO);
-	} else
+		error_reply(q, write_status(rc));
+	} else {
 		add_reply(&q->out, q->h, ND_OK, NULL, 0, 0);
+	}
 }
 
 static int zero_token(const uint8_t *t)
@@ -255,10 +290,28 @@ static int zero_token(const uint8_t *t)
 	return 1;
 }
 
+/* Say once per session that its token came from elsewhere (a client that
+ * moved must attach again; anything else is somebody else's doing). */
+static void log_wrong_peer(struct session *ss, const struct sockaddr *from)
+{
+	char peer[64], mac[18];
+
+	if (ss->wrong_peer_logged)
+		return;
+	ss->wrong_peer_logged = 1;
+	format_peer(from, peer, sizeof(peer));
+	nd_mac_format(ss->mac, mac);
+	log_msg("request refused, the session is served only to %s, where it attached; "
+		"answered SESSION (not logged again for this session): ip=%s session=%08x mac=%s",
+		ss->addrlen ? ss->peer : "its NBD connections", peer,
+		nd_token_fingerprint(ss->token), mac);
+}
+
 /* Requests that need a session. */
 static void dispatch_session(struct request *q, struct session *ss)
 {
 	ss->last_seen = time(NULL);
+	ss->used = 1;
 	if (nd_log_enabled(ND_LOG_DEBUG))
 		nd_log(ND_LOG_DEBUG, "request op=%u id=%u image=%s ip=%s len=%u", q->h->opcode,
 		       nd_get32(q->h->req_id), ss->img->name, ss->peer, q->data_len);
@@ -299,6 +352,7 @@ void handle_datagram(struct server *s, const uint8_t *pkt, size_t len,
 	q.data = pkt + ND_HDR_SIZE;
 	q.data_len = nd_get16(q.h->data_len);
 	q.from = from;
+	q.fromlen = fromlen;
 	q.out.n = 0;
 	if (q.h->version != ND_VERSION) {
 		error_reply(&q, ND_ERR_VERSION);
@@ -310,6 +364,13 @@ void handle_datagram(struct server *s, const uint8_t *pkt, size_t len,
 		error_reply(&q, ND_ERR_OPCODE);
 	} else if (!(ss = session_find(s, q.h->token))) {
 		s->stats.bad_session++;
+		error_reply(&q, ND_ERR_SESSION);
+	} else if (!session_from_peer(ss, from, fromlen)) {
+		/* A session answers only where it attached from: anything else gets
+		 * the header-only SESSION error (never more than it sent), so a
+		 * token cannot aim replies at a third party. */
+		s->stats.wrong_peer++;
+		log_wrong_peer(ss, from);
 		error_reply(&q, ND_ERR_SESSION);
 	} else {
 		dispatch_session(&q, ss);

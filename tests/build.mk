@@ -4,7 +4,7 @@
 
 TEST_SRC := tests/unit/ndtest.c tests/unit/faulty.c tests/unit/tapdev.c
 
-all: $(BUILD)/tests/ndtest
+all: $(BUILD)/tests/ndtest $(BUILD)/tests/ndblast
 
 $(BUILD)/tests/unit/%.o: tests/unit/%.c | $(BUILD)/.dir
 	@mkdir -p $(dir $@)
@@ -12,6 +12,9 @@ $(BUILD)/tests/unit/%.o: tests/unit/%.c | $(BUILD)/.dir
 
 $(BUILD)/tests/ndtest: $(patsubst %.c,$(BUILD)/%.o,$(TEST_SRC)) $(BUILD)/libndclient.a \
 		$(BUILD)/libndcommon.a
+	$(CC) $(HOST_LDFLAGS) -o $@ $^
+
+$(BUILD)/tests/ndblast: $(BUILD)/tests/unit/ndblast.o $(BUILD)/libndclient.a $(BUILD)/libndcommon.a
 	$(CC) $(HOST_LDFLAGS) -o $@ $^
 
 # The server built with AddressSanitizer and UBSan (t-server-sanitizers.sh).

@@ -154,8 +154,9 @@ e2e_booted() {
 	local name=$1 mac=$2 hook=${3:-/e2e/guest.sh} mount
 	console_has "$name" '^NETDISK-NET-OK eth0 [0-9.]+ boot-table$' || { echo "no address from the boot table"; tail -n 3 "$ND_TMP/$name.log"; return 1; }
 	console_has "$name" '^NETDISK-ATTACH-OK$' || { echo "agent did not attach"; return 1; }
-	console_has "$name" '^netdisk-attach: attached /dev/nbd0: .* export session:[0-9a-f]{32},' ||
+	console_has "$name" '^netdisk-attach: attached /dev/nbd0: .* export session [0-9a-f]{8},' ||
 		{ echo "agent did not take over the stub's session"; return 1; }
+	! console_has "$name" '(netdisk|session).*[0-9a-f]{32}' || { echo "a session token on the console"; return 1; }
 	mount=$(e2e_value "$name" E2E-ROOT-MOUNT)
 	[[ $mount =~ ^/dev/nbd0p[0-9]+\ /\ ext4\ rw ]] || { echo "/ is not an NBD partition: '$mount'"; return 1; }
 	grep -q "nbd connect mac=$mac " "$ND_TMP/server.log" || { echo "no NBD connection on the session of $mac"; return 1; }

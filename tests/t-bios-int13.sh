@@ -35,8 +35,14 @@ expected=(
 	"10 test unit ready" "11 recalibrate" "0c seek" "04 verify" "44 extended verify"
 	"47 extended seek" "47 seek out of range fails" "unknown function is invalid"
 	"81 is the local disk, chained" "e820 hides the resident memory" "boot table present"
+	"42 read 127 sectors into 7000:0000" "42 reads fill all free memory in 500-7ffff"
+	"stub writes nothing in 500-7ffff while it reads" "42 read after the fill matches the image"
 )
 int13_results int13 int13
+# Nothing the stub keeps (resident part, stack, NIC rings and buffers) is
+# where boot loaders put theirs; the NIC block is hidden from the OS too.
+check "int13: stub memory outside 500-7ffff" stub_memory_outside_low "$ND_TMP/int13.serial"
+check "int13: NIC rings and buffers hidden from E820" nic_memory_hidden "$ND_TMP/int13.serial"
 for name in "${expected[@]}"; do
 	grep -q "ok $name" "$ND_TMP/int13.serial" || fail "int13: $name" "check did not run"
 done
@@ -87,4 +93,5 @@ for nic in e1000 rtl8139 virtio-net-pci; do
 		sed -n 's/^netdisk: \([0-9]*-byte datagrams\), window.*/\1/p')"
 	check "int13 $nic: through PXE's UDP API" \
 		grep -q "netdisk: network through the PXE stack's UDP API" "$log"
+	check "int13 $nic: stub memory outside 500-7ffff" stub_memory_outside_low "$log"
 done

@@ -42,7 +42,9 @@ check_fails nbd-bad-token 1 'server replied with error to opt_go request.*export
 	nbdinfo "$URI/session:00112233445566778899aabbccddeeff"
 
 # Takeover: what the "firmware" wrote over UDP is there over NBD, and the reverse.
-token=$(nd token 02:00:00:00:06:01 1 31 5000 64)
+# The "firmware" speaks from one port throughout: a retried ATTACH is the same client only from there.
+FW=127.0.0.1:$(free_port)
+token=$(NDTEST_BIND=$FW nd token 02:00:00:00:06:01 1 31 5000 64)
 if [ ${#token} -eq 32 ]; then
 	nbdcopy "$URI/session:$token" "$ND_TMP/session.img" &&
 		"$NDTEST" x "$BASE" file-pattern "$ND_TMP/session.img" 31 5000 64 &&
@@ -50,9 +52,9 @@ if [ ${#token} -eq 32 ]; then
 	cp "$ND_TMP/session.img" "$ND_TMP/back.img"
 	"$NDTEST" x "$BASE" put-pattern "$ND_TMP/back.img" 32 6000 16
 	nbdcopy "$ND_TMP/back.img" "$URI/session:$token" &&
-		nd check 02:00:00:00:06:01 1 32 6000 16 && pass takeover-nbd-writes-visible-to-session ||
+		NDTEST_BIND=$FW nd check 02:00:00:00:06:01 1 32 6000 16 && pass takeover-nbd-writes-visible-to-session ||
 		fail takeover-nbd-writes-visible-to-session "pattern missing over UDP"
-	nd check 02:00:00:00:06:01 1 31 5000 64 && pass takeover-session-survives-nbd-disconnect ||
+	NDTEST_BIND=$FW nd check 02:00:00:00:06:01 1 31 5000 64 && pass takeover-session-survives-nbd-disconnect ||
 		fail takeover-session-survives-nbd-disconnect "session gone after NBD closed"
 else
 	fail takeover-token "no token: $token"
@@ -253,8 +255,11 @@ AGENT=$ND_BUILD/netdisk-attach
 	"$AGENT" --print-table --table "$ND_TMP/bt.bin" >"$ND_TMP/bt.txt" &&
 	grep -q 'mac: *52:54:00:aa:bb:cc' "$ND_TMP/bt.txt" && grep -q 'image: *base' "$ND_TMP/bt.txt" &&
 	pass agent-reads-boot-table || fail agent-reads-boot-table "$(cat "$ND_TMP/bt.txt")"
-"$AGENT" --probe --table "$ND_TMP/bt.bin" | grep -q '^export session:[0-9a-f]\{32\} size 33554432 ' &&
-	pass agent-probe-session-export || fail agent-probe-session-export "handshake failed"
+"$AGENT" --probe --table "$ND_TMP/bt.bin" >"$ND_TMP/probe.txt" &&
+	grep -q '^export session [0-9a-f]\{8\} size 33554432 ' "$ND_TMP/probe.txt" &&
+	pass agent-probe-session-export || fail agent-probe-session-export "handshake failed: $(cat "$ND_TMP/probe.txt")"
+cat "$ND_TMP/bt.txt" "$ND_TMP/probe.txt" | grep -q '[0-9a-f]\{32\}' &&
+	fail agent-never-shows-token "a session token in its output" || pass agent-never-shows-token
 printf '\001' | dd of="$ND_TMP/bt.bin" bs=1 seek=100 conv=notrunc status=none
 check_fails agent-rejects-bad-checksum 1 'no boot table found' \
 	"$AGENT" --print-table --table "$ND_TMP/bt.bin"

@@ -29,13 +29,15 @@ nd rw 02:00:00:00:01:01
 nd raw
 nd faults 02:00:00:00:01:02 20 10 10
 nd readahead 02:00:00:00:01:09 20 10 10
-expect volatile-write 0 nd write 02:00:00:00:01:03 1 5 700 40 1
-expect volatile-same-boot-keeps 0 nd check 02:00:00:00:01:03 1 5 700 40
-expect volatile-reboot-discards 0 nd check 02:00:00:00:01:03 2 0 700 40
-expect isolation-write-b 0 nd write 02:00:00:00:01:04 1 6 900 16 0
-expect isolation-write-c 0 nd write 02:00:00:00:01:05 1 7 900 16 0
-expect isolation-b-sees-own 0 nd check 02:00:00:00:01:04 1 6 900 16
-expect isolation-c-sees-own 0 nd check 02:00:00:00:01:05 1 7 900 16
+# A retried ATTACH (same nonce) is the same boot only from the same address and port.
+B=127.0.0.1:$(free_port) C=127.0.0.1:$(free_port)
+NDTEST_BIND=$B expect volatile-write 0 nd write 02:00:00:00:01:03 1 5 700 40 1
+NDTEST_BIND=$B expect volatile-same-boot-keeps 0 nd check 02:00:00:00:01:03 1 5 700 40
+NDTEST_BIND=$B expect volatile-reboot-discards 0 nd check 02:00:00:00:01:03 2 0 700 40
+NDTEST_BIND=$B expect isolation-write-b 0 nd write 02:00:00:00:01:04 1 6 900 16 0
+NDTEST_BIND=$C expect isolation-write-c 0 nd write 02:00:00:00:01:05 1 7 900 16 0
+NDTEST_BIND=$B expect isolation-b-sees-own 0 nd check 02:00:00:00:01:04 1 6 900 16
+NDTEST_BIND=$C expect isolation-c-sees-own 0 nd check 02:00:00:00:01:05 1 7 900 16
 grep -q 'attach mac=02:00:00:00:01:04 ip=127.0.0.1:[0-9]* image=base mode=volatile' \
 	"$ND_TMP/volatile.log" && pass log-attach-line || fail log-attach-line "no attach line in the log"
 stop_server
@@ -90,7 +92,7 @@ start direct --mode direct "$DIRECT"
 expect direct-write 0 nd write 02:00:00:00:03:01 1 12 3000 16 1
 expect direct-lands-in-image 0 "$NDTEST" x "$BASE" file-pattern "$DIRECT" 12 3000 16
 expect direct-second-writer-busy 6 nd attach-status 02:00:00:00:03:02 1
-grep -q 'attach refused mac=02:00:00:00:03:02.*direct-mode writer' "$ND_TMP/direct.log" &&
+grep -q 'attach refused, image held by a direct-mode writer: mac=02:00:00:00:03:02 ' "$ND_TMP/direct.log" &&
 	pass direct-refusal-logged || fail direct-refusal-logged "no refusal line in the log"
 expect direct-writer-reboot-ok 0 nd attach-status 02:00:00:00:03:01 2
 expect direct-writer-detach 0 nd detach 02:00:00:00:03:01 2

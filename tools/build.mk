@@ -1,4 +1,4 @@
-# Demo disk images built by tools/mkimage: build/demo.img (shell) and build/demo-test.img (powers off once up, reboots on panic: for tests).
+# Demo disk images built by tools/mkimage: build/demo.img (shell), build/demo-test.img (powers off once up, reboots on panic: for tests) and build/grub-test.img (the same with GRUB 2 in the MBR).
 
 # Downloaded kernel packages survive "make clean" only when NETDISK_CACHE points outside build/.
 IMAGE_CACHE := $(or $(NETDISK_CACHE),$(BUILD)/cache)
@@ -8,9 +8,10 @@ IMAGE_AGENT ?= $(BUILD)/netdisk-attach
 IMAGE_INPUTS := tools/mkimage $(shell find linux/initramfs linux/rootfs -type f 2>/dev/null) $(IMAGE_AGENT)
 IMAGE_FLAGS := --cache $(IMAGE_CACHE) $(if $(IMAGE_AGENT),--agent $(IMAGE_AGENT))
 
-.PHONY: demo-image demo-test-image
+.PHONY: demo-image demo-test-image grub-test-image
 demo-image: $(BUILD)/demo.img
 demo-test-image: $(BUILD)/demo-test.img
+grub-test-image: $(BUILD)/grub-test.img
 
 # make demo's persistent overlays (demo-state) hold sector changes made
 # against the previous demo.img's bytes; on a rebuilt image of the same size
@@ -24,3 +25,6 @@ $(BUILD)/demo.img: $(IMAGE_INPUTS) | $(BUILD)/.dir
 
 $(BUILD)/demo-test.img: $(IMAGE_INPUTS) | $(BUILD)/.dir
 	tools/mkimage $(IMAGE_FLAGS) --append "netdisk.test=poweroff panic=-1" $@
+
+$(BUILD)/grub-test.img: $(IMAGE_INPUTS) | $(BUILD)/.dir
+	tools/mkimage $(IMAGE_FLAGS) --bios-loader grub --append "netdisk.test=poweroff panic=-1" $@

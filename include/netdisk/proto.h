@@ -51,7 +51,8 @@ enum nd_status {
 	ND_ERR_NOIMAGE = 7,  /* the named image does not exist */
 	ND_ERR_IO = 8,       /* server-side I/O error */
 	ND_ERR_INVAL = 9,    /* malformed request */
-	ND_ERR_READONLY = 10 /* write to a read-only session */
+	ND_ERR_READONLY = 10, /* write to a read-only session */
+	ND_ERR_NOSPACE = 11  /* the server has no space left for this session's writes */
 };
 
 /* Write modes (attach reply .mode). */
@@ -117,6 +118,10 @@ struct nd_attach_req {
 	char image[ND_IMAGE_NAME_LEN]; /* requested image, or empty for the server's choice */
 } __attribute__((packed));
 
+/* ATTACH request payload as sent: the request, zero-padded to the reply's
+ * size, so an ATTACH reply is never bigger than its request (no amplification). */
+#define ND_ATTACH_REQ_LEN 128
+
 /* ATTACH reply payload; also the INFO reply for a session. */
 struct nd_attach_rep {
 	uint8_t sectors[8];     /* image size in sectors */
@@ -149,6 +154,7 @@ _Static_assert(sizeof(struct nd_hdr) == ND_HDR_SIZE, "header is 48 bytes");
 _Static_assert(sizeof(struct nd_attach_req) == 88, "attach request is 88 bytes");
 _Static_assert(sizeof(struct nd_attach_rep) == 128, "attach reply is 128 bytes");
 _Static_assert(sizeof(struct nd_server_info) == 32, "server info is 32 bytes");
+_Static_assert(ND_ATTACH_REQ_LEN == sizeof(struct nd_attach_rep), "ATTACH is padded to its reply");
 
 /* Explicit big-endian accessors: no alignment or host byte-order assumptions. */
 static inline uint16_t nd_get16(const uint8_t *p)
@@ -185,6 +191,22 @@ static inline void nd_put64(uint8_t *p, uint64_t v)
 {
 	nd_put32(p, (uint32_t)(v >> 32));
 	nd_put32(p + 4, (uint32_t)v);
+}
+
+/*
+ * What logs and screens show instead of a session token (the session's only
+ * capability, never shown): 32 bits of FNV-1a over it, printed as 8 hex
+ * digits.  It tells sessions apart and matches a stub's screen to the
+ * server's log without revealing anything that opens the session.
+ */
+static inline uint32_t nd_token_fingerprint(const uint8_t token[16])
+{
+	uint32_t h = 2166136261u;
+	unsigned i;
+
+	for (i = 0; i < 16; i++)
+		h = (h ^ token[i]) * 16777619u;
+	return h;
 }
 
 /* Request ids compare as serial numbers, so they may wrap around. */

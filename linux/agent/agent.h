@@ -13,6 +13,8 @@ struct target {
 	struct in_addr server;
 	uint16_t nbd_port;
 	char export_name[128];   /* "session:HEX" or an image name */
+	char shown[80];          /* what messages show: "session FINGERPRINT" (never the
+				  * token: it opens the session) or the image name */
 };
 
 /* table.c: find the boot table (file, ACPI, /dev/mem).  0 if found. */

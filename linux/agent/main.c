@@ -22,6 +22,7 @@
 #endif
 
 #define CONNECT_TRIES 30 /* about a minute of trying at boot */
+#define EXPORT_FILE "/run/netdisk/export" /* see save_export() */
 
 struct options {
 	const char *table_file;
@@ -69,6 +70,7 @@ static void usage(FILE *f)
 		"  --timeout S          NBD request timeout (default 30)\n"
 		"  --dead-timeout S     how long I/O waits for a reconnect (default 3600)\n"
 		"  --foreground         keep the connection keeper in the foreground\n"
+		"Once attached, " EXPORT_FILE " (root only) holds \"IP PORT EXPORT\".\n"
 		"Without a boot table: netdisk.server=IP[:PORT] netdisk.image=NAME on the kernel\n"
 		"command line.  Exit 1: no network disk to attach; 2: bad usage.\n");
 }
@@ -186,6 +188,22 @@ static void keep_connected(const struct options *o, const struct target *tg)
 	}
 }
 
+/*
+ * The export the disk came from, for root's scripts (another NBD client on the
+ * same session): "IP PORT EXPORT" in EXPORT_FILE, readable by root only,
+ * since a session export holds the token.  It is never logged.
+ */
+static void save_export(const struct target *tg)
+{
+	int fd = open(EXPORT_FILE, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+
+	if (fd < 0 || dprintf(fd, "%s %u %s\n", inet_ntoa(tg->server), tg->nbd_port,
+			      tg->export_name) < 0)
+		say("cannot write %s: %s", EXPORT_FILE, strerror(errno));
+	if (fd >= 0)
+		close(fd);
+}
+
 static int attach(const struct options *o)
 {
 	struct target tg;
@@ -207,7 +225,8 @@ static int attach(const struct options *o)
 	close(fd);
 	scan_partitions(o->index);
 	say("attached /dev/nbd%u: %s:%u export %s, %llu MiB", o->index, inet_ntoa(tg.server),
-	    tg.nbd_port, tg.export_name, (unsigned long long)(size >> 20));
+	    tg.nbd_port, tg.shown, (unsigned long long)(size >> 20));
+	save_export(&tg);
 	if (!o->foreground && fork() != 0)
 		return 0; /* the initramfs goes on to mount root; the child keeps the link */
 	setsid();
@@ -233,7 +252,7 @@ static int probe(const struct options *o)
 		fprintf(stderr, "netdisk-attach: %s\n", err);
 		return 1;
 	}
-	printf("export %s size %llu flags 0x%x\n", tg.export_name, (unsigned long long)size,
+	printf("export %s size %llu flags 0x%x\n", tg.shown, (unsigned long long)size,
 	       flags);
 	close(fd);
 	return 0;

@@ -14,8 +14,8 @@
 #include "ndcommon.h"
 
 /* Send OPT_GO for the export and read replies up to the ACK. */
-static int go(int fd, const char *name, uint64_t *size, uint16_t *flags, char *err,
-	      size_t errlen)
+static int go(int fd, const char *name, const char *shown, uint64_t *size, uint16_t *flags,
+	      char *err, size_t errlen)
 {
 	uint8_t opt[16 + 4 + 128 + 2], rep[20], data[256];
 	uint32_t n = (uint32_t)strlen(name);
@@ -39,7 +39,7 @@ static int go(int fd, const char *name, uint64_t *size, uint16_t *flags, char *e
 		if (len > sizeof(data) || nd_read_full(fd, data, len))
 			return -1;
 		if (type & 0x80000000u) {
-			snprintf(err, errlen, "server refused export %s (NBD error 0x%x)", name, type);
+			snprintf(err, errlen, "server refused export %s (NBD error 0x%x)", shown, type);
 			return -1;
 		}
 		if (type == NBD_REP_INFO && len >= 12 && nd_get16(data) == NBD_INFO_EXPORT) {
@@ -72,7 +72,8 @@ int nbd_open(const struct target *tg, uint64_t *size, uint16_t *flags, char *err
 	    nd_get64(hello + 8) != NBD_OPT_MAGIC || !(nd_get16(hello + 16) & NBD_FLAG_FIXED_NEWSTYLE))
 		goto fail;
 	nd_put32(cflags, NBD_FLAG_C_FIXED_NEWSTYLE | NBD_FLAG_C_NO_ZEROES);
-	if (nd_write_full(fd, cflags, 4) || go(fd, tg->export_name, size, flags, err, errlen))
+	if (nd_write_full(fd, cflags, 4) ||
+	    go(fd, tg->export_name, tg->shown, size, flags, err, errlen))
 		goto fail;
 	return fd;
 fail:

@@ -86,6 +86,7 @@ int target_from_table(struct target *tg, const struct nd_boot_table *t)
 		*p++ = hex[t->token[i] & 15];
 	}
 	*p = 0;
+	snprintf(tg->shown, sizeof(tg->shown), "session %08x", nd_token_fingerprint(t->token));
 	return 0;
 }
 
@@ -117,6 +118,7 @@ int target_from_cmdline(struct target *tg, const char *cmdline)
 		return -1;
 	memcpy(tg->export_name, img, n);
 	tg->export_name[n] = 0;
+	snprintf(tg->shown, sizeof(tg->shown), "%.*s", ND_IMAGE_NAME_LEN, tg->export_name);
 	return 0;
 }
 
@@ -128,7 +130,6 @@ static const char *ip4(const uint8_t *a, char *buf)
 void table_print(const struct nd_boot_table *t, const char *where)
 {
 	char a[16], b[16], c[16], d[16], mac[ND_MAC_STRLEN + 1];
-	int i;
 
 	printf("found:      %s\n", where);
 	printf("firmware:   %s\n", t->firmware == ND_BT_FW_BIOS ? "bios" :
@@ -142,8 +143,6 @@ void table_print(const struct nd_boot_table *t, const char *where)
 	printf("image:      %.*s\n", (int)sizeof(t->image), t->image);
 	printf("mode:       %u\n", t->mode);
 	printf("sectors:    %llu\n", (unsigned long long)nd_get64(t->sectors));
-	printf("token:      ");
-	for (i = 0; i < 16; i++)
-		printf("%02x", t->token[i]);
-	printf("\n");
+	printf("session:    %08x (the token's fingerprint; the token is never shown)\n",
+	       nd_token_fingerprint(t->token));
 }

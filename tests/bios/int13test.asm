@@ -6,6 +6,11 @@
 ; compares with the image are printed as "val NAME=NUMBER".  The last line
 ; is "INT13TEST END".  When the byte `fault_phase` is 1, a phase of reads and
 ; writes follows during which the harness stops and restarts the server.
+;
+; Memory: the program is at 0x7C00-0xBBFF, its stack below 0x7C00; the last
+; checks fill the rest of 0x500-0x7FFFF through INT 13h reads, as boot
+; loaders use it (GRUB reads core.img into 0x70000), so a stub that keeps
+; anything there breaks.
 
 	bits 16
 	org 0x7c00
@@ -16,6 +21,11 @@
 %define BUF3 0x3000
 %define FLAT1 0x200000		; flat buffers above 1 MiB
 %define FLAT2 0x300000
+%define LOW1_START 0x500	; free memory below the stack (0x6F00-0x7BFF)
+%define LOW1_SECTORS 53
+%define LOW2_START 0xbc00	; free memory above the program, to 0x80000
+%define LOW2_SECTORS ((0x80000 - LOW2_START) / 512)
+%define LOW_LBA 30000		; pattern sectors no check writes to
 
 boot:
 	cli
@@ -83,6 +93,8 @@ stage2_main:
 	call test_other_drive
 	call test_e820
 	call test_boot_table
+	call test_read_70000
+	call test_fill_low
 	cmp byte [fault_phase], 1
 	jne .end
 	call fault_test
@@ -611,13 +623,23 @@ test_ahead_write:
 	CHECK c, "42 read after a write where the stub read ahead sees the write"
 	ret
 
-test_flat_read:
+; flat_read_verify: read 64 sectors at LBA 2000 into FLAT1 (AH=42h, flat
+; DAP) and check them through BUF3; CF set on failure.  With AL = 1 it
+; runs low_all's check (AL = 1) between the read and the check.
+flat_read_verify:
+	push ax
 	mov ah, 0x42
 	mov ebx, 2000
 	mov cx, 64
 	mov edi, FLAT1
 	call flat_io
-	jc .bad
+	pop ax
+	jc .done
+	cmp al, 1
+	jne .move
+	call low_all
+	CHECK c, "stub writes nothing in 500-7ffff while it reads"
+.move:
 	mov esi, FLAT1
 	mov edi, BUF3 << 4
 	mov cx, 64 * 256
@@ -630,10 +652,12 @@ test_flat_read:
 	mov cx, 64
 	call verify
 	pop es
-	jmp .done
-.bad:
-	stc
 .done:
+	ret
+
+test_flat_read:
+	mov al, 0
+	call flat_read_verify
 	CHECK c, "42 read into a buffer above 1 MiB"
 	ret
 
@@ -750,6 +774,8 @@ test_other_drive:
 	ret
 
 ; No usable E820 entry may overlap the memory above 40:13 in base memory.
+; Each usable one below 4 GiB is printed (val e820_ram_start/end) for the
+; harness to check against the stub's report of its memory.
 test_e820:
 	push es
 	push word 0x40
@@ -770,6 +796,10 @@ test_e820:
 	jne .more
 	cmp dword [e820_entry + 4], 0
 	jne .more
+	mov eax, [e820_entry]
+	VALUE "e820_ram_start", eax
+	add eax, [e820_entry + 8]
+	VALUE "e820_ram_end", eax
 	mov eax, [e820_entry]
 	cmp eax, 0xa0000
 	jae .more
@@ -829,6 +859,105 @@ test_boot_table:
 	pop es
 	clc
 	CHECK c, "boot table present"
+	ret
+
+; GRUB's boot.img and diskboot.img read core.img into 7000:0000.
+test_read_70000:
+	push es
+	push word 0x7000
+	pop es
+	mov ah, 0x42
+	mov ebx, 40000
+	mov cx, 127
+	mov di, 0x7000
+	call ext_io
+	jc .done
+	xor edx, edx
+	mov cx, 127
+	call verify
+.done:
+	pop es
+	CHECK c, "42 read 127 sectors into 7000:0000"
+	ret
+
+; low_range: AL = 0 reads EBP sectors at LBA EBX to linear ESI on (a
+; multiple of 16) with AH=42h, AL = 1 checks that they are there; in pieces
+; of at most 127 sectors.  CF set on failure.
+low_range:
+	pushad
+	mov [low_mode], al
+.next:
+	test ebp, ebp
+	jz .ok
+	mov ecx, 127
+	cmp ebp, ecx
+	jae .piece
+	mov ecx, ebp
+.piece:
+	push esi
+	push es
+	mov edi, esi
+	shr edi, 4
+	mov es, di
+	cmp byte [low_mode], 0
+	jne .check
+	push ebx
+	push ecx
+	mov ah, 0x42
+	call ext_io
+	pop ecx
+	pop ebx
+	jmp .piece_done
+.check:
+	xor edx, edx
+	call verify
+.piece_done:
+	pop es
+	pop esi
+	jc .fail
+	add ebx, ecx
+	sub ebp, ecx
+	mov eax, ecx
+	shl eax, 9
+	add esi, eax
+	jmp .next
+.ok:
+	popad
+	clc
+	ret
+.fail:
+	popad
+	stc
+	ret
+
+; low_all: low_range (AL as there) over all free memory in 0x500-0x7FFFF.
+low_all:
+	mov esi, LOW1_START
+	mov ebp, LOW1_SECTORS
+	mov ebx, LOW_LBA
+	call low_range
+	jc .done
+	mov esi, LOW2_START
+	mov ebp, LOW2_SECTORS
+	mov ebx, LOW_LBA + LOW1_SECTORS
+	call low_range
+.done:
+	ret
+
+; Fill all free memory in 0x500-0x7FFFF through INT 13h reads; then the
+; stub must go on reading right (into a buffer above 1 MiB) without
+; writing there, and the data it reads must be right.
+test_fill_low:
+	mov al, 0
+	call low_all
+	jc .filled
+	mov al, 1
+	call low_all
+.filled:
+	CHECK c, "42 reads fill all free memory in 500-7ffff"
+	mov al, 1
+	call flat_read_verify
+	CHECK c, "42 read after the fill matches the image"
 	ret
 
 ; Reads and writes for about 12 s while the harness restarts the server.
@@ -900,6 +1029,7 @@ fault_reads: dd 0
 drive: db 0
 last_ah: db 0
 e820_bad: db 0
+low_mode: db 0
 fault_bad: db 0
 
 	times 512 * (STAGE2_SECTORS + 1) - ($ - $$) db 0

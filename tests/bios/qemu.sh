@@ -91,3 +91,42 @@ int13_all_ok() {
 		pass "$2: all $n checks pass${3:+ ($3)}"
 	fi
 }
+
+# stub_memory_ranges LOG: every START END (decimal) on the stub's
+# "netdisk: memory:" line: all it writes after the boot sector starts.
+stub_memory_ranges() {
+	tr -d '\r' <"$1" | grep -a -m 1 '^netdisk: memory:' | grep -oE '[0-9a-f]+-[0-9a-f]+' |
+		while IFS=- read -r start end; do echo $((16#$start)) $((16#$end)); done
+}
+
+# stub_memory_outside_low LOG: the stub reported its memory, and none of it
+# lies in 0x500-0x7FFFF, where boot loaders put their buffers.
+stub_memory_outside_low() {
+	local start end n=0
+	while read -r start end; do
+		n=$((n + 1))
+		if [ "$end" -ge $((0x500)) ] && [ "$start" -le $((0x7ffff)) ]; then
+			printf 'range %x-%x is in 500-7ffff\n' "$start" "$end"
+			return 1
+		fi
+	done < <(stub_memory_ranges "$1")
+	[ "$n" -gt 0 ] || { echo "no 'netdisk: memory:' line"; return 1; }
+}
+
+# nic_memory_hidden LOG: the NIC block the stub reported (the range after
+# the resident part and the stack)
+# overlaps no usable E820 range the test program printed.
+nic_memory_hidden() {
+	local nic start end
+	nic=($(stub_memory_ranges "$1" | sed -n 3p))
+	[ ${#nic[@]} -eq 2 ] || { echo "no NIC block in the memory report"; return 1; }
+	paste -d' ' <(tr -d '\r' <"$1" | sed -n 's/^val e820_ram_start=//p') \
+		<(tr -d '\r' <"$1" | sed -n 's/^val e820_ram_end=//p') >"$1.ram"
+	[ -s "$1.ram" ] || { echo "the test program printed no E820 ranges"; return 1; }
+	while read -r start end; do
+		if [ "${nic[1]}" -ge "$start" ] && [ "${nic[0]}" -lt "$end" ]; then
+			printf 'NIC block %x-%x is in usable E820 range %x-%x\n' "${nic[0]}" "${nic[1]}" "$start" "$end"
+			return 1
+		fi
+	done <"$1.ram"
+}

@@ -10,16 +10,23 @@
 /*
  * Byte 7 of the header is reserved on the wire; the harness uses its low
  * bits as switches so the fuzzer reaches deep paths quickly: bit 0 puts a
- * valid magic and version in, bit 1 the live session's token.
+ * valid magic and version in, bit 1 the live session's token, bit 2 sends
+ * from another port than the session's.  Whatever the input, the server must
+ * never answer with more bytes than it got unless the request carried the
+ * live token from the session's own address (no amplification): the harness
+ * aborts if it does.
  */
 #define FORCE_MAGIC 0x01
 #define FORCE_TOKEN 0x02
+#define OTHER_PEER 0x04
 
 static struct server srv;
 static uint8_t token[16];
 static uint8_t last_reply[ND_HDR_SIZE];
 static char image_path[] = "/tmp/netdisk-fuzz-image.XXXXXX";
 static struct sockaddr_in peer = { .sin_family = AF_INET, .sin_port = 4242 };
+static struct sockaddr_in other = { .sin_family = AF_INET, .sin_port = 4343 };
+static size_t reply_bytes; /* what the handler sent for the input in hand */
 static volatile uint8_t reply_sum; /* keeps the reads in sink() from being optimised away */
 
 /* Read every byte the handler hands out, so ASan sees any bad pointer. */
@@ -30,22 +37,24 @@ static void sink(struct server *s, struct iovec (*iov)[2], unsigned n,
 	size_t k;
 
 	for (i = 0; i < n; i++)
-		for (j = 0; j < 2; j++)
+		for (j = 0; j < 2; j++) {
 			for (k = 0; k < iov[i][j].iov_len; k++)
 				reply_sum += ((const uint8_t *)iov[i][j].iov_base)[k];
+			reply_bytes += iov[i][j].iov_len;
+		}
 	memcpy(last_reply, iov[0][0].iov_base, ND_HDR_SIZE);
 }
 
 static void attach(void)
 {
-	uint8_t pkt[ND_HDR_SIZE + sizeof(struct nd_attach_req)] = { 0 };
+	uint8_t pkt[ND_HDR_SIZE + ND_ATTACH_REQ_LEN] = { 0 };
 	struct nd_hdr *h = (struct nd_hdr *)pkt;
 	struct nd_attach_req *r = (struct nd_attach_req *)(pkt + ND_HDR_SIZE);
 
 	nd_put32(h->magic, ND_MAGIC);
 	h->version = ND_VERSION;
 	h->opcode = ND_OP_ATTACH;
-	nd_put16(h->data_len, sizeof(*r));
+	nd_put16(h->data_len, ND_ATTACH_REQ_LEN);
 	memcpy(r->mac, "\x02\x00\x00\x00\x00\x01", 6);
 	nd_put16(r->max_dgram, ND_DEFAULT_DGRAM);
 	nd_put16(r->window, 16);
@@ -88,6 +97,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static uint8_t pkt[ND_MAX_DGRAM];
 	struct nd_hdr *h = (struct nd_hdr *)pkt;
+	const struct sockaddr_in *from = &peer;
+	int validated;
 
 	if (!srv.iobuf)
 		setup();
@@ -101,7 +112,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	if (size >= ND_HDR_SIZE && (h->reserved & FORCE_TOKEN))
 		memcpy(h->token, token, 16);
-	handle_datagram(&srv, pkt, size, (struct sockaddr *)&peer, sizeof(peer));
+	if (size >= ND_HDR_SIZE && (h->reserved & OTHER_PEER))
+		from = &other;
+	validated = size >= ND_HDR_SIZE && from == &peer && h->opcode != ND_OP_ATTACH &&
+		    !memcmp(h->token, token, 16);
+	reply_bytes = 0;
+	handle_datagram(&srv, pkt, size, (const struct sockaddr *)from, sizeof(*from));
+	if (!validated && reply_bytes > size) {
+		fprintf(stderr, "amplification: %zu-byte request got %zu bytes back\n", size,
+			reply_bytes);
+		abort();
+	}
 	if (!session_find(&srv, token))
 		attach(); /* the input ended the session: start another */
 	return 0;

@@ -21,6 +21,39 @@
 static const char *server;
 static int failures;
 
+/* NDTEST_BIND=IPV4[:PORT]: speak from that address and port (a client that
+ * keeps its port across runs, or one on another host) by replacing the
+ * transport's socket with one bound there. */
+static void bind_source(struct nd_udp_host *u)
+{
+	const char *spec = getenv("NDTEST_BIND");
+	struct sockaddr_storage peer;
+	socklen_t plen = sizeof(peer);
+	struct sockaddr_in src = { .sin_family = AF_INET };
+	char ip[64];
+	unsigned port;
+	int fd, one = 1, size = 8 << 20;
+
+	if (!spec)
+		return;
+	if (nd_split_hostport(spec, ip, sizeof(ip), &port, 0) < 0 ||
+	    inet_pton(AF_INET, ip, &src.sin_addr) != 1) {
+		fprintf(stderr, "ndtest: bad NDTEST_BIND '%s' (want IPV4[:PORT])\n", spec);
+		exit(2);
+	}
+	src.sin_port = htons((uint16_t)port);
+	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || getpeername(u->fd, (struct sockaddr *)&peer, &plen) < 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+	    bind(fd, (struct sockaddr *)&src, sizeof(src)) < 0 ||
+	    connect(fd, (struct sockaddr *)&peer, plen) < 0 || dup2(fd, u->fd) < 0) {
+		fprintf(stderr, "ndtest: cannot speak from %s: %s\n", spec, strerror(errno));
+		exit(2);
+	}
+	close(fd);
+	setsockopt(u->fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
+}
+
 static void result(int ok, const char *name, const char *fmt, ...)
 {
 	va_list ap;
@@ -115,6 +148,7 @@ static int tclient_open(struct tclient *t, const char *mac, uint32_t nonce, unsi
 		fprintf(stderr, "ndtest: %s\n", err);
 		exit(2);
 	} else {
+		bind_source(&t->udp);
 		nd_udp_host_transport(&t->udp, &tp);
 	}
 	if (faults) {
@@ -375,6 +409,79 @@ static int scenario_attach_status(const char *mac, uint32_t nonce)
 	return rc == ND_E_STATUS ? t.c.last_status : rc ? 100 : 0;
 }
 
+/* Write a pattern in pieces of `piece` sectors, all of them even after one
+ * fails, then flush: exit with the first failure's nd_status (0 if none; 100
+ * for no answer), for the disk-full test. */
+static int scenario_write_status(const char *mac, uint32_t nonce, uint32_t seed, uint64_t lba,
+				 uint32_t count, uint32_t piece)
+{
+	struct tclient t;
+	int rc = tclient_open(&t, mac, nonce, ND_DEFAULT_DGRAM, NULL, 0, 0, 0), first = 0;
+	uint32_t done;
+
+	if (rc)
+		return rc == ND_E_STATUS ? t.c.last_status : 100;
+	for (done = 0; done <= count; done += piece) {
+		rc = done < count ? write_pattern(&t.c, seed, lba + done,
+						  count - done < piece ? count - done : piece)
+				  : nd_flush(&t.c);
+		if (rc && !first)
+			first = rc == ND_E_STATUS ? t.c.last_status : 100;
+	}
+	tclient_close(&t, 0);
+	return first;
+}
+
+/* A session silent for longer than session-timeout is gone: after `wait`
+ * seconds of silence the next READ gets SESSION (and nothing else). */
+static void scenario_idle(const char *mac, uint32_t nonce, unsigned wait)
+{
+	struct tclient t;
+	uint8_t buf[ND_SECTOR_SIZE];
+	int rc = tclient_open(&t, mac, nonce, ND_DEFAULT_DGRAM, NULL, 0, 0, 0);
+
+	result(rc == 0 && write_pattern(&t.c, 41, 300, 8) == 0, "idle-attach-write",
+	       "attach or write failed (%d, %s)", rc, nd_status_text(t.c.last_status));
+	sleep(wait);
+	rc = nd_read(&t.c, 0, 1, put_mem, buf);
+	result(rc == ND_E_STATUS && t.c.last_status == ND_ERR_SESSION, "idle-session-expired",
+	       "a read after %u s of silence got %d (%s), not SESSION", wait, rc,
+	       nd_status_text(t.c.last_status));
+	tclient_close(&t, 0);
+}
+
+/* Read random ranges for `seconds` (or until the file NDTEST_STOP names
+ * exists) and check every byte against the base image (the legitimate
+ * client while the blaster runs). */
+static void scenario_readloop(const char *mac, unsigned seconds)
+{
+	struct tclient t;
+	time_t end = time(NULL) + seconds;
+	const char *stop = getenv("NDTEST_STOP");
+	unsigned long reads = 0, bad = 0;
+	uint32_t x = 12345;
+	int rc = tclient_open(&t, mac, 9, ND_DEFAULT_DGRAM, NULL, 0, 0, 0);
+
+	result(rc == 0, "readloop-attach", "attach failed (%d, %s)", rc,
+	       nd_status_text(t.c.last_status));
+	if (rc)
+		return;
+	while (time(NULL) < end && !(stop && access(stop, F_OK) == 0)) {
+		uint32_t count = 1 + (x >> 8) % 64;
+		uint64_t lba;
+
+		x = x * 1103515245u + 12345u;
+		lba = (x >> 4) % (base_sectors - count);
+		if (!read_equals(&t.c, lba, count, base + lba * ND_SECTOR_SIZE))
+			bad++;
+		reads++;
+	}
+	result(bad == 0 && reads > 0, "readloop-data-right", "%lu of %lu reads failed or differed",
+	       bad, reads);
+	printf("# readloop: %lu reads checked, %u retransmits\n", reads, t.c.retransmits);
+	tclient_close(&t, 1);
+}
+
 /* Loss, duplication and reordering in both directions: data stays exact. */
 static void scenario_faults(const char *mac, unsigned loss, unsigned dup, unsigned reorder)
 {
@@ -468,9 +575,13 @@ static int raw_req(struct raw *r, uint8_t op, const uint8_t *token, uint32_t id,
 static void scenario_raw(void)
 {
 	static uint8_t buf[ND_MAX_DGRAM];
-	struct nd_attach_req req;
+	union {
+		struct nd_attach_req req;
+		uint8_t padded[ND_ATTACH_REQ_LEN];
+	} u;
+	struct nd_attach_req *req = &u.req;
 	struct raw r;
-	uint8_t a[ND_SECTOR_SIZE], b[ND_SECTOR_SIZE], bogus[16], mask[8];
+	uint8_t a[ND_SECTOR_SIZE], b[ND_SECTOR_SIZE], bogus[16], mask[8], info[32] = { 0 };
 	char err[256];
 	uint64_t sectors;
 	int st;
@@ -479,11 +590,14 @@ static void scenario_raw(void)
 		fprintf(stderr, "ndtest: %s\n", err);
 		exit(2);
 	}
-	memset(&req, 0, sizeof(req));
-	memcpy(req.mac, "\x02\x00\x00\x00\xaa\x01", 6);
-	nd_put16(req.max_dgram, ND_DEFAULT_DGRAM);
-	nd_put16(req.window, 8);
-	st = raw_req(&r, ND_OP_ATTACH, NULL, 1, 0, 0, 0, &req, sizeof(req));
+	memset(&u, 0, sizeof(u));
+	memcpy(req->mac, "\x02\x00\x00\x00\xaa\x01", 6);
+	nd_put16(req->max_dgram, ND_DEFAULT_DGRAM);
+	nd_put16(req->window, 8);
+	st = raw_req(&r, ND_OP_ATTACH, NULL, 1, 0, 0, 0, req, sizeof(*req));
+	result(st == ND_ERR_INVAL && r.reply_len == ND_HDR_SIZE, "raw-attach-unpadded-small-reply",
+	       "an unpadded ATTACH got status %d, %d bytes (more than it sent?)", st, r.reply_len);
+	st = raw_req(&r, ND_OP_ATTACH, NULL, 1, 0, 0, 0, u.padded, sizeof(u.padded));
 	result(st == ND_OK && r.reply_len == ND_HDR_SIZE + (int)sizeof(struct nd_attach_rep),
 	       "raw-attach", "status %d len %d", st, r.reply_len);
 	memcpy(r.token, ((struct nd_hdr *)r.reply)->token, 16);
@@ -533,8 +647,12 @@ static void scenario_raw(void)
 	result(st == ND_OK && r.reply_len == ND_HDR_SIZE + ND_SECTOR_SIZE &&
 	       !memcmp(r.reply + ND_HDR_SIZE, b, sizeof(b)), "raw-newest-write-wins",
 	       "sector does not hold the newest write");
-	result(raw_req(&r, ND_OP_INFO, NULL, 1003, 0, 0, 0, NULL, 0) == ND_OK,
-	       "raw-server-alive", "server stopped answering");
+	result(raw_req(&r, ND_OP_INFO, NULL, 1003, 0, 0, 0, info, sizeof(info)) == ND_OK &&
+	       r.reply_len == ND_HDR_SIZE + (int)sizeof(info), "raw-server-alive",
+	       "server stopped answering");
+	result(raw_req(&r, ND_OP_INFO, NULL, 1003, 0, 0, 0, NULL, 0) == ND_ERR_INVAL &&
+	       r.reply_len == ND_HDR_SIZE, "raw-server-info-unpadded-small-reply",
+	       "a 48-byte server INFO got %d bytes", r.reply_len);
 	result(raw_req(&r, ND_OP_DETACH, r.token, 1004, 0, 0, 0, NULL, 0) == ND_OK &&
 	       raw_req(&r, ND_OP_READ, r.token, 1005, 0, 1, 0, NULL, 0) == ND_ERR_SESSION,
 	       "raw-detach-ends-session", "session still usable after DETACH");
@@ -634,9 +752,12 @@ static void usage(void)
 		"  detach MAC NONCE | continue MAC | file-pattern FILE SEED LBA COUNT\n"
 		"  token MAC NONCE SEED LBA COUNT (write, print the token, keep the session)\n"
 		"  put-pattern FILE SEED LBA COUNT\n"
+		"  write-status MAC NONCE SEED LBA COUNT PIECE (exit = nd_status of the first failure)\n"
+		"  idle MAC NONCE SECONDS | readloop MAC SECONDS (NDTEST_STOP=FILE: until FILE exists)\n"
 		"NDTEST_IMAGE names the image to attach to.  NDTEST_TAP=IFNAME,IPV4 runs the\n"
 		"client on the firmware stubs' IP stack over that TAP device; NDTEST_DGRAM\n"
-		"replaces the default datagram size; NDTEST_TAP_FAULTS=LOSS,DUP,REORDER (percent)\n"
+		"replaces the default datagram size; NDTEST_BIND=IPV4[:PORT] is where the client\n"
+		"speaks from; NDTEST_TAP_FAULTS=LOSS,DUP,REORDER (percent)\n"
 		"drops, duplicates and delays frames the TAP delivers; NDTEST_TAP_SUMS=1 has the\n"
 		"TAP device sum the data it hands the stack (nd_framedev.read_sum).\n");
 	exit(2);
@@ -674,6 +795,15 @@ int main(int argc, char **argv)
 		return scenario_attach_status(argv[4], (uint32_t)strtoul(argv[5], 0, 0));
 	else if (!strcmp(sc, "detach") && argc == 6)
 		return scenario_detach(argv[4], (uint32_t)strtoul(argv[5], 0, 0));
+	else if (!strcmp(sc, "write-status") && argc == 10)
+		return scenario_write_status(argv[4], (uint32_t)strtoul(argv[5], 0, 0),
+					     (uint32_t)strtoul(argv[6], 0, 0), strtoull(argv[7], 0, 0),
+					     (uint32_t)strtoul(argv[8], 0, 0),
+					     (uint32_t)strtoul(argv[9], 0, 0));
+	else if (!strcmp(sc, "idle") && argc == 7)
+		scenario_idle(argv[4], (uint32_t)strtoul(argv[5], 0, 0), (unsigned)atoi(argv[6]));
+	else if (!strcmp(sc, "readloop") && argc == 6)
+		scenario_readloop(argv[4], (unsigned)atoi(argv[5]));
 	else if (!strcmp(sc, "continue") && argc == 5)
 		scenario_continue(argv[4]);
 	else if (!strcmp(sc, "token") && argc == 9)

@@ -524,14 +524,14 @@ static void recovery(const char *image, const char *image_big)
 	server_down();
 }
 
-/* A storage error reaches the client as an I/O status and the server's log
- * once, with operation, image, client, offset and errno. */
+/* Out of space reaches the client as NOSPACE and the server's log once per
+ * session and kind of error, with operation, image, client, offset and errno. */
 static void storage_error(const char *image)
 {
 	char logpath[300], line[512], found[512] = "";
 	struct nd_client c;
 	struct verify w = { 8 * ND_SECTOR_SIZE, 4, 0 };
-	int saved, fd, rc, lines = 0;
+	int saved, fd, rc, rc2, lines = 0;
 	FILE *f;
 
 	if (server_up(image, ND_MODE_VOLATILE, NULL) < 0)
@@ -547,6 +547,7 @@ static void storage_error(const char *image)
 	close(fd);
 	unit_fail_pwrites(ENOSPC);
 	rc = nd_write(&c, 8, 1, get_pattern, &w);
+	rc2 = nd_write(&c, 16, 1, get_pattern, &w); /* the same kind again: not logged */
 	unit_fail_pwrites(0);
 	fflush(stderr);
 	dup2(saved, 2);
@@ -559,8 +560,8 @@ static void storage_error(const char *image)
 		}
 	if (f)
 		fclose(f);
-	check_that(rc == ND_E_STATUS && c.last_status == ND_ERR_IO, "storage-error-io-status",
-		   "rc %d, status %u", rc, c.last_status);
+	check_that(rc == ND_E_STATUS && rc2 == ND_E_STATUS && c.last_status == ND_ERR_NOSPACE,
+		   "storage-error-nospace-status", "rc %d %d, status %u", rc, rc2, c.last_status);
 	check_that(lines == 1 && strstr(found, " error netdiskd: storage error, ") &&
 		   strstr(found, "op=write image=disk mac=02:00:00:00:00:07 ip=") &&
 		   strstr(found, " offset=4096 len=512 errno=ENOSPC"), "storage-error-logged-once",
