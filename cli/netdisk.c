@@ -41,7 +41,7 @@ static void usage(FILE *f)
 		"  info  SERVER[:PORT]                 server and session facts\n"
 		"  read  SERVER[:PORT] LBA COUNT [-o FILE]   sectors to FILE (default stdout)\n"
 		"  write SERVER[:PORT] LBA [-i FILE]   FILE (default stdin, whole sectors) at LBA\n"
-		"  bench SERVER[:PORT] [--seconds N] [--size BYTES]\n"
+		"  bench SERVER[:PORT] [--seconds N] [--size BYTES] [--pace MICROSECONDS]\n"
 		"                                      sequential and 4 KiB random reads\n"
 		"  boot-table SERVER[:PORT] -o FILE    attach (and keep) a session; write the\n"
 		"                                      boot table a stub would publish for it\n"
@@ -308,21 +308,41 @@ static double seconds_now(void)
 	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-/* One benchmark pass: `size`-byte reads, sequential or at random aligned offsets. */
+/* Sort helper for latencies. */
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* One benchmark pass: `size`-byte reads, sequential or at random aligned offsets.
+ * Prints throughput and the requests' latency percentiles.  With `pace` (seconds)
+ * a request is due every `pace` and its latency counts from when it was due, so
+ * a server that stalls is charged for every request the stall held up. */
 static void bench_pass(struct conn *k, const char *name, uint32_t size, int random,
-		       double seconds, uint8_t *buf)
+		       double seconds, double pace, uint8_t *buf)
 {
 	uint32_t sectors = size / ND_SECTOR_SIZE;
-	uint64_t span = k->c.sectors / sectors, i = 0, n = 0;
+	uint64_t span = k->c.sectors / sectors, i = 0, n = 0, cap = 1 << 16;
 	uint32_t retrans = k->c.retransmits;
 	uint64_t rnd = 88172645463325252ull;
-	double start = seconds_now(), now = start;
+	double start = seconds_now(), now = start, *lat = malloc(cap * sizeof(*lat));
 	int rc;
 
 	if (span == 0)
 		die("the disk is smaller than one %u-byte read", size);
+	if (!lat)
+		die("out of memory");
 	while (now - start < seconds) {
 		uint64_t slot;
+		double t0 = now;
+
+		if (pace) {
+			t0 = start + (double)n * pace;
+			while ((now = seconds_now()) < t0)
+				usleep((useconds_t)((t0 - now) * 1e6));
+		}
 
 		if (random) {
 			rnd ^= rnd << 13;
@@ -335,17 +355,22 @@ static void bench_pass(struct conn *k, const char *name, uint32_t size, int rand
 		rc = nd_read(&k->c, slot * sectors, sectors, put_mem, buf);
 		if (rc < 0)
 			die("%s read failed: %s", name, err_text(&k->c, rc));
-		n++;
-		if ((n & 63) == 0)
-			now = seconds_now();
+		now = seconds_now();
+		if (n == cap && !(lat = realloc(lat, (cap *= 2) * sizeof(*lat))))
+			die("out of memory");
+		lat[n++] = now - t0;
 	}
-	now = seconds_now();
-	printf("%-10s %7u B  %10.1f MB/s  %10.0f req/s  %llu requests  %u retransmits\n", name,
+	qsort(lat, n, sizeof(*lat), cmp_double);
+	printf("%-10s %7u B  %10.1f MB/s  %10.0f req/s  %llu requests  %u retransmits  "
+	       "p50 %.3f ms  p99 %.3f ms  max %.3f ms\n", name,
 	       size, n * (double)size / (now - start) / 1e6, n / (now - start),
-	       (unsigned long long)n, k->c.retransmits - retrans);
+	       (unsigned long long)n, k->c.retransmits - retrans, lat[n / 2] * 1e3,
+	       lat[n * 99 / 100] * 1e3, lat[n - 1] * 1e3);
+	free(lat);
 }
 
-static int cmd_bench(const char *server, uint32_t size, double seconds, const struct opts *o)
+static int cmd_bench(const char *server, uint32_t size, double seconds, double pace,
+		     const struct opts *o)
 {
 	uint8_t *buf = malloc(size);
 	struct conn k;
@@ -358,8 +383,8 @@ static int cmd_bench(const char *server, uint32_t size, double seconds, const st
 		    k.c.max_sectors);
 	printf("netdisk bench: %s, image %s (%llu MiB), datagram %u, window %u\n", server,
 	       k.c.image, (unsigned long long)(k.c.sectors >> 11), k.c.dgram, k.c.window);
-	bench_pass(&k, "sequential", size, 0, seconds, buf);
-	bench_pass(&k, "random", 4096, 1, seconds, buf);
+	bench_pass(&k, "sequential", size, 0, seconds, pace, buf);
+	bench_pass(&k, "random", 4096, 1, seconds, pace, buf);
 	disconnect(&k);
 	free(buf);
 	return 0;
@@ -492,6 +517,7 @@ int main(int argc, char **argv)
 		{ "timeout", required_argument, 0, 'T' },
 		{ "keep", no_argument, 0, 'K' },
 		{ "seconds", required_argument, 0, 'S' },
+		{ "pace", required_argument, 0, 'P' },
 		{ "size", required_argument, 0, 'Z' },
 		{ "server", required_argument, 0, 'H' },
 		{ "attach-timeout", required_argument, 0, 'A' },
@@ -506,7 +532,7 @@ int main(int argc, char **argv)
 	struct opts o = { NULL, { 0 }, 0, ND_DEFAULT_DGRAM, 64, 15, 1 };
 	struct patch p = { NULL, NULL, NULL, -1, -1, -1 };
 	const char *cmd, *out = NULL, *in = NULL;
-	double seconds = 5;
+	double seconds = 5, pace_us = 0;
 	uint32_t size = 65536;
 	int opt, bench_dgram = 1;
 
@@ -539,6 +565,7 @@ int main(int argc, char **argv)
 		case 'T': o.timeout_s = (unsigned)parse_number("--timeout", optarg); break;
 		case 'K': o.detach = 0; break;
 		case 'S': seconds = (double)parse_number("--seconds", optarg); break;
+		case 'P': pace_us = (double)parse_number("--pace", optarg); break;
 		case 'Z': size = (uint32_t)parse_number("--size", optarg); break;
 		case 'H': p.server = optarg; break;
 		case 'A': p.timeout = (long)parse_number("--attach-timeout", optarg); break;
@@ -573,7 +600,7 @@ int main(int argc, char **argv)
 	if (!strcmp(cmd, "bench") && argc == 1) {
 		if (bench_dgram)
 			o.dgram = ND_MAX_DGRAM; /* measure the protocol, not the MTU */
-		return cmd_bench(argv[0], size, seconds, &o);
+		return cmd_bench(argv[0], size, seconds, pace_us / 1e6, &o);
 	}
 	fprintf(stderr, "netdisk: bad command or arguments: %s\n", cmd);
 	usage(stderr);

@@ -2,9 +2,11 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include "netdiskd.h"
 
 void config_defaults(struct config *c)
@@ -16,6 +18,12 @@ void config_defaults(struct config *c)
 	c->max_dgram = ND_MAX_DGRAM;
 	c->window = 64;
 	c->max_sessions = 1024;
+	c->nbd_handshake_timeout = 10;
+	c->nbd_idle_timeout = 3600;
+	c->nbd_io_timeout = 30;
+	c->nbd_memory_mib = 256;
+	c->nbd_connect_rate = 16;
+	c->nbd_per_address = 64;
 	c->trace_max = 1000000;
 }
 
@@ -145,6 +153,14 @@ static int section_header(struct parser *p, char *s)
 		memset(r, 0, sizeof(*r));
 		if (nd_mac_parse(arg, r->mac) < 0)
 			return bad(p, "bad MAC address (want aa:bb:cc:dd:ee:ff)", arg);
+		for (int i = 0; i < c->nclients; i++)
+			if (!memcmp(c->clients[i].mac, r->mac, 6)) {
+				snprintf(p->err, p->errlen, "%s:%d: client %s already has a section "
+					 "at line %d (one [client] section per MAC)", p->file, p->line,
+					 arg, c->clients[i].line);
+				return -1;
+			}
+		r->line = p->line;
 		c->nclients++;
 		p->sec = SEC_CLIENT;
 		return 0;
@@ -152,10 +168,59 @@ static int section_header(struct parser *p, char *s)
 	return bad(p, "unknown section", kind);
 }
 
+/* The numeric global keys: name, range, what the number counts, and field. */
+static const struct uint_key {
+	const char *name;
+	unsigned lo, hi;
+	const char *unit;
+	size_t field;
+} uint_keys[] = {
+	{ "session-timeout", 10, 86400, "seconds", offsetof(struct config, session_timeout) },
+	{ "max-datagram", ND_MIN_DGRAM, ND_MAX_DGRAM, "", offsetof(struct config, max_dgram) },
+	{ "max-sessions", 1, 1000000, "", offsetof(struct config, max_sessions) },
+	{ "window", 1, 1024, "", offsetof(struct config, window) },
+	{ "nbd-handshake-timeout", 1, 3600, "seconds",
+	  offsetof(struct config, nbd_handshake_timeout) },
+	{ "nbd-idle-timeout", 0, 604800, "seconds (0: never)",
+	  offsetof(struct config, nbd_idle_timeout) },
+	{ "nbd-io-timeout", 1, 3600, "seconds", offsetof(struct config, nbd_io_timeout) },
+	{ "nbd-memory", 64, 1048576, "MiB", offsetof(struct config, nbd_memory_mib) },
+	{ "nbd-connect-rate", 0, 100000, "a second (0: no limit)",
+	  offsetof(struct config, nbd_connect_rate) },
+	{ "nbd-per-address", 0, 1000000, "connections (0: no limit)",
+	  offsetof(struct config, nbd_per_address) },
+	{ "trace-max", 1, 100000000, "reads", offsetof(struct config, trace_max) },
+};
+
+/* A numeric key: 1 if k is one (0 or -1 from setting it in *rc), else 0. */
+static int numeric_key(struct parser *p, const char *k, const char *v, int *rc)
+{
+	char what[128];
+	size_t i;
+
+	for (i = 0; i < sizeof(uint_keys) / sizeof(uint_keys[0]); i++) {
+		const struct uint_key *u = &uint_keys[i];
+
+		if (strcmp(k, u->name))
+			continue;
+		*rc = 0;
+		if (parse_uint(v, u->lo, u->hi, (unsigned *)((char *)p->c + u->field)) < 0) {
+			snprintf(what, sizeof(what), "%s must be %u..%u%s%s, not", u->name, u->lo,
+				 u->hi, u->unit[0] ? " " : "", u->unit);
+			*rc = bad(p, what, v);
+		}
+		return 1;
+	}
+	return 0;
+}
+
 static int global_key(struct parser *p, const char *k, const char *v)
 {
 	struct config *c = p->c;
+	int rc;
 
+	if (numeric_key(p, k, v, &rc))
+		return rc;
 	if (!strcmp(k, "listen"))
 		snprintf(c->listen, sizeof(c->listen), "%s", v);
 	else if (!strcmp(k, "state-dir"))
@@ -166,24 +231,9 @@ static int global_key(struct parser *p, const char *k, const char *v)
 		if (strcmp(v, "any") && strcmp(v, "listed"))
 			return bad(p, "allow must be 'any' or 'listed', not", v);
 		c->allow_unlisted = !strcmp(v, "any");
-	} else if (!strcmp(k, "session-timeout")) {
-		if (parse_uint(v, 10, 86400, &c->session_timeout) < 0)
-			return bad(p, "session-timeout must be 10..86400 seconds, not", v);
-	} else if (!strcmp(k, "max-datagram")) {
-		if (parse_uint(v, ND_MIN_DGRAM, ND_MAX_DGRAM, &c->max_dgram) < 0)
-			return bad(p, "max-datagram must be 576..65024, not", v);
-	} else if (!strcmp(k, "max-sessions")) {
-		if (parse_uint(v, 1, 1000000, &c->max_sessions) < 0)
-			return bad(p, "max-sessions must be 1..1000000, not", v);
 	} else if (!strcmp(k, "trace-dir")) {
 		if (snprintf(c->trace_dir, sizeof(c->trace_dir), "%s", v) >= (int)sizeof(c->trace_dir) - 128)
 			return bad(p, "trace-dir too long", v);
-	} else if (!strcmp(k, "trace-max")) {
-		if (parse_uint(v, 1, 100000000, &c->trace_max) < 0)
-			return bad(p, "trace-max must be 1..100000000 reads, not", v);
-	} else if (!strcmp(k, "window")) {
-		if (parse_uint(v, 1, 1024, &c->window) < 0)
-			return bad(p, "window must be 1..1024, not", v);
 	} else {
 		return bad(p, "unknown key", k);
 	}
@@ -284,6 +334,32 @@ int config_load(struct config *c, const char *path, char *err, size_t errlen)
 	return rc;
 }
 
+/* Two image names for one file (or block device) would let a direct-mode writer
+ * of one name change the disk under the other name's clients: refuse it.  Paths
+ * that cannot be examined are left for opening the image to report. */
+static int same_file_twice(struct config *c, char *err, size_t errlen)
+{
+	struct stat a, b;
+	int i, j;
+
+	for (i = 0; i < c->nimages; i++) {
+		if (stat(c->images[i].path, &a) < 0)
+			continue;
+		for (j = i + 1; j < c->nimages; j++) {
+			if (stat(c->images[j].path, &b) < 0)
+				continue;
+			if (S_ISBLK(a.st_mode) && S_ISBLK(b.st_mode) ? a.st_rdev != b.st_rdev
+			    : a.st_dev != b.st_dev || a.st_ino != b.st_ino)
+				continue;
+			snprintf(err, errlen, "images '%s' (%s) and '%s' (%s) are the same file: "
+				 "serve it under one name", c->images[i].name, c->images[i].path,
+				 c->images[j].name, c->images[j].path);
+			return -1;
+		}
+	}
+	return 0;
+}
+
 /* Cross-checks once everything (file and command line) is in. */
 int config_check(struct config *c, char *err, size_t errlen)
 {
@@ -320,6 +396,8 @@ int config_check(struct config *c, char *err, size_t errlen)
 			return -1;
 		}
 	}
+	if (same_file_twice(c, err, errlen) < 0)
+		return -1;
 	if (c->default_image[0] && !config_image(c, c->default_image)) {
 		snprintf(err, errlen, "default-image '%s' is not defined", c->default_image);
 		return -1;

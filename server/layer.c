@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -120,15 +122,29 @@ struct layer *file_layer_open(const char *path, int writable, char *err, size_t 
 {
 	struct file_layer *f;
 	struct stat st;
+	uint64_t size = 0;
 	int fd = open(path, (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC);
 
 	if (fd < 0) {
 		snprintf(err, errlen, "cannot open image %s: %s", path, strerror(errno));
 		return NULL;
 	}
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size < 512 || st.st_size % 512) {
-		snprintf(err, errlen, "image %s must be a regular file of whole 512-byte sectors",
-			 path);
+	if (fstat(fd, &st) < 0 || (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))) {
+		snprintf(err, errlen, "image %s must be a regular file or a block device", path);
+		close(fd);
+		return NULL;
+	}
+	if (S_ISBLK(st.st_mode) && ioctl(fd, BLKGETSIZE64, &size) < 0) {
+		snprintf(err, errlen, "cannot size block device %s: ioctl BLKGETSIZE64: %s", path,
+			 strerror(errno));
+		close(fd);
+		return NULL;
+	}
+	if (S_ISREG(st.st_mode))
+		size = (uint64_t)st.st_size;
+	if (size < 512 || size % 512) {
+		snprintf(err, errlen, "image %s must be whole 512-byte sectors (it has %llu bytes)",
+			 path, (unsigned long long)size);
 		close(fd);
 		return NULL;
 	}
@@ -139,7 +155,7 @@ struct layer *file_layer_open(const char *path, int writable, char *err, size_t 
 		return NULL;
 	}
 	f->l.ops = &file_ops;
-	f->l.size = (uint64_t)st.st_size;
+	f->l.size = size;
 	f->fd = fd;
 	f->writable = writable;
 	return &f->l;

@@ -2,11 +2,13 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include "nbd.h"
@@ -198,6 +200,52 @@ static void send_batch(struct server *s, struct iovec (*iov)[2], unsigned n,
 	}
 }
 
+/* NBD accepts pause after accept4 ran out of fds or memory: the pending
+ * connection keeps the listener readable, and retrying at once would spin. */
+struct accept_pause {
+	int64_t until_ms;   /* CLOCK_MONOTONIC; 0 = accepting */
+	unsigned ms;        /* the current pause, doubled up to ACCEPT_PAUSE_MAX_MS */
+	int64_t logged_ms;  /* the last report */
+	unsigned failures;  /* since then */
+};
+
+#define ACCEPT_PAUSE_MAX_MS 2000
+#define ACCEPT_LOG_EVERY_MS 10000
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void accept_nbd(struct server *s, struct accept_pause *ap)
+{
+	int err = nbd_accept(s, s->nbd_fd);
+	int64_t now = mono_ms();
+
+	if (!err) {
+		ap->ms = 0;
+		return;
+	}
+	ap->ms = ap->ms ? ap->ms * 2 : 50;
+	if (ap->ms > ACCEPT_PAUSE_MAX_MS)
+		ap->ms = ACCEPT_PAUSE_MAX_MS;
+	ap->until_ms = now + ap->ms;
+	ap->failures++;
+	if (!ap->logged_ms || now - ap->logged_ms >= ACCEPT_LOG_EVERY_MS) {
+		struct rlimit rl = { 0 };
+
+		getrlimit(RLIMIT_NOFILE, &rl);
+		log_msg("cannot accept NBD connections: accept4: %s (limit %llu fds; %u failure(s) "
+			"since the last report); pausing accepts for up to %u ms", strerror(err),
+			(unsigned long long)rl.rlim_cur, ap->failures, ACCEPT_PAUSE_MAX_MS);
+		ap->logged_ms = now;
+		ap->failures = 0;
+	}
+}
+
 /* Receive and handle datagrams until a signal stops us. */
 static void serve(struct server *s)
 {
@@ -206,6 +254,7 @@ static void serve(struct server *s)
 	struct mmsghdr msg[BATCH];
 	struct iovec iov[BATCH];
 	struct pollfd p[2] = { { s->udp_fd, POLLIN, 0 }, { s->nbd_fd, POLLIN, 0 } };
+	struct accept_pause ap = { 0 };
 	int i, n;
 
 	while (!stopping) {
@@ -222,8 +271,22 @@ static void serve(struct server *s)
 		if (n <= 0) {
 			if (n < 0 && errno != EAGAIN && errno != EINTR && errno != ECONNREFUSED)
 				log_msg("receive failed: %s", strerror(errno));
-			if (poll(p, s->nbd_fd >= 0 ? 2 : 1, SWEEP_MS) > 0 && (p[1].revents & POLLIN))
-				nbd_accept(s, s->nbd_fd);
+			int64_t wait = SWEEP_MS;
+			int nfds = s->nbd_fd >= 0 ? 2 : 1;
+
+			if (ap.until_ms) {
+				int64_t left = ap.until_ms - mono_ms();
+
+				if (left <= 0)
+					ap.until_ms = 0; /* the pause is over */
+				else
+					nfds = 1; /* paused: only UDP, until the pause ends */
+				if (left > 0 && left < wait)
+					wait = left;
+			}
+			p[1].revents = 0;
+			if (poll(p, nfds, (int)wait) > 0 && nfds == 2 && (p[1].revents & POLLIN))
+				accept_nbd(s, &ap);
 			n = 0;
 		}
 		pthread_rwlock_wrlock(&s->lock);
@@ -244,10 +307,14 @@ int main(int argc, char **argv)
 	config_defaults(&s.cfg);
 	if (parse_args(argc, argv, &s.cfg) < 0)
 		return 2;
+	fd_limit_raise(&s);
+	/* NBD request buffers (up to 32 MiB) always come from mmap and go back to
+	 * the system when freed, so that memory use follows nbd-memory. */
+	mallopt(M_MMAP_THRESHOLD, 2 << 20);
 	s.iobuf_size = 2048 * ND_SECTOR_SIZE;
 	s.iobuf = malloc(s.iobuf_size);
 	s.send = send_batch;
-	s.attach_rate = calloc(ATTACH_RATE_BUCKETS, sizeof(*s.attach_rate));
+	s.attach_rate = rate_table_new();
 	pthread_rwlock_init(&s.lock, NULL);
 	s.udp_fd = open_udp(s.cfg.listen, err, sizeof(err));
 	s.nbd_fd = s.udp_fd < 0 ? -1 : nbd_listen(s.cfg.listen, err, sizeof(err));
@@ -279,6 +346,10 @@ int main(int argc, char **argv)
 	else
 		log_msg("listening on %s (UDP, and NBD on TCP), state in %s", s.cfg.listen,
 			s.state_dir);
+	log_msg("limits: %u file descriptors (about %u sessions with overlays), NBD request "
+		"data %u MiB, NBD connects %u/s per address", s.fd_limit,
+		s.fd_limit > FD_RESERVE + 8 ? (s.fd_limit - FD_RESERVE - 8) / 2 : 0, s.cfg.nbd_memory_mib,
+		s.cfg.nbd_connect_rate);
 	serve(&s);
 	log_msg("stopping: %lu datagrams, %lu malformed, %lu for unknown sessions, "
 		"%lu from the wrong address, %lu stale writes, %lu errors sent, %lu ATTACHes "

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,21 +39,39 @@
  * request and replies.  Replies thus go out in any order, as NBD allows (the
  * handle tells the client which is which).  Small READs already in the page
  * cache are served by the reading worker itself: handing the stream to another
- * thread would cost more than they do.  Reads share the server lock and
- * everything else takes it alone, so a FLUSH covers every write replied to
- * before it was sent.
+ * thread would cost more than they do.  Requests hold their session's io_lock
+ * shared (so the session's layers stay open) and never the server lock: a
+ * FLUSH's fsync holds up nobody else's reads.  A FLUSH covers every write
+ * replied to before it was sent, as each write is in the layer before its reply.
  */
 #define MAX_WORKERS 8              /* threads serving one connection */
 #define INFLIGHT_BYTES MAX_REQUEST /* request data one connection holds at once, at most */
 #define KEEP_BUF (1u << 20)        /* a worker keeps a buffer this big between requests */
 #define INLINE_MAX (64u << 10)     /* largest READ served without letting go of read_lock */
 
+/*
+ * Limits against clients that hold resources without using them: a handshake
+ * must end within nbd-handshake-timeout, a connection with no request for
+ * nbd-idle-timeout is closed, and a request's data (or a reply) that makes no
+ * progress for nbd-io-timeout ends the connection.  Request data buffered by
+ * all connections together stays within nbd-memory: a request waits up to
+ * nbd-io-timeout for room, then is refused with ENOMEM.  Requests over
+ * SMALL_REQUEST may use only three quarters of it, so that clients holding
+ * big half-sent WRITEs cannot starve everybody's small reads.
+ */
+#define SMALL_REQUEST (1u << 20)
+
+static pthread_mutex_t budget_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t budget_freed = PTHREAD_COND_INITIALIZER;
+static size_t budget_used;         /* request data charged by every connection */
+
 struct request {
 	uint16_t flags, type;
 	uint8_t handle[8];
 	uint64_t off;
 	uint32_t len;
-	uint32_t charge;           /* its share of INFLIGHT_BYTES */
+	uint32_t charge;           /* its share of INFLIGHT_BYTES and of nbd-memory */
+	uint32_t refused;          /* an NBD error to answer without doing it, or 0 */
 };
 
 struct worker {
@@ -82,6 +101,18 @@ struct conn {
 	size_t inflight;           /* bytes charged by the requests being served */
 	pthread_mutex_t send_lock; /* one reply at a time on fd */
 	struct conn *next_open;    /* in open_conns */
+	/* Reads from fd wait until deadline_ms (CLOCK_MONOTONIC; 0 = for ever), or
+	 * with stall_s set, until stall_s seconds without progress.  Set by whoever
+	 * reads: the handshake, then the worker holding read_lock. */
+	int64_t deadline_ms;
+	unsigned stall_s;
+	const char *awaiting;      /* what the reader waits for, for the log */
+	const char *limit_key;     /* the setting that bounds the wait */
+	unsigned limit_s;
+	int timed_out;             /* a read ran out of time: the log says so */
+	char why[160];             /* why the export was refused, for the client */
+	struct sockaddr_storage sa; /* the client's address */
+	int counted;               /* in the per-address count (addr_conn_take) */
 };
 
 /* Every connection being served, so that shutdown can end them and wait for
@@ -102,6 +133,79 @@ static int reserve(struct worker *w, size_t len)
 		return -1;
 	w->buf = p;
 	w->buf_size = len;
+	return 0;
+}
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* From now on reads wait for `what` until `secs` from now (0: for ever), or with
+ * `stall`, until `secs` pass without a byte. */
+static void conn_expect(struct conn *c, const char *what, const char *key, unsigned secs,
+			int stall)
+{
+	c->awaiting = what;
+	c->limit_key = key;
+	c->limit_s = secs;
+	c->stall_s = stall ? secs : 0;
+	c->deadline_ms = !stall && secs ? now_ms() + (int64_t)secs * 1000 : 0;
+}
+
+/* Wait until fd has input or the current limit runs out (-1, timed_out set). */
+static int wait_input(struct conn *c)
+{
+	int64_t until = c->stall_s ? now_ms() + (int64_t)c->stall_s * 1000 : c->deadline_ms;
+	struct pollfd p = { c->fd, POLLIN, 0 };
+
+	if (!until)
+		return 0;
+	for (;;) {
+		int64_t left = until - now_ms();
+		int rc = left > 0 ? poll(&p, 1, left > 60000 ? 60000 : (int)left) : 0;
+
+		if (rc > 0)
+			return 0;
+		if (rc < 0 && errno != EINTR)
+			return -1;
+		if (rc == 0 && now_ms() >= until) {
+			c->timed_out = 1;
+			return -1;
+		}
+	}
+}
+
+/* Some bytes from fd (at most len) within the current limit; how many, or -1
+ * at the end of the stream, on an error or when time ran out. */
+static ssize_t conn_read_some(struct conn *c, void *buf, size_t len)
+{
+	for (;;) {
+		ssize_t n;
+
+		if (wait_input(c) < 0)
+			return -1;
+		n = read(c->fd, buf, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		return n > 0 ? n : -1;
+	}
+}
+
+/* All len bytes from fd within the current limit; 0 or -1. */
+static int conn_read(struct conn *c, void *buf, size_t len)
+{
+	while (len) {
+		ssize_t n = conn_read_some(c, buf, len);
+
+		if (n < 0)
+			return -1;
+		buf = (uint8_t *)buf + n;
+		len -= (size_t)n;
+	}
 	return 0;
 }
 
@@ -152,6 +256,8 @@ static uint32_t open_export(struct conn *c, const char *name)
 		ss = err ? NULL : session_attach_nbd(s, c->mac, name, c->peer, &status);
 		if (!err && !ss)
 			err = status == ND_ERR_NOIMAGE ? NBD_REP_ERR_UNKNOWN : NBD_REP_ERR_POLICY;
+		if (!ss && s->refusal[0])
+			snprintf(c->why, sizeof(c->why), "%s", s->refusal);
 	}
 	if (ss) {
 		ss->nbd_conns++;
@@ -169,14 +275,15 @@ static void close_export(struct conn *c)
 	if (!c->ss)
 		return;
 	pthread_rwlock_wrlock(&s->lock);
-	c->ss->last_seen = time(NULL);
+	__atomic_store_n(&c->ss->last_seen, time(NULL), __ATOMIC_RELAXED);
 	if (--c->ss->nbd_conns == 0) {
 		if (c->ss->ended)
-			free(c->ss);
+			session_free(c->ss);
 		else if (c->ss->nbd_owned)
 			session_end(s, c->ss, "last NBD connection closed");
 		else if (c->ss->mode == ND_MODE_DIRECT)
-			c->ss->last_seen = 0; /* the writer shut down: others may take the image */
+			/* the writer shut down: others may take the image */
+			__atomic_store_n(&c->ss->last_seen, 0, __ATOMIC_RELAXED);
 	}
 	pthread_rwlock_unlock(&s->lock);
 	c->ss = NULL;
@@ -238,8 +345,8 @@ static int info_or_go(struct conn *c, uint32_t opt, const uint8_t *data, uint32_
 	memcpy(name, data + 4, nlen);
 	name[nlen] = 0;
 	err = open_export(c, name);
-	if (err)
-		return opt_reply(c, opt, err, NULL, 0);
+	if (err) /* the reason, for clients that show it (nbdinfo does) */
+		return opt_reply(c, opt, err, c->why, (uint32_t)strlen(c->why));
 	nd_put16(info, NBD_INFO_EXPORT);
 	nd_put64(info + 2, c->ss->img->base->size);
 	nd_put16(info + 10, transmission_flags(c->ss));
@@ -285,7 +392,7 @@ static int handshake(struct conn *c)
 	nd_put64(hello, NBD_MAGIC);
 	nd_put64(hello + 8, NBD_OPT_MAGIC);
 	nd_put16(hello + 16, NBD_FLAG_FIXED_NEWSTYLE | NBD_FLAG_NO_ZEROES);
-	if (nd_write_full(c->fd, hello, sizeof(hello)) || nd_read_full(c->fd, cflags, 4))
+	if (nd_write_full(c->fd, hello, sizeof(hello)) || conn_read(c, cflags, 4))
 		return -1;
 	if (!(nd_get32(cflags) & NBD_FLAG_C_FIXED_NEWSTYLE))
 		return -1;
@@ -294,13 +401,13 @@ static int handshake(struct conn *c)
 		uint32_t opt, len;
 		int rc;
 
-		if (nd_read_full(c->fd, opt_hdr, sizeof(opt_hdr)) || nd_get64(opt_hdr) != NBD_OPT_MAGIC)
+		if (conn_read(c, opt_hdr, sizeof(opt_hdr)) || nd_get64(opt_hdr) != NBD_OPT_MAGIC)
 			return -1;
 		opt = nd_get32(opt_hdr + 8);
 		len = nd_get32(opt_hdr + 12);
 		if (len > MAX_OPTION_LEN)
 			return -1; /* nothing sane is this long; do not read it */
-		if (nd_read_full(c->fd, data, len))
+		if (conn_read(c, data, len))
 			return -1;
 		switch (opt) {
 		case NBD_OPT_EXPORT_NAME:
@@ -416,24 +523,19 @@ static void conn_fail(struct conn *c, int how)
 	shutdown(c->fd, how);
 }
 
-/* Do one request, under the server lock; its NBD error code.  *ended says the
- * session ended under us (the client rebooted). */
+/* Do one request, under its session's io_lock; its NBD error code.  *ended says
+ * the session ended under us (the client rebooted). */
 static uint32_t do_request(struct conn *c, const struct request *r, uint8_t *buf, int *ended)
 {
-	struct server *s = c->s;
 	struct session *ss = c->ss;
 	uint32_t error = 0;
 	int rc = 0;
 
-	/* Reads only share the lock; they leave last_seen alone (the open
-	 * connection keeps the session live anyway). */
-	if (r->type == NBD_CMD_READ)
-		pthread_rwlock_rdlock(&s->lock);
-	else
-		pthread_rwlock_wrlock(&s->lock);
+	pthread_rwlock_rdlock(&ss->io_lock);
 	*ended = ss->ended;
+	/* Reads leave last_seen alone (the open connection keeps the session live). */
 	if (r->type != NBD_CMD_READ)
-		ss->last_seen = time(NULL);
+		__atomic_store_n(&ss->last_seen, time(NULL), __ATOMIC_RELAXED);
 	switch (*ended ? -1 : r->type) {
 	case -1:
 		error = NBD_EIO;
@@ -475,7 +577,7 @@ static uint32_t do_request(struct conn *c, const struct request *r, uint8_t *buf
 				      r->type == NBD_CMD_FLUSH ? "nbd-flush" :
 				      r->type == NBD_CMD_TRIM ? "nbd-trim" : "nbd-write",
 				      r->off, r->len, rc);
-	pthread_rwlock_unlock(&s->lock);
+	pthread_rwlock_unlock(&ss->io_lock);
 	return error;
 }
 
@@ -483,8 +585,8 @@ static uint32_t do_request(struct conn *c, const struct request *r, uint8_t *buf
  * that ended, ends the connection. */
 static void serve_request(struct conn *c, const struct request *r, uint8_t *buf)
 {
-	int ended;
-	uint32_t error = do_request(c, r, buf, &ended);
+	int ended = 0;
+	uint32_t error = r->refused ? r->refused : do_request(c, r, buf, &ended);
 
 	if (simple_reply(c, r->handle, error, buf, r->type == NBD_CMD_READ && !error ? r->len : 0) < 0)
 		conn_fail(c, SHUT_RDWR);
@@ -500,12 +602,10 @@ static int stream_read(struct conn *c, void *dst, size_t len)
 		ssize_t got;
 
 		if (!n && len >= sizeof(c->in))
-			return nd_read_full(c->fd, dst, len); /* bulk WRITE data: straight in */
+			return conn_read(c, dst, len); /* bulk WRITE data: straight in */
 		if (!n) {
-			got = read(c->fd, c->in, sizeof(c->in));
-			if (got < 0 && errno == EINTR)
-				continue;
-			if (got <= 0)
+			got = conn_read_some(c, c->in, sizeof(c->in));
+			if (got < 0)
 				return -1;
 			c->in_start = 0;
 			c->in_end = (size_t)got;
@@ -523,7 +623,7 @@ static int stream_read(struct conn *c, void *dst, size_t len)
 
 /* Hold `charge` bytes of the connection's budget, waiting for other workers to
  * give theirs back: this bounds what one connection makes the server buffer. */
-static void charge_bytes(struct conn *c, uint32_t charge)
+static void charge_conn(struct conn *c, uint32_t charge)
 {
 	pthread_mutex_lock(&c->mem_lock);
 	while (c->inflight && c->inflight + charge > INFLIGHT_BYTES)
@@ -532,12 +632,83 @@ static void charge_bytes(struct conn *c, uint32_t charge)
 	pthread_mutex_unlock(&c->mem_lock);
 }
 
-static void release_bytes(struct conn *c, uint32_t charge)
+static void release_conn(struct conn *c, uint32_t charge)
 {
 	pthread_mutex_lock(&c->mem_lock);
 	c->inflight -= charge;
 	pthread_cond_signal(&c->mem_freed);
 	pthread_mutex_unlock(&c->mem_lock);
+}
+
+/* Then the server-wide budget, nbd-memory: wait up to nbd-io-timeout for room.
+ * 0, or -1 (nothing charged) when there was none. */
+static int charge_bytes(struct conn *c, uint32_t charge)
+{
+	size_t total = (size_t)c->s->cfg.nbd_memory_mib << 20;
+	size_t limit = charge > SMALL_REQUEST ? total - total / 4 : total;
+	struct timespec until;
+	int rc = 0, ok;
+
+	charge_conn(c, charge);
+	if (!charge)
+		return 0;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += c->s->cfg.nbd_io_timeout;
+	pthread_mutex_lock(&budget_lock);
+	while (budget_used + charge > limit && rc == 0)
+		rc = pthread_cond_timedwait(&budget_freed, &budget_lock, &until);
+	ok = budget_used + charge <= limit;
+	if (ok)
+		budget_used += charge;
+	pthread_mutex_unlock(&budget_lock);
+	if (!ok)
+		release_conn(c, charge);
+	return ok ? 0 : -1;
+}
+
+static void release_bytes(struct conn *c, uint32_t charge)
+{
+	if (!charge)
+		return;
+	pthread_mutex_lock(&budget_lock);
+	budget_used -= charge;
+	pthread_cond_broadcast(&budget_freed);
+	pthread_mutex_unlock(&budget_lock);
+	release_conn(c, charge);
+}
+
+/* Read and drop len bytes of the stream (a refused WRITE's data). */
+static int skip_data(struct conn *c, uint32_t len)
+{
+	uint8_t junk[16384];
+
+	while (len) {
+		uint32_t n = len < sizeof(junk) ? len : (uint32_t)sizeof(junk);
+
+		if (stream_read(c, junk, n))
+			return -1;
+		len -= n;
+	}
+	return 0;
+}
+
+/* A request found no room in nbd-memory in time: say so (once a second at most). */
+static void log_no_room(struct conn *c, const struct request *r)
+{
+	static int64_t last;
+	static unsigned quiet;
+	int64_t now = now_ms();
+
+	if (now - __atomic_load_n(&last, __ATOMIC_RELAXED) < 1000) {
+		__atomic_add_fetch(&quiet, 1, __ATOMIC_RELAXED);
+		return;
+	}
+	__atomic_store_n(&last, now, __ATOMIC_RELAXED);
+	log_msg("nbd request refused ip=%s: %s of %u bytes found no room for %u s in the "
+		"server-wide limit on request data (nbd-memory = %u MiB); ENOMEM (and %u more "
+		"since the last report)", c->peer, r->type == NBD_CMD_WRITE ? "WRITE" : "READ",
+		r->len, c->s->cfg.nbd_io_timeout, c->s->cfg.nbd_memory_mib,
+		__atomic_exchange_n(&quiet, 0, __ATOMIC_RELAXED));
 }
 
 /* Read one request, and its WRITE data into w->buf.  Under read_lock.  -1 ends
@@ -547,9 +718,11 @@ static int read_request(struct conn *c, struct worker *w, struct request *r)
 {
 	uint8_t h[28];
 
+	conn_expect(c, "a request", "nbd-idle-timeout", c->s->cfg.nbd_idle_timeout, 0);
 	if (__atomic_load_n(&c->failed, __ATOMIC_RELAXED) || stream_read(c, h, sizeof(h)) ||
 	    nd_get32(h) != NBD_REQUEST_MAGIC)
 		return -1;
+	conn_expect(c, "request data", "nbd-io-timeout", c->s->cfg.nbd_io_timeout, 1);
 	r->flags = nd_get16(h + 4);
 	r->type = nd_get16(h + 6);
 	memcpy(r->handle, h + 8, 8);
@@ -561,7 +734,13 @@ static int read_request(struct conn *c, struct worker *w, struct request *r)
 		return -1; /* its data cannot be skipped sensibly: drop the client */
 	r->charge = r->type == NBD_CMD_WRITE ||
 		    (r->type == NBD_CMD_READ && in_range(c, r->off, r->len)) ? r->len : 0;
-	charge_bytes(c, r->charge);
+	r->refused = 0;
+	if (charge_bytes(c, r->charge) < 0) {
+		log_no_room(c, r);
+		r->charge = 0;
+		r->refused = NBD_ENOMEM;
+		return r->type == NBD_CMD_WRITE ? skip_data(c, r->len) : 0;
+	}
 	if (reserve(w, r->charge) < 0 ||
 	    (r->type == NBD_CMD_WRITE && stream_read(c, w->buf, r->len))) {
 		release_bytes(c, r->charge);
@@ -574,17 +753,17 @@ static int read_request(struct conn *c, struct worker *w, struct request *r)
  * holding read_lock.  0 when it was served. */
 static int serve_cached(struct conn *c, struct worker *w, const struct request *r)
 {
-	struct server *s = c->s;
 	int rc;
 
-	if (r->type != NBD_CMD_READ || r->len > INLINE_MAX || !in_range(c, r->off, r->len))
+	if (r->type != NBD_CMD_READ || r->refused || r->len > INLINE_MAX ||
+	    !in_range(c, r->off, r->len))
 		return -1;
-	pthread_rwlock_rdlock(&s->lock);
+	pthread_rwlock_rdlock(&c->ss->io_lock);
 	/* An ended session (its layers gone) takes the usual path to its EIO. */
 	rc = c->ss->ended ? -1 : layer_read_cached(c->ss->top, w->buf, r->len, r->off);
 	if (rc >= 0)
 		trace_nbd(c, r);
-	pthread_rwlock_unlock(&s->lock);
+	pthread_rwlock_unlock(&c->ss->io_lock);
 	if (rc < 0)
 		return -1;
 	if (simple_reply(c, r->handle, 0, w->buf, r->len) < 0)
@@ -686,6 +865,8 @@ static void conn_free(struct conn *c)
 	conn_unregister(c);
 	close(c->fd);
 	__atomic_sub_fetch(&c->s->nbd_open, 1, __ATOMIC_RELAXED);
+	if (c->counted)
+		addr_conn_give((const struct sockaddr *)&c->sa);
 	for (i = 0; i < MAX_WORKERS; i++)
 		free(c->workers[i].buf);
 	pthread_mutex_destroy(&c->read_lock);
@@ -700,12 +881,20 @@ static void *conn_main(void *arg)
 	struct conn *c = arg;
 	char mac[18];
 
+	conn_expect(c, "the handshake to end", "nbd-handshake-timeout",
+		    c->s->cfg.nbd_handshake_timeout, 0);
 	if (handshake(c) == 1) {
 		nd_mac_format(c->ss->mac, mac);
 		log_msg("nbd connect mac=%s ip=%s image=%s", mac, c->peer, c->ss->img->name);
 		transmission(c);
-		log_msg("nbd disconnect mac=%s ip=%s image=%s", mac, c->peer, c->ss->img->name);
+		log_msg("nbd disconnect mac=%s ip=%s image=%s%s", mac, c->peer, c->ss->img->name,
+			c->timed_out ? " (timed out)" : "");
+	} else if (c->why[0]) {
+		log_msg("nbd export refused ip=%s: %s", c->peer, c->why);
 	}
+	if (c->timed_out)
+		log_msg("nbd connection ip=%s closed: no %s within %u s (%s)", c->peer, c->awaiting,
+			c->limit_s, c->limit_key);
 	close_export(c);
 	conn_free(c);
 	return NULL;
@@ -725,11 +914,15 @@ static void peer_mac(const struct sockaddr_storage *sa, uint8_t mac[6])
 static struct conn *conn_new(struct server *s, int fd, const struct sockaddr_storage *sa)
 {
 	struct conn *c = calloc(1, sizeof(*c));
+	struct timeval send_limit = { (time_t)s->cfg.nbd_io_timeout, 0 };
 
 	if (!c)
 		return NULL;
 	c->s = s;
 	c->fd = fd;
+	c->sa = *sa;
+	/* A client that does not take its replies must not hold threads for ever. */
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &send_limit, sizeof(send_limit));
 	pthread_mutex_init(&c->read_lock, NULL);
 	pthread_mutex_init(&c->mem_lock, NULL);
 	pthread_cond_init(&c->mem_freed, NULL);
@@ -751,35 +944,95 @@ void nbd_serve(struct server *s, int fd, const struct sockaddr_storage *sa)
 		close(fd);
 }
 
-void nbd_accept(struct server *s, int listen_fd)
+/* Refusals at accept come in floods: log the first, then once a second with a count. */
+static void log_refused(const char *peer, const char *why)
 {
+	static int64_t last;
+	static unsigned quiet;
+	int64_t now = now_ms();
+
+	if (now - last < 1000) {
+		quiet++;
+		return;
+	}
+	if (quiet)
+		log_msg("nbd connection refused ip=%s: %s (and %u more since the last report)",
+			peer, why, quiet);
+	else
+		log_msg("nbd connection refused ip=%s: %s", peer, why);
+	last = now;
+	quiet = 0;
+}
+
+int nbd_accept(struct server *s, int listen_fd)
+{
+	static struct rate_table *rates;
 	struct sockaddr_storage sa;
 	socklen_t salen = sizeof(sa);
 	pthread_attr_t attr;
 	pthread_t t;
 	struct conn *c;
+	char peer[64], why[256];
+	unsigned refused, open;
 	int fd = accept4(listen_fd, (struct sockaddr *)&sa, &salen, SOCK_CLOEXEC), one = 1;
 
 	if (fd < 0)
-		return;
+		return errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM
+		       ? errno : 0;
+	if (!rates)
+		rates = rate_table_new();
+	format_peer((const struct sockaddr *)&sa, peer, sizeof(peer));
 	/* Threads per connection (up to MAX_WORKERS): bound connections like
 	 * sessions, or a flood of them would exhaust the server. */
 	if (__atomic_load_n(&s->nbd_open, __ATOMIC_RELAXED) >= s->cfg.max_sessions) {
-		log_msg("nbd connection refused: %u open (max-sessions)", s->cfg.max_sessions);
+		snprintf(why, sizeof(why), "%u open (max-sessions)", s->cfg.max_sessions);
+		log_refused(peer, why);
 		close(fd);
-		return;
+		return 0;
+	}
+	if (!addr_conn_take((const struct sockaddr *)&sa, s->cfg.nbd_per_address, &open)) {
+		snprintf(why, sizeof(why), "%u connections open from this address (nbd-per-address)",
+			 open);
+		log_refused(peer, why);
+		close(fd);
+		return 0;
+	}
+	if (!rate_allow(rates, (const struct sockaddr *)&sa, s->cfg.nbd_connect_rate,
+			4 * s->cfg.nbd_connect_rate, 1, &refused)) {
+		if (refused) {
+			snprintf(why, sizeof(why), "more than %u connections a second from this "
+				 "address (nbd-connect-rate); %u refused", s->cfg.nbd_connect_rate,
+				 refused);
+			log_msg("nbd connection refused ip=%s: %s", peer, why);
+		}
+		addr_conn_give((const struct sockaddr *)&sa);
+		close(fd);
+		return 0;
+	}
+	/* Half the reserve stays for what a connection needs next (its session's
+	 * files, which are refused with a reason the client is told). */
+	if (fds_short(s, 1, FD_RESERVE / 2, why, sizeof(why))) {
+		log_refused(peer, why);
+		addr_conn_give((const struct sockaddr *)&sa);
+		close(fd);
+		return 0;
 	}
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	c = conn_new(s, fd, &sa);
 	if (!c) {
+		addr_conn_give((const struct sockaddr *)&sa);
 		close(fd);
-		return;
+		return 0;
 	}
+	c->counted = 1;
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	if (pthread_create(&t, &attr, conn_main, c))
+	if (pthread_create(&t, &attr, conn_main, c)) {
+		log_refused(peer, "cannot start a thread for it");
 		conn_free(c);
+	}
 	pthread_attr_destroy(&attr);
+	return 0;
 }
 
 int nbd_shutdown(unsigned wait_s)

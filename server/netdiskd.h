@@ -29,6 +29,7 @@ struct client_rule {
 	uint8_t mac[6];
 	char image[NAME_MAX_LEN + 1]; /* "" = the default image */
 	int mode;                     /* 0 = the image's mode */
+	int line;                     /* of its [client] header in the config file */
 };
 
 struct config {
@@ -40,6 +41,12 @@ struct config {
 	unsigned max_dgram;       /* largest datagram the server sends */
 	unsigned window;          /* most data datagrams a client may have in flight */
 	unsigned max_sessions;    /* sessions open at once; more ATTACHes get ND_ERR_BUSY */
+	unsigned nbd_handshake_timeout; /* seconds from connect to a chosen export */
+	unsigned nbd_idle_timeout;      /* seconds without a request before closing; 0 = never */
+	unsigned nbd_io_timeout;        /* seconds a request's data or reply may stall */
+	unsigned nbd_memory_mib;        /* request data all NBD connections hold at once */
+	unsigned nbd_connect_rate;      /* NBD connections a second per source address; 0 = any */
+	unsigned nbd_per_address;       /* NBD connections open per source address; 0 = any */
 	char trace_dir[PATH_MAX]; /* "" = no read traces; else a file per session (trace.c) */
 	unsigned trace_max;       /* reads recorded per session at most */
 	struct image *images;
@@ -69,7 +76,7 @@ struct session {
 	uint64_t write_lba;
 	uint32_t write_count;
 	uint64_t write_got;    /* fragments received (bit per chunk) */
-	time_t last_seen;
+	time_t last_seen;      /* (atomic: NBD workers set it without the server lock) */
 	time_t attached;       /* when the ATTACH that made it came (retry window) */
 	time_t saved_seen;     /* last_seen as last recorded (session file's mtime) */
 	char peer[64];         /* "IP:PORT" it attached from */
@@ -81,21 +88,18 @@ struct session {
 	int nbd_conns;         /* NBD connections using it (keep it live) */
 	int nbd_owned;         /* made by NBD: ends with its last connection */
 	int ended;             /* ended while NBD connections still point at it */
+	/* Held shared by every NBD request on the session while it uses the
+	 * layers, exclusively by session_end to close them: NBD requests take
+	 * only this (and the overlay's own lock), never the server lock, so one
+	 * session's writes and fsyncs do not hold up another's reads. */
+	pthread_rwlock_t io_lock;
 	FILE *trace;           /* its read trace (trace.c), once it read */
 	int trace_off;         /* not (any more) traced */
 	unsigned long trace_reads;
 	struct timespec trace_t0; /* its first read */
 };
 
-/* ATTACHes per source address: a token bucket in a small hash table. */
-#define ATTACH_RATE_BUCKETS 1024
-struct attach_bucket {
-	uint8_t addr[16];      /* IPv4-mapped or IPv6 source address */
-	double tokens;
-	double stamp;          /* when tokens was last refilled (monotonic seconds) */
-	unsigned long dropped; /* ATTACHes dropped since the last log line */
-	double logged;         /* when the last "rate limited" line was written */
-};
+struct rate_table;
 
 /* Counters of what the server dropped or refused, for logs and tests. */
 struct stats {
@@ -121,8 +125,10 @@ struct server {
 	int udp_fd;
 	int nbd_fd;               /* NBD listener, or -1 */
 	unsigned nbd_open;        /* NBD connections being served (atomic) */
-	pthread_rwlock_t lock;    /* sessions and layers: NBD reads share it, all else is exclusive */
-	struct attach_bucket *attach_rate; /* ATTACH_RATE_BUCKETS of them, or NULL: no limit */
+	unsigned fd_limit;        /* RLIMIT_NOFILE in force; 0 = unknown (no fd checks) */
+	char refusal[256];        /* why session_attach last refused, if it said ("" if not) */
+	pthread_rwlock_t lock;    /* the session table and sessions' policy fields (not their I/O) */
+	struct rate_table *attach_rate; /* ATTACHes per source address, or NULL: no limit */
 	time_t last_sweep;        /* when idle sessions were last looked for */
 	time_t alive_touched;     /* when the state directory's "alive" file was last touched */
 };
@@ -148,6 +154,7 @@ int session_from_peer(const struct session *ss, const struct sockaddr *from, soc
 int attach_rate_ok(struct server *s, const struct sockaddr *from);
 void sessions_sweep(struct server *s);
 void session_end(struct server *s, struct session *ss, const char *why);
+void session_free(struct session *ss);
 void sessions_restore(struct server *s);
 void server_close(struct server *s);
 int session_live(const struct server *s, const struct session *ss);
@@ -156,6 +163,19 @@ int session_live(const struct server *s, const struct session *ss);
  * client, offset and errno. */
 void session_storage_error(struct session *ss, const char *op, uint64_t off,
 			   uint64_t len, int rc);
+
+/* limits.c */
+#define FD_RESERVE 16 /* fds kept free for transient opens, accepts and logs */
+void fd_limit_raise(struct server *s);
+int fds_in_use(void);
+int fds_short(const struct server *s, unsigned need, unsigned reserve, char *why, size_t whylen);
+struct rate_table;
+struct rate_table *rate_table_new(void);
+void rate_table_free(struct rate_table *t);
+int rate_allow(struct rate_table *t, const struct sockaddr *sa, unsigned rate, unsigned burst,
+	       unsigned report_s, unsigned *refused);
+int addr_conn_take(const struct sockaddr *sa, unsigned max, unsigned *open);
+void addr_conn_give(const struct sockaddr *sa);
 
 /* udp.c */
 void handle_datagram(struct server *s, const uint8_t *pkt, size_t len,

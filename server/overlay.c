@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,9 @@
  * one bit per block.  A write stores its data
  * before the map bits that make it visible, so after a crash a block reads
  * either old or new, and a flush (fdatasync of both) makes it durable.
+ *
+ * Reads hold the overlay's lock shared and writes exclusively (the map is
+ * updated byte by byte); a flush holds none: fdatasync may run beside writes.
  */
 
 #define OV_BLOCK 4096u
@@ -28,6 +32,7 @@ struct overlay {
 	int map_fd;
 	uint64_t blocks;
 	uint8_t *map; /* one bit per block, as in the map file */
+	pthread_rwlock_t lock; /* map and data: reads shared, writes exclusive */
 };
 
 static int allocated(struct overlay *o, uint64_t b)
@@ -38,12 +43,14 @@ static int allocated(struct overlay *o, uint64_t b)
 static int ov_read(struct layer *l, void *buf, size_t len, uint64_t off, int flags)
 {
 	struct overlay *o = (struct overlay *)l;
+	int rc = 0;
+
+	pthread_rwlock_rdlock(&o->lock);
 
 	while (len) {
 		uint64_t b = off / OV_BLOCK;
 		int here = allocated(o, b);
 		size_t run = OV_BLOCK - off % OV_BLOCK;
-		int rc;
 
 		/* Extend the run over following blocks in the same layer. */
 		while (run < len && allocated(o, b + (off % OV_BLOCK + run) / OV_BLOCK) == here)
@@ -53,12 +60,13 @@ static int ov_read(struct layer *l, void *buf, size_t len, uint64_t off, int fla
 		rc = here ? pread_flags(o->data_fd, buf, run, off, flags)
 			  : l->lower->ops->read(l->lower, buf, run, off, flags);
 		if (rc < 0)
-			return rc;
+			break;
 		buf = (char *)buf + run;
 		off += run;
 		len -= run;
 	}
-	return 0;
+	pthread_rwlock_unlock(&o->lock);
+	return rc;
 }
 
 /* Copy block b up from the lower layer so a partial write can land on it. */
@@ -89,6 +97,7 @@ static int ov_write(struct layer *l, const void *buf, size_t len, uint64_t off)
 
 	if (!len)
 		return 0;
+	pthread_rwlock_wrlock(&o->lock);
 	if (off % OV_BLOCK && !allocated(o, first))
 		rc = fill_block(o, first);
 	if (!rc && (off + len) % OV_BLOCK && !allocated(o, last) &&
@@ -96,7 +105,10 @@ static int ov_write(struct layer *l, const void *buf, size_t len, uint64_t off)
 		rc = fill_block(o, last);
 	if (!rc)
 		rc = pwrite_full(o->data_fd, buf, len, off);
-	return rc ? rc : mark(o, first, last);
+	if (!rc)
+		rc = mark(o, first, last);
+	pthread_rwlock_unlock(&o->lock);
+	return rc;
 }
 
 static int ov_flush(struct layer *l)
@@ -115,6 +127,7 @@ static void ov_close(struct layer *l)
 	close(o->data_fd);
 	close(o->map_fd);
 	free(o->map);
+	pthread_rwlock_destroy(&o->lock);
 	free(o);
 }
 
@@ -166,6 +179,7 @@ struct layer *overlay_open(struct layer *lower, const char *data_path, const cha
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
+	pthread_rwlock_init(&o->lock, NULL);
 	o->l.ops = &overlay_ops;
 	o->l.lower = lower;
 	o->l.size = lower->size;
@@ -192,6 +206,7 @@ fail:
 	if (o->map_fd >= 0)
 		close(o->map_fd);
 	free(o->map);
+	pthread_rwlock_destroy(&o->lock);
 	free(o);
 	return NULL;
 }

@@ -19,8 +19,8 @@
 #define EVICT_UNUSED_S 1         /* at max-sessions, a session never used after its ATTACH
 				  * goes after this long */
 #define EVICT_IDLE_S 10          /* ... and any other after this long of silence */
-#define ATTACH_RATE 10.0         /* ATTACHes per second one source address may send */
-#define ATTACH_BURST 40.0        /* ... and at once */
+#define ATTACH_RATE 10           /* ATTACHes per second one source address may send */
+#define ATTACH_BURST 40          /* ... and at once */
 #define ALIVE_FILE "alive"       /* state dir: mtime = when this server last ran */
 
 static unsigned bucket_of(const uint8_t token[16])
@@ -40,7 +40,9 @@ struct session *session_find(struct server *s, const uint8_t token[16])
 
 int session_live(const struct server *s, const struct session *ss)
 {
-	return ss->nbd_conns > 0 || time(NULL) - ss->last_seen < (time_t)s->cfg.session_timeout;
+	return ss->nbd_conns > 0 ||
+	       time(NULL) - __atomic_load_n(&ss->last_seen, __ATOMIC_RELAXED) <
+		       (time_t)s->cfg.session_timeout;
 }
 
 static int mkdirs(const char *path)
@@ -172,7 +174,34 @@ static void session_unlink(struct server *s, struct session *ss)
 	}
 }
 
-/* End a session; `why` goes into the log (NULL: quietly, the caller counts it). */
+/* A new session with its I/O lock; writers (session_end) go before new readers,
+ * so a busy NBD connection cannot hold the end of its session off. */
+static struct session *session_new(void)
+{
+	struct session *ss = calloc(1, sizeof(*ss));
+	pthread_rwlockattr_t a;
+
+	if (!ss)
+		return NULL;
+	pthread_rwlockattr_init(&a);
+	pthread_rwlockattr_setkind_np(&a, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	pthread_rwlock_init(&ss->io_lock, &a);
+	pthread_rwlockattr_destroy(&a);
+	return ss;
+}
+
+void session_free(struct session *ss)
+{
+	if (!ss)
+		return;
+	pthread_rwlock_destroy(&ss->io_lock);
+	free(ss);
+}
+
+/* End a session, under the server lock; `why` goes into the log (NULL: quietly,
+ * the caller counts it).  It leaves the table at once; its layers close when the
+ * NBD requests using them are done.  Volatile overlays are not flushed, only
+ * removed: nobody will read them again. */
 static void end_session(struct server *s, struct session *ss, const char *why)
 {
 	char path[PATH_MAX], data[PATH_MAX], map[PATH_MAX], mac[18];
@@ -183,7 +212,8 @@ static void end_session(struct server *s, struct session *ss, const char *why)
 			ss->img->name, nd_mode_text(ss->mode), nd_token_fingerprint(ss->token), why);
 	session_unlink(s, ss);
 	trace_end(ss);
-	if (ss->own)
+	pthread_rwlock_wrlock(&ss->io_lock);
+	if (ss->own && ss->mode != ND_MODE_VOLATILE)
 		layer_flush(ss->own);
 	layer_close(ss->own);
 	if (ss->mode == ND_MODE_VOLATILE) {
@@ -196,8 +226,9 @@ static void end_session(struct server *s, struct session *ss, const char *why)
 	unlink(path);
 	ss->own = ss->top = NULL;
 	ss->ended = 1;
+	pthread_rwlock_unlock(&ss->io_lock);
 	if (!ss->nbd_conns)
-		free(ss); /* else the last NBD connection frees it */
+		session_free(ss); /* else the last NBD connection frees it */
 }
 
 void session_end(struct server *s, struct session *ss, const char *why)
@@ -376,13 +407,13 @@ struct victim {
 static void note_victim(struct server *s, struct session *ss, void *arg)
 {
 	struct victim *v = arg;
-	time_t quiet = v->now - ss->last_seen;
+	time_t seen = __atomic_load_n(&ss->last_seen, __ATOMIC_RELAXED), quiet = v->now - seen;
 
 	(void)s;
 	if (ss->nbd_conns || quiet < (ss->used ? EVICT_IDLE_S : EVICT_UNUSED_S))
 		return;
 	if (!v->best || ss->used < v->best->used ||
-	    (ss->used == v->best->used && ss->last_seen < v->best->last_seen))
+	    (ss->used == v->best->used && seen < __atomic_load_n(&v->best->last_seen, __ATOMIC_RELAXED)))
 		v->best = ss;
 }
 
@@ -424,6 +455,7 @@ static struct session *attach(struct server *s, const struct nd_attach_req *req,
 	time_t now = time(NULL);
 	int mode = 0;
 
+	s->refusal[0] = 0;
 	memcpy(want, req->image, NAME_MAX_LEN);
 	want[NAME_MAX_LEN] = 0;
 	nd_mac_format(req->mac, mac);
@@ -462,10 +494,18 @@ static struct session *attach(struct server *s, const struct nd_attach_req *req,
 		why = "server full: every session is live (max-sessions)";
 		goto refused;
 	}
+	/* An overlay takes two fds, a direct writer one: refuse cleanly (BUSY, and
+	 * the reason logged) while there are fds left for accepts and logs. */
+	if (fds_short(s, mode == ND_MODE_READONLY ? 0 : mode == ND_MODE_DIRECT ? 1 : 2, FD_RESERVE,
+		      err, sizeof(err))) {
+		*status = ND_ERR_BUSY;
+		why = err;
+		goto refused;
+	}
 	if (mode == ND_MODE_DIRECT)
 		for_each_session(s, end_idle, &h);
 
-	ss = calloc(1, sizeof(*ss));
+	ss = session_new();
 	if (!ss) {
 		*status = ND_ERR_IO;
 		why = "out of memory";
@@ -501,10 +541,11 @@ static struct session *attach(struct server *s, const struct nd_attach_req *req,
 		ss->caps & ND_CAP_BOOT_TABLE ? "yes" : "no");
 	return ss;
 failed:
-	free(ss);
+	session_free(ss);
 	*status = ND_ERR_IO;
 	why = err;
 refused:
+	snprintf(s->refusal, sizeof(s->refusal), "%s", why); /* for the NBD client */
 	loggable(want[0] ? want : "(default)", want, sizeof(want));
 	log_msg("attach refused, %s: mac=%s ip=%s image=%s", why, mac, peer, want);
 	return NULL;
@@ -540,50 +581,16 @@ struct session *session_attach_nbd(struct server *s, const uint8_t mac[6], const
 /* Token buckets by source address: may one more ATTACH from `from` be served? */
 int attach_rate_ok(struct server *s, const struct sockaddr *from)
 {
-	struct attach_bucket *b;
-	struct timespec ts;
-	uint8_t key[16] = { 0 };
-	uint32_t h = 2166136261u;
-	double now;
-	unsigned i;
+	unsigned dropped;
+	char peer[64];
 
-	if (!s->attach_rate)
+	if (rate_allow(s->attach_rate, from, ATTACH_RATE, ATTACH_BURST, 10, &dropped))
 		return 1;
-	if (from->sa_family == AF_INET)
-		memcpy(key + 12, &((const struct sockaddr_in *)from)->sin_addr, 4);
-	else if (from->sa_family == AF_INET6)
-		memcpy(key, &((const struct sockaddr_in6 *)from)->sin6_addr, 16);
-	for (i = 0; i < 16; i++)
-		h = (h ^ key[i]) * 16777619u;
-	b = &s->attach_rate[h % ATTACH_RATE_BUCKETS];
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	now = (double)ts.tv_sec + ts.tv_nsec / 1e9;
-	if (memcmp(b->addr, key, 16) || !b->stamp) { /* a new source takes the slot over */
-		memcpy(b->addr, key, 16);
-		b->tokens = ATTACH_BURST;
-		b->stamp = now;
-		b->dropped = 0;
-		b->logged = 0;
-	}
-	b->tokens += (now - b->stamp) * ATTACH_RATE;
-	if (b->tokens > ATTACH_BURST)
-		b->tokens = ATTACH_BURST;
-	b->stamp = now;
-	if (b->tokens >= 1) {
-		b->tokens -= 1;
-		return 1;
-	}
-	b->dropped++;
 	s->stats.attach_limited++;
-	if (now - b->logged >= 10) { /* the reason, but not a line per datagram */
-		char peer[64];
-
+	if (dropped) { /* the reason, but not a line per datagram */
 		format_peer(from, peer, sizeof(peer));
-		nd_log(ND_LOG_WARN, "attach refused, more than %.0f ATTACHes a second from this "
-		       "address (%lu dropped; next report in 10 s): ip=%s", ATTACH_RATE, b->dropped,
-		       peer);
-		b->logged = now;
-		b->dropped = 0;
+		nd_log(ND_LOG_WARN, "attach refused, more than %u ATTACHes a second from this "
+		       "address (%u dropped; next report in 10 s): ip=%s", ATTACH_RATE, dropped, peer);
 	}
 	return 0;
 }
@@ -640,7 +647,7 @@ static int restore_one(struct server *s, const char *hex, FILE *f, time_t idle, 
 		sscanf(line, "peer=%63s", peer);
 		sscanf(line, "origin=%15s", origin);
 	}
-	ss = calloc(1, sizeof(*ss));
+	ss = session_new();
 	if (!ss || strlen(hex) != 32 || nd_mac_parse(macs, ss->mac) < 0 || mode < 1 || mode > 4 ||
 	    dgram < ND_MIN_DGRAM || dgram > ND_MAX_DGRAM || !(ss->img = config_image(&s->cfg, image)))
 		goto fail;
@@ -667,7 +674,7 @@ static int restore_one(struct server *s, const char *hex, FILE *f, time_t idle, 
 	}
 	return 0;
 fail:
-	free(ss);
+	session_free(ss);
 	return -1;
 }
 
@@ -750,20 +757,22 @@ static void sweep_one(struct server *s, struct session *ss, void *arg)
 {
 	time_t now = *(const time_t *)arg;
 	char path[PATH_MAX], why[80];
+	time_t seen;
 
+	/* NBD workers set last_seen without the server lock: atomics throughout. */
 	if (ss->nbd_conns)
-		ss->last_seen = now;
+		__atomic_store_n(&ss->last_seen, now, __ATOMIC_RELAXED);
+	seen = __atomic_load_n(&ss->last_seen, __ATOMIC_RELAXED);
 	if (!session_live(s, ss)) {
 		s->stats.expired++;
-		snprintf(why, sizeof(why), "idle for %lld s (session-timeout)",
-			 (long long)(now - ss->last_seen));
+		snprintf(why, sizeof(why), "idle for %lld s (session-timeout)", (long long)(now - seen));
 		session_end(s, ss, why);
 		return;
 	}
-	if (ss->last_seen - ss->saved_seen >= record_interval(s)) {
+	if (seen - ss->saved_seen >= record_interval(s)) {
 		session_file(s, ss->token, path);
-		touch(path, ss->last_seen);
-		ss->saved_seen = ss->last_seen;
+		touch(path, seen);
+		ss->saved_seen = seen;
 	}
 }
 
@@ -805,7 +814,7 @@ void server_close(struct server *s)
 			if (ss->own)
 				layer_flush(ss->own);
 			layer_close(ss->own);
-			free(ss);
+			session_free(ss);
 		}
 		s->bucket[b] = NULL;
 	}
@@ -828,7 +837,7 @@ void session_storage_error(struct session *ss, const char *op, uint64_t off, uin
 	const char *name = strerrorname_np(-rc);
 
 	/* Once per session and kind: a full disk fails every write after the first.
-	 * (NBD reads share the server lock, hence the atomic.) */
+	 * (NBD requests run side by side under the session's io_lock, hence the atomic.) */
 	if (__atomic_fetch_or(&ss->errs_logged, kind, __ATOMIC_RELAXED) & kind)
 		return;
 	nd_mac_format(ss->mac, mac);

@@ -310,7 +310,7 @@ static void log_wrong_peer(struct session *ss, const struct sockaddr *from)
 /* Requests that need a session. */
 static void dispatch_session(struct request *q, struct session *ss)
 {
-	ss->last_seen = time(NULL);
+	__atomic_store_n(&ss->last_seen, time(NULL), __ATOMIC_RELAXED);
 	ss->used = 1;
 	if (nd_log_enabled(ND_LOG_DEBUG))
 		nd_log(ND_LOG_DEBUG, "request op=%u id=%u image=%s ip=%s len=%u", q->h->opcode,

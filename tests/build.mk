@@ -26,6 +26,16 @@ $(BUILD)/asan/%.o: %.c | $(BUILD)/.dir
 $(BUILD)/asan/netdiskd: $(patsubst %.c,$(BUILD)/asan/%.o,$(SERVER_SRC) $(COMMON_SRC))
 	$(CC) $(SAN_FLAGS) -o $@ $^ -lpthread
 
+# The server built with ThreadSanitizer, for t-server-sanitizers.sh's concurrent
+# scenario (NBD writers and flushes beside UDP and NBD readers).
+TSAN_FLAGS := -fsanitize=thread -fno-omit-frame-pointer
+$(BUILD)/tsan/%.o: %.c | $(BUILD)/.dir
+	@mkdir -p $(dir $@)
+	$(CC) $(SERVER_CFLAGS) $(TSAN_FLAGS) -O1 $(DEPFLAGS) -c $< -o $@
+
+$(BUILD)/tsan/netdiskd: $(patsubst %.c,$(BUILD)/tsan/%.o,$(SERVER_SRC) $(COMMON_SRC))
+	$(CC) $(TSAN_FLAGS) -o $@ $^ -lpthread
+
 # The in-process unit tests (make check), built with the sanitizers: the client
 # core and stub policy against the server's request handler, the IP stack on
 # crafted frames, overlay crash consistency (pwrite cut through --wrap),
@@ -55,7 +65,7 @@ $(BUILD)/fuzz/fuzz-%: $(BUILD)/fuzz/tests/fuzz/fuzz_%.o \
 	clang $(FUZZ_LDFLAGS) -o $@ $^ -lpthread
 
 .PHONY: test-tools
-test-tools: $(BUILD)/asan/netdiskd $(BUILD)/tests/unittest $(FUZZ_BINS)
+test-tools: $(BUILD)/asan/netdiskd $(BUILD)/tsan/netdiskd $(BUILD)/tests/unittest $(FUZZ_BINS)
 test: test-tools
 
 # Boot-sector programs the BIOS suites serve (tests/t-bios-*.sh).

@@ -212,6 +212,8 @@ read -r _ sent _ got <<<"$(echo "$out" | sed -n 3p)"
 stop_server
 
 # --- defect 3: idle sessions expire; floods neither lock out nor survive restarts ----
+# (a copy for the persistent image: one file under two names is refused, defect 6)
+cp "$BASE" "$ND_TMP/keep.img"
 cat >"$ND_TMP/idle.conf" <<CONF
 state-dir = $ND_TMP/idlestate
 session-timeout = 10
@@ -219,7 +221,7 @@ session-timeout = 10
 path = $BASE
 mode = volatile
 [image keep]
-path = $BASE
+path = $ND_TMP/keep.img
 mode = persistent
 CONF
 start idle --config "$ND_TMP/idle.conf"

@@ -290,5 +290,5 @@ for s in held:
 extra = socket.create_connection(("127.0.0.1", port), timeout=3)
 assert extra.recv(18) == b""
 PY
-grep -q 'nbd connection refused: 2 open' "$ND_TMP/cap.log" && pass nbd-refusal-logged ||
+grep -q 'nbd connection refused ip=127.0.0.1:[0-9]*: 2 open (max-sessions)' "$ND_TMP/cap.log" && pass nbd-refusal-logged ||
 	fail nbd-refusal-logged "no log line"

@@ -135,7 +135,7 @@ stop_server
 bad_config() {
 	local name=$1 want=$2
 	printf '%s\n' "$3" >"$ND_TMP/bad.conf"
-	"$ND_BUILD/netdiskd" --listen 127.0.0.1:1 --config "$ND_TMP/bad.conf" >"$ND_TMP/bad.out" 2>&1
+	timeout 10 "$ND_BUILD/netdiskd" --listen 127.0.0.1:1 --config "$ND_TMP/bad.conf" >"$ND_TMP/bad.out" 2>&1
 	local rc=$?
 	if [ $rc -eq 2 ] && grep -q -- "$want" "$ND_TMP/bad.out"; then pass "$name"; else
 		fail "$name" "exit $rc: $(cat "$ND_TMP/bad.out")"
@@ -148,6 +148,30 @@ bad_config config-error-no-path "image 'a' has no path" $'[image a]\nmode = vola
 bad_config config-error-persistent-needs-state "give a state directory" $'[image a]\npath=/x\nmode=persistent'
 bad_config config-error-unknown-client-image "no image 'zz'" $'[image a]\npath=/x\n[client 02:00:00:00:00:01]\nimage=zz'
 bad_config config-error-bad-name "bad image name" $'[image ../etc]\npath=/x'
+bad_config config-error-nbd-limit "bad.conf:1: nbd-memory must be 64..1048576 MiB, not '3'" $'nbd-memory = 3\n[image a]\npath=/x'
+bad_config config-error-client-twice "bad.conf:4: client 02:00:00:00:00:01 already has a section at line 2" \
+	$'[image a]\n[client 02:00:00:00:00:01]\nimage=a\n[client 02:00:00:00:00:01]\nmode=direct'
+# One file under two names (here a symbolic link) would let a direct writer of one
+# name change the disk under the other's clients.
+ln -s "$BASE" "$ND_TMP/alias.img"
+bad_config config-error-same-file-twice "images 'a' .* and 'b' .* are the same file" \
+	"$(printf '[image a]\npath=%s\nmode=direct\n[image b]\npath=%s' "$BASE" "$ND_TMP/alias.img")"
+
+# A block device is served, sized by BLKGETSIZE64: a loop device over a copy of the image.
+cp "$BASE" "$ND_TMP/loopback.img"
+LOOPDEV=$(losetup --find --show "$ND_TMP/loopback.img" 2>"$ND_TMP/losetup.err")
+if [ -n "$LOOPDEV" ]; then
+	start_server blockdev --mode direct "disk=$LOOPDEV" &&
+		grep -q "image disk: $LOOPDEV, 32 MiB, direct" "$ND_TMP/blockdev.log" && pass blockdev-served ||
+		fail blockdev-served "$(tail -n 2 "$ND_TMP/blockdev.log")"
+	NDTEST_IMAGE=disk expect blockdev-reads-image 0 nd check 02:00:00:00:08:01 1 0 100 64
+	NDTEST_IMAGE=disk expect blockdev-write 0 nd write 02:00:00:00:08:01 2 21 4000 32 1
+	stop_server
+	losetup -d "$LOOPDEV"
+	expect blockdev-write-lands 0 "$NDTEST" x "$BASE" file-pattern "$ND_TMP/loopback.img" 21 4000 32
+else
+	fail blockdev-losetup "$(cat "$ND_TMP/losetup.err")"
+fi
 
 expect server-missing-image 1 "$ND_BUILD/netdiskd" --listen 127.0.0.1:1 "$ND_TMP/nonexistent.img"
 head -c 1000 /dev/zero >"$ND_TMP/odd.img"
