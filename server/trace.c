@@ -41,17 +41,15 @@ static double ms_since(const struct timespec *t0)
  * once and leaves the session untraced.  Called with trace_lock held. */
 static void trace_open(struct server *s, struct session *ss)
 {
-	char path[PATH_MAX], mac[ND_MAC_STRLEN + 1], hex[9];
+	char path[PATH_MAX], mac[ND_MAC_STRLEN + 1];
 	struct timespec wall;
 	struct tm tm;
-	unsigned i;
 
+	/* Named by the token's fingerprint, never by token bytes (#13). */
 	nd_mac_format(ss->mac, mac);
-	for (i = 0; i < 4; i++)
-		snprintf(hex + 2 * i, 3, "%02x", ss->token[i]);
-	snprintf(path, sizeof(path), "%s/%s-%02x%02x%02x%02x%02x%02x-%s.trace", s->cfg.trace_dir,
+	snprintf(path, sizeof(path), "%s/%s-%02x%02x%02x%02x%02x%02x-%08x.trace", s->cfg.trace_dir,
 		 ss->img->name, ss->mac[0], ss->mac[1], ss->mac[2], ss->mac[3], ss->mac[4],
-		 ss->mac[5], hex);
+		 ss->mac[5], nd_token_fingerprint(ss->token));
 	ss->trace = fopen(path, "w");
 	if (!ss->trace) {
 		nd_log(ND_LOG_WARN, "trace: fopen %s: %s (session not traced)", path, strerror(errno));
