@@ -10,7 +10,7 @@ HOST_LDFLAGS ?=
 # (-MP: a deleted header is not an error); they are included at the end.
 DEPFLAGS := -MMD -MP
 
-.PHONY: all deps check test demo bench clean
+.PHONY: all deps check test demo demo-lab bench clean
 all:
 
 # Each component adds its artifacts to `all` and its rules in its own build.mk.
@@ -44,6 +44,11 @@ test: deps all
 # Serve the demo disk and PXE-boot a VM from it (UEFI=1 for OVMF and netdisk.efi).
 demo: deps all demo-image
 	qemu-scripts/demo $(if $(UEFI),--uefi) $(if $(MODE),--mode $(MODE))
+
+# Boot N VMs (BIOS and UEFI mixed, default 3) at once through the LAN lab: a
+# bridge, dnsmasq and netdiskd in a network namespace (docs/lab.md).
+demo-lab: deps all demo-image
+	qemu-scripts/lab --vms $(or $(N),3)
 
 clean:
 	rm -rf $(BUILD)

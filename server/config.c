@@ -25,6 +25,7 @@ void config_defaults(struct config *c)
 	c->nbd_memory_mib = 256;
 	c->nbd_connect_rate = 16;
 	c->nbd_per_address = 64;
+	c->trace_max = 1000000;
 }
 
 /* Image names become file names under the state directory: keep them tame. */
@@ -189,6 +190,7 @@ static const struct uint_key {
 	  offsetof(struct config, nbd_connect_rate) },
 	{ "nbd-per-address", 0, 1000000, "connections (0: no limit)",
 	  offsetof(struct config, nbd_per_address) },
+	{ "trace-max", 1, 100000000, "reads", offsetof(struct config, trace_max) },
 };
 
 /* A numeric key: 1 if k is one (0 or -1 from setting it in *rc), else 0. */
@@ -230,6 +232,9 @@ static int global_key(struct parser *p, const char *k, const char *v)
 		if (strcmp(v, "any") && strcmp(v, "listed"))
 			return bad(p, "allow must be 'any' or 'listed', not", v);
 		c->allow_unlisted = !strcmp(v, "any");
+	} else if (!strcmp(k, "trace-dir")) {
+		if (snprintf(c->trace_dir, sizeof(c->trace_dir), "%s", v) >= (int)sizeof(c->trace_dir) - 128)
+			return bad(p, "trace-dir too long", v);
 	} else {
 		return bad(p, "unknown key", k);
 	}

@@ -14,6 +14,7 @@
 #include <unistd.h>
 #include "nbd.h"
 #include "netdiskd.h"
+#include "trace.h"
 
 #define BATCH 32               /* datagrams taken per recvmmsg */
 #define NBD_SHUTDOWN_WAIT_S 10 /* for NBD connection threads to finish at exit */
@@ -41,6 +42,8 @@ static void usage(FILE *f)
 		"                        temporary directory, removed at exit)\n"
 		"  -m, --mode MODE       write mode for IMAGE arguments: volatile (default),\n"
 		"                        persistent, direct or readonly\n"
+		"  -t, --trace-dir DIR   record every session's reads (a boot trace) in a\n"
+		"                        file of its own in DIR\n"
 		"  -v, --verbose         also log every request (debug level)\n"
 		"  -q, --quiet           log only warnings and errors\n"
 		"      --log-format FMT  text (default: time level netdiskd: words key=value)\n"
@@ -76,6 +79,7 @@ static int parse_args(int argc, char **argv, struct config *c)
 		{ "listen", required_argument, 0, 'l' },
 		{ "state-dir", required_argument, 0, 's' },
 		{ "mode", required_argument, 0, 'm' },
+		{ "trace-dir", required_argument, 0, 't' },
 		{ "verbose", no_argument, 0, 'v' },
 		{ "quiet", no_argument, 0, 'q' },
 		{ "log-format", required_argument, 0, 'F' },
@@ -84,11 +88,11 @@ static int parse_args(int argc, char **argv, struct config *c)
 	};
 	enum nd_log_format log_format = ND_LOG_TEXT;
 	int log_level = ND_LOG_INFO;
-	const char *listen = NULL, *state = NULL;
+	const char *listen = NULL, *state = NULL, *trace = NULL;
 	char err[512];
 	int opt, mode = ND_MODE_VOLATILE;
 
-	while ((opt = getopt_long(argc, argv, "c:l:s:m:vqh", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "c:l:s:m:t:vqh", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'c':
 			if (config_load(c, optarg, err, sizeof(err)) < 0)
@@ -99,6 +103,9 @@ static int parse_args(int argc, char **argv, struct config *c)
 			break;
 		case 's':
 			state = optarg;
+			break;
+		case 't':
+			trace = optarg;
 			break;
 		case 'm':
 			mode = nd_mode_parse(optarg);
@@ -141,6 +148,12 @@ static int parse_args(int argc, char **argv, struct config *c)
 	}
 	if (state)
 		snprintf(c->state_dir, sizeof(c->state_dir), "%s", state);
+	if (trace && strlen(trace) >= sizeof(c->trace_dir) - 128) {
+		snprintf(err, sizeof(err), "trace directory path too long");
+		goto bad;
+	}
+	if (trace)
+		snprintf(c->trace_dir, sizeof(c->trace_dir), "%s", trace);
 	if (config_check(c, err, sizeof(err)) < 0)
 		goto bad;
 	return 0;
@@ -311,7 +324,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	if (!s.iobuf || s.udp_fd < 0 || s.nbd_fd < 0 || server_open_images(&s, err, sizeof(err)) < 0 ||
-	    server_state_init(&s, err, sizeof(err)) < 0) {
+	    server_state_init(&s, err, sizeof(err)) < 0 || trace_init(&s.cfg, err, sizeof(err)) < 0) {
 		fprintf(stderr, "netdiskd: %s\n", err);
 		return 1;
 	}

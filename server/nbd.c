@@ -18,6 +18,7 @@
 #include "nbd.h"
 #include "nbdproto.h"
 #include "ndcommon.h"
+#include "trace.h"
 
 /*
  * Export names:
@@ -505,6 +506,15 @@ static int in_range(const struct conn *c, uint64_t off, uint32_t len)
 	return len <= MAX_REQUEST && off <= size && len <= size - off;
 }
 
+/* A READ in the session's boot trace, in whole sectors. */
+static void trace_nbd(struct conn *c, const struct request *r)
+{
+	uint64_t first = r->off / ND_SECTOR_SIZE;
+
+	trace_read(c->s, c->ss, first, (r->off + r->len + ND_SECTOR_SIZE - 1) / ND_SECTOR_SIZE - first,
+		   "nbd");
+}
+
 /* Stop reading requests: `how` is SHUT_RD to still send the replies under way,
  * SHUT_RDWR when the client cannot be answered any more.  The reader, blocked
  * in read(), sees the end of the stream. */
@@ -534,7 +544,7 @@ static uint32_t do_request(struct conn *c, const struct request *r, uint8_t *buf
 	case NBD_CMD_READ:
 		if (!in_range(c, r->off, r->len))
 			error = NBD_EINVAL;
-		else if ((rc = layer_read(ss->top, buf, r->len, r->off)) < 0)
+		else if (trace_nbd(c, r), (rc = layer_read(ss->top, buf, r->len, r->off)) < 0)
 			error = errno_to_nbd(rc);
 		break;
 	case NBD_CMD_WRITE:
@@ -755,6 +765,8 @@ static int serve_cached(struct conn *c, struct worker *w, const struct request *
 	pthread_rwlock_rdlock(&c->ss->io_lock);
 	/* An ended session (its layers gone) takes the usual path to its EIO. */
 	rc = c->ss->ended ? -1 : layer_read_cached(c->ss->top, w->buf, r->len, r->off);
+	if (rc >= 0)
+		trace_nbd(c, r);
 	pthread_rwlock_unlock(&c->ss->io_lock);
 	if (rc < 0)
 		return -1;

@@ -6,6 +6,7 @@
 #include <limits.h>
 #include <pthread.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/socket.h>
 #include <time.h>
 #include "netdisk/proto.h"
@@ -47,6 +48,8 @@ struct config {
 	unsigned nbd_memory_mib;        /* request data all NBD connections hold at once */
 	unsigned nbd_connect_rate;      /* NBD connections a second per source address; 0 = any */
 	unsigned nbd_per_address;       /* NBD connections open per source address; 0 = any */
+	char trace_dir[PATH_MAX]; /* "" = no read traces; else a file per session (trace.c) */
+	unsigned trace_max;       /* reads recorded per session at most */
 	struct image *images;
 	int nimages;
 	struct client_rule *clients;
@@ -91,6 +94,10 @@ struct session {
 	 * only this (and the overlay's own lock), never the server lock, so one
 	 * session's writes and fsyncs do not hold up another's reads. */
 	pthread_rwlock_t io_lock;
+	FILE *trace;           /* its read trace (trace.c), once it read */
+	int trace_off;         /* not (any more) traced */
+	unsigned long trace_reads;
+	struct timespec trace_t0; /* its first read */
 };
 
 struct rate_table;

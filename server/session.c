@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include "netdiskd.h"
+#include "trace.h"
 
 #define MAX_REQUEST_SECTORS 2048 /* 1 MiB: bounds the server's per-request buffer */
 #define ATTACH_RETRY_S 60        /* a retried ATTACH is recognised this long after the first */
@@ -211,6 +212,7 @@ static void end_session(struct server *s, struct session *ss, const char *why)
 		log_msg("detach mac=%s ip=%s image=%s mode=%s session=%08x (%s)", mac, ss->peer,
 			ss->img->name, nd_mode_text(ss->mode), nd_token_fingerprint(ss->token), why);
 	session_unlink(s, ss);
+	trace_end(ss);
 	pthread_rwlock_wrlock(&ss->io_lock);
 	if (ss->own && ss->mode != ND_MODE_VOLATILE)
 		layer_flush(ss->own);
@@ -809,6 +811,7 @@ void server_close(struct server *s)
 
 		for (; ss; ss = next) {
 			next = ss->next;
+			trace_end(ss);
 			if (ss->own)
 				layer_flush(ss->own);
 			layer_close(ss->own);

@@ -9,6 +9,7 @@
 #include <sys/uio.h>
 #include <time.h>
 #include "netdiskd.h"
+#include "trace.h"
 
 /* Replies to one request, built in place and sent as one batch. */
 struct replies {
@@ -183,6 +184,7 @@ static void do_read(struct request *q, struct session *ss)
 	if (q->data_len >= 8)
 		want = nd_get64(q->data);
 	bytes = count * ND_SECTOR_SIZE;
+	trace_read(q->s, ss, lba, count, "udp");
 	if ((rc = layer_read(ss->top, q->s->iobuf, bytes, lba * ND_SECTOR_SIZE)) < 0) {
 		session_storage_error(ss, "read", lba * ND_SECTOR_SIZE, bytes, rc);
 		error_reply(q, ND_ERR_IO);

@@ -148,10 +148,11 @@ e2e_value() {
 	tr -d '\r' <"$ND_TMP/$1.log" | sed -n "s/.*$2 //p" | head -n 1
 }
 
-# e2e_booted NAME MAC: the boot went all the way, on the stub's session:
-# agent attached from the boot table, root on an NBD partition, hook ran, off.
+# e2e_booted NAME MAC [HOOK]: the boot went all the way, on the stub's session:
+# agent attached from the boot table, root on an NBD partition, the hook
+# (default /e2e/guest.sh) ran, off.
 e2e_booted() {
-	local name=$1 mac=$2 mount
+	local name=$1 mac=$2 hook=${3:-/e2e/guest.sh} mount
 	console_has "$name" '^NETDISK-NET-OK eth0 [0-9.]+ boot-table$' || { echo "no address from the boot table"; tail -n 3 "$ND_TMP/$name.log"; return 1; }
 	console_has "$name" '^NETDISK-ATTACH-OK$' || { echo "agent did not attach"; return 1; }
 	console_has "$name" '^netdisk-attach: attached /dev/nbd0: .* export session [0-9a-f]{8},' ||
@@ -160,7 +161,7 @@ e2e_booted() {
 	mount=$(e2e_value "$name" E2E-ROOT-MOUNT)
 	[[ $mount =~ ^/dev/nbd0p[0-9]+\ /\ ext4\ rw ]] || { echo "/ is not an NBD partition: '$mount'"; return 1; }
 	grep -q "nbd connect mac=$mac " "$ND_TMP/server.log" || { echo "no NBD connection on the session of $mac"; return 1; }
-	console_has "$name" '^NETDISK-HOOK-DONE /e2e/guest.sh status 0$' || { echo "guest script did not finish"; return 1; }
+	console_has "$name" "^NETDISK-HOOK-DONE $hook status 0\$" || { echo "guest script did not finish"; return 1; }
 	console_has "$name" '^NETDISK-POWEROFF' || { echo "did not power off"; return 1; }
 }
 
