@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 # The LAN lab: a network namespace with a bridge, dnsmasq (DHCP+TFTP), netdiskd and QEMU VMs on tap ports, all removed on exit.
 # Source it (tests/t-lab.sh, qemu-scripts/lab); nothing happens until lab_up is called.
 #

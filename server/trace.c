@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* Boot traces: with trace-dir set, every session's reads (ms since its first read, LBA, count, UDP or NBD) go to a file of its own. */
 #include <errno.h>
 #include <pthread.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* Boot traces (trace.c): a file per session of the reads it made, for replaying boots (issue #15). */
 #ifndef ND_TRACE_H
 #define ND_TRACE_H

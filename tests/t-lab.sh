@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # The LAN lab (qemu-scripts/lab-lib.sh): BIOS and UEFI VMs boot the e2e image at once through a bridge, dnsmasq and netdiskd; again with loss, duplication and reordering on every port; nothing is left behind.
 #
 # Storm 1: three VMs (BIOS, UEFI, BIOS) start together on plain tap ports; a

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # netdiskd's boot traces (trace-dir): each session's UDP and NBD reads in a file of its own, in order, bounded by trace-max; bad directories refused.
 . "$(dirname "$0")/lib.sh"
 requires cmd:nbdcopy
