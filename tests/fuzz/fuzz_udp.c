@@ -38,6 +38,30 @@ static struct grant {
 static unsigned grant_next;
 static volatile uint8_t reply_sum; /* keeps the reads in sink() from being optimised away */
 
+/*
+ * Record that an ATTACH reply handed this token to this port.  A slot is
+ * reused only once its session is gone (the server holds at most
+ * max_sessions, far fewer than GRANTS), so a live session's grant is never
+ * forgotten however many sessions the fuzzer opens and ends.
+ */
+static void grant(const uint8_t tok[16], in_port_t port)
+{
+	unsigned i, slot = GRANTS;
+
+	for (i = 0; i < GRANTS && slot == GRANTS; i++)
+		if (!memcmp(grants[i].token, tok, 16))
+			slot = i; /* a retried ATTACH: the same grant */
+	for (i = 0; i < GRANTS && slot == GRANTS; i++)
+		if (!grants[i].port || !session_find(&srv, grants[i].token))
+			slot = i;
+	if (slot == GRANTS) {
+		slot = grant_next; /* cannot happen while GRANTS > max_sessions */
+		grant_next = (grant_next + 1) % GRANTS;
+	}
+	memcpy(grants[slot].token, tok, 16);
+	grants[slot].port = port;
+}
+
 /* Read every byte the handler hands out, so ASan sees any bad pointer. */
 static void sink(struct server *s, struct iovec (*iov)[2], unsigned n,
 		 const struct sockaddr *to, socklen_t tolen)
@@ -53,11 +77,8 @@ static void sink(struct server *s, struct iovec (*iov)[2], unsigned n,
 			reply_bytes += iov[i][j].iov_len;
 		}
 	memcpy(last_reply, iov[0][0].iov_base, ND_HDR_SIZE);
-	if (r->opcode == ND_OP_ATTACH && !nd_get16(r->status)) {
-		memcpy(grants[grant_next].token, r->token, 16);
-		grants[grant_next].port = ((const struct sockaddr_in *)to)->sin_port;
-		grant_next = (grant_next + 1) % GRANTS;
-	}
+	if (r->opcode == ND_OP_ATTACH && !nd_get16(r->status))
+		grant(r->token, ((const struct sockaddr_in *)to)->sin_port);
 }
 
 /* Did an ATTACH reply hand this token to this port? */
