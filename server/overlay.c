@@ -212,6 +212,83 @@ fail:
 	return NULL;
 }
 
+/* A version delta of the image store: like an overlay, but never reset: it is
+ * created empty (OVD_CREATE) or must load, over exactly the lower layer it was
+ * made over; read-only unless OVD_WRITABLE (the maintenance version). */
+struct layer *overlay_open_delta(struct layer *lower, const char *data_path, const char *map_path,
+				 int flags, char *err, size_t errlen)
+{
+	struct overlay *o = calloc(1, sizeof(*o));
+	int oflags = (flags & OVD_WRITABLE ? O_RDWR : O_RDONLY) | O_CLOEXEC;
+	size_t map_bytes;
+	int loaded;
+
+	if (!o) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	pthread_rwlock_init(&o->lock, NULL);
+	o->l.ops = &overlay_ops;
+	o->l.lower = lower;
+	o->l.size = lower->size;
+	o->blocks = (lower->size + OV_BLOCK - 1) / OV_BLOCK;
+	map_bytes = (size_t)((o->blocks + 7) / 8);
+	o->map = calloc(1, map_bytes);
+	if (flags & OVD_CREATE)
+		oflags |= O_CREAT | O_TRUNC | O_RDWR;
+	o->data_fd = open(data_path, oflags, 0600);
+	o->map_fd = o->data_fd < 0 ? -1 : open(map_path, oflags, 0600);
+	if (!o->map || o->data_fd < 0 || o->map_fd < 0) {
+		snprintf(err, errlen, "cannot open version delta %s: open: %s", data_path,
+			 strerror(errno));
+		goto fail;
+	}
+	if (flags & OVD_CREATE) {
+		if (reset(o, map_bytes) < 0 || fsync(o->data_fd) < 0 || fsync(o->map_fd) < 0) {
+			snprintf(err, errlen, "cannot create version delta %s: %s", data_path,
+				 strerror(errno));
+			goto fail;
+		}
+		return &o->l;
+	}
+	loaded = load_map(o, map_bytes);
+	if (loaded <= 0) {
+		snprintf(err, errlen, "version delta %s: %s", map_path,
+			 loaded < 0 ? "made over another layer than its parent version"
+				    : "no valid block map");
+		goto fail;
+	}
+	return &o->l;
+fail:
+	if (o->data_fd >= 0)
+		close(o->data_fd);
+	if (o->map_fd >= 0)
+		close(o->map_fd);
+	free(o->map);
+	pthread_rwlock_destroy(&o->lock);
+	free(o);
+	return NULL;
+}
+
+/* Bytes of data a delta holds (allocated blocks), for `image versions`. */
+uint64_t overlay_used(struct layer *l)
+{
+	struct overlay *o = (struct overlay *)l;
+	uint64_t b, n = 0;
+
+	pthread_rwlock_rdlock(&o->lock);
+	for (b = 0; b < o->blocks; b++)
+		n += allocated(o, b);
+	pthread_rwlock_unlock(&o->lock);
+	return n * OV_BLOCK;
+}
+
+/* Is this layer an overlay (a delta), as opposed to a file? */
+int overlay_is_delta(struct layer *l)
+{
+	return l->ops == &overlay_ops;
+}
+
 void overlay_remove(const char *data_path, const char *map_path)
 {
 	unlink(data_path);
