@@ -707,6 +707,14 @@ static int store_open(struct server *s, struct image *im, char *err, size_t errl
 			       "over it (modification time or size differ): versions built on it read "
 			       "wrong data; restore the file or remove %s", im->name, b->path, st->dir);
 	}
+	for (int i = 0; i < st->nv; i++) {
+		char data[PATH_MAX], map[PATH_MAX];
+
+		delta_paths(st, st->v[i].num, data, map);
+		if (st->v[i].has_delta && (access(data, R_OK) < 0 || access(map, R_OK) < 0))
+			nd_log(ND_LOG_ERROR, "image %s: the delta of version %u is missing (%s): clients "
+			       "of that version cannot attach", im->name, st->v[i].num, data);
+	}
 	clean_orphans(st);
 	return 0;
 }
@@ -1246,6 +1254,8 @@ static int cmd_versions(struct server *s, struct image *im, struct strbuf *out)
 			if (vn) {
 				snprintf(size, sizeof(size), "%.1fM", overlay_used(vn->own) / 1048576.0);
 				store_release(vn);
+			} else {
+				snprintf(size, sizeof(size), "unreadable");
 			}
 		}
 		sb_printf(out, "%-4u %-11s %-20s %-6s %10s %8u %5u %8lu %8lu  %s\n", v->num,
