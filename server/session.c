@@ -97,7 +97,7 @@ int server_open_images(struct server *s, char *err, size_t errlen)
 		struct image *im = &s->cfg.images[i];
 
 		im->base = file_layer_open(im->path, 0, err, errlen);
-		if (!im->base)
+		if (!im->base || store_plain(im, err, errlen) < 0)
 			return -1;
 	}
 	return 0;

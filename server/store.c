@@ -344,7 +344,10 @@ void store_free(struct store *st)
 	st->v = NULL;
 	st->bases = NULL;
 	st->pins = NULL;
-	st->nv = st->nbases = st->npins = 0;
+	st->nv = st->nbases = st->npins = st->nhistory = 0;
+	st->gen = st->next = 0;
+	st->uid = 0;
+	st->versioned = 0;
 }
 
 static int add_version(struct store *st, const struct version *v)
@@ -632,12 +635,20 @@ static void clean_orphans(struct store *st)
 	closedir(d);
 }
 
-/* An image with no store file: version 1, its file, in production. */
-static int store_plain(struct image *im, char *err, size_t errlen)
+/* An image with no store file: version 1, its file, in production.  Every
+ * image starts so when it is opened; store_init_all reads the store files. */
+int store_plain(struct image *im, char *err, size_t errlen)
 {
-	struct store *st = im->store;
+	struct store *st = im->store ? im->store : calloc(1, sizeof(*st));
 	struct version v = { 0 };
 	struct base_file b = { 0 };
+
+	if (!st) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	im->store = st;
+	store_free(st);
 
 	b.gen = 1;
 	snprintf(b.path, sizeof(b.path), "%s", im->path);
@@ -658,14 +669,12 @@ static int store_open(struct server *s, struct image *im, char *err, size_t errl
 {
 	char path[PATH_MAX], msg[256];
 	struct stat sb;
-	struct store *st = calloc(1, sizeof(*st));
+	struct store *st;
 	FILE *f;
 
-	if (!st) {
-		snprintf(err, errlen, "out of memory");
+	if (!im->store && store_plain(im, err, errlen) < 0)
 		return -1;
-	}
-	im->store = st;
+	st = im->store;
 	snprintf(st->dir, sizeof(st->dir), "%s/images/%s", s->state_dir, im->name);
 	if (mkdir(st->dir, 0700) < 0 && errno != EEXIST) {
 		snprintf(err, errlen, "cannot create %s: mkdir: %s", st->dir, strerror(errno));
@@ -679,13 +688,14 @@ static int store_open(struct server *s, struct image *im, char *err, size_t errl
 			return -1;
 		}
 		clean_orphans(st);
-		return store_plain(im, err, errlen);
+		return 0;
 	} else {
 		char *text = NULL;
 		size_t cap = 0;
 		ssize_t n = getdelim(&text, &cap, '\0', f);
 
 		fclose(f);
+		store_free(st);
 		if (n < 0 || store_parse(st, text, msg, sizeof(msg)) < 0) {
 			snprintf(err, errlen, "image store %s: %s", path, n < 0 ? strerror(errno) : msg);
 			free(text);

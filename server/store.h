@@ -92,6 +92,8 @@ struct store {
 	struct store_job job;
 };
 
+/* Give an opened image its in-memory store: version 1 = its file (0 or -1). */
+int store_plain(struct image *im, char *err, size_t errlen);
 /* Open every image's store (after the state directory exists); 0 or -1 with err. */
 int store_init_all(struct server *s, char *err, size_t errlen);
 void store_close_all(struct server *s);
