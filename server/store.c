@@ -961,7 +961,7 @@ static int job_start(struct server *s, struct image *im, int kind, struct versio
 	j->err[0] = 0;
 	j->s = s;
 	j->img = im;
-	j->started = time(NULL);
+	clock_gettime(CLOCK_MONOTONIC, &j->started);
 	snprintf(j->out, sizeof(j->out), "%s", out);
 	j->running = 1;
 	if (pthread_create(&j->thread, NULL, flatten_thread, j)) {
@@ -1096,14 +1096,16 @@ void store_poll_jobs(struct server *s)
 	for (i = 0; i < s->cfg.nimages; i++) {
 		struct image *im = &s->cfg.images[i];
 		struct store_job *j = im->store ? &im->store->job : NULL;
+		struct timespec now;
 		double secs;
 
 		if (!j || !__atomic_load_n(&j->running, __ATOMIC_ACQUIRE) ||
 		    !__atomic_load_n(&j->finished, __ATOMIC_ACQUIRE))
 			continue;
 		pthread_join(j->thread, NULL);
-		secs = difftime(time(NULL), j->started);
-		j->mbps = j->total / 1e6 / (secs > 0 ? secs : 1);
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		secs = (double)(now.tv_sec - j->started.tv_sec) + (now.tv_nsec - j->started.tv_nsec) / 1e9;
+		j->mbps = j->total / 1e6 / (secs > 0 ? secs : 1e-9);
 		if (j->result < 0)
 			log_msg("image %s: %s of version %u failed: %s", im->name,
 				j->kind == 1 ? "merge" : "export", j->ver, j->err);

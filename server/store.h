@@ -71,7 +71,7 @@ struct store_job {
 	struct vnode *src;        /* the chain it reads (a reference) */
 	struct server *s;
 	struct image *img;
-	time_t started;
+	struct timespec started;  /* CLOCK_MONOTONIC */
 	double mbps;              /* of the last finished job */
 };
 
