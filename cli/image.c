@@ -29,6 +29,8 @@ static void image_usage(FILE *f)
 		"  new-version IMAGE [--note TEXT] [--from VERSION]\n"
 		"                                        a maintenance version (over production)\n"
 		"  promote IMAGE VERSION [--to test|production]   (default production)\n"
+		"        [--group NAME] [--percent P]    with --to test: a canary, also for\n"
+		"                                        the clients of group NAME and P%% of all\n"
 		"  rollback IMAGE                        production back to the one before\n"
 		"  merge IMAGE [--upto VERSION] [--no-wait]\n"
 		"                                        squash a chain into a new base\n"
@@ -251,13 +253,15 @@ int cmd_image(int argc, char **argv)
 		{ "note", required_argument, 0, 'N' },
 		{ "from", required_argument, 0, 'F' },
 		{ "to", required_argument, 0, 'T' },
+		{ "group", required_argument, 0, 'G' },
+		{ "percent", required_argument, 0, 'P' },
 		{ "upto", required_argument, 0, 'U' },
 		{ "no-wait", no_argument, 0, 'W' },
 		{ "help", no_argument, 0, 'h' },
 		{ 0, 0, 0, 0 },
 	};
 	const char *control = getenv("NETDISK_CONTROL"), *note = NULL, *from = NULL, *to = NULL;
-	const char *upto = NULL, *out = NULL, *sub, *fields[8];
+	const char *upto = NULL, *out = NULL, *group = NULL, *percent = NULL, *sub, *fields[10];
 	int opt, nowait = 0, n = 0, rc, i, want;
 	char *body;
 
@@ -273,6 +277,8 @@ int cmd_image(int argc, char **argv)
 		case 'N': note = optarg; break;
 		case 'F': from = optarg; break;
 		case 'T': to = optarg; break;
+		case 'G': group = optarg; break;
+		case 'P': percent = optarg; break;
 		case 'U': upto = optarg; break;
 		case 'W': nowait = 1; break;
 		case 'o': out = optarg; break;
@@ -307,6 +313,11 @@ int cmd_image(int argc, char **argv)
 		bad_usage("--from is for new-version");
 	if (to && strcmp(sub, "promote"))
 		bad_usage("--to is for promote");
+	if ((group || percent) && (!to || strcmp(to, "test")))
+		bad_usage("--group and --percent are for promote --to test (a canary)");
+	if (percent && (strspn(percent, "0123456789") != strlen(percent) || !*percent ||
+			atoi(percent) < 1 || atoi(percent) > 100))
+		bad_usage("--percent takes 1..100, not '%s'", percent);
 	if ((upto || nowait) && strcmp(sub, "merge"))
 		bad_usage("--upto and --no-wait are for merge");
 	if (out && strcmp(sub, "export"))
@@ -339,6 +350,10 @@ int cmd_image(int argc, char **argv)
 		fields[n++] = optfield("to", to);
 	if (upto)
 		fields[n++] = optfield("upto", upto);
+	if (group)
+		fields[n++] = optfield("group", group);
+	if (percent)
+		fields[n++] = optfield("percent", percent);
 	fields[n] = NULL;
 	rc = request(control, fields, &body);
 	if (rc)

@@ -26,6 +26,7 @@ void config_defaults(struct config *c)
 	c->nbd_connect_rate = 16;
 	c->nbd_per_address = 64;
 	c->trace_max = 1000000;
+	c->boot_limit = 300;
 }
 
 /* Image names become file names under the state directory: keep them tame. */
@@ -191,6 +192,7 @@ static const struct uint_key {
 	{ "nbd-per-address", 0, 1000000, "connections (0: no limit)",
 	  offsetof(struct config, nbd_per_address) },
 	{ "trace-max", 1, 100000000, "reads", offsetof(struct config, trace_max) },
+	{ "boot-limit", 10, 86400, "seconds", offsetof(struct config, boot_limit) },
 };
 
 /* A numeric key: 1 if k is one (0 or -1 from setting it in *rc), else 0. */
@@ -283,6 +285,10 @@ static int client_key(struct parser *p, const char *k, const char *v)
 		if (strcmp(v, "yes") && strcmp(v, "no"))
 			return bad(p, "tester must be yes or no, not", v);
 		r->tester = !strcmp(v, "yes");
+	} else if (!strcmp(k, "group")) {
+		if (strlen(v) >= sizeof(r->group) || strchr(v, ' '))
+			return bad(p, "group must be one word of at most 31 bytes, not", v);
+		snprintf(r->group, sizeof(r->group), "%s", v);
 	} else if (!strcmp(k, "on-update")) {
 		if (strcmp(v, "keep") && strcmp(v, "reset"))
 			return bad(p, "on-update must be keep or reset, not", v);

@@ -35,6 +35,7 @@ struct client_rule {
 	int line;                     /* of its [client] header in the config file */
 	int tester;                   /* reads the image's test version (tester = yes) */
 	int on_update_reset;          /* persistent overlay follows production (on-update = reset) */
+	char group[32];               /* canary group (group = NAME), "" = none */
 };
 
 struct config {
@@ -55,6 +56,7 @@ struct config {
 	char control[PATH_MAX];   /* the admin control socket; "" = STATE/control */
 	char trace_dir[PATH_MAX]; /* "" = no read traces; else a file per session (trace.c) */
 	unsigned trace_max;       /* reads recorded per session at most */
+	unsigned boot_limit;      /* seconds a firmware boot may take to reach the OS handoff */
 	struct image *images;
 	int nimages;
 	struct client_rule *clients;

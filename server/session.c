@@ -801,6 +801,7 @@ static void sweep_one(struct server *s, struct session *ss, void *arg)
 	if (ss->nbd_conns)
 		__atomic_store_n(&ss->last_seen, now, __ATOMIC_RELAXED);
 	seen = __atomic_load_n(&ss->last_seen, __ATOMIC_RELAXED);
+	store_boot_deadline(s, ss, now);
 	if (!session_live(s, ss)) {
 		s->stats.expired++;
 		snprintf(why, sizeof(why), "idle for %lld s (session-timeout)", (long long)(now - seen));

@@ -79,6 +79,14 @@ static int vl_flush(struct layer *l)
 	return layer_flush(l->lower);
 }
 
+/* TRIM on the maintenance version: advisory, so the blocks simply stay. */
+static int vl_trim(struct layer *l, uint64_t off, size_t len)
+{
+	(void)off;
+	(void)len;
+	return __atomic_load_n(&((struct ver_layer *)l)->writable, __ATOMIC_ACQUIRE) ? 0 : -EROFS;
+}
+
 static uint64_t vl_version(struct layer *l)
 {
 	struct ver_layer *v = (struct ver_layer *)l;
@@ -95,6 +103,7 @@ static const struct layer_ops ver_ops = {
 	.read = vl_read,
 	.write = vl_write,
 	.flush = vl_flush,
+	.trim = vl_trim,
 	.version = vl_version,
 	.close = vl_close,
 };
@@ -509,6 +518,18 @@ int store_parse(struct store *st, const char *text, char *err, size_t errlen)
 				if (add_base(st, &bf) < 0)
 					rc = perr(err, errlen, n, "out of memory");
 			}
+		} else if (!strncmp(line, "canary ", 7)) {
+			char group[32];
+			struct version *cv;
+
+			if (sscanf(line, "canary %u group=%31s percent=%u%n", &u, group, &g, &used) != 3 ||
+			    line[used] || !(cv = store_version(st, u)) || g > 100)
+				rc = perr(err, errlen, n, "malformed canary line");
+			else {
+				snprintf(cv->canary_group, sizeof(cv->canary_group), "%s",
+					 strcmp(group, "-") ? group : "");
+				cv->canary_percent = g;
+			}
 		} else if (!strncmp(line, "version ", 8)) {
 			rc = parse_version(st, line + 8, n, err, errlen);
 		} else if (sscanf(line, "pin %31s %u%n", mac, &u, &used) == 2) {
@@ -575,6 +596,11 @@ static int store_save(struct store *st, char *err, size_t errlen)
 			store_state_name(v->state), (unsigned long long)v->created, v->id, v->boots_ok,
 			v->boots_failed, v->note);
 	}
+	for (i = 0; i < st->nv; i++)
+		if (st->v[i].canary_group[0] || st->v[i].canary_percent)
+			fprintf(f, "canary %u group=%s percent=%u\n", st->v[i].num,
+				st->v[i].canary_group[0] ? st->v[i].canary_group : "-",
+				st->v[i].canary_percent);
 	for (i = 0; i < st->npins; i++) {
 		char mac[18];
 
@@ -775,12 +801,28 @@ void store_close_all(struct server *s)
 
 /* ---- sessions ------------------------------------------------------------- */
 
-/* What a non-persistent client reads now: the newest test version for testers, else production. */
-static struct version *current_for(struct store *st, const struct client_rule *r)
+/* Is this client in a test version's canary: a tester, in its group, or in its percentage? */
+static int canary_member(const struct version *t, const struct client_rule *r, const uint8_t mac[6])
 {
-	struct version *t = r && r->tester ? in_state(st, VS_TEST) : NULL;
+	uint32_t h = 2166136261u ^ t->num;
+	int i;
 
-	return t ? t : in_state(st, VS_PRODUCTION);
+	if (r && r->tester)
+		return 1;
+	if (t->canary_group[0] && r && !strcmp(r->group, t->canary_group))
+		return 1;
+	for (i = 0; i < 6; i++)
+		h = (h ^ mac[i]) * 16777619u;
+	return t->canary_percent && h % 100 < t->canary_percent;
+}
+
+/* What a client reads now: the newest test version for its canary, else production. */
+static struct version *current_for(struct store *st, const struct client_rule *r,
+				   const uint8_t mac[6])
+{
+	struct version *t = in_state(st, VS_TEST);
+
+	return t && canary_member(t, r, mac) ? t : in_state(st, VS_PRODUCTION);
 }
 
 struct vnode *store_session_version(struct server *s, struct session *ss, unsigned want,
@@ -809,7 +851,7 @@ struct vnode *store_session_version(struct server *s, struct session *ss, unsign
 		}
 	} else if (ss->mode == ND_MODE_PERSISTENT && st->versioned) {
 		struct pin *p = find_pin(st, ss->mac);
-		struct version *cur = current_for(st, r);
+		struct version *cur = current_for(st, r, ss->mac);
 		int changed = 0;
 
 		if (!p) {
@@ -837,7 +879,7 @@ struct vnode *store_session_version(struct server *s, struct session *ss, unsign
 		if (changed && store_save(st, msg, sizeof(msg)) < 0)
 			log_msg("image %s: cannot record the pin of %s: %s", im->name, mac, msg);
 	} else {
-		v = current_for(st, r);
+		v = current_for(st, r, ss->mac);
 	}
 	if (!v) {
 		snprintf(err, errlen, "image %s: no version to read", im->name);
@@ -866,6 +908,12 @@ void store_count_boot(struct server *s, struct session *ss, int ok)
 	if (ss->img->store->versioned && store_save(ss->img->store, msg, sizeof(msg)) < 0)
 		log_msg("image %s: cannot record a boot: %s", ss->img->name, msg);
 	(void)s;
+}
+
+void store_boot_deadline(struct server *s, struct session *ss, time_t now)
+{
+	if (!ss->boot_counted && ss->vn && now - ss->attached >= (time_t)s->cfg.boot_limit)
+		store_count_boot(s, ss, 0);
 }
 
 /* ---- background jobs: flatten a version into a file ----------------------- */
@@ -1274,6 +1322,11 @@ static int cmd_versions(struct server *s, struct image *im, struct strbuf *out)
 			  store_state_name(v->state), when, on, size, sessions_on(s, im, v->num, NULL, NULL),
 			  pins_on(st, v->num), v->boots_ok, v->boots_failed, v->note);
 	}
+	for (i = 0; i < st->nv; i++)
+		if (st->v[i].state == VS_TEST)
+			sb_printf(out, "canary %u: testers%s%s, %u%% of the others\n", st->v[i].num,
+				  st->v[i].canary_group[0] ? ", group " : "", st->v[i].canary_group,
+				  st->v[i].canary_percent);
 	job_line(&st->job, out);
 	if (p && chain_deltas(st, p) >= MERGE_ADVICE)
 		sb_printf(out, "advice: production reads through %u deltas; netdisk image merge %s\n",
@@ -1413,14 +1466,33 @@ static int cmd_promote(struct server *s, struct image *im, int argc, char **argv
 {
 	struct store *st = im->store;
 	struct version *v = want_version(im, argv[2], msg, msglen), *prod;
-	const char *to = opt(argc, argv, "to");
+	const char *to = opt(argc, argv, "to"), *group = opt(argc, argv, "group");
+	const char *percent = opt(argc, argv, "percent");
 	int target = to ? state_parse(to) : VS_PRODUCTION, old;
+	unsigned pct = 0;
 	char err[256];
 
 	if (!v)
 		return -1;
 	if (target != VS_TEST && target != VS_PRODUCTION)
 		return fail(msg, msglen, "--to takes test or production, not '%s'", to);
+	if ((group || percent) && target != VS_TEST)
+		return fail(msg, msglen, "--group and --percent are for --to test (a canary)");
+	if (percent && (parse_num(percent, &pct) < 0 || pct > 100))
+		return fail(msg, msglen, "--percent takes 1..100, not '%s'", percent);
+	if (group && (strlen(group) >= sizeof(v->canary_group) || strchr(group, ' ')))
+		return fail(msg, msglen, "--group takes one word of at most %zu bytes",
+			    sizeof(v->canary_group) - 1);
+	if (v->state == VS_TEST && target == VS_TEST && (group || percent)) {
+		/* Widen or narrow a running canary. */
+		snprintf(v->canary_group, sizeof(v->canary_group), "%s", group ? group : "");
+		v->canary_percent = pct;
+		if (store_save(st, err, sizeof(err)) < 0)
+			return fail(msg, msglen, "%s", err);
+		sb_printf(out, "image %s: version %u in test for %s%s%s%u%% of the others\n", im->name,
+			  v->num, "testers", group ? ", group " : "", group ? group : "", pct);
+		return 0;
+	}
 	if (v->state == target)
 		return fail(msg, msglen, "version %u is already in %s", v->num, store_state_name(target));
 	if (v->state == VS_PRODUCTION)
@@ -1441,6 +1513,8 @@ static int cmd_promote(struct server *s, struct image *im, int argc, char **argv
 	crash_point(cur_op);
 	old = v->state;
 	prod = in_state(st, VS_PRODUCTION);
+	snprintf(v->canary_group, sizeof(v->canary_group), "%s", group ? group : "");
+	v->canary_percent = pct;
 	if (target == VS_PRODUCTION) {
 		if (st->nhistory == (int)(sizeof(st->history) / sizeof(st->history[0]))) {
 			memmove(st->history, st->history + 1, sizeof(st->history[0]) * (size_t)(st->nhistory - 1));
@@ -1463,6 +1537,9 @@ static int cmd_promote(struct server *s, struct image *im, int argc, char **argv
 	sb_printf(out, "image %s: version %u is now in %s%s\n", im->name, v->num,
 		  store_state_name(target),
 		  target == VS_PRODUCTION ? " (clients get it at their next boot)" : "");
+	if (target == VS_TEST)
+		sb_printf(out, "canary: testers%s%s, and %u%% of the other clients\n",
+			  group ? ", group " : "", group ? group : "", pct);
 	return 0;
 }
 
@@ -1636,7 +1713,7 @@ int store_cmd(struct server *s, int argc, char **argv, struct strbuf *out, char 
 		const char *opts; /* options it takes, space-separated */
 	} verbs[] = {
 		{ "list", 0, "" },         { "versions", 1, "" },
-		{ "new-version", 1, "note from" }, { "promote", 2, "to" },
+		{ "new-version", 1, "note from" }, { "promote", 2, "to group percent" },
 		{ "rollback", 1, "" },     { "merge", 1, "upto" },
 		{ "job", 1, "" },          { "delete-version", 2, "" },
 		{ "export", 2, "" },       { "export-done", 2, "" },

@@ -42,6 +42,8 @@ struct version {
 	uint64_t id;       /* what overlays over it record; 0: the base file's mtime (legacy v1) */
 	unsigned long boots_ok, boots_failed;
 	char note[200];
+	char canary_group[32]; /* in test: also for the clients of this group ("" none) */
+	unsigned canary_percent; /* ... and for this percentage of the other clients */
 	struct vnode *vn;  /* opened on first use */
 };
 
@@ -117,6 +119,8 @@ struct vnode *store_session_version(struct server *s, struct session *ss, unsign
 void store_release(struct vnode *vn);
 /* A firmware session reached (ok) or never reached (failed) the OS handoff. */
 void store_count_boot(struct server *s, struct session *ss, int ok);
+/* Count a firmware session that has not reached the handoff within boot-limit. */
+void store_boot_deadline(struct server *s, struct session *ss, time_t now);
 /* Finish a background job whose thread ended (main loop, server lock held). */
 void store_poll_jobs(struct server *s);
 

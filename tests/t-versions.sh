@@ -28,6 +28,12 @@ path = $BASE
 mode = volatile
 [image other]
 path = $ND_TMP/other.img
+[client 02:00:00:00:10:21]
+image = other
+mode = maintenance
+[client 02:00:00:00:10:22]
+image = other
+group = lab-a
 [client 02:00:00:00:10:01]
 image = gold
 mode = maintenance
@@ -221,6 +227,30 @@ s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.sendall(sys.stdin.b
 print(s.recv(4096).decode())' "$CTL" >"$ND_TMP/raw.out" 2>&1
 grep -q '^error empty field 2' "$ND_TMP/raw.out" && pass control-rejects-empty-field ||
 	fail control-rejects-empty-field "$(cat "$ND_TMP/raw.out")"
+
+# --- canary: a test version for a group, then a percentage; boots counted -----
+ndo() { NDTEST_IMAGE=other "$NDTEST" "127.0.0.1:$ND_PORT" "$ND_TMP/other.img" "$@"; }
+expect_out canary-new-version 'version 2 of other created' IMG new-version other
+NDTEST_BIND=$W expect canary-write 0 ndo write 02:00:00:00:10:21 1 21 100 8 1
+NDTEST_BIND=$W expect canary-writer-off 0 ndo detach 02:00:00:00:10:21 1
+expect_out canary-to-group 'canary: testers, group lab-a, and 0% of the other clients' \
+	IMG promote other 2 --to test --group lab-a
+expect canary-group-member-reads-test 0 ndo check 02:00:00:00:10:22 1 21 100 8
+expect canary-others-read-production 1 ndo check 02:00:00:00:10:23 1 21 100 8
+expect_out canary-widen '100% of the others' IMG promote other 2 --to test --percent 100
+expect canary-percent-reads-test 0 ndo check 02:00:00:00:10:24 1 21 100 8
+check_fails canary-percent-range 2 "--percent takes 1..100, not '101'" \
+	IMG promote other 2 --to test --percent 101
+check_fails canary-group-needs-test 2 '--group and --percent are for promote --to test' \
+	IMG promote other 2 --group lab-a
+# A BIOS client whose session the OS takes over (NBD) boots ok; one that
+# attaches again without getting there failed.
+token=$(NDTEST_KIND=1 ndo token 02:00:00:00:10:25 1 0 0 0)
+nbdinfo "$URI/session:$token" >/dev/null 2>&1 || fail canary-handoff "nbdinfo on the session failed"
+NDTEST_KIND=1 ndo check 02:00:00:00:10:26 1 21 100 8 >/dev/null
+NDTEST_KIND=1 ndo check 02:00:00:00:10:26 2 21 100 8 >/dev/null
+expect_out canary-boots-counted '^2 +test .* 1 +1  $' IMG versions other
+expect_out canary-shown '^canary 2: testers, 100% of the others' IMG versions other
 NDTEST_BIND=$W expect maintenance-writer-4-off 0 nd detach 02:00:00:00:10:01 4
 expect_out promote-4-to-test 'version 4 is now in test' IMG promote gold 4 --to test
 stop_server
