@@ -182,11 +182,10 @@ void control_serve(struct server *s)
 		}
 	}
 	if (argc < 0) {
-		size_t n = strlen(msg);
+		char line[sizeof(msg) + 8];
+		int n = snprintf(line, sizeof(line), "error %s\n", msg);
 
-		reply(fd, "error ", 6);
-		reply(fd, msg, n);
-		reply(fd, "\n", 1);
+		reply(fd, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
 	}
 	free(out.p);
 	close(fd);

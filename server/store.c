@@ -27,24 +27,30 @@
 
 static const char *cur_op = "none"; /* the operation crash points count for */
 
+static int crash_count;
+static char crash_armed[32];
+static long crash_at;
+static pthread_once_t crash_once = PTHREAD_ONCE_INIT;
+
+static void crash_init(void)
+{
+	const char *env = getenv("NETDISKD_CRASH");
+
+	if (env && strchr(env, ':')) {
+		snprintf(crash_armed, sizeof(crash_armed), "%.*s", (int)(strchr(env, ':') - env), env);
+		crash_at = strtol(strchr(env, ':') + 1, NULL, 10);
+	}
+}
+
 void crash_point(const char *op)
 {
-	static int count;
-	static char armed[32];
-	static long at = -1;
-	const char *env;
+	long at;
 
-	if (at == -1) {
-		env = getenv("NETDISKD_CRASH");
-		at = 0;
-		if (env && strchr(env, ':')) {
-			snprintf(armed, sizeof(armed), "%.*s", (int)(strchr(env, ':') - env), env);
-			at = strtol(strchr(env, ':') + 1, NULL, 10);
-		}
-	}
-	if (at <= 0 || strcmp(op, armed))
+	pthread_once(&crash_once, crash_init);
+	at = crash_at;
+	if (at <= 0 || strcmp(op, crash_armed))
 		return;
-	if (__atomic_add_fetch(&count, 1, __ATOMIC_SEQ_CST) == at) {
+	if (__atomic_add_fetch(&crash_count, 1, __ATOMIC_SEQ_CST) == at) {
 		fprintf(stderr, "netdiskd: NETDISKD_CRASH: exiting at crash point %d of %s\n",
 			(int)at, op);
 		_exit(86);
@@ -992,7 +998,8 @@ static int job_start(struct server *s, struct image *im, int kind, struct versio
 	if (__atomic_load_n(&j->running, __ATOMIC_ACQUIRE)) {
 		snprintf(msg, msglen, "image %s: a %s of version %u is already running (%llu%%)",
 			 im->name, j->kind == 1 ? "merge" : "export", j->ver,
-			 (unsigned long long)(j->total ? j->done * 100 / j->total : 0));
+			 (unsigned long long)(j->total ? __atomic_load_n(&j->done, __ATOMIC_RELAXED) * 100 /
+						       j->total : 0));
 		return -1;
 	}
 	j->src = vnode_get(im, v, err, sizeof(err));

@@ -53,16 +53,6 @@ CONF
 nd() { "$NDTEST" "127.0.0.1:$ND_PORT" "$BASE" "$@"; }
 IMG() { "$NETDISK" image --control "$CTL" "$@"; }
 
-# expect NAME WANT_EXIT COMMAND...: PASS if the command exits with WANT_EXIT.
-expect() {
-	local name=$1 want=$2 rc
-	shift 2
-	"$@" >"$ND_TMP/expect.out" 2>&1
-	rc=$?
-	if [ "$rc" -eq "$want" ]; then pass "$name"; else
-		fail "$name" "exit $rc, wanted $want: $(tail -n 3 "$ND_TMP/expect.out" | tr '\n' ' ')"
-	fi
-}
 # expect_out NAME PATTERN COMMAND...: exit 0 and output matching PATTERN (grep -E).
 expect_out() {
 	local name=$1 pattern=$2 out
@@ -79,7 +69,18 @@ start() {
 }
 
 start gold --config "$ND_TMP/gold.conf"
-B=127.0.0.1:$(free_port) W=127.0.0.1:$(free_port) P=127.0.0.1:$(free_port)
+# Fixed client addresses (a retried ATTACH is the same boot only from the same
+# port), below the ephemeral range so no server started later can get them.
+low_port() {
+	python3 -c 'import random, socket
+for _ in range(100):
+    p = random.randrange(20000, 32000); s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        s.bind(("127.0.0.1", p)); print(p); break
+    except OSError:
+        pass'
+}
+B=127.0.0.1:$(low_port) W=127.0.0.1:$(low_port) P=127.0.0.1:$(low_port)
 
 # --- a plain image is version 1 ---------------------------------------------
 expect_out list-plain-image '^gold +1 +1 +- +- ' IMG list
@@ -224,7 +225,13 @@ check_fails misuse-new-version-from-missing 1 'has no version 7' IMG new-version
 printf 'promote\t\tgold\n' | python3 -c '
 import socket, sys
 s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.sendall(sys.stdin.buffer.read())
-print(s.recv(4096).decode())' "$CTL" >"$ND_TMP/raw.out" 2>&1
+reply = b""
+while True:
+    chunk = s.recv(4096)
+    if not chunk:
+        break
+    reply += chunk
+print(reply.decode())' "$CTL" >"$ND_TMP/raw.out" 2>&1
 grep -q '^error empty field 2' "$ND_TMP/raw.out" && pass control-rejects-empty-field ||
 	fail control-rejects-empty-field "$(cat "$ND_TMP/raw.out")"
 
