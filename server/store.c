@@ -1274,12 +1274,41 @@ static void job_line(struct store_job *j, struct strbuf *out)
 		sb_printf(out, "job none\n");
 }
 
+/* A fingerprint of the version chain (store id, and each version's number,
+ * parent, id and state): two servers showing the same one serve the same
+ * versions in the same states. */
+static uint64_t chain_fingerprint(const struct store *st)
+{
+	uint64_t h = 14695981039346656037ull;
+	uint64_t words[5];
+	int i, k;
+
+	for (i = -1; i < st->nv; i++) {
+		const struct version *v = i < 0 ? NULL : &st->v[i];
+		const uint8_t *p = (const uint8_t *)words;
+
+		memset(words, 0, sizeof(words));
+		if (v) {
+			words[0] = v->num;
+			words[1] = v->parent;
+			words[2] = v->id;
+			words[3] = (uint64_t)v->state;
+			words[4] = (uint64_t)v->has_delta;
+		} else {
+			words[0] = st->uid;
+		}
+		for (k = 0; k < (int)sizeof(words); k++)
+			h = (h ^ p[k]) * 1099511628211ull;
+	}
+	return h;
+}
+
 static int cmd_list(struct server *s, struct strbuf *out)
 {
 	int i;
 
-	sb_printf(out, "%-16s %-9s %-10s %-5s %-11s %s\n", "IMAGE", "VERSIONS", "PRODUCTION",
-		  "TEST", "MAINTENANCE", "PATH");
+	sb_printf(out, "%-16s %-9s %-10s %-5s %-11s %-12s %s\n", "IMAGE", "VERSIONS", "PRODUCTION",
+		  "TEST", "MAINTENANCE", "CHAIN", "PATH");
 	for (i = 0; i < s->cfg.nimages; i++) {
 		struct image *im = &s->cfg.images[i];
 		struct version *p = in_state(im->store, VS_PRODUCTION), *t = in_state(im->store, VS_TEST),
@@ -1290,8 +1319,9 @@ static int cmd_list(struct server *s, struct strbuf *out)
 			snprintf(ts, sizeof(ts), "%u", t->num);
 		if (m)
 			snprintf(ms, sizeof(ms), "%u", m->num);
-		sb_printf(out, "%-16s %-9d %-10u %-5s %-11s %s\n", im->name, im->store->nv,
-			  p ? p->num : 0, ts, ms, im->path);
+		sb_printf(out, "%-16s %-9d %-10u %-5s %-11s %012llx %s\n", im->name, im->store->nv,
+			  p ? p->num : 0, ts, ms,
+			  (unsigned long long)(chain_fingerprint(im->store) >> 16), im->path);
 	}
 	return 0;
 }

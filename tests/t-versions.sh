@@ -85,6 +85,7 @@ B=127.0.0.1:$(low_port) W=127.0.0.1:$(low_port) P=127.0.0.1:$(low_port)
 # --- a plain image is version 1 ---------------------------------------------
 expect_out list-plain-image '^gold +1 +1 +- +- ' IMG list
 expect_out list-second-image '^other +1 +1 ' IMG list
+chain_before=$(IMG list | awk '$1 == "gold" { print $6 }')
 expect_out versions-plain-image '^1 +production .*the image file' IMG versions gold
 [ -S "$CTL" ] && [ "$(stat -c %a "$CTL")" = 660 ] && pass control-socket-0660 ||
 	fail control-socket-0660 "$(stat -c '%F %a' "$CTL" 2>&1)"
@@ -152,9 +153,13 @@ expect_out delete-version-3 'version 3 deleted' IMG delete-version gold 3
 	fail delete-removes-delta "delta-3.data still there"
 
 # --- the store survives a restart -------------------------------------------
+chain_now=$(IMG list | awk '$1 == "gold" { print $6 }')
+[ -n "$chain_now" ] && [ "$chain_now" != "$chain_before" ] && pass chain-fingerprint-changes ||
+	fail chain-fingerprint-changes "'$chain_before' -> '$chain_now'"
 stop_server
 check image-file-untouched-2 cmp "$BASE" "$ND_TMP/pristine.img"
 start gold2 --config "$ND_TMP/gold.conf"
+expect_out chain-fingerprint-same-after-restart "^gold .* $chain_now " IMG list
 expect_out restart-keeps-versions '^2 +production' IMG versions gold
 expect restart-production-v2 0 nd check 02:00:00:00:10:0c 1 11 2000 64
 expect restart-persistent-keep 0 nd check 02:00:00:00:10:03 4 5 100 16
