@@ -20,6 +20,7 @@
 #include "ndcommon.h"
 #include "netdisk/bootcfg.h"
 #include "netdisk/boottable.h"
+#include "image.h"
 
 #define CHUNK_SECTORS 2048 /* sectors per nd_read/nd_write call in read/write */
 
@@ -49,6 +50,9 @@ static void usage(FILE *f)
 		"  patch STUB [--server IP[:PORT]] [--image NAME] [--attach-timeout S]\n"
 		"        [--boot-path PATH] [--verbose|--quiet] [--firmware-net|--own-driver]\n"
 		"                                      set the boot config in netdisk.pxe/.efi\n"
+		"  image list|versions|new-version|promote|rollback|merge|delete-version|export\n"
+		"                                      image versions, through netdiskd's control\n"
+		"                                      socket (netdisk image --help)\n"
 		"\n"
 		"Session options: --image NAME  --mac aa:bb:cc:dd:ee:ff  --dgram BYTES\n"
 		"  --window N  --timeout SECONDS  --keep (do not detach at the end)\n"
@@ -542,6 +546,8 @@ int main(int argc, char **argv)
 		return argc < 2 ? 2 : 0;
 	}
 	cmd = argv[1];
+	if (!strcmp(cmd, "image"))
+		return cmd_image(argc - 1, argv + 1);
 	argv++;
 	argc--;
 	while ((opt = getopt_long(argc, argv, "o:i:h", longopts, NULL)) != -1) {

@@ -26,6 +26,7 @@ void config_defaults(struct config *c)
 	c->nbd_connect_rate = 16;
 	c->nbd_per_address = 64;
 	c->trace_max = 1000000;
+	c->boot_limit = 300;
 }
 
 /* Image names become file names under the state directory: keep them tame. */
@@ -191,6 +192,7 @@ static const struct uint_key {
 	{ "nbd-per-address", 0, 1000000, "connections (0: no limit)",
 	  offsetof(struct config, nbd_per_address) },
 	{ "trace-max", 1, 100000000, "reads", offsetof(struct config, trace_max) },
+	{ "boot-limit", 10, 86400, "seconds", offsetof(struct config, boot_limit) },
 };
 
 /* A numeric key: 1 if k is one (0 or -1 from setting it in *rc), else 0. */
@@ -232,6 +234,9 @@ static int global_key(struct parser *p, const char *k, const char *v)
 		if (strcmp(v, "any") && strcmp(v, "listed"))
 			return bad(p, "allow must be 'any' or 'listed', not", v);
 		c->allow_unlisted = !strcmp(v, "any");
+	} else if (!strcmp(k, "control")) {
+		if (snprintf(c->control, sizeof(c->control), "%s", v) >= 108)
+			return bad(p, "control socket path too long (at most 107 bytes)", v);
 	} else if (!strcmp(k, "trace-dir")) {
 		if (snprintf(c->trace_dir, sizeof(c->trace_dir), "%s", v) >= (int)sizeof(c->trace_dir) - 128)
 			return bad(p, "trace-dir too long", v);
@@ -272,8 +277,22 @@ static int client_key(struct parser *p, const char *k, const char *v)
 		snprintf(r->image, sizeof(r->image), "%s", v);
 	} else if (!strcmp(k, "mode")) {
 		r->mode = nd_mode_parse(v);
+		if (!r->mode && !strcmp(v, "maintenance"))
+			r->mode = ND_MODE_DIRECT; /* what direct mode is on a versioned image */
 		if (!r->mode)
 			return bad(p, "mode must be direct, volatile, persistent or readonly, not", v);
+	} else if (!strcmp(k, "tester")) {
+		if (strcmp(v, "yes") && strcmp(v, "no"))
+			return bad(p, "tester must be yes or no, not", v);
+		r->tester = !strcmp(v, "yes");
+	} else if (!strcmp(k, "group")) {
+		if (strlen(v) >= sizeof(r->group) || strchr(v, ' '))
+			return bad(p, "group must be one word of at most 31 bytes, not", v);
+		snprintf(r->group, sizeof(r->group), "%s", v);
+	} else if (!strcmp(k, "on-update")) {
+		if (strcmp(v, "keep") && strcmp(v, "reset"))
+			return bad(p, "on-update must be keep or reset, not", v);
+		r->on_update_reset = !strcmp(v, "reset");
 	} else {
 		return bad(p, "unknown client key", k);
 	}

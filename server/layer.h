@@ -77,6 +77,13 @@ struct layer *file_layer_open(const char *path, int writable, char *err, size_t 
 struct layer *overlay_open(struct layer *lower, const char *data_path, const char *map_path,
 			   int fresh, int *stale, char *err, size_t errlen);
 
+#define OVD_WRITABLE 1 /* overlay_open_delta: open for writing (a maintenance version) */
+#define OVD_CREATE 2   /* ... create it empty (truncating what was there) */
+struct layer *overlay_open_delta(struct layer *lower, const char *data_path, const char *map_path,
+				 int flags, char *err, size_t errlen);
+uint64_t overlay_used(struct layer *l);   /* bytes in the overlay's allocated blocks */
+int overlay_is_delta(struct layer *l);    /* is this layer an overlay? */
+
 /* Remove an overlay's files (after layer_close). */
 void overlay_remove(const char *data_path, const char *map_path);
 

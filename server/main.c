@@ -20,6 +20,7 @@
 #define NBD_SHUTDOWN_WAIT_S 10 /* for NBD connection threads to finish at exit */
 #define SOCKET_BUFFER (16 << 20)
 #define SWEEP_MS 1000          /* idle sessions are looked for at least this often */
+#define CONTROL_MS 200         /* the control socket is looked at at least this often */
 
 static volatile sig_atomic_t stopping;
 
@@ -42,6 +43,7 @@ static void usage(FILE *f)
 		"                        temporary directory, removed at exit)\n"
 		"  -m, --mode MODE       write mode for IMAGE arguments: volatile (default),\n"
 		"                        persistent, direct or readonly\n"
+		"      --control PATH    the admin control socket (default: STATE/control)\n"
 		"  -t, --trace-dir DIR   record every session's reads (a boot trace) in a\n"
 		"                        file of its own in DIR\n"
 		"  -v, --verbose         also log every request (debug level)\n"
@@ -83,12 +85,13 @@ static int parse_args(int argc, char **argv, struct config *c)
 		{ "verbose", no_argument, 0, 'v' },
 		{ "quiet", no_argument, 0, 'q' },
 		{ "log-format", required_argument, 0, 'F' },
+		{ "control", required_argument, 0, 'C' },
 		{ "help", no_argument, 0, 'h' },
 		{ 0, 0, 0, 0 },
 	};
 	enum nd_log_format log_format = ND_LOG_TEXT;
 	int log_level = ND_LOG_INFO;
-	const char *listen = NULL, *state = NULL, *trace = NULL;
+	const char *listen = NULL, *state = NULL, *trace = NULL, *control = NULL;
 	char err[512];
 	int opt, mode = ND_MODE_VOLATILE;
 
@@ -106,6 +109,9 @@ static int parse_args(int argc, char **argv, struct config *c)
 			break;
 		case 't':
 			trace = optarg;
+			break;
+		case 'C':
+			control = optarg;
 			break;
 		case 'm':
 			mode = nd_mode_parse(optarg);
@@ -154,6 +160,12 @@ static int parse_args(int argc, char **argv, struct config *c)
 	}
 	if (trace)
 		snprintf(c->trace_dir, sizeof(c->trace_dir), "%s", trace);
+	if (control && strlen(control) >= 108) {
+		snprintf(err, sizeof(err), "control socket path too long (at most 107 bytes)");
+		goto bad;
+	}
+	if (control)
+		snprintf(c->control, sizeof(c->control), "%s", control);
 	if (config_check(c, err, sizeof(err)) < 0)
 		goto bad;
 	return 0;
@@ -254,8 +266,10 @@ static void serve(struct server *s)
 	struct sockaddr_storage from[BATCH];
 	struct mmsghdr msg[BATCH];
 	struct iovec iov[BATCH];
-	struct pollfd p[2] = { { s->udp_fd, POLLIN, 0 }, { s->nbd_fd, POLLIN, 0 } };
+	struct pollfd p[3] = { { s->udp_fd, POLLIN, 0 }, { s->control_fd, POLLIN, 0 },
+			       { s->nbd_fd, POLLIN, 0 } };
 	struct accept_pause ap = { 0 };
+	int64_t control_ms = 0;
 	int i, n;
 
 	while (!stopping) {
@@ -273,7 +287,7 @@ static void serve(struct server *s)
 			if (n < 0 && errno != EAGAIN && errno != EINTR && errno != ECONNREFUSED)
 				log_msg("receive failed: %s", strerror(errno));
 			int64_t wait = SWEEP_MS;
-			int nfds = s->nbd_fd >= 0 ? 2 : 1;
+			int nfds = s->nbd_fd >= 0 ? 3 : 2;
 
 			if (ap.until_ms) {
 				int64_t left = ap.until_ms - mono_ms();
@@ -281,16 +295,24 @@ static void serve(struct server *s)
 				if (left <= 0)
 					ap.until_ms = 0; /* the pause is over */
 				else
-					nfds = 1; /* paused: only UDP, until the pause ends */
+					nfds = 2; /* paused: only UDP (and control), until the pause ends */
 				if (left > 0 && left < wait)
 					wait = left;
 			}
-			p[1].revents = 0;
-			if (poll(p, nfds, (int)wait) > 0 && nfds == 2 && (p[1].revents & POLLIN))
+			p[1].revents = p[2].revents = 0;
+			if (poll(p, nfds, (int)wait) > 0 && nfds == 3 && (p[2].revents & POLLIN))
 				accept_nbd(s, &ap);
 			n = 0;
 		}
 		pthread_rwlock_wrlock(&s->lock);
+		/* The control socket: when poll saw it, and under a steady stream of
+		 * datagrams (which skips poll) every CONTROL_MS. */
+		if ((p[1].revents & POLLIN) || (n > 0 && mono_ms() - control_ms >= CONTROL_MS)) {
+			control_serve(s);
+			p[1].revents = 0;
+			control_ms = mono_ms();
+		}
+		store_poll_jobs(s);
 		for (i = 0; i < n; i++)
 			handle_datagram(s, buf[i], msg[i].msg_len, (struct sockaddr *)&from[i],
 					msg[i].msg_hdr.msg_namelen);
@@ -317,6 +339,7 @@ int main(int argc, char **argv)
 	s.send = send_batch;
 	s.attach_rate = rate_table_new();
 	pthread_rwlock_init(&s.lock, NULL);
+	s.control_fd = -1;
 	s.udp_fd = open_udp(s.cfg.listen, err, sizeof(err));
 	s.nbd_fd = s.udp_fd < 0 ? -1 : nbd_listen(s.cfg.listen, err, sizeof(err));
 	if (!s.attach_rate) {
@@ -324,7 +347,8 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	if (!s.iobuf || s.udp_fd < 0 || s.nbd_fd < 0 || server_open_images(&s, err, sizeof(err)) < 0 ||
-	    server_state_init(&s, err, sizeof(err)) < 0 || trace_init(&s.cfg, err, sizeof(err)) < 0) {
+	    server_state_init(&s, err, sizeof(err)) < 0 || store_init_all(&s, err, sizeof(err)) < 0 ||
+	    control_open(&s, err, sizeof(err)) < 0 || trace_init(&s.cfg, err, sizeof(err)) < 0) {
 		fprintf(stderr, "netdiskd: %s\n", err);
 		return 1;
 	}
@@ -365,6 +389,7 @@ int main(int argc, char **argv)
 			NBD_SHUTDOWN_WAIT_S);
 		return 1;
 	}
+	control_close(&s);
 	server_close(&s);
 	config_free(&s.cfg);
 	return 0;

@@ -249,6 +249,8 @@ static uint32_t open_export(struct conn *c, const char *name)
 		ss = parse_token(name + 8, token) ? NULL : session_find(s, token);
 		if (!ss)
 			err = NBD_REP_ERR_UNKNOWN;
+		else
+			store_count_boot(s, ss, 1); /* a firmware boot reached the OS handoff */
 	} else {
 		unsigned status = ND_OK;
 

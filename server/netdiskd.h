@@ -13,6 +13,7 @@
 #include "layer.h"
 #include "log.h"
 #include "ndcommon.h"
+#include "store.h"
 
 #define NAME_MAX_LEN ND_IMAGE_NAME_LEN /* image names fit the wire field */
 
@@ -23,6 +24,7 @@ struct image {
 	int mode;                /* default write mode for its clients */
 	struct layer *base;      /* the image file, read-only */
 	struct session *writer;  /* the direct-mode writer, if any */
+	struct store *store;     /* its versions (store.c) */
 };
 
 /* What the config says about one client MAC. */
@@ -31,6 +33,9 @@ struct client_rule {
 	char image[NAME_MAX_LEN + 1]; /* "" = the default image */
 	int mode;                     /* 0 = the image's mode */
 	int line;                     /* of its [client] header in the config file */
+	int tester;                   /* reads the image's test version (tester = yes) */
+	int on_update_reset;          /* persistent overlay follows production (on-update = reset) */
+	char group[32];               /* canary group (group = NAME), "" = none */
 };
 
 struct config {
@@ -48,8 +53,10 @@ struct config {
 	unsigned nbd_memory_mib;        /* request data all NBD connections hold at once */
 	unsigned nbd_connect_rate;      /* NBD connections a second per source address; 0 = any */
 	unsigned nbd_per_address;       /* NBD connections open per source address; 0 = any */
+	char control[PATH_MAX];   /* the admin control socket; "" = STATE/control */
 	char trace_dir[PATH_MAX]; /* "" = no read traces; else a file per session (trace.c) */
 	unsigned trace_max;       /* reads recorded per session at most */
+	unsigned boot_limit;      /* seconds a firmware boot may take to reach the OS handoff */
 	struct image *images;
 	int nimages;
 	struct client_rule *clients;
@@ -67,6 +74,9 @@ struct session {
 	int mode;
 	struct layer *top;     /* where this session's I/O goes */
 	struct layer *own;     /* the layer it owns (overlay or writable image), or NULL */
+	struct vnode *vn;      /* the image version it reads (store.h), a reference */
+	unsigned vnum;         /* ... its number: pinned until the client attaches again */
+	int boot_counted;      /* its boot was counted as reaching the OS handoff or not */
 	uint32_t nonce;        /* from ATTACH: a retried ATTACH gets the same session */
 	uint16_t dgram, chunk, window;
 	uint32_t max_sectors;
@@ -132,6 +142,8 @@ struct server {
 	struct rate_table *attach_rate; /* ATTACHes per source address, or NULL: no limit */
 	time_t last_sweep;        /* when idle sessions were last looked for */
 	time_t alive_touched;     /* when the state directory's "alive" file was last touched */
+	int control_fd;           /* the admin control socket (control.c), or -1 */
+	char control_path[PATH_MAX];
 };
 
 /* config.c */
@@ -164,6 +176,13 @@ int session_live(const struct server *s, const struct session *ss);
  * client, offset and errno. */
 void session_storage_error(struct session *ss, const char *op, uint64_t off,
 			   uint64_t len, int rc);
+
+/* control.c */
+int control_open(struct server *s, char *err, size_t errlen);
+void control_serve(struct server *s); /* one connection, under the server lock */
+void control_close(struct server *s);
+/* Parse one request line into NUL-terminated fields; their count, or -1 with err. */
+int control_parse(char *line, size_t len, char **argv, int maxargs, char *err, size_t errlen);
 
 /* limits.c */
 #define FD_RESERVE 16 /* fds kept free for transient opens, accepts and logs */

@@ -121,15 +121,11 @@ static int ov_flush(struct layer *l)
 	return 0;
 }
 
+static void ov_free(struct overlay *o);
+
 static void ov_close(struct layer *l)
 {
-	struct overlay *o = (struct overlay *)l;
-
-	close(o->data_fd);
-	close(o->map_fd);
-	free(o->map);
-	pthread_rwlock_destroy(&o->lock);
-	free(o);
+	ov_free((struct overlay *)l);
 }
 
 static const struct layer_ops overlay_ops = {
@@ -169,12 +165,25 @@ static int reset(struct overlay *o, size_t map_bytes)
 	return 0;
 }
 
-struct layer *overlay_open(struct layer *lower, const char *data_path, const char *map_path,
-			   int fresh, int *stale, char *err, size_t errlen)
+/* Free an overlay that failed to open (or is being closed): fds, map, lock. */
+static void ov_free(struct overlay *o)
+{
+	if (o->data_fd >= 0)
+		close(o->data_fd);
+	if (o->map_fd >= 0)
+		close(o->map_fd);
+	free(o->map);
+	pthread_rwlock_destroy(&o->lock);
+	free(o);
+}
+
+/* An overlay over `lower` with its files opened with `oflags` and an empty
+ * map of *map_bytes; NULL with err (naming `what`) if it cannot be. */
+static struct overlay *ov_new(struct layer *lower, const char *data_path, const char *map_path,
+			      int oflags, const char *what, size_t *map_bytes, char *err,
+			      size_t errlen)
 {
 	struct overlay *o = calloc(1, sizeof(*o));
-	size_t map_bytes;
-	int loaded = 0;
 
 	if (!o) {
 		snprintf(err, errlen, "out of memory");
@@ -185,31 +194,91 @@ struct layer *overlay_open(struct layer *lower, const char *data_path, const cha
 	o->l.lower = lower;
 	o->l.size = lower->size;
 	o->blocks = (lower->size + OV_BLOCK - 1) / OV_BLOCK;
-	map_bytes = (size_t)((o->blocks + 7) / 8);
-	o->map = calloc(1, map_bytes);
-	o->data_fd = open(data_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	o->map_fd = open(map_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	*map_bytes = (size_t)((o->blocks + 7) / 8);
+	o->map = calloc(1, *map_bytes);
+	o->data_fd = open(data_path, oflags | O_CLOEXEC, 0600);
+	o->map_fd = o->data_fd < 0 ? -1 : open(map_path, oflags | O_CLOEXEC, 0600);
 	if (!o->map || o->data_fd < 0 || o->map_fd < 0) {
-		snprintf(err, errlen, "cannot open overlay %s: %s", data_path, strerror(errno));
-		goto fail;
+		snprintf(err, errlen, "cannot open %s %s: open: %s", what, data_path, strerror(errno));
+		ov_free(o);
+		return NULL;
 	}
+	return o;
+}
+
+struct layer *overlay_open(struct layer *lower, const char *data_path, const char *map_path,
+			   int fresh, int *stale, char *err, size_t errlen)
+{
+	size_t map_bytes;
+	struct overlay *o = ov_new(lower, data_path, map_path, O_RDWR | O_CREAT, "overlay",
+				   &map_bytes, err, errlen);
+	int loaded = 0;
+
+	if (!o)
+		return NULL;
 	if (!fresh)
 		loaded = load_map(o, map_bytes);
 	*stale = loaded < 0;
 	if (loaded <= 0 && reset(o, map_bytes) < 0) {
 		snprintf(err, errlen, "cannot create overlay %s: %s", data_path, strerror(errno));
-		goto fail;
+		ov_free(o);
+		return NULL;
 	}
 	return &o->l;
-fail:
-	if (o->data_fd >= 0)
-		close(o->data_fd);
-	if (o->map_fd >= 0)
-		close(o->map_fd);
-	free(o->map);
-	pthread_rwlock_destroy(&o->lock);
-	free(o);
-	return NULL;
+}
+
+/* A version delta of the image store: like an overlay, but never reset: it is
+ * created empty (OVD_CREATE) or must load, over exactly the lower layer it was
+ * made over; read-only unless OVD_WRITABLE (the maintenance version). */
+struct layer *overlay_open_delta(struct layer *lower, const char *data_path, const char *map_path,
+				 int flags, char *err, size_t errlen)
+{
+	int oflags = flags & OVD_CREATE ? O_RDWR | O_CREAT | O_TRUNC
+				       : flags & OVD_WRITABLE ? O_RDWR : O_RDONLY;
+	size_t map_bytes;
+	struct overlay *o = ov_new(lower, data_path, map_path, oflags, "version delta", &map_bytes,
+				   err, errlen);
+	int loaded;
+
+	if (!o)
+		return NULL;
+	if (flags & OVD_CREATE) {
+		if (reset(o, map_bytes) < 0 || fsync(o->data_fd) < 0 || fsync(o->map_fd) < 0) {
+			snprintf(err, errlen, "cannot create version delta %s: %s", data_path,
+				 strerror(errno));
+			ov_free(o);
+			return NULL;
+		}
+		return &o->l;
+	}
+	loaded = load_map(o, map_bytes);
+	if (loaded <= 0) {
+		snprintf(err, errlen, "version delta %s: %s", map_path,
+			 loaded < 0 ? "made over another layer than its parent version"
+				    : "no valid block map");
+		ov_free(o);
+		return NULL;
+	}
+	return &o->l;
+}
+
+/* Bytes of data a delta holds (allocated blocks), for `image versions`. */
+uint64_t overlay_used(struct layer *l)
+{
+	struct overlay *o = (struct overlay *)l;
+	uint64_t b, n = 0;
+
+	pthread_rwlock_rdlock(&o->lock);
+	for (b = 0; b < o->blocks; b++)
+		n += allocated(o, b);
+	pthread_rwlock_unlock(&o->lock);
+	return n * OV_BLOCK;
+}
+
+/* Is this layer an overlay (a delta), as opposed to a file? */
+int overlay_is_delta(struct layer *l)
+{
+	return l->ops == &overlay_ops;
 }
 
 void overlay_remove(const char *data_path, const char *map_path)

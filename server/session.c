@@ -97,7 +97,7 @@ int server_open_images(struct server *s, char *err, size_t errlen)
 		struct image *im = &s->cfg.images[i];
 
 		im->base = file_layer_open(im->path, 0, err, errlen);
-		if (!im->base)
+		if (!im->base || store_plain(im, err, errlen) < 0)
 			return -1;
 	}
 	return 0;
@@ -142,8 +142,8 @@ static void session_save(struct server *s, const struct session *ss)
 			nd_token_fingerprint(ss->token), s->state_dir, strerror(errno));
 		return;
 	}
-	fprintf(f, "mac=%s\nimage=%s\nmode=%d\nkind=%u\nnonce=%u\ndgram=%u\nwindow=%u\n", mac,
-		ss->img->name, ss->mode, ss->kind, ss->nonce, ss->dgram, ss->window);
+	fprintf(f, "mac=%s\nimage=%s\nmode=%d\nkind=%u\nnonce=%u\ndgram=%u\nwindow=%u\nversion=%u\n",
+		mac, ss->img->name, ss->mode, ss->kind, ss->nonce, ss->dgram, ss->window, ss->vnum);
 	/* Where the session is served from survives a restart with it. */
 	if (ss->nbd_owned)
 		fprintf(f, "origin=nbd\n");
@@ -217,6 +217,13 @@ static void end_session(struct server *s, struct session *ss, const char *why)
 	if (ss->own && ss->mode != ND_MODE_VOLATILE)
 		layer_flush(ss->own);
 	layer_close(ss->own);
+	if (ss->vn) {
+		if (ss->mode == ND_MODE_DIRECT) /* the maintenance version it wrote */
+			layer_flush(ss->top);
+		store_count_boot(s, ss, 0);
+		store_release(ss->vn);
+		ss->vn = NULL;
+	}
 	if (ss->mode == ND_MODE_VOLATILE) {
 		overlay_paths(s, ss, data, map);
 		overlay_remove(data, map);
@@ -237,34 +244,60 @@ void session_end(struct server *s, struct session *ss, const char *why)
 	end_session(s, ss, why);
 }
 
-/* Give the session the layer its mode needs.  0, or -1 with a message. */
-static int session_layers(struct server *s, struct session *ss, int fresh, char *err,
-			  size_t errlen)
+static const struct client_rule *find_rule(struct config *c, const uint8_t mac[6]);
+
+/*
+ * Give the session the layers its mode needs, over the image version it is
+ * pinned to (`want`: the one a restored session read; 0: the store chooses,
+ * store_session_version).  0, or -1 with a message.
+ */
+static int session_layers(struct server *s, struct session *ss, int fresh, unsigned want,
+			  char *err, size_t errlen)
 {
 	char data[PATH_MAX], map[PATH_MAX], mac[18];
-	int stale = 0;
+	int stale = 0, reset = 0;
 
-	switch (ss->mode) {
-	case ND_MODE_DIRECT:
+	if (ss->mode == ND_MODE_DIRECT && !ss->img->store->versioned) {
+		/* An image never versioned: direct mode writes its file, exclusively. */
 		ss->own = file_layer_open(ss->img->path, 1, err, errlen);
 		ss->top = ss->own;
+		ss->vnum = 1;
 		if (ss->own)
 			ss->img->writer = ss;
 		return ss->own ? 0 : -1;
+	}
+	ss->vn = store_session_version(s, ss, want, find_rule(&s->cfg, ss->mac), &reset, err, errlen);
+	if (!ss->vn)
+		return -1;
+	switch (ss->mode) {
+	case ND_MODE_DIRECT:
+		if (store_version(ss->img->store, ss->vnum)->state != VS_MAINTENANCE) {
+			snprintf(err, errlen, "version %u of image %s is no longer in maintenance",
+				 ss->vnum, ss->img->name);
+			break;
+		}
+		ss->top = ss->vn->top; /* the maintenance version's delta */
+		ss->img->writer = ss;
+		return 0;
 	case ND_MODE_READONLY:
-		ss->top = ss->img->base;
+		ss->top = ss->vn->top;
 		return 0;
 	default:
 		overlay_paths(s, ss, data, map);
-		ss->own = overlay_open(ss->img->base, data, map, fresh, &stale, err, errlen);
+		ss->own = overlay_open(ss->vn->top, data, map, fresh || reset, &stale, err, errlen);
 		ss->top = ss->own;
+		if (!ss->own)
+			break;
 		if (stale) {
 			nd_mac_format(ss->mac, mac);
 			log_msg("overlay of %s on image %s was made over an older version of the image; "
 				"starting it afresh", mac, ss->img->name);
 		}
-		return ss->own ? 0 : -1;
+		return 0;
 	}
+	store_release(ss->vn);
+	ss->vn = NULL;
+	return -1;
 }
 
 /* Negotiate datagram size, chunk, window and request size with the client. */
@@ -478,12 +511,13 @@ static struct session *attach(struct server *s, const struct nd_attach_req *req,
 		why = "the MAC is in use by an NBD client";
 		goto refused;
 	}
-	if (h.writer_live) {
+	if (h.writer_live && (mode == ND_MODE_DIRECT || !h.img->store->versioned)) {
 		*status = ND_ERR_BUSY;
-		why = "image held by a direct-mode writer";
+		why = h.img->store->versioned ? "the maintenance version is being written by another client"
+					      : "image held by a direct-mode writer";
 		goto refused;
 	}
-	if (mode == ND_MODE_DIRECT && h.others_live) {
+	if (mode == ND_MODE_DIRECT && h.others_live && !h.img->store->versioned) {
 		*status = ND_ERR_BUSY;
 		why = "direct mode needs the image alone; other clients hold it";
 		goto refused;
@@ -503,8 +537,10 @@ static struct session *attach(struct server *s, const struct nd_attach_req *req,
 		why = err;
 		goto refused;
 	}
-	if (mode == ND_MODE_DIRECT)
+	if (mode == ND_MODE_DIRECT && !h.img->store->versioned)
 		for_each_session(s, end_idle, &h);
+	else if (mode == ND_MODE_DIRECT && h.img->writer && h.img->writer != h.same)
+		session_end(s, h.img->writer, "idle, the maintenance version taken by another writer");
 
 	ss = session_new();
 	if (!ss) {
@@ -533,13 +569,13 @@ static struct session *attach(struct server *s, const struct nd_attach_req *req,
 	}
 	if (from)
 		ss->nonce = nd_get32(req->nonce);
-	if (session_layers(s, ss, mode == ND_MODE_VOLATILE, err, sizeof(err)) < 0)
+	if (session_layers(s, ss, mode == ND_MODE_VOLATILE, 0, err, sizeof(err)) < 0)
 		goto failed;
 	session_insert(s, ss);
 	session_save(s, ss);
-	log_msg("attach mac=%s ip=%s image=%s mode=%s session=%08x boot_table=%s", mac, peer,
+	log_msg("attach mac=%s ip=%s image=%s mode=%s session=%08x boot_table=%s version=%u", mac, peer,
 		ss->img->name, nd_mode_text(ss->mode), nd_token_fingerprint(ss->token),
-		ss->caps & ND_CAP_BOOT_TABLE ? "yes" : "no");
+		ss->caps & ND_CAP_BOOT_TABLE ? "yes" : "no", ss->vnum);
 	return ss;
 failed:
 	session_free(ss);
@@ -634,7 +670,7 @@ static int restore_one(struct server *s, const char *hex, FILE *f, time_t idle, 
 {
 	char line[256], image[NAME_MAX_LEN + 1] = "", macs[32] = "", peer[64] = "", err[512];
 	char origin[16] = "";
-	unsigned mode = 0, kind = 0, nonce = 0, dgram = 0, window = 0, i;
+	unsigned mode = 0, kind = 0, nonce = 0, dgram = 0, window = 0, version = 0, i;
 	struct session *ss;
 
 	while (fgets(line, sizeof(line), f)) {
@@ -645,6 +681,7 @@ static int restore_one(struct server *s, const char *hex, FILE *f, time_t idle, 
 		sscanf(line, "nonce=%u", &nonce);
 		sscanf(line, "dgram=%u", &dgram);
 		sscanf(line, "window=%u", &window);
+		sscanf(line, "version=%u", &version);
 		sscanf(line, "peer=%63s", peer);
 		sscanf(line, "origin=%15s", origin);
 	}
@@ -664,7 +701,7 @@ static int restore_one(struct server *s, const char *hex, FILE *f, time_t idle, 
 	if (!ss->nbd_owned)
 		restore_peer(ss, peer);
 	negotiate(s, ss, dgram, window);
-	if (session_layers(s, ss, 0, err, sizeof(err)) < 0) {
+	if (session_layers(s, ss, 0, ss->img->store->versioned ? version : 0, err, sizeof(err)) < 0) {
 		log_msg("cannot restore session %08x: %s", nd_token_fingerprint(ss->token), err);
 		goto fail;
 	}
@@ -764,6 +801,7 @@ static void sweep_one(struct server *s, struct session *ss, void *arg)
 	if (ss->nbd_conns)
 		__atomic_store_n(&ss->last_seen, now, __ATOMIC_RELAXED);
 	seen = __atomic_load_n(&ss->last_seen, __ATOMIC_RELAXED);
+	store_boot_deadline(s, ss, now);
 	if (!session_live(s, ss)) {
 		s->stats.expired++;
 		snprintf(why, sizeof(why), "idle for %lld s (session-timeout)", (long long)(now - seen));
@@ -815,10 +853,14 @@ void server_close(struct server *s)
 			if (ss->own)
 				layer_flush(ss->own);
 			layer_close(ss->own);
+			if (ss->vn && ss->mode == ND_MODE_DIRECT)
+				layer_flush(ss->top);
+			store_release(ss->vn);
 			session_free(ss);
 		}
 		s->bucket[b] = NULL;
 	}
+	store_close_all(s);
 	for (i = 0; i < s->cfg.nimages; i++)
 		layer_close(s->cfg.images[i].base);
 	if (s->temp_state) {

@@ -53,6 +53,17 @@ check() {
 	if out=$("$@" 2>&1); then pass "$name"; else fail "$name" "$(echo "$out" | tail -n 5 | tr '\n' ' ')"; fi
 }
 
+# expect NAME WANT_EXIT COMMAND...: PASS if the command exits with WANT_EXIT.
+expect() {
+	local name=$1 want=$2 rc
+	shift 2
+	"$@" >"$ND_TMP/expect.out" 2>&1
+	rc=$?
+	if [ "$rc" -eq "$want" ]; then pass "$name"; else
+		fail "$name" "exit $rc, wanted $want: $(tail -n 3 "$ND_TMP/expect.out" | tr '\n' ' ')"
+	fi
+}
+
 # check_fails NAME STATUS PATTERN COMMAND...: PASS only if the command fails
 # with exit status STATUS and its output matches PATTERN (grep -E): a missing
 # tool (127), a crash (128+) or another failure is not the refusal expected.

@@ -11,17 +11,6 @@ cp "$BASE" "$ND_TMP/pristine.img"
 
 nd() { "$NDTEST" "127.0.0.1:$ND_PORT" "$BASE" "$@"; }
 
-# expect NAME WANT_EXIT COMMAND...: PASS if the command exits with WANT_EXIT.
-expect() {
-	local name=$1 want=$2 rc
-	shift 2
-	"$@" >"$ND_TMP/expect.out" 2>&1
-	rc=$?
-	if [ "$rc" -eq "$want" ]; then pass "$name"; else
-		fail "$name" "exit $rc, wanted $want: $(tail -n 3 "$ND_TMP/expect.out" | tr '\n' ' ')"
-	fi
-}
-
 start() { start_server "$1" "${@:2}" || { fail "$1-start" "netdiskd did not start"; cat "$ND_TMP/$1.log"; exit 1; }; }
 
 # --- volatile, the default -------------------------------------------------

@@ -161,7 +161,7 @@ static int tclient_open(struct tclient *t, const char *mac, uint32_t nonce, unsi
 	nd_client_init(&t->c, &tp, t->tx, t->rx, (uint16_t)dgram);
 	memcpy(t->c.cfg.mac, mac_bytes, 6);
 	t->c.cfg.nonce = nonce;
-	t->c.cfg.client_kind = ND_KIND_TOOL;
+	t->c.cfg.client_kind = getenv("NDTEST_KIND") ? (uint8_t)atoi(getenv("NDTEST_KIND")) : ND_KIND_TOOL;
 	t->c.cfg.rto_min_ms = 10;
 	t->c.cfg.rto_max_ms = 200;
 	t->c.cfg.give_up_ms = 20000;
@@ -758,7 +758,8 @@ static void usage(void)
 		"NDTEST_IMAGE names the image to attach to.  NDTEST_TAP=IFNAME,IPV4 runs the\n"
 		"client on the firmware stubs' IP stack over that TAP device; NDTEST_DGRAM\n"
 		"replaces the default datagram size; NDTEST_BIND=IPV4[:PORT] is where the client\n"
-		"speaks from; NDTEST_TAP_FAULTS=LOSS,DUP,REORDER (percent)\n"
+		"speaks from; NDTEST_KIND=N the client kind it attaches as (1 BIOS, 2 UEFI);\n"
+		"NDTEST_TAP_FAULTS=LOSS,DUP,REORDER (percent)\n"
 		"drops, duplicates and delays frames the TAP delivers; NDTEST_TAP_SUMS=1 has the\n"
 		"TAP device sum the data it hands the stack (nd_framedev.read_sum).\n");
 	exit(2);

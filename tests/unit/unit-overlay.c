@@ -8,11 +8,14 @@
  * read as it was before the write under way or as that write made it (so a
  * block the map shows before its data is there reads as neither), and every
  * write finished before must read back.  The cut goes through the linker's
- * --wrap=pwrite (tests/build.mk).
+ * --wrap=pwrite (tests/build.mk).  Version deltas (the same code opened with
+ * overlay_open_delta) must reopen read-only and refuse, never reset, when
+ * their lower layer or files are not what they were made over.
  */
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -164,6 +167,54 @@ static int run(struct layer *base, const char *data, const char *map, unsigned a
 	return happened;
 }
 
+/* Version deltas (overlay_open_delta): created empty, reopened read-only with
+ * what was written, never reset: over another lower layer, or without its
+ * files, they refuse to open. */
+static void unit_delta(struct layer *base, const char *image)
+{
+	char data[300], map[300], other[300], err[256];
+	uint8_t blk[BLOCK], back[BLOCK];
+	struct layer *d, *o;
+	struct timespec later[2] = { { 0, UTIME_OMIT }, { 2000000000, 0 } };
+	int fd;
+
+	snprintf(data, sizeof(data), "%s/delta.data", unit_tmpdir());
+	snprintf(map, sizeof(map), "%s/delta.map", unit_tmpdir());
+	snprintf(other, sizeof(other), "%s/other-base.img", unit_tmpdir());
+	memset(blk, 0x5a, sizeof(blk));
+	d = overlay_open_delta(base, data, map, OVD_CREATE | OVD_WRITABLE, err, sizeof(err));
+	if (!check_that(d && layer_write(d, blk, BLOCK, 3 * BLOCK) == 0 && layer_flush(d) == 0,
+			"delta-create-write", "%s", d ? "write failed" : err))
+		return;
+	layer_close(d);
+	d = overlay_open_delta(base, data, map, 0, err, sizeof(err));
+	check_that(d && layer_read(d, back, BLOCK, 3 * BLOCK) == 0 && !memcmp(back, blk, BLOCK) &&
+		   layer_read(d, back, BLOCK, 0) == 0 && !memcmp(back, buf, BLOCK) &&
+		   layer_write(d, blk, BLOCK, 0) < 0,
+		   "delta-reopens-read-only", "%s", d ? "wrong data, or a write went through" : err);
+	layer_close(d);
+	/* The same bytes under another version (its mtime differs): refused, not reset. */
+	fd = open(other, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	if (fd < 0 || write(fd, buf, DISK) != DISK || futimens(fd, later) < 0 || close(fd) < 0) {
+		check_that(0, "delta-other-lower-refused", "cannot write %s", other);
+		return;
+	}
+	o = file_layer_open(other, 0, err, sizeof(err));
+	d = o ? overlay_open_delta(o, data, map, 0, err, sizeof(err)) : NULL;
+	check_that(o && !d && strstr(err, "made over another layer"), "delta-other-lower-refused",
+		   "%s", d ? "opened" : err);
+	layer_close(d);
+	layer_close(o);
+	d = overlay_open_delta(base, data, map, 0, err, sizeof(err));
+	check_that(d != NULL, "delta-not-reset", "%s", err); /* still there after the refusal */
+	layer_close(d);
+	unlink(map);
+	d = overlay_open_delta(base, data, map, 0, err, sizeof(err));
+	check_that(!d && strstr(err, "open"), "delta-missing-map-refused", "%s", d ? "opened" : err);
+	layer_close(d);
+	(void)image;
+}
+
 void unit_overlay(void)
 {
 	char image[300], data[300], map[300], err[256];
@@ -197,5 +248,6 @@ void unit_overlay(void)
 	check_that(rc == 0 && cuts > 5, "overlay-crash-consistent",
 		   "%u cut points, last result %d", cuts, rc);
 	check_that(rc == 0, "overlay-uncut-reads-back", "the whole sequence did not read back");
+	unit_delta(base, image);
 	layer_close(base);
 }
