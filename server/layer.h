@@ -77,6 +77,11 @@ struct layer *file_layer_open(const char *path, int writable, char *err, size_t 
 struct layer *overlay_open(struct layer *lower, const char *data_path, const char *map_path,
 			   int fresh, int *stale, char *err, size_t errlen);
 
+/* Does the session layer `l` (its own: an overlay, a writable image, or
+ * NULL) hold data of its own in [off, off+len): blocks its client wrote?
+ * 1 for a writable image, 0 for NULL. */
+int layer_own_data(struct layer *l, uint64_t off, uint64_t len);
+
 /* Remove an overlay's files (after layer_close). */
 void overlay_remove(const char *data_path, const char *map_path);
 

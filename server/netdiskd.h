@@ -12,6 +12,7 @@
 #include "netdisk/proto.h"
 #include "layer.h"
 #include "log.h"
+#include "mcast.h"
 #include "ndcommon.h"
 
 #define NAME_MAX_LEN ND_IMAGE_NAME_LEN /* image names fit the wire field */
@@ -50,6 +51,7 @@ struct config {
 	unsigned nbd_per_address;       /* NBD connections open per source address; 0 = any */
 	char trace_dir[PATH_MAX]; /* "" = no read traces; else a file per session (trace.c) */
 	unsigned trace_max;       /* reads recorded per session at most */
+	struct mcast_config mc;   /* the multicast-* keys (mcast.h) */
 	struct image *images;
 	int nimages;
 	struct client_rule *clients;
@@ -98,6 +100,7 @@ struct session {
 	int trace_off;         /* not (any more) traced */
 	unsigned long trace_reads;
 	struct timespec trace_t0; /* its first read */
+	int mc_group;          /* 1 + the index of the multicast group it joined, 0 = none */
 };
 
 struct rate_table;
@@ -109,6 +112,11 @@ struct stats {
 	unsigned long attach_limited; /* ATTACHes dropped by the per-source rate limit */
 	unsigned long short_attach;  /* ATTACHes shorter than their reply (amplification) */
 	unsigned long expired, evicted;
+	unsigned long long tx_unicast;   /* bytes of UDP replies to clients, headers included */
+	unsigned long long tx_multicast; /* bytes sent to multicast groups (mcast.c) */
+	unsigned long tx_mc_datagrams, mc_reads;
+	unsigned long repairs;   /* retransmitted READs of group members, answered by unicast */
+	unsigned long mc_capped; /* READs answered by unicast because of multicast-rate */
 };
 
 struct server {
@@ -132,6 +140,7 @@ struct server {
 	struct rate_table *attach_rate; /* ATTACHes per source address, or NULL: no limit */
 	time_t last_sweep;        /* when idle sessions were last looked for */
 	time_t alive_touched;     /* when the state directory's "alive" file was last touched */
+	struct mcast_state *mc;   /* multicast groups (mcast.c), or NULL: multicast off */
 };
 
 /* config.c */

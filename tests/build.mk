@@ -43,7 +43,8 @@ $(BUILD)/tsan/netdiskd: $(patsubst %.c,$(BUILD)/tsan/%.o,$(SERVER_SRC) $(COMMON_
 # the config parser's errors, common/.
 UNIT_SRC := tests/unit/unit-main.c tests/unit/unit-common.c tests/unit/unit-config.c \
 	tests/unit/unit-client.c tests/unit/unit-ipstack.c tests/unit/unit-overlay.c
-UNIT_LIBS := $(SERVER_CORE_SRC) $(COMMON_SRC) client/ndclient.c client/policy.c client/ipstack.c
+UNIT_LIBS := $(SERVER_CORE_SRC) $(COMMON_SRC) client/ndclient.c client/policy.c client/ipstack.c \
+	client/group.c
 $(BUILD)/tests/unittest: $(patsubst %.c,$(BUILD)/asan/%.o,$(UNIT_SRC) $(UNIT_LIBS))
 	@mkdir -p $(dir $@)
 	$(CC) $(SAN_FLAGS) -Wl,--wrap=pwrite -o $@ $^ -lpthread
