@@ -10,6 +10,10 @@
  *   - `multicast = always`: every other READ goes to the group;
  *   - `multicast = auto`: it goes to the group when another session asked
  *     for an overlapping range within the last `multicast-window` ms;
+ *   - a block the group carried within the last `multicast-window` ms is
+ *     not sent again: the member gets it from the group (the request
+ *     crossed it on the wire) or, if it lost it, repairs by unicast; a
+ *     READ all of whose blocks the group carried gets no answer at all;
  *   - above `multicast-rate` (a token bucket) the READ is answered by
  *     unicast, which reaches only the client's port of the switch.
  * Group datagrams carry the base image's bytes in blocks of `sectors`
@@ -29,14 +33,12 @@
 #include <time.h>
 #include "netdiskd.h"
 
-#define RECENT 128 /* READs each group remembers for the auto rule */
-
-struct mc_recent {
-	uint64_t lba;
-	uint32_t count;
-	uint32_t who;  /* the session's token fingerprint */
-	int64_t ms;
-};
+/* What each group remembers, in direct-mapped tables (a collision only
+ * forgets): who last asked for each region of the image (the auto rule),
+ * and when the group last carried each block. */
+#define ASKED 16384
+#define REGION 64    /* sectors */
+#define SENT 16384
 
 struct mc_group {
 	uint32_t addr;             /* host order */
@@ -44,8 +46,9 @@ struct mc_group {
 	unsigned members, peak;
 	unsigned long long bytes;  /* sent to the group, headers included */
 	uint32_t seq;              /* req_id of its datagrams, for captures */
-	struct mc_recent recent[RECENT];
-	unsigned next;
+	struct { uint64_t region; uint32_t who; int64_t ms; } asked[ASKED]; /* region + 1,
+									     * token fingerprint */
+	struct { uint64_t block; int64_t ms; } sent[SENT]; /* block + 1, when */
 };
 
 struct mcast_state {
@@ -337,20 +340,25 @@ void mcast_leave(struct server *s, struct session *ss, const char *why)
 		nd_token_fingerprint(ss->token), a, s->cfg.mc.port, ss->img->name, g->members);
 }
 
-/* auto: did another session ask for part of [lba, lba+count) lately? */
-static int others_want(const struct mc_group *g, uint32_t who, uint64_t lba, uint32_t count,
-		       int64_t now, unsigned window_ms)
+/* auto: did another session ask for part of [lba, lba+count) lately (to
+ * REGION sectors)?  Either way `who` is now the last to ask for it. */
+static int others_asked(struct mc_group *g, uint32_t who, uint64_t lba, uint32_t count,
+			int64_t now, unsigned window_ms)
 {
-	unsigned i;
+	uint64_t r, last = (lba + count - 1) / REGION;
+	int any = 0;
 
-	for (i = 0; i < RECENT; i++) {
-		const struct mc_recent *r = &g->recent[i];
+	for (r = lba / REGION; r <= last; r++) {
+		unsigned i = (unsigned)(r % ASKED);
 
-		if (r->count && r->who != who && now - r->ms <= (int64_t)window_ms &&
-		    r->lba < lba + count && lba < r->lba + r->count)
-			return 1;
+		if (g->asked[i].region == r + 1 && g->asked[i].who != who &&
+		    now - g->asked[i].ms <= (int64_t)window_ms)
+			any = 1;
+		g->asked[i].region = r + 1;
+		g->asked[i].who = who;
+		g->asked[i].ms = now;
 	}
-	return 0;
+	return any;
 }
 
 /* The rate cap: may `bytes` go to the group now? */
@@ -379,9 +387,22 @@ static int wanted(uint64_t want, uint32_t from, uint32_t to, uint16_t chunk)
 	return 0;
 }
 
-/* The group datagrams for a READ, sent in batches. */
+/* Did the group carry `block` within the window?  If not, it does now. */
+static int sent_lately(struct mc_group *g, uint64_t block, int64_t now, unsigned window_ms)
+{
+	unsigned i = (unsigned)(block % SENT);
+
+	if (g->sent[i].block == block + 1 && now - g->sent[i].ms <= (int64_t)window_ms)
+		return 1;
+	g->sent[i].block = block + 1;
+	g->sent[i].ms = now;
+	return 0;
+}
+
+/* The group datagrams for a READ, sent in batches, but for blocks the group
+ * carried lately. */
 static void send_group(struct server *s, struct mc_group *g, uint64_t lba, uint32_t count,
-		       uint64_t want, uint16_t chunk, const uint8_t *data)
+		       uint64_t want, uint16_t chunk, const uint8_t *data, int64_t now)
 {
 	struct mcast_state *mc = s->mc;
 	struct sockaddr_in to = { .sin_family = AF_INET };
@@ -398,7 +419,11 @@ static void send_group(struct server *s, struct mc_group *g, uint64_t lba, uint3
 		if (stop > end)
 			stop = end;
 		sectors = (uint32_t)(stop - at);
-		if (wanted(want, from, from + sectors * ND_SECTOR_SIZE, chunk)) {
+		if (!wanted(want, from, from + sectors * ND_SECTOR_SIZE, chunk)) {
+			/* not asked for */
+		} else if (sent_lately(g, at / mc->sectors, now, s->cfg.mc.window_ms)) {
+			s->stats.mc_dedup++;
+		} else {
 			memset(h, 0, sizeof(*h));
 			nd_put32(h->magic, ND_MAGIC);
 			h->version = ND_VERSION;
@@ -434,7 +459,6 @@ int mcast_read(struct server *s, struct session *ss, const struct nd_hdr *h, uin
 	const struct mcast_config *m = &s->cfg.mc;
 	uint64_t lba = nd_get64(h->lba);
 	uint32_t count = nd_get32(h->count), who = nd_token_fingerprint(ss->token), bytes;
-	struct mc_recent *r;
 	int64_t now;
 	int go;
 
@@ -448,12 +472,7 @@ int mcast_read(struct server *s, struct session *ss, const struct nd_hdr *h, uin
 	    layer_own_data(ss->own, lba * ND_SECTOR_SIZE, (uint64_t)count * ND_SECTOR_SIZE))
 		return 0;
 	now = mono_ms();
-	go = m->mode == MCAST_ALWAYS || others_want(g, who, lba, count, now, m->window_ms);
-	r = &g->recent[g->next++ % RECENT];
-	r->lba = lba;
-	r->count = count;
-	r->who = who;
-	r->ms = now;
+	go = others_asked(g, who, lba, count, now, m->window_ms) || m->mode == MCAST_ALWAYS;
 	if (!go)
 		return 0;
 	/* An upper bound of what goes out: every block, and a header per block. */
@@ -462,7 +481,7 @@ int mcast_read(struct server *s, struct session *ss, const struct nd_hdr *h, uin
 		s->stats.mc_capped++;
 		return 0;
 	}
-	send_group(s, g, lba, count, want, ss->chunk, data);
+	send_group(s, g, lba, count, want, ss->chunk, data, now);
 	s->stats.mc_reads++;
 	return 1;
 }
@@ -473,10 +492,10 @@ void mcast_stats_text(const struct server *s, char *out, size_t outlen)
 	int i;
 
 	used = (size_t)snprintf(out, outlen, "unicast_bytes=%llu multicast_bytes=%llu "
-				"multicast_datagrams=%lu multicast_reads=%lu repairs=%lu "
-				"multicast_capped=%lu", s->stats.tx_unicast, s->stats.tx_multicast,
-				s->stats.tx_mc_datagrams, s->stats.mc_reads, s->stats.repairs,
-				s->stats.mc_capped);
+				"multicast_datagrams=%lu multicast_reads=%lu multicast_not_resent=%lu "
+				"repairs=%lu multicast_capped=%lu", s->stats.tx_unicast,
+				s->stats.tx_multicast, s->stats.tx_mc_datagrams, s->stats.mc_reads,
+				s->stats.mc_dedup, s->stats.repairs, s->stats.mc_capped);
 	for (i = 0; s->mc && i < s->cfg.nimages && used < outlen; i++) {
 		const struct mc_group *g = &s->mc->g[i];
 		char a[INET_ADDRSTRLEN];

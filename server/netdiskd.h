@@ -117,6 +117,7 @@ struct stats {
 	unsigned long tx_mc_datagrams, mc_reads;
 	unsigned long repairs;   /* retransmitted READs of group members, answered by unicast */
 	unsigned long mc_capped; /* READs answered by unicast because of multicast-rate */
+	unsigned long mc_dedup;  /* blocks asked for that the group had carried lately */
 };
 
 struct server {
