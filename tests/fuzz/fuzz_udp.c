@@ -30,12 +30,28 @@ static char image_path[] = "/tmp/netdisk-fuzz-image.XXXXXX";
 static struct sockaddr_in peer = { .sin_family = AF_INET, .sin_port = 4242 };
 static struct sockaddr_in other = { .sin_family = AF_INET, .sin_port = 4343 };
 static size_t reply_bytes; /* what the handler sent for the input in hand */
-#define GRANTS 256
+/* Every token an ATTACH reply handed out, and to which port: a hash set
+ * that forgets nothing (a ring of 256 forgot sessions the fuzzer kept
+ * using while it opened others, and the harness then took their replies
+ * for amplification).  2^20 entries outlast any bounded run. */
+#define GRANTS (1u << 20)
 static struct grant {
 	uint8_t token[16];
 	in_port_t port;
-} grants[GRANTS]; /* tokens ATTACH replies handed out, and to which port */
-static unsigned grant_next;
+	uint8_t used;
+} grants[GRANTS];
+
+static unsigned grant_slot(const uint8_t tok[16], in_port_t port)
+{
+	uint32_t h = nd_token_fingerprint(tok) ^ port * 2654435761u;
+	unsigned i = h & (GRANTS - 1), n;
+
+	for (n = 0; n < GRANTS; n++, i = (i + 1) & (GRANTS - 1))
+		if (!grants[i].used || (grants[i].port == port && !memcmp(grants[i].token, tok, 16)))
+			return i;
+	fprintf(stderr, "fuzz-udp: more than %u ATTACH replies\n", GRANTS);
+	abort();
+}
 static volatile uint8_t reply_sum; /* keeps the reads in sink() from being optimised away */
 
 /* Read every byte the handler hands out, so ASan sees any bad pointer. */
@@ -54,21 +70,19 @@ static void sink(struct server *s, struct iovec (*iov)[2], unsigned n,
 		}
 	memcpy(last_reply, iov[0][0].iov_base, ND_HDR_SIZE);
 	if (r->opcode == ND_OP_ATTACH && !nd_get16(r->status)) {
-		memcpy(grants[grant_next].token, r->token, 16);
-		grants[grant_next].port = ((const struct sockaddr_in *)to)->sin_port;
-		grant_next = (grant_next + 1) % GRANTS;
+		in_port_t port = ((const struct sockaddr_in *)to)->sin_port;
+		struct grant *g = &grants[grant_slot(r->token, port)];
+
+		memcpy(g->token, r->token, 16);
+		g->port = port;
+		g->used = 1;
 	}
 }
 
 /* Did an ATTACH reply hand this token to this port? */
 static int granted(const uint8_t tok[16], const struct sockaddr_in *from)
 {
-	unsigned i;
-
-	for (i = 0; i < GRANTS; i++)
-		if (grants[i].port == from->sin_port && !memcmp(grants[i].token, tok, 16))
-			return 1;
-	return 0;
+	return grants[grant_slot(tok, from->sin_port)].used;
 }
 
 static void attach(void)
