@@ -13,6 +13,7 @@ PORT=10809
 GROUP=239.255.78.1
 GPORT=10810
 MB=${ND_MCAST_MB:-24}                 # image size
+# ND_MCAST_SERVER: another netdiskd build (build/asan/netdiskd) to run
 NS=ndmc-$$-$RANDOM                    # namespaces: $NS-s (bridge, server), $NS-1.. (clients)
 CLIENTS="1 2 3"
 
@@ -75,7 +76,7 @@ serve() {
 	printf 'multicast = %s\nmulticast-group = %s\nmulticast-port = %s\n%s\n' "$1" "$GROUP" "$GPORT" "${2:-}" \
 		>"$ND_TMP/mc.conf"
 	: >"$ND_TMP/server.log"
-	ip netns exec "$NS-s" "$ND_BUILD/netdiskd" --config "$ND_TMP/mc.conf" --listen "$SRV:$PORT" \
+	ip netns exec "$NS-s" "${ND_MCAST_SERVER:-$ND_BUILD/netdiskd}" --config "$ND_TMP/mc.conf" --listen "$SRV:$PORT" \
 		"disk=$ND_TMP/disk.img" >"$ND_TMP/server.log" 2>&1 &
 	SERVER=$!
 	ND_PIDS+=("$SERVER")
