@@ -80,6 +80,17 @@ static uint8_t *sector_data(struct nd_group *g, struct nd_group_entry *e, unsign
 	return g->data + ((size_t)(e - g->ent) * g->sectors + i) * ND_SECTOR_SIZE;
 }
 
+/* A new ATTACH (recovery, a restarted server) may bring another stream:
+ * what the cache holds of the old one may be stale, so it goes. */
+static void same_stream(struct nd_client *c, struct nd_group *g)
+{
+	if (same8(g->stream, c->mc_stream))
+		return;
+	memset(g->ent, 0, (size_t)g->nent * sizeof(struct nd_group_entry));
+	memcpy(g->stream, c->mc_stream, sizeof(g->stream));
+	g->st.flushed++;
+}
+
 /* The hook: a datagram flagged ND_FLAG_MCAST is in c->rxbuf. */
 static int group_take(struct nd_client *c, int len)
 {
@@ -89,6 +100,7 @@ static int group_take(struct nd_client *c, int len)
 	uint64_t lba, block;
 	uint32_t count, i, first, fresh = 0;
 
+	same_stream(c, g);
 	switch (nd_group_check(c->rxbuf, len, c->mc_stream, g->sectors, c->sectors)) {
 	case ND_GROUP_OK: break;
 	case ND_GROUP_FOREIGN: g->st.foreign++; return 0;
@@ -159,6 +171,7 @@ static uint64_t group_fill(struct nd_client *c, struct nd_slot *s, nd_put_fn put
 	uint64_t done = 0;
 	uint32_t now = now_ms(c); /* one time for the whole slot: nothing expires midway */
 
+	same_stream(c, g);
 	for (i = 0; i < n && i < 64; i++) {
 		uint32_t from = i * c->chunk, to = bytes - from < c->chunk ? bytes : from + c->chunk;
 		uint64_t x, first = s->lba + from / ND_SECTOR_SIZE, last = s->lba + (to - 1) / ND_SECTOR_SIZE;
@@ -239,6 +252,7 @@ int nd_group_attach(struct nd_client *c, struct nd_group *g, void *mem, size_t b
 	g->ent = (struct nd_group_entry *)mem;
 	g->data = (uint8_t *)mem + (size_t)g->nent * sizeof(struct nd_group_entry);
 	memset(g->ent, 0, (size_t)g->nent * sizeof(struct nd_group_entry));
+	memcpy(g->stream, c->mc_stream, sizeof(g->stream));
 	c->group = g;
 	c->gh = &hooks;
 	return ND_DONE;

@@ -42,6 +42,7 @@ struct nd_group_stats {
 	uint32_t hits;      /* sectors a read took from the cache */
 	uint32_t expired;   /* blocks dropped after timeout_ms */
 	uint32_t evicted;   /* blocks dropped for another block */
+	uint32_t flushed;   /* times the cache was emptied for a new stream */
 };
 
 struct nd_group_entry {
@@ -57,6 +58,7 @@ struct nd_group {
 	uint8_t *data;      /* nent blocks of `sectors` sectors */
 	uint32_t nent;
 	uint16_t sectors;   /* per block, from ATTACH */
+	uint8_t stream[8];  /* the stream the cached blocks came from */
 	uint32_t timeout_ms;
 	struct { uint64_t lba, end; } wrote[ND_GROUP_WRITES];
 	uint8_t nwrote;

@@ -694,6 +694,19 @@ static void multicast(const char *image)
 	check_that(bad == 0 && net.requests == req + 1 && g.st.expired >= 1, "mc-cache-expiry",
 		   "%ld bad bytes, %lu requests, %u expired", bad, net.requests - req, g.st.expired);
 
+	/* A new stream (a new ATTACH to a restarted server): what the cache
+	 * held may be stale and goes. */
+	inject(&c, 400, 2, 0, F_GOOD);
+	drain(&c);
+	c.mc_stream[0] ^= 1;
+	req = net.requests;
+	bad = read_check(&c, 400, 2, 2, 0);
+	c.mc_stream[0] ^= 1;
+	check_that(bad == 0 && net.requests == req + 1 && g.st.flushed == 1, "mc-new-stream-empties-cache",
+		   "%ld bad bytes, %lu requests, flushed %u", bad, net.requests - req, g.st.flushed);
+	inject(&c, 402, 2, 0, F_GOOD); /* back to the first stream: emptied again */
+	drain(&c);
+
 	/* Forged, wrong-stream, truncated and out-of-range datagrams: dropped and counted. */
 	{
 		struct nd_group_stats before = g.st;
