@@ -4,7 +4,7 @@
 BUILD ?= build
 CC ?= gcc
 HOST_CFLAGS ?= -std=gnu11 -O2 -g -Wall -Wextra -Wshadow -Wno-unused-parameter \
-	-D_GNU_SOURCE -Iinclude -Icommon -Iclient -Iclient/host
+	-D_GNU_SOURCE -DND_GROUP -Iinclude -Icommon -Iclient -Iclient/host
 HOST_LDFLAGS ?=
 # Every compile writes a .d file beside its object naming the headers it read
 # (-MP: a deleted header is not an error); they are included at the end.

@@ -16,6 +16,7 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include "ndclient.h"
+#include "group.h"
 #include "udp_host.h"
 #include "ndcommon.h"
 #include "netdisk/bootcfg.h"
@@ -33,6 +34,9 @@ struct opts {
 	unsigned window;
 	unsigned timeout_s;
 	int detach;           /* end the session when done */
+	int multicast;        /* offer to take READ data from a multicast group */
+	size_t mc_cache;      /* bytes of group cache */
+	unsigned mc_timeout_ms; /* a cached group block lives this long */
 };
 
 static void usage(FILE *f)
@@ -56,6 +60,8 @@ static void usage(FILE *f)
 		"\n"
 		"Session options: --image NAME  --mac aa:bb:cc:dd:ee:ff  --dgram BYTES\n"
 		"  --window N  --timeout SECONDS  --keep (do not detach at the end)\n"
+		"  --multicast (take data from the server's multicast group when it offers\n"
+		"  one)  --mc-cache BYTES (default 16M)  --mc-timeout MILLISECONDS (2000)\n"
 		"The port defaults to %d.  See docs/cli.md.\n",
 		ND_DEFAULT_PORT);
 }
@@ -129,6 +135,8 @@ struct conn {
 	struct nd_client c;
 	uint8_t *tx, *rx;
 	int detach;
+	struct nd_group group;  /* the multicast group cache, if joined */
+	void *cache;
 };
 
 static const char *err_text(struct nd_client *c, int rc)
@@ -141,6 +149,43 @@ static const char *err_text(struct nd_client *c, int rc)
 	case ND_E_STATUS: return nd_status_text(c->last_status);
 	default: return "unknown error";
 	}
+}
+
+/* Join the group the server offered (a failure leaves the client on unicast). */
+static void join_group(struct conn *k, const struct opts *o)
+{
+	char err[256], a[16];
+
+	inet_ntop(AF_INET, k->c.mc_addr, a, sizeof(a));
+	if (!k->c.mc_addr[0]) {
+		fprintf(stderr, "netdisk: the server offers no multicast group\n");
+		return;
+	}
+	k->cache = malloc(o->mc_cache);
+	if (!k->cache)
+		die("out of memory for a %zu-byte group cache", o->mc_cache);
+	if (nd_udp_host_join(&k->udp, k->c.mc_addr, k->c.mc_port, err, sizeof(err)) < 0) {
+		fprintf(stderr, "netdisk: %s; reading by unicast\n", err);
+		return;
+	}
+	if (nd_group_attach(&k->c, &k->group, k->cache, o->mc_cache, o->mc_timeout_ms) < 0)
+		die("a %zu-byte group cache holds no block", o->mc_cache);
+	fprintf(stderr, "netdisk: joined multicast group %s:%u (%u sectors a block)\n", a,
+		k->c.mc_port, k->c.mc_sectors);
+}
+
+/* What the group brought and what it dropped (stderr). */
+static void group_report(struct conn *k)
+{
+	const struct nd_group_stats *g = &k->group.st;
+
+	if (!k->c.gh)
+		return;
+	fprintf(stderr, "netdisk: multicast: %u datagrams cached (%u duplicate), %u sectors read "
+		"from the group; dropped %u malformed, %u of another stream, %u out of range, "
+		"%lu not from the server; %u own-write sectors refused, %u blocks expired, "
+		"%u evicted\n", g->cached, g->dup, g->hits, g->bad, g->foreign, g->range,
+		k->udp.group_foreign_src, g->own, g->expired, g->evicted);
 }
 
 static void connect_server(struct conn *k, const char *server, const struct opts *o)
@@ -166,16 +211,25 @@ static void connect_server(struct conn *k, const char *server, const struct opts
 	if (getrandom(&k->c.cfg.nonce, sizeof(k->c.cfg.nonce), 0) < 0)
 		k->c.cfg.nonce = (uint32_t)time(NULL);
 	k->detach = o->detach;
+	k->cache = NULL;
+	if (o->multicast)
+		k->c.cfg.caps |= ND_CAP_MULTICAST;
 	rc = nd_attach(&k->c, o->image);
 	if (rc < 0)
 		die("attach to %s failed: %s", server, err_text(&k->c, rc));
+	if (o->multicast)
+		join_group(k, o);
 }
 
 static void disconnect(struct conn *k)
 {
+	group_report(k);
+	nd_group_detach(&k->c);
+	nd_udp_host_leave(&k->udp);
 	if (k->detach)
 		nd_detach(&k->c);
 	nd_udp_host_close(&k->udp);
+	free(k->cache);
 	free(k->tx);
 	free(k->rx);
 }
@@ -531,10 +585,13 @@ int main(int argc, char **argv)
 		{ "quiet", no_argument, 0, 'Q' },
 		{ "firmware-net", no_argument, 0, 'F' },
 		{ "own-driver", no_argument, 0, 'O' },
+		{ "multicast", no_argument, 0, 'G' },
+		{ "mc-cache", required_argument, 0, 'C' },
+		{ "mc-timeout", required_argument, 0, 'E' },
 		{ "help", no_argument, 0, 'h' },
 		{ 0, 0, 0, 0 },
 	};
-	struct opts o = { NULL, { 0 }, 0, ND_DEFAULT_DGRAM, 64, 15, 1 };
+	struct opts o = { NULL, { 0 }, 0, ND_DEFAULT_DGRAM, 64, 15, 1, 0, 16 << 20, 2000 };
 	struct patch p = { NULL, NULL, NULL, -1, -1, -1 };
 	const char *cmd, *out = NULL, *in = NULL;
 	double seconds = 5, pace_us = 0;
@@ -571,6 +628,9 @@ int main(int argc, char **argv)
 			break;
 		case 'T': o.timeout_s = (unsigned)parse_number("--timeout", optarg); break;
 		case 'K': o.detach = 0; break;
+		case 'G': o.multicast = 1; break;
+		case 'C': o.mc_cache = (size_t)parse_number("--mc-cache", optarg); break;
+		case 'E': o.mc_timeout_ms = (unsigned)parse_number("--mc-timeout", optarg); break;
 		case 'S': seconds = (double)parse_number("--seconds", optarg); break;
 		case 'P': pace_us = (double)parse_number("--pace", optarg); break;
 		case 'Z': size = (uint32_t)parse_number("--size", optarg); break;

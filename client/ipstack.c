@@ -47,6 +47,14 @@ struct reasm {
 	uint8_t dropped;      /* too large or malformed: ignore the rest of it */
 };
 
+/* Multicast groups (nd_ip_join) are built in with -DND_GROUP, as the group
+ * cache is (client/group.h): without it, none of that code. */
+#ifdef ND_GROUP
+#define GROUPS 1
+#else
+#define GROUPS 0
+#endif
+
 static struct {
 	struct nd_framedev *dev;
 	uint32_t (*clock_ms)(void *ctx); /* the transport's clock */
@@ -58,6 +66,9 @@ static struct {
 	uint16_t mtu;
 	uint8_t hop_known;
 	uint8_t stopped;      /* never touch the device again */
+	uint8_t joined;       /* a multicast group is joined: */
+	uint8_t group[4];     /* its address */
+	uint16_t group_port;  /* and port */
 	uint8_t hdr[HDR_MAX]; /* the headers of the frame being looked at */
 	uint8_t tx[ND_ETH_HLEN + MTU_MAX];
 	struct reasm ra;
@@ -183,7 +194,9 @@ static void take_arp(const uint8_t *a, unsigned len)
 static int udp_for_us(const uint8_t *udp, uint32_t len, unsigned size)
 {
 	return len >= UDP_HLEN && nd_get16(udp + 4) == len && nd_get16(udp) == net.server_port &&
-	       nd_get16(udp + 2) == net.port && len - UDP_HLEN <= size;
+	       (nd_get16(udp + 2) == net.port ||
+		(GROUPS && net.joined && nd_get16(udp + 2) == net.group_port)) &&
+	       len - UDP_HLEN <= size;
 }
 
 /* The UDP checksum, given the sum of the datagram's bytes; a zero checksum
@@ -329,7 +342,8 @@ static int take_ipv4(unsigned len, uint8_t *buf, unsigned size)
 	hlen = (ip[0] & 15) * 4u;
 	total = nd_get16(ip + 2);
 	if (hlen < IP_HLEN || total < hlen || total > len || ip[9] != IP_PROTO_UDP ||
-	    !ip_eq(ip + 12, net.server) || !ip_eq(ip + 16, net.ip) ||
+	    !ip_eq(ip + 12, net.server) ||
+	    !(ip_eq(ip + 16, net.ip) || (GROUPS && net.joined && ip_eq(ip + 16, net.group))) ||
 	    fold(sum_bytes(0, ip, hlen)) != 0xffff)
 		return 0;
 	if (nd_get16(ip + 6) & (IP_MF | IP_OFFSET))
@@ -342,7 +356,9 @@ static int for_us(const uint8_t *f)
 	const uint8_t *m = net.dev->mac;
 
 	return (f[0] == m[0] && f[1] == m[1] && f[2] == m[2] && f[3] == m[3] && f[4] == m[4] &&
-		f[5] == m[5]) || (f[0] & f[1] & f[2] & f[3] & f[4] & f[5]) == 0xff;
+		f[5] == m[5]) || (f[0] & f[1] & f[2] & f[3] & f[4] & f[5]) == 0xff ||
+	       (GROUPS && net.joined && f[0] == 0x01 && f[1] == 0x00 && f[2] == 0x5e &&
+		f[3] == (net.group[1] & 0x7f) && f[4] == net.group[2] && f[5] == net.group[3]);
 }
 
 /* Act on one frame of len bytes: a datagram's length (in buf) or 0. */
@@ -516,6 +532,58 @@ int nd_ip_open(struct nd_framedev *dev, const struct nd_ipconf *conf, struct nd_
 	tp->recv = ip_recv;
 	return ND_IP_OK;
 }
+
+#ifdef ND_GROUP
+/* An IGMPv2 message (RFC 2236) of `type` about the joined group, to `to`:
+ * IP with the Router Alert option, TTL 1, to the group's Ethernet address. */
+static void send_igmp(uint8_t type, const uint8_t *to)
+{
+	uint8_t *ip = net.tx + ND_ETH_HLEN, *igmp = ip + 24;
+	uint8_t mac[ND_ETH_ALEN] = { 0x01, 0x00, 0x5e, (uint8_t)(to[1] & 0x7f), to[2], to[3] };
+	uint16_t csum;
+
+	put_eth(net.tx, mac, ND_ETH_P_IP);
+	memset(ip, 0, 24 + 8);
+	ip[0] = 0x46; /* version 4, 6 words: one of options */
+	nd_put16(ip + 2, 24 + 8);
+	nd_put16(ip + 4, net.ip_id++);
+	ip[8] = 1;
+	ip[9] = 2; /* IGMP */
+	memcpy(ip + 12, net.ip, 4);
+	memcpy(ip + 16, to, 4);
+	ip[20] = 0x94; /* Router Alert, 4 bytes, value 0 */
+	ip[21] = 4;
+	csum = (uint16_t)~fold(sum_bytes(0, ip, 24));
+	memcpy(ip + 10, &csum, 2);
+	igmp[0] = type;
+	memcpy(igmp + 4, net.group, 4);
+	csum = (uint16_t)~fold(sum_bytes(0, igmp, 8));
+	memcpy(igmp + 2, &csum, 2);
+	transmit(ND_ETH_HLEN + 24 + 8);
+}
+
+int nd_ip_join(const uint8_t group[4], uint16_t port)
+{
+	if (net.stopped || (group[0] & 0xf0) != 0xe0 || !port)
+		return ND_IP_E_ARG;
+	memcpy(net.group, group, 4);
+	net.group_port = port;
+	net.joined = 1;
+	send_igmp(0x16, group); /* membership report, v2 */
+	send_igmp(0x16, group); /* twice, as RFC 2236 advises for unsolicited reports */
+	return ND_IP_OK;
+}
+
+void nd_ip_leave(void)
+{
+	static const uint8_t all_routers[4] = { 224, 0, 0, 2 };
+
+	if (!net.joined || net.stopped)
+		return;
+	send_igmp(0x17, all_routers); /* leave group */
+	net.joined = 0;
+}
+#endif
 
 void nd_ip_stop(void)
 {

@@ -70,6 +70,16 @@ enum nd_ip_result {
  */
 int nd_ip_open(struct nd_framedev *dev, const struct nd_ipconf *conf, struct nd_transport *tp);
 
+/*
+ * Receive the IPv4 multicast group `group`:`port` (the one ATTACH offered)
+ * besides our own address, from the server only, and tell the switches so
+ * (an IGMPv2 membership report); nd_ip_leave sends the IGMP leave.  The
+ * device must deliver the group's frames (a promiscuous or multicast
+ * filter).  Only in builds with -DND_GROUP.
+ */
+int nd_ip_join(const uint8_t group[4], uint16_t port);
+void nd_ip_leave(void);
+
 /* Never touch the device again (ExitBootServices, takeover): sends and
  * receives fail from now on. */
 void nd_ip_stop(void);

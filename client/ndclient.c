@@ -10,6 +10,16 @@ void *memset(void *dst, int c, size_t n);
 
 #define ND_RETRY_REPORT_MS 1000 /* report ND_EV_RETRY once the server is silent this long */
 
+/* The multicast group cache (client/group.h) is built in with -DND_GROUP
+ * (the host builds); without it none of its code is compiled here, and
+ * group datagrams are ignored like any datagram that answers nothing. */
+#ifdef ND_GROUP
+#define GROUPS 1
+#else
+#define GROUPS 0
+#endif
+#define GROUP_ON(c) (GROUPS && (c)->gh)
+
 void nd_client_init(struct nd_client *c, const struct nd_transport *tp,
 		    uint8_t *txbuf, uint8_t *rxbuf, uint16_t bufsize)
 {
@@ -149,6 +159,13 @@ static uint32_t reply_id(struct nd_client *c)
 	return nd_get32(((const struct nd_hdr *)c->rxbuf)->req_id);
 }
 
+/* A datagram sent to the multicast group (ND_FLAG_MCAST), never a reply to
+ * a request of ours? */
+static int is_group(struct nd_client *c, int len)
+{
+	return len >= ND_HDR_SIZE && (((const struct nd_hdr *)c->rxbuf)->flags & ND_FLAG_MCAST);
+}
+
 /* Sends a request again: one datagram for most opcodes, a burst for WRITE. */
 typedef int (*send_fn)(struct nd_client *c, void *arg);
 
@@ -180,6 +197,10 @@ static int exchange(struct nd_client *c, uint8_t op, uint32_t id, send_fn send, 
 				return ND_E_TRANSPORT;
 			if (len == 0)
 				continue;
+			if (GROUP_ON(c) && is_group(c, len)) {
+				c->gh->take(c, len);
+				continue;
+			}
 			plen = valid_reply(c, len, op);
 			if (plen < 0 || reply_id(c) != id) {
 				c->stray++;
@@ -264,6 +285,17 @@ static int take_grant(struct nd_client *c, int plen)
 	c->chunk = chunk;
 	c->window = min16(window, c->cfg.window);
 	c->max_sectors = max_sectors;
+	if (GROUPS) {
+		/* A group is taken only as offered in full: address, port and a
+		 * block size the cache can hold. */
+		memset(c->mc_addr, 0, sizeof(c->mc_addr));
+		c->mc_sectors = nd_get16(r->mcast_sectors);
+		c->mc_port = nd_get16(r->mcast_port);
+		memcpy(c->mc_stream, r->mcast_stream, sizeof(c->mc_stream));
+		if (nd_get32(r->mcast_addr) && c->mc_port && c->mc_sectors &&
+		    c->mc_sectors <= ND_MC_MAX_SECTORS && (c->cfg.caps & ND_CAP_MULTICAST))
+			memcpy(c->mc_addr, r->mcast_addr, sizeof(c->mc_addr));
+	}
 	copy_name(c->image, r->image, ND_IMAGE_NAME_LEN);
 	c->image[ND_IMAGE_NAME_LEN] = 0;
 	return ND_DONE;
@@ -365,6 +397,8 @@ static uint32_t chunks_in_flight(struct nd_client *c)
 static int send_read(struct nd_client *c, struct nd_slot *s)
 {
 	put_header(c, ND_OP_READ, s->id, s->lba, s->count, 0, 8);
+	if (s->resent) /* a repair: the server answers it by unicast */
+		((struct nd_hdr *)c->txbuf)->flags = ND_FLAG_RETRY;
 	nd_put64(c->txbuf + ND_HDR_SIZE, s->missing);
 	s->sent_ms = now(c);
 	return send_tx(c, ND_HDR_SIZE + 8);
@@ -400,6 +434,40 @@ struct read_job {
 	void *ctx;
 };
 
+/* Take what the group cache holds of a slot's missing chunks: 1 if that
+ * completed the slot (no RTT sample: the data did not answer it). */
+static int group_fill(struct nd_client *c, struct nd_slot *s, struct read_job *j)
+{
+	s->missing &= ~c->gh->fill(c, s, j->put, j->ctx);
+	if (s->missing)
+		return 0;
+	s->busy = 0;
+	j->busy--;
+	return 1;
+}
+
+/* A group datagram came during a read: cache it, then complete from the
+ * cache what the requests in flight still miss.  1 if that made progress. */
+static int group_progress(struct nd_client *c, int len, struct read_job *j)
+{
+	uint64_t before;
+	unsigned i;
+	int got = 0;
+
+	if (!c->gh->take(c, len))
+		return 0;
+	for (i = 0; i < ND_MAX_INFLIGHT; i++) {
+		struct nd_slot *s = &c->slot[i];
+
+		if (!s->busy || s->ahead)
+			continue;
+		before = s->missing;
+		group_fill(c, s, j);
+		got |= s->missing != before || !s->busy;
+	}
+	return got;
+}
+
 /* Start as many requests as the window and the slots allow: at least one
  * for a job with none in flight, unless it is read ahead. */
 static int issue_reads(struct nd_client *c, struct read_job *j, int ahead)
@@ -429,6 +497,9 @@ static int issue_reads(struct nd_client *c, struct read_job *j, int ahead)
 		j->left -= n;
 		j->base += n * ND_SECTOR_SIZE;
 		j->busy++;
+		/* Ask the server only for what the group cache lacks. */
+		if (GROUP_ON(c) && !ahead && group_fill(c, s, j))
+			continue;
 		if (send_read(c, s) < 0)
 			return ND_E_TRANSPORT;
 	}
@@ -582,7 +653,12 @@ int nd_read_ahead(struct nd_client *c, uint64_t lba, uint32_t count, uint32_t ah
 		len = c->tp.recv(c->tp.ctx, c->rxbuf, c->dgram, next_timeout(c));
 		if (len < 0)
 			return ND_E_TRANSPORT;
-		if (len > 0) {
+		if (GROUP_ON(c) && is_group(c, len)) {
+			if (group_progress(c, len, &j)) {
+				last_progress = now(c);
+				progress(c);
+			}
+		} else if (len > 0) {
 			rc = take_data(c, len, &j);
 			if (rc == 1) {
 				last_progress = now(c);
@@ -629,6 +705,9 @@ int nd_write(struct nd_client *c, uint64_t lba, uint32_t count, nd_get_fn get, v
 {
 	struct write_req w = { 0, lba, 0, 0, get, ctx };
 	int rc = check_range(c, lba, count);
+
+	if (rc == ND_DONE && GROUP_ON(c))
+		c->gh->wrote(c, lba, count);
 
 	while (rc == ND_DONE && count) {
 		w.count = request_sectors(c, ND_MAX_CHUNKS);

@@ -54,6 +54,26 @@ typedef void (*nd_get_fn)(void *ctx, uint32_t offset, void *data, unsigned len);
 
 #define ND_MAX_INFLIGHT 4 /* READ requests one client keeps in flight */
 
+struct nd_client;
+struct nd_slot;
+struct nd_group;
+
+/*
+ * The multicast group cache's entry points (client/group.h sets them with
+ * nd_group_attach).  The core calls them only through these pointers, so a
+ * build without multicast (the stubs today) links none of that code.
+ */
+struct nd_group_hooks {
+	/* rxbuf holds a datagram of len bytes flagged ND_FLAG_MCAST: check it
+	 * and cache it.  1 if it brought sectors new to the cache. */
+	int (*take)(struct nd_client *c, int len);
+	/* Hand to put() every chunk of the slot still missing that the cache
+	 * holds whole; returns those chunks' mask. */
+	uint64_t (*fill)(struct nd_client *c, struct nd_slot *s, nd_put_fn put, void *ctx);
+	/* The client writes [lba, lba + count): never take it from the group. */
+	void (*wrote)(struct nd_client *c, uint64_t lba, uint32_t count);
+};
+
 /* One READ request in flight. */
 struct nd_slot {
 	uint32_t id;       /* request id */
@@ -99,6 +119,13 @@ struct nd_client {
 	uint16_t dgram;
 	uint32_t max_sectors;
 	char image[ND_IMAGE_NAME_LEN + 1];
+	/* The multicast group ATTACH offered (docs/protocol.md, "Multicast"). */
+	uint8_t mc_addr[4];      /* IPv4 group, 0.0.0.0: none offered */
+	uint16_t mc_port;
+	uint16_t mc_sectors;     /* sectors per group block */
+	uint8_t mc_stream[8];    /* the stream every group datagram must carry */
+	const struct nd_group_hooks *gh; /* the group cache in use, or NULL */
+	struct nd_group *group;
 	/* Retransmission state (Jacobson/Karels, in milliseconds). */
 	uint32_t srtt_ms;
 	uint32_t rttvar_ms;

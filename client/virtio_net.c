@@ -342,8 +342,15 @@ int nd_vn_start(struct vn_dev *d, uint32_t mem, struct nd_framedev *dev)
 
 void nd_vn_reset(struct vn_dev *d)
 {
+	unsigned n;
+
 	if (!d->p)
 		return;
+	/* Frames still in the ring go out first (the last may be the IGMP
+	 * leave of ExitBootServices): the device sends them off its own
+	 * thread, so wait for it, boundedly. */
+	for (n = 0; d->tx_busy && !d->stopped && n < 200000; n++)
+		reclaim_tx(d);
 	set_status(d, 0);
 	/* Reading the ISR drops an interrupt line the device may have raised. */
 	d->p->in8(d->p->ctx, REG_ISR);

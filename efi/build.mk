@@ -7,7 +7,7 @@ EFI_LIB := /usr/lib
 EFI_CFLAGS := -std=gnu11 -O2 -g0 -Wall -Wextra -Wno-unused-parameter -Wno-sign-compare \
 	-ffreestanding -fpic -fshort-wchar -fno-stack-protector -fno-strict-aliasing \
 	-mno-red-zone -maccumulate-outgoing-args -DGNU_EFI_USE_MS_ABI \
-	-I$(EFI_INC) -I$(EFI_INC)/x86_64 -Iinclude -Iclient -Iefi
+	-I$(EFI_INC) -I$(EFI_INC)/x86_64 -Iinclude -Iclient -Iefi -DND_GROUP
 EFI_LDFLAGS := -nostdlib -znocombreloc -shared -Bsymbolic -T $(EFI_LIB)/elf_x86_64_efi.lds \
 	-L$(EFI_LIB) $(EFI_LIB)/crt0-efi-x86_64.o
 EFI_SECTIONS := -j .text -j .sdata -j .data -j .dynamic -j .dynsym -j .rel -j .rela -j .reloc
@@ -16,7 +16,7 @@ EFI_LINK = ld $(EFI_LDFLAGS) $^ -lefi -lgnuefi -o $@
 EFI_APP = objcopy $(EFI_SECTIONS) --target=efi-app-x86_64 $< $@
 
 EFI_STUB_OBJ := $(addprefix $(BUILD)/efi/,main.o net.o snp.o udp4.o disk.o boot.o clock.o acpi.o \
-	ndclient.o policy.o ipstack.o virtio.o virtio_net.o)
+	ndclient.o policy.o ipstack.o virtio.o virtio_net.o group.o)
 
 all: $(BUILD)/netdisk.efi
 

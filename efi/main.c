@@ -19,6 +19,10 @@ static struct efi_netinfo netinfo;
 static char image_name[ND_IMAGE_NAME_LEN + 1];
 static CHAR16 boot_path[sizeof(efi_bootcfg.boot_path) + 1];
 static uint8_t txbuf[DGRAM_SIZE], rxbuf[DGRAM_SIZE];
+static struct nd_group group;
+
+#define GROUP_CACHE_BYTES (4 << 20) /* multicast blocks kept: 4 MiB */
+#define GROUP_TIMEOUT_MS 2000       /* how long one is kept unread */
 
 /*
  * Datagram sizes to try, largest first, each with the window asked for.  A
@@ -127,6 +131,33 @@ static EFI_STATUS attach(void)
 	return EFI_SUCCESS;
 }
 
+/* Take READ data from the multicast group the server offered, if any
+ * (docs/protocol.md, "Multicast"); anything failing leaves us on unicast. */
+static void join_group(void)
+{
+	const UINT8 *a = client.mc_addr;
+	EFI_STATUS status;
+	EFI_TPL tpl;
+	VOID *mem;
+
+	if (!a[0])
+		return;
+	mem = AllocatePool(GROUP_CACHE_BYTES);
+	tpl = efi_net_hold();
+	status = mem ? efi_net_join(a, client.mc_port) : EFI_OUT_OF_RESOURCES;
+	if (!EFI_ERROR(status) &&
+	    nd_group_attach(&client, &group, mem, GROUP_CACHE_BYTES, GROUP_TIMEOUT_MS) != ND_DONE)
+		status = EFI_INVALID_PARAMETER;
+	efi_net_release(tpl);
+	if (EFI_ERROR(status)) {
+		Print(L"netdisk: cannot join multicast group %d.%d.%d.%d: %r\n", a[0], a[1], a[2],
+		      a[3], status);
+		return;
+	}
+	Print(L"netdisk: multicast group %d.%d.%d.%d:%d joined\n", a[0], a[1], a[2], a[3],
+	      client.mc_port);
+}
+
 static EFI_STATUS start_client(EFI_HANDLE image)
 {
 	struct nd_transport tp;
@@ -138,9 +169,14 @@ static EFI_STATUS start_client(EFI_HANDLE image)
 	CopyMem(client.cfg.mac, netinfo.mac, sizeof(client.cfg.mac));
 	client.cfg.client_kind = ND_KIND_EFI;
 	client.cfg.caps = ND_CAP_BOOT_TABLE; /* as ACPI table NDSK (acpi.c) */
+	if (efi_net_can_join())
+		client.cfg.caps |= ND_CAP_MULTICAST;
 	client.cfg.nonce = efi_clock_entropy();
 	client.cfg.event = on_event;
-	return attach();
+	status = attach();
+	if (!EFI_ERROR(status))
+		join_group();
+	return status;
 }
 
 /* Serve the disk while the loader runs; returns only if the loader does. */

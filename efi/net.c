@@ -136,9 +136,31 @@ void efi_net_release(EFI_TPL tpl)
 	efi_snp_release(tpl);
 }
 
-/* ExitBootServices: the OS owns the NIC and the memory our rings are in. */
+BOOLEAN efi_net_can_join(void)
+{
+	return in_use == NET_VIRTIO || in_use == NET_SNP;
+}
+
+/* The own driver takes every frame (QEMU's legacy virtio-net is
+ * promiscuous without VIRTIO_NET_F_CTRL_RX); SNP needs its filter. */
+EFI_STATUS efi_net_join(const UINT8 group[4], UINT16 port)
+{
+	EFI_STATUS status;
+
+	if (!efi_net_can_join())
+		return EFI_UNSUPPORTED;
+	if (in_use == NET_SNP && EFI_ERROR((status = efi_snp_join(group))))
+		return status;
+	return nd_ip_join(group, port) == ND_IP_OK ? EFI_SUCCESS : EFI_INVALID_PARAMETER;
+}
+
+/* ExitBootServices: the OS owns the NIC and the memory our rings are in.
+ * On the own driver the group is left first (IGMP leave); SNP may not be
+ * called any more, so there the switch forgets us by itself. */
 void efi_net_stop(void)
 {
+	if (in_use == NET_VIRTIO)
+		nd_ip_leave();
 	efi_virtio_stop();
 	nd_ip_stop();
 	efi_snp_stop();
@@ -147,6 +169,8 @@ void efi_net_stop(void)
 
 void efi_net_close(struct efi_netinfo *ni)
 {
+	if (efi_net_can_join())
+		nd_ip_leave(); /* IGMP leave, if joined */
 	if (in_use == NET_VIRTIO)
 		efi_virtio_close(ni);
 	else if (in_use == NET_SNP)

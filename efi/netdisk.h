@@ -9,6 +9,7 @@
 #include "ndclient.h"
 #include "policy.h"
 #include "ipstack.h"
+#include "group.h"
 #include "netdisk/bootcfg.h"
 
 /* Vendor messaging device path node that marks a netdisk disk. */
@@ -44,6 +45,8 @@ EFI_TPL efi_snp_hold(void);
 void efi_snp_release(EFI_TPL tpl);
 void efi_snp_close(void);
 void efi_snp_stop(void);
+/* Let the NIC take the frames of IPv4 multicast group `group`. */
+EFI_STATUS efi_snp_join(const UINT8 group[4]);
 
 /* The boot NIC on the stubs' own driver when it is a legacy virtio-net
  * (virtio.c): the firmware's drivers are disconnected from it until
@@ -63,6 +66,10 @@ EFI_TPL efi_net_hold(void);
 void efi_net_release(EFI_TPL tpl);
 void efi_net_close(struct efi_netinfo *ni);
 void efi_net_stop(void);
+/* Multicast (docs/protocol.md): only the own IPv4/UDP can join a group
+ * (IGMP, the NIC's filter); efi_net_stop leaves it on the own driver. */
+BOOLEAN efi_net_can_join(void);
+EFI_STATUS efi_net_join(const UINT8 group[4], UINT16 port);
 
 /* Copies of disk data: gnu-efi's CopyMem moves a byte at a time, the
  * firmware's a word at a time, several times faster (under TCG, five). */

@@ -115,6 +115,24 @@ static EFI_STATUS check_mode(void)
 	return EFI_SUCCESS;
 }
 
+EFI_STATUS efi_snp_join(const UINT8 group[4])
+{
+	UINT32 want = EFI_SIMPLE_NETWORK_RECEIVE_UNICAST | EFI_SIMPLE_NETWORK_RECEIVE_BROADCAST |
+		      EFI_SIMPLE_NETWORK_RECEIVE_MULTICAST;
+	EFI_MAC_ADDRESS mac;
+	EFI_STATUS status;
+
+	ZeroMem(&mac, sizeof(mac));
+	mac.Addr[0] = 0x01, mac.Addr[1] = 0x00, mac.Addr[2] = 0x5e;
+	mac.Addr[3] = group[1] & 0x7f, mac.Addr[4] = group[2], mac.Addr[5] = group[3];
+	status = net.snp->ReceiveFilters(net.snp, want, 0, FALSE, 1, &mac);
+	if (EFI_ERROR(status)) /* no room for a filter: all multicast, if it can */
+		status = net.snp->ReceiveFilters(net.snp, (want & ~EFI_SIMPLE_NETWORK_RECEIVE_MULTICAST) |
+						  EFI_SIMPLE_NETWORK_RECEIVE_PROMISCUOUS_MULTICAST, 0,
+						  FALSE, 0, NULL);
+	return status;
+}
+
 static EFI_STATUS alloc_buffers(void)
 {
 	UINTN i, frame = net.snp->Mode->MaxPacketSize + ND_ETH_HLEN;

@@ -27,6 +27,7 @@ void config_defaults(struct config *c)
 	c->nbd_per_address = 64;
 	c->trace_max = 1000000;
 	c->boot_limit = 300;
+	mcast_config_defaults(&c->mc);
 }
 
 /* Image names become file names under the state directory: keep them tame. */
@@ -220,10 +221,13 @@ static int numeric_key(struct parser *p, const char *k, const char *v, int *rc)
 static int global_key(struct parser *p, const char *k, const char *v)
 {
 	struct config *c = p->c;
+	char msg[160];
 	int rc;
 
 	if (numeric_key(p, k, v, &rc))
 		return rc;
+	if ((rc = mcast_config_key(&c->mc, k, v, msg, sizeof(msg))) != 0)
+		return rc < 0 ? bad(p, msg, v) : 0;
 	if (!strcmp(k, "listen"))
 		snprintf(c->listen, sizeof(c->listen), "%s", v);
 	else if (!strcmp(k, "state-dir"))

@@ -83,6 +83,10 @@ struct layer *overlay_open_delta(struct layer *lower, const char *data_path, con
 				 int flags, char *err, size_t errlen);
 uint64_t overlay_used(struct layer *l);   /* bytes in the overlay's allocated blocks */
 int overlay_is_delta(struct layer *l);    /* is this layer an overlay? */
+/* Does the session layer `l` (its own: an overlay, a writable image, or
+ * NULL) hold data of its own in [off, off+len): blocks its client wrote?
+ * 1 for a writable image, 0 for NULL. */
+int layer_own_data(struct layer *l, uint64_t off, uint64_t len);
 
 /* Remove an overlay's files (after layer_close). */
 void overlay_remove(const char *data_path, const char *map_path);

@@ -325,7 +325,7 @@ int main(int argc, char **argv)
 {
 	static struct server s;
 	struct sigaction sa = { 0 };
-	char err[512];
+	char err[512], mstats[1024];
 
 	config_defaults(&s.cfg);
 	if (parse_args(argc, argv, &s.cfg) < 0)
@@ -348,7 +348,8 @@ int main(int argc, char **argv)
 	}
 	if (!s.iobuf || s.udp_fd < 0 || s.nbd_fd < 0 || server_open_images(&s, err, sizeof(err)) < 0 ||
 	    server_state_init(&s, err, sizeof(err)) < 0 || store_init_all(&s, err, sizeof(err)) < 0 ||
-	    control_open(&s, err, sizeof(err)) < 0 || trace_init(&s.cfg, err, sizeof(err)) < 0) {
+	    control_open(&s, err, sizeof(err)) < 0 || trace_init(&s.cfg, err, sizeof(err)) < 0 ||
+	    mcast_open(&s, err, sizeof(err)) < 0) {
 		fprintf(stderr, "netdiskd: %s\n", err);
 		return 1;
 	}
@@ -376,12 +377,13 @@ int main(int argc, char **argv)
 		s.fd_limit > FD_RESERVE + 8 ? (s.fd_limit - FD_RESERVE - 8) / 2 : 0, s.cfg.nbd_memory_mib,
 		s.cfg.nbd_connect_rate);
 	serve(&s);
+	mcast_stats_text(&s, mstats, sizeof(mstats));
 	log_msg("stopping: %lu datagrams, %lu malformed, %lu for unknown sessions, "
 		"%lu from the wrong address, %lu stale writes, %lu errors sent, %lu ATTACHes "
-		"rate-limited, %lu too short, %lu sessions expired, %lu evicted", s.stats.datagrams,
+		"rate-limited, %lu too short, %lu sessions expired, %lu evicted: %s", s.stats.datagrams,
 		s.stats.malformed, s.stats.bad_session, s.stats.wrong_peer, s.stats.stale_writes,
 		s.stats.errors_sent, s.stats.attach_limited, s.stats.short_attach, s.stats.expired,
-		s.stats.evicted);
+		s.stats.evicted, mstats);
 	if (nbd_shutdown(NBD_SHUTDOWN_WAIT_S) < 0) {
 		/* Freeing the sessions under running threads would be worse than
 		 * what an exit without closing is: a crash, which overlays survive. */
@@ -391,6 +393,7 @@ int main(int argc, char **argv)
 	}
 	control_close(&s);
 	server_close(&s);
+	mcast_close(&s);
 	config_free(&s.cfg);
 	return 0;
 }

@@ -12,6 +12,7 @@
 #include "netdisk/proto.h"
 #include "layer.h"
 #include "log.h"
+#include "mcast.h"
 #include "ndcommon.h"
 #include "store.h"
 
@@ -57,6 +58,7 @@ struct config {
 	char trace_dir[PATH_MAX]; /* "" = no read traces; else a file per session (trace.c) */
 	unsigned trace_max;       /* reads recorded per session at most */
 	unsigned boot_limit;      /* seconds a firmware boot may take to reach the OS handoff */
+	struct mcast_config mc;   /* the multicast-* keys (mcast.h) */
 	struct image *images;
 	int nimages;
 	struct client_rule *clients;
@@ -108,6 +110,7 @@ struct session {
 	int trace_off;         /* not (any more) traced */
 	unsigned long trace_reads;
 	struct timespec trace_t0; /* its first read */
+	int mc_group;          /* 1 + the index of the multicast group it joined, 0 = none */
 };
 
 struct rate_table;
@@ -119,6 +122,12 @@ struct stats {
 	unsigned long attach_limited; /* ATTACHes dropped by the per-source rate limit */
 	unsigned long short_attach;  /* ATTACHes shorter than their reply (amplification) */
 	unsigned long expired, evicted;
+	unsigned long long tx_unicast;   /* bytes of UDP replies to clients, headers included */
+	unsigned long long tx_multicast; /* bytes sent to multicast groups (mcast.c) */
+	unsigned long tx_mc_datagrams, mc_reads;
+	unsigned long repairs;   /* retransmitted READs of group members, answered by unicast */
+	unsigned long mc_capped; /* READs answered by unicast because of multicast-rate */
+	unsigned long mc_dedup;  /* blocks asked for that the group had carried lately */
 };
 
 struct server {
@@ -144,6 +153,7 @@ struct server {
 	time_t alive_touched;     /* when the state directory's "alive" file was last touched */
 	int control_fd;           /* the admin control socket (control.c), or -1 */
 	char control_path[PATH_MAX];
+	struct mcast_state *mc;   /* multicast groups (mcast.c), or NULL: multicast off */
 };
 
 /* config.c */

@@ -286,3 +286,30 @@ void overlay_remove(const char *data_path, const char *map_path)
 	unlink(data_path);
 	unlink(map_path);
 }
+
+int layer_own_data(struct layer *l, uint64_t off, uint64_t len)
+{
+	struct overlay *o = (struct overlay *)l;
+	uint64_t b, last;
+	int any = 0;
+
+	if (!l)
+		return 0;
+	if (l->ops != &overlay_ops)
+		return 1; /* a writable image (direct mode): every byte is its own */
+	if (!len || off >= l->size)
+		return 0;
+	if (len > l->size - off)
+		len = l->size - off;
+	last = (off + len - 1) / OV_BLOCK;
+	pthread_rwlock_rdlock(&o->lock);
+	for (b = off / OV_BLOCK; b <= last && !any; b++) {
+		if (b % 8 == 0 && b + 8 <= last + 1 && !o->map[b / 8]) {
+			b += 7; /* a whole map byte of unwritten blocks */
+			continue;
+		}
+		any = allocated(o, b);
+	}
+	pthread_rwlock_unlock(&o->lock);
+	return any;
+}

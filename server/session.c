@@ -212,6 +212,7 @@ static void end_session(struct server *s, struct session *ss, const char *why)
 		log_msg("detach mac=%s ip=%s image=%s mode=%s session=%08x (%s)", mac, ss->peer,
 			ss->img->name, nd_mode_text(ss->mode), nd_token_fingerprint(ss->token), why);
 	session_unlink(s, ss);
+	mcast_leave(s, ss, why ? why : "session ended");
 	trace_end(ss);
 	pthread_rwlock_wrlock(&ss->io_lock);
 	if (ss->own && ss->mode != ND_MODE_VOLATILE)

@@ -76,7 +76,7 @@ static void error_reply(struct request *q, unsigned status)
 }
 
 /* Fill an attach reply from a session (ATTACH and session INFO). */
-static void describe(const struct session *ss, struct nd_attach_rep *r)
+static void describe(const struct server *s, const struct session *ss, struct nd_attach_rep *r)
 {
 	memset(r, 0, sizeof(*r));
 	nd_put64(r->sectors, ss->img->base->size / ND_SECTOR_SIZE);
@@ -87,6 +87,7 @@ static void describe(const struct session *ss, struct nd_attach_rep *r)
 	nd_put16(r->max_dgram, ss->dgram);
 	nd_put32(r->max_sectors, ss->max_sectors);
 	memcpy(r->image, ss->img->name, strnlen(ss->img->name, sizeof(r->image)));
+	mcast_describe(s, ss, r);
 }
 
 /* Say why short ATTACHes are refused, at most every 10 s (they come in floods). */
@@ -135,7 +136,8 @@ static void do_attach(struct request *q)
 		error_reply(q, status);
 		return;
 	}
-	describe(ss, rep);
+	mcast_join(q->s, ss, req);
+	describe(q->s, ss, rep);
 	add_reply(&q->out, q->h, ND_OK, rep, sizeof(*rep), 0);
 	memcpy(((struct nd_hdr *)q->out.hdr[0])->token, ss->token, 16);
 }
@@ -146,7 +148,7 @@ static void do_info(struct request *q, struct session *ss)
 	struct nd_server_info *info = (struct nd_server_info *)q->payload;
 
 	if (ss) {
-		describe(ss, rep);
+		describe(q->s, ss, rep);
 		add_reply(&q->out, q->h, ND_OK, rep, sizeof(*rep), 0);
 		return;
 	}
@@ -190,6 +192,8 @@ static void do_read(struct request *q, struct session *ss)
 		error_reply(q, ND_ERR_IO);
 		return;
 	}
+	if (mcast_read(q->s, ss, q->h, want, q->s->iobuf))
+		return; /* its data went to the group: the client takes it from there */
 	for (i = 0, off = 0; off < bytes; i++, off += ss->chunk) {
 		uint32_t len = bytes - off < ss->chunk ? bytes - off : ss->chunk;
 
@@ -376,6 +380,11 @@ void handle_datagram(struct server *s, const uint8_t *pkt, size_t len,
 	} else {
 		dispatch_session(&q, ss);
 	}
-	if (q.out.n)
+	if (q.out.n) {
+		unsigned i;
+
+		for (i = 0; i < q.out.n; i++)
+			s->stats.tx_unicast += q.out.iov[i][0].iov_len + q.out.iov[i][1].iov_len;
 		s->send(s, q.out.iov, q.out.n, from, fromlen);
+	}
 }

@@ -39,6 +39,11 @@ enum nd_opcode {
 
 /* Header flags (header.flags). */
 #define ND_FLAG_REPLY 0x01 /* datagram goes server -> client */
+#define ND_FLAG_MCAST 0x02 /* with REPLY: READ data the server sent to a multicast group */
+#define ND_FLAG_RETRY 0x04 /* in a READ: a retransmission (the server repairs by unicast) */
+
+/* Most sectors one multicast group datagram carries (its present-mask width). */
+#define ND_MC_MAX_SECTORS 32
 
 /* Status codes (header.status), meaningful in replies. */
 enum nd_status {
@@ -134,11 +139,13 @@ struct nd_attach_rep {
 	uint8_t max_dgram[2];   /* negotiated datagram size */
 	uint8_t max_sectors[4]; /* most sectors one READ or WRITE may ask for */
 	uint8_t reserved1[8];
-	uint8_t mcast_addr[4];  /* reserved: multicast group for READ data, 0 = none */
-	uint8_t mcast_port[2];  /* reserved */
-	uint8_t reserved2[2];
+	uint8_t mcast_addr[4];  /* IPv4 multicast group READ data may come from, 0 = none */
+	uint8_t mcast_port[2];  /* its UDP port */
+	uint8_t mcast_sectors[2]; /* sectors per group block: no group datagram spans two */
 	uint8_t handoff[4];     /* reserved: boot-table and personalization flags */
-	uint8_t reserved3[20];
+	uint8_t mcast_stream[8]; /* the group stream's identity (image and its version): every
+				  * group datagram carries it in token[0..7], zeros after */
+	uint8_t reserved3[12];
 	char image[ND_IMAGE_NAME_LEN]; /* name of the image attached */
 } __attribute__((packed));
 

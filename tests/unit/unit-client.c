@@ -17,6 +17,7 @@
 #include "netdiskd.h"
 #include "ndclient.h"
 #include "policy.h"
+#include "group.h"
 #include "unit.h"
 
 #define IMAGE_BYTES (1u << 20)
@@ -162,6 +163,7 @@ static void server_down(void)
 {
 	if (!net.up)
 		return;
+	mcast_close(&net.srv);
 	server_close(&net.srv);
 	config_free(&net.srv.cfg);
 	free(net.srv.iobuf);
@@ -566,6 +568,245 @@ static void storage_error(const char *image)
 	server_down();
 }
 
+/* Multicast: netdiskd's group sends and the client's group cache. */
+
+/* Start multicast on the unit server in `mode` (no socket: the sink gets
+ * the group datagrams like any other). */
+static int mcast_on(int mode)
+{
+	char err[256];
+
+	net.srv.cfg.mc.mode = mode;
+	net.srv.udp_fd = -1;
+	if (mcast_open(&net.srv, err, sizeof(err)) < 0) {
+		fprintf(stderr, "unit: mcast_open: %s\n", err);
+		return -1;
+	}
+	return 0;
+}
+
+/* How a crafted group datagram is spoiled. */
+enum forge { F_GOOD, F_MAGIC, F_FLAGS, F_TRUNC, F_STREAM, F_TOKEN_TAIL, F_RANGE, F_ACROSS,
+	     F_COUNT0, F_OFFSET };
+
+/* Queue a group datagram of `count` sectors at `lba`, pattern gen, for the
+ * client's stream (spoiled as `how` says). */
+static void inject(struct nd_client *c, uint64_t lba, uint32_t count, unsigned gen, enum forge how)
+{
+	static uint8_t d[ND_HDR_SIZE + ND_MC_MAX_SECTORS * ND_SECTOR_SIZE];
+	struct nd_hdr *h = (struct nd_hdr *)d;
+	struct verify v = { lba * ND_SECTOR_SIZE, gen, 0 };
+	int len = ND_HDR_SIZE + (int)count * ND_SECTOR_SIZE;
+
+	memset(d, 0, sizeof(d));
+	nd_put32(h->magic, how == F_MAGIC ? 0x4E44534Cu : ND_MAGIC);
+	h->version = ND_VERSION;
+	h->opcode = ND_OP_READ;
+	h->flags = how == F_FLAGS ? ND_FLAG_MCAST : ND_FLAG_REPLY | ND_FLAG_MCAST;
+	nd_put16(h->data_len, (uint16_t)(count * ND_SECTOR_SIZE));
+	memcpy(h->token, c->mc_stream, 8);
+	if (how == F_STREAM)
+		h->token[3] ^= 0x40;
+	if (how == F_TOKEN_TAIL)
+		h->token[12] = 1;
+	nd_put64(h->lba, how == F_RANGE ? c->sectors - 1 : lba);
+	nd_put32(h->count, how == F_COUNT0 ? 0 : count);
+	nd_put32(h->offset, how == F_OFFSET ? 512 : 0);
+	get_pattern(&v, 0, d + ND_HDR_SIZE, count * ND_SECTOR_SIZE);
+	if (how == F_TRUNC)
+		len -= 100;
+	if (how == F_ACROSS) /* two sectors from an odd LBA: two blocks of two */
+		nd_put64(h->lba, lba | 1);
+	enqueue(d, len);
+}
+
+/* A small read elsewhere: the client takes everything queued before it. */
+static void drain(struct nd_client *c)
+{
+	read_check(c, 2000, 1, 1, 0);
+}
+
+static void multicast(const char *image)
+{
+	static uint8_t cache[256 << 10];
+	struct nd_group g;
+	struct nd_client c;
+	struct verify w = { 300 * ND_SECTOR_SIZE, 1, 0 };
+	unsigned long req, mc0;
+	long bad;
+	int rc;
+
+	/* Offered only to a client that says it can take it. */
+	if (server_up(image, ND_MODE_VOLATILE, NULL) < 0 || mcast_on(MCAST_AUTO) < 0)
+		return;
+	script(0, 0, 0, 11);
+	client_new(&c, ND_DEFAULT_DGRAM, 16);
+	rc = nd_attach(&c, "disk");
+	check_that(rc == ND_DONE && !c.mc_addr[0] && !session_find(&net.srv, c.token)->mc_group,
+		   "mc-not-offered-without-cap", "rc %d, group %u.%u.%u.%u", rc, c.mc_addr[0],
+		   c.mc_addr[1], c.mc_addr[2], c.mc_addr[3]);
+	client_new(&c, ND_DEFAULT_DGRAM, 16);
+	c.cfg.caps = ND_CAP_MULTICAST;
+	c.cfg.nonce = 78;
+	rc = nd_attach(&c, "disk");
+	check_that(rc == ND_DONE && !memcmp(c.mc_addr, "\xef\xff\x4e\x01", 4) &&
+		   c.mc_port == ND_DEFAULT_PORT + 1 && c.mc_sectors == 2 &&
+		   memcmp(c.mc_stream, "\0\0\0\0\0\0\0\0", 8),
+		   "mc-offered-in-attach", "rc %d, group %u.%u.%u.%u:%u, %u sectors", rc,
+		   c.mc_addr[0], c.mc_addr[1], c.mc_addr[2], c.mc_addr[3], c.mc_port, c.mc_sectors);
+	rc = nd_group_attach(&c, &g, cache, sizeof(cache), 2000);
+	check_that(rc == ND_DONE && g.nent > 200, "mc-cache-attach", "rc %d, %u blocks", rc, g.nent);
+
+	/* Cache hit: blocks that came by the group are not asked for. */
+	inject(&c, 64, 2, 0, F_GOOD);
+	inject(&c, 66, 2, 0, F_GOOD);
+	inject(&c, 68, 1, 0, F_GOOD);
+	inject(&c, 69, 1, 0, F_GOOD);
+	drain(&c);
+	req = net.requests;
+	bad = read_check(&c, 64, 6, 6, 0);
+	check_that(bad == 0 && net.requests == req && g.st.cached == 4 && g.st.hits == 6,
+		   "mc-cache-hit-asks-nothing", "%ld bad bytes, %lu requests, %u cached, %u hits",
+		   bad, net.requests - req, g.st.cached, g.st.hits);
+	/* Read from the cache: freed, so the same sectors again come from the server. */
+	req = net.requests;
+	bad = read_check(&c, 64, 6, 6, 0);
+	check_that(bad == 0 && net.requests == req + 1 && g.st.hits == 6, "mc-cache-read-frees",
+		   "%ld bad bytes, %lu requests, %u hits", bad, net.requests - req, g.st.hits);
+	/* Miss: half the range cached; the READ asks only for the chunks it lacks. */
+	inject(&c, 100, 2, 0, F_GOOD);
+	inject(&c, 102, 2, 0, F_GOOD);
+	inject(&c, 104, 2, 0, F_GOOD);
+	drain(&c);
+	mc0 = net.srv.stats.tx_unicast;
+	bad = read_check(&c, 100, 12, 12, 0);
+	/* 12 sectors are five chunks of 1424 bytes; the first two are cached
+	 * whole, so three data datagrams come: 1424, 1424 and 448 bytes. */
+	check_that(bad == 0 && net.srv.stats.tx_unicast - mc0 == 2 * 1472 + 448 + 48,
+		   "mc-cache-miss-asks-only-lacking", "%ld bad bytes, %lu unicast bytes for 6 lacking sectors",
+		   bad, (unsigned long)(net.srv.stats.tx_unicast - mc0));
+	/* Expiry: blocks not read within the timeout are dropped. */
+	inject(&c, 200, 2, 0, F_GOOD);
+	drain(&c);
+	net.clock += 2500;
+	req = net.requests;
+	bad = read_check(&c, 200, 2, 2, 0);
+	check_that(bad == 0 && net.requests == req + 1 && g.st.expired >= 1, "mc-cache-expiry",
+		   "%ld bad bytes, %lu requests, %u expired", bad, net.requests - req, g.st.expired);
+
+	/* A new stream (a new ATTACH to a restarted server): what the cache
+	 * held may be stale and goes. */
+	inject(&c, 400, 2, 0, F_GOOD);
+	drain(&c);
+	c.mc_stream[0] ^= 1;
+	req = net.requests;
+	bad = read_check(&c, 400, 2, 2, 0);
+	c.mc_stream[0] ^= 1;
+	check_that(bad == 0 && net.requests == req + 1 && g.st.flushed == 1, "mc-new-stream-empties-cache",
+		   "%ld bad bytes, %lu requests, flushed %u", bad, net.requests - req, g.st.flushed);
+	inject(&c, 402, 2, 0, F_GOOD); /* back to the first stream: emptied again */
+	drain(&c);
+
+	/* Forged, wrong-stream, truncated and out-of-range datagrams: dropped and counted. */
+	{
+		struct nd_group_stats before = g.st;
+
+		inject(&c, 300, 2, 7, F_MAGIC);
+		inject(&c, 300, 2, 7, F_FLAGS);
+		inject(&c, 300, 2, 7, F_TRUNC);
+		inject(&c, 300, 2, 7, F_COUNT0);
+		inject(&c, 300, 2, 7, F_OFFSET);
+		inject(&c, 300, 2, 7, F_STREAM);
+		inject(&c, 300, 2, 7, F_TOKEN_TAIL);
+		inject(&c, 300, 2, 7, F_RANGE);
+		inject(&c, 300, 2, 7, F_ACROSS);
+		drain(&c);
+		bad = read_check(&c, 300, 4, 4, 0);
+		check_that(g.st.bad - before.bad == 5 && g.st.foreign - before.foreign == 2 &&
+			   g.st.range - before.range == 2 && g.st.cached == before.cached && bad == 0,
+			   "mc-forged-dropped-and-counted", "bad +%u foreign +%u range +%u cached +%u, "
+			   "%ld bad bytes read", g.st.bad - before.bad, g.st.foreign - before.foreign,
+			   g.st.range - before.range, g.st.cached - before.cached, bad);
+	}
+
+	/* Own writes: an LBA this client wrote is never taken from the group. */
+	rc = nd_write(&c, 300, 4, get_pattern, &w);
+	inject(&c, 300, 2, 0, F_GOOD);
+	inject(&c, 302, 2, 0, F_GOOD);
+	inject(&c, 304, 2, 0, F_GOOD);
+	drain(&c);
+	bad = rc == ND_DONE ? read_check(&c, 300, 4, 4, 1) : -1;
+	check_that(bad == 0 && g.st.own == 4, "mc-own-write-never-from-group",
+		   "write rc %d, %ld bytes not the client's own, %u sectors refused", rc, bad, g.st.own);
+	bad = read_check(&c, 304, 2, 2, 0);
+	check_that(bad == 0 && g.st.hits >= 8, "mc-next-to-own-write-from-group", "%ld bad, %u hits",
+		   bad, g.st.hits);
+
+	/* The server's rule: with `always`, reads go to the group, the data is
+	 * right, and a member's own overlay data goes by unicast. */
+	mcast_close(&net.srv);
+	mcast_on(MCAST_ALWAYS);
+	client_new(&c, ND_DEFAULT_DGRAM, 16);
+	c.cfg.caps = ND_CAP_MULTICAST;
+	c.cfg.nonce = 79;
+	rc = nd_attach(&c, "disk");
+	if (rc == ND_DONE)
+		rc = nd_group_attach(&c, &g, cache, sizeof(cache), 2000);
+	mc0 = (unsigned long)net.srv.stats.tx_multicast;
+	bad = rc == ND_DONE ? read_check(&c, 0, 1024, 256, 0) : -1;
+	check_that(bad == 0 && net.srv.stats.tx_multicast - mc0 > 1024 * ND_SECTOR_SIZE &&
+		   g.st.hits == 1024 && c.retransmits == 0, "mc-always-reads-by-group",
+		   "%ld bad bytes, %llu multicast bytes, %u hits, %u retransmits", bad,
+		   net.srv.stats.tx_multicast - mc0, g.st.hits, c.retransmits);
+	w.base = 10 * ND_SECTOR_SIZE;
+	rc = nd_write(&c, 10, 2, get_pattern, &w);
+	mc0 = (unsigned long)net.srv.stats.tx_multicast;
+	bad = rc == ND_DONE ? read_check(&c, 10, 2, 2, 1) : -1;
+	check_that(net.srv.stats.tx_multicast == mc0 && bad == 0, "mc-own-overlay-by-unicast",
+		   "%ld bytes not its own, %llu multicast bytes for a range the client wrote", bad,
+		   net.srv.stats.tx_multicast - mc0);
+
+	/* Loss on the group: the client repairs by unicast (ND_FLAG_RETRY). */
+	script(15, 0, 10, 12);
+	bad = read_check(&c, 1024, 512, 128, 0);
+	check_that(bad == 0 && net.srv.stats.repairs > 0, "mc-loss-repaired-by-unicast",
+		   "%ld bad bytes, %lu repairs", bad, net.srv.stats.repairs);
+	script(0, 0, 0, 13);
+	nd_group_detach(&c);
+
+	/* auto: a READ overlapping another member's recent one goes to the group. */
+	mcast_close(&net.srv);
+	mcast_on(MCAST_AUTO);
+	{
+		struct nd_client a, b;
+		unsigned long long m1, m2;
+
+		client_new(&a, ND_DEFAULT_DGRAM, 16);
+		a.cfg.caps = ND_CAP_MULTICAST;
+		a.cfg.mac[5] = 0x21;
+		rc = nd_attach(&a, "disk");
+		client_new(&b, ND_DEFAULT_DGRAM, 16);
+		b.cfg.caps = ND_CAP_MULTICAST;
+		b.cfg.mac[5] = 0x22;
+		rc |= nd_attach(&b, "disk");
+		rc |= nd_group_attach(&b, &g, cache, sizeof(cache), 2000);
+		m1 = net.srv.stats.tx_multicast;
+		bad = rc == ND_DONE ? read_check(&a, 1600, 64, 64, 0) : -1;
+		m2 = net.srv.stats.tx_multicast;
+		bad += rc == ND_DONE ? read_check(&b, 1632, 64, 64, 0) : -1;
+		check_that(rc == ND_DONE && bad == 0 && m2 == m1 && net.srv.stats.tx_multicast > m2,
+			   "mc-auto-overlap-goes-to-group", "rc %d, %ld bad, first read %llu multicast "
+			   "bytes, overlapping one %llu", rc, bad, m2 - m1, net.srv.stats.tx_multicast - m2);
+		net.clock += 1000;
+		usleep(600 * 1000); /* the server's window is real time */
+		m1 = net.srv.stats.tx_multicast;
+		bad = read_check(&a, 1632, 64, 64, 0);
+		check_that(bad == 0 && net.srv.stats.tx_multicast == m1, "mc-auto-window-passes",
+			   "%llu multicast bytes after the window", net.srv.stats.tx_multicast - m1);
+	}
+	server_down();
+}
+
 void unit_client(void)
 {
 	char image[300], big[300];
@@ -579,4 +820,5 @@ void unit_client(void)
 	probe(image);
 	recovery(image, big);
 	storage_error(image);
+	multicast(image);
 }

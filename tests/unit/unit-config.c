@@ -60,6 +60,13 @@ void unit_config(void)
 	expect_error("config-window-range", "window = 0\n", ":1: window must be 1..1024, not '0'");
 	expect_error("config-number-junk", "max-datagram = 1500x\n",
 		     ":1: max-datagram must be 576..65024, not '1500x'");
+	expect_error("config-multicast-mode", "multicast = sometimes\n",
+		     ":1: multicast must be off, auto or always, not 'sometimes'");
+	expect_error("config-multicast-group", "multicast-group = 10.0.0.1/24\n",
+		     ":1: multicast-group must be an IPv4 multicast ADDR[/PREFIX] (224.0.0.0/4), not '10.0.0.1/24'");
+	expect_error("config-multicast-datagram", "multicast-datagram = 1000000\n",
+		     ":1: multicast-datagram must be 560..16432 bytes, not '1000000'");
+	expect_error("config-multicast-ttl", "multicast-ttl = 0\n", ":1: multicast-ttl must be 1..255, not '0'");
 	expect_error("config-no-equals", "\n\nlisten\n", ":3: expected KEY = VALUE, got 'listen'");
 	expect_error("config-empty-value", "listen =\n", ":1: empty value for 'listen'");
 	expect_error("config-bad-section", "[disk a]\n", ":1: unknown section 'disk'");

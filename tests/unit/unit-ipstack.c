@@ -23,6 +23,8 @@ static struct {
 	int current;           /* the frame receive() took, or -1 */
 	uint16_t our_port;     /* learnt from what the stack sends */
 	uint32_t clock;
+	uint8_t last_tx[1600]; /* the last frame the stack sent */
+	unsigned last_tx_len;
 } dev;
 
 static void queue_frame(const uint8_t *f, unsigned len)
@@ -42,6 +44,8 @@ static int fd_transmit(void *ctx, const void *frame, unsigned len)
 	const uint8_t *f = frame;
 	uint8_t r[60] = { 0 };
 
+	memcpy(dev.last_tx, f, len < sizeof(dev.last_tx) ? len : sizeof(dev.last_tx));
+	dev.last_tx_len = len;
 	if (len >= 42 && f[12] == 0x08 && f[13] == 0x06 && f[21] == 1) {
 		memcpy(r, our_mac, 6);
 		memcpy(r + 6, server_mac, 6);
@@ -172,6 +176,67 @@ static int feed(struct nd_transport *tp, const int *order, unsigned size)
 	return total;
 }
 
+/* Is the last frame sent an IGMPv2 message of `type` for 239.255.78.1 to
+ * `to`: multicast MAC, Router Alert, TTL 1, both checksums right? */
+static int igmp_sent(uint8_t type, const uint8_t *to)
+{
+	const uint8_t *f = dev.last_tx, *ip = f + 14, *igmp = ip + 24;
+	const uint8_t mac[6] = { 0x01, 0x00, 0x5e, (uint8_t)(to[1] & 0x7f), to[2], to[3] };
+
+	return dev.last_tx_len >= 14 + 32 && !memcmp(f, mac, 6) && f[12] == 0x08 && f[13] == 0 &&
+	       ip[0] == 0x46 && ip[8] == 1 && ip[9] == 2 && !memcmp(ip + 12, our_ip, 4) &&
+	       !memcmp(ip + 16, to, 4) && ip[20] == 0x94 && ip[21] == 4 && csum(ip, 24, 0) == 0 &&
+	       igmp[0] == type && !memcmp(igmp + 4, "\xef\xff\x4e\x01", 4) && csum(igmp, 8, 0) == 0;
+}
+
+/* Turn frames[0] (a whole datagram from craft) into one to group .g:port. */
+static void to_group(uint8_t g, uint16_t port)
+{
+	uint8_t *f = frames[0], *ip = f + 14, *udp = ip + 20;
+	uint16_t c;
+
+	memcpy(f, "\x01\x00\x5e\x7f\x4e", 5);
+	f[5] = g;
+	memcpy(ip + 16, "\xef\xff\x4e", 3);
+	ip[19] = g;
+	ip[10] = ip[11] = 0;
+	c = csum(ip, 20, 0);
+	ip[10] = (uint8_t)(c >> 8), ip[11] = (uint8_t)c;
+	udp[2] = (uint8_t)(port >> 8), udp[3] = (uint8_t)port;
+	udp[6] = udp[7] = 0; /* no UDP checksum */
+}
+
+/* Multicast: the IGMP join and leave, and the group's datagrams taken only
+ * while joined, only for that group and port. */
+static void group_checks(struct nd_transport *tp)
+{
+	static const uint8_t group[4] = { 239, 255, 78, 1 }, routers[4] = { 224, 0, 0, 2 };
+	int rc;
+
+	rc = nd_ip_join(group, 10810);
+	check_that(rc == ND_IP_OK && igmp_sent(0x16, group), "ip-join-sends-igmp-report",
+		   "rc %d, last frame %u bytes", rc, dev.last_tx_len);
+	craft(payload, 1000, 20, 1480, frames, lens);
+	to_group(1, 10810);
+	rc = feed(tp, (const int[]){ 0, -1 }, sizeof(got));
+	check_that(rc == 1000 && !memcmp(got, payload, 1000), "ip-group-datagram-taken", "got %d", rc);
+	craft(payload, 1000, 21, 1480, frames, lens);
+	to_group(2, 10810);
+	rc = feed(tp, (const int[]){ 0, -1 }, sizeof(got));
+	check_that(rc == 0, "ip-other-group-ignored", "got %d", rc);
+	craft(payload, 1000, 22, 1480, frames, lens);
+	to_group(1, 10811);
+	rc = feed(tp, (const int[]){ 0, -1 }, sizeof(got));
+	check_that(rc == 0, "ip-group-other-port-ignored", "got %d", rc);
+	nd_ip_leave();
+	check_that(igmp_sent(0x17, routers), "ip-leave-sends-igmp-leave", "last frame %u bytes",
+		   dev.last_tx_len);
+	craft(payload, 1000, 23, 1480, frames, lens);
+	to_group(1, 10810);
+	rc = feed(tp, (const int[]){ 0, -1 }, sizeof(got));
+	check_that(rc == 0, "ip-group-ignored-after-leave", "got %d", rc);
+}
+
 void unit_ipstack(void)
 {
 	struct nd_ipconf conf = { .server_port = SERVER_PORT, .seed = 12345 };
@@ -259,4 +324,6 @@ void unit_ipstack(void)
 	n = craft(payload, 4000, 10, 1480, frames, lens);
 	rc = feed(&tp, (const int[]){ 0, 1, 2, -1 }, 2000);
 	check_that(rc == 0, "ip-too-large-for-buffer-dropped", "got %d", rc);
+
+	group_checks(&tp);
 }

@@ -1,0 +1,264 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* The multicast group block cache of the client core (freestanding): see group.h. */
+
+#include "group.h"
+
+void *memcpy(void *dst, const void *src, size_t n);
+void *memset(void *dst, int c, size_t n);
+
+static uint32_t now_ms(struct nd_client *c)
+{
+	return c->tp.now_ms(c->tp.ctx);
+}
+
+static int same8(const uint8_t *a, const uint8_t *b)
+{
+	unsigned i;
+
+	for (i = 0; i < 8; i++)
+		if (a[i] != b[i])
+			return 0;
+	return 1;
+}
+
+int nd_group_check(const uint8_t *d, int len, const uint8_t stream[8], uint16_t sectors,
+		   uint64_t image_sectors)
+{
+	const struct nd_hdr *h = (const struct nd_hdr *)d;
+	uint32_t count, data_len;
+	uint64_t lba;
+	unsigned i;
+
+	if (len < ND_HDR_SIZE || nd_get32(h->magic) != ND_MAGIC || h->version != ND_VERSION ||
+	    h->opcode != ND_OP_READ || h->flags != (ND_FLAG_REPLY | ND_FLAG_MCAST) ||
+	    nd_get16(h->status) != ND_OK || nd_get32(h->offset) != 0)
+		return ND_GROUP_BAD;
+	data_len = nd_get16(h->data_len);
+	count = nd_get32(h->count);
+	if ((uint32_t)len != ND_HDR_SIZE + data_len || count == 0 ||
+	    data_len != count * ND_SECTOR_SIZE || count > ND_MC_MAX_SECTORS)
+		return ND_GROUP_BAD;
+	for (i = 8; i < 16; i++)
+		if (h->token[i])
+			return ND_GROUP_FOREIGN;
+	if (!same8(h->token, stream))
+		return ND_GROUP_FOREIGN;
+	lba = nd_get64(h->lba);
+	if (!sectors || lba >= image_sectors || count > image_sectors - lba ||
+	    lba / sectors != (lba + count - 1) / sectors)
+		return ND_GROUP_RANGE;
+	return ND_GROUP_OK;
+}
+
+static int written(const struct nd_group *g, uint64_t lba)
+{
+	unsigned i;
+
+	for (i = 0; i < g->nwrote; i++)
+		if (lba >= g->wrote[i].lba && lba < g->wrote[i].end)
+			return 1;
+	return 0;
+}
+
+/* The entry holding `block`, or NULL; an expired one is emptied on the way. */
+static struct nd_group_entry *entry_for(struct nd_group *g, uint64_t block, uint32_t now)
+{
+	struct nd_group_entry *e = &g->ent[block % g->nent];
+
+	if (!e->block)
+		return 0;
+	if (now - e->born_ms >= g->timeout_ms) {
+		g->st.expired++;
+		e->block = 0;
+		return 0;
+	}
+	return e->block == block + 1 ? e : 0;
+}
+
+static uint8_t *sector_data(struct nd_group *g, struct nd_group_entry *e, unsigned i)
+{
+	return g->data + ((size_t)(e - g->ent) * g->sectors + i) * ND_SECTOR_SIZE;
+}
+
+/* A new ATTACH (recovery, a restarted server) may bring another stream:
+ * what the cache holds of the old one may be stale, so it goes. */
+static void same_stream(struct nd_client *c, struct nd_group *g)
+{
+	if (same8(g->stream, c->mc_stream))
+		return;
+	memset(g->ent, 0, (size_t)g->nent * sizeof(struct nd_group_entry));
+	memcpy(g->stream, c->mc_stream, sizeof(g->stream));
+	g->st.flushed++;
+}
+
+/* The hook: a datagram flagged ND_FLAG_MCAST is in c->rxbuf. */
+static int group_take(struct nd_client *c, int len)
+{
+	struct nd_group *g = c->group;
+	const struct nd_hdr *h = (const struct nd_hdr *)c->rxbuf;
+	struct nd_group_entry *e;
+	uint64_t lba, block;
+	uint32_t count, i, first, fresh = 0;
+
+	same_stream(c, g);
+	switch (nd_group_check(c->rxbuf, len, c->mc_stream, g->sectors, c->sectors)) {
+	case ND_GROUP_OK: break;
+	case ND_GROUP_FOREIGN: g->st.foreign++; return 0;
+	case ND_GROUP_RANGE: g->st.range++; return 0;
+	default: g->st.bad++; return 0;
+	}
+	lba = nd_get64(h->lba);
+	count = nd_get32(h->count);
+	block = lba / g->sectors;
+	first = (uint32_t)(lba % g->sectors);
+	e = entry_for(g, block, now_ms(c));
+	if (!e) {
+		e = &g->ent[block % g->nent];
+		if (e->block)
+			g->st.evicted++;
+		e->block = block + 1;
+		e->present = 0;
+		e->born_ms = now_ms(c);
+	}
+	for (i = 0; i < count; i++) {
+		uint32_t bit = (uint32_t)1 << (first + i);
+
+		if (written(g, lba + i)) {
+			g->st.own++;
+			continue;
+		}
+		if (e->present & bit)
+			continue;
+		memcpy(sector_data(g, e, first + i), c->rxbuf + ND_HDR_SIZE + i * ND_SECTOR_SIZE,
+		       ND_SECTOR_SIZE);
+		e->present |= bit;
+		fresh++;
+	}
+	if (fresh)
+		g->st.cached++;
+	else
+		g->st.dup++;
+	if (!e->present)
+		e->block = 0;
+	return fresh != 0;
+}
+
+/* The cached data of sector `lba`, or NULL. */
+static uint8_t *cached(struct nd_group *g, uint64_t lba, uint32_t now)
+{
+	struct nd_group_entry *e = entry_for(g, lba / g->sectors, now);
+	uint32_t i = (uint32_t)(lba % g->sectors);
+
+	return e && (e->present >> i & 1) ? sector_data(g, e, i) : 0;
+}
+
+static void forget(struct nd_group *g, uint64_t lba, uint32_t now)
+{
+	struct nd_group_entry *e = entry_for(g, lba / g->sectors, now);
+
+	if (e) {
+		e->present &= ~((uint32_t)1 << (lba % g->sectors));
+		if (!e->present)
+			e->block = 0;
+	}
+}
+
+/* The hook: complete the slot's missing chunks the cache holds whole. */
+static uint64_t group_fill(struct nd_client *c, struct nd_slot *s, nd_put_fn put, void *ctx)
+{
+	struct nd_group *g = c->group;
+	uint32_t bytes = s->count * ND_SECTOR_SIZE, i, n = nd_chunks_for(bytes, c->chunk);
+	uint64_t done = 0;
+	uint32_t now = now_ms(c); /* one time for the whole slot: nothing expires midway */
+
+	same_stream(c, g);
+	for (i = 0; i < n && i < 64; i++) {
+		uint32_t from = i * c->chunk, to = bytes - from < c->chunk ? bytes : from + c->chunk;
+		uint64_t x, first = s->lba + from / ND_SECTOR_SIZE, last = s->lba + (to - 1) / ND_SECTOR_SIZE;
+
+		if (!(s->missing >> i & 1))
+			continue;
+		for (x = first; x <= last && cached(g, x, now); x++)
+			;
+		if (x <= last)
+			continue;
+		for (x = first; x <= last; x++) {
+			uint32_t at = (uint32_t)(x - s->lba) * ND_SECTOR_SIZE;
+			uint32_t a = at > from ? at : from, b = at + ND_SECTOR_SIZE < to ? at + ND_SECTOR_SIZE : to;
+
+			put(ctx, s->base + a, cached(g, x, now) + (a - at), b - a);
+			if (b == at + ND_SECTOR_SIZE) /* its last byte: count each sector once */
+				g->st.hits++;
+			if (a == at && b == at + ND_SECTOR_SIZE)
+				forget(g, x, now); /* read whole: freed (a sector shared
+						  * with the next chunk waits for it) */
+		}
+		done |= (uint64_t)1 << i;
+	}
+	return done;
+}
+
+/* The hook: [lba, lba + count) is this client's own from now on. */
+static void group_wrote(struct nd_client *c, uint64_t lba, uint32_t count)
+{
+	struct nd_group *g = c->group;
+	uint64_t end = lba + count, x;
+	uint32_t now = now_ms(c);
+	unsigned i;
+
+	for (x = lba; x < end; x++)
+		forget(g, x, now);
+	for (i = 0; i < g->nwrote; i++) /* grow a range it touches */
+		if (lba <= g->wrote[i].end && g->wrote[i].lba <= end) {
+			if (lba < g->wrote[i].lba)
+				g->wrote[i].lba = lba;
+			if (end > g->wrote[i].end)
+				g->wrote[i].end = end;
+			return;
+		}
+	if (g->nwrote < ND_GROUP_WRITES) {
+		g->wrote[g->nwrote].lba = lba;
+		g->wrote[g->nwrote++].end = end;
+		return;
+	}
+	/* Out of ranges: the last one becomes the hull of itself and this one
+	 * (more than was written is refused, never less). */
+	i = ND_GROUP_WRITES - 1;
+	if (lba < g->wrote[i].lba)
+		g->wrote[i].lba = lba;
+	if (end > g->wrote[i].end)
+		g->wrote[i].end = end;
+}
+
+static const struct nd_group_hooks hooks = { group_take, group_fill, group_wrote };
+
+int nd_group_attach(struct nd_client *c, struct nd_group *g, void *mem, size_t bytes,
+		    uint32_t timeout_ms)
+{
+	size_t per;
+
+	if ((c->mc_addr[0] & 0xF0) != 0xE0 || !c->mc_sectors || c->mc_sectors > ND_MC_MAX_SECTORS)
+		return ND_E_ARG;
+	per = sizeof(struct nd_group_entry) + (size_t)c->mc_sectors * ND_SECTOR_SIZE;
+	if (c->group != g) /* the same cache again keeps its counters and written ranges */
+		memset(g, 0, sizeof(*g));
+	g->mem = mem;
+	g->bytes = bytes;
+	g->sectors = c->mc_sectors;
+	g->timeout_ms = timeout_ms ? timeout_ms : 1;
+	g->nent = (uint32_t)(bytes / per);
+	if (!g->nent)
+		return ND_E_ARG;
+	g->ent = (struct nd_group_entry *)mem;
+	g->data = (uint8_t *)mem + (size_t)g->nent * sizeof(struct nd_group_entry);
+	memset(g->ent, 0, (size_t)g->nent * sizeof(struct nd_group_entry));
+	memcpy(g->stream, c->mc_stream, sizeof(g->stream));
+	c->group = g;
+	c->gh = &hooks;
+	return ND_DONE;
+}
+
+void nd_group_detach(struct nd_client *c)
+{
+	c->gh = 0;
+}
