@@ -16,8 +16,12 @@
  *     READ all of whose blocks the group carried gets no answer at all;
  *   - above `multicast-rate` (a token bucket) the READ is answered by
  *     unicast, which reaches only the client's port of the switch.
- * Group datagrams carry the base image's bytes in blocks of `sectors`
- * sectors aligned to that size, so every listener can cache them.
+ * Group datagrams carry the bytes of one image version in blocks of
+ * `sectors` sectors aligned to that size, so every listener can cache them.
+ * Sessions pinned to different versions of one image share its group
+ * address but not its stream: the stream id names the version, a client
+ * keeps only datagrams of its own stream, and the tables below are kept per
+ * version, so one version's block never stands in for another's.
  */
 
 #include <arpa/inet.h>
@@ -46,9 +50,9 @@ struct mc_group {
 	unsigned members, peak;
 	unsigned long long bytes;  /* sent to the group, headers included */
 	uint32_t seq;              /* req_id of its datagrams, for captures */
-	struct { uint64_t region; uint32_t who; int64_t ms; } asked[ASKED]; /* region + 1,
-									     * token fingerprint */
-	struct { uint64_t block; int64_t ms; } sent[SENT]; /* block + 1, when */
+	struct { uint64_t region; uint32_t who; unsigned vnum; int64_t ms; } asked[ASKED];
+					/* region + 1, token fingerprint, version */
+	struct { uint64_t block; unsigned vnum; int64_t ms; } sent[SENT]; /* block + 1, version, when */
 };
 
 struct mcast_state {
@@ -224,6 +228,20 @@ static void stream_id(const struct image *im, uint64_t key, uint8_t out[8])
 	nd_put64(out, h);
 }
 
+/* The stream of version `vnum` of group g's image: the image's stream with
+ * the version number folded in (numbers are never reused in a store). */
+static void version_stream(const struct mc_group *g, unsigned vnum, uint8_t out[8])
+{
+	uint64_t h = nd_get64(g->stream);
+	unsigned i;
+
+	for (i = 0; i < 4; i++)
+		h = (h ^ (uint8_t)(vnum >> (8 * i))) * 1099511628211ull;
+	if (!h)
+		h = 1;
+	nd_put64(out, h);
+}
+
 int mcast_open(struct server *s, char *err, size_t errlen)
 {
 	const struct mcast_config *m = &s->cfg.mc;
@@ -322,7 +340,7 @@ void mcast_describe(const struct server *s, const struct session *ss, struct nd_
 	nd_put32(r->mcast_addr, g->addr);
 	nd_put16(r->mcast_port, (uint16_t)s->cfg.mc.port);
 	nd_put16(r->mcast_sectors, (uint16_t)s->mc->sectors);
-	memcpy(r->mcast_stream, g->stream, sizeof(r->mcast_stream));
+	version_stream(g, ss->vnum, r->mcast_stream);
 }
 
 void mcast_leave(struct server *s, struct session *ss, const char *why)
@@ -342,8 +360,8 @@ void mcast_leave(struct server *s, struct session *ss, const char *why)
 
 /* auto: did another session ask for part of [lba, lba+count) lately (to
  * REGION sectors)?  Either way `who` is now the last to ask for it. */
-static int others_asked(struct mc_group *g, uint32_t who, uint64_t lba, uint32_t count,
-			int64_t now, unsigned window_ms)
+static int others_asked(struct mc_group *g, uint32_t who, unsigned vnum, uint64_t lba,
+			uint32_t count, int64_t now, unsigned window_ms)
 {
 	uint64_t r, last = (lba + count - 1) / REGION;
 	int any = 0;
@@ -352,10 +370,11 @@ static int others_asked(struct mc_group *g, uint32_t who, uint64_t lba, uint32_t
 		unsigned i = (unsigned)(r % ASKED);
 
 		if (g->asked[i].region == r + 1 && g->asked[i].who != who &&
-		    now - g->asked[i].ms <= (int64_t)window_ms)
+		    g->asked[i].vnum == vnum && now - g->asked[i].ms <= (int64_t)window_ms)
 			any = 1;
 		g->asked[i].region = r + 1;
 		g->asked[i].who = who;
+		g->asked[i].vnum = vnum;
 		g->asked[i].ms = now;
 	}
 	return any;
@@ -387,28 +406,34 @@ static int wanted(uint64_t want, uint32_t from, uint32_t to, uint16_t chunk)
 	return 0;
 }
 
-/* Did the group carry `block` within the window?  If not, it does now. */
-static int sent_lately(struct mc_group *g, uint64_t block, int64_t now, unsigned window_ms)
+/* Did the group carry `block` of version vnum within the window?  If not,
+ * it does now. */
+static int sent_lately(struct mc_group *g, unsigned vnum, uint64_t block, int64_t now,
+		       unsigned window_ms)
 {
 	unsigned i = (unsigned)(block % SENT);
 
-	if (g->sent[i].block == block + 1 && now - g->sent[i].ms <= (int64_t)window_ms)
+	if (g->sent[i].block == block + 1 && g->sent[i].vnum == vnum &&
+	    now - g->sent[i].ms <= (int64_t)window_ms)
 		return 1;
 	g->sent[i].block = block + 1;
+	g->sent[i].vnum = vnum;
 	g->sent[i].ms = now;
 	return 0;
 }
 
 /* The group datagrams for a READ, sent in batches, but for blocks the group
  * carried lately. */
-static void send_group(struct server *s, struct mc_group *g, uint64_t lba, uint32_t count,
-		       uint64_t want, uint16_t chunk, const uint8_t *data, int64_t now)
+static void send_group(struct server *s, struct mc_group *g, unsigned vnum, uint64_t lba,
+		       uint32_t count, uint64_t want, uint16_t chunk, const uint8_t *data, int64_t now)
 {
 	struct mcast_state *mc = s->mc;
 	struct sockaddr_in to = { .sin_family = AF_INET };
 	uint64_t at = lba, end = lba + count;
+	uint8_t stream[8];
 	unsigned n = 0;
 
+	version_stream(g, vnum, stream);
 	to.sin_addr.s_addr = htonl(g->addr);
 	to.sin_port = htons((uint16_t)s->cfg.mc.port);
 	while (at < end) {
@@ -421,7 +446,7 @@ static void send_group(struct server *s, struct mc_group *g, uint64_t lba, uint3
 		sectors = (uint32_t)(stop - at);
 		if (!wanted(want, from, from + sectors * ND_SECTOR_SIZE, chunk)) {
 			/* not asked for */
-		} else if (sent_lately(g, at / mc->sectors, now, s->cfg.mc.window_ms)) {
+		} else if (sent_lately(g, vnum, at / mc->sectors, now, s->cfg.mc.window_ms)) {
 			s->stats.mc_dedup++;
 		} else {
 			memset(h, 0, sizeof(*h));
@@ -431,7 +456,7 @@ static void send_group(struct server *s, struct mc_group *g, uint64_t lba, uint3
 			h->flags = ND_FLAG_REPLY | ND_FLAG_MCAST;
 			nd_put32(h->req_id, ++g->seq);
 			nd_put16(h->data_len, (uint16_t)(sectors * ND_SECTOR_SIZE));
-			memcpy(h->token, g->stream, sizeof(g->stream));
+			memcpy(h->token, stream, sizeof(stream));
 			nd_put64(h->lba, at);
 			nd_put32(h->count, sectors);
 			mc->iov[n][0].iov_base = h;
@@ -472,7 +497,8 @@ int mcast_read(struct server *s, struct session *ss, const struct nd_hdr *h, uin
 	    layer_own_data(ss->own, lba * ND_SECTOR_SIZE, (uint64_t)count * ND_SECTOR_SIZE))
 		return 0;
 	now = mono_ms();
-	go = others_asked(g, who, lba, count, now, m->window_ms) || m->mode == MCAST_ALWAYS;
+	go = others_asked(g, who, ss->vnum, lba, count, now, m->window_ms) ||
+	     m->mode == MCAST_ALWAYS;
 	if (!go)
 		return 0;
 	/* An upper bound of what goes out: every block, and a header per block. */
@@ -481,7 +507,7 @@ int mcast_read(struct server *s, struct session *ss, const struct nd_hdr *h, uin
 		s->stats.mc_capped++;
 		return 0;
 	}
-	send_group(s, g, lba, count, want, ss->chunk, data, now);
+	send_group(s, g, ss->vnum, lba, count, want, ss->chunk, data, now);
 	s->stats.mc_reads++;
 	return 1;
 }

@@ -226,3 +226,27 @@ capped() {
 		{ echo "multicast $M bytes, $capped READs over the cap"; return 1; }
 }
 check "mcast: multicast-rate caps the group; the rest goes by unicast" capped
+
+# Image versions share the image's group address but not its stream: a
+# tester reading the test version and two clients reading production, all at
+# once with multicast = always, each get their own version's bytes.
+versions() {
+	mkdir -p "$ND_TMP/state"
+	serve always "$(printf 'state-dir = %s\n[client 52:54:00:6d:00:01]\ntester = yes\n[client 52:54:00:6d:00:09]\nmode = direct' "$ND_TMP/state")" ||
+		{ echo "server: $(tail -n 3 "$ND_TMP/server.log")"; return 1; }
+	local img=("$ND_BUILD/netdisk" image --control "$ND_TMP/state/control")
+	"${img[@]}" new-version disk --note "mcast test" >"$ND_TMP/v.log" 2>&1 || { cat "$ND_TMP/v.log"; return 1; }
+	head -c 4M /dev/urandom >"$ND_TMP/patch"
+	in_ns 1 "$ND_BUILD/netdisk" write "$SRV:$PORT" 0 -i "$ND_TMP/patch" --mac 52:54:00:6d:00:09 \
+		--timeout 20 >"$ND_TMP/w.log" 2>&1 || { echo "maintenance write: $(cat "$ND_TMP/w.log")"; return 1; }
+	"${img[@]}" promote disk 2 --to test >>"$ND_TMP/v.log" 2>&1 || { cat "$ND_TMP/v.log"; return 1; }
+	readers $CLIENTS || { echo "a reader failed: $(cat "$ND_TMP"/err-*)"; return 1; }
+	unserve
+	[ "$M" -gt 0 ] || { echo "no multicast bytes"; return 1; }
+	sums_ok 2 3 || return 1
+	cp "$ND_TMP/disk.img" "$ND_TMP/v2.img"
+	dd if="$ND_TMP/patch" of="$ND_TMP/v2.img" conv=notrunc status=none
+	cmp -s "$ND_TMP/out-1" "$ND_TMP/v2.img" ||
+		{ echo "the tester read other data than version 2: $(cmp "$ND_TMP/out-1" "$ND_TMP/v2.img")"; return 1; }
+}
+check "mcast: versions of one image share its group, never its stream: a tester (test version) and two production clients read at once, each its own version" versions
