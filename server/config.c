@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include "netdiskd.h"
 
 void config_defaults(struct config *c)
@@ -385,6 +386,32 @@ static int same_file_twice(struct config *c, char *err, size_t errlen)
 }
 
 /* Cross-checks once everything (file and command line) is in. */
+/* A relative image path is relative to where netdiskd started: made absolute
+ * now, since the image store records and compares the path of version 1. */
+static int absolute_path(struct image *im, char *err, size_t errlen)
+{
+	char cwd[PATH_MAX], *rel;
+
+	if (im->path[0] == '/')
+		return 0;
+	if (!getcwd(cwd, sizeof(cwd))) {
+		snprintf(err, errlen, "image '%s': getcwd: %s", im->name, strerror(errno));
+		return -1;
+	}
+	rel = strdup(im->path);
+	if (!rel) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	if ((size_t)snprintf(im->path, sizeof(im->path), "%s/%s", cwd, rel) >= sizeof(im->path)) {
+		snprintf(err, errlen, "image '%s': path too long: %s/%s", im->name, cwd, rel);
+		free(rel);
+		return -1;
+	}
+	free(rel);
+	return 0;
+}
+
 int config_check(struct config *c, char *err, size_t errlen)
 {
 	int i;
@@ -400,6 +427,8 @@ int config_check(struct config *c, char *err, size_t errlen)
 			snprintf(err, errlen, "image '%s' has no path", im->name);
 			return -1;
 		}
+		if (absolute_path(im, err, errlen) < 0)
+			return -1;
 		if (im->mode == ND_MODE_PERSISTENT && !c->state_dir[0]) {
 			snprintf(err, errlen, "image '%s' is persistent: give a state directory "
 				 "(--state-dir or state-dir =) to keep overlays in", im->name);

@@ -147,6 +147,19 @@ ln -s "$BASE" "$ND_TMP/alias.img"
 bad_config config-error-same-file-twice "images 'a' .* and 'b' .* are the same file" \
 	"$(printf '[image a]\npath=%s\nmode=direct\n[image b]\npath=%s' "$BASE" "$ND_TMP/alias.img")"
 
+# A relative image path is relative to where netdiskd was started, with or
+# without a state directory (the image store records version 1's path).
+mkdir -p "$ND_TMP/reldir"
+cp "$BASE" "$ND_TMP/reldir/rel.img"
+for state in "" "--state-dir=relstate"; do
+	name=relative-path${state:+-state-dir}
+	pushd "$ND_TMP/reldir" >/dev/null
+	start_server "$name" $state rel=rel.img
+	popd >/dev/null
+	expect "$name-reads" 0 nd check 02:00:00:00:07:01 1 0 2048 64
+	stop_server
+done
+
 # A block device is served, sized by BLKGETSIZE64: a loop device over a copy of the image.
 cp "$BASE" "$ND_TMP/loopback.img"
 LOOPDEV=$(losetup --find --show "$ND_TMP/loopback.img" 2>"$ND_TMP/losetup.err")
