@@ -46,6 +46,7 @@ void disconnect(struct conn *k);
 struct storm_opts {
 	unsigned clients;
 	int no_times;         /* replay as fast as possible */
+	double speed;         /* replay the trace's times this many times faster */
 	const char *verify;   /* image file to compare every read with */
 };
 int cmd_storm(const char *server, const char *trace, const struct storm_opts *so,

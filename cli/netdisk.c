@@ -38,8 +38,9 @@ static void usage(FILE *f)
 		"                                      sequential and 4 KiB random reads\n"
 		"  boot-table SERVER[:PORT] -o FILE    attach (and keep) a session; write the\n"
 		"                                      boot table a stub would publish for it\n"
-		"  storm SERVER[:PORT] TRACE --clients N [--no-times] [--verify IMAGE]\n"
-		"        [--mac-base MAC]              replay a boot trace as N clients at once\n"
+		"  storm SERVER[:PORT] TRACE --clients N [--speed F | --no-times]\n"
+		"        [--verify IMAGE] [--mac-base MAC]\n"
+		"                                      replay a boot trace as N clients at once\n"
 		"  patch STUB [--server IP[:PORT]] [--image NAME] [--attach-timeout S]\n"
 		"        [--boot-path PATH] [--verbose|--quiet] [--firmware-net|--own-driver]\n"
 		"                                      set the boot config in netdisk.pxe/.efi\n"
@@ -570,12 +571,13 @@ int main(int argc, char **argv)
 		{ "mac-base", required_argument, 0, 'M' },
 		{ "verify", required_argument, 0, 'v' },
 		{ "no-times", no_argument, 0, 't' },
+		{ "speed", required_argument, 0, 'p' },
 		{ "help", no_argument, 0, 'h' },
 		{ 0, 0, 0, 0 },
 	};
 	struct opts o = { NULL, { 0 }, 0, ND_DEFAULT_DGRAM, 64, 15, 1, 0, 16 << 20, 2000 };
 	struct patch p = { NULL, NULL, NULL, -1, -1, -1 };
-	struct storm_opts so = { 1, 0, NULL };
+	struct storm_opts so = { 1, 0, 1.0, NULL };
 	const char *cmd, *out = NULL, *in = NULL;
 	double seconds = 5, pace_us = 0;
 	uint32_t size = 65536;
@@ -627,6 +629,11 @@ int main(int argc, char **argv)
 		case 'n': so.clients = (unsigned)parse_number("--clients", optarg); break;
 		case 'v': so.verify = optarg; break;
 		case 't': so.no_times = 1; break;
+		case 'p':
+			so.speed = strtod(optarg, NULL);
+			if (!(so.speed >= 0.001 && so.speed <= 1e6))
+				die("--speed must be 0.001..1000000, not '%s'", optarg);
+			break;
 		case 'o': out = optarg; break;
 		case 'i': in = optarg; break;
 		case 'h': usage(stdout); return 0;

@@ -108,7 +108,7 @@ static void run_client(unsigned k, const char *server, const struct storm_trace 
 		int rc;
 
 		if (!so->no_times)
-			sleep_until(sh->t0 + q->ms / 1e3);
+			sleep_until(sh->t0 + q->ms / 1e3 / so->speed);
 		t1 = seconds_now();
 		rc = nd_read(&c.c, q->lba, q->count, put_mem, buf);
 		if (rc < 0)
@@ -199,6 +199,8 @@ int cmd_storm(const char *server, const char *trace, const struct storm_opts *so
 
 	if (so->clients < 1 || so->clients > STORM_MAX_CLIENTS)
 		die("--clients must be 1..%d", STORM_MAX_CLIENTS);
+	if (!(so->speed >= 0.001 && so->speed <= 1e6))
+		die("--speed must be 0.001..1000000");
 	text = read_whole(trace, &len);
 	if (storm_trace_parse(text, len, &t, err, sizeof(err)) < 0)
 		die("%s: %s", trace, err);
@@ -242,8 +244,8 @@ int cmd_storm(const char *server, const char *trace, const struct storm_opts *so
 	}
 	close(ready[0]);
 	fprintf(stderr, "netdisk storm: %u of %u clients attached, %zu reads (%llu sectors) each, "
-		"%s\n", ready_n, so->clients, t.n, (unsigned long long)t.total,
-		so->no_times ? "as fast as they go" : "at the trace's times");
+		"%s (x%g)\n", ready_n, so->clients, t.n, (unsigned long long)t.total,
+		so->no_times ? "as fast as they go" : "at the trace's times", so->speed);
 	sh->t0 = seconds_now();
 	close(go[1]);
 	for (k = 1; k <= so->clients; k++) {
