@@ -489,6 +489,7 @@ static struct session *attach(struct server *s, const struct nd_attach_req *req,
 	struct session *ss = NULL;
 	time_t now = time(NULL);
 	int mode = 0;
+	unsigned n;
 
 	s->refusal[0] = 0;
 	memcpy(want, req->image, NAME_MAX_LEN);
@@ -510,6 +511,18 @@ static struct session *attach(struct server *s, const struct nd_attach_req *req,
 	if (from && h.same && h.same->nbd_owned && session_live(s, h.same)) {
 		*status = ND_ERR_BUSY;
 		why = "the MAC is in use by an NBD client";
+		goto refused;
+	}
+	/* Writing a never-versioned image's file in place would make every
+	 * persistent overlay over it start afresh: a maintenance version instead. */
+	if (mode == ND_MODE_DIRECT && !h.img->store->versioned &&
+	    (n = store_persistent_count(s, h.img)) > 0) {
+		*status = ND_ERR_DENIED;
+		snprintf(err, sizeof(err), "writing image %s in place would discard the %u persistent "
+			 "overlay%s made over it; create a maintenance version for this client "
+			 "first: netdisk image new-version %s", h.img->name, n, n == 1 ? "" : "s",
+			 h.img->name);
+		why = err;
 		goto refused;
 	}
 	if (h.writer_live && (mode == ND_MODE_DIRECT || !h.img->store->versioned)) {

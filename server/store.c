@@ -1371,6 +1371,51 @@ static int cmd_versions(struct server *s, struct image *im, struct strbuf *out)
 	return 0;
 }
 
+/* Call fn(mac, arg) for every persistent overlay in the state directory made
+ * for image im; the number of them. */
+static unsigned for_each_persistent(const struct server *s, const struct image *im,
+				    void (*fn)(const uint8_t mac[6], void *arg), void *arg)
+{
+	char dir[PATH_MAX];
+	struct dirent *e;
+	unsigned n = 0;
+	DIR *d;
+
+	if (!s->state_dir[0])
+		return 0;
+	snprintf(dir, sizeof(dir), "%s/persistent/%s", s->state_dir, im->name);
+	d = opendir(dir);
+	while (d && (e = readdir(d))) {
+		uint8_t mac[6];
+		char m[18];
+
+		if (strlen(e->d_name) != 21 || strcmp(e->d_name + 17, ".map"))
+			continue;
+		snprintf(m, sizeof(m), "%.17s", e->d_name);
+		if (nd_mac_parse(m, mac) < 0)
+			continue;
+		n++;
+		if (fn)
+			fn(mac, arg);
+	}
+	if (d)
+		closedir(d);
+	return n;
+}
+
+static void pin_to_v1(const uint8_t mac[6], void *arg)
+{
+	struct store *st = arg;
+
+	if (!find_pin(st, mac))
+		add_pin(st, mac, 1);
+}
+
+unsigned store_persistent_count(const struct server *s, const struct image *im)
+{
+	return for_each_persistent(s, im, NULL, NULL);
+}
+
 /* Turn a plain image into a store: version 1 is the file as it is now, and the
  * persistent overlays already made over it are pinned to it. */
 static int make_versioned(struct server *s, struct image *im, char *msg, size_t msglen)
@@ -1378,10 +1423,7 @@ static int make_versioned(struct server *s, struct image *im, char *msg, size_t 
 	struct store *st = im->store;
 	struct version *v1 = store_version(st, 1);
 	struct base_file *b = store_base(st, 1);
-	char dir[PATH_MAX];
 	struct stat sb;
-	DIR *d;
-	struct dirent *e;
 
 	if (st->versioned)
 		return 0;
@@ -1401,20 +1443,7 @@ static int make_versioned(struct server *s, struct image *im, char *msg, size_t 
 	if (v1->vn)
 		((struct ver_layer *)v1->vn->top)->id = v1->id;
 	getrandom(&st->uid, sizeof(st->uid), 0);
-	snprintf(dir, sizeof(dir), "%s/persistent/%s", s->state_dir, im->name);
-	d = opendir(dir);
-	while (d && (e = readdir(d))) {
-		uint8_t mac[6];
-		char m[18];
-
-		if (strlen(e->d_name) != 21 || strcmp(e->d_name + 17, ".map"))
-			continue;
-		snprintf(m, sizeof(m), "%.17s", e->d_name);
-		if (nd_mac_parse(m, mac) == 0 && !find_pin(st, mac))
-			add_pin(st, mac, 1);
-	}
-	if (d)
-		closedir(d);
+	for_each_persistent(s, im, pin_to_v1, st);
 	return 0;
 }
 

@@ -96,6 +96,8 @@ struct store {
 
 /* Give an opened image its in-memory store: version 1 = its file (0 or -1). */
 int store_plain(struct image *im, char *err, size_t errlen);
+/* Persistent overlays in the state directory made for image im. */
+unsigned store_persistent_count(const struct server *s, const struct image *im);
 /* Open every image's store (after the state directory exists); 0 or -1 with err. */
 int store_init_all(struct server *s, char *err, size_t errlen);
 void store_close_all(struct server *s);

@@ -92,6 +92,13 @@ expect_out versions-plain-image '^1 +production .*the image file' IMG versions g
 # Persistent clients from before versioning: both get pinned to version 1.
 expect persistent-keep-writes-v1 0 nd write 02:00:00:00:10:03 1 5 100 16 1
 expect persistent-reset-writes-v1 0 nd write 02:00:00:00:10:04 1 6 300 16 1
+# Writing the never-versioned file in place would make those overlays start
+# afresh: the direct client is refused (DENIED) and told what to do instead.
+expect direct-in-place-refused-with-persistent 5 nd attach-status 02:00:00:00:10:05 1
+grep -q 'attach refused, writing image gold in place would discard the 2 persistent overlays made over it; create a maintenance version for this client first: netdisk image new-version gold: mac=02:00:00:00:10:05' \
+	"$ND_TMP/gold.log" && pass direct-in-place-refusal-logged ||
+	fail direct-in-place-refusal-logged "$(grep 'attach refused' "$ND_TMP/gold.log" | tail -n 2)"
+check direct-in-place-file-untouched cmp "$BASE" "$ND_TMP/pristine.img"
 
 # --- new-version, the maintenance writer -------------------------------------
 expect_out new-version 'version 2 of gold created over version 1, in maintenance' \
