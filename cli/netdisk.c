@@ -22,22 +22,9 @@
 #include "netdisk/bootcfg.h"
 #include "netdisk/boottable.h"
 #include "image.h"
+#include "conn.h"
 
 #define CHUNK_SECTORS 2048 /* sectors per nd_read/nd_write call in read/write */
-
-/* Options shared by every command that talks to a server. */
-struct opts {
-	const char *image;
-	uint8_t mac[6];
-	int have_mac;
-	unsigned dgram;
-	unsigned window;
-	unsigned timeout_s;
-	int detach;           /* end the session when done */
-	int multicast;        /* offer to take READ data from a multicast group */
-	size_t mc_cache;      /* bytes of group cache */
-	unsigned mc_timeout_ms; /* a cached group block lives this long */
-};
 
 static void usage(FILE *f)
 {
@@ -51,6 +38,9 @@ static void usage(FILE *f)
 		"                                      sequential and 4 KiB random reads\n"
 		"  boot-table SERVER[:PORT] -o FILE    attach (and keep) a session; write the\n"
 		"                                      boot table a stub would publish for it\n"
+		"  storm SERVER[:PORT] TRACE --clients N [--speed F | --no-times]\n"
+		"        [--verify IMAGE] [--mac-base MAC]\n"
+		"                                      replay a boot trace as N clients at once\n"
 		"  patch STUB [--server IP[:PORT]] [--image NAME] [--attach-timeout S]\n"
 		"        [--boot-path PATH] [--verbose|--quiet] [--firmware-net|--own-driver]\n"
 		"                                      set the boot config in netdisk.pxe/.efi\n"
@@ -66,8 +56,7 @@ static void usage(FILE *f)
 		ND_DEFAULT_PORT);
 }
 
-static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
-static void die(const char *fmt, ...)
+void die(const char *fmt, ...)
 {
 	va_list ap;
 
@@ -79,7 +68,7 @@ static void die(const char *fmt, ...)
 	exit(1);
 }
 
-static unsigned long long parse_number(const char *what, const char *s)
+unsigned long long parse_number(const char *what, const char *s)
 {
 	char *end;
 	unsigned long long v;
@@ -129,17 +118,7 @@ static void on_event(void *ctx, int event, uint32_t arg)
 		fprintf(stderr, "netdisk: server answers again\n");
 }
 
-/* Everything a connected command holds. */
-struct conn {
-	struct nd_udp_host udp;
-	struct nd_client c;
-	uint8_t *tx, *rx;
-	int detach;
-	struct nd_group group;  /* the multicast group cache, if joined */
-	void *cache;
-};
-
-static const char *err_text(struct nd_client *c, int rc)
+const char *err_text(struct nd_client *c, int rc)
 {
 	switch (rc) {
 	case ND_E_TIMEOUT: return "server did not answer";
@@ -188,7 +167,7 @@ static void group_report(struct conn *k)
 		k->udp.group_foreign_src, g->own, g->expired, g->evicted);
 }
 
-static void connect_server(struct conn *k, const char *server, const struct opts *o)
+void connect_server(struct conn *k, const char *server, const struct opts *o)
 {
 	struct nd_transport tp;
 	char err[256];
@@ -221,7 +200,7 @@ static void connect_server(struct conn *k, const char *server, const struct opts
 		join_group(k, o);
 }
 
-static void disconnect(struct conn *k)
+void disconnect(struct conn *k)
 {
 	group_report(k);
 	nd_group_detach(&k->c);
@@ -359,7 +338,7 @@ static int cmd_boot_table(const char *server, const char *out, struct opts *o)
 	return 0;
 }
 
-static double seconds_now(void)
+double seconds_now(void)
 {
 	struct timespec ts;
 
@@ -588,11 +567,17 @@ int main(int argc, char **argv)
 		{ "multicast", no_argument, 0, 'G' },
 		{ "mc-cache", required_argument, 0, 'C' },
 		{ "mc-timeout", required_argument, 0, 'E' },
+		{ "clients", required_argument, 0, 'n' },
+		{ "mac-base", required_argument, 0, 'M' },
+		{ "verify", required_argument, 0, 'v' },
+		{ "no-times", no_argument, 0, 't' },
+		{ "speed", required_argument, 0, 'p' },
 		{ "help", no_argument, 0, 'h' },
 		{ 0, 0, 0, 0 },
 	};
 	struct opts o = { NULL, { 0 }, 0, ND_DEFAULT_DGRAM, 64, 15, 1, 0, 16 << 20, 2000 };
 	struct patch p = { NULL, NULL, NULL, -1, -1, -1 };
+	struct storm_opts so = { 1, 0, 1.0, NULL };
 	const char *cmd, *out = NULL, *in = NULL;
 	double seconds = 5, pace_us = 0;
 	uint32_t size = 65536;
@@ -641,6 +626,14 @@ int main(int argc, char **argv)
 		case 'Q': p.verbose = 0; break;
 		case 'F': p.firmware_net = 1; break;
 		case 'O': p.firmware_net = 0; break;
+		case 'n': so.clients = (unsigned)parse_number("--clients", optarg); break;
+		case 'v': so.verify = optarg; break;
+		case 't': so.no_times = 1; break;
+		case 'p':
+			so.speed = strtod(optarg, NULL);
+			if (!(so.speed >= 0.001 && so.speed <= 1e6))
+				die("--speed must be 0.001..1000000, not '%s'", optarg);
+			break;
 		case 'o': out = optarg; break;
 		case 'i': in = optarg; break;
 		case 'h': usage(stdout); return 0;
@@ -664,6 +657,11 @@ int main(int argc, char **argv)
 				parse_number("COUNT", argv[2]), out, &o);
 	if (!strcmp(cmd, "write") && argc == 2)
 		return cmd_write(argv[0], parse_number("LBA", argv[1]), in, &o);
+	if (!strcmp(cmd, "storm") && argc == 2) {
+		if (!o.have_mac) /* locally administered, "NS": storm clients */
+			memcpy(o.mac, "\x02\x4e\x53\x00\x00\x00", 6);
+		return cmd_storm(argv[0], argv[1], &so, &o);
+	}
 	if (!strcmp(cmd, "bench") && argc == 1) {
 		if (bench_dgram)
 			o.dgram = ND_MAX_DGRAM; /* measure the protocol, not the MTU */

@@ -51,7 +51,7 @@ $(BUILD)/tests/unittest: $(patsubst %.c,$(BUILD)/asan/%.o,$(UNIT_SRC) $(UNIT_LIB
 
 # libFuzzer over every parser of untrusted input (clang); t-fuzz.sh runs each
 # for a bounded time.
-FUZZERS := udp nbd config frames control group
+FUZZERS := udp nbd config frames control group stormtrace
 FUZZ_BINS := $(patsubst %,$(BUILD)/fuzz/fuzz-%,$(FUZZERS))
 FUZZ_CFLAGS := $(filter-out -Wshadow -Wno-format-truncation,$(SERVER_CFLAGS)) -O1 -g \
 	-fsanitize=fuzzer-no-link,address,undefined
@@ -66,6 +66,9 @@ $(BUILD)/fuzz/fuzz-frames: $(BUILD)/fuzz/tests/fuzz/fuzz_frames.o $(BUILD)/fuzz/
 	clang $(FUZZ_LDFLAGS) -o $@ $^
 
 $(BUILD)/fuzz/fuzz-group: $(BUILD)/fuzz/tests/fuzz/fuzz_group.o $(BUILD)/fuzz/client/group.o
+	clang $(FUZZ_LDFLAGS) -o $@ $^
+
+$(BUILD)/fuzz/fuzz-stormtrace: $(BUILD)/fuzz/tests/fuzz/fuzz_stormtrace.o $(BUILD)/fuzz/cli/stormtrace.o
 	clang $(FUZZ_LDFLAGS) -o $@ $^
 
 $(BUILD)/fuzz/fuzz-%: $(BUILD)/fuzz/tests/fuzz/fuzz_%.o \

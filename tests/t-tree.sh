@@ -5,7 +5,7 @@
 requires cmd:git
 cd "$ND_TOP" || exit 1
 [ -d .git ] || [ -f .git ] || { skip spdx-every-source-file "not a git checkout"; exit 0; }
-missing=$(git ls-files | grep -v -E '\.(md|png|txt)$|^LICENSE$|^\.gitignore$|^bench/results/' |
+missing=$(git ls-files | grep -v -E '\.(md|png|txt)$|^LICENSE$|^\.gitignore$|^bench/results/|^bench/traces/.*\.gz$' |
 	while read -r f; do head -n 2 "$f" | grep -q 'SPDX-License-Identifier: GPL-2.0-or-later' || echo "$f"; done)
 if [ -z "$missing" ]; then
 	pass spdx-every-source-file
