@@ -18,6 +18,7 @@ struct mcast_config {
 	unsigned ttl;         /* IP_MULTICAST_TTL */
 	unsigned rate_mbit;   /* cap on multicast bytes a second (Mbit/s) */
 	unsigned window_ms;   /* auto: overlapping READs this close together go to the group */
+	unsigned resend_ms;   /* a block the group carried this recently is not sent again */
 	unsigned dgram;       /* largest group datagram; sectors per datagram follow from it */
 	char iface[64];       /* IP_MULTICAST_IF: an interface name or IPv4 address; "" = routing */
 };
