@@ -11,12 +11,13 @@
  *   - `multicast = auto`: it goes to the group when another session asked
  *     for an overlapping range within the last `multicast-window` ms;
  *   - a block the group carried within the last `multicast-resend` ms
- *     (default 20: about the time a request and the group datagram take to
- *     cross on a LAN) is not sent again: the member gets it from the group
+ *     (default 500) is not sent again: the member gets it from the group
  *     or, if it lost it, repairs by unicast; a READ all of whose blocks the
- *     group carried gets no answer at all.  Longer than the crossing time,
- *     this stalls every client that reads a block again after its cache
- *     freed it (the storm bench: 11.8 s instead of 5.6 s for one client);
+ *     group carried gets no answer at all.  The trade-off (docs/server.md):
+ *     a client that reads a block again after its cache freed it waits for
+ *     a repair (a lone client with `always`: 11.8 s instead of 5.6 s at
+ *     20 ms), while a short hold lets 32 clients' egress grow from 2.4 x to
+ *     19.6 x one client's (bench/storm.sh);
  *   - above `multicast-rate` (a token bucket) the READ is answered by
  *     unicast, which reaches only the client's port of the switch.
  * Group datagrams carry the bytes of one image version in blocks of
@@ -77,7 +78,7 @@ void mcast_config_defaults(struct mcast_config *m)
 	m->ttl = 1;
 	m->rate_mbit = 400;
 	m->window_ms = 500;
-	m->resend_ms = 20;
+	m->resend_ms = 500;
 	m->dgram = ND_HDR_SIZE + 2 * ND_SECTOR_SIZE; /* 1072: one frame on a 1500-byte MTU */
 }
 
