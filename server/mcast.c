@@ -344,7 +344,7 @@ void mcast_join(struct server *s, struct session *ss, const struct nd_attach_req
 		g->members);
 }
 
-void mcast_describe(const struct server *s, const struct session *ss, struct nd_attach_rep *r)
+void mcast_describe(const struct server *s, struct session *ss, struct nd_attach_rep *r)
 {
 	const struct mc_group *g = group_of(s, ss);
 
@@ -355,6 +355,7 @@ void mcast_describe(const struct server *s, const struct session *ss, struct nd_
 	nd_put16(r->mcast_sectors, (uint16_t)s->mc->sectors);
 	version_stream(g, ss->vnum, r->mcast_stream);
 	nd_put16(r->mcast_hold, (uint16_t)s->cfg.mc.resend_ms);
+	ss->mc_hold_ms = s->cfg.mc.resend_ms;
 }
 
 void mcast_leave(struct server *s, struct session *ss, const char *why)
@@ -454,7 +455,7 @@ static int sent_lately(struct mc_group *g, unsigned vnum, uint64_t block, unsign
  * would go (headers included), for the rate cap. */
 static unsigned send_group(struct server *s, struct mc_group *g, unsigned vnum, uint64_t lba,
 			   uint32_t count, uint64_t want, uint16_t chunk, const uint8_t *data,
-			   int64_t now, int dry)
+			   int64_t now, unsigned hold_ms, int dry)
 {
 	struct mcast_state *mc = s->mc;
 	struct sockaddr_in to = { .sin_family = AF_INET };
@@ -476,7 +477,7 @@ static unsigned send_group(struct server *s, struct mc_group *g, unsigned vnum, 
 		if (!wanted(want, from, from + sectors * ND_SECTOR_SIZE, chunk)) {
 			/* not asked for */
 		} else if (sent_lately(g, vnum, at / mc->sectors, (unsigned)(at % mc->sectors),
-				       sectors, now, s->cfg.mc.resend_ms, !dry)) {
+				       sectors, now, hold_ms, !dry)) {
 			if (!dry)
 				s->stats.mc_dedup++;
 		} else if (dry) {
@@ -518,6 +519,7 @@ int mcast_read(struct server *s, struct session *ss, const struct nd_hdr *h, uin
 	const struct mcast_config *m = &s->cfg.mc;
 	uint64_t lba = nd_get64(h->lba);
 	uint32_t count = nd_get32(h->count), who = nd_token_fingerprint(ss->token), bytes;
+	unsigned hold;
 	int64_t now;
 	int go;
 
@@ -537,12 +539,15 @@ int mcast_read(struct server *s, struct session *ss, const struct nd_hdr *h, uin
 		return 0;
 	/* The cap counts what goes out: a READ whose blocks the group carried
 	 * lately costs nothing (32 members asking at once are one send). */
-	bytes = send_group(s, g, ss->vnum, lba, count, want, ss->chunk, data, now, 1);
+	/* A member keeps blocks for the hold its ATTACH announced: a longer
+	 * one since (a reload) must not hold back what it may have dropped. */
+	hold = ss->mc_hold_ms && ss->mc_hold_ms < m->resend_ms ? ss->mc_hold_ms : m->resend_ms;
+	bytes = send_group(s, g, ss->vnum, lba, count, want, ss->chunk, data, now, hold, 1);
 	if (bytes && !bucket_take(s->mc, m->rate_mbit, bytes, now)) {
 		s->stats.mc_capped++;
 		return 0;
 	}
-	send_group(s, g, ss->vnum, lba, count, want, ss->chunk, data, now, 0);
+	send_group(s, g, ss->vnum, lba, count, want, ss->chunk, data, now, hold, 0);
 	s->stats.mc_reads++;
 	return 1;
 }
