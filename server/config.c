@@ -250,6 +250,28 @@ static int global_key(struct parser *p, const char *k, const char *v)
 		    snprintf(c->metrics_listen, sizeof(c->metrics_listen), "%s", v) >=
 			    (int)sizeof(c->metrics_listen))
 			return bad(p, "metrics-listen must be ADDR:PORT (e.g. 127.0.0.1:9810), not", v);
+	} else if (!strcmp(k, "nbd-tls")) {
+		if (strcmp(v, "off") && strcmp(v, "on") && strcmp(v, "require"))
+			return bad(p, "nbd-tls must be off, on or require, not", v);
+		c->nbd_tls = !strcmp(v, "off") ? NBD_TLS_OFF : !strcmp(v, "on") ? NBD_TLS_ON
+										: NBD_TLS_REQUIRE;
+	} else if (!strcmp(k, "nbd-tls-psk-file")) {
+		if (snprintf(c->nbd_tls_psk_file, sizeof(c->nbd_tls_psk_file), "%s", v) >=
+		    (int)sizeof(c->nbd_tls_psk_file))
+			return bad(p, "nbd-tls-psk-file too long", v);
+	} else if (!strcmp(k, "nbd-tls-certificates")) {
+		if (snprintf(c->nbd_tls_certificates, sizeof(c->nbd_tls_certificates), "%s", v) >=
+		    (int)sizeof(c->nbd_tls_certificates) - 32)
+			return bad(p, "nbd-tls-certificates too long", v);
+	} else if (!strcmp(k, "nbd-exports")) {
+		if (strcmp(v, "images") && strcmp(v, "sessions") && strcmp(v, "off"))
+			return bad(p, "nbd-exports must be images, sessions or off, not", v);
+		c->nbd_exports = !strcmp(v, "images") ? NBD_EXPORTS_IMAGES
+				 : !strcmp(v, "sessions") ? NBD_EXPORTS_SESSIONS : NBD_EXPORTS_OFF;
+	} else if (!strcmp(k, "nbd-session-binding")) {
+		if (strcmp(v, "address") && strcmp(v, "any"))
+			return bad(p, "nbd-session-binding must be address or any, not", v);
+		c->nbd_session_any_address = !strcmp(v, "any");
 	} else if (!strcmp(k, "trace-dir")) {
 		if (snprintf(c->trace_dir, sizeof(c->trace_dir), "%s", v) >= (int)sizeof(c->trace_dir) - 128)
 			return bad(p, "trace-dir too long", v);
