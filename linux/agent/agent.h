@@ -38,6 +38,14 @@ int genl_nbd_reconfigure(unsigned index, int sock, char *err, size_t errlen);
 /* Block until the kernel says device `index` lost its connection.  0, or -1. */
 int genl_nbd_wait_dead(unsigned index, char *err, size_t errlen);
 
+/* serve.c: the agent as the block server behind a write-redirection chain. */
+struct wc_config;
+int serve_setup(const struct target *tg, const struct wc_config *wc, uint64_t size,
+		unsigned index);
+int serve_run(uint64_t size, uint16_t flags, unsigned index, int ready_fd);
+/* Send a control request to the agent serving /dev/nbdN; prints the answer; exit code. */
+int ctl_request(unsigned index, const char *request);
+
 /* Log to the kernel log (console) and stderr. */
 void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

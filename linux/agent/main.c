@@ -17,6 +17,7 @@
 #include <arpa/inet.h>
 #include "netdisk/proto.h"
 #include "agent.h"
+#include "tiers.h"
 
 #ifndef PR_SET_IO_FLUSHER
 #define PR_SET_IO_FLUSHER 57
@@ -32,6 +33,7 @@ struct options {
 	unsigned timeout_s;
 	unsigned dead_timeout_s;
 	int foreground;
+	const char *write_cache; /* --write-cache, else netdisk.write-cache= */
 };
 
 void say(const char *fmt, ...)
@@ -58,7 +60,8 @@ void say(const char *fmt, ...)
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: netdisk-attach [OPTIONS] [--configure-network | --print-table | --probe]\n"
+		"usage: netdisk-attach [OPTIONS] [--configure-network | --print-table | --probe |\n"
+		"                                 redirect TARGET | status]\n"
 		"Hands the network disk a firmware stub booted from to the kernel's NBD driver\n"
 		"(docs/handoff.md).  Without a mode: attach /dev/nbdN and keep the connection.\n"
 		"\n"
@@ -71,6 +74,12 @@ static void usage(FILE *f)
 		"  --timeout S          NBD request timeout (default 30)\n"
 		"  --dead-timeout S     how long I/O waits for a reconnect (default 3600)\n"
 		"  --foreground         keep the connection keeper in the foreground\n"
+		"  --write-cache SPEC   serve the device through a write cache: ram:SIZE\n"
+		"                       [overflow=disk:/PATH|LABEL=L], disk:SPEC or server\n"
+		"                       (default: netdisk.write-cache= on the kernel command\n"
+		"                       line; none: the kernel talks to the server directly)\n"
+		"  redirect ram|disk[:PATH]|server   send writes elsewhere from now on\n"
+		"  status               the write cache's target, order and fill\n"
 		"Once attached, " EXPORT_FILE " (root only) holds \"IP PORT EXPORT\".\n"
 		"Without a boot table: netdisk.server=IP[:PORT] netdisk.image=NAME on the kernel\n"
 		"command line.  Exit 1: no network disk to attach; 2: bad usage.\n");
@@ -205,8 +214,81 @@ static void save_export(const struct target *tg)
 		close(fd);
 }
 
+/* The write-cache setting: --write-cache, else netdisk.write-cache= (commas for spaces). */
+static int write_cache_setting(const struct options *o, struct wc_config *wc)
+{
+	char cmdline[4096], value[256], err[200], *p;
+	const char *v = o->write_cache;
+
+	if (!v) {
+		if (read_cmdline(cmdline, sizeof(cmdline)) < 0)
+			return 0;
+		p = strstr(cmdline, "netdisk.write-cache=");
+		if (!p || (p != cmdline && p[-1] != ' '))
+			return 0;
+		snprintf(value, sizeof(value), "%.*s", (int)strcspn(p + 20, " \n"), p + 20);
+		v = value;
+	}
+	if (wc_parse(v, wc, err, sizeof(err)) < 0) {
+		say("%s; no write cache", err);
+		return 0;
+	}
+	return 1;
+}
+
+/*
+ * Attach through the agent: a child (the keeper) serves /dev/nbdN from the
+ * write-redirection chain; this process returns once the partitions are
+ * read.  0, or -1 when the cache could not be set up (then attach directly).
+ */
+static int attach_serving(const struct options *o, const struct target *tg,
+			  const struct wc_config *wc)
+{
+	uint64_t size;
+	uint16_t flags;
+	char c;
+	int fd, pfd[2];
+	pid_t pid;
+
+	fd = connect_with_retry(tg, CONNECT_TRIES, &size, &flags);
+	if (fd < 0)
+		return 1;
+	close(fd);
+	if (pipe2(pfd, O_CLOEXEC) < 0) {
+		say("pipe2 failed: %s", strerror(errno));
+		return -1;
+	}
+	pid = fork();
+	if (pid < 0) {
+		say("fork failed: %s", strerror(errno));
+		return -1;
+	}
+	if (pid == 0) {
+		close(pfd[0]);
+		setsid();
+		become_keeper(); /* before the RAM tier and buffers exist: all locked */
+		if (serve_setup(tg, wc, size, o->index) < 0 ||
+		    serve_run(size, flags, o->index, pfd[1]) < 0)
+			_exit(1);
+		_exit(0);
+	}
+	close(pfd[1]);
+	if (read(pfd[0], &c, 1) != 1) {
+		close(pfd[0]);
+		say("the write cache could not be set up; attaching without it");
+		return -1;
+	}
+	close(pfd[0]);
+	say("attached /dev/nbd%u through the agent (write cache %s): %s:%u export %s, %llu MiB",
+	    o->index, chain_target_name(wc->target), inet_ntoa(tg->server), tg->nbd_port,
+	    tg->shown, (unsigned long long)(size >> 20));
+	save_export(tg);
+	return 0;
+}
+
 static int attach(const struct options *o)
 {
+	struct wc_config wc;
 	struct target tg;
 	uint64_t size;
 	uint16_t flags;
@@ -215,6 +297,12 @@ static int attach(const struct options *o)
 
 	if (find_target(o, &tg, 0) < 0)
 		return 1;
+	if (write_cache_setting(o, &wc)) {
+		int rc = attach_serving(o, &tg, &wc);
+
+		if (rc >= 0)
+			return rc;
+	}
 	fd = connect_with_retry(&tg, CONNECT_TRIES, &size, &flags);
 	if (fd < 0)
 		return 1;
@@ -282,10 +370,11 @@ int main(int argc, char **argv)
 		{ "timeout", required_argument, 0, 'T' },
 		{ "dead-timeout", required_argument, 0, 'D' },
 		{ "foreground", no_argument, 0, 'f' },
+		{ "write-cache", required_argument, 0, 'W' },
 		{ "help", no_argument, 0, 'h' },
 		{ 0, 0, 0, 0 },
 	};
-	struct options o = { NULL, "/run/netdisk/net.env", 0, 30, 3600, 0 };
+	struct options o = { NULL, "/run/netdisk/net.env", 0, 30, 3600, 0, NULL };
 	struct nd_boot_table t;
 	char where[64];
 	int opt, mode = 0;
@@ -299,10 +388,19 @@ int main(int argc, char **argv)
 		case 'T': o.timeout_s = (unsigned)atoi(optarg); break;
 		case 'D': o.dead_timeout_s = (unsigned)atoi(optarg); break;
 		case 'f': o.foreground = 1; break;
+		case 'W': o.write_cache = optarg; break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
 	}
+	if (optind + 2 == argc && !strcmp(argv[optind], "redirect")) {
+		char req[200];
+
+		snprintf(req, sizeof(req), "redirect %s", argv[optind + 1]);
+		return ctl_request(o.index, req);
+	}
+	if (optind + 1 == argc && !strcmp(argv[optind], "status"))
+		return ctl_request(o.index, "status");
 	if (optind != argc) {
 		usage(stderr);
 		return 2;
