@@ -532,7 +532,6 @@ int serve_setup(const struct target *tg, const struct wc_config *wc, uint64_t si
 	}
 	if (wc->disk[0] && add_disk_tier(wc->disk) < 0 && wc->target == TGT_DISK)
 		return -1;
-	S.chain.overflow = wc->target == TGT_RAM && S.chain.t[TGT_DISK].present;
 	if (chain_redirect(&S.chain, wc->target) < 0)
 		return -1;
 	for (i = 0; i < WORKERS; i++) {

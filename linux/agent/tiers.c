@@ -134,6 +134,7 @@ int chain_add_disk(struct chain *c, int fd, uint64_t bytes, const char *name)
 	pthread_mutex_lock(&c->lock);
 	*t = fresh;
 	t->present = 1;
+	c->overflow = 1; /* a full RAM tier now moves its oldest blocks here */
 	pthread_mutex_unlock(&c->lock);
 	return 0;
 }

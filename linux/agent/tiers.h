@@ -46,7 +46,8 @@ struct chain {
 	struct tier t[2];    /* TGT_RAM, TGT_DISK */
 	int order[3], norder; /* targets by redirection, newest first */
 	int target;
-	int overflow;        /* a full RAM tier moves its oldest blocks to disk */
+	int overflow;        /* a full RAM tier moves its oldest blocks to disk (set
+			      * when a disk tier is added) */
 	uint64_t writes[3];  /* blocks written per target */
 	pthread_mutex_t lock; /* tier metadata and local data */
 	pthread_mutex_t stripe[TIER_STRIPES];

@@ -1,0 +1,138 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
+# Write redirection in a booted VM (issue #17): netdisk-attach serves /dev/nbd0
+# through its RAM / local disk / server chain.  One boot with a second (scratch)
+# virtio disk checks: RAM writes read back and never reach the server; the
+# issue's D1/E1/E2 sequence by sector content; a full RAM tier fails writes at
+# once (no hang) and the system stays up; a RAM tier overflows to the disk tier
+# added live; kill -9 of the server while writing to `server` loses no
+# acknowledged write.
+. "$(dirname "$0")/lib.sh"
+requires qemu ipxe
+. "$(dirname "$0")/image-lib.sh"
+. "$(dirname "$0")/e2e-lib.sh"
+. "$(dirname "$0")/bios/qemu.sh"
+
+make -s -C "$ND_TOP" BUILD="$ND_BUILD" all demo-test-image >"$ND_TMP/make.log" 2>&1 ||
+	{ fail tiers-build "$(tail -n 3 "$ND_TMP/make.log" | tr '\n' ' ')"; exit 1; }
+
+# check_that NAME WHY COMMAND...: PASS if COMMAND succeeds, else FAIL with WHY.
+check_that() {
+	local name=$1 why=$2
+	shift 2
+	if "$@" >/dev/null 2>&1; then pass "$name"; else fail "$name" "$why"; fi
+}
+
+RAM_MARK=TIERS-RAM-ONLY-$$-$RANDOM
+SERVER_MARK=TIERS-ON-SERVER-$$-$RANDOM
+mkdir -p "$ND_TMP/hook"
+cp "$ND_BUILD/netdisk-attach" "$ND_TMP/hook/netdisk-attach"
+# The guest's part.  Raw blocks outside the file systems: D1 = 4 KiB block 125
+# and R = block 250 (in the gap before the first partition), the scratch area
+# from 100 MiB on (the image is enlarged past its partitions).
+cat >"$ND_TMP/hook/tiers.sh" <<HOOK
+#!/bin/sh
+A=/e2e/netdisk-attach
+D=/dev/nbd0
+echo
+put() { # put BLOCK TEXT: one 4 KiB block filled with TEXT lines
+	yes "\$2" | head -c 4096 >/run/blk && dd if=/run/blk of=\$D bs=4096 seek=\$1 count=1 oflag=direct conv=notrunc 2>/dev/null
+}
+get() { # get BLOCK: the first line of the block
+	dd if=\$D bs=4096 skip=\$1 count=1 iflag=direct 2>/dev/null | head -n 1
+}
+echo "TIERS-STATUS-BOOT \$(\$A status)"
+put 250 $RAM_MARK && echo "TIERS-R-READ \$(get 250)"
+put 125 E1-IN-RAM && echo "TIERS-D1-RAM \$(get 125)"
+# A full RAM tier, no disk tier: the writer fails at once (root read-only meanwhile).
+sync; mount -o remount,ro /
+t0=\$(date +%s)
+if dd if=/dev/zero of=\$D bs=1M seek=100 count=40 oflag=direct conv=notrunc 2>/run/dd.err; then
+	echo "TIERS-FULL-NOERROR"
+else
+	echo "TIERS-FULL-FAILED after \$((\$(date +%s) - t0)) s: \$(tail -n 1 /run/dd.err)"
+fi
+echo "TIERS-STATUS-FULL \$(\$A status)"
+# Rewriting the scratch area on the server frees the RAM again.
+\$A redirect server >/dev/null && dd if=/dev/zero of=\$D bs=1M seek=100 count=40 oflag=direct conv=notrunc 2>/dev/null &&
+	\$A redirect ram >/dev/null && mount -o remount,rw / && echo "TIERS-UP-AFTER-FULL \$(\$A status)"
+# D1/E1/E2: E2 is the scratch disk, added live.
+echo "TIERS-REDIRECT-DISK \$(\$A redirect disk:/dev/vda 2>&1)"
+put 125 E2-ON-DISK && echo "TIERS-D1-DISK \$(get 125)"
+echo "TIERS-REDIRECT-SERVER \$(\$A redirect server 2>&1)"
+echo "TIERS-D1-AFTER-SERVER \$(get 125)"
+put 125 $SERVER_MARK && echo "TIERS-D1-SERVER \$(get 125)"
+# Overflow: 24 MiB into the RAM tier of 16 MiB, with the disk tier behind it.
+\$A redirect ram >/dev/null
+head -c 25165824 /dev/urandom >/run/big
+if dd if=/run/big of=\$D bs=1M seek=100 oflag=direct conv=notrunc 2>/dev/null &&
+	dd if=\$D bs=1M skip=100 count=24 iflag=direct 2>/dev/null | cmp - /run/big; then
+	echo "TIERS-OVERFLOW-OK \$(\$A status)"
+else
+	echo "TIERS-OVERFLOW-BAD \$(\$A status)"
+fi
+rm -f /run/big
+# Writes to the server while the host kills it (-9) and restarts it.
+\$A redirect server >/dev/null
+echo "TIERS-KILL-READY"
+i=0; : >/run/acked
+while [ \$i -lt 150 ]; do
+	put \$((26000 + i)) "ACKED-\$i" && echo \$i >>/run/acked
+	i=\$((i + 1)); sleep 0.1
+done
+lost=0
+for i in \$(cat /run/acked); do [ "\$(get \$((26000 + i)))" = "ACKED-\$i" ] || lost=\$((lost + 1)); done
+echo "TIERS-KILL-DONE acked \$(wc -l </run/acked) lost \$lost"
+echo "TIERS-STATUS-END \$(\$A status)"
+HOOK
+chmod +x "$ND_TMP/hook/tiers.sh"
+img=$ND_TMP/tiers.img
+image_with_hook "$img" "$ND_TMP/hook" \
+	"netdisk.test=poweroff panic=-1 netdisk.write-cache=ram:16M netdisk.test.hook=/e2e/tiers.sh" ||
+	{ fail tiers-image "cannot put the hook on the image"; exit 1; }
+truncate -s +64M "$img"
+truncate -s 128M "$ND_TMP/scratch.img"
+
+start_server first --mode persistent --state-dir "$ND_TMP/state" "demo=$img" ||
+	{ fail tiers-server "$(cat "$ND_TMP/first.log")"; exit 1; }
+bios_tftp "$ND_TMP/tftp" "$ND_PORT"
+bios_qemu vm virtio-net-pci "$ND_TMP/tftp" -drive "file=$ND_TMP/scratch.img,format=raw,if=virtio"
+if ! wait_serial vm 300 TIERS-KILL-READY; then
+	fail tiers-boot "the guest never got to the kill phase: $(grep -a 'TIERS-\|netdisk-attach' "$ND_TMP/vm.serial" | tail -n 5 | tr '\n' ' ')"
+	stop_qemu
+	exit 1
+fi
+sleep 3
+kill -9 "$ND_SERVER_PID"
+wait "$ND_SERVER_PID" 2>/dev/null
+sleep 3
+ND_PORT_FIXED=$ND_PORT start_server second --mode persistent --state-dir "$ND_TMP/state" "demo=$img" ||
+	{ fail tiers-server-again "$(cat "$ND_TMP/second.log")"; exit 1; }
+wait_serial vm 180 TIERS-STATUS-END
+serial() { grep -a "$1" "$ND_TMP/vm.serial" | tr -d '\r' | head -n 1; }
+# What the guest saw, for the log.
+grep -a 'TIERS-STATUS\|TIERS-FULL-\|TIERS-KILL-DONE\|write cache' "$ND_TMP/vm.serial" | tr -d '\r' | sed 's/^/# /'
+line=$(serial TIERS-STATUS-BOOT)
+check_that tiers-agent-serves "$line" grep -q 'target ram' <<<"$line"
+check tiers-ram-reads-back grep -aq "TIERS-R-READ $RAM_MARK" "$ND_TMP/vm.serial"
+check tiers-d1-in-ram grep -aq "TIERS-D1-RAM E1-IN-RAM" "$ND_TMP/vm.serial"
+line=$(serial TIERS-FULL-)
+secs=$(sed -n 's/.*after \([0-9]*\) s.*/\1/p' <<<"$line")
+check_that tiers-full-fails-fast "$line" test -n "$secs" -a "${secs:-99}" -le 20
+check_that tiers-up-after-full "$(serial TIERS-STATUS-FULL)" grep -aq TIERS-UP-AFTER-FULL "$ND_TMP/vm.serial"
+check_that tiers-full-warned "80/95 % warnings on the console" \
+	grep -aq 'ram tier 95 % full' "$ND_TMP/vm.serial"
+check_that tiers-redirect-disk "$(serial TIERS-REDIRECT-DISK)" grep -aq 'TIERS-REDIRECT-DISK ok target disk' "$ND_TMP/vm.serial"
+check tiers-d1-in-disk grep -aq "TIERS-D1-DISK E2-ON-DISK" "$ND_TMP/vm.serial"
+check_that tiers-d1-after-redirect-server-is-disk-copy "$(serial TIERS-D1-AFTER-SERVER)" \
+	grep -aq "TIERS-D1-AFTER-SERVER E2-ON-DISK" "$ND_TMP/vm.serial"
+check tiers-d1-on-server grep -aq "TIERS-D1-SERVER $SERVER_MARK" "$ND_TMP/vm.serial"
+check_that tiers-overflow-to-disk "$(serial TIERS-OVERFLOW-)" grep -aq 'TIERS-OVERFLOW-OK' "$ND_TMP/vm.serial"
+line=$(serial TIERS-KILL-DONE)
+check_that tiers-kill9-no-lost-write "$line" grep -q 'acked [1-9][0-9]* lost 0$' <<<"$line"
+check_that tiers-kill9-reconnected "agent reconnect message" grep -aq 'reconnected to the server' "$ND_TMP/vm.serial"
+# On the server: the server-tier write is in the session's overlay, the RAM-only one never.
+check_that tiers-server-has-server-write "no $SERVER_MARK under state/" grep -rqa "$SERVER_MARK" "$ND_TMP/state"
+check_that tiers-server-lacks-ram-write "$RAM_MARK reached the server" bash -c "! grep -rqa '$RAM_MARK' '$ND_TMP/state'"
+wait_serial vm 60 NETDISK-POWEROFF
+stop_qemu
