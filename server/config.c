@@ -266,6 +266,13 @@ static int image_key(struct parser *p, const char *k, const char *v)
 		im->mode = nd_mode_parse(v);
 		if (!im->mode)
 			return bad(p, "mode must be direct, volatile, persistent or readonly, not", v);
+	} else if (!strcmp(k, "write-cache")) {
+		struct wc_config w;
+		char why[200];
+
+		if (strlen(v) > WC_TEXT_MAX || wc_parse(v, &w, why, sizeof(why)) < 0)
+			return bad(p, strlen(v) > WC_TEXT_MAX ? "write-cache too long" : why, v);
+		snprintf(im->write_cache, sizeof(im->write_cache), "%s", v);
 	} else {
 		return bad(p, "unknown image key", k);
 	}
@@ -298,6 +305,13 @@ static int client_key(struct parser *p, const char *k, const char *v)
 		if (strcmp(v, "keep") && strcmp(v, "reset"))
 			return bad(p, "on-update must be keep or reset, not", v);
 		r->on_update_reset = !strcmp(v, "reset");
+	} else if (!strcmp(k, "write-cache")) {
+		struct wc_config w;
+		char why[200];
+
+		if (strlen(v) > WC_TEXT_MAX || wc_parse(v, &w, why, sizeof(why)) < 0)
+			return bad(p, strlen(v) > WC_TEXT_MAX ? "write-cache too long" : why, v);
+		snprintf(r->write_cache, sizeof(r->write_cache), "%s", v);
 	} else {
 		return bad(p, "unknown client key", k);
 	}

@@ -69,7 +69,8 @@ $(BUILD)/fuzz/fuzz-frames: $(BUILD)/fuzz/tests/fuzz/fuzz_frames.o $(BUILD)/fuzz/
 $(BUILD)/fuzz/fuzz-group: $(BUILD)/fuzz/tests/fuzz/fuzz_group.o $(BUILD)/fuzz/client/group.o
 	clang $(FUZZ_LDFLAGS) -o $@ $^
 
-$(BUILD)/fuzz/fuzz-tiers: $(BUILD)/fuzz/tests/fuzz/fuzz_tiers.o $(BUILD)/fuzz/linux/agent/wcconf.o
+$(BUILD)/fuzz/fuzz-tiers: $(BUILD)/fuzz/tests/fuzz/fuzz_tiers.o $(BUILD)/fuzz/linux/agent/wcconf.o \
+		$(BUILD)/fuzz/common/wcache.o
 	clang $(FUZZ_LDFLAGS) -o $@ $^
 
 $(BUILD)/fuzz/fuzz-stormtrace: $(BUILD)/fuzz/tests/fuzz/fuzz_stormtrace.o $(BUILD)/fuzz/cli/stormtrace.o

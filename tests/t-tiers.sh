@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 # Write redirection in a booted VM (issue #17): netdisk-attach serves /dev/nbd0
 # through its RAM / local disk / server chain.  One boot with a second (scratch)
-# virtio disk checks: RAM writes read back and never reach the server; the
+# virtio disk, its write cache set in netdiskd.conf, checks: RAM writes read back and never reach the server; the
 # issue's D1/E1/E2 sequence by sector content; a full RAM tier fails writes at
 # once (no hang) and the system stays up; a RAM tier overflows to the disk tier
 # added live; kill -9 of the server while writing to `server` loses no
@@ -59,6 +59,8 @@ echo "TIERS-STATUS-FULL \$(\$A status)"
 # D1/E1/E2: E2 is the scratch disk, added live.
 echo "TIERS-REDIRECT-DISK \$(\$A redirect disk:/dev/vda 2>&1)"
 put 125 E2-ON-DISK && echo "TIERS-D1-DISK \$(get 125)"
+# The disk tier's first slot is 1 MiB into the scratch disk.
+echo "TIERS-VDA-SLOT0 \$(dd if=/dev/vda bs=4096 skip=256 count=1 iflag=direct 2>/dev/null | head -n 1)"
 echo "TIERS-REDIRECT-SERVER \$(\$A redirect server 2>&1)"
 echo "TIERS-D1-AFTER-SERVER \$(get 125)"
 put 125 $SERVER_MARK && echo "TIERS-D1-SERVER \$(get 125)"
@@ -88,12 +90,20 @@ HOOK
 chmod +x "$ND_TMP/hook/tiers.sh"
 img=$ND_TMP/tiers.img
 image_with_hook "$img" "$ND_TMP/hook" \
-	"netdisk.test=poweroff panic=-1 netdisk.write-cache=ram:16M netdisk.test.hook=/e2e/tiers.sh" ||
+	"netdisk.test=poweroff panic=-1 netdisk.test.hook=/e2e/tiers.sh" ||
 	{ fail tiers-image "cannot put the hook on the image"; exit 1; }
 truncate -s +64M "$img"
 truncate -s 128M "$ND_TMP/scratch.img"
 
-start_server first --mode persistent --state-dir "$ND_TMP/state" "demo=$img" ||
+# The write cache comes from the server's config (the NBD handshake gives it the agent).
+cat >"$ND_TMP/nd.conf" <<CONF
+default-image = demo
+[image demo]
+path = $img
+mode = persistent
+write-cache = ram:16M
+CONF
+start_server first --config "$ND_TMP/nd.conf" --state-dir "$ND_TMP/state" ||
 	{ fail tiers-server "$(cat "$ND_TMP/first.log")"; exit 1; }
 bios_tftp "$ND_TMP/tftp" "$ND_PORT"
 bios_qemu vm virtio-net-pci "$ND_TMP/tftp" -drive "file=$ND_TMP/scratch.img,format=raw,if=virtio"
@@ -106,12 +116,14 @@ sleep 3
 kill -9 "$ND_SERVER_PID"
 wait "$ND_SERVER_PID" 2>/dev/null
 sleep 3
-ND_PORT_FIXED=$ND_PORT start_server second --mode persistent --state-dir "$ND_TMP/state" "demo=$img" ||
+ND_PORT_FIXED=$ND_PORT start_server second --config "$ND_TMP/nd.conf" --state-dir "$ND_TMP/state" ||
 	{ fail tiers-server-again "$(cat "$ND_TMP/second.log")"; exit 1; }
 wait_serial vm 180 TIERS-STATUS-END
 serial() { grep -a "$1" "$ND_TMP/vm.serial" | tr -d '\r' | head -n 1; }
 # What the guest saw, for the log.
 grep -a 'TIERS-STATUS\|TIERS-FULL-\|TIERS-KILL-DONE\|write cache' "$ND_TMP/vm.serial" | tr -d '\r' | sed 's/^/# /'
+check_that tiers-setting-from-server "$(serial 'netdisk-attach: write cache')" \
+	grep -aq 'write cache ram:16M (from the server)' "$ND_TMP/vm.serial"
 line=$(serial TIERS-STATUS-BOOT)
 check_that tiers-agent-serves "$line" grep -q 'target ram' <<<"$line"
 check tiers-ram-reads-back grep -aq "TIERS-R-READ $RAM_MARK" "$ND_TMP/vm.serial"
@@ -124,6 +136,8 @@ check_that tiers-full-warned "80/95 % warnings on the console" \
 	grep -aq 'ram tier 95 % full' "$ND_TMP/vm.serial"
 check_that tiers-redirect-disk "$(serial TIERS-REDIRECT-DISK)" grep -aq 'TIERS-REDIRECT-DISK ok target disk' "$ND_TMP/vm.serial"
 check tiers-d1-in-disk grep -aq "TIERS-D1-DISK E2-ON-DISK" "$ND_TMP/vm.serial"
+check_that tiers-disk-tier-is-scratch-disk "$(serial TIERS-VDA-SLOT0)" \
+	grep -aq "TIERS-VDA-SLOT0 E2-ON-DISK" "$ND_TMP/vm.serial"
 check_that tiers-d1-after-redirect-server-is-disk-copy "$(serial TIERS-D1-AFTER-SERVER)" \
 	grep -aq "TIERS-D1-AFTER-SERVER E2-ON-DISK" "$ND_TMP/vm.serial"
 check tiers-d1-on-server grep -aq "TIERS-D1-SERVER $SERVER_MARK" "$ND_TMP/vm.serial"

@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <netinet/in.h>
 #include "netdisk/boottable.h"
+#include "wcache.h"
 
 /* Where the disk is and who this machine is. */
 struct target {
@@ -30,6 +31,8 @@ int net_configure(const struct nd_boot_table *t, const char *env_path);
 
 /* nbd.c: TCP + NBD handshake (OPT_GO).  The socket, or -1 with a message. */
 int nbd_open(const struct target *tg, uint64_t *size, uint16_t *flags, char *err, size_t errlen);
+/* The write-cache setting the server gave with the last handshake ("" = none). */
+extern char nbd_write_cache[];
 
 /* genl.c: the kernel NBD driver over generic netlink. */
 int genl_nbd_connect(unsigned index, int sock, uint64_t size, uint16_t flags,

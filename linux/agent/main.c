@@ -214,25 +214,34 @@ static void save_export(const struct target *tg)
 		close(fd);
 }
 
-/* The write-cache setting: --write-cache, else netdisk.write-cache= (commas for spaces). */
+/*
+ * The write-cache setting: --write-cache, else netdisk.write-cache= on the
+ * kernel command line (commas for spaces; "none" turns a server's setting
+ * off), else what the server gave with the handshake (netdiskd.conf).
+ * 1 with wc filled, 0 for none.
+ */
 static int write_cache_setting(const struct options *o, struct wc_config *wc)
 {
-	char cmdline[4096], value[256], err[200], *p;
-	const char *v = o->write_cache;
+	char cmdline[4096], value[WC_TEXT_MAX + 1], err[200], *p;
+	const char *v = o->write_cache, *from = "--write-cache";
 
-	if (!v) {
-		if (read_cmdline(cmdline, sizeof(cmdline)) < 0)
-			return 0;
-		p = strstr(cmdline, "netdisk.write-cache=");
-		if (!p || (p != cmdline && p[-1] != ' '))
-			return 0;
+	if (!v && read_cmdline(cmdline, sizeof(cmdline)) == 0 &&
+	    (p = strstr(cmdline, "netdisk.write-cache=")) && (p == cmdline || p[-1] == ' ')) {
 		snprintf(value, sizeof(value), "%.*s", (int)strcspn(p + 20, " \n"), p + 20);
 		v = value;
+		from = "netdisk.write-cache=";
 	}
+	if (!v && nbd_write_cache[0]) {
+		v = nbd_write_cache;
+		from = "the server";
+	}
+	if (!v || !strcmp(v, "none"))
+		return 0;
 	if (wc_parse(v, wc, err, sizeof(err)) < 0) {
-		say("%s; no write cache", err);
+		say("%s (from %s); no write cache", err, from);
 		return 0;
 	}
+	say("write cache %s (from %s)", v, from);
 	return 1;
 }
 
@@ -242,18 +251,12 @@ static int write_cache_setting(const struct options *o, struct wc_config *wc)
  * read.  0, or -1 when the cache could not be set up (then attach directly).
  */
 static int attach_serving(const struct options *o, const struct target *tg,
-			  const struct wc_config *wc)
+			  const struct wc_config *wc, uint64_t size, uint16_t flags)
 {
-	uint64_t size;
-	uint16_t flags;
 	char c;
-	int fd, pfd[2];
+	int pfd[2];
 	pid_t pid;
 
-	fd = connect_with_retry(tg, CONNECT_TRIES, &size, &flags);
-	if (fd < 0)
-		return 1;
-	close(fd);
 	if (pipe2(pfd, O_CLOEXEC) < 0) {
 		say("pipe2 failed: %s", strerror(errno));
 		return -1;
@@ -297,15 +300,20 @@ static int attach(const struct options *o)
 
 	if (find_target(o, &tg, 0) < 0)
 		return 1;
-	if (write_cache_setting(o, &wc)) {
-		int rc = attach_serving(o, &tg, &wc);
-
-		if (rc >= 0)
-			return rc;
-	}
 	fd = connect_with_retry(&tg, CONNECT_TRIES, &size, &flags);
 	if (fd < 0)
 		return 1;
+	if (write_cache_setting(o, &wc)) {
+		int rc;
+
+		close(fd); /* the serving agent's workers make their own connections */
+		rc = attach_serving(o, &tg, &wc, size, flags);
+		if (rc >= 0)
+			return rc;
+		fd = connect_with_retry(&tg, CONNECT_TRIES, &size, &flags);
+		if (fd < 0)
+			return 1;
+	}
 	if (genl_nbd_connect(o->index, fd, size, flags, o->timeout_s, o->dead_timeout_s, err,
 			     sizeof(err)) < 0) {
 		say("%s", err);

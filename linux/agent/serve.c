@@ -17,6 +17,8 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 #include <dirent.h>
 #include <arpa/inet.h>
@@ -171,6 +173,20 @@ static int nbd_errno(int rc)
 	}
 }
 
+/* At most one "write cache full" message a second: a retrying writer must not flood the console. */
+static int enospc_say(void)
+{
+	static time_t last;
+	time_t now = time(NULL);
+	int yes;
+
+	pthread_mutex_lock(&S.lock);
+	yes = now != last;
+	last = now;
+	pthread_mutex_unlock(&S.lock);
+	return yes;
+}
+
 static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
@@ -189,7 +205,7 @@ static void *worker_main(void *arg)
 			break;
 		case NBD_CMD_WRITE:
 			rc = chain_write(&S.chain, &w->up, w->off, w->len, w->buf, w->scratch);
-			if (rc == -ENOSPC)
+			if (rc == -ENOSPC && enospc_say())
 				say("write cache full: a %u-byte write at %llu fails (no room in %s)",
 				    w->len, (unsigned long long)w->off,
 				    chain_target_name(S.chain.target));
@@ -318,11 +334,43 @@ static int label_matches(const char *dev, const char *spec)
 	return found;
 }
 
-/* Open the disk tier's file or device; fills path.  The fd, or -1 with a message. */
-static int disk_open(const char *spec, uint64_t want, char *path, size_t pathlen,
-		     uint64_t *bytes)
+/* Size the disk tier on fd: a device as it is, a file grown (sparse) to the
+ * disk's size so it never fills before the disk does.  0, or -1 with a message. */
+static int disk_size(int fd, const char *path, uint64_t *bytes)
 {
 	struct stat st;
+
+	if (fstat(fd, &st) < 0) {
+		say("write cache: fstat %s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (S_ISBLK(st.st_mode)) {
+		uint64_t dev = 0;
+
+		if (ioctl(fd, BLKGETSIZE64, &dev) < 0 || dev <= TIER_DISK_DATA + TIER_BLOCK) {
+			say("write cache: %s: too small or BLKGETSIZE64 failed: %s", path, strerror(errno));
+			return -1;
+		}
+		*bytes = dev - TIER_DISK_DATA;
+		return 0;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		say("write cache: %s is neither a block device nor a file", path);
+		return -1;
+	}
+	if ((uint64_t)st.st_size < TIER_DISK_DATA + S.size &&
+	    ftruncate(fd, (off_t)(TIER_DISK_DATA + S.size)) < 0) {
+		say("write cache: ftruncate %s: %s", path, strerror(errno));
+		return -1;
+	}
+	*bytes = S.size;
+	return 0;
+}
+
+/* At boot (initramfs: /dev and /sys are ours): the disk tier's device by
+ * /PATH, LABEL= or PARTLABEL=; fills path.  The fd, or -1 with a message. */
+static int disk_open(const char *spec, char *path, size_t pathlen)
+{
 	int fd;
 
 	if (spec[0] == '/') {
@@ -351,42 +399,22 @@ static int disk_open(const char *spec, uint64_t want, char *path, size_t pathlen
 			return -1;
 		}
 	}
-	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	if (fd < 0 || fstat(fd, &st) < 0) {
+	fd = open(path, O_RDWR | O_CLOEXEC);
+	if (fd < 0)
 		say("write cache: open %s: %s", path, strerror(errno));
-		if (fd >= 0)
-			close(fd);
-		return -1;
-	}
-	if (S_ISBLK(st.st_mode)) {
-		uint64_t dev = 0;
-
-		if (ioctl(fd, BLKGETSIZE64, &dev) < 0 || dev <= TIER_DISK_DATA + TIER_BLOCK) {
-			say("write cache: %s: too small or BLKGETSIZE64 failed: %s", path, strerror(errno));
-			close(fd);
-			return -1;
-		}
-		*bytes = dev - TIER_DISK_DATA;
-	} else {
-		/* A file: as big as the disk (sparse), so it never fills before the image. */
-		if (ftruncate(fd, (off_t)(TIER_DISK_DATA + want)) < 0) {
-			say("write cache: ftruncate %s: %s", path, strerror(errno));
-			close(fd);
-			return -1;
-		}
-		*bytes = want;
-	}
 	return fd;
 }
 
-static int add_disk_tier(const char *spec)
+/* Add the disk tier on fd (ours from then on).  0 or -errno. */
+static int add_disk_fd(int fd, const char *path)
 {
-	char path[128];
 	uint64_t bytes;
-	int fd = disk_open(spec, S.size, path, sizeof(path), &bytes), rc;
+	int rc;
 
-	if (fd < 0)
-		return -ENOENT;
+	if (disk_size(fd, path, &bytes) < 0) {
+		close(fd);
+		return -EINVAL;
+	}
 	rc = chain_add_disk(&S.chain, fd, bytes, path);
 	if (rc) {
 		close(fd);
@@ -395,6 +423,14 @@ static int add_disk_tier(const char *spec)
 	say("write cache: disk tier on %s, %llu MiB (volatile)", path,
 	    (unsigned long long)(bytes >> 20));
 	return 0;
+}
+
+static int add_disk_tier(const char *spec)
+{
+	char path[128];
+	int fd = disk_open(spec, path, sizeof(path));
+
+	return fd < 0 ? -ENOENT : add_disk_fd(fd, path);
 }
 
 /* --- the control socket: abstract "netdisk-attach.N", root only --- */
@@ -408,6 +444,27 @@ static socklen_t ctl_address(struct sockaddr_un *sa, unsigned index)
 					    "netdisk-attach.%u", index));
 }
 
+/* Read a request and the descriptor sent with it, if any (*fdp, else -1). */
+static ssize_t recv_request(int fd, char *buf, size_t len, int *fdp)
+{
+	union {
+		struct cmsghdr h;
+		char space[CMSG_SPACE(sizeof(int))];
+	} u;
+	struct iovec iov = { buf, len };
+	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = &u,
+			    .msg_controllen = sizeof(u) };
+	struct cmsghdr *cm;
+	ssize_t n = recvmsg(fd, &m, MSG_CMSG_CLOEXEC);
+
+	*fdp = -1;
+	for (cm = n >= 0 ? CMSG_FIRSTHDR(&m) : NULL; cm; cm = CMSG_NXTHDR(&m, cm))
+		if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS &&
+		    cm->cmsg_len == CMSG_LEN(sizeof(int)))
+			memcpy(fdp, CMSG_DATA(cm), sizeof(int));
+	return n;
+}
+
 static void ctl_handle(int fd)
 {
 	char line[256], out[512], err[160];
@@ -415,13 +472,13 @@ static void ctl_handle(int fd)
 	socklen_t crlen = sizeof(cr);
 	struct ctl_cmd c;
 	ssize_t n;
-	int rc;
+	int rc, passed = -1;
 
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &crlen) < 0 || cr.uid != 0) {
 		dprintf(fd, "error: root only\n");
 		return;
 	}
-	n = read(fd, line, sizeof(line));
+	n = recv_request(fd, line, sizeof(line), &passed);
 	if (n <= 0)
 		return;
 	if (ctl_parse(line, (size_t)n, &c, err, sizeof(err)) < 0) {
@@ -430,22 +487,31 @@ static void ctl_handle(int fd)
 	}
 	if (c.cmd == CTL_REDIRECT) {
 		rc = 0;
-		if (c.target == TGT_DISK && c.path[0] && !S.chain.t[TGT_DISK].present)
-			rc = add_disk_tier(c.path);
+		/* The path means the caller's file system, not ours (we live in the
+		 * initramfs): the caller opens it and passes the descriptor. */
+		if (c.target == TGT_DISK && c.path[0] && !S.chain.t[TGT_DISK].present) {
+			rc = passed >= 0 ? add_disk_fd(passed, c.path) : -EBADF;
+			passed = -1;
+		}
 		else if (c.target == TGT_DISK && c.path[0] &&
 			 strcmp(c.path, S.chain.t[TGT_DISK].name))
 			rc = -EEXIST;
 		if (rc == 0)
 			rc = chain_redirect(&S.chain, c.target);
 		if (rc) {
+			if (passed >= 0)
+				close(passed);
 			dprintf(fd, "error: redirect %s: %s\n", chain_target_name(c.target),
 				rc == -ENOENT ? "no such tier (give disk:PATH)"
+				: rc == -EBADF ? "give disk:/PATH (LABEL= works at boot only)"
 					      : rc == -EEXIST ? "another disk tier is in use"
 							      : strerror(-rc));
 			return;
 		}
 		say("write cache: writes now go to %s", chain_target_name(c.target));
 	}
+	if (passed >= 0)
+		close(passed);
 	chain_status(&S.chain, out, sizeof(out));
 	dprintf(fd, "ok %s\n", out);
 }
@@ -468,6 +534,42 @@ static void *ctl_main(void *arg)
 	return NULL;
 }
 
+/* Send the request; "redirect disk:PATH" goes with PATH opened here (O_CREAT
+ * for a file), since only the caller sees the booted system's files. */
+static int send_request(int fd, const char *request)
+{
+	union {
+		struct cmsghdr h;
+		char space[CMSG_SPACE(sizeof(int))];
+	} u;
+	char line[300];
+	struct iovec iov = { line, 0 };
+	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1 };
+	int disk = -1, rc;
+
+	iov.iov_len = (size_t)snprintf(line, sizeof(line), "%s\n", request);
+	if (iov.iov_len >= sizeof(line))
+		return -1;
+	if (!strncmp(request, "redirect disk:/", 15)) {
+		disk = open(request + 14, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+		if (disk < 0) {
+			fprintf(stderr, "netdisk-attach: open %s: %s\n", request + 14, strerror(errno));
+			return -1;
+		}
+		memset(&u, 0, sizeof(u));
+		m.msg_control = &u;
+		m.msg_controllen = sizeof(u);
+		CMSG_FIRSTHDR(&m)->cmsg_level = SOL_SOCKET;
+		CMSG_FIRSTHDR(&m)->cmsg_type = SCM_RIGHTS;
+		CMSG_FIRSTHDR(&m)->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(CMSG_FIRSTHDR(&m)), &disk, sizeof(int));
+	}
+	rc = sendmsg(fd, &m, MSG_NOSIGNAL) == (ssize_t)iov.iov_len ? 0 : -1;
+	if (disk >= 0)
+		close(disk);
+	return rc;
+}
+
 int ctl_request(unsigned index, const char *request)
 {
 	struct sockaddr_un sa;
@@ -481,7 +583,7 @@ int ctl_request(unsigned index, const char *request)
 			"(not serving with a write cache?)\n", index, strerror(errno));
 		return 1;
 	}
-	if (dprintf(fd, "%s\n", request) < 0 || shutdown(fd, SHUT_WR) < 0) {
+	if (send_request(fd, request) < 0 || shutdown(fd, SHUT_WR) < 0) {
 		fprintf(stderr, "netdisk-attach: write to the agent: %s\n", strerror(errno));
 		return 1;
 	}

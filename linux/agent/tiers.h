@@ -1,19 +1,20 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /* The write-redirection chain of netdisk-attach (issue #17): RAM, local disk and
  * server tiers, one write target at a time, reads newest copy first; plus the
- * parsers of the write-cache setting and of control-socket commands. */
+ * parser of control-socket commands (the write-cache setting: common/wcache.h). */
 #ifndef TIERS_H
 #define TIERS_H
 
 #include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
+#include "wcache.h"
 
 #define TIER_BLOCK 4096u          /* the chain's unit: one bit/slot per 4 KiB */
 #define TIER_STRIPES 64           /* same-block requests serialize on block % 64 */
 #define TIER_DISK_DATA (1u << 20) /* a disk tier's slots start 1 MiB in (labels kept) */
 
-enum { TGT_RAM = 0, TGT_DISK = 1, TGT_SERVER = 2 };
+enum { TGT_RAM = WC_RAM, TGT_DISK = WC_DISK, TGT_SERVER = WC_SERVER };
 
 /* The server behind the chain; ctx is the caller's (one connection per worker).
  * Each returns 0 or -errno, and may block (reconnecting) but not fail on a
@@ -75,17 +76,6 @@ int chain_holder(struct chain *c, uint64_t b);
 /* One line: target, order, per-tier use. */
 void chain_status(struct chain *c, char *out, size_t len);
 const char *chain_target_name(int target);
-
-/* The write-cache setting (netdiskd.conf's write-cache, netdisk.write-cache=,
- * --write-cache): "server", "ram:SIZE", "disk:SPEC", "ram:SIZE overflow=disk:SPEC"
- * (comma or spaces between the parts).  SPEC: /PATH, LABEL=L or PARTLABEL=L.
- * SIZE: bytes with an optional K, M, G or T suffix. */
-struct wc_config {
-	int target;          /* the first write target */
-	uint64_t ram_bytes;  /* 0: no RAM tier */
-	char disk[128];      /* "" : no disk tier */
-};
-int wc_parse(const char *s, struct wc_config *w, char *err, size_t errlen);
 
 /* A control-socket request: "redirect ram|disk[:PATH]|server" or "status". */
 enum { CTL_STATUS = 1, CTL_REDIRECT = 2 };
