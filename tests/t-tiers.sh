@@ -6,7 +6,8 @@
 # issue's D1/E1/E2 sequence by sector content; a full RAM tier fails writes at
 # once (no hang) and the system stays up; a RAM tier overflows to the disk tier
 # added live; kill -9 of the server while writing to `server` loses no
-# acknowledged write.
+# acknowledged write; writes under memory pressure finish.  It also prints
+# dd figures (TIERS-FIGURE): agent path vs a direct NBD connection.
 . "$(dirname "$0")/lib.sh"
 requires qemu ipxe
 . "$(dirname "$0")/image-lib.sh"
@@ -27,6 +28,8 @@ RAM_MARK=TIERS-RAM-ONLY-$$-$RANDOM
 SERVER_MARK=TIERS-ON-SERVER-$$-$RANDOM
 mkdir -p "$ND_TMP/hook"
 cp "$ND_BUILD/netdisk-attach" "$ND_TMP/hook/netdisk-attach"
+# A stock nbd-client for the direct-NBD figure (optional).
+[ -x "$E2E_NBD_CLIENT" ] && e2e_guest_files "$ND_TMP/hook"
 # The guest's part.  Raw blocks outside the file systems: D1 = 4 KiB block 125
 # and R = block 250 (in the gap before the first partition), the scratch area
 # from 100 MiB on (the image is enlarged past its partitions).
@@ -42,6 +45,30 @@ get() { # get BLOCK: the first line of the block
 	dd if=\$D bs=4096 skip=\$1 count=1 iflag=direct 2>/dev/null | head -n 1
 }
 echo "TIERS-STATUS-BOOT \$(\$A status)"
+# Figures (dd; fio is not on the image): 4 KiB synchronous writes to ram and
+# to server, and 1 MiB reads of blocks no tier holds, through the agent
+# (nbd0) and through a stock nbd-client on the same session (nbd1, direct).
+# rate BYTES COMMAND...: MB/s of COMMAND (busybox dd prints no rate).
+rate() {
+	local b=\$1 t0 t1
+	shift
+	t0=\$(cut -d' ' -f1 /proc/uptime); "\$@" 2>/dev/null; t1=\$(cut -d' ' -f1 /proc/uptime)
+	awk -v b=\$b -v t0=\$t0 -v t1=\$t1 'BEGIN { d = t1 - t0; if (d < 0.01) d = 0.01; printf "%.1fMB/s", b / d / 1e6 }'
+}
+w4k() { rate 4194304 dd if=/dev/zero of=\$D bs=4096 seek=30000 count=1024 oflag=direct conv=notrunc; }
+echo "TIERS-FIGURE write-4k-sync ram \$(w4k)"
+\$A redirect server >/dev/null
+echo "TIERS-FIGURE write-4k-sync server \$(w4k)"
+\$A redirect ram >/dev/null
+rd() { rate 50331648 dd if=\$1 of=/dev/null bs=1M skip=8 count=48 iflag=direct; }
+rd \$D >/dev/null
+set -- \$(cat /run/netdisk/export)
+if [ -x /e2e/bin/nbd-client ] && /e2e/lib/ld-linux-x86-64.so.2 --library-path /e2e/lib /e2e/bin/nbd-client "\$1" "\$2" /dev/nbd1 -N "\$3" -b 512 >/run/nbdc.log 2>&1; then
+	echo "TIERS-FIGURE read-1m agent \$(rd \$D) direct-nbd \$(rd /dev/nbd1) agent \$(rd \$D) direct-nbd \$(rd /dev/nbd1)"
+	/e2e/lib/ld-linux-x86-64.so.2 --library-path /e2e/lib /e2e/bin/nbd-client -d /dev/nbd1 >/dev/null 2>&1
+else
+	echo "TIERS-FIGURE read-1m agent \$(rd \$D) (no nbd-client: \$(head -c 200 /run/nbdc.log))"
+fi
 put 250 $RAM_MARK && echo "TIERS-R-READ \$(get 250)"
 put 125 E1-IN-RAM && echo "TIERS-D1-RAM \$(get 125)"
 # A full RAM tier, no disk tier: the writer fails at once (root read-only meanwhile).
@@ -74,6 +101,27 @@ else
 	echo "TIERS-OVERFLOW-BAD \$(\$A status)"
 fi
 rm -f /run/big
+# Memory pressure: two 200 MiB hogs in a 512 MiB VM while 3 x 12 MiB go through
+# the file system (35 MiB) into the RAM tier (overflowing to disk); bounded by the host.
+\$A redirect ram >/dev/null
+dd if=/dev/zero of=/dev/null bs=200M count=8 2>/dev/null & h1=\$!
+dd if=/dev/zero of=/dev/null bs=200M count=8 2>/dev/null & h2=\$!
+t0=\$(date +%s)
+mkdir -p /var/tmp
+ok=yes
+for pass in 1 2 3; do
+	dd if=/dev/urandom of=/var/tmp/pressure bs=1M count=12 2>/run/p.err && sync || { ok=no; break; }
+done
+[ \$ok = yes ] && sum1=\$(md5sum </var/tmp/pressure)
+kill \$h1 \$h2 2>/dev/null; wait
+echo 3 >/proc/sys/vm/drop_caches
+sum2=\$(md5sum </var/tmp/pressure)
+if [ -n "\$sum1" ] && [ "\$sum1" = "\$sum2" ]; then
+	echo "TIERS-PRESSURE-OK after \$((\$(date +%s) - t0)) s"
+else
+	echo "TIERS-PRESSURE-BAD sums '\$sum1' '\$sum2': \$(tr '\\n' ' ' </run/p.err)"
+fi
+rm -f /var/tmp/pressure
 # Writes to the server while the host kills it (-9) and restarts it.
 \$A redirect server >/dev/null
 echo "TIERS-KILL-READY"
@@ -121,7 +169,7 @@ ND_PORT_FIXED=$ND_PORT start_server second --config "$ND_TMP/nd.conf" --state-di
 wait_serial vm 180 TIERS-STATUS-END
 serial() { grep -a "$1" "$ND_TMP/vm.serial" | tr -d '\r' | head -n 1; }
 # What the guest saw, for the log.
-grep -a 'TIERS-STATUS\|TIERS-FULL-\|TIERS-KILL-DONE\|write cache' "$ND_TMP/vm.serial" | tr -d '\r' | sed 's/^/# /'
+grep -a 'TIERS-STATUS\|TIERS-FULL-\|TIERS-KILL-DONE\|TIERS-FIGURE\|TIERS-PRESSURE\|write cache' "$ND_TMP/vm.serial" | tr -d '\r' | sed 's/^/# /'
 check_that tiers-setting-from-server "$(serial 'netdisk-attach: write cache')" \
 	grep -aq 'write cache ram:16M (from the server)' "$ND_TMP/vm.serial"
 line=$(serial TIERS-STATUS-BOOT)
@@ -142,6 +190,8 @@ check_that tiers-d1-after-redirect-server-is-disk-copy "$(serial TIERS-D1-AFTER-
 	grep -aq "TIERS-D1-AFTER-SERVER E2-ON-DISK" "$ND_TMP/vm.serial"
 check tiers-d1-on-server grep -aq "TIERS-D1-SERVER $SERVER_MARK" "$ND_TMP/vm.serial"
 check_that tiers-overflow-to-disk "$(serial TIERS-OVERFLOW-)" grep -aq 'TIERS-OVERFLOW-OK' "$ND_TMP/vm.serial"
+check_that tiers-memory-pressure "$(serial TIERS-PRESSURE-BAD) (no TIERS-PRESSURE-OK: writes under a memory hog failed or hung)" \
+	grep -aq 'TIERS-PRESSURE-OK' "$ND_TMP/vm.serial"
 line=$(serial TIERS-KILL-DONE)
 check_that tiers-kill9-no-lost-write "$line" grep -q 'acked [1-9][0-9]* lost 0$' <<<"$line"
 check_that tiers-kill9-reconnected "agent reconnect message" grep -aq 'reconnected to the server' "$ND_TMP/vm.serial"

@@ -41,6 +41,9 @@ int genl_nbd_reconfigure(unsigned index, int sock, char *err, size_t errlen);
 /* Block until the kernel says device `index` lost its connection.  0, or -1. */
 int genl_nbd_wait_dead(unsigned index, char *err, size_t errlen);
 
+/* main.c: make the kernel read /dev/nbdN's partition table now, so root= can find its partition. */
+void scan_partitions(unsigned index);
+
 /* serve.c: the agent as the block server behind a write-redirection chain. */
 struct wc_config;
 int serve_setup(const struct target *tg, const struct wc_config *wc, uint64_t size,

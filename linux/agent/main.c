@@ -36,24 +36,28 @@ struct options {
 	const char *write_cache; /* --write-cache, else netdisk.write-cache= */
 };
 
+/*
+ * The kernel log stays open from the first message on: after switch_root the
+ * agent's /dev is an empty directory of the old initramfs (devtmpfs moved to
+ * the new root), and the I/O path must not open files anyway.
+ */
 void say(const char *fmt, ...)
 {
-	char line[512];
+	static int kmsg = -2;
+	char line[512], msg[600];
 	va_list ap;
-	int fd, n;
+	int n;
 
 	va_start(ap, fmt);
 	vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
 	fprintf(stderr, "netdisk-attach: %s\n", line);
-	fd = open("/dev/kmsg", O_WRONLY | O_CLOEXEC);
-	if (fd >= 0) {
-		char msg[600];
-
+	if (kmsg == -2)
+		kmsg = open("/dev/kmsg", O_WRONLY | O_CLOEXEC);
+	if (kmsg >= 0) {
 		n = snprintf(msg, sizeof(msg), "<5>netdisk-attach: %s\n", line);
-		if (write(fd, msg, (size_t)n) < 0)
+		if (write(kmsg, msg, (size_t)n) < 0)
 			fprintf(stderr, "netdisk-attach: (kernel log unavailable)\n");
-		close(fd);
 	}
 }
 
@@ -138,8 +142,7 @@ static int connect_with_retry(const struct target *tg, unsigned tries, uint64_t 
 	return -1;
 }
 
-/* Make the kernel read the partition table now, so root= can find its partition. */
-static void scan_partitions(unsigned index)
+void scan_partitions(unsigned index)
 {
 	char dev[32];
 	int fd, i;

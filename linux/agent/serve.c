@@ -655,20 +655,8 @@ int serve_setup(const struct target *tg, const struct wc_config *wc, uint64_t si
 
 static void *scan_main(void *arg)
 {
-	char dev[32];
-	int fd, i;
-
 	(void)arg;
-	snprintf(dev, sizeof(dev), "/dev/nbd%u", S.index);
-	for (i = 0; i < 50; i++) {
-		fd = open(dev, O_RDONLY | O_CLOEXEC);
-		if (fd >= 0) {
-			ioctl(fd, BLKRRPART, 0);
-			close(fd);
-			break;
-		}
-		usleep(100000);
-	}
+	scan_partitions(S.index);
 	if (write(S.ready_fd, "1", 1) < 0)
 		say("cannot tell the initramfs we are ready: %s", strerror(errno));
 	close(S.ready_fd);
