@@ -29,7 +29,8 @@
 #include "tiers.h"
 
 #define WORKERS 4
-#define REQ_MAX (2u << 20) /* max_sectors_kb is set to 1024; the kernel's default is 1280 */
+#define REQ_MAX (2u << 20)
+#define INLINE_MAX (64u << 10) /* max_sectors_kb is set to 1024; the kernel's default is 1280 */
 
 /* One NBD connection to netdiskd; reconnects and retries on its own. */
 struct upstream {
@@ -58,6 +59,7 @@ static struct {
 	pthread_cond_t idle;
 	pthread_mutex_t reply_lock;
 	struct worker w[WORKERS];
+	struct worker inl;    /* the reader's own, for requests it serves inline */
 	unsigned index;
 	uint64_t size;
 	int ready_fd;
@@ -187,36 +189,41 @@ static int enospc_say(void)
 	return yes;
 }
 
+/* Run one request and answer it. */
+static void handle(struct worker *w)
+{
+	int rc;
+
+	switch (w->type) {
+	case NBD_CMD_READ:
+		rc = chain_read(&S.chain, &w->up, w->off, w->len, w->buf);
+		reply(w->handle, nbd_errno(rc), rc ? NULL : w->buf, w->len);
+		break;
+	case NBD_CMD_WRITE:
+		rc = chain_write(&S.chain, &w->up, w->off, w->len, w->buf, w->scratch);
+		if (rc == -ENOSPC && enospc_say())
+			say("write cache full: a %u-byte write at %llu fails (no room in %s)",
+			    w->len, (unsigned long long)w->off, chain_target_name(S.chain.target));
+		reply(w->handle, nbd_errno(rc), NULL, 0);
+		break;
+	case NBD_CMD_FLUSH:
+		reply(w->handle, nbd_errno(chain_flush(&S.chain, &w->up)), NULL, 0);
+		break;
+	default:
+		reply(w->handle, NBD_EINVAL, NULL, 0);
+	}
+}
+
 static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
 
 	for (;;) {
-		int rc;
-
 		pthread_mutex_lock(&S.lock);
 		while (!w->busy)
 			pthread_cond_wait(&w->go, &S.lock);
 		pthread_mutex_unlock(&S.lock);
-		switch (w->type) {
-		case NBD_CMD_READ:
-			rc = chain_read(&S.chain, &w->up, w->off, w->len, w->buf);
-			reply(w->handle, nbd_errno(rc), rc ? NULL : w->buf, w->len);
-			break;
-		case NBD_CMD_WRITE:
-			rc = chain_write(&S.chain, &w->up, w->off, w->len, w->buf, w->scratch);
-			if (rc == -ENOSPC && enospc_say())
-				say("write cache full: a %u-byte write at %llu fails (no room in %s)",
-				    w->len, (unsigned long long)w->off,
-				    chain_target_name(S.chain.target));
-			reply(w->handle, nbd_errno(rc), NULL, 0);
-			break;
-		case NBD_CMD_FLUSH:
-			reply(w->handle, nbd_errno(chain_flush(&S.chain, &w->up)), NULL, 0);
-			break;
-		default:
-			reply(w->handle, NBD_EINVAL, NULL, 0);
-		}
+		handle(w);
 		pthread_mutex_lock(&S.lock);
 		w->busy = 0;
 		pthread_cond_signal(&S.idle);
@@ -262,6 +269,24 @@ static void reader_loop(void)
 		if (type == NBD_CMD_DISC) {
 			say("the kernel disconnected /dev/nbd%u", S.index);
 			return;
+		}
+		/* A small request the local tiers answer alone is served right here:
+		 * handing it to a worker would cost more than the request. */
+		if (len <= INLINE_MAX &&
+		    ((type == NBD_CMD_WRITE && chain_target(&S.chain) != TGT_SERVER) ||
+		     (type == NBD_CMD_READ && chain_is_local(&S.chain, nd_get64(req + 16), len)))) {
+			struct worker *r = &S.inl;
+
+			if (type == NBD_CMD_WRITE && nd_read_full(S.sock, r->buf, len)) {
+				say("the kernel's NBD socket closed mid-request; stop serving");
+				return;
+			}
+			r->type = type;
+			memcpy(r->handle, req + 8, 8);
+			r->off = nd_get64(req + 16);
+			r->len = len;
+			handle(r);
+			continue;
 		}
 		w = idle_worker();
 		if (len > REQ_MAX) {
@@ -636,8 +661,8 @@ int serve_setup(const struct target *tg, const struct wc_config *wc, uint64_t si
 		return -1;
 	if (chain_redirect(&S.chain, wc->target) < 0)
 		return -1;
-	for (i = 0; i < WORKERS; i++) {
-		struct worker *w = &S.w[i];
+	for (i = 0; i <= WORKERS; i++) {
+		struct worker *w = i < WORKERS ? &S.w[i] : &S.inl;
 
 		w->buf = mmap(NULL, REQ_MAX + TIER_BLOCK, PROT_READ | PROT_WRITE,
 			      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);

@@ -348,6 +348,31 @@ static int holder(struct chain *c, uint64_t b, uint32_t *slot)
 	return TGT_SERVER;
 }
 
+int chain_target(struct chain *c)
+{
+	int t;
+
+	pthread_mutex_lock(&c->lock);
+	t = c->target;
+	pthread_mutex_unlock(&c->lock);
+	return t;
+}
+
+int chain_is_local(struct chain *c, uint64_t off, uint32_t len)
+{
+	uint64_t b;
+	uint32_t s;
+	int local = 1;
+
+	if (!len || off > c->size || len > c->size - off)
+		return 0;
+	pthread_mutex_lock(&c->lock);
+	for (b = off / TIER_BLOCK; local && b <= (off + len - 1) / TIER_BLOCK; b++)
+		local = holder(c, b, &s) != TGT_SERVER;
+	pthread_mutex_unlock(&c->lock);
+	return local;
+}
+
 int chain_holder(struct chain *c, uint64_t b)
 {
 	uint32_t s;

@@ -73,6 +73,9 @@ int chain_write(struct chain *c, void *ctx, uint64_t off, uint32_t len, const vo
 int chain_flush(struct chain *c, void *ctx);
 /* Which target holds block b now (TGT_SERVER when no local tier does). */
 int chain_holder(struct chain *c, uint64_t b);
+/* The write target now; whether local tiers hold every block of a range. */
+int chain_target(struct chain *c);
+int chain_is_local(struct chain *c, uint64_t off, uint32_t len);
 /* One line: target, order, per-tier use. */
 void chain_status(struct chain *c, char *out, size_t len);
 const char *chain_target_name(int target);

@@ -107,6 +107,9 @@ static void d1_e1_e2(void)
 			   chain_holder(&c, 5) == TGT_RAM && server_writes == 0 && server_mem[D1] == 0x11,
 		   "tiers-d1-in-ram", "holder %s, server writes %u, server byte %#x",
 		   chain_target_name(chain_holder(&c, 5)), server_writes, server_mem[D1]);
+	check_that(chain_is_local(&c, D1 + 100, 200) && !chain_is_local(&c, D1, 2 * TIER_BLOCK) &&
+			   chain_target(&c) == TGT_RAM,
+		   "tiers-is-local", "wrong");
 	chain_redirect(&c, TGT_DISK);
 	fill(d, 0xE2, sizeof(d));
 	check_that(chain_write(&c, NULL, D1, TIER_BLOCK, d, scratch) == 0 && block_is(&c, D1, 0xE2) &&
