@@ -354,6 +354,10 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	sessions_restore(&s);
+	if (http_open(&s, err, sizeof(err)) < 0) {
+		fprintf(stderr, "netdiskd: %s\n", err);
+		return 1;
+	}
 	sa.sa_handler = on_signal;
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
@@ -391,6 +395,7 @@ int main(int argc, char **argv)
 			NBD_SHUTDOWN_WAIT_S);
 		return 1;
 	}
+	http_close(&s);
 	control_close(&s);
 	server_close(&s);
 	mcast_close(&s);
