@@ -3,7 +3,7 @@
 
 SERVER_SRC := server/main.c server/config.c server/session.c server/udp.c \
 	server/layer.c server/overlay.c server/net.c server/nbd.c server/limits.c server/trace.c \
-	server/store.c server/control.c server/mcast.c server/metrics.c server/http.c
+	server/store.c server/control.c server/mcast.c server/metrics.c server/http.c server/reload.c
 SERVER_CORE_SRC := $(filter-out server/main.c,$(SERVER_SRC))
 SERVER_CFLAGS := $(HOST_CFLAGS) -Iserver -I$(BUILD)/server -Wno-format-truncation
 

@@ -200,6 +200,11 @@ int session_live(const struct server *s, const struct session *ss);
 void session_storage_error(struct session *ss, const char *op, uint64_t off,
 			   uint64_t len, int rc);
 
+/* reload.c: apply a new configuration (SIGHUP) to a running server, all or
+ * nothing; 0, or -1 with err saying why nothing was applied.  Takes over
+ * n's client array (n keeps the old one, for config_free). */
+int config_reload(struct server *s, struct config *n, char *err, size_t errlen);
+
 /* http.c: the metrics-listen thread (off when the key is not set) */
 int http_open(struct server *s, char *err, size_t errlen);
 void http_close(struct server *s);
