@@ -281,6 +281,20 @@ static int global_key(struct parser *p, const char *k, const char *v)
 	return 0;
 }
 
+/* write-cache = SETTING ([image] and [client]): checked here, used by the agent. */
+static int write_cache_key(struct parser *p, char dst[WC_TEXT_MAX + 1], const char *v)
+{
+	struct wc_config w;
+	char why[200];
+
+	if (strlen(v) > WC_TEXT_MAX)
+		return bad(p, "write-cache too long", v);
+	if (wc_parse(v, &w, why, sizeof(why)) < 0)
+		return bad(p, why, v);
+	snprintf(dst, WC_TEXT_MAX + 1, "%s", v);
+	return 0;
+}
+
 static int image_key(struct parser *p, const char *k, const char *v)
 {
 	struct image *im = &p->c->images[p->c->nimages - 1];
@@ -296,6 +310,8 @@ static int image_key(struct parser *p, const char *k, const char *v)
 		im->mode = nd_mode_parse(v);
 		if (!im->mode)
 			return bad(p, "mode must be direct, volatile, persistent or readonly, not", v);
+	} else if (!strcmp(k, "write-cache")) {
+		return write_cache_key(p, im->write_cache, v);
 	} else {
 		return bad(p, "unknown image key", k);
 	}
@@ -328,6 +344,8 @@ static int client_key(struct parser *p, const char *k, const char *v)
 		if (strcmp(v, "keep") && strcmp(v, "reset"))
 			return bad(p, "on-update must be keep or reset, not", v);
 		r->on_update_reset = !strcmp(v, "reset");
+	} else if (!strcmp(k, "write-cache")) {
+		return write_cache_key(p, r->write_cache, v);
 	} else {
 		return bad(p, "unknown client key", k);
 	}

@@ -89,6 +89,7 @@ struct conn {
 	uint8_t mac[6];            /* identity for export-name attaches */
 	int no_zeroes;
 	struct session *ss;        /* the session in transmission */
+	char wcache[WC_TEXT_MAX + 1]; /* its write-cache setting, copied at open */
 	pthread_mutex_t read_lock; /* the request stream, and what follows up to `done` */
 	uint8_t in[4096];          /* requests read ahead: small ones come many to a read() */
 	size_t in_start, in_end;
@@ -309,6 +310,7 @@ static uint32_t open_export(struct conn *c, const char *name)
 	if (ss) {
 		ss->nbd_conns++;
 		c->ss = ss;
+		snprintf(c->wcache, sizeof(c->wcache), "%s", session_write_cache(s, ss));
 	}
 	pthread_rwlock_unlock(&s->lock);
 	return err;
@@ -405,6 +407,15 @@ static int info_or_go(struct conn *c, uint32_t opt, const uint8_t *data, uint32_
 		nd_put32(info + 6, 4096);         /* the overlay block size */
 		nd_put32(info + 10, MAX_REQUEST);
 		if (opt_reply(c, opt, NBD_REP_INFO, info, 14))
+			return -1;
+	}
+	if (info_requested(data + 6 + nlen, nreqs, NBD_INFO_ND_WRITE_CACHE) && c->wcache[0]) {
+		uint8_t wc[2 + WC_TEXT_MAX];
+		uint32_t n = (uint32_t)strlen(c->wcache);
+
+		nd_put16(wc, NBD_INFO_ND_WRITE_CACHE);
+		memcpy(wc + 2, c->wcache, n);
+		if (opt_reply(c, opt, NBD_REP_INFO, wc, 2 + n))
 			return -1;
 	}
 	if (opt_reply(c, opt, NBD_REP_ACK, NULL, 0))

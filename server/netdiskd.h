@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <sys/socket.h>
 #include <time.h>
+#include "wcache.h"
 #include "netdisk/proto.h"
 #include "layer.h"
 #include "log.h"
@@ -27,6 +28,7 @@ struct image {
 	struct layer *base;      /* the image file, read-only */
 	struct session *writer;  /* the direct-mode writer, if any */
 	struct store *store;     /* its versions (store.c) */
+	char write_cache[WC_TEXT_MAX + 1]; /* its clients' agent write cache, "" = none */
 };
 
 /* What the config says about one client MAC. */
@@ -38,6 +40,7 @@ struct client_rule {
 	int tester;                   /* reads the image's test version (tester = yes) */
 	int on_update_reset;          /* persistent overlay follows production (on-update = reset) */
 	char group[32];               /* canary group (group = NAME), "" = none */
+	char write_cache[WC_TEXT_MAX + 1]; /* overrides the image's, "" = the image's */
 };
 
 struct config {
@@ -184,6 +187,9 @@ void config_free(struct config *c);
 int server_open_images(struct server *s, char *err, size_t errlen);
 int server_state_init(struct server *s, char *err, size_t errlen);
 struct session *session_find(struct server *s, const uint8_t token[16]);
+/* The write-cache setting the session's agent gets: its client's, else its
+ * image's, "" for none (lock held). */
+const char *session_write_cache(struct server *s, const struct session *ss);
 struct session *session_attach(struct server *s, const struct nd_attach_req *req,
 			       const struct sockaddr *from, socklen_t fromlen, unsigned *status);
 struct session *session_attach_nbd(struct server *s, const uint8_t mac[6], const char *image,

@@ -127,11 +127,15 @@ int config_reload(struct server *s, struct config *n, char *err, size_t errlen)
 		return -1;
 	}
 	for (i = 0; i < o->nimages; i++) {
-		char what[NAME_MAX_LEN + 16];
+		char what[NAME_MAX_LEN + 24];
 
 		snprintf(what, sizeof(what), "image-%s-mode", o->images[i].name);
 		CHANGED(o->images[i].mode != n->images[i].mode, what);
 		o->images[i].mode = n->images[i].mode;
+		snprintf(what, sizeof(what), "image-%s-write-cache", o->images[i].name);
+		CHANGED(strcmp(o->images[i].write_cache, n->images[i].write_cache), what);
+		snprintf(o->images[i].write_cache, sizeof(o->images[i].write_cache), "%s",
+			 n->images[i].write_cache);
 	}
 	CHANGED(strcmp(o->default_image, n->default_image), "default-image");
 	CHANGED(o->allow_unlisted != n->allow_unlisted, "allow");
