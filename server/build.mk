@@ -3,8 +3,10 @@
 
 SERVER_SRC := server/main.c server/config.c server/session.c server/udp.c \
 	server/layer.c server/overlay.c server/net.c server/nbd.c server/limits.c server/trace.c \
-	server/store.c server/control.c server/mcast.c server/metrics.c server/http.c server/reload.c
+	server/store.c server/control.c server/mcast.c server/metrics.c server/http.c server/reload.c server/tls.c
 SERVER_CORE_SRC := $(filter-out server/main.c,$(SERVER_SRC))
+# GnuTLS for NBD over TLS (server/tls.c), Debian's libgnutls28-dev.
+SERVER_LIBS := -lpthread -lgnutls
 SERVER_CFLAGS := $(HOST_CFLAGS) -Iserver -I$(BUILD)/server -Wno-format-truncation
 
 # The dashboard page (server/dashboard.html), built into netdiskd as a byte
@@ -24,4 +26,4 @@ $(BUILD)/server/%.o: server/%.c | $(BUILD)/.dir
 	$(CC) $(SERVER_CFLAGS) $(DEPFLAGS) -c $< -o $@
 
 $(BUILD)/netdiskd: $(patsubst server/%.c,$(BUILD)/server/%.o,$(SERVER_SRC)) $(BUILD)/libndcommon.a
-	$(CC) $(HOST_LDFLAGS) -o $@ $^ -lpthread
+	$(CC) $(HOST_LDFLAGS) -o $@ $^ $(SERVER_LIBS)

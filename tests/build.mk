@@ -25,7 +25,7 @@ $(BUILD)/asan/%.o: %.c | $(BUILD)/.dir
 	$(CC) $(SERVER_CFLAGS) $(SAN_FLAGS) -O1 $(DEPFLAGS) -c $< -o $@
 
 $(BUILD)/asan/netdiskd: $(patsubst %.c,$(BUILD)/asan/%.o,$(SERVER_SRC) $(COMMON_SRC))
-	$(CC) $(SAN_FLAGS) -o $@ $^ -lpthread
+	$(CC) $(SAN_FLAGS) -o $@ $^ $(SERVER_LIBS)
 
 # The server built with ThreadSanitizer, for t-server-sanitizers.sh's concurrent
 # scenario (NBD writers and flushes beside UDP and NBD readers).
@@ -35,23 +35,24 @@ $(BUILD)/tsan/%.o: %.c | $(BUILD)/.dir
 	$(CC) $(SERVER_CFLAGS) $(TSAN_FLAGS) -O1 $(DEPFLAGS) -c $< -o $@
 
 $(BUILD)/tsan/netdiskd: $(patsubst %.c,$(BUILD)/tsan/%.o,$(SERVER_SRC) $(COMMON_SRC))
-	$(CC) $(TSAN_FLAGS) -o $@ $^ -lpthread
+	$(CC) $(TSAN_FLAGS) -o $@ $^ $(SERVER_LIBS)
 
 # The in-process unit tests (make check), built with the sanitizers: the client
 # core and stub policy against the server's request handler, the IP stack on
 # crafted frames, overlay crash consistency (pwrite cut through --wrap),
 # the config parser's errors, common/.
 UNIT_SRC := tests/unit/unit-main.c tests/unit/unit-common.c tests/unit/unit-config.c \
-	tests/unit/unit-client.c tests/unit/unit-ipstack.c tests/unit/unit-overlay.c
+	tests/unit/unit-client.c tests/unit/unit-ipstack.c tests/unit/unit-overlay.c \
+	tests/unit/unit-tiers.c
 UNIT_LIBS := $(SERVER_CORE_SRC) $(COMMON_SRC) client/ndclient.c client/policy.c client/ipstack.c \
-	client/group.c
+	client/group.c linux/agent/tiers.c linux/agent/wcconf.c
 $(BUILD)/tests/unittest: $(patsubst %.c,$(BUILD)/asan/%.o,$(UNIT_SRC) $(UNIT_LIBS))
 	@mkdir -p $(dir $@)
-	$(CC) $(SAN_FLAGS) -Wl,--wrap=pwrite -o $@ $^ -lpthread
+	$(CC) $(SAN_FLAGS) -Wl,--wrap=pwrite -o $@ $^ $(SERVER_LIBS)
 
 # libFuzzer over every parser of untrusted input (clang); t-fuzz.sh runs each
 # for a bounded time.
-FUZZERS := udp nbd config frames control group stormtrace http
+FUZZERS := udp nbd config frames control group stormtrace http psk tiers
 FUZZ_BINS := $(patsubst %,$(BUILD)/fuzz/fuzz-%,$(FUZZERS))
 FUZZ_CFLAGS := $(filter-out -Wshadow -Wno-format-truncation,$(SERVER_CFLAGS)) -O1 -g \
 	-fsanitize=fuzzer-no-link,address,undefined
@@ -68,12 +69,16 @@ $(BUILD)/fuzz/fuzz-frames: $(BUILD)/fuzz/tests/fuzz/fuzz_frames.o $(BUILD)/fuzz/
 $(BUILD)/fuzz/fuzz-group: $(BUILD)/fuzz/tests/fuzz/fuzz_group.o $(BUILD)/fuzz/client/group.o
 	clang $(FUZZ_LDFLAGS) -o $@ $^
 
+$(BUILD)/fuzz/fuzz-tiers: $(BUILD)/fuzz/tests/fuzz/fuzz_tiers.o $(BUILD)/fuzz/linux/agent/wcconf.o \
+		$(BUILD)/fuzz/common/wcache.o
+	clang $(FUZZ_LDFLAGS) -o $@ $^
+
 $(BUILD)/fuzz/fuzz-stormtrace: $(BUILD)/fuzz/tests/fuzz/fuzz_stormtrace.o $(BUILD)/fuzz/cli/stormtrace.o
 	clang $(FUZZ_LDFLAGS) -o $@ $^
 
 $(BUILD)/fuzz/fuzz-%: $(BUILD)/fuzz/tests/fuzz/fuzz_%.o \
 		$(patsubst %.c,$(BUILD)/fuzz/%.o,$(SERVER_CORE_SRC) $(COMMON_SRC))
-	clang $(FUZZ_LDFLAGS) -o $@ $^ -lpthread
+	clang $(FUZZ_LDFLAGS) -o $@ $^ $(SERVER_LIBS)
 
 .PHONY: test-tools
 test-tools: $(BUILD)/asan/netdiskd $(BUILD)/tsan/netdiskd $(BUILD)/tests/unittest $(FUZZ_BINS)
