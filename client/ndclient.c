@@ -285,6 +285,7 @@ static int take_grant(struct nd_client *c, int plen)
 	c->chunk = chunk;
 	c->window = min16(window, c->cfg.window);
 	c->max_sectors = max_sectors;
+	c->handoff = nd_get32(r->handoff);
 	if (GROUPS) {
 		/* A group is taken only as offered in full: address, port and a
 		 * block size the cache can hold. */

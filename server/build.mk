@@ -3,9 +3,19 @@
 
 SERVER_SRC := server/main.c server/config.c server/session.c server/udp.c \
 	server/layer.c server/overlay.c server/net.c server/nbd.c server/limits.c server/trace.c \
-	server/store.c server/control.c server/mcast.c
+	server/store.c server/control.c server/mcast.c server/persona.c
 SERVER_CORE_SRC := $(filter-out server/main.c,$(SERVER_SRC))
 SERVER_CFLAGS := $(HOST_CFLAGS) -Iserver -Wno-format-truncation
+# libext2fs (persona.c writes clients' identities with it): Debian's
+# libext2fs-dev, which `make deps` installs.
+SERVER_LIBS := -lext2fs -lcom_err -lpthread
+EXT2FS_H := $(wildcard /usr/include/ext2fs/ext2fs.h)
+
+$(BUILD)/server/persona.o $(BUILD)/asan/server/persona.o $(BUILD)/tsan/server/persona.o \
+$(BUILD)/fuzz/server/persona.o: | $(BUILD)/.ext2fs
+$(BUILD)/.ext2fs: | $(BUILD)/.dir
+	@test -n "$(EXT2FS_H)" || { echo "netdisk: libext2fs-dev is missing (ext2fs/ext2fs.h): run make deps" >&2; exit 1; }
+	@touch $@
 
 all: $(BUILD)/netdiskd
 
@@ -14,4 +24,4 @@ $(BUILD)/server/%.o: server/%.c | $(BUILD)/.dir
 	$(CC) $(SERVER_CFLAGS) $(DEPFLAGS) -c $< -o $@
 
 $(BUILD)/netdiskd: $(patsubst server/%.c,$(BUILD)/server/%.o,$(SERVER_SRC)) $(BUILD)/libndcommon.a
-	$(CC) $(HOST_LDFLAGS) -o $@ $^ -lpthread
+	$(CC) $(HOST_LDFLAGS) -o $@ $^ $(SERVER_LIBS)

@@ -13,6 +13,7 @@
 #include "layer.h"
 #include "log.h"
 #include "mcast.h"
+#include "persona.h"
 #include "ndcommon.h"
 #include "store.h"
 
@@ -26,6 +27,7 @@ struct image {
 	struct layer *base;      /* the image file, read-only */
 	struct session *writer;  /* the direct-mode writer, if any */
 	struct store *store;     /* its versions (store.c) */
+	struct persona_image persona; /* personalization templates (persona.c) */
 };
 
 /* What the config says about one client MAC. */
@@ -37,6 +39,7 @@ struct client_rule {
 	int tester;                   /* reads the image's test version (tester = yes) */
 	int on_update_reset;          /* persistent overlay follows production (on-update = reset) */
 	char group[32];               /* canary group (group = NAME), "" = none */
+	struct persona_client persona; /* its hostname and variables (persona.c) */
 };
 
 struct config {
@@ -77,6 +80,8 @@ struct session {
 	struct layer *top;     /* where this session's I/O goes */
 	struct layer *own;     /* the layer it owns (overlay or writable image), or NULL */
 	struct vnode *vn;      /* the image version it reads (store.h), a reference */
+	struct layer *persona; /* its personalization layer over vn->top (persona.c), or NULL */
+	uint64_t persona_id;   /* ... that layer's id */
 	unsigned vnum;         /* ... its number: pinned until the client attaches again */
 	int boot_counted;      /* its boot was counted as reaching the OS handoff or not */
 	uint32_t nonce;        /* from ATTACH: a retried ATTACH gets the same session */

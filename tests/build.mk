@@ -25,7 +25,7 @@ $(BUILD)/asan/%.o: %.c | $(BUILD)/.dir
 	$(CC) $(SERVER_CFLAGS) $(SAN_FLAGS) -O1 $(DEPFLAGS) -c $< -o $@
 
 $(BUILD)/asan/netdiskd: $(patsubst %.c,$(BUILD)/asan/%.o,$(SERVER_SRC) $(COMMON_SRC))
-	$(CC) $(SAN_FLAGS) -o $@ $^ -lpthread
+	$(CC) $(SAN_FLAGS) -o $@ $^ $(SERVER_LIBS)
 
 # The server built with ThreadSanitizer, for t-server-sanitizers.sh's concurrent
 # scenario (NBD writers and flushes beside UDP and NBD readers).
@@ -35,7 +35,7 @@ $(BUILD)/tsan/%.o: %.c | $(BUILD)/.dir
 	$(CC) $(SERVER_CFLAGS) $(TSAN_FLAGS) -O1 $(DEPFLAGS) -c $< -o $@
 
 $(BUILD)/tsan/netdiskd: $(patsubst %.c,$(BUILD)/tsan/%.o,$(SERVER_SRC) $(COMMON_SRC))
-	$(CC) $(TSAN_FLAGS) -o $@ $^ -lpthread
+	$(CC) $(TSAN_FLAGS) -o $@ $^ $(SERVER_LIBS)
 
 # The in-process unit tests (make check), built with the sanitizers: the client
 # core and stub policy against the server's request handler, the IP stack on
@@ -47,7 +47,7 @@ UNIT_LIBS := $(SERVER_CORE_SRC) $(COMMON_SRC) client/ndclient.c client/policy.c 
 	client/group.c
 $(BUILD)/tests/unittest: $(patsubst %.c,$(BUILD)/asan/%.o,$(UNIT_SRC) $(UNIT_LIBS))
 	@mkdir -p $(dir $@)
-	$(CC) $(SAN_FLAGS) -Wl,--wrap=pwrite -o $@ $^ -lpthread
+	$(CC) $(SAN_FLAGS) -Wl,--wrap=pwrite -o $@ $^ $(SERVER_LIBS)
 
 # libFuzzer over every parser of untrusted input (clang); t-fuzz.sh runs each
 # for a bounded time.
@@ -73,7 +73,7 @@ $(BUILD)/fuzz/fuzz-stormtrace: $(BUILD)/fuzz/tests/fuzz/fuzz_stormtrace.o $(BUIL
 
 $(BUILD)/fuzz/fuzz-%: $(BUILD)/fuzz/tests/fuzz/fuzz_%.o \
 		$(patsubst %.c,$(BUILD)/fuzz/%.o,$(SERVER_CORE_SRC) $(COMMON_SRC))
-	clang $(FUZZ_LDFLAGS) -o $@ $^ -lpthread
+	clang $(FUZZ_LDFLAGS) -o $@ $^ $(SERVER_LIBS)
 
 .PHONY: test-tools
 test-tools: $(BUILD)/asan/netdiskd $(BUILD)/tsan/netdiskd $(BUILD)/tests/unittest $(FUZZ_BINS)
