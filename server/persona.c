@@ -1294,8 +1294,11 @@ static int ssh_keys(struct persona_job *j, char *err, size_t errlen)
 				return fail(err, errlen, "cannot run ssh-keygen for the SSH host keys "
 					    "(install openssh-client, or set ssh-host-keys = no): "
 					    "posix_spawnp: %s", strerror(rc));
-			while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+			while ((rc = (int)waitpid(pid, &st, 0)) < 0 && errno == EINTR)
 				;
+			if (rc < 0)
+				return fail(err, errlen, "ssh-keygen -t %s: waitpid: %s", key_types[t],
+					    strerror(errno));
 			if (!WIFEXITED(st) || WEXITSTATUS(st))
 				return fail(err, errlen, "ssh-keygen -t %s failed (status %d)",
 					    key_types[t], st);

@@ -15,6 +15,7 @@ mkdir -p "$ND_TMP/hook"
 cat >"$ND_TMP/hook/persona.sh" <<'HOOK'
 #!/bin/sh
 echo
+echo "E2E-ROOT-MOUNT $(awk '$2 == "/" && $1 != "rootfs"' /proc/mounts | tail -n 1)"
 echo "PERSONA-HOSTNAME $(hostname)"
 echo "PERSONA-MACHINE-ID $(cat /etc/machine-id)"
 HOOK
