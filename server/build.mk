@@ -9,12 +9,12 @@ SERVER_CFLAGS := $(HOST_CFLAGS) -Iserver -Wno-format-truncation
 # libext2fs (persona.c writes clients' identities with it): Debian's
 # libext2fs-dev, which `make deps` installs.
 SERVER_LIBS := -lext2fs -lcom_err -lpthread
-EXT2FS_H := $(wildcard /usr/include/ext2fs/ext2fs.h)
 
 $(BUILD)/server/persona.o $(BUILD)/asan/server/persona.o $(BUILD)/tsan/server/persona.o \
 $(BUILD)/fuzz/server/persona.o: | $(BUILD)/.ext2fs
 $(BUILD)/.ext2fs: | $(BUILD)/.dir
-	@test -n "$(EXT2FS_H)" || { echo "netdisk: libext2fs-dev is missing (ext2fs/ext2fs.h): run make deps" >&2; exit 1; }
+	@echo '#include <ext2fs/ext2fs.h>' | $(CC) -E -x c - >/dev/null 2>&1 || \
+		{ echo "netdisk: libext2fs-dev is missing (ext2fs/ext2fs.h): run make deps" >&2; exit 1; }
 	@touch $@
 
 all: $(BUILD)/netdiskd
