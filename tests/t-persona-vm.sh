@@ -55,4 +55,8 @@ extract_partition "$ND_TMP/demo.img" 2 "$ND_TMP/root.img"
 if grep -q "persona built mac=$M1 .*hostname=lab-1" "$ND_TMP/server.log" &&
 	grep -q "attach mac=$M1 .*persona=" "$ND_TMP/server.log"; then pass vm-persona-logged; else
 	fail vm-persona-logged "$(grep persona "$ND_TMP/server.log" | head -n 3)"; fi
+# The stub passed the handoff word on: the agent says the session is personalized.
+if console_has vm1 '^netdisk-attach: attached /dev/nbd0: .*, personalized$' &&
+	console_has vm2 '^netdisk-attach: attached /dev/nbd0: .*, personalized$'; then
+	pass vm-agent-personalized; else fail vm-agent-personalized "$(grep -a 'attached /dev/nbd' "$ND_TMP/vm1.log")"; fi
 check vm-base-unchanged test "$(sha256sum <"$ND_TMP/demo.img")" = "$sha_before"

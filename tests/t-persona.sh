@@ -78,6 +78,9 @@ expect_out info-personalized 'personalized: yes, layer [0-9a-f]{6}' "$NETDISK" i
 # then A and B over UDP.
 "$NETDISK" boot-table "$SRV" -o "$ND_TMP/bt" --mac "$A" --keep >/dev/null 2>&1
 token=$(xxd -p -s 68 -l 16 "$ND_TMP/bt" | tr -d '\n')
+# The boot table carries it on: flags bit 0 and the handoff word at 156.
+if [ "$(xxd -p -s 39 -l 1 "$ND_TMP/bt")" = 01 ] && [ "$(xxd -p -s 159 -l 1 "$ND_TMP/bt")" = 01 ]; then
+	pass boot-table-personalized; else fail boot-table-personalized "$(xxd -s 36 -l 4 "$ND_TMP/bt")"; fi
 check nbd-session-read nbdcopy "nbd://127.0.0.1:$ND_PORT/session:$token" "$ND_TMP/a-nbd.img"
 check udp-read-a view "$A" "$ND_TMP/a.img"
 check udp-read-b view "$B" "$ND_TMP/b.img"
