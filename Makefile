@@ -6,16 +6,19 @@ CC ?= gcc
 HOST_CFLAGS ?= -std=gnu11 -O2 -g -Wall -Wextra -Wshadow -Wno-unused-parameter \
 	-D_GNU_SOURCE -DND_GROUP -Iinclude -Icommon -Iclient -Iclient/host
 HOST_LDFLAGS ?=
+# A distribution's build flags (debian/rules passes dpkg-buildflags' here).
+HOST_CFLAGS += $(DIST_CFLAGS)
+HOST_LDFLAGS += $(DIST_LDFLAGS)
 # Every compile writes a .d file beside its object naming the headers it read
 # (-MP: a deleted header is not an error); they are included at the end.
 DEPFLAGS := -MMD -MP
 
-.PHONY: all deps check test demo demo-lab bench clean
+.PHONY: all deps check test demo demo-lab bench clean install
 all:
 
 # Each component adds its artifacts to `all` and its rules in its own build.mk.
 include common/build.mk client/build.mk server/build.mk cli/build.mk bios/build.mk efi/build.mk \
-	linux/build.mk tools/build.mk tests/build.mk bench/build.mk
+	linux/build.mk tools/build.mk tests/build.mk bench/build.mk packaging/build.mk
 
 $(BUILD)/.dir:
 	mkdir -p $(BUILD) && touch $@
