@@ -420,7 +420,7 @@ static char *read_template_file(const char *name, const char *dir, char *err, si
 		snprintf(path, sizeof(path), "%s", name);
 	else
 		snprintf(path, sizeof(path), "%s/%s", dir, name);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK); /* a FIFO must not block the load */
 	if (fd < 0 || fstat(fd, &st) < 0) {
 		fail(err, errlen, "cannot read template file %s: open: %s", path, strerror(errno));
 		goto out;
