@@ -1733,9 +1733,11 @@ static int build(struct persona_job *j, const struct part *pt, const char *data,
 					j->files[i].len = (size_t)-1;
 		}
 	}
-	for (i = 0; i < j->nfiles; i++)
+	for (i = 0; i < j->nfiles; i++) {
 		if (j->files[i].len != (size_t)-1 && put_file(fs, &j->files[i], err, errlen) < 0)
 			goto out;
+		crash_point("persona"); /* tests: a crash halfway through the build */
+	}
 	e = ext2fs_close_free(&fs);
 	if (e) {
 		fs_fail(err, errlen, "cannot write the file system of image", j->ss->img->name, e);
@@ -1818,7 +1820,8 @@ struct layer *persona_open(struct server *s, struct session *ss, uint64_t *id, u
 			goto out;
 		}
 		/* The data first: a map without its data never looks complete. */
-		if (rename(tdata, data) < 0 || rename(tmap, map) < 0) {
+		crash_point("persona");
+		if (rename(tdata, data) < 0 || (crash_point("persona"), rename(tmap, map) < 0)) {
 			*status = ND_ERR_IO;
 			snprintf(err, errlen, "personalization: cannot keep layer %s: rename: %s", data,
 				 strerror(errno));

@@ -145,6 +145,32 @@ n=$(ls "$STATE/persona/gold/" | grep -c '^525400aa0001-.*\.data$')
 check base-unchanged test "$(sha256sum <"$ND_TMP/gold.img")" = "$sha_before"
 stop_server
 
+# A crash at any point of a build (after each file, before and between the
+# renames) leaves nothing that is taken for a layer: the next start builds it
+# whole (a clean file system with B's name) and leaves no temporary file.
+crashes_ok=0
+for k in 1 2 3 4 5 6 7 8 9 10 11; do
+	rm -rf "$STATE/persona/gold"
+	NETDISKD_CRASH=persona:$k start_server crash-$k --config "$ND_TMP/nd.conf"
+	SRV=127.0.0.1:$ND_PORT
+	"$NETDISK" info "$SRV" --mac "$B" --timeout 3 >/dev/null 2>&1
+	wait "$ND_SERVER_PID" 2>/dev/null
+	rc=$?
+	grep -q "exiting at crash point $k of persona" "$ND_TMP/crash-$k.log" || { fail "crash-$k" "rc $rc: $(tail -n 2 "$ND_TMP/crash-$k.log")"; continue; }
+	start_server after-$k --config "$ND_TMP/nd.conf"
+	SRV=127.0.0.1:$ND_PORT
+	view "$B" "$ND_TMP/k.img" && part2 "$ND_TMP/k.img" "$ND_TMP/k.p2"
+	stop_server
+	if [ "$(dcat "$ND_TMP/k.p2" /etc/hostname)" = gold-2 ] && e2fsck -fn "$ND_TMP/k.p2" >/dev/null 2>&1 &&
+		grep -q 'persona built mac=52:54:00:aa:00:02' "$ND_TMP/after-$k.log" &&
+		! ls "$STATE/persona/gold/" | grep -q tmp; then
+		crashes_ok=$((crashes_ok + 1))
+	else
+		fail "crash-$k" "after the crash: $(grep -a persona "$ND_TMP/after-$k.log" | tail -n 1); $(ls "$STATE/persona/gold/")"
+	fi
+done
+[ "$crashes_ok" = 11 ] && pass "crash-during-build (11 crash points)"
+
 # ---- bad input -------------------------------------------------------------
 # Config load: each refused, exit 2, the message naming the problem.
 bad_conf() { # bad_conf NAME PATTERN KEY-LINES...
