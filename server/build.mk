@@ -3,7 +3,8 @@
 
 SERVER_SRC := server/main.c server/config.c server/session.c server/udp.c \
 	server/layer.c server/overlay.c server/net.c server/nbd.c server/limits.c server/trace.c \
-	server/store.c server/control.c server/mcast.c server/persona.c
+	server/store.c server/control.c server/mcast.c server/persona.c \
+	server/fat.c
 SERVER_CORE_SRC := $(filter-out server/main.c,$(SERVER_SRC))
 SERVER_CFLAGS := $(HOST_CFLAGS) -Iserver -Wno-format-truncation
 # libext2fs (persona.c writes clients' identities with it): Debian's

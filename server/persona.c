@@ -26,6 +26,7 @@
 #include <ext2fs/ext2_fs.h>
 #include <ext2fs/ext2fs.h>
 #include <et/com_err.h>
+#include "fat.h"
 #include "netdiskd.h"
 #include "persona.h"
 
@@ -337,10 +338,19 @@ static int valid_var_name(const char *n)
 	return 1;
 }
 
+#define ESP_PREFIX "esp:" /* file esp:/PATH: a file on the image's FAT (EFI system) partition */
+
+static int is_esp(const char *p)
+{
+	return !strncmp(p, ESP_PREFIX, 4);
+}
+
 static int valid_path(const char *p)
 {
 	const char *c;
 
+	if (is_esp(p))
+		p += 4;
 	if (p[0] != '/' || strlen(p) > 255 || p[strlen(p) - 1] == '/' || strstr(p, "//"))
 		return 0;
 	for (c = p; *c; c++)
@@ -521,8 +531,8 @@ static int image_key(struct persona_image *pi, const char *k, const char *v, int
 			return -1;
 	} else if (split_key(k, "file", &arg)) {
 		if (!valid_path(arg))
-			return fail(err, errlen, "file '%s': want an absolute path without spaces, "
-				    "'.', '..' or '//'", arg);
+			return fail(err, errlen, "file '%s': want an absolute path (or esp:/PATH) without "
+				    "spaces, '.', '..' or '//'", arg);
 		if ((f = find_file(pi, arg)))
 			return fail(err, errlen, "duplicate key: file %s is already set at line %d", arg,
 				    f->line);
@@ -1064,6 +1074,20 @@ static int find_parts(struct layer *l, struct part *p)
 	return n;
 }
 
+/* The first FAT16/32 partition of the disk in `l` (the EFI system partition). */
+static int find_fat(struct layer *l, struct part *out)
+{
+	struct part p[MAX_PARTS];
+	int n = find_parts(l, p), i;
+
+	for (i = 0; i < n; i++)
+		if (fat_probe(l, p[i].off, p[i].len)) {
+			*out = p[i];
+			return 0;
+		}
+	return -1;
+}
+
 /* Open the file system of partition `pt` in `l` (writes land in l). */
 static errcode_t fs_open(struct ndio *d, struct layer *l, const struct part *pt, int rw,
 			 ext2_filsys *fs)
@@ -1149,6 +1173,10 @@ int persona_check_images(struct server *s, char *err, size_t errlen)
 								   : s->cfg.default_image, im->name);
 		if (want && choose_part(im->base, &im->persona, im->name, &pt, err, errlen) < 0)
 			return -1;
+		for (j = 0; j < im->persona.nfiles; j++)
+			if (is_esp(im->persona.files[j].path) && find_fat(im->base, &pt) < 0)
+				return fail(err, errlen, "image %s: file %s: the image has no FAT16/FAT32 "
+					    "partition", im->name, im->persona.files[j].path);
 	}
 	return 0;
 }
@@ -1734,7 +1762,9 @@ static int build(struct persona_job *j, const struct part *pt, const char *data,
 		}
 	}
 	for (i = 0; i < j->nfiles; i++) {
-		if (j->files[i].len != (size_t)-1 && put_file(fs, &j->files[i], err, errlen) < 0)
+		if (j->files[i].len == (size_t)-1 || is_esp(j->files[i].path))
+			continue;
+		if (put_file(fs, &j->files[i], err, errlen) < 0)
 			goto out;
 		crash_point("persona"); /* tests: a crash halfway through the build */
 	}
@@ -1742,6 +1772,21 @@ static int build(struct persona_job *j, const struct part *pt, const char *data,
 	if (e) {
 		fs_fail(err, errlen, "cannot write the file system of image", j->ss->img->name, e);
 		goto out;
+	}
+	for (i = 0; i < j->nfiles; i++) {
+		struct part fp;
+
+		if (!is_esp(j->files[i].path))
+			continue;
+		if (find_fat(delta, &fp) < 0) {
+			fail(err, errlen, "file %s: image %s has no FAT16/FAT32 partition", j->files[i].path,
+			     j->ss->img->name);
+			goto out;
+		}
+		if (fat_put_file(delta, fp.off, fp.len, j->files[i].path + 4, j->files[i].data,
+				 j->files[i].len, err, errlen) < 0)
+			goto out;
+		crash_point("persona");
 	}
 	if ((rc = layer_flush(delta)) < 0) {
 		*status = ND_ERR_IO;

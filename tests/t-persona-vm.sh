@@ -18,18 +18,25 @@ echo
 echo "E2E-ROOT-MOUNT $(awk '$2 == "/" && $1 != "rootfs"' /proc/mounts | tail -n 1)"
 echo "PERSONA-HOSTNAME $(hostname)"
 echo "PERSONA-MACHINE-ID $(cat /etc/machine-id)"
+echo "PERSONA-CMDLINE $(cat /proc/cmdline)"
 HOOK
 chmod +x "$ND_TMP/hook/persona.sh"
 image_with_hook "$ND_TMP/demo.img" "$ND_TMP/hook" \
 	"netdisk.test=poweroff panic=-1 netdisk.test.hook=/e2e/persona.sh" ||
 	{ fail persona-vm-image "cannot build the test image"; exit 1; }
 sha_before=$(sha256sum <"$ND_TMP/demo.img")
+# The BIOS boot menu on the ESP (FAT32) as a template: each client's kernel
+# command line names it.
+export MTOOLS_SKIP_CHECK=1
+mtype -i "$(esp_at "$ND_TMP/demo.img")" ::/syslinux/syslinux.cfg |
+	sed -e 's/{/{{/g; s/}/}}/g' -e 's/^\( *APPEND .*\)$/\1 netdisk.persona={hostname}/' >"$ND_TMP/syslinux.tmpl"
 cat >"$ND_TMP/vm.conf" <<CONF
 state-dir = $ND_TMP/state
 [image demo]
 path = demo.img
 mode = volatile
 hostname = lab-{index}
+file esp:/syslinux/syslinux.cfg from syslinux.tmpl
 [client $M1]
 [client $M2]
 CONF
@@ -50,6 +57,13 @@ check vm2-booted e2e_booted vm2 "$M2" /e2e/persona.sh
 if [ "$h1" = lab-1 ] && [ "$h2" = lab-2 ]; then pass vm-hostnames; else fail vm-hostnames "'$h1' '$h2'"; fi
 if [[ $m1 =~ ^[0-9a-f]{32}$ ]] && [[ $m2 =~ ^[0-9a-f]{32}$ ]] && [ "$m1" != "$m2" ]; then
 	pass vm-machine-ids; else fail vm-machine-ids "'$m1' '$m2'"; fi
+c1=$(e2e_value vm1 PERSONA-CMDLINE) c2=$(e2e_value vm2 PERSONA-CMDLINE)
+if [[ $c1 == *" netdisk.persona=lab-1"* ]] && [[ $c2 == *" netdisk.persona=lab-2"* ]]; then
+	pass vm-kernel-cmdline; else fail vm-kernel-cmdline "'$c1' '$c2'"; fi
+# The client's ESP (FAT32, its menu grown or rewritten) is clean.
+esp_start=$(partition_field "$ND_TMP/demo.img" 1 start) esp_size=$(partition_field "$ND_TMP/demo.img" 1 size)
+"$ND_BUILD/netdisk" read "127.0.0.1:$ND_PORT" "$esp_start" "$esp_size" -o "$ND_TMP/esp1.img" --mac "$M1" &&
+	check vm-esp-fsck fsck.fat -n "$ND_TMP/esp1.img"
 # What Linux read is what the server wrote for that MAC.
 extract_partition "$ND_TMP/demo.img" 2 "$ND_TMP/root.img"
 if grep -q "persona built mac=$M1 .*hostname=lab-1" "$ND_TMP/server.log" &&

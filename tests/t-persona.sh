@@ -7,25 +7,37 @@
 # changed template changes the file at the next attach; a client's own write
 # wins; and each bad input is a clear error while other clients are served.
 . "$(dirname "$0")/lib.sh"
-requires cmd:mke2fs cmd:debugfs cmd:e2fsck cmd:sfdisk cmd:nbdcopy cmd:ssh-keygen cmd:xxd
+requires cmd:mke2fs cmd:debugfs cmd:e2fsck cmd:sfdisk cmd:nbdcopy cmd:ssh-keygen cmd:xxd cmd:mkfs.fat \
+	cmd:fsck.fat cmd:mtype
 
 NETDISK=$ND_BUILD/netdisk
 STATE=$ND_TMP/state
 A=52:54:00:aa:00:01 B=52:54:00:aa:00:02 C=52:54:00:aa:00:03 D=52:54:00:aa:00:04
 
-# mkdisk OUT ROOTDIR FS_MIB [BLOCKS_FREE_FILLER_KIB]: a 32 MiB MBR disk, partition
-# 1 (type FAT, left empty) at 1 MiB, partition 2 an ext4 of ROOTDIR at 8 MiB.
+# mkdisk OUT ROOTDIR FS_MIB: a 32 MiB MBR disk, partition 1 a 6 MiB FAT16 ESP
+# at 1 MiB (with boot menus), partition 2 an ext4 of ROOTDIR at 8 MiB.
 mkdisk() {
 	local out=$1 root=$2 mib=$3
 	mke2fs -q -F -t ext4 -b 4096 -L ndroot -d "$root" "$ND_TMP/part.img" "${mib}M" || return 1
+	rm -f "$ND_TMP/esp.img"
+	mkfs.fat -F 16 -s 1 -n NDESP -C "$ND_TMP/esp.img" 6144 >/dev/null || return 1
+	mmd -i "$ND_TMP/esp.img" ::/syslinux ::/EFI ::/EFI/BOOT
+	mcopy -i "$ND_TMP/esp.img" "$ND_TMP/syslinux.cfg" ::/syslinux/syslinux.cfg
+	mcopy -i "$ND_TMP/esp.img" "$ND_TMP/grub.cfg" ::/EFI/BOOT/grub.cfg
 	truncate -s 32M "$out"
-	sfdisk --quiet "$out" <<EOF
-label: dos
-start=2048, size=12288, type=c
-start=16384, size=$((mib * 2048)), type=83
-EOF
+	printf 'label: dos\nstart=2048, size=12288, type=ef\nstart=16384, size=%d, type=83\n' \
+		$((mib * 2048)) | sfdisk --quiet "$out"
+	dd if="$ND_TMP/esp.img" of="$out" bs=1M seek=1 conv=notrunc,sparse status=none
 	dd if="$ND_TMP/part.img" of="$out" bs=1M seek=8 conv=notrunc,sparse status=none
 }
+export MTOOLS_SKIP_CHECK=1
+printf 'DEFAULT netdisk\nLABEL netdisk\n  LINUX /linux\n  APPEND root=LABEL=ndroot rw\n' >"$ND_TMP/syslinux.cfg"
+# A long GRUB menu: the client's shorter one frees clusters.
+{ echo 'menuentry netdisk {'; for i in $(seq 60); do echo "  # padding line $i of the golden menu"; done
+  echo '  linux /linux root=LABEL=ndroot rw'; echo '}'; } >"$ND_TMP/grub.cfg"
+# A client's syslinux menu, longer than the golden one: it needs new clusters.
+{ printf 'DEFAULT netdisk\nLABEL netdisk\n  LINUX /linux\n  APPEND root=LABEL=ndroot rw netdisk.persona={hostname}\n'
+  for i in $(seq 40); do echo "# {hostname} line $i"; done; } >"$ND_TMP/syslinux.tmpl"
 mkdir -p "$ND_TMP/root/etc/ssh" "$ND_TMP/root/home"
 echo golden >"$ND_TMP/root/etc/hostname"
 echo 0123456789abcdef0123456789abcdef >"$ND_TMP/root/etc/machine-id"
@@ -47,6 +59,8 @@ file /etc/motd = $1
 file-mode /etc/motd = 0600
 file-owner /etc/motd = 1000:1001
 file /etc/issue from issue.tmpl
+file esp:/syslinux/syslinux.cfg from syslinux.tmpl
+file esp:/EFI/BOOT/grub.cfg = menuentry {hostname} {{\n  linux /linux root=LABEL=ndroot rw netdisk.persona={hostname}\n}}\n
 [client $A]
 hostname = lab-07
 var site = south
@@ -109,8 +123,18 @@ expect_out client-var-wins 'at south' dcat "$ND_TMP/a.p2" /etc/issue
 expect_out golden-untouched '^golden$' dcat "$ND_TMP/g.p2" /etc/hostname
 check e2fsck-a e2fsck -fn "$ND_TMP/a.p2"
 check e2fsck-b e2fsck -fn "$ND_TMP/b.p2"
-check partition1-untouched cmp <(dd if="$ND_TMP/gold.img" bs=1M count=8 status=none) \
-	<(dd if="$ND_TMP/a.img" bs=1M count=8 status=none)
+check mbr-untouched cmp <(dd if="$ND_TMP/gold.img" bs=1M count=1 status=none) \
+	<(dd if="$ND_TMP/a.img" bs=1M count=1 status=none)
+# The ESP (FAT16): per-client boot menus, a grown one and a shrunk one; clean.
+dd if="$ND_TMP/a.img" of="$ND_TMP/a.p1" bs=1M skip=1 count=6 status=none
+dd if="$ND_TMP/b.img" of="$ND_TMP/b.p1" bs=1M skip=1 count=6 status=none
+expect_out esp-syslinux-a 'APPEND root=LABEL=ndroot rw netdisk.persona=lab-07' mtype -i "$ND_TMP/a.p1" ::/syslinux/syslinux.cfg
+expect_out esp-syslinux-grown '# gold-2 line 40' mtype -i "$ND_TMP/b.p1" ::/syslinux/syslinux.cfg
+expect_out esp-grub-shrunk '^  linux /linux root=LABEL=ndroot rw netdisk.persona=gold-2$' mtype -i "$ND_TMP/b.p1" ::/EFI/BOOT/grub.cfg
+check esp-fsck-a fsck.fat -n "$ND_TMP/a.p1"
+check esp-fsck-b fsck.fat -n "$ND_TMP/b.p1"
+dd if="$ND_TMP/gold.img" of="$ND_TMP/g.p1" bs=1M skip=1 count=6 status=none
+check esp-golden-untouched cmp <(mtype -i "$ND_TMP/g.p1" ::/syslinux/syslinux.cfg) "$ND_TMP/syslinux.cfg"
 expect_out log-cost 'persona built mac=52:54:00:aa:00:02 .* ms=[0-9.]+ bytes=[0-9]+' cat "$ND_TMP/nd.log"
 expect_out reused-unchanged 'persona reused mac=52:54:00:aa:00:01' cat "$ND_TMP/nd.log"
 
@@ -145,11 +169,11 @@ n=$(ls "$STATE/persona/gold/" | grep -c '^525400aa0001-.*\.data$')
 check base-unchanged test "$(sha256sum <"$ND_TMP/gold.img")" = "$sha_before"
 stop_server
 
-# A crash at any point of a build (after each file, before and between the
-# renames) leaves nothing that is taken for a layer: the next start builds it
+# A crash at any point of a build (after each of the 11 files, before and
+# between the renames) leaves nothing that is taken for a layer: the next start builds it
 # whole (a clean file system with B's name) and leaves no temporary file.
 crashes_ok=0
-for k in 1 2 3 4 5 6 7 8 9 10 11; do
+for k in $(seq 13); do
 	rm -rf "$STATE/persona/gold"
 	NETDISKD_CRASH=persona:$k start_server crash-$k --config "$ND_TMP/nd.conf"
 	SRV=127.0.0.1:$ND_PORT
@@ -169,7 +193,7 @@ for k in 1 2 3 4 5 6 7 8 9 10 11; do
 		fail "crash-$k" "after the crash: $(grep -a persona "$ND_TMP/after-$k.log" | tail -n 1); $(ls "$STATE/persona/gold/")"
 	fi
 done
-[ "$crashes_ok" = 11 ] && pass "crash-during-build (11 crash points)"
+[ "$crashes_ok" = 13 ] && pass "crash-during-build (13 crash points)"
 
 # ---- bad input -------------------------------------------------------------
 # Config load: each refused, exit 2, the message naming the problem.
