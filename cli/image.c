@@ -16,7 +16,6 @@
 #include <unistd.h>
 #include "image.h"
 
-#define DEFAULT_CONTROL "/var/lib/netdisk/control"
 
 static void image_usage(FILE *f)
 {
@@ -57,22 +56,31 @@ static void bad_usage(const char *fmt, ...)
 	exit(2);
 }
 
+static const char *msg_prefix = "netdisk image";
+
 static void fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 static void fatal(const char *fmt, ...)
 {
 	va_list ap;
 
 	va_start(ap, fmt);
-	fputs("netdisk image: ", stderr);
+	fprintf(stderr, "%s: ", msg_prefix);
 	vfprintf(stderr, fmt, ap);
 	fputc('\n', stderr);
 	va_end(ap);
 	exit(1);
 }
 
+static int request(const char *path, const char *const *fields, char **body);
+
+int control_request(const char *who, const char *path, const char *const *fields, char **body)
+{
+	msg_prefix = who;
+	return request(path, fields, body);
+}
+
 /* One request (fields joined by TAB) and its reply; the reply's body in
- * *body (malloc'd).  0 if the server said ok, else 1 with its error printed
- * unless `quiet`. */
+ * *body (malloc'd).  0 if the server said ok, else 1 with its error printed. */
 static int request(const char *path, const char *const *fields, char **body)
 {
 	struct sockaddr_un a = { .sun_family = AF_UNIX };
@@ -117,7 +125,7 @@ static int request(const char *path, const char *const *fields, char **body)
 		return 0;
 	}
 	if (!strncmp(rep, "error ", 6)) {
-		fprintf(stderr, "netdisk image: %s", rep + 6);
+		fprintf(stderr, "%s: %s", msg_prefix, rep + 6);
 		free(rep);
 		return 1;
 	}

@@ -22,6 +22,7 @@
 #include "netdisk/bootcfg.h"
 #include "netdisk/boottable.h"
 #include "image.h"
+#include "status.h"
 #include "conn.h"
 
 #define CHUNK_SECTORS 2048 /* sectors per nd_read/nd_write call in read/write */
@@ -47,6 +48,8 @@ static void usage(FILE *f)
 		"  image list|versions|new-version|promote|rollback|merge|delete-version|export\n"
 		"                                      image versions, through netdiskd's control\n"
 		"                                      socket (netdisk image --help)\n"
+		"  status [--json]                     the clients netdiskd serves now\n"
+		"  clients [--watch [--interval S]]    the same, refreshed in the terminal\n"
 		"\n"
 		"Session options: --image NAME  --mac aa:bb:cc:dd:ee:ff  --dgram BYTES\n"
 		"  --window N  --timeout SECONDS  --keep (do not detach at the end)\n"
@@ -594,6 +597,8 @@ int main(int argc, char **argv)
 	cmd = argv[1];
 	if (!strcmp(cmd, "image"))
 		return cmd_image(argc - 1, argv + 1);
+	if (!strcmp(cmd, "status") || !strcmp(cmd, "clients"))
+		return cmd_status(argc - 1, argv + 1);
 	argv++;
 	argc--;
 	while ((opt = getopt_long(argc, argv, "o:i:h", longopts, NULL)) != -1) {

@@ -249,6 +249,14 @@ static int global_key(struct parser *p, const char *k, const char *v)
 	} else if (!strcmp(k, "control")) {
 		if (snprintf(c->control, sizeof(c->control), "%s", v) >= 108)
 			return bad(p, "control socket path too long (at most 107 bytes)", v);
+	} else if (!strcmp(k, "metrics-listen")) {
+		char host[128];
+		unsigned port = 0;
+
+		if (nd_split_hostport(v, host, sizeof(host), &port, 0) < 0 || !port || !host[0] ||
+		    snprintf(c->metrics_listen, sizeof(c->metrics_listen), "%s", v) >=
+			    (int)sizeof(c->metrics_listen))
+			return bad(p, "metrics-listen must be ADDR:PORT (e.g. 127.0.0.1:9810), not", v);
 	} else if (!strcmp(k, "trace-dir")) {
 		if (snprintf(c->trace_dir, sizeof(c->trace_dir), "%s", v) >= (int)sizeof(c->trace_dir) - 128)
 			return bad(p, "trace-dir too long", v);

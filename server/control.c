@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /* The admin control socket: a unix stream socket (STATE/control, mode 0660)
- * taking one request line per connection for `netdisk image ...` (store.c). */
+ * taking one request line per connection: `status` (metrics.c, for netdisk
+ * status) and `netdisk image ...`'s commands (store.c). */
 
 #include <errno.h>
 #include <fcntl.h>
@@ -173,7 +174,11 @@ void control_serve(struct server *s)
 	argc = control_parse(buf, len, argv, CONTROL_ARGS, msg, sizeof(msg));
 	if (argc > 0) {
 		nd_log(ND_LOG_DEBUG, "control request uid=%u cmd=%s", (unsigned)cred.uid, argv[0]);
-		if (store_cmd(s, argc, argv, &out, msg, sizeof(msg)) == 0) {
+		if (!strcmp(argv[0], "status") && argc == 1) {
+			status_lines(s, &out);
+			reply(fd, "ok\n", 3);
+			reply(fd, out.p ? out.p : "", out.len);
+		} else if (store_cmd(s, argc, argv, &out, msg, sizeof(msg)) == 0) {
 			reply(fd, "ok\n", 3);
 			if (out.p)
 				reply(fd, out.p, out.len);

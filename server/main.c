@@ -22,11 +22,14 @@
 #define SWEEP_MS 1000          /* idle sessions are looked for at least this often */
 #define CONTROL_MS 200         /* the control socket is looked at at least this often */
 
-static volatile sig_atomic_t stopping;
+static volatile sig_atomic_t stopping, reload_requested;
 
 static void on_signal(int sig)
 {
-	stopping = sig;
+	if (sig == SIGHUP)
+		reload_requested = 1;
+	else
+		stopping = sig;
 }
 
 static void usage(FILE *f)
@@ -74,7 +77,19 @@ static int add_image_arg(struct config *c, const char *arg, int mode, char *err,
 	return config_add_image(c, name, path, mode, err, errlen);
 }
 
-static int parse_args(int argc, char **argv, struct config *c)
+/* What the command line says, kept so that a reload (SIGHUP) builds the
+ * configuration the same way as the start did. */
+struct cmdline {
+	const char *config, *listen, *state, *trace, *control;
+	int mode;              /* for IMAGE arguments */
+	char **images;         /* IMAGE | NAME=IMAGE arguments */
+	int nimages;
+};
+
+static struct cmdline cmd;
+
+/* Options into `cmd` (and logging set up); exits for --help and bad usage. */
+static int parse_args(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "config", required_argument, 0, 'c' },
@@ -91,34 +106,32 @@ static int parse_args(int argc, char **argv, struct config *c)
 	};
 	enum nd_log_format log_format = ND_LOG_TEXT;
 	int log_level = ND_LOG_INFO;
-	const char *listen = NULL, *state = NULL, *trace = NULL, *control = NULL;
-	char err[512];
-	int opt, mode = ND_MODE_VOLATILE;
+	int opt;
 
+	cmd.mode = ND_MODE_VOLATILE;
 	while ((opt = getopt_long(argc, argv, "c:l:s:m:t:vqh", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'c':
-			if (config_load(c, optarg, err, sizeof(err)) < 0)
-				goto bad;
+			cmd.config = optarg;
 			break;
 		case 'l':
-			listen = optarg;
+			cmd.listen = optarg;
 			break;
 		case 's':
-			state = optarg;
+			cmd.state = optarg;
 			break;
 		case 't':
-			trace = optarg;
+			cmd.trace = optarg;
 			break;
 		case 'C':
-			control = optarg;
+			cmd.control = optarg;
 			break;
 		case 'm':
-			mode = nd_mode_parse(optarg);
-			if (!mode) {
-				snprintf(err, sizeof(err), "unknown mode '%s' (volatile, persistent, "
-					 "direct, readonly)", optarg);
-				goto bad;
+			cmd.mode = nd_mode_parse(optarg);
+			if (!cmd.mode) {
+				fprintf(stderr, "netdiskd: unknown mode '%s' (volatile, persistent, "
+					"direct, readonly)\n", optarg);
+				return -1;
 			}
 			break;
 		case 'v':
@@ -129,9 +142,9 @@ static int parse_args(int argc, char **argv, struct config *c)
 			break;
 		case 'F':
 			if (nd_log_format_parse(optarg, &log_format) < 0) {
-				snprintf(err, sizeof(err), "unknown log format '%s' (text, json)",
-					 optarg);
-				goto bad;
+				fprintf(stderr, "netdiskd: unknown log format '%s' (text, json)\n",
+					optarg);
+				return -1;
 			}
 			break;
 		case 'h':
@@ -143,35 +156,51 @@ static int parse_args(int argc, char **argv, struct config *c)
 		}
 	}
 	nd_log_init("netdiskd", log_level, log_format);
-	for (; optind < argc; optind++)
-		if (add_image_arg(c, argv[optind], mode, err, sizeof(err)) < 0)
-			goto bad;
-	if (listen)
-		snprintf(c->listen, sizeof(c->listen), "%s", listen);
-	if (state && strlen(state) >= sizeof(c->state_dir) - 256) {
-		snprintf(err, sizeof(err), "state directory path too long");
-		goto bad;
-	}
-	if (state)
-		snprintf(c->state_dir, sizeof(c->state_dir), "%s", state);
-	if (trace && strlen(trace) >= sizeof(c->trace_dir) - 128) {
-		snprintf(err, sizeof(err), "trace directory path too long");
-		goto bad;
-	}
-	if (trace)
-		snprintf(c->trace_dir, sizeof(c->trace_dir), "%s", trace);
-	if (control && strlen(control) >= 108) {
-		snprintf(err, sizeof(err), "control socket path too long (at most 107 bytes)");
-		goto bad;
-	}
-	if (control)
-		snprintf(c->control, sizeof(c->control), "%s", control);
-	if (config_check(c, err, sizeof(err)) < 0)
-		goto bad;
+	cmd.images = argv + optind;
+	cmd.nimages = argc - optind;
 	return 0;
-bad:
-	fprintf(stderr, "netdiskd: %s\n", err);
-	return -1;
+}
+
+/* The configuration: the config file, then the command line over it, checked.
+ * 0, or -1 with err. */
+static int build_config(struct config *c, char *err, size_t errlen)
+{
+	int i;
+
+	config_defaults(c);
+	if (cmd.config && config_load(c, cmd.config, err, errlen) < 0)
+		return -1;
+	for (i = 0; i < cmd.nimages; i++)
+		if (add_image_arg(c, cmd.images[i], cmd.mode, err, errlen) < 0)
+			return -1;
+	if (cmd.listen)
+		snprintf(c->listen, sizeof(c->listen), "%s", cmd.listen);
+	if (cmd.state && strlen(cmd.state) >= sizeof(c->state_dir) - 256)
+		return snprintf(err, errlen, "state directory path too long"), -1;
+	if (cmd.state)
+		snprintf(c->state_dir, sizeof(c->state_dir), "%s", cmd.state);
+	if (cmd.trace && strlen(cmd.trace) >= sizeof(c->trace_dir) - 128)
+		return snprintf(err, errlen, "trace directory path too long"), -1;
+	if (cmd.trace)
+		snprintf(c->trace_dir, sizeof(c->trace_dir), "%s", cmd.trace);
+	if (cmd.control && strlen(cmd.control) >= 108)
+		return snprintf(err, errlen, "control socket path too long (at most 107 bytes)"), -1;
+	if (cmd.control)
+		snprintf(c->control, sizeof(c->control), "%s", cmd.control);
+	return config_check(c, err, errlen);
+}
+
+/* SIGHUP: build the configuration again and apply it (server/reload.c), or
+ * keep the running one and say why. */
+static void reload(struct server *s)
+{
+	struct config nc;
+	char err[512];
+
+	if (build_config(&nc, err, sizeof(err)) < 0 || config_reload(s, &nc, err, sizeof(err)) < 0)
+		nd_log(ND_LOG_ERROR, "config reload refused, the running configuration stays: %s",
+		       err);
+	config_free(&nc);
 }
 
 static int open_udp(const char *listen, char *err, size_t errlen)
@@ -312,6 +341,10 @@ static void serve(struct server *s)
 			p[1].revents = 0;
 			control_ms = mono_ms();
 		}
+		if (reload_requested) {
+			reload_requested = 0;
+			reload(s);
+		}
 		store_poll_jobs(s);
 		for (i = 0; i < n; i++)
 			handle_datagram(s, buf[i], msg[i].msg_len, (struct sockaddr *)&from[i],
@@ -327,9 +360,12 @@ int main(int argc, char **argv)
 	struct sigaction sa = { 0 };
 	char err[512], mstats[1024];
 
-	config_defaults(&s.cfg);
-	if (parse_args(argc, argv, &s.cfg) < 0)
+	if (parse_args(argc, argv) < 0)
 		return 2;
+	if (build_config(&s.cfg, err, sizeof(err)) < 0) {
+		fprintf(stderr, "netdiskd: %s\n", err);
+		return 2;
+	}
 	fd_limit_raise(&s);
 	/* NBD request buffers (up to 32 MiB) always come from mmap and go back to
 	 * the system when freed, so that memory use follows nbd-memory. */
@@ -354,9 +390,14 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	sessions_restore(&s);
+	if (http_open(&s, err, sizeof(err)) < 0) {
+		fprintf(stderr, "netdiskd: %s\n", err);
+		return 1;
+	}
 	sa.sa_handler = on_signal;
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	for (int i = 0; i < s.cfg.nimages; i++) {
 		struct image *im = &s.cfg.images[i];
@@ -391,6 +432,7 @@ int main(int argc, char **argv)
 			NBD_SHUTDOWN_WAIT_S);
 		return 1;
 	}
+	http_close(&s);
 	control_close(&s);
 	server_close(&s);
 	mcast_close(&s);

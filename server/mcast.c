@@ -541,3 +541,24 @@ void mcast_stats_text(const struct server *s, char *out, size_t outlen)
 					 s->cfg.images[i].name, a, s->cfg.mc.port, g->members, g->peak);
 	}
 }
+
+void mcast_group_text(const struct server *s, const struct session *ss, char *out, size_t outlen)
+{
+	const struct mc_group *g = group_of(s, ss);
+	char a[INET_ADDRSTRLEN];
+
+	if (!g) {
+		snprintf(out, outlen, "-");
+		return;
+	}
+	addr_text(g->addr, a, sizeof(a));
+	snprintf(out, outlen, "%s:%u", a, s->cfg.mc.port);
+}
+
+unsigned mcast_group_members(const struct server *s, int image, unsigned *peak)
+{
+	const struct mc_group *g = s->mc && image < s->cfg.nimages ? &s->mc->g[image] : NULL;
+
+	*peak = g ? g->peak : 0;
+	return g ? g->members : 0;
+}

@@ -57,6 +57,10 @@ int mcast_read(struct server *s, struct session *ss, const struct nd_hdr *h, uin
 /* Unicast reply bytes, counted by the UDP handler. */
 void mcast_count_unicast(struct server *s, unsigned long long bytes);
 
+/* The session's group as "ADDR:PORT", or "-" when it is in none (status). */
+void mcast_group_text(const struct server *s, const struct session *ss, char *out, size_t outlen);
+/* Members of image number `image`'s group now, and its peak (metrics). */
+unsigned mcast_group_members(const struct server *s, int image, unsigned *peak);
 /* The counters for the exit line: "unicast_bytes=... multicast_bytes=..." */
 void mcast_stats_text(const struct server *s, char *out, size_t outlen);
 

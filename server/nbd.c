@@ -247,10 +247,12 @@ static uint32_t open_export(struct conn *c, const char *name)
 		uint8_t token[16];
 
 		ss = parse_token(name + 8, token) ? NULL : session_find(s, token);
-		if (!ss)
+		if (!ss) {
 			err = NBD_REP_ERR_UNKNOWN;
-		else
+		} else {
 			store_count_boot(s, ss, 1); /* a firmware boot reached the OS handoff */
+			metrics_takeover(s, ss);
+		}
 	} else {
 		unsigned status = ND_OK;
 
@@ -526,11 +528,28 @@ static void conn_fail(struct conn *c, int how)
 	shutdown(c->fd, how);
 }
 
+/* Count a request done (under the session's io_lock: the session is alive). */
+static void count_request(struct conn *c, const struct request *r, uint32_t error, uint64_t ns)
+{
+	int op = r->type == NBD_CMD_READ ? MO_READ :
+		 r->type == NBD_CMD_WRITE || r->type == NBD_CMD_WRITE_ZEROES ? MO_WRITE :
+		 r->type == NBD_CMD_FLUSH ? MO_FLUSH : r->type == NBD_CMD_TRIM ? MO_TRIM : MO_OTHER;
+	unsigned status = error == NBD_ENOSPC ? ND_ERR_NOSPACE : error == NBD_EPERM ? ND_ERR_READONLY :
+			  error == NBD_EINVAL ? ND_ERR_INVAL : error == NBD_ENOTSUP ? ND_ERR_OPCODE :
+			  ND_ERR_IO;
+
+	metrics_request(c->s, c->ss, MT_NBD, op,
+			!error && (op == MO_READ || op == MO_WRITE) ? r->len : 0, ns);
+	if (error)
+		metrics_error(c->s, c->ss, MT_NBD, status);
+}
+
 /* Do one request, under its session's io_lock; its NBD error code.  *ended says
  * the session ended under us (the client rebooted). */
 static uint32_t do_request(struct conn *c, const struct request *r, uint8_t *buf, int *ended)
 {
 	struct session *ss = c->ss;
+	uint64_t t0 = metrics_now_ns();
 	uint32_t error = 0;
 	int rc = 0;
 
@@ -583,6 +602,7 @@ static uint32_t do_request(struct conn *c, const struct request *r, uint8_t *buf
 				      r->type == NBD_CMD_FLUSH ? "nbd-flush" :
 				      r->type == NBD_CMD_TRIM ? "nbd-trim" : "nbd-write",
 				      r->off, r->len, rc);
+	count_request(c, r, error, metrics_now_ns() - t0);
 	pthread_rwlock_unlock(&ss->io_lock);
 	return error;
 }
@@ -759,6 +779,7 @@ static int read_request(struct conn *c, struct worker *w, struct request *r)
  * holding read_lock.  0 when it was served. */
 static int serve_cached(struct conn *c, struct worker *w, const struct request *r)
 {
+	uint64_t t0 = metrics_now_ns();
 	int rc;
 
 	if (r->type != NBD_CMD_READ || r->refused || r->len > INLINE_MAX ||
@@ -767,8 +788,10 @@ static int serve_cached(struct conn *c, struct worker *w, const struct request *
 	pthread_rwlock_rdlock(&c->ss->io_lock);
 	/* An ended session (its layers gone) takes the usual path to its EIO. */
 	rc = c->ss->ended ? -1 : layer_read_cached(c->ss->top, w->buf, r->len, r->off);
-	if (rc >= 0)
+	if (rc >= 0) {
 		trace_nbd(c, r);
+		count_request(c, r, 0, metrics_now_ns() - t0);
+	}
 	pthread_rwlock_unlock(&c->ss->io_lock);
 	if (rc < 0)
 		return -1;

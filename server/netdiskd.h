@@ -13,6 +13,7 @@
 #include "layer.h"
 #include "log.h"
 #include "mcast.h"
+#include "metrics.h"
 #include "persona.h"
 #include "ndcommon.h"
 #include "store.h"
@@ -62,6 +63,7 @@ struct config {
 	unsigned trace_max;       /* reads recorded per session at most */
 	unsigned boot_limit;      /* seconds a firmware boot may take to reach the OS handoff */
 	struct mcast_config mc;   /* the multicast-* keys (mcast.h) */
+	char metrics_listen[128]; /* ADDR:PORT of /metrics and the dashboard; "" = off */
 	struct image *images;
 	int nimages;
 	struct client_rule *clients;
@@ -116,6 +118,9 @@ struct session {
 	unsigned long trace_reads;
 	struct timespec trace_t0; /* its first read */
 	int mc_group;          /* 1 + the index of the multicast group it joined, 0 = none */
+	struct session_counters cnt; /* what it did (metrics.c; atomic) */
+	int64_t attach_ms;     /* wall clock of its ATTACH (0: restored, unknown) */
+	int64_t os_ms;         /* ... of the OS taking it over by NBD, 0 = not yet */
 };
 
 struct rate_table;
@@ -159,6 +164,8 @@ struct server {
 	int control_fd;           /* the admin control socket (control.c), or -1 */
 	char control_path[PATH_MAX];
 	struct mcast_state *mc;   /* multicast groups (mcast.c), or NULL: multicast off */
+	struct metrics metrics;   /* counters for status and /metrics (metrics.c) */
+	int http_fd;              /* the metrics and dashboard listener (http.c), or -1 */
 };
 
 /* config.c */
@@ -191,6 +198,18 @@ int session_live(const struct server *s, const struct session *ss);
  * client, offset and errno. */
 void session_storage_error(struct session *ss, const char *op, uint64_t off,
 			   uint64_t len, int rc);
+
+/* reload.c: apply a new configuration (SIGHUP) to a running server, all or
+ * nothing; 0, or -1 with err saying why nothing was applied.  Takes over
+ * n's client array (n keeps the old one, for config_free). */
+int config_reload(struct server *s, struct config *n, char *err, size_t errlen);
+
+/* http.c: the metrics-listen thread (off when the key is not set) */
+int http_open(struct server *s, char *err, size_t errlen);
+void http_close(struct server *s);
+/* "GET /path HTTP/1.x" (or HEAD): the path, cut out in place, or NULL;
+ * *method_ok -1 for another method (exported for the fuzzer). */
+const char *http_request_path(char *head, size_t len, int *method_ok);
 
 /* control.c */
 int control_open(struct server *s, char *err, size_t errlen);

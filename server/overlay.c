@@ -33,12 +33,23 @@ struct overlay {
 	int map_fd;
 	uint64_t blocks;
 	uint8_t *map; /* one bit per block, as in the map file */
+	uint64_t used; /* blocks set in map (for overlay_used without a scan) */
 	pthread_rwlock_t lock; /* map and data: reads shared, writes exclusive */
 };
 
 static int allocated(struct overlay *o, uint64_t b)
 {
 	return (o->map[b / 8] >> (b % 8)) & 1;
+}
+
+/* Count the blocks a loaded map holds. */
+static void count_used(struct overlay *o)
+{
+	uint64_t b;
+
+	o->used = 0;
+	for (b = 0; b < o->blocks; b++)
+		o->used += allocated(o, b);
 }
 
 static int ov_read(struct layer *l, void *buf, size_t len, uint64_t off, int flags)
@@ -84,8 +95,10 @@ static int mark(struct overlay *o, uint64_t first, uint64_t last)
 {
 	uint64_t b;
 
-	for (b = first; b <= last; b++)
+	for (b = first; b <= last; b++) {
+		o->used += !allocated(o, b);
 		o->map[b / 8] |= (uint8_t)(1u << (b % 8));
+	}
 	return pwrite_full(o->map_fd, o->map + first / 8, (size_t)(last / 8 - first / 8 + 1),
 			   OV_HDR + first / 8);
 }
@@ -146,7 +159,10 @@ static int load_map(struct overlay *o, size_t map_bytes)
 	if (nd_get64(hdr + 8) != o->l.size || nd_get32(hdr + 16) != OV_BLOCK ||
 	    nd_get64(hdr + 20) != layer_version(o->l.lower))
 		return -1;
-	return pread_full(o->map_fd, o->map, map_bytes, OV_HDR) == 0;
+	if (pread_full(o->map_fd, o->map, map_bytes, OV_HDR) < 0)
+		return 0;
+	count_used(o);
+	return 1;
 }
 
 /* Start an empty overlay: truncate both files and write a fresh map. */
@@ -158,6 +174,7 @@ static int reset(struct overlay *o, size_t map_bytes)
 	nd_put32(hdr + 16, OV_BLOCK);
 	nd_put64(hdr + 20, layer_version(o->l.lower));
 	memset(o->map, 0, map_bytes);
+	o->used = 0;
 	if (ftruncate(o->data_fd, 0) < 0 || ftruncate(o->data_fd, (off_t)o->l.size) < 0 ||
 	    ftruncate(o->map_fd, 0) < 0 || pwrite_full(o->map_fd, hdr, OV_HDR, 0) < 0 ||
 	    pwrite_full(o->map_fd, o->map, map_bytes, OV_HDR) < 0)
@@ -262,15 +279,15 @@ struct layer *overlay_open_delta(struct layer *lower, const char *data_path, con
 	return &o->l;
 }
 
-/* Bytes of data a delta holds (allocated blocks), for `image versions`. */
+/* Bytes of data an overlay or delta holds (allocated blocks), for `image
+ * versions`, `netdisk status` and the metrics. */
 uint64_t overlay_used(struct layer *l)
 {
 	struct overlay *o = (struct overlay *)l;
-	uint64_t b, n = 0;
+	uint64_t n;
 
 	pthread_rwlock_rdlock(&o->lock);
-	for (b = 0; b < o->blocks; b++)
-		n += allocated(o, b);
+	n = o->used;
 	pthread_rwlock_unlock(&o->lock);
 	return n * OV_BLOCK;
 }

@@ -662,6 +662,45 @@ void persona_client_free(struct persona_client *pc)
 	memset(pc, 0, sizeof(*pc));
 }
 
+static int str_eq(const char *a, const char *b)
+{
+	return a == b || (a && b && !strcmp(a, b));
+}
+
+static int vars_eq(const struct persona_var *a, int na, const struct persona_var *b, int nb)
+{
+	int i;
+
+	if (na != nb)
+		return 0;
+	for (i = 0; i < na; i++)
+		if (!str_eq(a[i].name, b[i].name) || !str_eq(a[i].value, b[i].value))
+			return 0;
+	return 1;
+}
+
+int persona_image_equal(const struct persona_image *a, const struct persona_image *b)
+{
+	int i;
+
+	if (a->on != b->on || !str_eq(a->hostname, b->hostname) || a->machine_id != b->machine_id ||
+	    a->ssh_keys != b->ssh_keys || a->partition != b->partition || a->nfiles != b->nfiles ||
+	    !vars_eq(a->vars, a->nvars, b->vars, b->nvars))
+		return 0;
+	for (i = 0; i < a->nfiles; i++)
+		if (!str_eq(a->files[i].path, b->files[i].path) ||
+		    !str_eq(a->files[i].tmpl, b->files[i].tmpl) || a->files[i].mode != b->files[i].mode ||
+		    a->files[i].uid != b->files[i].uid || a->files[i].gid != b->files[i].gid)
+			return 0;
+	return 1;
+}
+
+int persona_client_equal(const struct persona_client *a, const struct persona_client *b)
+{
+	return a->on == b->on && str_eq(a->hostname, b->hostname) && str_eq(a->ip, b->ip) &&
+	       str_eq(a->index, b->index) && vars_eq(a->vars, a->nvars, b->vars, b->nvars);
+}
+
 static const char *var_of(const struct persona_var *v, int n, const char *name)
 {
 	int i;

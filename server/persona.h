@@ -68,6 +68,9 @@ int persona_client_key(struct persona_client *pc, const char *k, const char *v, 
 		       char *err, size_t errlen);
 void persona_image_free(struct persona_image *pi);
 void persona_client_free(struct persona_client *pc);
+/* Do two sections say the same (for SIGHUP's log of what changed)? */
+int persona_image_equal(const struct persona_image *a, const struct persona_image *b);
+int persona_client_equal(const struct persona_client *a, const struct persona_client *b);
 /* Cross-checks once the whole config is in (unknown variables, names). */
 int persona_config_check(struct config *c, char *err, size_t errlen);
 

@@ -598,6 +598,7 @@ static struct session *attach(struct server *s, const struct nd_attach_req *req,
 	ss->mode = mode;
 	ss->last_seen = ss->attached = ss->saved_seen = now;
 	ss->nbd_owned = !from;
+	metrics_attached(s, ss);
 	if (from && fromlen <= sizeof(ss->addr)) {
 		memcpy(&ss->addr, from, fromlen);
 		ss->addrlen = fromlen;
@@ -934,6 +935,7 @@ void session_storage_error(struct session *ss, const char *op, uint64_t off, uin
 
 	/* Once per session and kind: a full disk fails every write after the first.
 	 * (NBD requests run side by side under the session's io_lock, hence the atomic.) */
+	__atomic_fetch_add(&metrics_storage_errors, 1, __ATOMIC_RELAXED);
 	if (__atomic_fetch_or(&ss->errs_logged, kind, __ATOMIC_RELAXED) & kind)
 		return;
 	nd_mac_format(ss->mac, mac);

@@ -67,11 +67,14 @@ struct request {
 	socklen_t fromlen;
 	uint8_t payload[sizeof(struct nd_attach_rep)]; /* a reply's small payload */
 	struct replies out;
+	struct session *ss;    /* its session, once found */
+	uint64_t moved;        /* bytes it read or wrote (metrics) */
 };
 
 static void error_reply(struct request *q, unsigned status)
 {
 	q->s->stats.errors_sent++;
+	metrics_error(q->s, q->ss, MT_UDP, status);
 	add_reply(&q->out, q->h, status, NULL, 0, 0);
 }
 
@@ -189,12 +192,15 @@ static void do_read(struct request *q, struct session *ss)
 	if (q->data_len >= 8)
 		want = nd_get64(q->data);
 	bytes = count * ND_SECTOR_SIZE;
+	if (q->h->flags & ND_FLAG_RETRY)
+		metrics_retransmit(ss);
 	trace_read(q->s, ss, lba, count, "udp");
 	if ((rc = layer_read(ss->top, q->s->iobuf, bytes, lba * ND_SECTOR_SIZE)) < 0) {
 		session_storage_error(ss, "read", lba * ND_SECTOR_SIZE, bytes, rc);
 		error_reply(q, ND_ERR_IO);
 		return;
 	}
+	q->moved = bytes;
 	if (mcast_read(q->s, ss, q->h, want, q->s->iobuf))
 		return; /* its data went to the group: the client takes it from there */
 	for (i = 0, off = 0; off < bytes; i++, off += ss->chunk) {
@@ -257,6 +263,7 @@ static void do_write(struct request *q, struct session *ss)
 	bit = (uint64_t)1 << idx;
 	nchunks = nd_chunks_for(bytes, ss->chunk);
 	if (ss->write_done) {
+		metrics_retransmit(ss);
 		if (idx == 0) /* the client resent the whole write: ack it again */
 			add_reply(&q->out, h, ND_OK, NULL, 0, 0);
 		return;
@@ -269,6 +276,9 @@ static void do_write(struct request *q, struct session *ss)
 			return;
 		}
 		ss->write_got |= bit;
+		q->moved = q->data_len;
+	} else {
+		metrics_retransmit(ss); /* a fragment it had already */
 	}
 	if (ss->write_got == (nchunks >= 64 ? ~(uint64_t)0 : ((uint64_t)1 << nchunks) - 1)) {
 		ss->write_done = 1;
@@ -318,6 +328,11 @@ static void log_wrong_peer(struct session *ss, const struct sockaddr *from)
 /* Requests that need a session. */
 static void dispatch_session(struct request *q, struct session *ss)
 {
+	uint64_t t0 = metrics_now_ns();
+	int op = q->h->opcode == ND_OP_READ ? MO_READ : q->h->opcode == ND_OP_WRITE ? MO_WRITE
+		 : q->h->opcode == ND_OP_FLUSH ? MO_FLUSH : MO_OTHER;
+
+	q->ss = ss;
 	__atomic_store_n(&ss->last_seen, time(NULL), __ATOMIC_RELAXED);
 	ss->used = 1;
 	if (nd_log_enabled(ND_LOG_DEBUG))
@@ -338,9 +353,11 @@ static void dispatch_session(struct request *q, struct session *ss)
 		break;
 	case ND_OP_DETACH:
 		add_reply(&q->out, q->h, ND_OK, NULL, 0, 0);
+		metrics_request(q->s, NULL, MT_UDP, MO_OTHER, 0, metrics_now_ns() - t0);
 		session_end(q->s, ss, "detached");
-		break;
+		return; /* ss is gone */
 	}
+	metrics_request(q->s, ss, MT_UDP, op, q->moved, metrics_now_ns() - t0);
 }
 
 void handle_datagram(struct server *s, const uint8_t *pkt, size_t len,
@@ -362,6 +379,8 @@ void handle_datagram(struct server *s, const uint8_t *pkt, size_t len,
 	q.from = from;
 	q.fromlen = fromlen;
 	q.out.n = 0;
+	q.ss = NULL;
+	q.moved = 0;
 	if (q.h->version != ND_VERSION) {
 		error_reply(&q, ND_ERR_VERSION);
 	} else if (q.h->opcode == ND_OP_ATTACH) {

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: GPL-2.0-or-later
-"""Hostile NBD clients for tests/t-server-limits.sh, each bounded in count and time.
+"""NBD clients for tests (hostile ones for tests/t-server-limits.sh), each
+bounded in count and time.
 
 usage: nbd-abuse.py PORT SCENARIO [ARGS]
   idle-flood SRC N READYFILE     N connections from SRC that never start the
@@ -12,6 +13,10 @@ usage: nbd-abuse.py PORT SCENARIO [ARGS]
                                  WRITE of which only 30 MiB arrive; held HOLD s
   idle-after-handshake           connect, choose export "base", send nothing:
                                  print the seconds until the server closes (20 at most)
+  hold EXPORT SECONDS READYFILE  choose EXPORT (e.g. session:TOKEN), read its
+                                 first 64 KiB, create READYFILE, keep the
+                                 connection open SECONDS, then close it
+                                 (tests/t-status.sh: a client in the OS phase)
   budget-refusal                 one connection holds a half-sent 31 MiB WRITE (a
                                  byte every 0.5 s), a second sends a whole one:
                                  print its reply's error
@@ -137,5 +142,16 @@ elif scenario == "budget-refusal":
     assert magic == REPLY and handle == 7, (magic, handle)
     done.set()
     print("error", error)
+elif scenario == "hold":
+    export, hold, ready = args[0].encode(), float(args[1]), args[2]
+    s = connect()
+    handshake(s, export)
+    s.sendall(struct.pack(">IHHQQI", REQUEST, 0, 0, 1, 0, 65536))
+    magic, error, handle = struct.unpack(">IIQ", recv_exact(s, 16))
+    assert magic == REPLY and handle == 1 and error == 0, (magic, error, handle)
+    recv_exact(s, 65536)
+    open(ready, "w").close()
+    time.sleep(min(hold, 60))
+    s.close()
 else:
     sys.exit("unknown scenario " + scenario)

@@ -163,6 +163,14 @@ expect_out rebuilt-logged 'persona built mac=52:54:00:aa:00:01' cat "$ND_TMP/nd2
 if [ -n "$ma" ] && [ -n "$ka" ] && [ "$(dcat "$ND_TMP/a3.p2" /etc/machine-id)" = "$ma" ] &&
 	[ "$(dcat "$ND_TMP/a3.p2" /etc/ssh/ssh_host_ed25519_key.pub)" = "$ka" ]; then
 	pass identity-kept-across-rebuild; else fail identity-kept-across-rebuild "machine-id or key changed"; fi
+# SIGHUP reloads the templates: the next attach rebuilds the layer.
+conf 'Reloaded for {hostname}\n'
+kill -HUP "$ND_SERVER_PID"
+wait_for 10 grep -q 'config reloaded.*changed=image-gold-persona' "$ND_TMP/nd2.log" &&
+	pass sighup-reload-logged || fail sighup-reload-logged "$(grep -a reload "$ND_TMP/nd2.log")"
+view "$A" "$ND_TMP/a4.img" && part2 "$ND_TMP/a4.img" "$ND_TMP/a4.p2"
+expect_out sighup-template-change '^Reloaded for lab-07$' dcat "$ND_TMP/a4.p2" /etc/motd
+check sighup-e2fsck e2fsck -fn "$ND_TMP/a4.p2"
 # Only the current layer of a client is kept.
 n=$(ls "$STATE/persona/gold/" | grep -c '^525400aa0001-.*\.data$')
 [ "$n" = 1 ] && pass old-layers-pruned || fail old-layers-pruned "$n layers of A"
