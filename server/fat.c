@@ -11,11 +11,11 @@
  */
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "fat.h"
+#include "log.h"
 
 struct fat {
 	struct layer *l;
@@ -29,17 +29,6 @@ struct fat {
 	uint64_t fsinfo_off;    /* FAT32, 0: none */
 };
 
-static int fat_fail(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-static int fat_fail(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	return -1;
-}
 
 static uint32_t le(const uint8_t *p, int n)
 {
@@ -292,52 +281,52 @@ int fat_put_file(struct layer *l, uint64_t off, uint64_t len, const char *path, 
 	int rc, r = -1;
 
 	if (fat_open(&f, l, off, len) < 0)
-		return fat_fail(err, errlen, "not a FAT16 or FAT32 file system");
+		return nd_errf(err, errlen, "not a FAT16 or FAT32 file system");
 	dir = f.bits == 32 ? f.root_cluster : 0;
 	for (;;) {
 		while (*p == '/')
 			p++;
 		q = strchr(p, '/');
 		if (short_name(p, q ? (size_t)(q - p) : strlen(p), name) < 0)
-			return fat_fail(err, errlen, "%s: '%.*s' has no 8.3 short name (netdisk finds FAT "
+			return nd_errf(err, errlen, "%s: '%.*s' has no 8.3 short name (netdisk finds FAT "
 					"files by their short names)", path, (int)(q ? q - p : (long)strlen(p)), p);
 		rc = dir_find(&f, dir, name, &at, ent);
 		if (rc == -ENOENT)
-			return fat_fail(err, errlen, "%s: '%.*s' does not exist on the FAT file system", path,
+			return nd_errf(err, errlen, "%s: '%.*s' does not exist on the FAT file system", path,
 					(int)(q ? q - p : (long)strlen(p)), p);
 		if (rc < 0)
-			return fat_fail(err, errlen, "%s: a directory of it cannot be read (a damaged FAT)",
+			return nd_errf(err, errlen, "%s: a directory of it cannot be read (a damaged FAT)",
 					path);
 		first = f.bits == 32 ? le(ent + 20, 2) << 16 | le(ent + 26, 2) : le(ent + 26, 2);
 		if (!q)
 			break;
 		if (!(ent[11] & 0x10))
-			return fat_fail(err, errlen, "%s: '%.*s' is not a directory", path, (int)(q - p), p);
+			return nd_errf(err, errlen, "%s: '%.*s' is not a directory", path, (int)(q - p), p);
 		if (!first && f.bits == 32)
 			first = f.root_cluster; /* ".." of a top-level directory */
 		dir = first;
 		p = q;
 	}
 	if (ent[11] & 0x10)
-		return fat_fail(err, errlen, "%s is a directory", path);
+		return nd_errf(err, errlen, "%s is a directory", path);
 	if (ent[11] & 0x01)
-		return fat_fail(err, errlen, "%s is read-only on the FAT file system", path);
+		return nd_errf(err, errlen, "%s is read-only on the FAT file system", path);
 	if (chain(&f, first, &cl, &ncl) < 0)
-		return fat_fail(err, errlen, "%s: its cluster chain is damaged", path);
+		return nd_errf(err, errlen, "%s: its cluster chain is damaged", path);
 	cs = csize(&f);
 	need = (uint32_t)((n + cs - 1) / cs);
 	if (need > f.clusters) {
-		fat_fail(err, errlen, "%s: %zu bytes do not fit the FAT file system", path, n);
+		nd_errf(err, errlen, "%s: %zu bytes do not fit the FAT file system", path, n);
 		goto out;
 	}
 	all = calloc(need > ncl ? need : ncl ? ncl : 1, sizeof(*all));
 	if (!all) {
-		fat_fail(err, errlen, "out of memory");
+		nd_errf(err, errlen, "out of memory");
 		goto out;
 	}
 	memcpy(all, cl, (ncl < need ? ncl : need) * sizeof(*all));
 	if (need > ncl && find_free(&f, need - ncl, all + ncl) < 0) {
-		fat_fail(err, errlen, "%s: no free clusters for %zu bytes (no space left on the FAT "
+		nd_errf(err, errlen, "%s: no free clusters for %zu bytes (no space left on the FAT "
 			 "file system)", path, n);
 		goto out;
 	}
@@ -347,7 +336,7 @@ int fat_put_file(struct layer *l, uint64_t off, uint64_t len, const char *path, 
 		size_t take = n - (size_t)i * cs < cs ? n - (size_t)i * cs : cs;
 
 		if (!buf) {
-			fat_fail(err, errlen, "out of memory");
+			nd_errf(err, errlen, "out of memory");
 			goto out;
 		}
 		memcpy(buf, (const uint8_t *)data + (size_t)i * cs, take);
@@ -384,7 +373,7 @@ int fat_put_file(struct layer *l, uint64_t off, uint64_t len, const char *path, 
 	r = 0;
 	goto out;
 ioerr:
-	fat_fail(err, errlen, "%s: %s", path, strerror(-rc));
+	nd_errf(err, errlen, "%s: %s", path, strerror(-rc));
 out:
 	free(cl);
 	free(all);

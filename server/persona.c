@@ -11,7 +11,6 @@
  */
 
 #include <dirent.h>
-#include <stdarg.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <spawn.h>
@@ -270,16 +269,7 @@ static int is_builtin(const char *name)
 	return 0;
 }
 
-static int fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	return -1;
-}
+#define fail nd_errf /* (common/log.h) */
 
 /* A value as the config gives it: UTF-8, escapes resolved; malloc'd or NULL with err. */
 static char *value_text(const char *v, const char *what, char *err, size_t errlen)
