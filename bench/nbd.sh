@@ -1,23 +1,30 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0-or-later
 # NBD: nbdcopy of the whole image to null and fio 4 KiB random reads (ioengine=nbd),
-# netdiskd against nbdkit's file plugin and qemu-nbd serving the same file, alternating.
+# netdiskd against nbdkit's file plugin and qemu-nbd serving the same file, alternating;
+# and netdiskd over TLS (PSK, nbd-tls = on) beside plain netdiskd: what TLS costs.
 . "$(dirname "$0")/lib.sh"
 
 img=$BENCH_TMP/nbd.img
 make_image "$img" "${BENCH_NBD_MIB:-1024}"
-p_nd=$(free_port); p_kit=$(free_port); p_qemu=$(free_port)
+p_nd=$(free_port); p_kit=$(free_port); p_qemu=$(free_port); p_tls=$(free_port)
+printf 'bench:%s\n' "$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')" >"$BENCH_TMP/keys.psk"
+printf 'nbd-tls = on\nnbd-tls-psk-file = %s\n[image img]\npath = %s\nmode = readonly\n' \
+	"$BENCH_TMP/keys.psk" "$img" >"$BENCH_TMP/tls.conf"
+"$BENCH_BUILD/netdiskd" --listen "127.0.0.1:$p_tls" --config "$BENCH_TMP/tls.conf" 2>"$BENCH_TMP/tls.log" &
+BENCH_PIDS+=($!)
 "$BENCH_BUILD/netdiskd" --listen "127.0.0.1:$p_nd" --mode readonly "img=$img" 2>"$BENCH_TMP/nd.log" &
 BENCH_PIDS+=($!)
 nbdkit -f -r -i 127.0.0.1 -p "$p_kit" file "$img" 2>"$BENCH_TMP/kit.log" &
 BENCH_PIDS+=($!)
 qemu-nbd -f raw -r -t -b 127.0.0.1 -p "$p_qemu" -x img "$img" 2>"$BENCH_TMP/qemu.log" &
 BENCH_PIDS+=($!)
-for p in "$p_nd" "$p_kit" "$p_qemu"; do wait_port "$p" || { echo "server on $p did not start" >&2; exit 1; }; done
+for p in "$p_nd" "$p_kit" "$p_qemu" "$p_tls"; do wait_port "$p" || { echo "server on $p did not start" >&2; exit 1; }; done
 
 declare -A uri=( [netdiskd]="nbd://127.0.0.1:$p_nd/img" [nbdkit]="nbd://127.0.0.1:$p_kit"
-		 [qemu-nbd]="nbd://127.0.0.1:$p_qemu/img" )
-subjects=(netdiskd nbdkit qemu-nbd)
+		 [qemu-nbd]="nbd://127.0.0.1:$p_qemu/img"
+		 [netdiskd-tls]="nbds://bench@127.0.0.1:$p_tls/img?tls-psk-file=$BENCH_TMP/keys.psk" )
+subjects=(netdiskd nbdkit qemu-nbd netdiskd-tls)
 
 # The host drops page caches now and then: without this, whichever server first
 # read a dropped image paid for the disk and looked slow.  Every copy starts warm.
@@ -39,8 +46,8 @@ fio_iops() {
 size_mib=$(( $(stat -c %s "$img") >> 20 ))
 for round in $(seq "$BENCH_ROUNDS"); do
 	# Rotate the order each round so no server always goes first.
-	for i in 0 1 2; do
-		s=${subjects[(i + round) % 3]}
+	for i in 0 1 2 3; do
+		s=${subjects[(i + round) % 4]}
 		secs=$(copy_seconds "${uri[$s]}") || { echo "nbdcopy from $s failed" >&2; exit 1; }
 		result nbd nbdcopy-MBps "$s" "$(echo "$size_mib * 1.048576 / $secs" | bc -l | xargs printf %.1f)" MB/s higher
 		result nbd fio-rand-4k-IOPS "$s" "$(fio_iops "${uri[$s]}")" IOPS higher

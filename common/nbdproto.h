@@ -17,14 +17,18 @@
 #define NBD_FLAG_C_FIXED_NEWSTYLE 0x1
 #define NBD_FLAG_C_NO_ZEROES 0x2
 
-enum { NBD_OPT_EXPORT_NAME = 1, NBD_OPT_ABORT = 2, NBD_OPT_LIST = 3, NBD_OPT_INFO = 6,
-       NBD_OPT_GO = 7 };
+enum { NBD_OPT_EXPORT_NAME = 1, NBD_OPT_ABORT = 2, NBD_OPT_LIST = 3, NBD_OPT_STARTTLS = 5,
+       NBD_OPT_INFO = 6, NBD_OPT_GO = 7 };
 enum { NBD_REP_ACK = 1, NBD_REP_SERVER = 2, NBD_REP_INFO = 3 };
 #define NBD_REP_ERR_UNSUP 0x80000001u
 #define NBD_REP_ERR_POLICY 0x80000002u
 #define NBD_REP_ERR_INVALID 0x80000003u
 #define NBD_REP_ERR_UNKNOWN 0x80000006u
+#define NBD_REP_ERR_TLS_REQD 0x80000005u
 enum { NBD_INFO_EXPORT = 0, NBD_INFO_NAME = 1, NBD_INFO_BLOCK_SIZE = 3 };
+/* netdisk's own: the session's write-cache setting as text (docs/protocol.md);
+ * sent only to a client that asks for it in NBD_OPT_GO/INFO. */
+#define NBD_INFO_ND_WRITE_CACHE 0x4e44
 
 /* Transmission flags of an export. */
 #define NBD_FLAG_HAS_FLAGS (1 << 0)

@@ -2,7 +2,7 @@
 # The Linux side: netdisk-attach, the static initramfs agent.
 
 AGENT_SRC := linux/agent/main.c linux/agent/table.c linux/agent/net.c linux/agent/nbd.c \
-	linux/agent/genl.c
+	linux/agent/genl.c linux/agent/serve.c linux/agent/tiers.c linux/agent/wcconf.c
 
 all: $(BUILD)/netdisk-attach
 
@@ -11,4 +11,4 @@ $(BUILD)/linux/%.o: linux/%.c | $(BUILD)/.dir
 	$(CC) $(HOST_CFLAGS) -Ilinux/agent $(DEPFLAGS) -c $< -o $@
 
 $(BUILD)/netdisk-attach: $(patsubst linux/%.c,$(BUILD)/linux/%.o,$(AGENT_SRC)) $(BUILD)/libndcommon.a
-	$(CC) $(HOST_LDFLAGS) -static -s -o $@ $^
+	$(CC) $(HOST_LDFLAGS) -static -s -o $@ $^ -lpthread

@@ -257,12 +257,48 @@ static int global_key(struct parser *p, const char *k, const char *v)
 		    snprintf(c->metrics_listen, sizeof(c->metrics_listen), "%s", v) >=
 			    (int)sizeof(c->metrics_listen))
 			return bad(p, "metrics-listen must be ADDR:PORT (e.g. 127.0.0.1:9810), not", v);
+	} else if (!strcmp(k, "nbd-tls")) {
+		if (strcmp(v, "off") && strcmp(v, "on") && strcmp(v, "require"))
+			return bad(p, "nbd-tls must be off, on or require, not", v);
+		c->nbd_tls = !strcmp(v, "off") ? NBD_TLS_OFF : !strcmp(v, "on") ? NBD_TLS_ON
+										: NBD_TLS_REQUIRE;
+	} else if (!strcmp(k, "nbd-tls-psk-file")) {
+		if (snprintf(c->nbd_tls_psk_file, sizeof(c->nbd_tls_psk_file), "%s", v) >=
+		    (int)sizeof(c->nbd_tls_psk_file))
+			return bad(p, "nbd-tls-psk-file too long", v);
+	} else if (!strcmp(k, "nbd-tls-certificates")) {
+		if (snprintf(c->nbd_tls_certificates, sizeof(c->nbd_tls_certificates), "%s", v) >=
+		    (int)sizeof(c->nbd_tls_certificates) - 32)
+			return bad(p, "nbd-tls-certificates too long", v);
+	} else if (!strcmp(k, "nbd-exports")) {
+		if (strcmp(v, "images") && strcmp(v, "sessions") && strcmp(v, "off"))
+			return bad(p, "nbd-exports must be images, sessions or off, not", v);
+		c->nbd_exports = !strcmp(v, "images") ? NBD_EXPORTS_IMAGES
+				 : !strcmp(v, "sessions") ? NBD_EXPORTS_SESSIONS : NBD_EXPORTS_OFF;
+	} else if (!strcmp(k, "nbd-session-binding")) {
+		if (strcmp(v, "address") && strcmp(v, "any"))
+			return bad(p, "nbd-session-binding must be address or any, not", v);
+		c->nbd_session_any_address = !strcmp(v, "any");
 	} else if (!strcmp(k, "trace-dir")) {
 		if (snprintf(c->trace_dir, sizeof(c->trace_dir), "%s", v) >= (int)sizeof(c->trace_dir) - 128)
 			return bad(p, "trace-dir too long", v);
 	} else {
 		return bad(p, "unknown key", k);
 	}
+	return 0;
+}
+
+/* write-cache = SETTING ([image] and [client]): checked here, used by the agent. */
+static int write_cache_key(struct parser *p, char dst[WC_TEXT_MAX + 1], const char *v)
+{
+	struct wc_config w;
+	char why[200];
+
+	if (strlen(v) > WC_TEXT_MAX)
+		return bad(p, "write-cache too long", v);
+	if (wc_parse(v, &w, why, sizeof(why)) < 0)
+		return bad(p, why, v);
+	snprintf(dst, WC_TEXT_MAX + 1, "%s", v);
 	return 0;
 }
 
@@ -285,6 +321,8 @@ static int image_key(struct parser *p, const char *k, const char *v)
 		im->mode = nd_mode_parse(v);
 		if (!im->mode)
 			return bad(p, "mode must be direct, volatile, persistent or readonly, not", v);
+	} else if (!strcmp(k, "write-cache")) {
+		return write_cache_key(p, im->write_cache, v);
 	} else {
 		return bad(p, "unknown image key", k);
 	}
@@ -321,6 +359,8 @@ static int client_key(struct parser *p, const char *k, const char *v)
 		if (strcmp(v, "keep") && strcmp(v, "reset"))
 			return bad(p, "on-update must be keep or reset, not", v);
 		r->on_update_reset = !strcmp(v, "reset");
+	} else if (!strcmp(k, "write-cache")) {
+		return write_cache_key(p, r->write_cache, v);
 	} else {
 		return bad(p, "unknown client key", k);
 	}

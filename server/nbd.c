@@ -89,6 +89,7 @@ struct conn {
 	uint8_t mac[6];            /* identity for export-name attaches */
 	int no_zeroes;
 	struct session *ss;        /* the session in transmission */
+	char wcache[WC_TEXT_MAX + 1]; /* its write-cache setting, copied at open */
 	pthread_mutex_t read_lock; /* the request stream, and what follows up to `done` */
 	uint8_t in[4096];          /* requests read ahead: small ones come many to a read() */
 	size_t in_start, in_end;
@@ -114,6 +115,8 @@ struct conn {
 	char why[160];             /* why the export was refused, for the client */
 	struct sockaddr_storage sa; /* the client's address */
 	int counted;               /* in the per-address count (addr_conn_take) */
+	void *tls;                 /* the TLS session after STARTTLS (tls.c), or NULL */
+	char tls_id[160];          /* its client identity: psk:NAME, x509:DN */
 };
 
 /* Every connection being served, so that shutdown can end them and wait for
@@ -163,8 +166,8 @@ static int wait_input(struct conn *c)
 	int64_t until = c->stall_s ? now_ms() + (int64_t)c->stall_s * 1000 : c->deadline_ms;
 	struct pollfd p = { c->fd, POLLIN, 0 };
 
-	if (!until)
-		return 0;
+	if (!until || (c->tls && tls_pending(c->tls)))
+		return 0; /* (bytes TLS decrypted already are not seen by poll) */
 	for (;;) {
 		int64_t left = until - now_ms();
 		int rc = left > 0 ? poll(&p, 1, left > 60000 ? 60000 : (int)left) : 0;
@@ -189,6 +192,8 @@ static ssize_t conn_read_some(struct conn *c, void *buf, size_t len)
 
 		if (wait_input(c) < 0)
 			return -1;
+		if (c->tls)
+			return (n = tls_recv(c->tls, buf, len)) > 0 ? n : -1;
 		n = read(c->fd, buf, len);
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -210,6 +215,12 @@ static int conn_read(struct conn *c, void *buf, size_t len)
 	return 0;
 }
 
+/* All len bytes to the client, through TLS once it is on. */
+static int conn_write(struct conn *c, const void *buf, size_t len)
+{
+	return c->tls ? tls_send_all(c->tls, buf, len) : nd_write_full(c->fd, buf, len);
+}
+
 /* Send an option reply with `len` bytes of data. */
 static int opt_reply(struct conn *c, uint32_t opt, uint32_t type, const void *data, uint32_t len)
 {
@@ -219,7 +230,7 @@ static int opt_reply(struct conn *c, uint32_t opt, uint32_t type, const void *da
 	nd_put32(h + 8, opt);
 	nd_put32(h + 12, type);
 	nd_put32(h + 16, len);
-	return nd_write_full(c->fd, h, sizeof(h)) || (len && nd_write_full(c->fd, data, len)) ? -1 : 0;
+	return conn_write(c, h, sizeof(h)) || (len && conn_write(c, data, len)) ? -1 : 0;
 }
 
 static int parse_token(const char *hex, uint8_t token[16])
@@ -234,6 +245,23 @@ static int parse_token(const char *hex, uint8_t token[16])
 	return 0;
 }
 
+/* Is the NBD client on the host its session attached from (its UDP address)?
+ * Sessions NBD made have none: any host of theirs may reopen them. */
+static int same_host(const struct session *ss, const struct sockaddr_storage *sa)
+{
+	const struct sockaddr_storage *a = &ss->addr;
+
+	if (!ss->addrlen)
+		return 1;
+	if (a->ss_family == AF_INET && sa->ss_family == AF_INET)
+		return ((const struct sockaddr_in *)a)->sin_addr.s_addr ==
+		       ((const struct sockaddr_in *)sa)->sin_addr.s_addr;
+	if (a->ss_family == AF_INET6 && sa->ss_family == AF_INET6)
+		return !memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
+			       &((const struct sockaddr_in6 *)sa)->sin6_addr, 16);
+	return 0;
+}
+
 /* Find or make the session an export name stands for, under the server lock.
  * Returns an NBD_REP_ERR_* code, or 0 with c->ss set and counted. */
 static uint32_t open_export(struct conn *c, const char *name)
@@ -243,16 +271,31 @@ static uint32_t open_export(struct conn *c, const char *name)
 	uint32_t err = 0;
 
 	pthread_rwlock_wrlock(&s->lock);
-	if (!strncmp(name, "session:", 8)) {
+	if (s->cfg.nbd_exports == NBD_EXPORTS_OFF) {
+		err = NBD_REP_ERR_POLICY;
+		ss = NULL;
+		snprintf(c->why, sizeof(c->why), "NBD exports are off on this server (nbd-exports)");
+	} else if (!strncmp(name, "session:", 8)) {
 		uint8_t token[16];
 
 		ss = parse_token(name + 8, token) ? NULL : session_find(s, token);
 		if (!ss) {
 			err = NBD_REP_ERR_UNKNOWN;
+		} else if (!s->cfg.nbd_session_any_address && !same_host(ss, &c->sa)) {
+			err = NBD_REP_ERR_POLICY;
+			snprintf(c->why, sizeof(c->why), "session %08x attached from %s: its token "
+				 "is taken only from there (nbd-session-binding)",
+				 nd_token_fingerprint(ss->token), ss->peer);
+			ss = NULL;
 		} else {
 			store_count_boot(s, ss, 1); /* a firmware boot reached the OS handoff */
 			metrics_takeover(s, ss);
 		}
+	} else if (s->cfg.nbd_exports == NBD_EXPORTS_SESSIONS) {
+		err = NBD_REP_ERR_POLICY;
+		ss = NULL;
+		snprintf(c->why, sizeof(c->why), "only session:TOKEN exports are served "
+			 "(nbd-exports = sessions)");
 	} else {
 		unsigned status = ND_OK;
 
@@ -267,6 +310,7 @@ static uint32_t open_export(struct conn *c, const char *name)
 	if (ss) {
 		ss->nbd_conns++;
 		c->ss = ss;
+		snprintf(c->wcache, sizeof(c->wcache), "%s", session_write_cache(s, ss));
 	}
 	pthread_rwlock_unlock(&s->lock);
 	return err;
@@ -365,6 +409,15 @@ static int info_or_go(struct conn *c, uint32_t opt, const uint8_t *data, uint32_
 		if (opt_reply(c, opt, NBD_REP_INFO, info, 14))
 			return -1;
 	}
+	if (info_requested(data + 6 + nlen, nreqs, NBD_INFO_ND_WRITE_CACHE) && c->wcache[0]) {
+		uint8_t wc[2 + WC_TEXT_MAX];
+		uint32_t n = (uint32_t)strlen(c->wcache);
+
+		nd_put16(wc, NBD_INFO_ND_WRITE_CACHE);
+		memcpy(wc + 2, c->wcache, n);
+		if (opt_reply(c, opt, NBD_REP_INFO, wc, 2 + n))
+			return -1;
+	}
 	if (opt_reply(c, opt, NBD_REP_ACK, NULL, 0))
 		return -1;
 	if (opt == NBD_OPT_GO)
@@ -385,7 +438,28 @@ static int export_name(struct conn *c, const uint8_t *data, uint32_t len)
 		return -1;
 	nd_put64(reply, c->ss->img->base->size);
 	nd_put16(reply + 8, transmission_flags(c->ss));
-	return nd_write_full(c->fd, reply, c->no_zeroes ? 10 : sizeof(reply)) ? -1 : 1;
+	return conn_write(c, reply, c->no_zeroes ? 10 : sizeof(reply)) ? -1 : 1;
+}
+
+/* NBD_OPT_STARTTLS: 0 when TLS is on (or refused by an option reply), -1 if
+ * a reply could not be sent, -2 when the TLS handshake failed. */
+static int start_tls(struct conn *c, uint32_t len)
+{
+	char why[200];
+
+	if (!tls_enabled())
+		return opt_reply(c, NBD_OPT_STARTTLS, NBD_REP_ERR_UNSUP, NULL, 0);
+	if (c->tls || len)
+		return opt_reply(c, NBD_OPT_STARTTLS, NBD_REP_ERR_INVALID, NULL, 0);
+	if (opt_reply(c, NBD_OPT_STARTTLS, NBD_REP_ACK, NULL, 0))
+		return -1;
+	c->tls = tls_accept(c->fd, c->s->cfg.nbd_handshake_timeout * 1000, c->tls_id,
+			    sizeof(c->tls_id), why, sizeof(why));
+	if (!c->tls) {
+		snprintf(c->why, sizeof(c->why), "%s", why);
+		return -2;
+	}
+	return 0;
 }
 
 /* The handshake: 1 when an export is chosen, -1 to drop the connection. */
@@ -414,7 +488,21 @@ static int handshake(struct conn *c)
 			return -1; /* nothing sane is this long; do not read it */
 		if (conn_read(c, data, len))
 			return -1;
+		if (!c->tls && c->s->cfg.nbd_tls == NBD_TLS_REQUIRE && opt != NBD_OPT_STARTTLS &&
+		    opt != NBD_OPT_ABORT) {
+			snprintf(c->why, sizeof(c->why), "TLS is required (nbd-tls = require)");
+			if (opt == NBD_OPT_EXPORT_NAME)
+				return -1; /* no way to answer it with an error */
+			if (opt_reply(c, opt, NBD_REP_ERR_TLS_REQD, c->why, (uint32_t)strlen(c->why)))
+				return -1;
+			continue;
+		}
 		switch (opt) {
+		case NBD_OPT_STARTTLS:
+			rc = start_tls(c, len);
+			if (rc == -2)
+				return -1;
+			break;
 		case NBD_OPT_EXPORT_NAME:
 			return export_name(c, data, len);
 		case NBD_OPT_ABORT:
@@ -450,6 +538,11 @@ static int simple_reply(struct conn *c, const uint8_t *handle, uint32_t error,
 	nd_put32(h + 4, error);
 	memcpy(h + 8, handle, 8);
 	pthread_mutex_lock(&c->send_lock);
+	if (c->tls) {
+		rc = tls_send2(c->tls, h, sizeof(h), data, len);
+		pthread_mutex_unlock(&c->send_lock);
+		return rc;
+	}
 	while (left) {
 		ssize_t n = writev(c->fd, iov, len ? 2 : 1);
 
@@ -892,6 +985,7 @@ static void conn_free(struct conn *c)
 	unsigned i;
 
 	conn_unregister(c);
+	tls_close(c->tls);
 	close(c->fd);
 	__atomic_sub_fetch(&c->s->nbd_open, 1, __ATOMIC_RELAXED);
 	if (c->counted)
@@ -914,7 +1008,8 @@ static void *conn_main(void *arg)
 		    c->s->cfg.nbd_handshake_timeout, 0);
 	if (handshake(c) == 1) {
 		nd_mac_format(c->ss->mac, mac);
-		log_msg("nbd connect mac=%s ip=%s image=%s", mac, c->peer, c->ss->img->name);
+		log_msg("nbd connect mac=%s ip=%s image=%s tls=%s", mac, c->peer, c->ss->img->name,
+			c->tls ? c->tls_id : "no");
 		transmission(c);
 		log_msg("nbd disconnect mac=%s ip=%s image=%s%s", mac, c->peer, c->ss->img->name,
 			c->timed_out ? " (timed out)" : "");

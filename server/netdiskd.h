@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <sys/socket.h>
 #include <time.h>
+#include "wcache.h"
 #include "netdisk/proto.h"
 #include "layer.h"
 #include "log.h"
@@ -29,6 +30,7 @@ struct image {
 	struct session *writer;  /* the direct-mode writer, if any */
 	struct store *store;     /* its versions (store.c) */
 	struct persona_image persona; /* personalization templates (persona.c) */
+	char write_cache[WC_TEXT_MAX + 1]; /* its clients' agent write cache, "" = none */
 };
 
 /* What the config says about one client MAC. */
@@ -41,6 +43,7 @@ struct client_rule {
 	int on_update_reset;          /* persistent overlay follows production (on-update = reset) */
 	char group[32];               /* canary group (group = NAME), "" = none */
 	struct persona_client persona; /* its hostname and variables (persona.c) */
+	char write_cache[WC_TEXT_MAX + 1]; /* overrides the image's, "" = the image's */
 };
 
 struct config {
@@ -64,11 +67,19 @@ struct config {
 	unsigned boot_limit;      /* seconds a firmware boot may take to reach the OS handoff */
 	struct mcast_config mc;   /* the multicast-* keys (mcast.h) */
 	char metrics_listen[128]; /* ADDR:PORT of /metrics and the dashboard; "" = off */
+	int nbd_tls;              /* enum nbd_tls: STARTTLS off, offered or required */
+	char nbd_tls_psk_file[PATH_MAX];     /* "identity:hexkey" lines; "" = no PSK */
+	char nbd_tls_certificates[PATH_MAX]; /* dir: server-cert.pem, server-key.pem[, ca-cert.pem] */
+	int nbd_exports;          /* enum nbd_exports: which export names NBD clients may open */
+	int nbd_session_any_address; /* session:TOKEN from any address (else only its own) */
 	struct image *images;
 	int nimages;
 	struct client_rule *clients;
 	int nclients;
 };
+
+enum nbd_tls { NBD_TLS_OFF, NBD_TLS_ON, NBD_TLS_REQUIRE };
+enum nbd_exports { NBD_EXPORTS_IMAGES, NBD_EXPORTS_SESSIONS, NBD_EXPORTS_OFF };
 
 /* A client's session: one image, one write mode, one token. */
 struct session {
@@ -181,6 +192,9 @@ void config_free(struct config *c);
 int server_open_images(struct server *s, char *err, size_t errlen);
 int server_state_init(struct server *s, char *err, size_t errlen);
 struct session *session_find(struct server *s, const uint8_t token[16]);
+/* The write-cache setting the session's agent gets: its client's, else its
+ * image's, "" for none (lock held). */
+const char *session_write_cache(struct server *s, const struct session *ss);
 struct session *session_attach(struct server *s, const struct nd_attach_req *req,
 			       const struct sockaddr *from, socklen_t fromlen, unsigned *status);
 struct session *session_attach_nbd(struct server *s, const uint8_t mac[6], const char *image,
@@ -203,6 +217,21 @@ void session_storage_error(struct session *ss, const char *op, uint64_t off,
  * nothing; 0, or -1 with err saying why nothing was applied.  Takes over
  * n's client array (n keeps the old one, for config_free). */
 int config_reload(struct server *s, struct config *n, char *err, size_t errlen);
+
+/* tls.c: NBD over TLS with GnuTLS (PSK and X.509), for nbd.c */
+int tls_init(const struct config *c, char *err, size_t errlen);
+int tls_enabled(void);
+/* The handshake on fd, bounded; the session, or NULL with why.  identity gets
+ * "psk:NAME" or "x509:DN" of the client. */
+void *tls_accept(int fd, unsigned timeout_ms, char *identity, size_t idlen, char *why,
+		 size_t whylen);
+ssize_t tls_recv(void *session, void *buf, size_t len);
+int tls_pending(void *session);
+int tls_send_all(void *session, const void *buf, size_t len);
+int tls_send2(void *session, const void *a, size_t alen, const void *b, size_t blen);
+void tls_close(void *session);
+/* Identities in a PSK file's text, or -1 with err (for the config check and the fuzzer). */
+int tls_psk_count(const char *text, char *err, size_t errlen);
 
 /* http.c: the metrics-listen thread (off when the key is not set) */
 int http_open(struct server *s, char *err, size_t errlen);

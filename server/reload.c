@@ -43,6 +43,12 @@ static void restart_only(const struct config *o, const struct config *n, char *o
 		add_name(out, outlen, "trace-dir");
 	if (strcmp(o->metrics_listen, n->metrics_listen))
 		add_name(out, outlen, "metrics-listen");
+	if (o->nbd_tls != n->nbd_tls)
+		add_name(out, outlen, "nbd-tls");
+	if (strcmp(o->nbd_tls_psk_file, n->nbd_tls_psk_file))
+		add_name(out, outlen, "nbd-tls-psk-file");
+	if (strcmp(o->nbd_tls_certificates, n->nbd_tls_certificates))
+		add_name(out, outlen, "nbd-tls-certificates");
 	if (a->mode != b->mode)
 		add_name(out, outlen, "multicast");
 	if (a->group_base != b->group_base || a->group_count != b->group_count)
@@ -125,7 +131,7 @@ int config_reload(struct server *s, struct config *n, char *err, size_t errlen)
 		return -1;
 	}
 	for (i = 0; i < o->nimages; i++) {
-		char what[NAME_MAX_LEN + 16];
+		char what[NAME_MAX_LEN + 24];
 
 		struct persona_image pi;
 
@@ -139,6 +145,10 @@ int config_reload(struct server *s, struct config *n, char *err, size_t errlen)
 		pi = o->images[i].persona;
 		o->images[i].persona = n->images[i].persona;
 		n->images[i].persona = pi; /* freed with n */
+		snprintf(what, sizeof(what), "image-%s-write-cache", o->images[i].name);
+		CHANGED(strcmp(o->images[i].write_cache, n->images[i].write_cache), what);
+		snprintf(o->images[i].write_cache, sizeof(o->images[i].write_cache), "%s",
+			 n->images[i].write_cache);
 	}
 	CHANGED(strcmp(o->default_image, n->default_image), "default-image");
 	CHANGED(o->allow_unlisted != n->allow_unlisted, "allow");
@@ -153,6 +163,8 @@ int config_reload(struct server *s, struct config *n, char *err, size_t errlen)
 	CHANGED(o->nbd_connect_rate != n->nbd_connect_rate, "nbd-connect-rate");
 	CHANGED(o->nbd_per_address != n->nbd_per_address, "nbd-per-address");
 	CHANGED(o->trace_max != n->trace_max, "trace-max");
+	CHANGED(o->nbd_exports != n->nbd_exports, "nbd-exports");
+	CHANGED(o->nbd_session_any_address != n->nbd_session_any_address, "nbd-session-binding");
 	CHANGED(o->boot_limit != n->boot_limit, "boot-limit");
 	CHANGED(o->mc.rate_mbit != n->mc.rate_mbit, "multicast-rate");
 	CHANGED(o->mc.window_ms != n->mc.window_ms, "multicast-window");
@@ -171,6 +183,8 @@ int config_reload(struct server *s, struct config *n, char *err, size_t errlen)
 	o->nbd_connect_rate = n->nbd_connect_rate;
 	o->nbd_per_address = n->nbd_per_address;
 	o->trace_max = n->trace_max;
+	o->nbd_exports = n->nbd_exports;
+	o->nbd_session_any_address = n->nbd_session_any_address;
 	o->boot_limit = n->boot_limit;
 	o->mc.rate_mbit = n->mc.rate_mbit;
 	o->mc.window_ms = n->mc.window_ms;

@@ -347,6 +347,15 @@ static const struct client_rule *find_rule(struct config *c, const uint8_t mac[6
 	return NULL;
 }
 
+const char *session_write_cache(struct server *s, const struct session *ss)
+{
+	const struct client_rule *r = find_rule(&s->cfg, ss->mac);
+
+	if (r && r->write_cache[0])
+		return r->write_cache;
+	return ss->img ? ss->img->write_cache : "";
+}
+
 /* The image and mode a client gets.  NULL with *status and *why set if none. */
 static struct image *choose_image(struct server *s, const uint8_t mac[6], const char *want,
 				  int *mode, unsigned *status, const char **why)

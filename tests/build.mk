@@ -42,16 +42,17 @@ $(BUILD)/tsan/netdiskd: $(patsubst %.c,$(BUILD)/tsan/%.o,$(SERVER_SRC) $(COMMON_
 # crafted frames, overlay crash consistency (pwrite cut through --wrap),
 # the config parser's errors, common/.
 UNIT_SRC := tests/unit/unit-main.c tests/unit/unit-common.c tests/unit/unit-config.c \
-	tests/unit/unit-client.c tests/unit/unit-ipstack.c tests/unit/unit-overlay.c
+	tests/unit/unit-client.c tests/unit/unit-ipstack.c tests/unit/unit-overlay.c \
+	tests/unit/unit-tiers.c
 UNIT_LIBS := $(SERVER_CORE_SRC) $(COMMON_SRC) client/ndclient.c client/policy.c client/ipstack.c \
-	client/group.c
+	client/group.c linux/agent/tiers.c linux/agent/wcconf.c
 $(BUILD)/tests/unittest: $(patsubst %.c,$(BUILD)/asan/%.o,$(UNIT_SRC) $(UNIT_LIBS))
 	@mkdir -p $(dir $@)
 	$(CC) $(SAN_FLAGS) -Wl,--wrap=pwrite -o $@ $^ $(SERVER_LIBS)
 
 # libFuzzer over every parser of untrusted input (clang); t-fuzz.sh runs each
 # for a bounded time.
-FUZZERS := udp nbd config frames control group stormtrace http template fat
+FUZZERS := udp nbd config frames control group stormtrace http psk tiers template fat
 FUZZ_BINS := $(patsubst %,$(BUILD)/fuzz/fuzz-%,$(FUZZERS))
 FUZZ_CFLAGS := $(filter-out -Wshadow -Wno-format-truncation,$(SERVER_CFLAGS)) -O1 -g \
 	-fsanitize=fuzzer-no-link,address,undefined
@@ -66,6 +67,10 @@ $(BUILD)/fuzz/fuzz-frames: $(BUILD)/fuzz/tests/fuzz/fuzz_frames.o $(BUILD)/fuzz/
 	clang $(FUZZ_LDFLAGS) -o $@ $^
 
 $(BUILD)/fuzz/fuzz-group: $(BUILD)/fuzz/tests/fuzz/fuzz_group.o $(BUILD)/fuzz/client/group.o
+	clang $(FUZZ_LDFLAGS) -o $@ $^
+
+$(BUILD)/fuzz/fuzz-tiers: $(BUILD)/fuzz/tests/fuzz/fuzz_tiers.o $(BUILD)/fuzz/linux/agent/wcconf.o \
+		$(BUILD)/fuzz/common/wcache.o
 	clang $(FUZZ_LDFLAGS) -o $@ $^
 
 $(BUILD)/fuzz/fuzz-stormtrace: $(BUILD)/fuzz/tests/fuzz/fuzz_stormtrace.o $(BUILD)/fuzz/cli/stormtrace.o

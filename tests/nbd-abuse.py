@@ -13,7 +13,8 @@ usage: nbd-abuse.py PORT SCENARIO [ARGS]
                                  WRITE of which only 30 MiB arrive; held HOLD s
   idle-after-handshake           connect, choose export "base", send nothing:
                                  print the seconds until the server closes (20 at most)
-  hold EXPORT SECONDS READYFILE  choose EXPORT (e.g. session:TOKEN), read its
+  hold EXPORT SECONDS READYFILE [SRC]
+                                 from address SRC (default 127.0.0.1), choose EXPORT (e.g. session:TOKEN), read its
                                  first 64 KiB, create READYFILE, keep the
                                  connection open SECONDS, then close it
                                  (tests/t-status.sh: a client in the OS phase)
@@ -144,7 +145,7 @@ elif scenario == "budget-refusal":
     print("error", error)
 elif scenario == "hold":
     export, hold, ready = args[0].encode(), float(args[1]), args[2]
-    s = connect()
+    s = connect(args[3] if len(args) > 3 else "127.0.0.1")
     handshake(s, export)
     s.sendall(struct.pack(">IHHQQI", REQUEST, 0, 0, 1, 0, 65536))
     magic, error, handle = struct.unpack(">IIQ", recv_exact(s, 16))

@@ -90,5 +90,9 @@ hup_and_wait 'config reload refused' && tail -n 3 "$LOG" | grep -q "the image li
 cp "$ND_TMP/good.conf" "$CONF"
 hup_and_wait 'config reloaded' && tail -n 3 "$LOG" | grep -q 'changed=nothing' &&
 	pass "reloading an unchanged file changes nothing" || fail "unchanged" "$(tail -n 3 "$LOG")"
+# An image's write-cache (issue #17) is taken over too.
+sed -i "s|^path = $ND_TMP/a.img|&\nwrite-cache = ram:64M|" "$CONF"
+hup_and_wait 'config reloaded' && tail -n 3 "$LOG" | grep -q 'changed=image-a-write-cache' &&
+	pass "an image's write-cache changes with a reload" || fail "write-cache reload" "$(tail -n 3 "$LOG")"
 kill -0 "$ND_SERVER_PID" && pass "one netdiskd process throughout (pid $ND_SERVER_PID)" || fail "process" "gone"
 stop_server

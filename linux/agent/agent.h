@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <netinet/in.h>
 #include "netdisk/boottable.h"
+#include "wcache.h"
 
 /* Where the disk is and who this machine is. */
 struct target {
@@ -30,6 +31,8 @@ int net_configure(const struct nd_boot_table *t, const char *env_path);
 
 /* nbd.c: TCP + NBD handshake (OPT_GO).  The socket, or -1 with a message. */
 int nbd_open(const struct target *tg, uint64_t *size, uint16_t *flags, char *err, size_t errlen);
+/* The write-cache setting the server gave with the last handshake ("" = none). */
+extern char nbd_write_cache[];
 
 /* genl.c: the kernel NBD driver over generic netlink. */
 int genl_nbd_connect(unsigned index, int sock, uint64_t size, uint16_t flags,
@@ -37,6 +40,17 @@ int genl_nbd_connect(unsigned index, int sock, uint64_t size, uint16_t flags,
 int genl_nbd_reconfigure(unsigned index, int sock, char *err, size_t errlen);
 /* Block until the kernel says device `index` lost its connection.  0, or -1. */
 int genl_nbd_wait_dead(unsigned index, char *err, size_t errlen);
+
+/* main.c: make the kernel read /dev/nbdN's partition table now, so root= can find its partition. */
+void scan_partitions(unsigned index);
+
+/* serve.c: the agent as the block server behind a write-redirection chain. */
+struct wc_config;
+int serve_setup(const struct target *tg, const struct wc_config *wc, uint64_t size,
+		unsigned index);
+int serve_run(uint64_t size, uint16_t flags, unsigned index, int ready_fd);
+/* Send a control request to the agent serving /dev/nbdN; prints the answer; exit code. */
+int ctl_request(unsigned index, const char *request);
 
 /* Log to the kernel log (console) and stderr. */
 void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -17,6 +17,7 @@
 #include <arpa/inet.h>
 #include "netdisk/proto.h"
 #include "agent.h"
+#include "tiers.h"
 
 #ifndef PR_SET_IO_FLUSHER
 #define PR_SET_IO_FLUSHER 57
@@ -32,33 +33,39 @@ struct options {
 	unsigned timeout_s;
 	unsigned dead_timeout_s;
 	int foreground;
+	const char *write_cache; /* --write-cache, else netdisk.write-cache= */
 };
 
+/*
+ * The kernel log stays open from the first message on: after switch_root the
+ * agent's /dev is an empty directory of the old initramfs (devtmpfs moved to
+ * the new root), and the I/O path must not open files anyway.
+ */
 void say(const char *fmt, ...)
 {
-	char line[512];
+	static int kmsg = -2;
+	char line[512], msg[600];
 	va_list ap;
-	int fd, n;
+	int n;
 
 	va_start(ap, fmt);
 	vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
 	fprintf(stderr, "netdisk-attach: %s\n", line);
-	fd = open("/dev/kmsg", O_WRONLY | O_CLOEXEC);
-	if (fd >= 0) {
-		char msg[600];
-
+	if (kmsg == -2)
+		kmsg = open("/dev/kmsg", O_WRONLY | O_CLOEXEC);
+	if (kmsg >= 0) {
 		n = snprintf(msg, sizeof(msg), "<5>netdisk-attach: %s\n", line);
-		if (write(fd, msg, (size_t)n) < 0)
+		if (write(kmsg, msg, (size_t)n) < 0)
 			fprintf(stderr, "netdisk-attach: (kernel log unavailable)\n");
-		close(fd);
 	}
 }
 
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: netdisk-attach [OPTIONS] [--configure-network | --print-table | --probe]\n"
+		"usage: netdisk-attach [OPTIONS] [--configure-network | --print-table | --probe |\n"
+		"                                 redirect TARGET | status]\n"
 		"Hands the network disk a firmware stub booted from to the kernel's NBD driver\n"
 		"(docs/handoff.md).  Without a mode: attach /dev/nbdN and keep the connection.\n"
 		"\n"
@@ -71,6 +78,12 @@ static void usage(FILE *f)
 		"  --timeout S          NBD request timeout (default 30)\n"
 		"  --dead-timeout S     how long I/O waits for a reconnect (default 3600)\n"
 		"  --foreground         keep the connection keeper in the foreground\n"
+		"  --write-cache SPEC   serve the device through a write cache: ram:SIZE\n"
+		"                       [overflow=disk:/PATH|LABEL=L], disk:SPEC or server\n"
+		"                       (default: netdisk.write-cache= on the kernel command\n"
+		"                       line; none: the kernel talks to the server directly)\n"
+		"  redirect ram|disk[:PATH]|server   send writes elsewhere from now on\n"
+		"  status               the write cache's target, order and fill\n"
 		"Once attached, " EXPORT_FILE " (root only) holds \"IP PORT EXPORT\".\n"
 		"Without a boot table: netdisk.server=IP[:PORT] netdisk.image=NAME on the kernel\n"
 		"command line.  Exit 1: no network disk to attach; 2: bad usage.\n");
@@ -129,8 +142,7 @@ static int connect_with_retry(const struct target *tg, unsigned tries, uint64_t 
 	return -1;
 }
 
-/* Make the kernel read the partition table now, so root= can find its partition. */
-static void scan_partitions(unsigned index)
+void scan_partitions(unsigned index)
 {
 	char dev[32];
 	int fd, i;
@@ -205,8 +217,84 @@ static void save_export(const struct target *tg)
 		close(fd);
 }
 
+/*
+ * The write-cache setting: --write-cache, else netdisk.write-cache= on the
+ * kernel command line (commas for spaces; "none" turns a server's setting
+ * off), else what the server gave with the handshake (netdiskd.conf).
+ * 1 with wc filled, 0 for none.
+ */
+static int write_cache_setting(const struct options *o, struct wc_config *wc)
+{
+	char cmdline[4096], value[WC_TEXT_MAX + 1], err[200], *p;
+	const char *v = o->write_cache, *from = "--write-cache";
+
+	if (!v && read_cmdline(cmdline, sizeof(cmdline)) == 0 &&
+	    (p = strstr(cmdline, "netdisk.write-cache=")) && (p == cmdline || p[-1] == ' ')) {
+		snprintf(value, sizeof(value), "%.*s", (int)strcspn(p + 20, " \n"), p + 20);
+		v = value;
+		from = "netdisk.write-cache=";
+	}
+	if (!v && nbd_write_cache[0]) {
+		v = nbd_write_cache;
+		from = "the server";
+	}
+	if (!v || !strcmp(v, "none"))
+		return 0;
+	if (wc_parse(v, wc, err, sizeof(err)) < 0) {
+		say("%s (from %s); no write cache", err, from);
+		return 0;
+	}
+	say("write cache %s (from %s)", v, from);
+	return 1;
+}
+
+/*
+ * Attach through the agent: a child (the keeper) serves /dev/nbdN from the
+ * write-redirection chain; this process returns once the partitions are
+ * read.  0, or -1 when the cache could not be set up (then attach directly).
+ */
+static int attach_serving(const struct options *o, const struct target *tg,
+			  const struct wc_config *wc, uint64_t size, uint16_t flags)
+{
+	char c;
+	int pfd[2];
+	pid_t pid;
+
+	if (pipe2(pfd, O_CLOEXEC) < 0) {
+		say("pipe2 failed: %s", strerror(errno));
+		return -1;
+	}
+	pid = fork();
+	if (pid < 0) {
+		say("fork failed: %s", strerror(errno));
+		return -1;
+	}
+	if (pid == 0) {
+		close(pfd[0]);
+		setsid();
+		become_keeper(); /* before the RAM tier and buffers exist: all locked */
+		if (serve_setup(tg, wc, size, o->index) < 0 ||
+		    serve_run(size, flags, o->index, pfd[1]) < 0)
+			_exit(1);
+		_exit(0);
+	}
+	close(pfd[1]);
+	if (read(pfd[0], &c, 1) != 1) {
+		close(pfd[0]);
+		say("the write cache could not be set up; attaching without it");
+		return -1;
+	}
+	close(pfd[0]);
+	say("attached /dev/nbd%u through the agent (write cache %s): %s:%u export %s, %llu MiB",
+	    o->index, chain_target_name(wc->target), inet_ntoa(tg->server), tg->nbd_port,
+	    tg->shown, (unsigned long long)(size >> 20));
+	save_export(tg);
+	return 0;
+}
+
 static int attach(const struct options *o)
 {
+	struct wc_config wc;
 	struct target tg;
 	uint64_t size;
 	uint16_t flags;
@@ -218,6 +306,17 @@ static int attach(const struct options *o)
 	fd = connect_with_retry(&tg, CONNECT_TRIES, &size, &flags);
 	if (fd < 0)
 		return 1;
+	if (write_cache_setting(o, &wc)) {
+		int rc;
+
+		close(fd); /* the serving agent's workers make their own connections */
+		rc = attach_serving(o, &tg, &wc, size, flags);
+		if (rc >= 0)
+			return rc;
+		fd = connect_with_retry(&tg, CONNECT_TRIES, &size, &flags);
+		if (fd < 0)
+			return 1;
+	}
 	if (genl_nbd_connect(o->index, fd, size, flags, o->timeout_s, o->dead_timeout_s, err,
 			     sizeof(err)) < 0) {
 		say("%s", err);
@@ -283,10 +382,11 @@ int main(int argc, char **argv)
 		{ "timeout", required_argument, 0, 'T' },
 		{ "dead-timeout", required_argument, 0, 'D' },
 		{ "foreground", no_argument, 0, 'f' },
+		{ "write-cache", required_argument, 0, 'W' },
 		{ "help", no_argument, 0, 'h' },
 		{ 0, 0, 0, 0 },
 	};
-	struct options o = { NULL, "/run/netdisk/net.env", 0, 30, 3600, 0 };
+	struct options o = { NULL, "/run/netdisk/net.env", 0, 30, 3600, 0, NULL };
 	struct nd_boot_table t;
 	char where[64];
 	int opt, mode = 0;
@@ -300,10 +400,19 @@ int main(int argc, char **argv)
 		case 'T': o.timeout_s = (unsigned)atoi(optarg); break;
 		case 'D': o.dead_timeout_s = (unsigned)atoi(optarg); break;
 		case 'f': o.foreground = 1; break;
+		case 'W': o.write_cache = optarg; break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
 	}
+	if (optind + 2 == argc && !strcmp(argv[optind], "redirect")) {
+		char req[200];
+
+		snprintf(req, sizeof(req), "redirect %s", argv[optind + 1]);
+		return ctl_request(o.index, req);
+	}
+	if (optind + 1 == argc && !strcmp(argv[optind], "status"))
+		return ctl_request(o.index, "status");
 	if (optind != argc) {
 		usage(stderr);
 		return 2;

@@ -14,21 +14,26 @@
 #include "nbdproto.h"
 #include "ndcommon.h"
 
-/* Send OPT_GO for the export and read replies up to the ACK. */
+char nbd_write_cache[WC_TEXT_MAX + 1];
+
+/* Send OPT_GO for the export (asking for the session's write-cache setting)
+ * and read replies up to the ACK. */
 static int go(int fd, const char *name, const char *shown, uint64_t *size, uint16_t *flags,
 	      char *err, size_t errlen)
 {
-	uint8_t opt[16 + 4 + 128 + 2], rep[20], data[256];
+	uint8_t opt[16 + 4 + 128 + 4], rep[20], data[256];
 	uint32_t n = (uint32_t)strlen(name);
 	int have_export = 0;
 
 	nd_put64(opt, NBD_OPT_MAGIC);
 	nd_put32(opt + 8, NBD_OPT_GO);
-	nd_put32(opt + 12, 4 + n + 2);
+	nd_put32(opt + 12, 4 + n + 4);
 	nd_put32(opt + 16, n);
 	memcpy(opt + 20, name, n);
-	nd_put16(opt + 20 + n, 0);
-	if (nd_write_full(fd, opt, 22 + n))
+	nd_put16(opt + 20 + n, 1);
+	nd_put16(opt + 22 + n, NBD_INFO_ND_WRITE_CACHE);
+	nbd_write_cache[0] = 0;
+	if (nd_write_full(fd, opt, 24 + n))
 		return -1;
 	for (;;) {
 		uint32_t type, len;
@@ -47,6 +52,11 @@ static int go(int fd, const char *name, const char *shown, uint64_t *size, uint1
 			*size = nd_get64(data + 2);
 			*flags = nd_get16(data + 10);
 			have_export = 1;
+		}
+		if (type == NBD_REP_INFO && len >= 2 && nd_get16(data) == NBD_INFO_ND_WRITE_CACHE &&
+		    len - 2 <= WC_TEXT_MAX) {
+			memcpy(nbd_write_cache, data + 2, len - 2);
+			nbd_write_cache[len - 2] = 0;
 		}
 		if (type == NBD_REP_ACK)
 			return have_export ? 0 : -1;

@@ -67,6 +67,30 @@ void unit_config(void)
 	expect_error("config-multicast-datagram", "multicast-datagram = 1000000\n",
 		     ":1: multicast-datagram must be 560..16432 bytes, not '1000000'");
 	expect_error("config-multicast-ttl", "multicast-ttl = 0\n", ":1: multicast-ttl must be 1..255, not '0'");
+	expect_error("config-write-cache-bad", "[image a]\npath = /a\nwrite-cache = ram:lots\n",
+		     ":3: write-cache: bad RAM size 'lots'");
+	expect_error("config-client-write-cache-bad",
+		     "[client 52:54:00:00:00:01]\nwrite-cache = disk:sdb\n", ":2: write-cache: bad disk 'sdb'");
+	{
+		struct config c = { 0 };
+		char path[300];
+		FILE *f;
+
+		snprintf(path, sizeof(path), "%s/wc.conf", unit_tmpdir());
+		f = fopen(path, "w");
+		if (f) {
+			fputs("[image a]\npath = /a\nwrite-cache = ram:64M overflow=disk:LABEL=ndcache\n"
+			      "[client 52:54:00:00:00:01]\nwrite-cache = server\n", f);
+			fclose(f);
+		}
+		rc = config_load(&c, path, err, sizeof(err));
+		check_that(rc == 0 && c.nimages == 1 &&
+				   !strcmp(c.images[0].write_cache, "ram:64M overflow=disk:LABEL=ndcache") &&
+				   c.nclients == 1 && !strcmp(c.clients[0].write_cache, "server"),
+			   "config-write-cache", "rc %d: %s", rc, err);
+		if (rc == 0)
+			config_free(&c);
+	}
 	expect_error("config-no-equals", "\n\nlisten\n", ":3: expected KEY = VALUE, got 'listen'");
 	expect_error("config-empty-value", "listen =\n", ":1: empty value for 'listen'");
 	expect_error("config-bad-section", "[disk a]\n", ":1: unknown section 'disk'");

@@ -86,6 +86,7 @@ static const struct {
 	{ "client", unit_client },
 	{ "ipstack", unit_ipstack },
 	{ "overlay", unit_overlay },
+	{ "tiers", unit_tiers },
 };
 
 int main(int argc, char **argv)

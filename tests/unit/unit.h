@@ -16,6 +16,7 @@ void unit_config(void);
 void unit_client(void);
 void unit_ipstack(void);
 void unit_overlay(void);
+void unit_tiers(void);
 
 /* Make every pwrite fail with err (0: work again), for storage errors
  * (unit-overlay.c's --wrap=pwrite). */
