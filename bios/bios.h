@@ -31,7 +31,7 @@ void far_write8(uint16_t seg, uint16_t off, uint32_t val);
 void far_write16(uint16_t seg, uint16_t off, uint32_t val);
 void far_write32(uint16_t seg, uint16_t off, uint32_t val);
 void far_copy(uint16_t dseg, uint16_t doff, uint16_t sseg, uint16_t soff, uint16_t len);
-void bios_int(uint8_t vector, struct bregs *r);
+void rm_bios_int(uint8_t vector, struct bregs *r);
 /* Flat GS (entry.asm): linear addresses below 4 GiB, valid while flat_ok. */
 void flat_setup(void);
 uint32_t flat_read16(uint32_t addr);
@@ -41,14 +41,65 @@ void flat_write32(uint32_t addr, uint32_t val);
 void flat_copy_from(void *dst, uint32_t src, uint16_t len);
 uint32_t flat_copy_from_sum(void *dst, uint32_t src, uint16_t len);
 void flat_copy_to(uint32_t dst, const void *src, uint16_t len);
-uint16_t pxe_call(uint16_t opcode, void *param);
+void flat_move(uint32_t dst, uint32_t src, uint16_t len);
+uint16_t rm_pxe_call(uint16_t opcode, void *param);
 void boot_jump(void) __attribute__((noreturn));
-extern char int13_entry[], int15_entry[];
-extern uint32_t pxenv_ptr, pxe_ptr, pxe_entry, old_int13, old_int15;
-extern uint32_t hidden_start, hidden_end, ext_hidden_start, ext_hidden_end;
+void rm_call(void);
+extern char pm_int13_entry[], pm_resume[];
+extern uint8_t res_blob[], res_blob_end[];
+extern uint32_t pxenv_ptr, pxe_ptr, pxe_entry, res_lin;
 extern uint16_t stub_seg, base_kb_before;
-extern uint8_t pxe_use_pxenv, our_drive, hd_count_ours, flat_ok;
+extern uint8_t pxe_use_pxenv, our_drive, flat_ok, pm_mode;
 extern char _resident_end[];
+
+/*
+ * resident.c: the real-mode resident part (resident.asm) and the image in
+ * extended memory.  The header at the start of the resident part; its
+ * layout is resident.asm's.
+ */
+struct res_hdr {
+	uint16_t int13_entry, int15_entry, int13_back, rm_call_entry;
+	uint32_t old_int13, old_int15;
+	uint32_t hidden_start, hidden_end, ext_hidden_start, ext_hidden_end;
+	uint32_t image_lin, res_lin;
+	uint16_t pm_int13, pm_resume;
+	uint32_t pxe_entry;
+	uint8_t our_drive, hd_count_ours, pxe_use_pxenv, rm_fn;
+	uint16_t bounce_off, table_off, rm_sp, res_seg;
+	uint8_t bios_vector, pad;
+	uint16_t res_size;
+	struct bregs bregs;
+	uint16_t pad2;
+	uint16_t pxe_status, pxe_opcode;
+	uint8_t pxe_param[128];
+	uint8_t gdt[48];
+	uint16_t gdtr_limit;
+	uint32_t gdtr_base;
+} __attribute__((packed));
+
+/* Base memory the resident part may take (RES_RESERVE_KB in entry.asm). */
+#define RES_RESERVE_KB 24
+/* The resident part's real-mode stack, right below its bounce buffer. */
+#define RES_STACK 2048
+
+extern uint32_t hidden_start, hidden_end, ext_hidden_start, ext_hidden_end;
+extern uint32_t image_lin;   /* linear address of the running image */
+extern uint8_t hd_count_ours;
+void bios_int(uint8_t vector, struct bregs *r);
+#define pxe_call(op, param) pxe_call_n((op), (param), sizeof(*(param)))
+uint16_t pxe_call_n(uint16_t opcode, void *param, unsigned size);
+/* Near memory <-> seg:off, in either mode. */
+void far_to_near(void *dst, uint16_t seg, uint16_t off, uint16_t len);
+void near_to_far(uint16_t seg, uint16_t off, const void *src, uint16_t len);
+/* PXE UDP buffers: where the PXE stack reads (out) or writes a datagram. */
+void pxe_buffer_out(const void *buf, uint16_t len, uint16_t *seg, uint16_t *off);
+void pxe_buffer_in(void *buf, uint16_t *seg, uint16_t *off);
+void pxe_buffer_done(void *buf, uint16_t len);
+/* Move the image to extended memory, the resident part to the top of base
+ * memory, and hook INT 13h and INT 15h there. */
+void resident_install(uint32_t bounce_size);
+void resident_publish_table(const void *table, unsigned len);
+void resident_irq_window(void);
 
 /* Port I/O (COM1, PCI configuration, the NIC). */
 static inline uint8_t inb(uint16_t port)
@@ -93,7 +144,7 @@ static inline void outl(uint16_t port, uint32_t v)
 /* Linear address of a near pointer in our segment. */
 static inline uint32_t linear(const void *p)
 {
-	return ((uint32_t)stub_seg << 4) + (uint16_t)(uintptr_t)p;
+	return image_lin + (uint16_t)(uintptr_t)p;
 }
 
 /* Copy between near memory and any linear address (above 1 MiB too). */

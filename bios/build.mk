@@ -5,7 +5,7 @@ BIOS_CFLAGS := -m16 -march=i686 -ffreestanding -fno-pie -fno-pic -fno-jump-table
 	-fno-stack-protector -fno-asynchronous-unwind-tables -fno-builtin -Os \
 	-mno-sse -mno-mmx -mno-80387 -fno-common -ffunction-sections -fdata-sections \
 	-Wall -Wextra -Wno-unused-parameter -Iinclude -Iclient -Ibios
-BIOS_C := bios/main.c bios/disk.c bios/pxe.c bios/nic.c bios/memory.c bios/console.c bios/clock.c bios/libc.c \
+BIOS_C := bios/main.c bios/disk.c bios/pxe.c bios/nic.c bios/memory.c bios/console.c bios/clock.c bios/libc.c bios/resident.c \
 	client/ndclient.c client/policy.c client/ipstack.c client/virtio_net.c
 BIOS_OBJ := $(patsubst %.c,$(BUILD)/bios/%.o,$(notdir $(BIOS_C))) $(BUILD)/bios/entry.o
 
@@ -19,9 +19,13 @@ $(BUILD)/bios/%.o: client/%.c | $(BUILD)/.dir
 	@mkdir -p $(dir $@)
 	$(CC) $(BIOS_CFLAGS) $(DEPFLAGS) -c $< -o $@
 
-$(BUILD)/bios/entry.o: bios/entry.asm | $(BUILD)/.dir
+$(BUILD)/bios/resident.bin: bios/resident.asm bios/realmode.inc | $(BUILD)/.dir
 	@mkdir -p $(dir $@)
-	nasm -f elf32 -o $@ $<
+	nasm -f bin -Ibios/ -o $@ $<
+
+$(BUILD)/bios/entry.o: bios/entry.asm bios/realmode.inc $(BUILD)/bios/resident.bin | $(BUILD)/.dir
+	@mkdir -p $(dir $@)
+	nasm -f elf32 -Ibios/ -I$(BUILD)/bios/ -o $@ $<
 
 $(BUILD)/bios/netdisk-pxe.elf: $(BIOS_OBJ) linker/netdisk-pxe.ld
 	ld -m elf_i386 -nostdlib --no-warn-rwx-segments --gc-sections -T linker/netdisk-pxe.ld -o $@ $(BIOS_OBJ)

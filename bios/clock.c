@@ -12,6 +12,8 @@
 static uint32_t tsc_per_ms = 1;
 static uint64_t last_tsc;
 static uint32_t ms;
+static uint32_t irq_window_ms; /* when interrupts last had a moment (protected mode) */
+#define IRQ_WINDOW_MS 10       /* well below a timer tick: none is lost while waiting */
 
 uint64_t rdtsc(void)
 {
@@ -67,6 +69,10 @@ uint32_t clock_ms(void)
 
 		ms += n;
 		last_tsc += (uint64_t)n * tsc_per_ms;
+	}
+	if (pm_mode && ms - irq_window_ms >= IRQ_WINDOW_MS) {
+		irq_window_ms = ms;
+		resident_irq_window();
 	}
 	return ms;
 }

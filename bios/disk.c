@@ -67,6 +67,17 @@ static void linear_move(uint32_t dst, uint32_t src, unsigned len)
 {
 	uint8_t old[2], last[2];
 
+	if (pm_mode) {
+		while (len) {
+			uint16_t n = len > 0x8000 ? 0x8000 : (uint16_t)len;
+
+			flat_move(dst, src, n);
+			dst += n;
+			src += n;
+			len -= n;
+		}
+		return;
+	}
 	if (dst + len <= ONE_MIB && src + len <= ONE_MIB) {
 		far_copy((uint16_t)(dst >> 4), (uint16_t)(dst & 15), (uint16_t)(src >> 4),
 			 (uint16_t)(src & 15), (uint16_t)len);
@@ -332,11 +343,11 @@ static uint8_t ext_io(struct int13_regs *r, uint8_t fn)
 	uint8_t st;
 
 	memset(&d, 0, sizeof(d));
-	far_copy(stub_seg, (uint16_t)(uintptr_t)&d, r->ds, SI(r), 16);
+	far_to_near(&d, r->ds, SI(r), 16);
 	if (d.size < 16)
 		return ST_BAD_COMMAND;
 	if (d.size >= 24)
-		far_copy(stub_seg, (uint16_t)(uintptr_t)&d.flat, r->ds, SI(r) + 16, 8);
+		far_to_near(&d.flat, r->ds, SI(r) + 16, 8);
 	buffer = ((uint32_t)d.buf_seg << 4) + d.buf_off;
 	if (d.size >= 24 && d.buf_off == 0xffff && d.buf_seg == 0xffff) {
 		if (d.flat >> 32) {
@@ -403,7 +414,7 @@ static uint8_t edd_params(struct int13_regs *r)
 		p.spt = 63;
 	}
 	p.dpte = 0xffffffffu;
-	far_copy(r->ds, SI(r), stub_seg, (uint16_t)(uintptr_t)&p, size);
+	near_to_far(r->ds, SI(r), &p, size);
 	return ST_OK;
 }
 

@@ -6,24 +6,40 @@
 ; pointer stays valid with CS=DS=SS=ES.  C (gcc -m16) is entered with a
 ; 32-bit call and returns with a 32-bit ret; helpers called from C follow the
 ; same convention (cdecl, 4-byte argument slots, result in EAX).
+;
+; The stub starts in real mode at the top of base memory.  Before it boots,
+; it moves itself to extended memory and leaves only its real-mode resident
+; part (resident.asm, built into this image) in base memory; from then on
+; this image runs only inside INT 13h calls, in 16-bit protected mode with
+; segment bases at its own address (pm_mode = 1), and the helpers below take
+; the protected-mode path: real-mode segments become linear addresses
+; through the flat selector, BIOS and PXE calls go through the resident part.
 
 	bits 16
 
 	extern _image_end, _resident_end, _resident_kb, _stack_top
 	extern stub_main, int13_handler
 
-	global pxenv_ptr, pxe_ptr, stub_seg, base_kb_before
-	global old_int13, old_int15, hd_count_ours, hidden_start, hidden_end
-	global ext_hidden_start, ext_hidden_end, flat_ok
-	global pxe_entry, pxe_use_pxenv, our_drive
+	global pxenv_ptr, pxe_ptr, stub_seg, base_kb_before, flat_ok
+	global pxe_entry, pxe_use_pxenv, our_drive, pm_mode, res_lin
 	global far_read8, far_read16, far_read32, far_write8, far_write16, far_write32
-	global far_copy, bios_int, pxe_call, boot_jump, int13_entry, int15_entry
+	global far_copy, rm_bios_int, rm_pxe_call, boot_jump
 	global flat_setup, flat_read16, flat_read32, flat_write16, flat_write32
-	global flat_copy_from, flat_copy_from_sum, flat_copy_to
+	global flat_copy_from, flat_copy_from_sum, flat_copy_to, flat_move
+	global res_blob, res_blob_end, pm_int13_entry, pm_resume, rm_call
 
 %define BDA_SEG 0x40
 %define BDA_BASEMEM 0x13
 %define BDA_HDCOUNT 0x75
+; Base memory kept free above the image while it starts, for the resident
+; part (resident.asm, with a PXE bounce buffer) to go to in the end.
+%define RES_RESERVE_KB 24
+; Selectors of the resident part's GDT (resident.asm).
+%define FLAT_SEL 0x08
+%define PM_DS 0x18
+%define RM_CS 0x20
+%define RES_INT13_BACK 4	; offsets in its header (struct res_hdr)
+%define RES_RM_CALL 6
 
 	section .text.entry
 	global _start
@@ -45,7 +61,7 @@ _start:
 	mov ds, ax
 	mov ax, [BDA_BASEMEM]
 	mov [cs:base_kb_before], ax
-	sub ax, _resident_kb
+	sub ax, _resident_kb + RES_RESERVE_KB
 	and ax, ~3		; a 4 KiB boundary, so that the linker's page layout holds
 	mov [BDA_BASEMEM], ax
 	shl ax, 6
@@ -83,39 +99,51 @@ _start:
 
 	section .text
 
-; uint8_t far_read8(uint16_t seg, uint16_t off) and friends.
-far_read8:
+; Address seg:off of a far_* helper's first two arguments as FS:ECX: in
+; real mode FS = seg; in protected mode FS is flat and ECX linear.
+%macro FAR_ADDR 0
+	cmp byte [pm_mode], 0
+	jne %%pm
 	mov fs, [esp + 4]
 	movzx ecx, word [esp + 8]
+	jmp %%done
+%%pm:
+	mov cx, FLAT_SEL
+	mov fs, cx
+	movzx ecx, word [esp + 4]
+	shl ecx, 4
+	movzx eax, word [esp + 8]
+	add ecx, eax
+%%done:
+%endmacro
+
+; uint8_t far_read8(uint16_t seg, uint16_t off) and friends.
+far_read8:
+	FAR_ADDR
 	movzx eax, byte [fs:ecx]
 	o32 ret
 far_read16:
-	mov fs, [esp + 4]
-	movzx ecx, word [esp + 8]
+	FAR_ADDR
 	movzx eax, word [fs:ecx]
 	o32 ret
 far_read32:
-	mov fs, [esp + 4]
-	movzx ecx, word [esp + 8]
+	FAR_ADDR
 	mov eax, [fs:ecx]
 	o32 ret
 
 ; void far_write8(uint16_t seg, uint16_t off, uint32_t val) and friends.
 far_write8:
-	mov fs, [esp + 4]
-	movzx ecx, word [esp + 8]
+	FAR_ADDR
 	mov eax, [esp + 12]
 	mov [fs:ecx], al
 	o32 ret
 far_write16:
-	mov fs, [esp + 4]
-	movzx ecx, word [esp + 8]
+	FAR_ADDR
 	mov eax, [esp + 12]
 	mov [fs:ecx], ax
 	o32 ret
 far_write32:
-	mov fs, [esp + 4]
-	movzx ecx, word [esp + 8]
+	FAR_ADDR
 	mov eax, [esp + 12]
 	mov [fs:ecx], eax
 	o32 ret
@@ -128,10 +156,13 @@ far_write32:
 ; every BIOS or PXE call.  In V86 mode (a memory manager such as EMM386
 ; runs) the switch is impossible: flat_ok is then 0 and the C side falls
 ; back to the BIOS block move.  GS is used for nothing else.
-%define FLAT_SEL 8
-
 ; flat_gs: establish flat GS if we can; keeps every register and the flags.
+; In protected mode GS is flat already.
 flat_gs:
+	cmp byte [cs:pm_mode], 0
+	je .in_real_mode
+	ret
+.in_real_mode:
 	push ax
 	smsw ax
 	test al, 1
@@ -298,9 +329,35 @@ flat_write32:
 
 ; void far_copy(uint16_t dseg, uint16_t doff, uint16_t sseg, uint16_t soff, uint16_t len)
 far_copy:
+	cmp byte [pm_mode], 0
+	jne far_copy_pm
 	COPY_ENTER
 	FAR_ARGS
 	COPY_BODY si, es:di, si, di, 0
+	COPY_LEAVE
+
+; In protected mode: both sides linear through the flat GS.
+far_copy_pm:
+	COPY_ENTER
+	movzx edi, word [esp + 20]
+	shl edi, 4
+	movzx eax, word [esp + 24]
+	add edi, eax
+	movzx esi, word [esp + 28]
+	shl esi, 4
+	movzx eax, word [esp + 32]
+	add esi, eax
+	mov dx, [esp + 36]
+	COPY_BODY gs:esi, gs:edi, esi, edi, 0
+	COPY_LEAVE
+
+; void flat_move(uint32_t dst_linear, uint32_t src_linear, uint16_t len): GS flat.
+flat_move:
+	COPY_ENTER
+	mov edi, [esp + 20]
+	mov esi, [esp + 24]
+	mov dx, [esp + 28]
+	COPY_BODY gs:esi, gs:edi, esi, edi, 0
 	COPY_LEAVE
 
 ; Arguments of flat_copy_from(_sum) into DI (near), ESI (linear) and DX.
@@ -335,21 +392,13 @@ flat_copy_to:
 	COPY_BODY si, gs:edi, si, edi, 0
 	COPY_LEAVE
 
-; Register block for bios_int; must match struct bregs in bios.h.
-%define BR_EAX 0
-%define BR_EBX 4
-%define BR_ECX 8
-%define BR_EDX 12
-%define BR_ESI 16
-%define BR_EDI 20
-%define BR_EBP 24
-%define BR_DS 28
-%define BR_ES 30
-%define BR_FLAGS 32
+; Register block for bios_int (struct bregs in bios.h).
+%include "realmode.inc"
 
-; void bios_int(uint8_t vector, struct bregs *r): call an interrupt handler
-; as INT would, with every register taken from and returned into *r.
-bios_int:
+; void rm_bios_int(uint8_t vector, struct bregs *r): call an interrupt handler
+; as INT would, with every register taken from and returned into *r.  Real
+; mode only (bios_int in resident.c chooses).
+rm_bios_int:
 	pushad
 	push ds
 	push es
@@ -397,28 +446,15 @@ bios_int:
 	call flat_gs		; the BIOS may have switched modes
 	o32 ret
 
-; uint16_t pxe_call(uint16_t opcode, void *param): one PXE API call with the
-; parameter block in our segment; returns the exit code in AX.
-pxe_call:
+; uint16_t rm_pxe_call(uint16_t opcode, void *param): one PXE API call with the
+; parameter block in our segment; returns the exit code in AX.  Real mode only.
+rm_pxe_call:
 	pushad
 	push ds
 	push es
 	mov ax, [esp + 36 + 4]
 	mov di, [esp + 36 + 8]
-	cmp byte [cs:pxe_use_pxenv], 0
-	jne .pxenv
-	push ss
-	push di
-	push ax
-	call far [cs:pxe_entry]
-	add sp, 6
-	jmp .done
-.pxenv:
-	mov bx, ax
-	push ss
-	pop es
-	call far [cs:pxe_entry]
-.done:
+	PXE_API_CALL ss, di
 	and esp, 0xffff
 	mov [cs:pxe_status], ax
 	pop es
@@ -444,178 +480,80 @@ boot_jump:
 	sti
 	jmp 0:0x7c00
 
-; Copy the current arithmetic flags into the FLAGS word of the caller's
-; interrupt frame, then return from the interrupt.
-%macro iret_with_flags 0
-	push bp
-	mov bp, sp
-	push ax
-	pushf
-	pop ax
-	mov [bp + 6], al
-	pop ax
-	pop bp
-	iret
-%endmacro
-
-; INT 13h: our drive goes to C on our own stack; hard disks above it are
-; shifted down by one and chained; floppies are chained untouched.
-int13_entry:
-	push ds
-	push ax
-	mov ax, BDA_SEG
-	mov ds, ax
-	mov al, [cs:hd_count_ours]
-	cmp [BDA_HDCOUNT], al
-	jae .count_ok
-	mov [BDA_HDCOUNT], al
-.count_ok:
-	pop ax
-	pop ds
-	cmp dl, [cs:our_drive]
-	je .ours
-	jb .chain
-	mov [cs:chain_dl], dl
-	mov [cs:chain_ah], ah
-	dec dl
-	pushf
-	call far [cs:old_int13]
-	mov dl, [cs:chain_dl]
-	jc .chained
-	cmp byte [cs:chain_ah], 0x08
-	jne .chained_ok
-	push ds
-	push ax
-	mov ax, BDA_SEG
-	mov ds, ax
-	mov dl, [BDA_HDCOUNT]
-	pop ax
-	pop ds
-.chained_ok:
-	clc
-.chained:
-	iret_with_flags
-.chain:
-	jmp far [cs:old_int13]
-.ours:
-	mov [cs:caller_ss], ss
-	mov [cs:caller_esp], esp
-	mov ss, [cs:stub_seg]
-	mov esp, _stack_top
-	sti
-	cld
-	pushad
-	push ds
-	push es
-	mov ax, ss
+; The INT 13h handler in protected mode: entered from the resident part
+; (resident.asm) with CS = this image, interrupts off, EBX = the linear
+; address of the caller's registers (struct int13_regs) on its stack.  They
+; are copied onto ours, handled, copied back; then back to the resident part
+; with the carry flag for the caller in DL.
+%define INT13_FRAME 36
+pm_int13_entry:
+	mov ax, PM_DS
 	mov ds, ax
 	mov es, ax
-	call flat_gs		; the caller may have switched modes since
-	movzx eax, sp
+	mov ss, ax
+	mov esp, _stack_top
+	mov ax, FLAT_SEL
+	mov fs, ax
+	mov gs, ax
+	cld
+	mov [int13_frame], ebx
+	sub esp, INT13_FRAME
+	xor ecx, ecx
+.in:
+	mov eax, [gs:ebx + ecx]
+	mov [esp + ecx], eax
+	add ecx, 4
+	cmp ecx, INT13_FRAME
+	jb .in
+	mov eax, esp
 	push eax
 	call dword int13_handler
 	add esp, 4
-	mov [cs:int13_cf], al
-	pop es
-	pop ds
-	popad
-	cli
-	mov ss, [cs:caller_ss]
-	mov esp, [cs:caller_esp]
-	push bp
-	mov bp, sp
-	and byte [bp + 6], 0xfe
-	cmp byte [cs:int13_cf], 0
-	je .no_carry
-	or byte [bp + 6], 1
-.no_carry:
-	pop bp
-	iret
-
-; INT 15h: E820 entries that overlap our memory (the resident part in base
-; memory, the NIC's block in extended memory) are trimmed so the OS never
-; sees it as usable RAM; every other call is chained.
-int15_entry:
-	cmp eax, 0xe820
-	je .e820
-	jmp far [cs:old_int15]
-.e820:
-	pushf
-	call far [cs:old_int15]
-	jc .out
-	push bx
-	mov bx, hidden_start
-	call e820_trim
-	mov bx, ext_hidden_start
-	call e820_trim
-	pop bx
-	clc
+	mov [int13_cf], al
+	mov ebx, [int13_frame]
+	xor ecx, ecx
 .out:
-	iret_with_flags
+	mov eax, [esp + ecx]
+	mov [gs:ebx + ecx], eax
+	add ecx, 4
+	cmp ecx, INT13_FRAME
+	jb .out
+	mov dl, [int13_cf]
+	mov eax, [res_lin]
+	push word RM_CS
+	push word [gs:eax + RES_INT13_BACK]
+	retf
 
-; Trim the E820 entry at ES:DI, if usable RAM below 4 GiB, so that it leaves
-; out the linear range from [cs:bx] to [cs:bx + 4] (none if that is 0).  An
-; entry reaching past the range on both sides keeps only its lower part.
-e820_trim:
-	cmp dword [cs:bx + 4], 0
-	je .ret
-	cmp dword [es:di + 16], 1
-	jne .ret
-	cmp dword [es:di + 4], 0
-	jne .ret
-	push eax
-	push edx
-	mov eax, [es:di]
-	cmp eax, [cs:bx + 4]
-	jae .pop
-	; edx = end of the entry, saturated at 4 GiB
-	mov edx, eax
-	add edx, [es:di + 8]
-	jc .huge
-	cmp dword [es:di + 12], 0
-	je .have_end
-.huge:
-	mov edx, 0xffffffff
-.have_end:
-	cmp edx, [cs:bx]
-	jbe .pop
-	cmp eax, [cs:bx]
-	jae .starts_inside
-	; entry starts below the range: end it where the range begins
-	mov edx, [cs:bx]
-	sub edx, eax
-	mov [es:di + 8], edx
-	mov dword [es:di + 12], 0
-	jmp .pop
-.starts_inside:
-	cmp edx, [cs:bx + 4]
-	jbe .all_inside
-	; entry runs past the range: start it where the range ends
-	sub edx, [cs:bx + 4]
-	mov [es:di + 8], edx
-	mov dword [es:di + 12], 0
-	mov edx, [cs:bx + 4]
-	mov [es:di], edx
-	jmp .pop
-.all_inside:
-	mov dword [es:di + 16], 2
-.pop:
-	pop edx
-	pop eax
-.ret:
-	ret
+; void rm_call(void): run the call the resident part's header describes
+; (bios_int or pxe_call, resident.c fills it in) in real mode, from
+; protected mode.  Comes back at pm_resume.
+rm_call:
+	pushad
+	mov [pm_esp], esp
+	mov eax, [res_lin]
+	push word RM_CS
+	push word [gs:eax + RES_RM_CALL]
+	retf
+pm_resume:
+	mov ax, PM_DS
+	mov ds, ax
+	mov es, ax
+	mov ss, ax
+	mov esp, [pm_esp]
+	mov ax, FLAT_SEL
+	mov fs, ax
+	mov gs, ax
+	popad
+	o32 ret
 
 	section .data
 	align 4
 pxenv_ptr:	dd 0		; far pointer to PXENV+ from ES:BX
 pxe_ptr:	dd 0		; far pointer to !PXE from the stack
 pxe_entry:	dd 0		; the API entry point chosen by C
-old_int13:	dd 0
-old_int15:	dd 0
-hidden_start:	dd 0		; linear ranges hidden from E820: resident part
-hidden_end:	dd 0
-ext_hidden_start: dd 0		; and the NIC's block in extended memory
-ext_hidden_end:	dd 0
+res_lin:	dd 0		; linear address of the resident part, once there
+int13_frame:	dd 0		; linear address of the caller's registers
+pm_esp:		dd 0		; our stack pointer during a real-mode call
 flat_gdtr:	dw 15		; our GDT: a null and a flat data descriptor
 		dd 0		; its linear address, set after relocation
 saved_gdtr:	dw 0		; the caller's, restored after flat_gs
@@ -626,18 +564,19 @@ flat_gdt:	dq 0
 		db 0, 0x93	; base 16-23, present writable data
 		db 0x8f, 0	; 4 KiB granularity, limit 16-19; base 24-31
 bios_int_target: dd 0
-caller_esp:	dd 0
 stub_seg:	dw 0
 base_kb_before:	dw 0		; 40:13 before we took our share
 bios_int_regs:	dw 0
 pxe_status:	dw 0
-caller_ss:	dw 0
 pxe_use_pxenv:	db 0		; 1: call through PXENV+ (BX = opcode, ES:DI = block)
 our_drive:	db 0x80
-hd_count_ours:	db 0		; hard disks in 40:75 including ours
-chain_dl:	db 0
-chain_ah:	db 0
 int13_cf:	db 0
 flat_ok:	db 0		; GS is flat (0: V86 mode, use the BIOS block move)
+pm_mode:	db 0		; 1 in the copy in extended memory: protected mode
+
+; The resident part (resident.asm), copied to the top of base memory.
+	align 16
+res_blob:	incbin "resident.bin"
+res_blob_end:
 
 	section .note.GNU-stack noalloc noexec nowrite progbits

@@ -23,7 +23,7 @@ static struct pxe_info net;
 static struct nd_transport transport;
 static uint16_t server_port;
 static uint32_t next_retry_report;
-static int hooked;
+static int pxe_net; /* the network is the PXE stack's UDP API */
 
 /* Datagram sizes and windows to try, fastest first (the probe is
  * nd_attach_ladder, client/policy.c).  A large datagram reaches us as IP
@@ -80,33 +80,7 @@ void boot_table_publish(void)
 	memcpy(n.server, net.server_ip, 4);
 	n.port = server_port;
 	nd_boot_table(&disk, ND_BT_FW_BIOS, &n, &boot_table);
-}
-
-/* Claim drive 80h (other hard disks move up by one) and hide our memory. */
-static void install_hooks(void)
-{
-	hidden_start = (uint32_t)far_read16(0x40, 0x13) << 10; /* us (and rings in base memory) */
-	hidden_end = (uint32_t)base_kb_before << 10;
-	hd_count_ours = (uint8_t)(far_read8(0x40, 0x75) + 1);
-	far_write8(0x40, 0x75, hd_count_ours);
-	old_int13 = far_read32(0, 0x13 * 4);
-	old_int15 = far_read32(0, 0x15 * 4);
-	asm volatile("cli");
-	far_write32(0, 0x13 * 4, ((uint32_t)stub_seg << 16) | (uint16_t)(uintptr_t)int13_entry);
-	far_write32(0, 0x15 * 4, ((uint32_t)stub_seg << 16) | (uint16_t)(uintptr_t)int15_entry);
-	asm volatile("sti");
-	hooked = 1;
-}
-
-/* Undo install_hooks, before our memory is given back. */
-static void uninstall_hooks(void)
-{
-	asm volatile("cli");
-	far_write32(0, 0x13 * 4, old_int13);
-	far_write32(0, 0x15 * 4, old_int15);
-	asm volatile("sti");
-	far_write8(0x40, 0x75, hd_count_ours - 1);
-	hooked = 0;
+	resident_publish_table(&boot_table, sizeof(boot_table));
 }
 
 /* Nothing to boot from us: give back our memory and let the BIOS try the next device. */
@@ -116,8 +90,6 @@ void give_up(const char *why)
 
 	con_printf("netdisk: %s\nnetdisk: giving up, trying the next boot device (INT 18h)\n", why);
 	nic_stop();
-	if (hooked)
-		uninstall_hooks();
 	far_write16(0x40, 0x13, base_kb_before);
 	memset(&r, 0, sizeof(r));
 	bios_int(0x18, &r);
@@ -171,6 +143,7 @@ static void open_network(void)
 	if (!(bootcfg.flags & ND_BOOTCFG_FIRMWARE_NET) &&
 	    nic_open(&net, server_port, attach_timeout_s(), &transport) == 0)
 		return;
+	pxe_net = 1;
 	local_port = (uint16_t)(0xc000 | (rdtsc() & 0x3fff));
 	if (pxe_udp_open(&net, server_port, local_port))
 		give_up("PXE UDP_OPEN failed");
@@ -180,10 +153,10 @@ static void open_network(void)
 
 void stub_main(void)
 {
+	image_lin = (uint32_t)stub_seg << 4;
 	flat_setup();
 	con_init();
-	con_printf("\nnetdisk.pxe: disk over the network via PXE (%u KiB resident at %x:0000)\n",
-		   (uint32_t)(base_kb_before - far_read16(0x40, 0x13)), stub_seg);
+	con_printf("\nnetdisk.pxe: disk over the network via PXE (starting at %x:0000)\n", stub_seg);
 	clock_init();
 	if (pxe_find())
 		give_up("no PXE API found (neither !PXE nor PXENV+)");
@@ -202,11 +175,15 @@ void stub_main(void)
 	con_printf("netdisk: %u-byte datagrams, window %u\n", disk.dgram, disk.window);
 	boot_table_publish();
 	disk_geometry_init();
-	install_hooks();
 	if (disk_read_to(0, 1, 0x7c00) != 0)
 		give_up("cannot read the boot sector");
 	if (far_read16(0, 0x7dfe) != 0xaa55)
 		give_up("the disk has no boot signature (55AA)");
+	/* Claim drive 80h (other hard disks move up by one), move out of base
+	 * memory but for the resident part, and hook INT 13h and INT 15h. */
+	hd_count_ours = (uint8_t)(far_read8(0x40, 0x75) + 1);
+	far_write8(0x40, 0x75, hd_count_ours);
+	resident_install(pxe_net ? RX_DGRAM : 0);
 	memory_report();
 	con_printf("netdisk: booting drive 80h\n");
 	boot_jump();

@@ -15,7 +15,6 @@ struct e820_entry {
 	uint32_t type;
 } __attribute__((packed));
 
-extern char _stack_top[];
 
 /*
  * A size-byte block at the top of the usable range [base, end), 4 KiB
@@ -48,14 +47,25 @@ static uint32_t carve(uint32_t base, uint32_t end, uint32_t size)
  * Called before that hook is installed, so the map is the firmware's
  * (and the PXE stack's, which hides its own memory).  From the block to
  * the end of its range is hidden: at most 1 MiB more than size.
- * Returns the block's linear address, 0 if there is none.
+ * Returns the block's linear address, 0 if there is none.  A second block
+ * (the NIC's first, then the stub's image) goes right below the first, in
+ * the same range, and the hidden range grows down to it.
  */
+static uint32_t taken_range_base;
+
 uint32_t ext_memory_take(uint32_t size)
 {
 	struct e820_entry e;
 	struct bregs r;
-	uint32_t best = 0, best_end = 0, start, next = 0;
+	uint32_t best = 0, best_end = 0, best_base = 0, start, next = 0;
 	unsigned n;
+
+	if (ext_hidden_start) {
+		start = carve(taken_range_base, ext_hidden_start, size);
+		if (start)
+			ext_hidden_start = start;
+		return start;
+	}
 
 	for (n = 0; n < E820_MAX_ENTRIES; n++) {
 		memset(&e, 0, sizeof(e));
@@ -76,6 +86,7 @@ uint32_t ext_memory_take(uint32_t size)
 			start = carve((uint32_t)e.base, (uint32_t)(e.base + e.size), size);
 			if (start > best) {
 				best = start;
+				best_base = (uint32_t)e.base;
 				best_end = (uint32_t)(e.base + e.size);
 			}
 		}
@@ -87,6 +98,7 @@ uint32_t ext_memory_take(uint32_t size)
 		return 0;
 	ext_hidden_start = best;
 	ext_hidden_end = best_end;
+	taken_range_base = best_base;
 	return best;
 }
 
@@ -97,18 +109,20 @@ uint32_t ext_memory_take(uint32_t size)
  */
 void memory_report(void)
 {
-	uint32_t base = (uint32_t)stub_seg << 4, end = base + (uint16_t)(uintptr_t)_resident_end;
-	uint32_t stack = base + (uint16_t)(uintptr_t)_stack_top, nic_at, nic_size;
+	struct res_hdr *h = (struct res_hdr *)res_blob;
+	uint32_t base = res_lin, end = hidden_end;
+	uint32_t stack = base + h->bounce_off, nic_at, nic_size;
+	uint32_t image = h->image_lin, image_end = image + (uint16_t)(uintptr_t)_resident_end;
 
-	con_printf("netdisk: memory: resident %x-%x (%u KiB, stack %x-%x)", base, end - 1,
-		   (end - base + 1023) / 1024, stack - 4096, stack - 1);
+	con_printf("netdisk: memory: resident %x-%x (%u KiB, stack %x-%x), image %x-%x (%u KiB)",
+		   base, end - 1, (end - base + 1023) / 1024, stack - RES_STACK, stack - 1, image,
+		   image_end - 1, (image_end - image + 1023) / 1024);
 	if (nic_memory(&nic_at, &nic_size))
-		con_printf(", NIC rings and buffers %x-%x (%u KiB, hidden to %x)", nic_at,
-			   nic_at + nic_size - 1, (nic_size + 1023) / 1024,
-			   (ext_hidden_end > nic_at ? ext_hidden_end : nic_at + nic_size) - 1);
+		con_printf(", NIC rings and buffers %x-%x (%u KiB)", nic_at, nic_at + nic_size - 1,
+			   (nic_size + 1023) / 1024);
 	else
 		con_printf(", no NIC memory of its own");
-	con_printf("\n");
+	con_printf(", hidden %x-%x\n", ext_hidden_start, ext_hidden_end - 1);
 	if (base < LOW_LIMIT)
 		con_printf("netdisk: WARNING: only %u KiB of base memory: the stub is at %x, below 80000,\n"
 			   "netdisk: WARNING: where boot loaders (GRUB: 70000-7ffff) may overwrite it\n",

@@ -124,7 +124,7 @@ int pxe_find(void)
 
 static void far_get(uint16_t seg, uint16_t off, uint8_t *dst, unsigned len)
 {
-	far_copy(stub_seg, (uint16_t)(uintptr_t)dst, seg, off, (uint16_t)len);
+	far_to_near(dst, seg, off, (uint16_t)len);
 }
 
 /* Our address, the next-server, the MAC, netmask and router, all from the
@@ -197,6 +197,7 @@ int pxe_udp_open(const struct pxe_info *info, uint16_t server_port, uint16_t loc
 static int udp_send(void *ctx, const void *buf, unsigned len)
 {
 	struct s_pxenv_udp_write w;
+	uint16_t seg, off;
 
 	memset(&w, 0, sizeof(w));
 	memcpy(w.ip, udp.server_ip, 4);
@@ -204,8 +205,9 @@ static int udp_send(void *ctx, const void *buf, unsigned len)
 	w.src_port = udp.local_port;
 	w.dst_port = udp.server_port;
 	w.buffer_size = (uint16_t)len;
-	w.buffer_off = (uint16_t)(uintptr_t)buf;
-	w.buffer_seg = stub_seg;
+	pxe_buffer_out(buf, (uint16_t)len, &seg, &off);
+	w.buffer_seg = seg;
+	w.buffer_off = off;
 	pxe_call(PXENV_UDP_WRITE, &w);
 	return 0;
 }
@@ -214,15 +216,20 @@ static int udp_send(void *ctx, const void *buf, unsigned len)
 static int udp_poll(void *buf, unsigned size)
 {
 	struct s_pxenv_udp_read r;
+	uint16_t seg, off;
 
 	memset(&r, 0, sizeof(r));
 	memcpy(r.dest_ip, udp.my_ip, 4);
 	r.d_port = udp.local_port;
 	r.buffer_size = (uint16_t)size;
-	r.buffer_off = (uint16_t)(uintptr_t)buf;
-	r.buffer_seg = stub_seg;
+	pxe_buffer_in(buf, &seg, &off);
+	r.buffer_seg = seg;
+	r.buffer_off = off;
 	if (pxe_call(PXENV_UDP_READ, &r) || r.status)
 		return 0;
+	if (r.buffer_size > size)
+		return 0;
+	pxe_buffer_done(buf, r.buffer_size);
 	if (memcmp4(r.src_ip, udp.server_ip) || r.s_port != udp.server_port)
 		return 0;
 	return r.buffer_size;

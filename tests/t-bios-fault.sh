@@ -46,6 +46,15 @@ stop_qemu
 stop_server
 check "restart: stub reports the outage" grep -q "not answering, retrying" "$ND_TMP/restart.serial"
 check "restart: stub reports the recovery" grep -q "answering again" "$ND_TMP/restart.serial"
+# The read the outage stalls lasts seconds (the server is away 4 s): the
+# BIOS timer keeps ticking meanwhile (the stub, in protected mode with
+# interrupts off, lets them in every 10 ms), so the program's clock sees it.
+longest=$(tr -d '\r' <"$ND_TMP/restart.serial" | sed -n 's/^val fault_longest_read_ticks=//p')
+if [ "${longest:-0}" -ge 36 ]; then
+	pass "restart: the timer ticks through a stalled read ($longest ticks)"
+else
+	fail "restart: the timer ticks through a stalled read" "longest read ${longest:-?} ticks, want >= 36 (2 s)"
+fi
 int13_all_ok restart restart
 
 # 2b. The server comes back without its session records (persistent overlays

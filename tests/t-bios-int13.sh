@@ -40,10 +40,14 @@ expected=(
 	"stub writes nothing in 500-7ffff while it reads" "42 read after the fill matches the image"
 )
 int13_results int13 int13
-# Nothing the stub keeps (resident part, stack, NIC rings and buffers) is
-# where boot loaders put theirs; the NIC block is hidden from the OS too.
+# Nothing the stub keeps (resident part, stack, its image, NIC rings and
+# buffers) is where boot loaders put theirs; what lies in extended memory is
+# hidden from the OS too.  Base memory: only the real-mode resident part
+# (entry points, GDT, stack: 4 KiB, from a 4 KiB boundary: up to 3 KiB more;
+# iPXE and memdisk keep a few KiB too).
 check "int13: stub memory outside 500-7ffff" stub_memory_outside_low "$ND_TMP/int13.serial"
-check "int13: NIC rings and buffers hidden from E820" nic_memory_hidden "$ND_TMP/int13.serial"
+check "int13: image, NIC rings and buffers hidden from E820" ext_memory_hidden "$ND_TMP/int13.serial"
+check "int13: at most 7 KiB of base memory" stub_resident_kb "$ND_TMP/int13.serial" 7
 for name in "${expected[@]}"; do
 	grep -q "ok $name" "$ND_TMP/int13.serial" || fail "int13: $name" "check did not run"
 done
@@ -95,4 +99,7 @@ for nic in e1000 rtl8139 virtio-net-pci; do
 	check "int13 $nic: through PXE's UDP API" \
 		grep -q "netdisk: network through the PXE stack's UDP API" "$log"
 	check "int13 $nic: stub memory outside 500-7ffff" stub_memory_outside_low "$log"
+	# The PXE API path adds a bounce buffer for the largest datagram (16 KiB).
+	check "int13 $nic: at most 23 KiB of base memory" stub_resident_kb "$log" 23
+	check "int13 $nic: image hidden from E820" ext_memory_hidden "$log"
 done

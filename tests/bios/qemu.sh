@@ -113,20 +113,36 @@ stub_memory_outside_low() {
 	[ "$n" -gt 0 ] || { echo "no 'netdisk: memory:' line"; return 1; }
 }
 
-# nic_memory_hidden LOG: the NIC block the stub reported (the range after
-# the resident part and the stack)
-# overlaps no usable E820 range the test program printed.
-nic_memory_hidden() {
-	local nic start end
-	nic=($(stub_memory_ranges "$1" | sed -n 3p))
-	[ ${#nic[@]} -eq 2 ] || { echo "no NIC block in the memory report"; return 1; }
+# ext_memory_hidden LOG: every range the stub reported after its resident
+# part and stack (its image in extended memory, the NIC's block, the hidden
+# range) overlaps no usable E820 range the test program printed.
+ext_memory_hidden() {
+	local start end n=0 r
 	paste -d' ' <(tr -d '\r' <"$1" | sed -n 's/^val e820_ram_start=//p') \
 		<(tr -d '\r' <"$1" | sed -n 's/^val e820_ram_end=//p') >"$1.ram"
 	[ -s "$1.ram" ] || { echo "the test program printed no E820 ranges"; return 1; }
-	while read -r start end; do
-		if [ "${nic[1]}" -ge "$start" ] && [ "${nic[0]}" -lt "$end" ]; then
-			printf 'NIC block %x-%x is in usable E820 range %x-%x\n' "${nic[0]}" "${nic[1]}" "$start" "$end"
-			return 1
-		fi
-	done <"$1.ram"
+	while read -r -a r; do
+		n=$((n + 1))
+		[ "$n" -gt 2 ] || continue
+		while read -r start end; do
+			if [ "${r[1]}" -ge "$start" ] && [ "${r[0]}" -lt "$end" ]; then
+				printf 'stub range %x-%x is in usable E820 range %x-%x\n' "${r[0]}" "${r[1]}" "$start" "$end"
+				return 1
+			fi
+		done <"$1.ram"
+	done < <(stub_memory_ranges "$1")
+	[ "$n" -ge 4 ] || { echo "no image or hidden range in the memory report"; return 1; }
+}
+
+# stub_resident_kb LOG MAX: the resident part the stub keeps in base memory
+# (the first range of its memory report) is at most MAX KiB.
+stub_resident_kb() {
+	local r
+	r=($(stub_memory_ranges "$1" | head -n 1))
+	[ ${#r[@]} -eq 2 ] || { echo "no resident range in the memory report"; return 1; }
+	if [ $(((r[1] - r[0] + 1 + 1023) / 1024)) -gt "$2" ]; then
+		printf 'resident part %x-%x is %u KiB, more than %u\n' "${r[0]}" "${r[1]}" \
+			$(((r[1] - r[0] + 1 + 1023) / 1024)) "$2"
+		return 1
+	fi
 }
