@@ -243,6 +243,10 @@ static int cmd_info(const char *server, const struct opts *o)
 	printf("client mac:  %s\n", mac);
 	printf("datagram:    %u bytes (%u data), window %u, %u sectors per request\n",
 	       k.c.dgram, k.c.chunk, k.c.window, k.c.max_sectors);
+	if (k.c.handoff & ND_HANDOFF_PERSONALIZED)
+		printf("personalized: yes, layer %06x\n", k.c.handoff >> ND_HANDOFF_LAYER_SHIFT);
+	else
+		printf("personalized: no\n");
 	disconnect(&k);
 	return 0;
 }

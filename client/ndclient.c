@@ -292,6 +292,7 @@ static int take_grant(struct nd_client *c, int plen)
 	c->chunk = chunk;
 	c->window = min16(window, c->cfg.window);
 	c->max_sectors = max_sectors;
+	c->handoff = nd_get32(r->handoff);
 	if (GROUPS) {
 		/* A group is taken only as offered in full: address, port and a
 		 * block size the cache can hold. */
@@ -793,6 +794,8 @@ void nd_boot_table(const struct nd_client *c, uint8_t firmware, const struct nd_
 	t->version = ND_BT_VERSION;
 	t->firmware = firmware;
 	t->mode = c->mode;
+	t->flags = c->handoff & ND_HANDOFF_PERSONALIZED ? ND_BT_FLAG_PERSONALIZED : 0;
+	nd_put32(t->handoff, c->handoff);
 	memcpy(t->mac, n->mac, 6);
 	memcpy(t->client_ip, n->ip, 4);
 	memcpy(t->netmask, n->netmask, 4);

@@ -118,6 +118,7 @@ struct nd_client {
 	uint16_t chunk;
 	uint16_t dgram;
 	uint32_t max_sectors;
+	uint32_t handoff;        /* ND_HANDOFF_*: e.g. the server personalized this view */
 	char image[ND_IMAGE_NAME_LEN + 1];
 	/* The multicast group ATTACH offered (docs/protocol.md, "Multicast"). */
 	uint8_t mc_addr[4];      /* IPv4 group, 0.0.0.0: none offered */

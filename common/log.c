@@ -133,3 +133,13 @@ void nd_log(int level, const char *fmt, ...)
 	else
 		fprintf(stderr, "%s %s %s: %s\n", when, level_names[level], log_prog, msg);
 }
+
+int nd_errf(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+	return -1;
+}

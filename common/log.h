@@ -31,4 +31,8 @@ void nd_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)
 /* "text" or "json" into *format; 0, or -1 for any other name. */
 int nd_log_format_parse(const char *s, enum nd_log_format *format);
 
+/* Format an error message into err (errlen bytes) for the caller to report;
+ * returns -1, so that `return nd_errf(err, errlen, ...)` fails a call. */
+int nd_errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 #endif /* ND_LOG_H */

@@ -126,6 +126,13 @@ static int bad(struct parser *p, const char *what, const char *arg)
 	return -1;
 }
 
+/* A personalization key's error, which says what was wrong itself. */
+static int persona_bad(struct parser *p, const char *msg)
+{
+	snprintf(p->err, p->errlen, "%s:%d: %s", p->file, p->line, msg);
+	return -1;
+}
+
 static int section_header(struct parser *p, char *s)
 {
 	struct config *c = p->c;
@@ -298,7 +305,11 @@ static int write_cache_key(struct parser *p, char dst[WC_TEXT_MAX + 1], const ch
 static int image_key(struct parser *p, const char *k, const char *v)
 {
 	struct image *im = &p->c->images[p->c->nimages - 1];
+	char msg[512];
+	int rc;
 
+	if ((rc = persona_image_key(&im->persona, k, v, p->dir, p->line, msg, sizeof(msg))) != 0)
+		return rc < 0 ? persona_bad(p, msg) : 0;
 	if (!strcmp(k, "path")) {
 		int n = v[0] == '/' || !p->dir[0]
 			? snprintf(im->path, sizeof(im->path), "%s", v)
@@ -321,7 +332,11 @@ static int image_key(struct parser *p, const char *k, const char *v)
 static int client_key(struct parser *p, const char *k, const char *v)
 {
 	struct client_rule *r = &p->c->clients[p->c->nclients - 1];
+	char msg[512];
+	int rc;
 
+	if ((rc = persona_client_key(&r->persona, k, v, p->line, msg, sizeof(msg))) != 0)
+		return rc < 0 ? persona_bad(p, msg) : 0;
 	if (!strcmp(k, "image")) {
 		if (strlen(v) > NAME_MAX_LEN)
 			return bad(p, "image name too long", v);
@@ -362,6 +377,18 @@ static int parse_line(struct parser *p, char *s)
 	if (*s == '[')
 		return section_header(p, s);
 	eq = strchr(s, '=');
+	if (!eq && p->sec == SEC_IMAGE && !strncmp(s, "file ", 5) && (v = strstr(s, " from "))) {
+		/* file PATH from FILE: a personalization template kept in a file */
+		char msg[512];
+
+		*v = 0;
+		k = trim(s + 5);
+		v = trim(v + 6);
+		if (persona_image_file_from(&p->c->images[p->c->nimages - 1].persona, k, v, p->dir,
+					    p->line, msg, sizeof(msg)) < 0)
+			return persona_bad(p, msg);
+		return 0;
+	}
 	if (!eq)
 		return bad(p, "expected KEY = VALUE, got", s);
 	*eq = 0;
@@ -505,11 +532,17 @@ int config_check(struct config *c, char *err, size_t errlen)
 	}
 	if (!c->default_image[0])
 		snprintf(c->default_image, sizeof(c->default_image), "%s", c->images[0].name);
-	return 0;
+	return persona_config_check(c, err, errlen);
 }
 
 void config_free(struct config *c)
 {
+	int i;
+
+	for (i = 0; i < c->nimages; i++)
+		persona_image_free(&c->images[i].persona);
+	for (i = 0; i < c->nclients; i++)
+		persona_client_free(&c->clients[i].persona);
 	free(c->images);
 	free(c->clients);
 	c->images = NULL;

@@ -55,20 +55,6 @@ const char *http_request_path(char *head, size_t len, int *method_ok)
 	return path;
 }
 
-static void send_all(int fd, const char *p, size_t len)
-{
-	while (len) {
-		ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return;
-		p += n;
-		len -= (size_t)n;
-	}
-}
-
 static void respond(int fd, int code, const char *reason, const char *type, const char *body,
 		    size_t len, int head_only)
 {
@@ -77,9 +63,9 @@ static void respond(int fd, int code, const char *reason, const char *type, cons
 			 "Content-Length: %zu\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n",
 			 code, reason, type, len);
 
-	send_all(fd, h, (size_t)n);
-	if (!head_only)
-		send_all(fd, body, len);
+	/* (SIGPIPE is ignored: a client that went away only fails the write) */
+	if (nd_write_full(fd, h, (size_t)n) == 0 && !head_only)
+		nd_write_full(fd, body, len);
 }
 
 /* Read one request head within the time limit; its length, or -1. */

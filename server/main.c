@@ -384,8 +384,9 @@ int main(int argc, char **argv)
 	}
 	if (!s.iobuf || s.udp_fd < 0 || s.nbd_fd < 0 || server_open_images(&s, err, sizeof(err)) < 0 ||
 	    server_state_init(&s, err, sizeof(err)) < 0 || store_init_all(&s, err, sizeof(err)) < 0 ||
-	    control_open(&s, err, sizeof(err)) < 0 || trace_init(&s.cfg, err, sizeof(err)) < 0 ||
-	    mcast_open(&s, err, sizeof(err)) < 0 || tls_init(&s.cfg, err, sizeof(err)) < 0) {
+	    persona_check_images(&s, err, sizeof(err)) < 0 || control_open(&s, err, sizeof(err)) < 0 ||
+	    trace_init(&s.cfg, err, sizeof(err)) < 0 || mcast_open(&s, err, sizeof(err)) < 0 ||
+	    tls_init(&s.cfg, err, sizeof(err)) < 0) {
 		fprintf(stderr, "netdiskd: %s\n", err);
 		return 1;
 	}

@@ -326,6 +326,8 @@ void mcast_join(struct server *s, struct session *ss, const struct nd_attach_req
 		why = "its datagrams are smaller than the group's";
 	else if (ss->mode == ND_MODE_DIRECT)
 		why = "it writes the image directly";
+	else if (ss->persona) /* the group carries the version's blocks, not its own */
+		why = "its view is personalized";
 	else if (layer_own_data(ss->own, 0, ss->img->base->size))
 		why = "its overlay holds writes of an earlier boot";
 	if (why) {

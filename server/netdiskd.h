@@ -15,6 +15,7 @@
 #include "log.h"
 #include "mcast.h"
 #include "metrics.h"
+#include "persona.h"
 #include "ndcommon.h"
 #include "store.h"
 
@@ -28,6 +29,7 @@ struct image {
 	struct layer *base;      /* the image file, read-only */
 	struct session *writer;  /* the direct-mode writer, if any */
 	struct store *store;     /* its versions (store.c) */
+	struct persona_image persona; /* personalization templates (persona.c) */
 	char write_cache[WC_TEXT_MAX + 1]; /* its clients' agent write cache, "" = none */
 };
 
@@ -40,6 +42,7 @@ struct client_rule {
 	int tester;                   /* reads the image's test version (tester = yes) */
 	int on_update_reset;          /* persistent overlay follows production (on-update = reset) */
 	char group[32];               /* canary group (group = NAME), "" = none */
+	struct persona_client persona; /* its hostname and variables (persona.c) */
 	char write_cache[WC_TEXT_MAX + 1]; /* overrides the image's, "" = the image's */
 };
 
@@ -90,6 +93,8 @@ struct session {
 	struct layer *top;     /* where this session's I/O goes */
 	struct layer *own;     /* the layer it owns (overlay or writable image), or NULL */
 	struct vnode *vn;      /* the image version it reads (store.h), a reference */
+	struct layer *persona; /* its personalization layer over vn->top (persona.c), or NULL */
+	uint64_t persona_id;   /* ... that layer's id */
 	unsigned vnum;         /* ... its number: pinned until the client attaches again */
 	int boot_counted;      /* its boot was counted as reaching the OS handoff or not */
 	uint32_t nonce;        /* from ATTACH: a retried ATTACH gets the same session */

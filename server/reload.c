@@ -95,6 +95,10 @@ static int clients_differ(const struct config *o, const struct config *n)
 		struct client_rule a = o->clients[i], b = n->clients[i];
 
 		a.line = b.line = 0;
+		if (!persona_client_equal(&a.persona, &b.persona))
+			return 1;
+		memset(&a.persona, 0, sizeof(a.persona)); /* (pointers: compared above) */
+		memset(&b.persona, 0, sizeof(b.persona));
 		if (memcmp(&a, &b, sizeof(a))) /* the parser zeroes each rule first */
 			return 1;
 	}
@@ -113,7 +117,7 @@ int config_reload(struct server *s, struct config *n, char *err, size_t errlen)
 	struct config *o = &s->cfg;
 	char keys[256], how[400], changed[512] = "";
 	struct client_rule *old_clients;
-	int i;
+	int i, old_n;
 
 	restart_only(o, n, keys, sizeof(keys));
 	if (keys[0]) {
@@ -129,9 +133,18 @@ int config_reload(struct server *s, struct config *n, char *err, size_t errlen)
 	for (i = 0; i < o->nimages; i++) {
 		char what[NAME_MAX_LEN + 24];
 
+		struct persona_image pi;
+
 		snprintf(what, sizeof(what), "image-%s-mode", o->images[i].name);
 		CHANGED(o->images[i].mode != n->images[i].mode, what);
 		o->images[i].mode = n->images[i].mode;
+		/* Personalization templates: the next attach of each client rebuilds
+		 * its layer if what it holds changed (nothing keeps a pointer). */
+		snprintf(what, sizeof(what), "image-%s-persona", o->images[i].name);
+		CHANGED(!persona_image_equal(&o->images[i].persona, &n->images[i].persona), what);
+		pi = o->images[i].persona;
+		o->images[i].persona = n->images[i].persona;
+		n->images[i].persona = pi; /* freed with n */
 		snprintf(what, sizeof(what), "image-%s-write-cache", o->images[i].name);
 		CHANGED(strcmp(o->images[i].write_cache, n->images[i].write_cache), what);
 		snprintf(o->images[i].write_cache, sizeof(o->images[i].write_cache), "%s",
@@ -179,9 +192,11 @@ int config_reload(struct server *s, struct config *n, char *err, size_t errlen)
 	/* Client rules are looked up at each attach under the server lock, which
 	 * the caller holds: nothing keeps a pointer into the old array. */
 	old_clients = o->clients;
+	old_n = o->nclients;
 	o->clients = n->clients;
 	o->nclients = n->nclients;
 	n->clients = old_clients;
+	n->nclients = old_n; /* config_free(n) frees each old rule's personalization */
 	log_msg("config reloaded; live sessions keep the mode, image and version they attached "
 		"with until their next attach: changed=%s client_sections=%d",
 		changed[0] ? changed : "nothing", o->nclients);

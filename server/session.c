@@ -218,6 +218,8 @@ static void end_session(struct server *s, struct session *ss, const char *why)
 	if (ss->own && ss->mode != ND_MODE_VOLATILE)
 		layer_flush(ss->own);
 	layer_close(ss->own);
+	layer_close(ss->persona);
+	ss->persona = NULL;
 	if (ss->vn) {
 		if (ss->mode == ND_MODE_DIRECT) /* the maintenance version it wrote */
 			layer_flush(ss->top);
@@ -250,14 +252,18 @@ static const struct client_rule *find_rule(struct config *c, const uint8_t mac[6
 /*
  * Give the session the layers its mode needs, over the image version it is
  * pinned to (`want`: the one a restored session read; 0: the store chooses,
- * store_session_version).  0, or -1 with a message.
+ * store_session_version), and its personalization layer between the two.
+ * 0, or -1 with a message (and *status: IO, or DENIED for a personalization
+ * the config or the image cannot give).
  */
 static int session_layers(struct server *s, struct session *ss, int fresh, unsigned want,
-			  char *err, size_t errlen)
+			  unsigned *status, char *err, size_t errlen)
 {
 	char data[PATH_MAX], map[PATH_MAX], mac[18];
+	struct layer *below;
 	int stale = 0, reset = 0;
 
+	*status = ND_ERR_IO;
 	if (ss->mode == ND_MODE_DIRECT && !ss->img->store->versioned) {
 		/* An image never versioned: direct mode writes its file, exclusively. */
 		ss->own = file_layer_open(ss->img->path, 1, err, errlen);
@@ -270,6 +276,18 @@ static int session_layers(struct server *s, struct session *ss, int fresh, unsig
 	ss->vn = store_session_version(s, ss, want, find_rule(&s->cfg, ss->mac), &reset, err, errlen);
 	if (!ss->vn)
 		return -1;
+	below = ss->vn->top;
+	if (ss->mode != ND_MODE_DIRECT) { /* the maintenance writer sees the golden image */
+		ss->persona = persona_open(s, ss, &ss->persona_id, status, err, errlen);
+		if (!ss->persona && *status) {
+			store_release(ss->vn);
+			ss->vn = NULL;
+			return -1;
+		}
+		*status = ND_ERR_IO;
+		if (ss->persona)
+			below = ss->persona;
+	}
 	switch (ss->mode) {
 	case ND_MODE_DIRECT:
 		if (store_version(ss->img->store, ss->vnum)->state != VS_MAINTENANCE) {
@@ -281,11 +299,11 @@ static int session_layers(struct server *s, struct session *ss, int fresh, unsig
 		ss->img->writer = ss;
 		return 0;
 	case ND_MODE_READONLY:
-		ss->top = ss->vn->top;
+		ss->top = below;
 		return 0;
 	default:
 		overlay_paths(s, ss, data, map);
-		ss->own = overlay_open(ss->vn->top, data, map, fresh || reset, &stale, err, errlen);
+		ss->own = overlay_open(below, data, map, fresh || reset, &stale, err, errlen);
 		ss->top = ss->own;
 		if (!ss->own)
 			break;
@@ -296,6 +314,8 @@ static int session_layers(struct server *s, struct session *ss, int fresh, unsig
 		}
 		return 0;
 	}
+	layer_close(ss->persona);
+	ss->persona = NULL;
 	store_release(ss->vn);
 	ss->vn = NULL;
 	return -1;
@@ -487,6 +507,15 @@ static void loggable(const char *in, char *out, size_t outlen)
 	out[i] = 0;
 }
 
+/* The session's personalization layer id, 16 hex digits. */
+static const char *persona_hex(const struct session *ss)
+{
+	static char hex[17];
+
+	snprintf(hex, sizeof(hex), "%016llx", (unsigned long long)ss->persona_id);
+	return hex;
+}
+
 /* The attach both transports share: `from` is NULL for NBD. */
 static struct session *attach(struct server *s, const struct nd_attach_req *req,
 			      const struct sockaddr *from, socklen_t fromlen, const char *peer,
@@ -498,7 +527,7 @@ static struct session *attach(struct server *s, const struct nd_attach_req *req,
 	struct session *ss = NULL;
 	time_t now = time(NULL);
 	int mode = 0;
-	unsigned n;
+	unsigned n, lstatus;
 
 	s->refusal[0] = 0;
 	memcpy(want, req->image, NAME_MAX_LEN);
@@ -593,13 +622,21 @@ static struct session *attach(struct server *s, const struct nd_attach_req *req,
 	}
 	if (from)
 		ss->nonce = nd_get32(req->nonce);
-	if (session_layers(s, ss, mode == ND_MODE_VOLATILE, 0, err, sizeof(err)) < 0)
+	if (session_layers(s, ss, mode == ND_MODE_VOLATILE, 0, &lstatus, err, sizeof(err)) < 0) {
+		if (lstatus == ND_ERR_DENIED) {
+			session_free(ss);
+			*status = ND_ERR_DENIED;
+			why = err;
+			goto refused;
+		}
 		goto failed;
+	}
 	session_insert(s, ss);
 	session_save(s, ss);
-	log_msg("attach mac=%s ip=%s image=%s mode=%s session=%08x boot_table=%s version=%u", mac, peer,
-		ss->img->name, nd_mode_text(ss->mode), nd_token_fingerprint(ss->token),
-		ss->caps & ND_CAP_BOOT_TABLE ? "yes" : "no", ss->vnum);
+	log_msg("attach mac=%s ip=%s image=%s mode=%s session=%08x boot_table=%s version=%u%s%.*s",
+		mac, peer, ss->img->name, nd_mode_text(ss->mode), nd_token_fingerprint(ss->token),
+		ss->caps & ND_CAP_BOOT_TABLE ? "yes" : "no", ss->vnum,
+		ss->persona ? " persona=" : "", ss->persona ? 16 : 0, persona_hex(ss));
 	return ss;
 failed:
 	session_free(ss);
@@ -694,7 +731,7 @@ static int restore_one(struct server *s, const char *hex, FILE *f, time_t idle, 
 {
 	char line[256], image[NAME_MAX_LEN + 1] = "", macs[32] = "", peer[64] = "", err[512];
 	char origin[16] = "";
-	unsigned mode = 0, kind = 0, nonce = 0, dgram = 0, window = 0, version = 0, i;
+	unsigned mode = 0, kind = 0, nonce = 0, dgram = 0, window = 0, version = 0, i, lstatus;
 	struct session *ss;
 
 	while (fgets(line, sizeof(line), f)) {
@@ -725,7 +762,8 @@ static int restore_one(struct server *s, const char *hex, FILE *f, time_t idle, 
 	if (!ss->nbd_owned)
 		restore_peer(ss, peer);
 	negotiate(s, ss, dgram, window);
-	if (session_layers(s, ss, 0, ss->img->store->versioned ? version : 0, err, sizeof(err)) < 0) {
+	if (session_layers(s, ss, 0, ss->img->store->versioned ? version : 0, &lstatus, err,
+			   sizeof(err)) < 0) {
 		log_msg("cannot restore session %08x: %s", nd_token_fingerprint(ss->token), err);
 		goto fail;
 	}
@@ -877,6 +915,7 @@ void server_close(struct server *s)
 			if (ss->own)
 				layer_flush(ss->own);
 			layer_close(ss->own);
+			layer_close(ss->persona);
 			if (ss->vn && ss->mode == ND_MODE_DIRECT)
 				layer_flush(ss->top);
 			store_release(ss->vn);

@@ -1176,16 +1176,7 @@ void store_poll_jobs(struct server *s)
 
 /* ---- admin commands ------------------------------------------------------- */
 
-static int fail(char *msg, size_t msglen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int fail(char *msg, size_t msglen, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, msglen, fmt, ap);
-	va_end(ap);
-	return -1;
-}
+#define fail nd_errf /* (common/log.h) */
 
 static int parse_num(const char *s, unsigned *out)
 {

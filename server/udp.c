@@ -90,6 +90,9 @@ static void describe(const struct server *s, struct session *ss, struct nd_attac
 	nd_put16(r->max_dgram, ss->dgram);
 	nd_put32(r->max_sectors, ss->max_sectors);
 	memcpy(r->image, ss->img->name, strnlen(ss->img->name, sizeof(r->image)));
+	if (ss->persona)
+		nd_put32(r->handoff, ND_HANDOFF_PERSONALIZED |
+			 (uint32_t)(ss->persona_id << ND_HANDOFF_LAYER_SHIFT));
 	mcast_describe(s, ss, r);
 }
 

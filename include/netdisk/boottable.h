@@ -25,6 +25,7 @@
 /* Who published it (.firmware). */
 #define ND_BT_FW_BIOS 1
 #define ND_BT_FW_EFI 2
+#define ND_BT_FLAG_PERSONALIZED 0x01 /* the server personalized the session (handoff) */
 
 struct nd_boot_table {
 	/* ACPI header, little-endian. */
@@ -41,7 +42,7 @@ struct nd_boot_table {
 	uint8_t version;            /* ND_BT_VERSION */
 	uint8_t firmware;           /* ND_BT_FW_* */
 	uint8_t mode;               /* enum nd_mode of the session */
-	uint8_t flags;              /* none defined yet */
+	uint8_t flags;              /* ND_BT_FLAG_* */
 	uint8_t mac[6];             /* the NIC the stub booted from */
 	uint8_t reserved0[2];
 	uint8_t client_ip[4];       /* IPv4, network order */
@@ -53,7 +54,8 @@ struct nd_boot_table {
 	uint8_t token[16];          /* the session to continue (export "session:HEX") */
 	uint8_t sectors[8];         /* disk size */
 	char image[64];             /* image name, NUL-padded */
-	uint8_t reserved1[36];
+	uint8_t handoff[4];         /* the ATTACH reply's handoff word (ND_HANDOFF_*) */
+	uint8_t reserved1[32];
 } __attribute__((packed));
 
 _Static_assert(sizeof(struct nd_boot_table) == 192, "boot table is 192 bytes");

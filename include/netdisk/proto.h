@@ -142,7 +142,7 @@ struct nd_attach_rep {
 	uint8_t mcast_addr[4];  /* IPv4 multicast group READ data may come from, 0 = none */
 	uint8_t mcast_port[2];  /* its UDP port */
 	uint8_t mcast_sectors[2]; /* sectors per group block: no group datagram spans two */
-	uint8_t handoff[4];     /* reserved: boot-table and personalization flags */
+	uint8_t handoff[4];     /* ND_HANDOFF_*: the session's view is personalized, ... */
 	uint8_t mcast_stream[8]; /* the group stream's identity (image and its version): every
 				  * group datagram carries it in token[0..7], zeros after */
 	uint8_t mcast_hold[2];  /* ms the server holds back a block it sent to the group: a member
@@ -151,6 +151,10 @@ struct nd_attach_rep {
 	uint8_t reserved3[10];
 	char image[ND_IMAGE_NAME_LEN]; /* name of the image attached */
 } __attribute__((packed));
+
+/* The handoff word of the ATTACH (and session INFO) reply. */
+#define ND_HANDOFF_PERSONALIZED 0x00000001u /* bit 0: the server personalized this view */
+#define ND_HANDOFF_LAYER_SHIFT 8            /* bits 8..31: its layer id (24 bits of it) */
 
 /* INFO reply payload without a session: what the server speaks. */
 struct nd_server_info {

@@ -324,8 +324,9 @@ static int attach(const struct options *o)
 	}
 	close(fd);
 	scan_partitions(o->index);
-	say("attached /dev/nbd%u: %s:%u export %s, %llu MiB", o->index, inet_ntoa(tg.server),
-	    tg.nbd_port, tg.shown, (unsigned long long)(size >> 20));
+	say("attached /dev/nbd%u: %s:%u export %s, %llu MiB%s", o->index, inet_ntoa(tg.server),
+	    tg.nbd_port, tg.shown, (unsigned long long)(size >> 20),
+	    tg.have_table && (tg.table.flags & ND_BT_FLAG_PERSONALIZED) ? ", personalized" : "");
 	save_export(&tg);
 	if (!o->foreground && fork() != 0)
 		return 0; /* the initramfs goes on to mount root; the child keeps the link */

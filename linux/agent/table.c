@@ -143,6 +143,8 @@ void table_print(const struct nd_boot_table *t, const char *where)
 	       nd_get16(t->nbd_port));
 	printf("image:      %.*s\n", (int)sizeof(t->image), t->image);
 	printf("mode:       %u\n", t->mode);
+	if (t->flags & ND_BT_FLAG_PERSONALIZED)
+		printf("personal:   yes, layer %06x\n", nd_get32(t->handoff) >> ND_HANDOFF_LAYER_SHIFT);
 	printf("sectors:    %llu\n", (unsigned long long)nd_get64(t->sectors));
 	printf("session:    %08x (the token's fingerprint; the token is never shown)\n",
 	       nd_token_fingerprint(t->token));

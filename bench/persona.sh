@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
+# Personalization layers (issue #18): milliseconds and bytes to build one
+# client's layer (hostname, /etc/hosts, machine-id, two SSH host keys made
+# with ssh-keygen, a file template) on an ext4 image, the cost of reusing a
+# cached layer, and 100 clients attaching at once (an attach storm from one
+# address: the ATTACH rate limit, 10 a second in bursts of 40, paces them).
+# Goal: < 50 ms and < 64 KiB a client.
+. "$(dirname "$0")/lib.sh"
+for tool in mke2fs sfdisk ssh-keygen; do
+	command -v "$tool" >/dev/null || { echo "bench persona: needs $tool" >&2; exit 0; }
+done
+CLIENTS=${BENCH_PERSONA_CLIENTS:-100}
+[ -n "${BENCH_SMOKE:-}" ] && CLIENTS=10
+
+# A 256 MiB disk: an MBR with one ext4 partition at 1 MiB holding /etc, /etc/ssh.
+root=$BENCH_TMP/root
+mkdir -p "$root/etc/ssh" "$root/usr/bin"
+echo golden >"$root/etc/hostname"
+head -c 8M /dev/urandom >"$root/usr/bin/payload"
+mke2fs -q -F -t ext4 -L ndroot -d "$root" "$BENCH_TMP/part.img" 255M >/dev/null
+truncate -s 256M "$BENCH_TMP/gold.img"
+printf 'label: dos\nstart=2048, type=83\n' | sfdisk --quiet "$BENCH_TMP/gold.img"
+dd if="$BENCH_TMP/part.img" of="$BENCH_TMP/gold.img" bs=1M seek=1 conv=notrunc,sparse status=none
+
+start() {
+	rm -rf "$BENCH_TMP/state"
+	port=$(free_port)
+	cat >"$BENCH_TMP/nd.conf" <<CONF
+state-dir = $BENCH_TMP/state
+max-sessions = 4096
+[image gold]
+path = $BENCH_TMP/gold.img
+hostname = {image}-{index}
+file /etc/motd = Welcome to {hostname} ({mac})\n
+CONF
+	"$BENCH_BUILD/netdiskd" --listen "127.0.0.1:$port" --config "$BENCH_TMP/nd.conf" \
+		2>"$BENCH_TMP/server.log" &
+	pid=$!
+	BENCH_PIDS+=($pid)
+	for _ in $(seq 50); do grep -q 'listening on' "$BENCH_TMP/server.log" && break; sleep 0.1; done
+}
+stop() { kill "$pid"; wait "$pid" 2>/dev/null; }
+mac() { printf '52:54:00:be:%02x:%02x' $(($1 / 256)) $(($1 % 256)); }
+info() { "$BENCH_BUILD/netdisk" info "127.0.0.1:$port" --mac "$(mac "$1")" >/dev/null 2>&1; }
+# field WHAT KEY: KEY's values from the server's "persona WHAT" lines.
+field() { grep "persona $1 " "$BENCH_TMP/server.log" | grep -o " $2=[0-9.]*" | cut -d= -f2; }
+median() { sort -n | awk '{a[NR]=$1} END {if (NR) print a[int((NR+1)/2)]; else print "nan"}'; }
+maxof() { sort -n | tail -n 1; }
+
+for round in $(seq "$BENCH_ROUNDS"); do
+	start
+	info 1 && info 1 # built, then reused
+	result persona build-ms one-client "$(field built ms | head -n 1)" ms lower
+	result persona layer-bytes one-client "$(field built bytes | head -n 1)" bytes lower
+	result persona reuse-ms one-client "$(field reused ms | head -n 1)" ms lower
+	# The same without the SSH keys' first generation (kept in the state dir).
+	rm -rf "$BENCH_TMP/state/persona/gold"
+	info 1
+	result persona build-ms one-client-keys-kept "$(field built ms | sed -n 2p)" ms lower
+	stop
+
+	start
+	t0=$(date +%s.%N)
+	for i in $(seq 2 $((CLIENTS + 1))); do info "$i" & done
+	wait $(jobs -p | grep -v "^$pid\$") 2>/dev/null
+	t1=$(date +%s.%N)
+	built=$(field built ms | wc -l)
+	result persona build-ms "median-of-$CLIENTS" "$(field built ms | median)" ms lower
+	result persona build-ms "max-of-$CLIENTS" "$(field built ms | maxof)" ms lower
+	result persona layer-bytes "max-of-$CLIENTS" "$(field built bytes | maxof)" bytes lower
+	result persona storm-seconds "$CLIENTS-clients-$built-built" \
+		"$(python3 -c "print('%.2f' % ($t1 - $t0))")" s lower
+	stop
+done
