@@ -8,4 +8,4 @@ $(BUILD)/cli/%.o: cli/%.c | $(BUILD)/.dir
 	$(CC) $(HOST_CFLAGS) $(DEPFLAGS) -c $< -o $@
 
 $(BUILD)/netdisk: $(BUILD)/cli/netdisk.o $(BUILD)/cli/image.o $(BUILD)/cli/status.o $(BUILD)/cli/storm.o $(BUILD)/cli/stormtrace.o $(BUILD)/libndclient.a $(BUILD)/libndcommon.a
-	$(CC) $(HOST_LDFLAGS) -o $@ $^
+	$(CC) $(HOST_LDFLAGS) -o $@ $^ -lpthread

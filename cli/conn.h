@@ -21,6 +21,8 @@ struct opts {
 	int multicast;        /* offer to take READ data from a multicast group */
 	size_t mc_cache;      /* bytes of group cache */
 	unsigned mc_timeout_ms; /* a cached group block lives this long */
+	int shared_group;     /* the group cache, but no group socket: the caller
+			       * (storm --one-process) feeds group datagrams itself */
 };
 
 /* Everything a connected command holds. */
@@ -48,6 +50,7 @@ struct storm_opts {
 	int no_times;         /* replay as fast as possible */
 	double speed;         /* replay the trace's times this many times faster */
 	const char *verify;   /* image file to compare every read with */
+	int one_process;      /* clients are threads sharing one group socket */
 };
 int cmd_storm(const char *server, const char *trace, const struct storm_opts *so,
 	      const struct opts *o);

@@ -40,7 +40,7 @@ static void usage(FILE *f)
 		"  boot-table SERVER[:PORT] -o FILE    attach (and keep) a session; write the\n"
 		"                                      boot table a stub would publish for it\n"
 		"  storm SERVER[:PORT] TRACE --clients N [--speed F | --no-times]\n"
-		"        [--verify IMAGE] [--mac-base MAC]\n"
+		"        [--verify IMAGE] [--mac-base MAC] [--one-process]\n"
 		"                                      replay a boot trace as N clients at once\n"
 		"  patch STUB [--server IP[:PORT]] [--image NAME] [--attach-timeout S]\n"
 		"        [--boot-path PATH] [--verbose|--quiet] [--firmware-net|--own-driver]\n"
@@ -146,14 +146,16 @@ static void join_group(struct conn *k, const struct opts *o)
 	k->cache = malloc(o->mc_cache);
 	if (!k->cache)
 		die("out of memory for a %zu-byte group cache", o->mc_cache);
-	if (nd_udp_host_join(&k->udp, k->c.mc_addr, k->c.mc_port, err, sizeof(err)) < 0) {
+	if (!o->shared_group &&
+	    nd_udp_host_join(&k->udp, k->c.mc_addr, k->c.mc_port, err, sizeof(err)) < 0) {
 		fprintf(stderr, "netdisk: %s; reading by unicast\n", err);
 		return;
 	}
 	if (nd_group_attach(&k->c, &k->group, k->cache, o->mc_cache, o->mc_timeout_ms) < 0)
 		die("a %zu-byte group cache holds no block", o->mc_cache);
-	fprintf(stderr, "netdisk: joined multicast group %s:%u (%u sectors a block)\n", a,
-		k->c.mc_port, k->c.mc_sectors);
+	if (!o->shared_group)
+		fprintf(stderr, "netdisk: joined multicast group %s:%u (%u sectors a block)\n", a,
+			k->c.mc_port, k->c.mc_sectors);
 }
 
 /* What the group brought and what it dropped (stderr). */
@@ -579,12 +581,13 @@ int main(int argc, char **argv)
 		{ "verify", required_argument, 0, 'v' },
 		{ "no-times", no_argument, 0, 't' },
 		{ "speed", required_argument, 0, 'p' },
+		{ "one-process", no_argument, 0, '1' },
 		{ "help", no_argument, 0, 'h' },
 		{ 0, 0, 0, 0 },
 	};
-	struct opts o = { NULL, { 0 }, 0, ND_DEFAULT_DGRAM, 64, 15, 1, 0, 16 << 20, 2000 };
+	struct opts o = { NULL, { 0 }, 0, ND_DEFAULT_DGRAM, 64, 15, 1, 0, 16 << 20, 2000, 0 };
 	struct patch p = { NULL, NULL, NULL, -1, -1, -1 };
-	struct storm_opts so = { 1, 0, 1.0, NULL };
+	struct storm_opts so = { 1, 0, 1.0, NULL, 0 };
 	const char *cmd, *out = NULL, *in = NULL;
 	double seconds = 5, pace_us = 0;
 	uint32_t size = 65536;
@@ -638,6 +641,7 @@ int main(int argc, char **argv)
 		case 'n': so.clients = (unsigned)parse_number("--clients", optarg); break;
 		case 'v': so.verify = optarg; break;
 		case 't': so.no_times = 1; break;
+		case '1': so.one_process = 1; break;
 		case 'p':
 			so.speed = strtod(optarg, NULL);
 			if (!(so.speed >= 0.001 && so.speed <= 1e6))

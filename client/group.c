@@ -67,7 +67,7 @@ static struct nd_group_entry *entry_for(struct nd_group *g, uint64_t block, uint
 
 	if (!e->block)
 		return 0;
-	if (now - e->born_ms >= g->timeout_ms) {
+	if (now - e->seen_ms >= g->timeout_ms) {
 		g->st.expired++;
 		e->block = 0;
 		return 0;
@@ -118,8 +118,10 @@ static int group_take(struct nd_client *c, int len)
 			g->st.evicted++;
 		e->block = block + 1;
 		e->present = 0;
-		e->born_ms = now_ms(c);
 	}
+	/* The server holds the block back from now on (it just sent it): it
+	 * stays at least as long. */
+	e->seen_ms = now_ms(c);
 	for (i = 0; i < count; i++) {
 		uint32_t bit = (uint32_t)1 << (first + i);
 
@@ -189,9 +191,11 @@ static uint64_t group_fill(struct nd_client *c, struct nd_slot *s, nd_put_fn put
 			put(ctx, s->base + a, cached(g, x, now) + (a - at), b - a);
 			if (b == at + ND_SECTOR_SIZE) /* its last byte: count each sector once */
 				g->st.hits++;
-			if (a == at && b == at + ND_SECTOR_SIZE)
-				forget(g, x, now); /* read whole: freed (a sector shared
-						  * with the next chunk waits for it) */
+			/* Not freed when read: the server holds the block back
+			 * from the group for its hold time after sending it, so a
+			 * second read within it would find neither the cache nor
+			 * an answer, and wait for a repair.  It goes when it
+			 * expires or another block needs its slot. */
 		}
 		done |= (uint64_t)1 << i;
 	}
@@ -246,6 +250,10 @@ int nd_group_attach(struct nd_client *c, struct nd_group *g, void *mem, size_t b
 	g->bytes = bytes;
 	g->sectors = c->mc_sectors;
 	g->timeout_ms = timeout_ms ? timeout_ms : 1;
+	/* Never shorter than the server's hold-back (and a margin for the
+	 * way to the server): a block it withholds is still here. */
+	if (c->mc_hold_ms && g->timeout_ms < c->mc_hold_ms + c->mc_hold_ms / 8u + 20u)
+		g->timeout_ms = c->mc_hold_ms + c->mc_hold_ms / 8u + 20u;
 	g->nent = (uint32_t)(bytes / per);
 	if (!g->nent)
 		return ND_E_ARG;

@@ -12,12 +12,16 @@
  *     carry another stream (image or image version), or lie outside the
  *     image or across a group block;
  *   - keeps the sectors of the others in a direct-mapped cache of group
- *     blocks, for `timeout_ms` from a block's first sector; older blocks
+ *     blocks, for `timeout_ms` (at least the server's hold-back from
+ *     ATTACH, mcast_hold) from the last datagram of a block; older blocks
  *     are dropped when met, and a block whose slot another block needs is
  *     evicted;
  *   - completes a read's chunks from the cache before asking the server,
- *     asks the server only for the chunks it lacks, and frees the sectors
- *     it took;
+ *     and asks the server only for the chunks it lacks.  A block read is
+ *     kept, not freed: the server does not send a block to the group again
+ *     within its hold-back, so a block read twice within it must still be
+ *     here (the seed's "data read is freed" stalled every such read until
+ *     a repair);
  *   - never takes from the group a sector this client wrote in the
  *     session (its overlay holds its own data there): the cache refuses
  *     them and drops what it held of them.
@@ -48,7 +52,7 @@ struct nd_group_stats {
 struct nd_group_entry {
 	uint64_t block;     /* lba / sectors + 1; 0 = empty */
 	uint32_t present;   /* bit i: sector i of the block is held */
-	uint32_t born_ms;   /* when its first sector came */
+	uint32_t seen_ms;   /* when a datagram of it last came */
 };
 
 struct nd_group {

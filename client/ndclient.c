@@ -19,6 +19,7 @@ void *memset(void *dst, int c, size_t n);
 #define GROUPS 0
 #endif
 #define GROUP_ON(c) (GROUPS && (c)->gh)
+#define ND_GROUP_RTO_MIN_MS 200 /* the least RTO of a group member (rto()) */
 
 void nd_client_init(struct nd_client *c, const struct nd_transport *tp,
 		    uint8_t *txbuf, uint8_t *rxbuf, uint16_t bufsize)
@@ -53,6 +54,12 @@ static uint32_t rto(struct nd_client *c)
 
 	if (t < c->cfg.rto_min_ms)
 		t = c->cfg.rto_min_ms;
+	/* A group member's reads are mostly answered by the group, whose
+	 * datagrams give no RTT sample and come as fast as the slowest
+	 * sender of the storm: an RTO learnt from unicast replies (a few ms)
+	 * turned most of them into unicast repairs of data already on its way. */
+	if (GROUP_ON(c) && t < ND_GROUP_RTO_MIN_MS)
+		t = ND_GROUP_RTO_MIN_MS;
 	if (t > c->cfg.rto_max_ms)
 		t = c->cfg.rto_max_ms;
 	return t;
@@ -292,6 +299,7 @@ static int take_grant(struct nd_client *c, int plen)
 		memset(c->mc_addr, 0, sizeof(c->mc_addr));
 		c->mc_sectors = nd_get16(r->mcast_sectors);
 		c->mc_port = nd_get16(r->mcast_port);
+		c->mc_hold_ms = nd_get16(r->mcast_hold);
 		memcpy(c->mc_stream, r->mcast_stream, sizeof(c->mc_stream));
 		if (nd_get32(r->mcast_addr) && c->mc_port && c->mc_sectors &&
 		    c->mc_sectors <= ND_MC_MAX_SECTORS && (c->cfg.caps & ND_CAP_MULTICAST))
@@ -448,7 +456,8 @@ static int group_fill(struct nd_client *c, struct nd_slot *s, struct read_job *j
 }
 
 /* A group datagram came during a read: cache it, then complete from the
- * cache what the requests in flight still miss.  1 if that made progress. */
+ * cache what the requests in flight still miss.  1 if that made progress,
+ * 2 if it only brought sectors new to the cache, 0 if nothing new. */
 static int group_progress(struct nd_client *c, int len, struct read_job *j)
 {
 	uint64_t before;
@@ -466,7 +475,7 @@ static int group_progress(struct nd_client *c, int len, struct read_job *j)
 		group_fill(c, s, j);
 		got |= s->missing != before || !s->busy;
 	}
-	return got;
+	return got ? 1 : 2;
 }
 
 /* Start as many requests as the window and the slots allow: at least one
@@ -635,8 +644,8 @@ int nd_read_ahead(struct nd_client *c, uint64_t lba, uint32_t count, uint32_t ah
 {
 	struct read_job j = { lba, count, 0, 0, put, ctx };
 	struct read_job next = { lba + count, ahead, 0, 0, 0, 0 };
-	uint32_t last_progress = now(c);
-	int rc = check_range(c, lba, count);
+	uint32_t last_progress = now(c), queued = 0;
+	int rc = check_range(c, lba, count), useful;
 
 	if (rc != ND_DONE)
 		return rc;
@@ -651,16 +660,21 @@ int nd_read_ahead(struct nd_client *c, uint64_t lba, uint32_t count, uint32_t ah
 			rc = issue_reads(c, &next, 1);
 		if (rc < 0)
 			break;
+		if (!j.left && !j.busy)
+			break; /* the group cache held it all: nothing to wait for */
 		len = c->tp.recv(c->tp.ctx, c->rxbuf, c->dgram, next_timeout(c));
 		if (len < 0)
 			return ND_E_TRANSPORT;
+		useful = 0;
 		if (GROUP_ON(c) && is_group(c, len)) {
-			if (group_progress(c, len, &j)) {
+			useful = group_progress(c, len, &j);
+			if (useful == 1) {
 				last_progress = now(c);
 				progress(c);
 			}
 		} else if (len > 0) {
 			rc = take_data(c, len, &j);
+			useful = rc == 1;
 			if (rc == 1) {
 				last_progress = now(c);
 				progress(c);
@@ -670,6 +684,14 @@ int nd_read_ahead(struct nd_client *c, uint64_t lba, uint32_t count, uint32_t ah
 			if (rc > 0)
 				rc = ND_DONE;
 		}
+		/* While datagrams that bring data wait to be read, requests do
+		 * not time out (for up to 64 in a row): a client that was slow
+		 * to run finds its answers and its group's datagrams queued, and
+		 * must not ask again for what is in them.  Strays, duplicates
+		 * and floods do not hold a retransmission back. */
+		if (useful && ++queued < 64)
+			continue;
+		queued = 0;
 		if (rc == ND_DONE)
 			rc = resend_expired(c, last_progress);
 	}

@@ -124,6 +124,7 @@ struct nd_client {
 	uint8_t mc_addr[4];      /* IPv4 group, 0.0.0.0: none offered */
 	uint16_t mc_port;
 	uint16_t mc_sectors;     /* sectors per group block */
+	uint16_t mc_hold_ms;     /* the server's hold-back of a group block (ATTACH) */
 	uint8_t mc_stream[8];    /* the stream every group datagram must carry */
 	const struct nd_group_hooks *gh; /* the group cache in use, or NULL */
 	struct nd_group *group;

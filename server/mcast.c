@@ -11,15 +11,19 @@
  *   - `multicast = auto`: it goes to the group when another session asked
  *     for an overlapping range within the last `multicast-window` ms;
  *   - a block the group carried within the last `multicast-resend` ms
- *     (default 500) is not sent again: the member gets it from the group
- *     or, if it lost it, repairs by unicast; a READ all of whose blocks the
- *     group carried gets no answer at all.  The trade-off (docs/server.md):
- *     a client that reads a block again after its cache freed it waits for
- *     a repair (a lone client with `always`: 11.8 s instead of 5.6 s at
- *     20 ms), while a short hold lets 32 clients' egress grow from 2.4 x to
- *     19.6 x one client's (bench/storm.sh);
- *   - above `multicast-rate` (a token bucket) the READ is answered by
- *     unicast, which reaches only the client's port of the switch.
+ *     (default 500; per sector, so half a block sent does not hold back
+ *     its other half) is not sent again: every member keeps a block it got
+ *     at least that long (the ATTACH reply says how long, mcast_hold, and
+ *     the client core stretches its cache timeout to it; a block read is
+ *     kept, not freed), so it has the block or lost it and repairs by
+ *     unicast; a READ all of whose blocks the group carried gets no answer
+ *     at all.  With the old client rule ("a block read is freed") a block
+ *     read twice within the hold waited for a repair: a lone client took
+ *     11.8 s instead of 6.15 s, 32 clients 24-148 s (docs/lab.md);
+ *   - above `multicast-rate` (a token bucket, charged only for the blocks
+ *     that actually go: 32 members asking for one block cost one send)
+ *     the READ is answered by unicast, which reaches only the client's
+ *     port of the switch.
  * Group datagrams carry the bytes of one image version in blocks of
  * `sectors` sectors aligned to that size, so every listener can cache them.
  * Sessions pinned to different versions of one image share its group
@@ -56,7 +60,8 @@ struct mc_group {
 	uint32_t seq;              /* req_id of its datagrams, for captures */
 	struct { uint64_t region; uint32_t who; unsigned vnum; int64_t ms; } asked[ASKED];
 					/* region + 1, token fingerprint, version */
-	struct { uint64_t block; unsigned vnum; int64_t ms; } sent[SENT]; /* block + 1, version, when */
+	struct { uint64_t block; unsigned vnum; uint32_t mask; int64_t ms; } sent[SENT];
+					/* block + 1, version, its sectors sent, when last */
 };
 
 struct mcast_state {
@@ -341,7 +346,7 @@ void mcast_join(struct server *s, struct session *ss, const struct nd_attach_req
 		g->members);
 }
 
-void mcast_describe(const struct server *s, const struct session *ss, struct nd_attach_rep *r)
+void mcast_describe(const struct server *s, struct session *ss, struct nd_attach_rep *r)
 {
 	const struct mc_group *g = group_of(s, ss);
 
@@ -351,6 +356,8 @@ void mcast_describe(const struct server *s, const struct session *ss, struct nd_
 	nd_put16(r->mcast_port, (uint16_t)s->cfg.mc.port);
 	nd_put16(r->mcast_sectors, (uint16_t)s->mc->sectors);
 	version_stream(g, ss->vnum, r->mcast_stream);
+	nd_put16(r->mcast_hold, (uint16_t)s->cfg.mc.resend_ms);
+	ss->mc_hold_ms = s->cfg.mc.resend_ms;
 }
 
 void mcast_leave(struct server *s, struct session *ss, const char *why)
@@ -416,32 +423,47 @@ static int wanted(uint64_t want, uint32_t from, uint32_t to, uint16_t chunk)
 	return 0;
 }
 
-/* Did the group carry `block` of version vnum within the window?  If not,
- * it does now. */
-static int sent_lately(struct mc_group *g, unsigned vnum, uint64_t block, int64_t now,
-		       unsigned window_ms)
+/* Did the group carry sectors [first, first + n) of `block` of version
+ * vnum within the hold?  With `mark`, if not, they go now: the block's
+ * entry takes them, and its time is now (every member that gets this
+ * datagram keeps the whole block from now on, group.c).  Kept per sector:
+ * a block half sent for one request is not held back from a request for
+ * its other half. */
+static int sent_lately(struct mc_group *g, unsigned vnum, uint64_t block, unsigned first,
+		       unsigned n, int64_t now, unsigned hold_ms, int mark)
 {
 	unsigned i = (unsigned)(block % SENT);
+	uint32_t mask = (n >= 32 ? 0xFFFFFFFFu : ((uint32_t)1 << n) - 1) << first;
+	int live = g->sent[i].block == block + 1 && g->sent[i].vnum == vnum &&
+		   now - g->sent[i].ms <= (int64_t)hold_ms;
 
-	if (g->sent[i].block == block + 1 && g->sent[i].vnum == vnum &&
-	    now - g->sent[i].ms <= (int64_t)window_ms)
+	if (live && (g->sent[i].mask & mask) == mask)
 		return 1;
-	g->sent[i].block = block + 1;
-	g->sent[i].vnum = vnum;
+	if (!mark)
+		return 0;
+	if (live) {
+		g->sent[i].mask |= mask;
+	} else {
+		g->sent[i].block = block + 1;
+		g->sent[i].vnum = vnum;
+		g->sent[i].mask = mask;
+	}
 	g->sent[i].ms = now;
 	return 0;
 }
 
 /* The group datagrams for a READ, sent in batches, but for blocks the group
- * carried lately. */
-static void send_group(struct server *s, struct mc_group *g, unsigned vnum, uint64_t lba,
-		       uint32_t count, uint64_t want, uint16_t chunk, const uint8_t *data, int64_t now)
+ * carried lately.  With `dry`, nothing is sent or marked: the bytes that
+ * would go (headers included), for the rate cap. */
+static unsigned send_group(struct server *s, struct mc_group *g, unsigned vnum, uint64_t lba,
+			   uint32_t count, uint64_t want, uint16_t chunk, const uint8_t *data,
+			   int64_t now, unsigned hold_ms, int dry)
 {
 	struct mcast_state *mc = s->mc;
 	struct sockaddr_in to = { .sin_family = AF_INET };
 	uint64_t at = lba, end = lba + count;
 	uint8_t stream[8];
-	unsigned n = 0;
+	unsigned n = 0, bytes = 0;
 
 	version_stream(g, vnum, stream);
 	to.sin_addr.s_addr = htonl(g->addr);
@@ -456,8 +478,12 @@ static void send_group(struct server *s, struct mc_group *g, unsigned vnum, uint
 		sectors = (uint32_t)(stop - at);
 		if (!wanted(want, from, from + sectors * ND_SECTOR_SIZE, chunk)) {
 			/* not asked for */
-		} else if (sent_lately(g, vnum, at / mc->sectors, now, s->cfg.mc.resend_ms)) {
-			s->stats.mc_dedup++;
+		} else if (sent_lately(g, vnum, at / mc->sectors, (unsigned)(at % mc->sectors),
+				       sectors, now, hold_ms, !dry)) {
+			if (!dry)
+				s->stats.mc_dedup++;
+		} else if (dry) {
+			bytes += ND_HDR_SIZE + sectors * ND_SECTOR_SIZE;
 		} else {
 			memset(h, 0, sizeof(*h));
 			nd_put32(h->magic, ND_MAGIC);
@@ -485,6 +511,7 @@ static void send_group(struct server *s, struct mc_group *g, unsigned vnum, uint
 	}
 	if (n)
 		s->send(s, mc->iov, n, (struct sockaddr *)&to, sizeof(to));
+	return bytes;
 }
 
 int mcast_read(struct server *s, struct session *ss, const struct nd_hdr *h, uint64_t want,
@@ -494,6 +521,7 @@ int mcast_read(struct server *s, struct session *ss, const struct nd_hdr *h, uin
 	const struct mcast_config *m = &s->cfg.mc;
 	uint64_t lba = nd_get64(h->lba);
 	uint32_t count = nd_get32(h->count), who = nd_token_fingerprint(ss->token), bytes;
+	unsigned hold;
 	int64_t now;
 	int go;
 
@@ -511,13 +539,17 @@ int mcast_read(struct server *s, struct session *ss, const struct nd_hdr *h, uin
 	     m->mode == MCAST_ALWAYS;
 	if (!go)
 		return 0;
-	/* An upper bound of what goes out: every block, and a header per block. */
-	bytes = count * ND_SECTOR_SIZE + (count / s->mc->sectors + 2) * ND_HDR_SIZE;
-	if (!bucket_take(s->mc, m->rate_mbit, bytes, now)) {
+	/* The cap counts what goes out: a READ whose blocks the group carried
+	 * lately costs nothing (32 members asking at once are one send). */
+	/* A member keeps blocks for the hold its ATTACH announced: a longer
+	 * one since (a reload) must not hold back what it may have dropped. */
+	hold = ss->mc_hold_ms && ss->mc_hold_ms < m->resend_ms ? ss->mc_hold_ms : m->resend_ms;
+	bytes = send_group(s, g, ss->vnum, lba, count, want, ss->chunk, data, now, hold, 1);
+	if (bytes && !bucket_take(s->mc, m->rate_mbit, bytes, now)) {
 		s->stats.mc_capped++;
 		return 0;
 	}
-	send_group(s, g, ss->vnum, lba, count, want, ss->chunk, data, now);
+	send_group(s, g, ss->vnum, lba, count, want, ss->chunk, data, now, hold, 0);
 	s->stats.mc_reads++;
 	return 1;
 }

@@ -42,7 +42,7 @@ void mcast_close(struct server *s);
  * when the server multicasts and may use it (logged). */
 void mcast_join(struct server *s, struct session *ss, const struct nd_attach_req *req);
 /* The group fields of an ATTACH or session INFO reply (zero for a non-member). */
-void mcast_describe(const struct server *s, const struct session *ss, struct nd_attach_rep *r);
+void mcast_describe(const struct server *s, struct session *ss, struct nd_attach_rep *r);
 /* The session ends or stops using the group (logged once). */
 void mcast_leave(struct server *s, struct session *ss, const char *why);
 

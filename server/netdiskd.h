@@ -129,6 +129,7 @@ struct session {
 	unsigned long trace_reads;
 	struct timespec trace_t0; /* its first read */
 	int mc_group;          /* 1 + the index of the multicast group it joined, 0 = none */
+	unsigned mc_hold_ms;   /* the hold-back its ATTACH reply announced (mcast_hold) */
 	struct session_counters cnt; /* what it did (metrics.c; atomic) */
 	int64_t attach_ms;     /* wall clock of its ATTACH (0: restored, unknown) */
 	int64_t os_ms;         /* ... of the OS taking it over by NBD, 0 = not yet */

@@ -79,7 +79,7 @@ static void error_reply(struct request *q, unsigned status)
 }
 
 /* Fill an attach reply from a session (ATTACH and session INFO). */
-static void describe(const struct server *s, const struct session *ss, struct nd_attach_rep *r)
+static void describe(const struct server *s, struct session *ss, struct nd_attach_rep *r)
 {
 	memset(r, 0, sizeof(*r));
 	nd_put64(r->sectors, ss->img->base->size / ND_SECTOR_SIZE);

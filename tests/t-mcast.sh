@@ -197,6 +197,10 @@ flood() {
 		"$ND_TMP/forge.ready" 6000 2>"$ND_TMP/forge.log" &
 	FORGER=$!
 	ND_PIDS+=("$FORGER")
+	# Past the hold-back (multicast-resend, 500 ms) of the blocks the check
+	# before read on this server: within it they are not sent to the group
+	# again, a new session gets them by repair, and the forger sees nothing.
+	sleep 1
 	readers 1 >/dev/null 2>&1 # teaches the forger the stream id
 	wait_for 10 test -s "$ND_TMP/forge.ready" || { echo "forger learnt nothing: $(cat "$ND_TMP/forge.log")"; return 1; }
 	sleep 0.5

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0-or-later
-# The storm simulator on a namespace LAN: `netdisk storm` replays the recorded demo boot trace as 8 clients with multicast on and --verify; every client reads right data, the group carries bytes, and the server sends less than 8 unicast copies.
+# The storm simulator on a namespace LAN: `netdisk storm` replays the recorded demo boot trace as 8 clients with multicast on and --verify (forked, then --one-process: threads sharing one group socket); every client reads right data, the group carries bytes, and the server sends less than 8 unicast copies.
 . "$(dirname "$0")/lib.sh"
 requires netns cmd:ip
 
@@ -45,3 +45,21 @@ storm8() {
 }
 check "storm: 8 clients, multicast on: all done, data right, multicast bytes > 0, egress < 8 x one client" storm8
 cat "$ND_TMP/figures" 2>/dev/null
+
+# The same as threads of one process sharing one group socket.
+storm8_one() {
+	local ONE
+	ONE=$(cat "$ND_TMP/one" 2>/dev/null) && [ -n "$ONE" ] || { echo "no anchor (one client's bytes)"; return 1; }
+	storm_serve always "$ND_TMP/disk.img" "$ND_TMP/server-8o.log" || { echo "server: $(tail -n 3 "$ND_TMP/server-8o.log")"; return 1; }
+	storm_run 8 on "$ND_TMP/storm.trace" "$ND_TMP/out-8o" --speed 2 --verify "$ND_TMP/disk.img" --one-process
+	local rc=$?
+	storm_unserve "$ND_TMP/server-8o.log" || { echo "no exit line"; return 1; }
+	[ $rc = 0 ] || { echo "storm rc $rc: $(grep -v 'verify=ok' "$ND_TMP/out-8o" | head -n 3) $(tail -n 2 "$ND_TMP/out-8o.err")"; return 1; }
+	grep -q '^netdisk storm: one group socket for every client' "$ND_TMP/out-8o.err" || { echo "not one shared group socket"; return 1; }
+	[ "$(grep -c '^client .* group=joined verify=ok$' "$ND_TMP/out-8o")" = 8 ] || { echo "not 8 clients joined with right data"; return 1; }
+	[ "$(storm_field "$ND_TMP/out-8o" multicast_bytes)" -gt 0 ] || { echo "no client took data from the group"; return 1; }
+	[ $((STORM_U + STORM_M)) -lt $((8 * ONE)) ] || { echo "egress $((STORM_U + STORM_M)) not below 8 x $ONE"; return 1; }
+	echo "# 8 clients, one process: egress $(awk -v b=$((STORM_U + STORM_M)) -v o="$ONE" 'BEGIN { printf "%.2f", b / o }') x one client; $(grep '^storm' "$ND_TMP/out-8o")" >"$ND_TMP/figures-o"
+}
+check "storm --one-process: 8 client threads on one group socket: data right, group used, egress < 8 x one client" storm8_one
+cat "$ND_TMP/figures-o" 2>/dev/null

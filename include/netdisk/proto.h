@@ -145,7 +145,10 @@ struct nd_attach_rep {
 	uint8_t handoff[4];     /* ND_HANDOFF_*: the session's view is personalized, ... */
 	uint8_t mcast_stream[8]; /* the group stream's identity (image and its version): every
 				  * group datagram carries it in token[0..7], zeros after */
-	uint8_t reserved3[12];
+	uint8_t mcast_hold[2];  /* ms the server holds back a block it sent to the group: a member
+				 * keeps every group block at least this long after it came
+				 * (0: an older server; the member's own timeout applies) */
+	uint8_t reserved3[10];
 	char image[ND_IMAGE_NAME_LEN]; /* name of the image attached */
 } __attribute__((packed));
 

@@ -633,6 +633,7 @@ static void multicast(const char *image)
 	struct nd_client c;
 	struct verify w = { 300 * ND_SECTOR_SIZE, 1, 0 };
 	unsigned long req, mc0;
+	uint32_t t0;
 	long bad;
 	int rc;
 
@@ -664,14 +665,19 @@ static void multicast(const char *image)
 	inject(&c, 69, 1, 0, F_GOOD);
 	drain(&c);
 	req = net.requests;
+	t0 = net.clock;
 	bad = read_check(&c, 64, 6, 6, 0);
 	check_that(bad == 0 && net.requests == req && g.st.cached == 4 && g.st.hits == 6,
 		   "mc-cache-hit-asks-nothing", "%ld bad bytes, %lu requests, %u cached, %u hits",
 		   bad, net.requests - req, g.st.cached, g.st.hits);
-	/* Read from the cache: freed, so the same sectors again come from the server. */
+	/* ... nor waits for anything (it waited for the next datagram, up to
+	 * rto_max, before it returned). */
+	check_that(net.clock == t0, "mc-cache-hit-no-wait", "waited %u ms", net.clock - t0);
+	/* Read from the cache: kept, so the same sectors again come from it
+	 * too (the server would hold them back from the group). */
 	req = net.requests;
 	bad = read_check(&c, 64, 6, 6, 0);
-	check_that(bad == 0 && net.requests == req + 1 && g.st.hits == 6, "mc-cache-read-frees",
+	check_that(bad == 0 && net.requests == req && g.st.hits == 12, "mc-cache-read-kept",
 		   "%ld bad bytes, %lu requests, %u hits", bad, net.requests - req, g.st.hits);
 	/* Miss: half the range cached; the READ asks only for the chunks it lacks. */
 	inject(&c, 100, 2, 0, F_GOOD);
@@ -758,6 +764,60 @@ static void multicast(const char *image)
 		   g.st.hits == 1024 && c.retransmits == 0, "mc-always-reads-by-group",
 		   "%ld bad bytes, %llu multicast bytes, %u hits, %u retransmits", bad,
 		   net.srv.stats.tx_multicast - mc0, g.st.hits, c.retransmits);
+	/* Read again within the server's hold-back: the group does not carry
+	 * it again, so it must come from the cache, not from a repair after
+	 * a timeout (with "read is freed" every read here was a retransmission). */
+	{
+		unsigned long rep = net.srv.stats.repairs;
+		uint32_t hits = g.st.hits, rtx = c.retransmits;
+
+		req = net.requests;
+		bad = read_check(&c, 768, 256, 256, 0); /* the last quarter: the cache holds it */
+		check_that(bad == 0 && net.requests == req && g.st.hits - hits == 256 &&
+			   c.retransmits == rtx && net.srv.stats.repairs == rep,
+			   "mc-reread-within-hold-from-cache", "%ld bad bytes, %lu requests, %u hits, "
+			   "%u retransmits, %lu repairs", bad, net.requests - req, g.st.hits - hits,
+			   c.retransmits - rtx, net.srv.stats.repairs - rep);
+		/* A cache timeout shorter than the server's hold is stretched to it. */
+		rc = nd_group_attach(&c, &g, cache, sizeof(cache), 100);
+		check_that(rc == ND_DONE && c.mc_hold_ms == net.srv.cfg.mc.resend_ms &&
+			   c.mc_hold_ms > 100 && g.timeout_ms > c.mc_hold_ms,
+			   "mc-cache-keeps-for-server-hold", "hold %u ms (server %u), cache keeps %u ms",
+			   c.mc_hold_ms, net.srv.cfg.mc.resend_ms, g.timeout_ms);
+		nd_group_attach(&c, &g, cache, sizeof(cache), 2000);
+		/* Half a group block sent (its second sector) does not hold back
+		 * the other half. */
+		rep = net.srv.stats.repairs;
+		rtx = c.retransmits;
+		bad = read_check(&c, 2001, 1, 1, 0);
+		bad += read_check(&c, 2000, 1, 1, 0);
+		check_that(bad == 0 && c.retransmits == rtx && net.srv.stats.repairs == rep,
+			   "mc-half-block-not-held", "%ld bad bytes, %u retransmits, %lu repairs", bad,
+			   c.retransmits - rtx, net.srv.stats.repairs - rep);
+	}
+	/* The rate cap is charged for what goes: a member's READ of blocks the
+	 * group just carried costs nothing (it was charged in full, so 32
+	 * members asking at once looked like 32 sends and went unicast). */
+	{
+		struct nd_client b;
+		unsigned long capped;
+		uint64_t m0;
+
+		net.srv.cfg.mc.rate_mbit = 1; /* a burst of 12500 bytes */
+		bad = read_check(&c, 1900, 20, 20, 0); /* 10 blocks: 10720 bytes to the group */
+		client_new(&b, ND_DEFAULT_DGRAM, 16);
+		b.cfg.caps = ND_CAP_MULTICAST;
+		b.cfg.mac[5] = 0x23;
+		rc = nd_attach(&b, "disk");
+		capped = net.srv.stats.mc_capped;
+		m0 = net.srv.stats.tx_multicast;
+		bad += rc == ND_DONE ? read_check(&b, 1900, 20, 20, 0) : -1;
+		check_that(bad == 0 && net.srv.stats.mc_capped == capped &&
+			   net.srv.stats.tx_multicast == m0, "mc-cap-charges-what-goes",
+			   "%ld bad bytes, %lu more capped, %llu multicast bytes", bad,
+			   net.srv.stats.mc_capped - capped, net.srv.stats.tx_multicast - m0);
+		net.srv.cfg.mc.rate_mbit = 400;
+	}
 	w.base = 10 * ND_SECTOR_SIZE;
 	rc = nd_write(&c, 10, 2, get_pattern, &w);
 	mc0 = (unsigned long)net.srv.stats.tx_multicast;
