@@ -1008,8 +1008,8 @@ static void *conn_main(void *arg)
 		    c->s->cfg.nbd_handshake_timeout, 0);
 	if (handshake(c) == 1) {
 		nd_mac_format(c->ss->mac, mac);
-		log_msg("nbd connect mac=%s ip=%s image=%s tls=%s", mac, c->peer, c->ss->img->name,
-			c->tls ? c->tls_id : "no");
+		log_msg("nbd connect mac=%s ip=%s tls=%s image=%s", mac, c->peer,
+			c->tls ? c->tls_id : "no", c->ss->img->name);
 		transmission(c);
 		log_msg("nbd disconnect mac=%s ip=%s image=%s%s", mac, c->peer, c->ss->img->name,
 			c->timed_out ? " (timed out)" : "");

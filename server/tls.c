@@ -290,6 +290,10 @@ void *tls_accept(int fd, unsigned timeout_ms, char *identity, size_t idlen, char
 	} else {
 		snprintf(identity, idlen, "x509");
 	}
+	/* A log field: no spaces (a DN may have them). */
+	for (char *p = identity; *p; p++)
+		if (*p == ' ')
+			*p = '_';
 	return s;
 }
 
