@@ -1,7 +1,10 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
-/* Whole-buffer reads and writes on sockets and pipes. */
+/* Whole-buffer reads and writes on sockets and pipes, and whole small files. */
 
 #include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include "ndcommon.h"
 
@@ -37,4 +40,38 @@ int nd_write_full(int fd, const void *buf, size_t len)
 		len -= (size_t)n;
 	}
 	return 0;
+}
+
+char *nd_read_file(const char *path, size_t max, size_t *len)
+{
+	struct stat st;
+	char *b = NULL;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK), e;
+
+	if (fd < 0)
+		return NULL;
+	if (fstat(fd, &st) < 0)
+		goto fail;
+	if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size > max) {
+		errno = S_ISREG(st.st_mode) ? EFBIG : EINVAL;
+		goto fail;
+	}
+	b = malloc((size_t)st.st_size + 1);
+	if (!b)
+		goto fail;
+	if (nd_read_full(fd, b, (size_t)st.st_size) < 0) {
+		if (!errno)
+			errno = EIO; /* it shrank under us */
+		goto fail;
+	}
+	b[st.st_size] = 0;
+	*len = (size_t)st.st_size;
+	close(fd);
+	return b;
+fail:
+	e = errno;
+	free(b);
+	close(fd);
+	errno = e;
+	return NULL;
 }

@@ -33,4 +33,27 @@ int nd_split_hostport(const char *s, char *host, size_t hostlen, unsigned *port,
 int nd_read_full(int fd, void *buf, size_t len);
 int nd_write_full(int fd, const void *buf, size_t len);
 
+/* A whole regular file of at most max bytes, NUL-terminated and malloc'd,
+ * its length in *len; NULL with errno set (EFBIG: larger than max, EINVAL:
+ * not a regular file).  Opened non-blocking: a FIFO cannot hang the caller. */
+char *nd_read_file(const char *path, size_t max, size_t *len);
+
+/* An n-byte little-endian number at p (on-disk formats: MBR, GPT, FAT). */
+static inline uint64_t nd_get_le(const uint8_t *p, int n)
+{
+	uint64_t v = 0;
+
+	while (n--)
+		v = v << 8 | p[n];
+	return v;
+}
+
+static inline void nd_put_le(uint8_t *p, uint64_t v, int n)
+{
+	int i;
+
+	for (i = 0; i < n; i++, v >>= 8)
+		p[i] = (uint8_t)v;
+}
+
 #endif /* NDCOMMON_H */

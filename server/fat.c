@@ -16,6 +16,7 @@
 #include <string.h>
 #include "fat.h"
 #include "log.h"
+#include "ndcommon.h"
 
 struct fat {
 	struct layer *l;
@@ -30,21 +31,10 @@ struct fat {
 };
 
 
+/* Little-endian fields (common/ndcommon.h), 32 bits at most in FAT. */
 static uint32_t le(const uint8_t *p, int n)
 {
-	uint32_t v = 0;
-
-	while (n--)
-		v = v << 8 | p[n];
-	return v;
-}
-
-static void put_le(uint8_t *p, uint32_t v, int n)
-{
-	int i;
-
-	for (i = 0; i < n; i++, v >>= 8)
-		p[i] = (uint8_t)v;
+	return (uint32_t)nd_get_le(p, n);
 }
 
 /* Read or write bytes of the partition, bounds checked. */
@@ -148,9 +138,9 @@ static int fat_set(struct fat *f, uint32_t c, uint32_t v)
 		if ((rc = fat_io(f, 0, b, n, at)) < 0)
 			return rc;
 		if (f->bits == 16)
-			put_le(b, v, 2);
+			nd_put_le(b, v, 2);
 		else
-			put_le(b, (le(b, 4) & 0xf0000000) | (v & 0x0fffffff), 4);
+			nd_put_le(b, (le(b, 4) & 0xf0000000) | (v & 0x0fffffff), 4);
 		if ((rc = fat_io(f, 1, b, n, at)) < 0)
 			return rc;
 	}
@@ -358,16 +348,16 @@ int fat_put_file(struct layer *l, uint64_t off, uint64_t len, const char *path, 
 			goto ioerr;
 		if (le(fi, 4) == 0x41615252 && le(fi + 484, 4) == 0x61417272 &&
 		    le(fi + 488, 4) != 0xffffffff) {
-			put_le(fi + 488, le(fi + 488, 4) + ncl - need, 4);
+			nd_put_le(fi + 488, le(fi + 488, 4) + ncl - need, 4);
 			if ((rc = fat_io(&f, 1, fi, 512, f.fsinfo_off)) < 0)
 				goto ioerr;
 		}
 	}
 	first = need ? all[0] : 0;
-	put_le(ent + 26, first & 0xffff, 2);
+	nd_put_le(ent + 26, first & 0xffff, 2);
 	if (f.bits == 32)
-		put_le(ent + 20, first >> 16, 2);
-	put_le(ent + 28, (uint32_t)n, 4);
+		nd_put_le(ent + 20, first >> 16, 2);
+	nd_put_le(ent + 28, (uint32_t)n, 4);
 	if ((rc = fat_io(&f, 1, ent, 32, at)) < 0)
 		goto ioerr;
 	r = 0;

@@ -234,6 +234,9 @@ void tls_close(void *session);
 /* Identities in a PSK file's text, or -1 with err (for the config check and the fuzzer). */
 int tls_psk_count(const char *text, char *err, size_t errlen);
 
+/* session.c: make path and its missing parents (mode 0700); 0, or -1 (errno). */
+int mkdirs(const char *path);
+
 /* http.c: the metrics-listen thread (off when the key is not set) */
 int http_open(struct server *s, char *err, size_t errlen);
 void http_close(struct server *s);

@@ -411,41 +411,27 @@ static struct persona_file *find_file(struct persona_image *pi, const char *path
 /* Read a `from FILE` template (relative to the config's directory). */
 static char *read_template_file(const char *name, const char *dir, char *err, size_t errlen)
 {
-	char path[PATH_MAX];
-	struct stat st;
-	char *t = NULL;
-	int fd;
+	char path[PATH_MAX], *t;
+	size_t n;
 
 	if (name[0] == '/' || !dir[0])
 		snprintf(path, sizeof(path), "%s", name);
 	else
 		snprintf(path, sizeof(path), "%s/%s", dir, name);
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK); /* a FIFO must not block the load */
-	if (fd < 0 || fstat(fd, &st) < 0) {
-		fail(err, errlen, "cannot read template file %s: open: %s", path, strerror(errno));
-		goto out;
+	t = nd_read_file(path, MAX_TEMPLATE, &n);
+	if (!t) {
+		if (errno == EFBIG || errno == EINVAL)
+			fail(err, errlen, "template file %s: not a regular file of at most %u bytes",
+			     path, MAX_TEMPLATE);
+		else
+			fail(err, errlen, "cannot read template file %s: %s", path, strerror(errno));
+		return NULL;
 	}
-	if (!S_ISREG(st.st_mode) || st.st_size > MAX_TEMPLATE) {
-		fail(err, errlen, "template file %s: not a regular file of at most %u bytes", path,
-		     MAX_TEMPLATE);
-		goto out;
-	}
-	t = malloc((size_t)st.st_size + 1);
-	if (!t || pread_full(fd, t, (size_t)st.st_size, 0) < 0) {
-		fail(err, errlen, "cannot read template file %s: read: %s", path, strerror(errno));
-		free(t);
-		t = NULL;
-		goto out;
-	}
-	t[st.st_size] = 0;
-	if (!utf8_valid(t, (size_t)st.st_size)) {
+	if (!utf8_valid(t, n)) {
 		fail(err, errlen, "template file %s is not UTF-8 (or holds a NUL byte)", path);
 		free(t);
-		t = NULL;
+		return NULL;
 	}
-out:
-	if (fd >= 0)
-		close(fd);
 	return t;
 }
 
@@ -1031,16 +1017,6 @@ struct part {
 	int ext;           /* holds an ext2/3/4 superblock */
 };
 
-static uint32_t le32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static uint64_t le64(const uint8_t *p)
-{
-	return le32(p) | (uint64_t)le32(p + 4) << 32;
-}
-
 #define MAX_PARTS 16
 
 /* The partitions of the disk in `l` from its GPT or MBR (primary partitions
@@ -1060,7 +1036,9 @@ static int find_parts(struct layer *l, struct part *p)
 
 		if ((rc = layer_read(l, h, 512, 512)) < 0)
 			return rc;
-		lba = le64(h + 72), cnt = le32(h + 80), esz = le32(h + 84);
+		lba = nd_get_le(h + 72, 8);
+		cnt = (uint32_t)nd_get_le(h + 80, 4);
+		esz = (uint32_t)nd_get_le(h + 84, 4);
 		if (memcmp(h, "EFI PART", 8) || esz < 128 || esz > 512 || cnt > 256 ||
 		    lba * 512 + cnt * esz > l->size)
 			return -EINVAL;
@@ -1073,7 +1051,7 @@ static int find_parts(struct layer *l, struct part *p)
 		}
 		for (i = 0; i < (int)cnt && n < MAX_PARTS; i++) {
 			const uint8_t *e = ents + (size_t)i * esz;
-			uint64_t first = le64(e + 32), last = le64(e + 40);
+			uint64_t first = nd_get_le(e + 32, 8), last = nd_get_le(e + 40, 8);
 			static const uint8_t zero[16];
 
 			if (!memcmp(e, zero, 16) || last < first || (last + 1) * 512 > l->size)
@@ -1084,7 +1062,7 @@ static int find_parts(struct layer *l, struct part *p)
 	} else if (s0[510] == 0x55 && s0[511] == 0xaa) {
 		for (i = 0; i < 4; i++) {
 			const uint8_t *e = s0 + 446 + 16 * i;
-			uint64_t start = le32(e + 8), count = le32(e + 12);
+			uint64_t start = (uint32_t)nd_get_le(e + 8, 4), count = (uint32_t)nd_get_le(e + 12, 4);
 
 			if (!e[4] || e[4] == 0x05 || e[4] == 0x0f || e[4] == 0x85 || !count ||
 			    (start + count) * 512 > l->size)
@@ -1294,22 +1272,7 @@ static char *dupn(const char *s, size_t *len)
 /* Read a whole small file of the state directory; malloc'd, or NULL. */
 static char *slurp(const char *path, size_t *len)
 {
-	struct stat st;
-	char *b = NULL;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-
-	if (fd < 0)
-		return NULL;
-	if (fstat(fd, &st) == 0 && st.st_size < 65536 && (b = malloc((size_t)st.st_size + 1)) &&
-	    pread_full(fd, b, (size_t)st.st_size, 0) == 0) {
-		b[st.st_size] = 0;
-		*len = (size_t)st.st_size;
-	} else {
-		free(b);
-		b = NULL;
-	}
-	close(fd);
-	return b;
+	return nd_read_file(path, 65535, len);
 }
 
 /* The client's SSH host keys, made once with ssh-keygen in
@@ -1734,18 +1697,8 @@ static void prune(const char *dir, const char *mac12, const char *keep)
 
 static int mkdir_p2(const char *a, char *err, size_t errlen)
 {
-	char tmp[PATH_MAX], *p;
-
-	snprintf(tmp, sizeof(tmp), "%s", a);
-	for (p = tmp + 1; *p; p++)
-		if (*p == '/') {
-			*p = 0;
-			if (mkdir(tmp, 0700) < 0 && errno != EEXIST)
-				return fail(err, errlen, "cannot create %s: mkdir: %s", tmp, strerror(errno));
-			*p = '/';
-		}
-	if (mkdir(tmp, 0700) < 0 && errno != EEXIST)
-		return fail(err, errlen, "cannot create %s: mkdir: %s", tmp, strerror(errno));
+	if (mkdirs(a) < 0)
+		return fail(err, errlen, "cannot create %s: mkdir: %s", a, strerror(errno));
 	return 0;
 }
 

@@ -46,7 +46,7 @@ int session_live(const struct server *s, const struct session *ss)
 		       (time_t)s->cfg.session_timeout;
 }
 
-static int mkdirs(const char *path)
+int mkdirs(const char *path)
 {
 	char tmp[PATH_MAX], *p;
 

@@ -152,20 +152,22 @@ static int psk_lookup(gnutls_session_t session, const char *id, gnutls_datum_t *
 
 static int load_psk(const char *path, char *err, size_t errlen)
 {
-	char buf[65536], msg[160];
-	FILE *f = fopen(path, "r");
-	size_t n;
+	char msg[160], *text;
 	struct stat st;
+	size_t n;
+	int rc;
 
-	if (!f)
-		return snprintf(err, errlen, "nbd-tls-psk-file %s: fopen: %s", path, strerror(errno)), -1;
-	if (fstat(fileno(f), &st) == 0 && (st.st_mode & 0077))
+	text = nd_read_file(path, 65535, &n);
+	if (!text)
+		return snprintf(err, errlen, "nbd-tls-psk-file %s: %s", path,
+				errno == EFBIG ? "larger than 64 KiB" : strerror(errno)), -1;
+	if (stat(path, &st) == 0 && (st.st_mode & 0077))
 		log_msg("warning: nbd-tls-psk-file %s is readable by others (mode %o): chmod 600",
 			path, st.st_mode & 0777);
-	n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = 0;
-	if (tls_parse_psk(buf, &tls.keys, &tls.nkeys, msg, sizeof(msg)) < 0)
+	rc = tls_parse_psk(text, &tls.keys, &tls.nkeys, msg, sizeof(msg));
+	explicit_bzero(text, n); /* the keys are copied out; leave no copy behind */
+	free(text);
+	if (rc < 0)
 		return snprintf(err, errlen, "nbd-tls-psk-file %s: %s", path, msg), -1;
 	if (gnutls_psk_allocate_server_credentials(&tls.psk_cred) < 0)
 		return snprintf(err, errlen, "gnutls_psk_allocate_server_credentials failed"), -1;
