@@ -424,7 +424,7 @@ int main(int argc, char **argv)
 		"%lu from the wrong address, %lu stale writes, %lu errors sent, %lu ATTACHes "
 		"rate-limited, %lu too short, %lu sessions expired, %lu evicted: %s", s.stats.datagrams,
 		s.stats.malformed, s.stats.bad_session, s.stats.wrong_peer, s.stats.stale_writes,
-		s.stats.errors_sent, s.stats.attach_limited, s.stats.short_attach, s.stats.expired,
+		metrics_udp_errors(&s), s.stats.attach_limited, s.stats.short_attach, s.stats.expired,
 		s.stats.evicted, mstats);
 	if (nbd_shutdown(NBD_SHUTDOWN_WAIT_S) < 0) {
 		/* Freeing the sessions under running threads would be worse than

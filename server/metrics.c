@@ -85,6 +85,16 @@ void metrics_error(struct server *s, struct session *ss, int transport, unsigned
 		ADD(ss->cnt.errors, 1);
 }
 
+unsigned long metrics_udp_errors(struct server *s)
+{
+	unsigned long long n = 0;
+	unsigned i;
+
+	for (i = 0; i < METRIC_STATUSES; i++)
+		n += GET(s->metrics.errors[MT_UDP][i]);
+	return (unsigned long)n;
+}
+
 void metrics_retransmit(struct session *ss)
 {
 	ADD(ss->cnt.retransmits, 1);

@@ -48,6 +48,8 @@ void metrics_error(struct server *s, struct session *ss, int transport, unsigned
 void metrics_retransmit(struct session *ss);
 /* A session made by ATTACH or NBD (its boot time starts). */
 void metrics_attached(struct server *s, struct session *ss);
+/* Error replies sent over UDP, every status (the exit line). */
+unsigned long metrics_udp_errors(struct server *s);
 /* The OS took the session over (its first NBD connection by token). */
 void metrics_takeover(struct server *s, struct session *ss);
 uint64_t metrics_now_ns(void);

@@ -139,7 +139,7 @@ struct rate_table;
 
 /* Counters of what the server dropped or refused, for logs and tests. */
 struct stats {
-	unsigned long datagrams, malformed, bad_session, stale_writes, errors_sent;
+	unsigned long datagrams, malformed, bad_session, stale_writes;
 	unsigned long wrong_peer;    /* a valid token from an address other than its session's */
 	unsigned long attach_limited; /* ATTACHes dropped by the per-source rate limit */
 	unsigned long short_attach;  /* ATTACHes shorter than their reply (amplification) */

@@ -73,7 +73,6 @@ struct request {
 
 static void error_reply(struct request *q, unsigned status)
 {
-	q->s->stats.errors_sent++;
 	metrics_error(q->s, q->ss, MT_UDP, status);
 	add_reply(&q->out, q->h, status, NULL, 0, 0);
 }
