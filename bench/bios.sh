@@ -19,12 +19,8 @@ truncate -s 64M "$img"
 # 0.11 s in round one).
 cat "$img" >/dev/null
 
-port=$(free_port)
-"$BENCH_BUILD/netdiskd" --listen "127.0.0.1:$port" --mode readonly "$img" >"$BENCH_TMP/netdiskd.log" 2>&1 &
-BENCH_PIDS+=($!)
-mkdir -p "$BENCH_TMP/tftp-netdisk" "$BENCH_TMP/tftp-ipxe"
-cp "$BENCH_BUILD/netdisk.pxe" "$BENCH_TMP/tftp-netdisk/"
-"$BENCH_BUILD/netdisk" patch "$BENCH_TMP/tftp-netdisk/netdisk.pxe" --server "10.0.2.2:$port" >/dev/null
+serve_pxe "$BENCH_TMP/tftp-netdisk" readonly "$img"
+mkdir -p "$BENCH_TMP/tftp-ipxe"
 
 # tgt serves the same file as an iSCSI LUN; tgtd ignores SIGTERM while it has
 # targets, so it is stopped with SIGKILL.

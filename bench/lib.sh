@@ -40,3 +40,16 @@ wait_port() {
 make_image() {
 	head -c "$2M" /dev/urandom >"$1"
 }
+
+# serve_pxe DIR MODE IMAGE: netdiskd serving IMAGE (NAME=PATH or PATH) in MODE
+# on a free port, and DIR a TFTP root with netdisk.pxe patched to find it
+# where QEMU's user network puts the host (10.0.2.2).  Sets PXE_PORT.
+serve_pxe() {
+	PXE_PORT=$(free_port)
+	"$BENCH_BUILD/netdiskd" --listen "127.0.0.1:$PXE_PORT" --mode "$2" "$3" \
+		>"$BENCH_TMP/netdiskd-$PXE_PORT.log" 2>&1 &
+	BENCH_PIDS+=($!)
+	mkdir -p "$1"
+	cp "$BENCH_BUILD/netdisk.pxe" "$1/"
+	"$BENCH_BUILD/netdisk" patch "$1/netdisk.pxe" --server "10.0.2.2:$PXE_PORT" >/dev/null
+}

@@ -50,12 +50,7 @@ image_with_hook "$img" "$BENCH_TMP/hook" \
 	{ echo "cannot put the hook on the image" >&2; exit 1; }
 truncate -s +64M "$img"
 
-port=$(free_port)
-"$BENCH_BUILD/netdiskd" --listen "127.0.0.1:$port" --mode volatile "demo=$img" 2>"$BENCH_TMP/server.log" &
-BENCH_PIDS+=($!)
-mkdir -p "$BENCH_TMP/tftp"
-cp "$BENCH_BUILD/netdisk.pxe" "$BENCH_TMP/tftp/"
-"$BENCH_BUILD/netdisk" patch "$BENCH_TMP/tftp/netdisk.pxe" --server "10.0.2.2:$port" >/dev/null
+serve_pxe "$BENCH_TMP/tftp" volatile "demo=$img"
 for round in $(seq "$BENCH_ROUNDS"); do
 	timeout 300 "$BENCH_TOP/qemu-scripts/boot-pxe" --tftp "$BENCH_TMP/tftp" \
 		--bootfile netdisk.pxe --log "$BENCH_TMP/vm-$round.serial" >/dev/null 2>&1
