@@ -156,11 +156,12 @@ for mode in auto always; do
 		sums_ok $CLIENTS || return 1
 		[ "$M" -gt 0 ] || { echo "no multicast bytes"; return 1; }
 		[ $((U + M)) -lt $((3 * ONE)) ] || { echo "egress $((U + M)) not below 3 x $ONE"; return 1; }
-		# always: each block goes to the group once, again only after
-		# multicast-resend; readers that drift apart on a loaded machine
-		# get some blocks twice (1.62 x seen in CI), so at most 2 x (off: 3 x).
-		[ "$mode" = auto ] || [ $((U + M)) -le $((2 * ONE)) ] ||
-			{ echo "egress $((U + M)) above 2 x $ONE"; return 1; }
+		# always: every READ of a member goes to the group, so unicast is
+		# only repairs: less than one client's copy.  (How often a block
+		# goes to the group twice depends on how far apart the readers
+		# run: bench/storm.sh measures that, this test does not assert it.)
+		[ "$mode" = auto ] || [ "$U" -lt "$ONE" ] ||
+			{ echo "always: unicast $U not below one client's $ONE"; return 1; }
 		[ "$(grep -c 'multicast join: mac=52:54:00:6d:00:0' "$ND_TMP/server.log")" = 3 ] ||
 			{ echo "not 3 joins logged: $(grep multicast "$ND_TMP/server.log")"; return 1; }
 		grep -q "group_disk=$GROUP:$GPORT,clients=0,peak=3" "$ND_TMP/server.log" ||
