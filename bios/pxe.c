@@ -8,6 +8,7 @@
 #define PXENV_UDP_READ 0x0032
 #define PXENV_UDP_WRITE 0x0033
 #define PXENV_PACKET_TYPE_DHCP_ACK 2
+#define PXENV_PACKET_TYPE_CACHED_REPLY 3
 
 #define FAR_SEG(p) ((uint16_t)((p) >> 16))
 #define FAR_OFF(p) ((uint16_t)(p))
@@ -127,8 +128,28 @@ static void far_get(uint16_t seg, uint16_t off, uint8_t *dst, unsigned len)
 	far_to_near(dst, seg, off, (uint16_t)len);
 }
 
-/* Our address, the next-server, the MAC, netmask and router, all from the
- * DHCPACK the PXE stack kept. */
+/* The next-server of the boot server's reply (PXE 2.1's "cached reply"),
+ * into server_ip unless it is 0.0.0.0 or missing.  Beside a proxy-DHCP
+ * server the DHCPACK comes from the site's DHCP server, whose next-server
+ * (often itself) is not where the boot file and netdiskd are; the proxy's
+ * reply names that machine.  Without a proxy the cached reply is the
+ * DHCPACK itself. */
+static void boot_server_ip(uint8_t server_ip[4])
+{
+	struct s_pxenv_get_cached_info gci;
+	uint8_t ip[4];
+
+	memset(&gci, 0, sizeof(gci));
+	gci.packet_type = PXENV_PACKET_TYPE_CACHED_REPLY;
+	if (pxe_call(PXENV_GET_CACHED_INFO, &gci) || gci.status || gci.buffer_size < 240)
+		return;
+	far_get(gci.buffer_seg, gci.buffer_off + 20, ip, 4);
+	if (ip[0] | ip[1] | ip[2] | ip[3])
+		memcpy(server_ip, ip, 4);
+}
+
+/* Our address, the MAC, netmask and router from the DHCPACK the PXE stack
+ * kept; the next-server from the boot server's reply, else the DHCPACK. */
 int pxe_get_info(struct pxe_info *info)
 {
 	struct s_pxenv_get_cached_info gci;
@@ -165,6 +186,7 @@ int pxe_get_info(struct pxe_info *info)
 			far_get(seg, pos + 2, info->router, 4);
 		pos += 2 + len;
 	}
+	boot_server_ip(info->server_ip);
 	return 0;
 }
 

@@ -10,7 +10,9 @@
 #                         next-server is $LAB_ADDR, where netdiskd listens
 #   lab_netdiskd ARGS     netdiskd on $LAB_ADDR:$LAB_PORT, log $LAB_DIR/server.log
 #   lab_vm NAME FW MAC    a QEMU VM (bios|uefi) on tap port tapK of br0, console
-#                         in $LAB_DIR/NAME.log (and socket $LAB_DIR/NAME.con)
+#                         in $LAB_DIR/NAME.log (and socket $LAB_DIR/NAME.con);
+#                         LAB_NIC_OPTS adds NIC properties (romfile= : OVMF's
+#                         own PXE instead of iPXE's ROM)
 #   lab_impair SPEC       impairment for the ports of VMs started from now on
 #                         (and, live, for running impaired ports): see lab-port
 #   lab_vm_wait NAME SECS / lab_vm_alive NAME / lab_vm_kill NAME
@@ -197,7 +199,7 @@ lab_vm() {
 	QEMU_ARGS+=(-display none -monitor none -pidfile "$vmdir/qemu.pid"
 		-chardev "socket,id=con,path=$LAB_DIR/$name.con,server=on,wait=off,logfile=$LAB_DIR/$name.log"
 		-serial chardev:con
-		-netdev "$netdev" -device "virtio-net-pci,netdev=n0,mac=$mac,bootindex=1")
+		-netdev "$netdev" -device "virtio-net-pci,netdev=n0,mac=$mac,bootindex=1${LAB_NIC_OPTS:+,$LAB_NIC_OPTS}")
 	lab_in timeout -k 5 "$LAB_VM_TIMEOUT" qemu-system-x86_64 "${QEMU_ARGS[@]}" "$@" \
 		>"$vmdir/qemu.out" 2>&1 &
 	LAB_VM_PID[$name]=$!
