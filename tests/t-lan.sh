@@ -91,6 +91,9 @@ check "dnsmasq-conf --config: names netdiskd's address and images" has_lines "$N
 	"# netdiskd: $LAB_ADDR:$LAB_PORT (UDP; NBD on TCP), from $ND_TMP/netdiskd.conf" \
 	"# images: int13 (volatile), efi (volatile)"
 check "dnsmasq-conf: stubs at their defaults need no patch" eval "! grep -q 'netdisk patch' '$ND_TMP/proxy.conf'"
+gen --proxy >"$ND_TMP/auto.conf" 2>&1
+check "dnsmasq-conf: with no --interface, the only interface up (br0) and its address" has_lines "$ND_TMP/auto.conf" \
+	"interface=br0" "pxe-service=x86PC,\"netdisk (BIOS)\",netdisk.pxe,$LAB_ADDR"
 full_range="$LAB_NET.${OWN_RANGE[0]},$LAB_NET.${OWN_RANGE[1]},255.255.255.0,1h"
 gen --range "$full_range" --interface br0 --tftp-root "$LAB_DIR/tftp" >"$ND_TMP/full.conf" 2>"$ND_TMP/full.err" ||
 	{ fail "dnsmasq-conf --range runs" "$(cat "$ND_TMP/full.err")"; exit 1; }
@@ -177,8 +180,8 @@ booted() {
 	[ $ok = 1 ]
 }
 console_has() { tr -d '\r' <"$LAB_DIR/$1.log" | grep -aqE "$2"; }
-# vm_ip NAME: the address the stub says it has.
-vm_ip() { tr -d '\r' <"$LAB_DIR/$1.log" | sed -n 's/^netdisk: attaching to [0-9.:]* as \([0-9.]*\).*/\1/p' | head -n 1; }
+# vm_ip NAME: the address the VM's stub attached from (netdiskd's log).
+vm_ip() { sed -n "s/.* attach mac=${VM_MAC[$1]} ip=\([0-9.]*\):.*/\1/p" "$LAB_DIR/server.log" | head -n 1; }
 in_range() { # IP LOW HIGH
 	local last=${1##*.}
 	[ "${1%.*}" = "$LAB_NET" ] && [ "$last" -ge "$2" ] && [ "$last" -le "$3" ]
@@ -189,7 +192,7 @@ in_range() { # IP LOW HIGH
 address_from() {
 	local ip
 	ip=$(vm_ip "$1")
-	[ -n "$ip" ] || { echo "no 'attaching to ... as IP' on the console"; return 1; }
+	[ -n "$ip" ] || { echo "no attach of ${VM_MAC[$1]} in netdiskd's log"; return 1; }
 	in_range "$ip" "$3" "$4" || { echo "address $ip not in .$3-.$4"; return 1; }
 	grep -qi "${VM_MAC[$1]}" "$2" || { echo "${VM_MAC[$1]} not in $2: $(cat "$2" 2>/dev/null)"; return 1; }
 }
@@ -208,7 +211,7 @@ stub_from_netdisk() {
 server_found() {
 	console_has "$1" "^netdisk: attaching to ${LAB_ADDR//./\\.}:$LAB_PORT " ||
 		{ echo "the stub did not go to $LAB_ADDR:$LAB_PORT: $(tr -d '\r' <"$LAB_DIR/$1.log" | grep -a 'attaching' | head -n 2)"; return 1; }
-	grep -q "attach mac=${VM_MAC[$1]} ip=[0-9.]* image=$2 " "$LAB_DIR/server.log" ||
+	grep -q "attach mac=${VM_MAC[$1]} ip=[0-9.:]* image=$2 " "$LAB_DIR/server.log" ||
 		{ echo "no attach of ${VM_MAC[$1]} to $2 in the server log: $(grep -a attach "$LAB_DIR/server.log" | tail -n 2)"; return 1; }
 }
 # vm_checks PHASE NAME IMAGE LEASES LOW HIGH
@@ -227,6 +230,8 @@ vm p-uefi-ovmf uefi $MAC_OVMF_P romfile=
 vm_checks "proxy" p-bios int13 "$ND_TMP/router.leases" "${ROUTER_RANGE[@]}"
 vm_checks "proxy" p-uefi-ipxe efi "$ND_TMP/router.leases" "${ROUTER_RANGE[@]}"
 vm_checks "proxy (OVMF's own PXE)" p-uefi-ovmf efi "$ND_TMP/router.leases" "${ROUTER_RANGE[@]}"
+check "proxy: the router's DHCPACKs name the router as next-server (the stubs had to use the proxy's)" \
+	grep -q "next server: $ROUTER\$" "$ND_TMP/router.log"
 check "proxy: netdisk's dnsmasq gave no address" eval "! test -s '$LAB_DIR/dnsmasq.leases'"
 echo "# proxy phase: $((SECONDS - start)) s"
 
