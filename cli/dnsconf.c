@@ -93,14 +93,24 @@ static int parse_line(const char *s, const char *e, unsigned line, int *section,
 	}
 	snprintf(val, sizeof(val), "%.*s", (int)(e - v), v);
 	if (*section == 0 && ke - k == 6 && !memcmp(k, "listen", 6)) {
+		struct in_addr a;
+
 		if (nd_split_hostport(val, sc->listen_host, sizeof(sc->listen_host),
 				      &sc->listen_port, ND_DEFAULT_PORT) < 0 ||
-		    !sc->listen_port || sc->listen_port > 65535) {
-			snprintf(err, errlen, "line %u: listen must be ADDR:PORT", line);
+		    inet_pton(AF_INET, sc->listen_host, &a) != 1 || !sc->listen_port ||
+		    sc->listen_port > 65535) {
+			snprintf(err, errlen, "line %u: listen must be ADDR:PORT with an IPv4 "
+					      "address (PXE is IPv4)", line);
 			return -1;
 		}
 	} else if (*section == 1 && ke - k == 4 && !memcmp(k, "mode", 4)) {
-		snprintf(sc->images[sc->nimages - 1].mode, sizeof(sc->images[0].mode), "%.15s", val);
+		size_t i, n = strlen(val);
+
+		for (i = 0; i < n && ((val[i] >= 'a' && val[i] <= 'z') || val[i] == '-'); i++)
+			;
+		/* netdiskd judges the value; the comment shows a plausible one only */
+		snprintf(sc->images[sc->nimages - 1].mode, sizeof(sc->images[0].mode), "%.15s",
+			 i == n ? val : "?");
 	}
 	return 0;
 }
