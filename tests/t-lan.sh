@@ -15,7 +15,9 @@
 # proxy's next-server, and boot the served disk: the INT 13h test program
 # (BIOS) or bio-test.efi through the stub's BlockIo (UEFI).  Full phase:
 # the router is gone, netdisk's dnsmasq runs the `--range` snippet, and a
-# BIOS and a UEFI VM boot the same way with addresses from that range.
+# BIOS and a UEFI VM (OVMF's own PXE) boot the same way with addresses from
+# that range.  iPXE's EFI ROM and OVMF's PXE both send option 93 = 7, a
+# BIOS 0; the line for 9 (EFI x86-64) is checked in the text only.
 . "$(dirname "$0")/lib.sh"
 requires root netns qemu ovmf ipxe cmd:dnsmasq cmd:python3 cmd:mkfs.fat cmd:mcopy
 . "$(dirname "$0")/bios/qemu.sh"
@@ -149,7 +151,9 @@ router_up() {
 netdisk_dnsmasq() {
 	: >"$LAB_DIR/dnsmasq.log"
 	rm -f "$LAB_DIR/dnsmasq.leases"
-	lab_in dnsmasq --no-daemon --conf-file="$1" --user=root --group=root --pid-file= \
+	# Not through lab_in: ip netns exec execs dnsmasq, so $! is dnsmasq
+	# itself and the full phase can stop it.
+	ip netns exec "$LAB_NS" dnsmasq --no-daemon --conf-file="$1" --user=root --group=root --pid-file= \
 		--dhcp-leasefile="$LAB_DIR/dnsmasq.leases" --log-dhcp --log-facility="$LAB_DIR/dnsmasq.log" \
 		>"$LAB_DIR/dnsmasq.out" 2>&1 &
 	LAB_DNSMASQ_PID=$!
@@ -230,6 +234,13 @@ vm p-uefi-ovmf uefi $MAC_OVMF_P romfile=
 vm_checks "proxy" p-bios int13 "$ND_TMP/router.leases" "${ROUTER_RANGE[@]}"
 vm_checks "proxy" p-uefi-ipxe efi "$ND_TMP/router.leases" "${ROUTER_RANGE[@]}"
 vm_checks "proxy (OVMF's own PXE)" p-uefi-ovmf efi "$ND_TMP/router.leases" "${ROUTER_RANGE[@]}"
+# arch_seen DHCP-LOG ARCH...: PXE clients with each option 93 value asked.
+arch_seen() {
+	local log=$1 a
+	shift
+	for a in "$@"; do grep -q "vendor class: PXEClient:Arch:0000$a" "$log" || { echo "no client with arch $a in $log"; return 1; }; done
+}
+check "proxy: the VMs sent option 93 = 0 (BIOS) and 7 (iPXE's EFI ROM and OVMF)" arch_seen "$LAB_DIR/dnsmasq.log" 0 7
 check "proxy: the router's DHCPACKs name the router as next-server (the stubs had to use the proxy's)" \
 	grep -q "next server: $ROUTER\$" "$ND_TMP/router.log"
 check "proxy: netdisk's dnsmasq gave no address" eval "! test -s '$LAB_DIR/dnsmasq.leases'"
@@ -242,7 +253,9 @@ lab_stop_pid "$LAB_DNSMASQ_PID"
 netdisk_dnsmasq "$ND_TMP/full.conf" || { fail "lan: dnsmasq runs the --range snippet" "see $LAB_DIR/dnsmasq.log"; exit 1; }
 start=$SECONDS
 vm f-bios bios $MAC_BIOS_F
-vm f-uefi uefi $MAC_EFI_F
+vm f-uefi uefi $MAC_EFI_F romfile=
 vm_checks "full" f-bios int13 "$LAB_DIR/dnsmasq.leases" "${OWN_RANGE[@]}"
 vm_checks "full" f-uefi efi "$LAB_DIR/dnsmasq.leases" "${OWN_RANGE[@]}"
+check "full: the VMs sent option 93 = 0 (BIOS) and 7 (OVMF)" arch_seen "$LAB_DIR/dnsmasq.log" 0 7
+check "full: the proxy's dnsmasq had stopped (no proxy answers)" eval "! grep -q ' proxy\$' '$LAB_DIR/dnsmasq.log'"
 echo "# full phase: $((SECONDS - start)) s"
