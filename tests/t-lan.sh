@@ -165,7 +165,7 @@ router_up || { fail "lan: the router's plain DHCP server starts" "$(ip netns lis
 netdisk_dnsmasq "$ND_TMP/proxy.conf" || { fail "lan: dnsmasq runs the --proxy snippet" "see $LAB_DIR/dnsmasq.log"; exit 1; }
 pass "lan: dnsmasq runs the --proxy snippet beside the router's DHCP server"
 
-declare -A VM_FW=() VM_MAC=()
+declare -A VM_FW=() VM_MAC=() VM_LEASES=()
 # vm NAME FIRMWARE MAC [NIC-OPTS]: a lab VM.
 vm() {
 	VM_FW[$1]=$2 VM_MAC[$1]=$3
@@ -184,21 +184,21 @@ booted() {
 	[ $ok = 1 ]
 }
 console_has() { tr -d '\r' <"$LAB_DIR/$1.log" | grep -aqE "$2"; }
-# vm_ip NAME: the address the VM's stub attached from (netdiskd's log).
-vm_ip() { sed -n "s/.* attach mac=${VM_MAC[$1]} ip=\([0-9.]*\):.*/\1/p" "$LAB_DIR/server.log" | head -n 1; }
+# vm_ip NAME: the VM's address in the lease file of the DHCP server that
+# should have given it (VM_LEASES).
+vm_ip() { awk -v m="${VM_MAC[$1]}" '$2 == m { print $3; exit }' "${VM_LEASES[$1]}" 2>/dev/null; }
 in_range() { # IP LOW HIGH
 	local last=${1##*.}
 	[ "${1%.*}" = "$LAB_NET" ] && [ "$last" -ge "$2" ] && [ "$last" -le "$3" ]
 }
 
-# address_from NAME LEASES LOW HIGH: the VM's address is in LOW..HIGH and
-# the lease file LEASES holds its MAC.
+# address_from NAME LOW HIGH: the DHCP server that should have given the
+# VM its address did, from LOW..HIGH.
 address_from() {
 	local ip
 	ip=$(vm_ip "$1")
-	[ -n "$ip" ] || { echo "no attach of ${VM_MAC[$1]} in netdiskd's log"; return 1; }
-	in_range "$ip" "$3" "$4" || { echo "address $ip not in .$3-.$4"; return 1; }
-	grep -qi "${VM_MAC[$1]}" "$2" || { echo "${VM_MAC[$1]} not in $2: $(cat "$2" 2>/dev/null)"; return 1; }
+	[ -n "$ip" ] || { echo "${VM_MAC[$1]} not in ${VM_LEASES[$1]}: $(cat "${VM_LEASES[$1]}" 2>/dev/null)"; return 1; }
+	in_range "$ip" "$2" "$3" || { echo "address $ip not in .$2-.$3"; return 1; }
 }
 # stub_from_netdisk NAME: netdisk's dnsmasq sent this VM its firmware's stub
 # (option 93), and the stub ran.
@@ -215,14 +215,15 @@ stub_from_netdisk() {
 server_found() {
 	console_has "$1" "^netdisk: attaching to ${LAB_ADDR//./\\.}:$LAB_PORT " ||
 		{ echo "the stub did not go to $LAB_ADDR:$LAB_PORT: $(tr -d '\r' <"$LAB_DIR/$1.log" | grep -a 'attaching' | head -n 2)"; return 1; }
-	grep -q "attach mac=${VM_MAC[$1]} ip=[0-9.:]* image=$2 " "$LAB_DIR/server.log" ||
-		{ echo "no attach of ${VM_MAC[$1]} to $2 in the server log: $(grep -a attach "$LAB_DIR/server.log" | tail -n 2)"; return 1; }
+	grep -q "attach mac=${VM_MAC[$1]} ip=$(vm_ip "$1"):[0-9]* image=$2 " "$LAB_DIR/server.log" ||
+		{ echo "no attach of ${VM_MAC[$1]} from $(vm_ip "$1") to $2 in the server log: $(grep -a attach "$LAB_DIR/server.log" | tail -n 2)"; return 1; }
 }
 # vm_checks PHASE NAME IMAGE LEASES LOW HIGH
 vm_checks() {
 	local phase=$1 name=$2 image=$3
+	VM_LEASES[$name]=$4
 	check "$phase: $name (${VM_FW[$name]}) boots the served disk through the stub" booted "$name"
-	check "$phase: $name address from ${4##*/} (.$5-.$6)" address_from "$name" "$4" "$5" "$6"
+	check "$phase: $name address from ${4##*/} (.$5-.$6)" address_from "$name" "$5" "$6"
 	check "$phase: $name got its firmware's stub from netdisk's dnsmasq" stub_from_netdisk "$name"
 	check "$phase: $name found netdiskd at the next-server, image $image" server_found "$name" "$image"
 }
