@@ -190,7 +190,7 @@ void dnsconf_render(FILE *f, const struct dnsconf *c)
 			   "dhcp-range=%s,proxy,%s\n",
 			c->network, c->netmask, c->network, c->netmask);
 		fprintf(f, "# Client architecture (DHCP option 93): 0 (BIOS) gets netdisk.pxe,\n"
-			   "# 7 and 9 (EFI x86-64) netdisk.efi, both from the next-server %s.\n"
+			   "# 7 and 9 (x86-64 UEFI) netdisk.efi, both from the next-server %s.\n"
 			   "pxe-service=x86PC,\"netdisk (BIOS)\",netdisk.pxe,%s\n"
 			   "pxe-service=BC_EFI,\"netdisk (UEFI)\",netdisk.efi,%s\n"
 			   "pxe-service=x86-64_EFI,\"netdisk (UEFI)\",netdisk.efi,%s\n",
@@ -200,7 +200,7 @@ void dnsconf_render(FILE *f, const struct dnsconf *c)
 			   "dhcp-range=%s\n",
 			c->network, c->netmask, c->range);
 		fprintf(f, "# Client architecture (DHCP option 93): 0 (BIOS) gets netdisk.pxe,\n"
-			   "# 7 and 9 (EFI x86-64) netdisk.efi; the next-server is %s.\n"
+			   "# 7 and 9 (x86-64 UEFI) netdisk.efi; the next-server is %s.\n"
 			   "dhcp-match=set:netdisk-bios,option:client-arch,0\n"
 			   "dhcp-match=set:netdisk-efi64,option:client-arch,7\n"
 			   "dhcp-match=set:netdisk-efi64,option:client-arch,9\n"

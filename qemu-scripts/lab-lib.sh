@@ -110,8 +110,9 @@ lab_tftp() {
 }
 
 # lab_dnsmasq [EXTRA-ARGS...]: DHCP and TFTP on br0, log $LAB_DIR/dnsmasq.log.
-# PXE clients say their architecture in option 93: 7 (EFI BC, what OVMF and
-# iPXE's EFI ROM send) and 9 (EFI x86-64) get netdisk.efi, every other client
+# PXE clients say their architecture in option 93: 7 (x86-64 UEFI, what OVMF
+# and iPXE's EFI ROM send) and 9 (x86-64 in RFC 4578's original table) get
+# netdisk.efi, every other client
 # (0, x86 BIOS) netdisk.pxe.  The third field of dhcp-boot is the
 # next-server (siaddr) the stubs send their requests to.
 lab_dnsmasq() {

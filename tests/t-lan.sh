@@ -17,7 +17,7 @@
 # the router is gone, netdisk's dnsmasq runs the `--range` snippet, and a
 # BIOS and a UEFI VM (OVMF's own PXE) boot the same way with addresses from
 # that range.  iPXE's EFI ROM and OVMF's PXE both send option 93 = 7, a
-# BIOS 0; the line for 9 (EFI x86-64) is checked in the text only.
+# BIOS 0; the line for 9 (dnsmasq's BC_EFI) is checked in the text only.
 . "$(dirname "$0")/lib.sh"
 requires root netns qemu ovmf ipxe cmd:dnsmasq cmd:python3 cmd:mkfs.fat cmd:mcopy
 . "$(dirname "$0")/bios/qemu.sh"
