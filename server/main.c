@@ -386,7 +386,7 @@ int main(int argc, char **argv)
 	    server_state_init(&s, err, sizeof(err)) < 0 || store_init_all(&s, err, sizeof(err)) < 0 ||
 	    persona_check_images(&s, err, sizeof(err)) < 0 || control_open(&s, err, sizeof(err)) < 0 ||
 	    trace_init(&s.cfg, err, sizeof(err)) < 0 || mcast_open(&s, err, sizeof(err)) < 0 ||
-	    tls_init(&s.cfg, err, sizeof(err)) < 0) {
+	    tls_init(&s.cfg, err, sizeof(err)) < 0 || auth_init(&s, err, sizeof(err)) < 0) {
 		fprintf(stderr, "netdiskd: %s\n", err);
 		return 1;
 	}
@@ -407,6 +407,12 @@ int main(int argc, char **argv)
 			(unsigned long long)(im->base->size >> 20), nd_mode_text(im->mode),
 			strcmp(im->name, s.cfg.default_image) ? "" : " (default)");
 	}
+	log_msg("access: site key %s, admin key %s, mac-binding %s, nbd-exports %s",
+		auth_site_required(&s) ? "required for every ATTACH" : "none",
+		auth_admin_required(&s) ? "required for direct/maintenance mode" : "none",
+		s.cfg.mac_binding_off ? "off" : "address",
+		s.cfg.nbd_exports == NBD_EXPORTS_IMAGES ? "images" :
+		s.cfg.nbd_exports == NBD_EXPORTS_SESSIONS ? "sessions" : "off");
 	if (s.temp_state)
 		nd_log(ND_LOG_WARN, "listening on %s (UDP, and NBD on TCP), state in %s: temporary, "
 		       "so sessions and overlays are lost at exit (give --state-dir to keep them)",
@@ -422,10 +428,11 @@ int main(int argc, char **argv)
 	mcast_stats_text(&s, mstats, sizeof(mstats));
 	log_msg("stopping: %lu datagrams, %lu malformed, %lu for unknown sessions, "
 		"%lu from the wrong address, %lu stale writes, %lu errors sent, %lu ATTACHes "
-		"rate-limited, %lu too short, %lu sessions expired, %lu evicted: %s", s.stats.datagrams,
+		"rate-limited, %lu too short, %lu unauthenticated, %lu refused by mac-binding, "
+		"%lu sessions expired, %lu evicted: %s", s.stats.datagrams,
 		s.stats.malformed, s.stats.bad_session, s.stats.wrong_peer, s.stats.stale_writes,
-		metrics_udp_errors(&s), s.stats.attach_limited, s.stats.short_attach, s.stats.expired,
-		s.stats.evicted, mstats);
+		metrics_udp_errors(&s), s.stats.attach_limited, s.stats.short_attach,
+		s.stats.auth_refused, s.stats.mac_bound, s.stats.expired, s.stats.evicted, mstats);
 	if (nbd_shutdown(NBD_SHUTDOWN_WAIT_S) < 0) {
 		/* Freeing the sessions under running threads would be worse than
 		 * what an exit without closing is: a crash, which overlays survive. */
@@ -437,6 +444,7 @@ int main(int argc, char **argv)
 	control_close(&s);
 	server_close(&s);
 	mcast_close(&s);
+	auth_free(&s);
 	config_free(&s.cfg);
 	return 0;
 }

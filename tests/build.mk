@@ -43,8 +43,8 @@ $(BUILD)/tsan/netdiskd: $(patsubst %.c,$(BUILD)/tsan/%.o,$(SERVER_SRC) $(COMMON_
 # the config parser's errors, common/.
 UNIT_SRC := tests/unit/unit-main.c tests/unit/unit-common.c tests/unit/unit-config.c \
 	tests/unit/unit-client.c tests/unit/unit-ipstack.c tests/unit/unit-overlay.c \
-	tests/unit/unit-tiers.c
-UNIT_LIBS := $(SERVER_CORE_SRC) $(COMMON_SRC) client/ndclient.c client/policy.c client/ipstack.c \
+	tests/unit/unit-tiers.c tests/unit/unit-crypto.c
+UNIT_LIBS := $(SERVER_CORE_SRC) $(COMMON_SRC) client/ndclient.c client/sha256.c client/policy.c client/ipstack.c \
 	client/group.c linux/agent/tiers.c linux/agent/wcconf.c
 $(BUILD)/tests/unittest: $(patsubst %.c,$(BUILD)/asan/%.o,$(UNIT_SRC) $(UNIT_LIBS))
 	@mkdir -p $(dir $@)
