@@ -351,8 +351,10 @@ void nd_key_id(const uint8_t key[ND_KEY_LEN], uint8_t id[4])
 	memcpy(id, h, 4);
 }
 
-/* Rounds of AUTH (a new challenge each) a keyed ATTACH goes through. */
-#define ND_AUTH_ROUNDS 3
+/* ATTACHes a keyed client sends: with no challenge, then signed over the
+ * one the AUTH reply carried.  AUTH to that too means a wrong key (or a
+ * server restarted in between): the caller's retry starts over. */
+#define ND_AUTH_ROUNDS 2
 
 int nd_attach(struct nd_client *c, const char *image)
 {
@@ -879,7 +881,7 @@ const char *nd_status_text(unsigned status)
 	case ND_ERR_INVAL: return "malformed request";
 	case ND_ERR_READONLY: return "read-only session";
 	case ND_ERR_NOSPACE: return "server out of disk space";
-	case ND_ERR_AUTH: return "the server wants the site key (netdisk patch --key)";
+	case ND_ERR_AUTH: return "the server wants the site key (none or a wrong one: netdisk patch --key)";
 	default: return "unknown error";
 	}
 }
