@@ -47,6 +47,9 @@ static void usage(FILE *f)
 		"  -m, --mode MODE       write mode for IMAGE arguments: volatile (default),\n"
 		"                        persistent, direct or readonly\n"
 		"      --control PATH    the admin control socket (default: STATE/control)\n"
+		"      --nbd-exports images|sessions|off  which NBD export names anyone may open\n"
+		"                        (default sessions: only a stub's session:TOKEN; images:\n"
+		"                        any image by name, for trusted networks and nbdroot=)\n"
 		"  -t, --trace-dir DIR   record every session's reads (a boot trace) in a\n"
 		"                        file of its own in DIR\n"
 		"  -v, --verbose         also log every request (debug level)\n"
@@ -81,6 +84,7 @@ static int add_image_arg(struct config *c, const char *arg, int mode, char *err,
  * configuration the same way as the start did. */
 struct cmdline {
 	const char *config, *listen, *state, *trace, *control;
+	const char *nbd_exports; /* --nbd-exports: over the config file's */
 	int mode;              /* for IMAGE arguments */
 	char **images;         /* IMAGE | NAME=IMAGE arguments */
 	int nimages;
@@ -101,6 +105,7 @@ static int parse_args(int argc, char **argv)
 		{ "quiet", no_argument, 0, 'q' },
 		{ "log-format", required_argument, 0, 'F' },
 		{ "control", required_argument, 0, 'C' },
+		{ "nbd-exports", required_argument, 0, 'E' },
 		{ "help", no_argument, 0, 'h' },
 		{ 0, 0, 0, 0 },
 	};
@@ -125,6 +130,14 @@ static int parse_args(int argc, char **argv)
 			break;
 		case 'C':
 			cmd.control = optarg;
+			break;
+		case 'E':
+			if (strcmp(optarg, "images") && strcmp(optarg, "sessions") && strcmp(optarg, "off")) {
+				fprintf(stderr, "netdiskd: --nbd-exports must be images, sessions or off, "
+					"not '%s'\n", optarg);
+				return -1;
+			}
+			cmd.nbd_exports = optarg;
 			break;
 		case 'm':
 			cmd.mode = nd_mode_parse(optarg);
@@ -187,6 +200,10 @@ static int build_config(struct config *c, char *err, size_t errlen)
 		return snprintf(err, errlen, "control socket path too long (at most 107 bytes)"), -1;
 	if (cmd.control)
 		snprintf(c->control, sizeof(c->control), "%s", cmd.control);
+	if (cmd.nbd_exports)
+		c->nbd_exports = !strcmp(cmd.nbd_exports, "images") ? NBD_EXPORTS_IMAGES
+				 : !strcmp(cmd.nbd_exports, "sessions") ? NBD_EXPORTS_SESSIONS
+									 : NBD_EXPORTS_OFF;
 	return config_check(c, err, errlen);
 }
 

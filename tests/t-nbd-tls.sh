@@ -32,6 +32,7 @@ ossl req -x509 -newkey rsa:2048 -nodes -keyout intruder/client-key.pem -out intr
 
 conf() { # conf NAME KEY=VALUE...: a config serving a.img
 	{
+		echo "nbd-exports = images" # the tests open a.img by name (KEY=VALUE may override)
 		for kv in "${@:2}"; do echo "$kv"; done
 		echo "state-dir = $ND_TMP/state-$1"
 		echo "[image a]"
