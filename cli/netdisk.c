@@ -419,6 +419,34 @@ static void bench_pass(struct conn *k, const char *name, uint32_t size, int rand
 	free(lat);
 }
 
+/*
+ * ATTACH latency: the client rebooting (a new nonce) ATTACH_SAMPLES times,
+ * each ATTACH timed from the first datagram to the grant (both round trips
+ * with --key).  Paced to stay inside the server's per-source ATTACH rate
+ * limit (10 a second, bursts of 40), which would otherwise be what it times.
+ */
+#define ATTACH_SAMPLES 16
+static void bench_attach(struct conn *k, const struct opts *o)
+{
+	double t[ATTACH_SAMPLES], t0;
+	unsigned i;
+	int rc;
+
+	for (i = 0; i < ATTACH_SAMPLES; i++) {
+		usleep(130000);
+		k->c.cfg.nonce++;
+		t0 = seconds_now();
+		rc = nd_attach(&k->c, o->image);
+		t[i] = (seconds_now() - t0) * 1e6;
+		if (rc < 0)
+			die("attach failed: %s", err_text(&k->c, rc));
+	}
+	qsort(t, ATTACH_SAMPLES, sizeof(t[0]), cmp_double);
+	printf("attach    %s: median %.0f us, min %.0f us over %u ATTACHes\n",
+	       o->key ? "signed" : "unsigned", (t[ATTACH_SAMPLES / 2 - 1] + t[ATTACH_SAMPLES / 2]) / 2,
+	       t[0], ATTACH_SAMPLES);
+}
+
 static int cmd_bench(const char *server, uint32_t size, double seconds, double pace,
 		     const struct opts *o)
 {
@@ -433,6 +461,7 @@ static int cmd_bench(const char *server, uint32_t size, double seconds, double p
 		    k.c.max_sectors);
 	printf("netdisk bench: %s, image %s (%llu MiB), datagram %u, window %u\n", server,
 	       k.c.image, (unsigned long long)(k.c.sectors >> 11), k.c.dgram, k.c.window);
+	bench_attach(&k, o);
 	bench_pass(&k, "sequential", size, 0, seconds, pace, buf);
 	bench_pass(&k, "random", 4096, 1, seconds, pace, buf);
 	disconnect(&k);
