@@ -92,7 +92,7 @@ check "int13: writes reached the server" cmp "$ND_TMP/want.bin" "$ND_TMP/got.bin
 # ships iPXE ROMs for (their probe settles on fewer frames in flight than
 # virtio-net: one datagram at a time), and on virtio-net with the stub
 # patched to keep to the firmware's network.
-bios_tftp "$ND_TMP/tftp-pxe" "$ND_PORT" --firmware-net
+bios_tftp "$ND_TMP/tftp-pxe" "$ND_PORT" --firmware-net --key "$ND_TMP/site.key"
 for nic in e1000 rtl8139 virtio-net-pci; do
 	tftp=$ND_TMP/tftp
 	[ "$nic" = virtio-net-pci ] && tftp=$ND_TMP/tftp-pxe
