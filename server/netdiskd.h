@@ -209,8 +209,9 @@ const char *session_write_cache(struct server *s, const struct session *ss);
 struct session *session_attach(struct server *s, const struct nd_attach_req *req,
 			       const struct sockaddr *from, socklen_t fromlen, int auth,
 			       unsigned *status);
+/* tls: the connection is over TLS (counts as the admin credential). */
 struct session *session_attach_nbd(struct server *s, const uint8_t mac[6], const char *image,
-				   const char *peer, unsigned *status);
+				   const char *peer, int tls, unsigned *status);
 int session_from_peer(const struct session *ss, const struct sockaddr *from, socklen_t fromlen);
 int attach_rate_ok(struct server *s, const struct sockaddr *from);
 void sessions_sweep(struct server *s);

@@ -639,10 +639,13 @@ static struct session *attach(struct server *s, const struct nd_attach_req *req,
 			goto refused;
 		}
 	}
-	/* admin-key: maintenance writes need the admins' key, not a MAC. */
-	if (from && mode == ND_MODE_DIRECT && auth_admin_required(s) && auth != AUTH_ADMIN) {
+	/* admin-key: maintenance writes need the admins' key (or, over NBD,
+	 * TLS), not a MAC or an export name. */
+	if (mode == ND_MODE_DIRECT && auth_admin_required(s) && auth != AUTH_ADMIN) {
 		*status = ND_ERR_DENIED;
-		why = "direct and maintenance mode need an ATTACH signed with the admin key (admin-key)";
+		why = from ? "direct and maintenance mode need an ATTACH signed with the admin key "
+			     "(admin-key)"
+			   : "direct and maintenance mode over NBD need TLS when admin-key is set";
 		goto refused;
 	}
 	/* Writing a never-versioned image's file in place would make every
@@ -762,7 +765,7 @@ struct session *session_attach(struct server *s, const struct nd_attach_req *req
  * MAC never gets it), and all its connections share it.
  */
 struct session *session_attach_nbd(struct server *s, const uint8_t mac[6], const char *image,
-				   const char *peer, unsigned *status)
+				   const char *peer, int tls, unsigned *status)
 {
 	struct nd_attach_req req = { 0 };
 
@@ -771,7 +774,9 @@ struct session *session_attach_nbd(struct server *s, const uint8_t mac[6], const
 	nd_put16(req.max_dgram, ND_MAX_DGRAM);
 	nd_put16(req.window, 64);
 	memcpy(req.image, image, strnlen(image, ND_IMAGE_NAME_LEN));
-	return attach(s, &req, NULL, 0, peer, AUTH_NONE, status);
+	/* A TLS client proved a PSK or a certificate the admins gave out: with
+	 * admin-key set, that is what direct mode over NBD needs. */
+	return attach(s, &req, NULL, 0, peer, tls ? AUTH_ADMIN : AUTH_NONE, status);
 }
 
 /* Token buckets by source address: may one more ATTACH from `from` be served? */

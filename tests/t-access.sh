@@ -129,6 +129,20 @@ nd write 0 --image gold --key "$ND_TMP/admin.key" -i "$ND_TMP/marker" 2>"$ND_TMP
 	fail admin-key-writes-direct "$(cat "$ND_TMP/adm2.err")"
 stop_server
 
+# With admin-key, even nbd-exports = images (the admin's opt-in) gives a plain NBD
+# client no direct mode: that takes TLS (t-nbd-tls.sh's keys), not an export name.
+if command -v nbdcopy >/dev/null; then
+	{ echo "admin-key = $ND_TMP/admin.key"; echo "nbd-exports = images"; images; } >"$ND_TMP/nbdadm.conf"
+	start nbdadm --config "$ND_TMP/nbdadm.conf" --state-dir "$ND_TMP/nstate"
+	cp "$ND_TMP/gold.img" "$ND_TMP/gold.before"
+	nbdcopy "$ND_TMP/junk.img" "nbd://127.0.0.1:$ND_PORT/gold" >"$ND_TMP/nbdadm.out" 2>&1
+	cmp -s "$ND_TMP/gold.img" "$ND_TMP/gold.before" &&
+		grep -q 'direct and maintenance mode over NBD need TLS' "$ND_TMP/nbdadm.log" &&
+		pass admin-key-plain-nbd-gets-no-direct-mode ||
+		fail admin-key-plain-nbd-gets-no-direct-mode "$(head -c 300 "$ND_TMP/nbdadm.out")"
+	stop_server
+fi
+
 # A bad key file stops the start, naming the file.
 echo "site-key = $ND_TMP/marker" >"$ND_TMP/bad.conf"
 images >>"$ND_TMP/bad.conf"
