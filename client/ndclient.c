@@ -351,10 +351,13 @@ void nd_key_id(const uint8_t key[ND_KEY_LEN], uint8_t id[4])
 	memcpy(id, h, 4);
 }
 
-/* ATTACHes a keyed client sends: with no challenge, then signed over the
- * one the AUTH reply carried.  AUTH to that too means a wrong key (or a
- * server restarted in between): the caller's retry starts over. */
-#define ND_AUTH_ROUNDS 2
+/* ATTACHes a keyed client sends at most: with no challenge, then signed
+ * over the one each AUTH reply carried.  Two signed rounds, so that a
+ * challenge gone stale while replies were lost (or a server restarted in
+ * between) costs one more round, not the boot; AUTH to both means a wrong
+ * key.  (Comparing the challenges would say so sooner, but netdisk.pxe has
+ * no bytes to spare.) */
+#define ND_AUTH_ROUNDS 3
 
 int nd_attach(struct nd_client *c, const char *image)
 {

@@ -94,13 +94,13 @@ check sitekey-right-key-reads bash -c "'$NETDISK' read 127.0.0.1:$ND_PORT 0 8 --
 	--timeout 5 | cmp -s - <(head -c 4096 '$ND_TMP/vol.img')"
 grep -q "attach mac=.* image=vol .*key=site" "$ND_TMP/keyed.log" && pass sitekey-attach-logged-with-key ||
 	fail sitekey-attach-logged-with-key "no attach line with key=site"
-# Counted: the unkeyed ATTACH once, the wrong key's two rounds (it cannot tell).
+# Counted: the unkeyed ATTACH once, the wrong key's three rounds (it cannot tell).
 curl -s "http://127.0.0.1:$mport/metrics" >"$ND_TMP/metrics.txt"
-grep -qx 'netdisk_attach_refused_total{reason="site_key"} 3' "$ND_TMP/metrics.txt" &&
+grep -qx 'netdisk_attach_refused_total{reason="site_key"} 4' "$ND_TMP/metrics.txt" &&
 	pass sitekey-refusals-counted-in-metrics ||
 	fail sitekey-refusals-counted-in-metrics "$(grep attach_refused "$ND_TMP/metrics.txt")"
 "$NETDISK" status --json --control "$ND_TMP/kstate/control" >"$ND_TMP/status.json" 2>&1
-grep -q '"refused_site_key":"\?3' "$ND_TMP/status.json" && pass sitekey-refusals-in-status ||
+grep -q '"refused_site_key":"\?4' "$ND_TMP/status.json" && pass sitekey-refusals-in-status ||
 	fail sitekey-refusals-in-status "$(head -c 300 "$ND_TMP/status.json")"
 n=$(grep -c 'attach refused, .*site key.*ip=127.0.0.1' "$ND_TMP/keyed.log")
 [ "$n" = 1 ] && pass sitekey-refusal-logged-once-per-source ||

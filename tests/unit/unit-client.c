@@ -917,7 +917,7 @@ static void site_key(const char *image)
 	client_new(&c, ND_DEFAULT_DGRAM, 16);
 	c.cfg.key = other;
 	rc = nd_attach(&c, "disk");
-	check_that(rc == ND_E_STATUS && c.last_status == ND_ERR_AUTH && net.srv.stats.auth_refused == 3,
+	check_that(rc == ND_E_STATUS && c.last_status == ND_ERR_AUTH && net.srv.stats.auth_refused == 4,
 		   "site-key-wrong-key-gets-auth-counted", "rc %d status %u refused %lu", rc,
 		   c.last_status, net.srv.stats.auth_refused);
 	server_down();
