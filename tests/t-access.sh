@@ -102,6 +102,14 @@ grep -qx 'netdisk_attach_refused_total{reason="site_key"} 4' "$ND_TMP/metrics.tx
 "$NETDISK" status --json --control "$ND_TMP/kstate/control" >"$ND_TMP/status.json" 2>&1
 grep -q '"refused_site_key":"\?4' "$ND_TMP/status.json" && pass sitekey-refusals-in-status ||
 	fail sitekey-refusals-in-status "$(head -c 300 "$ND_TMP/status.json")"
+"$NETDISK" status --control "$ND_TMP/kstate/control" 2>&1 |
+	grep -q '^# ATTACHes refused: 4 without the site key, 0 by mac-binding' &&
+	pass sitekey-refusals-in-status-table || fail sitekey-refusals-in-status-table "no refusal line"
+# A reload cannot change a key (a restart can): the old one stays in force.
+sed -i "s|^site-key = .*|site-key = $ND_TMP/other.key|" "$ND_TMP/keyed.conf"
+kill -HUP "$ND_SERVER_PID"
+wait_for 10 grep -q 'site-key change only at a restart' "$ND_TMP/keyed.log" &&
+	pass sitekey-reload-refuses-key-change || fail sitekey-reload-refuses-key-change "no refusal logged"
 n=$(grep -c 'attach refused, .*site key.*ip=127.0.0.1' "$ND_TMP/keyed.log")
 [ "$n" = 1 ] && pass sitekey-refusal-logged-once-per-source ||
 	fail sitekey-refusal-logged-once-per-source "$n lines for one address"
