@@ -128,30 +128,19 @@ static void far_get(uint16_t seg, uint16_t off, uint8_t *dst, unsigned len)
 	far_to_near(dst, seg, off, (uint16_t)len);
 }
 
-/* The next-server of the boot server's reply (PXE 2.1's "cached reply"),
- * into server_ip unless it is 0.0.0.0 or missing.  Beside a proxy-DHCP
+/* Our address, the MAC, netmask and router from the DHCPACK the PXE stack
+ * kept.  The next-server from the boot server's reply (PXE 2.1's "cached
+ * reply") when it names one, else from the DHCPACK: beside a proxy-DHCP
  * server the DHCPACK comes from the site's DHCP server, whose next-server
  * (often itself) is not where the boot file and netdiskd are; the proxy's
  * reply names that machine.  Without a proxy the cached reply is the
- * DHCPACK itself. */
-static void boot_server_ip(uint8_t server_ip[4])
-{
-	struct s_pxenv_get_cached_info gci;
-	uint8_t ip[4];
-
-	memset(&gci, 0, sizeof(gci));
-	gci.packet_type = PXENV_PACKET_TYPE_CACHED_REPLY;
-	if (pxe_call(PXENV_GET_CACHED_INFO, &gci) || gci.status || gci.buffer_size < 240)
-		return;
-	far_get(gci.buffer_seg, gci.buffer_off + 20, ip, 4);
-	if (ip[0] | ip[1] | ip[2] | ip[3])
-		memcpy(server_ip, ip, 4);
-}
-
-/* Our address, the MAC, netmask and router from the DHCPACK the PXE stack
- * kept; the next-server from the boot server's reply, else the DHCPACK. */
+ * DHCPACK itself.  Called once, at start. */
 int pxe_get_info(struct pxe_info *info)
 {
+	/* In bss, so zero: buffer 0:0 asks for a pointer to the stack's own
+	 * copy.  No code clears it: .text is a few bytes under a 4 KiB page
+	 * boundary, and crossing it pushes the stub past its 64 KiB segment. */
+	static struct s_pxenv_get_cached_info reply;
 	struct s_pxenv_get_cached_info gci;
 	uint16_t seg, off, end, pos;
 
@@ -186,7 +175,10 @@ int pxe_get_info(struct pxe_info *info)
 			far_get(seg, pos + 2, info->router, 4);
 		pos += 2 + len;
 	}
-	boot_server_ip(info->server_ip);
+	reply.packet_type = PXENV_PACKET_TYPE_CACHED_REPLY;
+	if (!pxe_call(PXENV_GET_CACHED_INFO, &reply) && !reply.status &&
+	    far_read32(reply.buffer_seg, reply.buffer_off + 20))
+		far_get(reply.buffer_seg, reply.buffer_off + 20, info->server_ip, 4);
 	return 0;
 }
 
