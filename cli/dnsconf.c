@@ -400,7 +400,14 @@ int cmd_dnsmasq_conf(int argc, char **argv)
 				goto usage;
 			}
 			break;
-		case 'c': c->config = optarg; break;
+		case 'c':
+			if (strpbrk(optarg, "\n\r")) {
+				fprintf(stderr, "netdisk dnsmasq-conf: --config: a path with a line "
+						"break would end up in the snippet\n");
+				goto usage;
+			}
+			c->config = optarg;
+			break;
 		case 'h': dnsconf_usage(stdout); free(c); return 0;
 		default: goto usage;
 		}

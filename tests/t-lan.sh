@@ -121,6 +121,8 @@ check_fails "dnsmasq-conf: an address no interface has" 1 "no interface of this 
 	gen --proxy --address 10.9.9.9
 check_fails "dnsmasq-conf: a config that cannot be read" 1 "cannot read $ND_TMP/none.conf" gen --proxy --config "$ND_TMP/none.conf"
 check_fails "dnsmasq-conf: a config with a bad listen" 1 "bad.conf: line 1: listen must be ADDR:PORT" gen --proxy --config "$ND_TMP/bad.conf"
+check_fails "dnsmasq-conf: a --config path with a line break (it would end up in the snippet)" 2 "line break" \
+	gen --proxy --config "$ND_TMP/x"$'\n'"port=53"
 check_fails "dnsmasq-conf: a relative --tftp-root" 2 "wants an absolute directory" gen --proxy --tftp-root tftp
 check_fails "dnsmasq-conf: an unknown option" 2 "usage: netdisk dnsmasq-conf" gen --proxy --bogus
 check_fails "dnsmasq-conf: a stray argument" 2 "unexpected argument 'eth0'" gen --proxy eth0
