@@ -109,6 +109,8 @@ gen --proxy --config "$ND_TMP/port.conf" >"$ND_TMP/port.out" 2>&1
 check "dnsmasq-conf: netdiskd on another port: the patch commands" has_lines "$ND_TMP/port.out" \
 	"#   netdisk patch /srv/tftp/netdisk.pxe --server $LAB_ADDR:20809" \
 	"#   netdisk patch /srv/tftp/netdisk.efi --server $LAB_ADDR:20809"
+check "dnsmasq --test accepts the --proxy, --range and patch-hint snippets" \
+	eval "dnsmasq --test --conf-file='$ND_TMP/proxy.conf' && dnsmasq --test --conf-file='$ND_TMP/full.conf' && dnsmasq --test --conf-file='$ND_TMP/port.out'"
 printf 'listen = nowhere:x\n' >"$ND_TMP/bad.conf"
 check_fails "dnsmasq-conf: neither --proxy nor --range" 2 "say --proxy .* or --range" gen
 check_fails "dnsmasq-conf: both --proxy and --range" 2 "one of them" gen --proxy --range "$full_range"
