@@ -227,6 +227,7 @@ vm_checks() {
 	local phase=$1 name=$2 image=$3
 	VM_LEASES[$name]=$4
 	check "$phase: $name (${VM_FW[$name]}) boots the served disk through the stub" booted "$name"
+	check "$phase: $name's QEMU is gone once stopped" lab_wait 10 eval "! pgrep -f '$LAB_DIR/$name\.vm/' >/dev/null"
 	check "$phase: $name address from ${4##*/} (.$5-.$6)" address_from "$name" "$5" "$6"
 	check "$phase: $name got its firmware's stub from netdisk's dnsmasq" stub_from_netdisk "$name"
 	check "$phase: $name found netdiskd at the next-server, image $image" server_found "$name" "$image"
