@@ -233,35 +233,6 @@ static int opt_reply(struct conn *c, uint32_t opt, uint32_t type, const void *da
 	return conn_write(c, h, sizeof(h)) || (len && conn_write(c, data, len)) ? -1 : 0;
 }
 
-static int parse_token(const char *hex, uint8_t token[16])
-{
-	unsigned i;
-
-	if (strlen(hex) != 32)
-		return -1;
-	for (i = 0; i < 16; i++)
-		if (sscanf(hex + 2 * i, "%2hhx", &token[i]) != 1)
-			return -1;
-	return 0;
-}
-
-/* Is the NBD client on the host its session attached from (its UDP address)?
- * Sessions NBD made have none: any host of theirs may reopen them. */
-static int same_host(const struct session *ss, const struct sockaddr_storage *sa)
-{
-	const struct sockaddr_storage *a = &ss->addr;
-
-	if (!ss->addrlen)
-		return 1;
-	if (a->ss_family == AF_INET && sa->ss_family == AF_INET)
-		return ((const struct sockaddr_in *)a)->sin_addr.s_addr ==
-		       ((const struct sockaddr_in *)sa)->sin_addr.s_addr;
-	if (a->ss_family == AF_INET6 && sa->ss_family == AF_INET6)
-		return !memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
-			       &((const struct sockaddr_in6 *)sa)->sin6_addr, 16);
-	return 0;
-}
-
 /* Find or make the session an export name stands for, under the server lock.
  * Returns an NBD_REP_ERR_* code, or 0 with c->ss set and counted. */
 static uint32_t open_export(struct conn *c, const char *name)
@@ -276,21 +247,11 @@ static uint32_t open_export(struct conn *c, const char *name)
 		ss = NULL;
 		snprintf(c->why, sizeof(c->why), "NBD exports are off on this server (nbd-exports)");
 	} else if (!strncmp(name, "session:", 8)) {
-		uint8_t token[16];
+		int policy;
 
-		ss = parse_token(name + 8, token) ? NULL : session_find(s, token);
-		if (!ss) {
-			err = NBD_REP_ERR_UNKNOWN;
-		} else if (!s->cfg.nbd_session_any_address && !same_host(ss, &c->sa)) {
-			err = NBD_REP_ERR_POLICY;
-			snprintf(c->why, sizeof(c->why), "session %08x attached from %s: its token "
-				 "is taken only from there (nbd-session-binding)",
-				 nd_token_fingerprint(ss->token), ss->peer);
-			ss = NULL;
-		} else {
-			store_count_boot(s, ss, 1); /* a firmware boot reached the OS handoff */
-			metrics_takeover(s, ss);
-		}
+		ss = session_continue(s, name + 8, &c->sa, &policy, c->why, sizeof(c->why));
+		if (!ss)
+			err = policy ? NBD_REP_ERR_POLICY : NBD_REP_ERR_UNKNOWN;
 	} else if (s->cfg.nbd_exports == NBD_EXPORTS_SESSIONS) {
 		err = NBD_REP_ERR_POLICY;
 		ss = NULL;
@@ -316,25 +277,11 @@ static uint32_t open_export(struct conn *c, const char *name)
 	return err;
 }
 
-/* Release the session when the connection ends; one NBD made goes with its last connection. */
+/* Release the session when the connection ends. */
 static void close_export(struct conn *c)
 {
-	struct server *s = c->s;
-
-	if (!c->ss)
-		return;
-	pthread_rwlock_wrlock(&s->lock);
-	__atomic_store_n(&c->ss->last_seen, time(NULL), __ATOMIC_RELAXED);
-	if (--c->ss->nbd_conns == 0) {
-		if (c->ss->ended)
-			session_free(c->ss);
-		else if (c->ss->nbd_owned)
-			session_end(s, c->ss, "last NBD connection closed");
-		else if (c->ss->mode == ND_MODE_DIRECT)
-			/* the writer shut down: others may take the image */
-			__atomic_store_n(&c->ss->last_seen, 0, __ATOMIC_RELAXED);
-	}
-	pthread_rwlock_unlock(&s->lock);
+	if (c->ss)
+		session_conn_put(c->s, c->ss);
 	c->ss = NULL;
 }
 

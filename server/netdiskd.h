@@ -18,6 +18,7 @@
 #include "persona.h"
 #include "ndcommon.h"
 #include "store.h"
+#include "iscsi_chap.h"
 
 #define NAME_MAX_LEN ND_IMAGE_NAME_LEN /* image names fit the wire field */
 
@@ -31,6 +32,7 @@ struct image {
 	struct store *store;     /* its versions (store.c) */
 	struct persona_image persona; /* personalization templates (persona.c) */
 	char write_cache[WC_TEXT_MAX + 1]; /* its clients' agent write cache, "" = none */
+	struct iscsi_chap chap;  /* iscsi-chap-* keys for logins to its target (iscsi.h) */
 };
 
 /* What the config says about one client MAC. */
@@ -44,6 +46,8 @@ struct client_rule {
 	char group[32];               /* canary group (group = NAME), "" = none */
 	struct persona_client persona; /* its hostname and variables (persona.c) */
 	char write_cache[WC_TEXT_MAX + 1]; /* overrides the image's, "" = the image's */
+	char iscsi_initiator[224];    /* iscsi-initiator = IQN mapped to this client, "" = none */
+	struct iscsi_chap chap;       /* iscsi-chap-* keys for its logins (iscsi.h) */
 };
 
 struct config {
@@ -72,6 +76,8 @@ struct config {
 	char nbd_tls_certificates[PATH_MAX]; /* dir: server-cert.pem, server-key.pem[, ca-cert.pem] */
 	int nbd_exports;          /* enum nbd_exports: which export names NBD clients may open */
 	int nbd_session_any_address; /* session:TOKEN from any address (else only its own) */
+	char iscsi_listen[128];   /* ADDR:PORT of the iSCSI target; "" = off */
+	char iscsi_prefix[160];   /* target names: PREFIX:IMAGE, PREFIX:session:TOKEN */
 	struct image *images;
 	int nimages;
 	struct client_rule *clients;
@@ -116,7 +122,8 @@ struct session {
 	int used;              /* a request came after the ATTACH (else first to evict) */
 	unsigned errs_logged;  /* storage-error kinds already logged (session_storage_error) */
 	int wrong_peer_logged; /* its token came from another address: said once */
-	int nbd_conns;         /* NBD connections using it (keep it live) */
+	int nbd_conns;         /* NBD or iSCSI connections using it (keep it live) */
+	int os_iscsi;          /* the last of them came over iSCSI (status: transport) */
 	int nbd_owned;         /* made by NBD: ends with its last connection */
 	int ended;             /* ended while NBD connections still point at it */
 	/* Held shared by every NBD request on the session while it uses the
@@ -178,6 +185,7 @@ struct server {
 	struct mcast_state *mc;   /* multicast groups (mcast.c), or NULL: multicast off */
 	struct metrics metrics;   /* counters for status and /metrics (metrics.c) */
 	int http_fd;              /* the metrics and dashboard listener (http.c), or -1 */
+	int iscsi_fd;             /* the iSCSI listener (iscsi.c), or -1 */
 };
 
 /* config.c */
@@ -187,6 +195,9 @@ int config_add_image(struct config *c, const char *name, const char *path, int m
 		     char *err, size_t errlen);
 int config_check(struct config *c, char *err, size_t errlen);
 struct image *config_image(struct config *c, const char *name);
+/* The [client] section of a MAC, or of an iscsi-initiator name; NULL if none. */
+struct client_rule *config_client(struct config *c, const uint8_t mac[6]);
+struct client_rule *config_client_iqn(struct config *c, const char *iqn);
 void config_free(struct config *c);
 
 /* session.c */
@@ -200,6 +211,15 @@ struct session *session_attach(struct server *s, const struct nd_attach_req *req
 			       const struct sockaddr *from, socklen_t fromlen, unsigned *status);
 struct session *session_attach_nbd(struct server *s, const uint8_t mac[6], const char *image,
 				   const char *peer, unsigned *status);
+/* A TCP front end (NBD, iSCSI) continues session TOKEN (32 hex digits), under
+ * the server lock: the session (its boot counted as reaching the OS), or NULL
+ * with *policy set and why filled when nbd-session-binding refused it. */
+struct session *session_continue(struct server *s, const char *hex,
+				 const struct sockaddr_storage *sa, int *policy, char *why,
+				 size_t whylen);
+/* A TCP connection using ss closes (takes the server lock): the last one ends
+ * a session it made, frees an ended one. */
+void session_conn_put(struct server *s, struct session *ss);
 int session_from_peer(const struct session *ss, const struct sockaddr *from, socklen_t fromlen);
 int attach_rate_ok(struct server *s, const struct sockaddr *from);
 void sessions_sweep(struct server *s);
