@@ -402,6 +402,7 @@ static int execute(struct iconn *c, uint32_t itt, uint64_t lun, const uint8_t *c
 	struct scsi_task t = { 0 };
 	uint64_t t0 = metrics_now_ns();
 	unsigned status;
+	int64_t want;
 
 	t.s = c->s;
 	t.ss = c->ss;
@@ -428,7 +429,11 @@ static int execute(struct iconn *c, uint32_t itt, uint64_t lun, const uint8_t *c
 		       c->ss->img->name, c->peer);
 	if (t.status == SAM_GOOD && reading && t.din_len && edtl)
 		return send_data_in(c, itt, lun, &t, edtl);
-	return send_response(c, itt, &t, edtl, reading ? t.din_len : dout_len);
+	/* Residuals: what the CDB asked to move against what the initiator expected. */
+	if (!reading)
+		want = scsi_data_out_len(cdb);
+	return send_response(c, itt, &t, edtl, reading ? t.din_len : want >= 0 ? (uint32_t)want
+									: dout_len);
 }
 
 static struct wtask *task_find(struct iconn *c, uint32_t itt)
@@ -618,8 +623,7 @@ static int task_mgmt(struct iconn *c)
 	uint8_t h[BHS_LEN] = { OP_TMF_RSP, 0x80 };
 	uint8_t fn = c->bhs[1] & 0x7f, resp = 0;
 	uint64_t lun = nd_get64(c->bhs + 8);
-	uint32_t ref = nd_get32(c->bhs + 20), refsn = nd_get32(c->bhs + 32);
-	uint32_t cmdsn = nd_get32(c->bhs + 24);
+	uint32_t ref = nd_get32(c->bhs + 20);
 	struct wtask *w;
 	unsigned i;
 
@@ -629,8 +633,8 @@ static int task_mgmt(struct iconn *c)
 	case 1: /* ABORT TASK */
 		if ((w = task_find(c, ref)))
 			task_free(c, w);
-		else if (!sn_lt(refsn, cmdsn) && !(c->bhs[0] & 0x40))
-			resp = 1; /* task does not exist (and was never received) */
+		else
+			resp = 1; /* task does not exist: it ran already (PDUs come in order) */
 		break;
 	case 2: case 4: case 5: /* ABORT TASK SET, CLEAR TASK SET, LUN RESET */
 		if (lun) {

@@ -23,6 +23,7 @@
 #define HARDWARE_ERROR 0x04
 #define ILLEGAL_REQUEST 0x05
 #define DATA_PROTECT 0x07
+#define MISCOMPARE 0x0e
 
 /* additional sense codes (with qualifier 0 unless said) */
 #define ASC_INVALID_OPCODE 0x20
@@ -278,8 +279,7 @@ static void mode_sense(struct scsi_task *t, int ten)
 		scsi_sense(t, ILLEGAL_REQUEST, ASC_SAVING_NOT_SUPPORTED, 0);
 		return;
 	}
-	if ((page != 0x08 && page != 0x0a && page != 0x3f) || (sub && sub != 0xff) ||
-	    (sub == 0xff && page != 0x3f && 0)) {
+	if ((page != 0x08 && page != 0x0a && page != 0x3f) || (sub && sub != 0xff)) {
 		invalid_field(t);
 		return;
 	}
@@ -345,7 +345,7 @@ static void lba_count(const uint8_t *c, uint64_t *lba, uint64_t *count)
 		*lba = get_be(c + 1, 3) & 0x1fffff;
 		*count = c[4] ? c[4] : 256;
 		break;
-	case 0xa8: case 0xaa: /* (12) */
+	case 0xa8: case 0xaa: case 0xaf: /* (12) */
 		*lba = get_be(c + 2, 4);
 		*count = get_be(c + 6, 4);
 		break;
@@ -431,10 +431,12 @@ static void do_write(struct scsi_task *t)
 		return;
 	off = lba * SCSI_BLOCK;
 	len = count * SCSI_BLOCK;
-	if (len > SCSI_MAX_XFER || len > t->dout_len) {
-		invalid_field(t); /* less data than the CDB says: nothing written */
+	if (len > SCSI_MAX_XFER) {
+		invalid_field(t);
 		return;
 	}
+	if (len > t->dout_len) /* the initiator sent less (the residual says so): that */
+		len = t->dout_len / SCSI_BLOCK * SCSI_BLOCK;
 	if (!len)
 		return;
 	rc = layer_write(t->ss->top, t->dout, len, off);
@@ -460,15 +462,36 @@ static void do_sync(struct scsi_task *t)
 		io_error(t, rc, 1, lba * SCSI_BLOCK, count * SCSI_BLOCK);
 }
 
+/* VERIFY: the range; with BYTCHK 01b, the data sent compared with the disk's. */
 static void do_verify(struct scsi_task *t)
 {
-	uint64_t lba, count;
+	uint64_t lba, count, len, i;
+	uint8_t block[SCSI_BLOCK];
+	int bytchk = t->cdb[1] >> 1 & 3, rc;
 
 	lba_count(t->cdb, &lba, &count);
-	if (t->cdb[1] & 0x06) /* BYTCHK: comparing data is not offered */
+	if ((t->cdb[1] >> 5) || bytchk > 1) { /* VRPROTECT, BYTCHK 10b/11b */
 		invalid_field(t);
-	else
-		in_range(t, lba, count);
+		return;
+	}
+	if (!in_range(t, lba, count) || !bytchk)
+		return;
+	len = count * SCSI_BLOCK;
+	if (len > SCSI_MAX_XFER || len > t->dout_len) {
+		invalid_field(t);
+		return;
+	}
+	for (i = 0; i < count; i++) {
+		rc = layer_read(t->ss->top, block, SCSI_BLOCK, (lba + i) * SCSI_BLOCK);
+		if (rc < 0) {
+			io_error(t, rc, 0, (lba + i) * SCSI_BLOCK, SCSI_BLOCK);
+			return;
+		}
+		if (memcmp(block, t->dout + i * SCSI_BLOCK, SCSI_BLOCK)) {
+			scsi_sense(t, MISCOMPARE, 0x1d, 0);
+			return;
+		}
+	}
 }
 
 /* Deallocate through the layer (direct mode: the image's own holes). */
@@ -546,12 +569,11 @@ static void do_write_same(struct scsi_task *t)
 		invalid_field(t);
 		return;
 	}
-	if (c[1] & 0x08) { /* UNMAP */
-		if (!can_unmap(t)) {
+	if (c[1] & 0x08) { /* UNMAP: where the LBP VPD page says so */
+		if (!can_unmap(t))
 			invalid_field(t);
-			return;
-		}
-		trim_blocks(t, lba, count);
+		else
+			trim_blocks(t, lba, count);
 		return;
 	}
 	for (i = 0; i < count && rc >= 0; i++)
@@ -570,6 +592,9 @@ int64_t scsi_data_out_len(const uint8_t cdb[16])
 	case 0x0a: case 0x2a: case 0xaa: case 0x8a:
 		lba_count(cdb, &lba, &count);
 		return (int64_t)(count * SCSI_BLOCK);
+	case 0x2f: case 0xaf: case 0x8f: /* VERIFY: data only with BYTCHK */
+		lba_count(cdb, &lba, &count);
+		return (cdb[1] >> 1 & 3) == 1 ? (int64_t)(count * SCSI_BLOCK) : 0;
 	case 0x41: case 0x93:
 		return cdb[0] == 0x93 && (cdb[1] & 0x01) ? 0 : SCSI_BLOCK;
 	case 0x42:
@@ -634,7 +659,7 @@ void scsi_execute(struct scsi_task *t)
 	case 0x08: case 0x28: case 0xa8: case 0x88: do_read(t); break;
 	case 0x0a: case 0x2a: case 0xaa: case 0x8a: do_write(t); break;
 	case 0x35: case 0x91: do_sync(t); break;
-	case 0x2f: case 0x8f: do_verify(t); break;
+	case 0x2f: case 0xaf: case 0x8f: do_verify(t); break;
 	case 0x1a: mode_sense(t, 0); break;
 	case 0x5a: mode_sense(t, 1); break;
 	case 0xa0: report_luns(t); break;
