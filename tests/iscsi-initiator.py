@@ -6,7 +6,8 @@ with a wrong target secret), written from RFC 7143 as a second, independent
 implementation of the protocol.
 
 usage: iscsi-initiator.py HOST:PORT TARGET [options] OP [ARGS]
-  OP: read OFFSET LENGTH FILE | write OFFSET FILE | sync | capacity | login
+  OP: read OFFSET LENGTH FILE | write OFFSET FILE | sync | capacity | login |
+      hold SECONDS
 options: --initiator IQN  --chap USER:SECRET  --mutual USER:SECRET
          --digests (CRC32C on headers and data)  --no-immediate  --burst N
 Exit 0 on success; 2 on a SCSI error (prints "sense KEY/ASC/ASCQ"); 3 when
@@ -289,6 +290,9 @@ def main(argv):
                 ini.write(size(rest[0]), f.read())
         elif op == "sync":
             ini.sync()
+        elif op == "hold":  # stay logged in (for status checks)
+            import time
+            time.sleep(float(rest[0]))
         elif op == "capacity":
             print(ini.capacity())
         elif op != "login":

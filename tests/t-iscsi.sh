@@ -128,9 +128,10 @@ head -c 1M /dev/urandom >bob.bin
 	fail iscsi-synchronize-cache "$(cat ini.out)"
 [ "$(sha256sum <base.img)" = "$base_sum" ] && pass iscsi-base-unchanged ||
 	fail iscsi-base-unchanged "the image file changed"
-ls state/overlays 2>/dev/null | grep -q '02-00-00-00-19-01\|02:00:00:00:19:01' ||
-	find state -name '*19*01*' | grep -q . && pass iscsi-overlay-of-the-mapped-client ||
-	fail iscsi-overlay-of-the-mapped-client "$(find state | head -20 | tr '\n' ' ')"
+# The writes are in the mapped clients' persistent overlays (by their MACs).
+[ -s state/persistent/base/02:00:00:00:19:01.data ] && [ -s state/persistent/base/02:00:00:00:19:02.data ] &&
+	pass iscsi-overlay-of-the-mapped-client ||
+	fail iscsi-overlay-of-the-mapped-client "$(find state -name '*.data' | tr '\n' ' ')"
 
 # Read-only, range and CHAP refusals, with the sense data and login status.
 check_fails iscsi-readonly-write-protected 2 'sense 07/27/00' \
@@ -166,6 +167,14 @@ else
 fi
 check_fails iscsi-session-bad-token 3 'login status 0x0203' \
 	"$INI" "$P" "$PFX:session:00112233445566778899aabbccddeeff" login
+
+# Status: a logged-in initiator's session is in the OS phase, over iSCSI.
+"$INI" "$P" "$PFX:base" --initiator "$ALICE" hold 4 >/dev/null 2>&1 &
+hold=$!
+wait_for 3 sh -c "'$ND_BUILD/netdisk' status --control state/control | grep -qE '^02:00:00:00:19:01 .* os +iscsi '" &&
+	pass iscsi-status-phase-os-transport || fail iscsi-status-phase-os-transport \
+	"$("$ND_BUILD/netdisk" status --control state/control 2>&1 | head -5)"
+wait "$hold"
 
 # Metrics: requests counted under transport "iscsi".
 curl -s "http://127.0.0.1:$MPORT/metrics" >metrics.out
