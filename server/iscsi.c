@@ -36,6 +36,7 @@ static pthread_mutex_t open_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t all_closed = PTHREAD_COND_INITIALIZER;
 static struct iconn *open_conns;
 static unsigned open_count;
+static size_t write_bytes; /* WRITE data all connections hold (atomic): within nbd-memory */
 
 /* ---- CRC32C ---- */
 
@@ -182,7 +183,7 @@ int iconn_read_pdu(struct iconn *c)
 
 	if (read_all(c, c->bhs, BHS_LEN))
 		return -1;
-	if (c->full_feature || c->ss || c->discovery)
+	if (c->full_feature) /* (a login keeps its one deadline) */
 		expect(c, "the rest of a PDU", "nbd-io-timeout", c->s->cfg.nbd_io_timeout, 1);
 	ahslen = c->bhs[4] * 4u;
 	c->dlen = (uint32_t)c->bhs[5] << 16 | (uint32_t)c->bhs[6] << 8 | c->bhs[7];
@@ -446,8 +447,10 @@ static struct wtask *task_find(struct iconn *c, uint32_t itt)
 
 static void task_free(struct iconn *c, struct wtask *w)
 {
-	if (w->buf)
+	if (w->buf) {
 		c->pending_bytes -= w->edtl;
+		__atomic_sub_fetch(&write_bytes, w->edtl, __ATOMIC_RELAXED);
+	}
 	free(w->buf);
 	memset(w, 0, sizeof(*w));
 }
@@ -554,12 +557,19 @@ static int scsi_command(struct iconn *c)
 	w->ttt = 0xffffffffu;
 	if (edtl > SCSI_MAX_XFER + SCSI_BLOCK)
 		w->fail_status = SAM_CHECK_CONDITION; /* its data is read and dropped */
-	else if (c->pending_bytes + edtl > 4 * (size_t)SCSI_MAX_XFER)
+	else if (c->pending_bytes + edtl > 4 * (size_t)SCSI_MAX_XFER ||
+		 __atomic_add_fetch(&write_bytes, edtl, __ATOMIC_RELAXED) >
+			 (size_t)c->s->cfg.nbd_memory_mib << 20) {
+		/* this connection's share, or every connection's (nbd-memory), is full */
+		if (c->pending_bytes + edtl <= 4 * (size_t)SCSI_MAX_XFER)
+			__atomic_sub_fetch(&write_bytes, edtl, __ATOMIC_RELAXED);
 		w->fail_status = SAM_TASK_SET_FULL;
-	else if (!(w->buf = malloc(edtl)))
+	} else if (!(w->buf = malloc(edtl))) {
+		__atomic_sub_fetch(&write_bytes, edtl, __ATOMIC_RELAXED);
 		w->fail_status = SAM_BUSY;
-	else
+	} else {
 		c->pending_bytes += edtl;
+	}
 	if (c->dlen && (!c->immediate_data || task_data(c, w, 0, c->data, c->dlen))) {
 		if (!c->why[0])
 			snprintf(c->why, sizeof(c->why), "immediate data, not negotiated");
