@@ -75,3 +75,17 @@ fail:
 	errno = e;
 	return NULL;
 }
+
+int nd_reserve(uint8_t **buf, size_t *cap, size_t len)
+{
+	uint8_t *p;
+
+	if (len <= *cap)
+		return 0;
+	p = realloc(*buf, len);
+	if (!p)
+		return -1;
+	*buf = p;
+	*cap = len;
+	return 0;
+}

@@ -38,6 +38,10 @@ int nd_write_full(int fd, const void *buf, size_t len);
  * not a regular file).  Opened non-blocking: a FIFO cannot hang the caller. */
 char *nd_read_file(const char *path, size_t max, size_t *len);
 
+/* Room for len bytes in *buf (*cap bytes now), grown with realloc: 0, or -1
+ * (out of memory; *buf unchanged). */
+int nd_reserve(uint8_t **buf, size_t *cap, size_t len);
+
 /* An n-byte little-endian number at p (on-disk formats: MBR, GPT, FAT). */
 static inline uint64_t nd_get_le(const uint8_t *p, int n)
 {

@@ -35,7 +35,6 @@ static volatile int accept_stop;
 static pthread_mutex_t open_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t all_closed = PTHREAD_COND_INITIALIZER;
 static struct iconn *open_conns;
-static unsigned open_count;
 static size_t write_bytes; /* WRITE data all connections hold (atomic): within nbd-memory */
 
 /* ---- CRC32C ---- */
@@ -123,46 +122,19 @@ int iscsi_name_check(const char *name, int prefix)
 
 /* ---- reading and sending PDUs ---- */
 
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* From now on reads wait for `what` until `secs` from now (0: for ever), or with
- * `stall`, until `secs` pass without a byte. */
 static void expect(struct iconn *c, const char *what, const char *key, unsigned secs, int stall)
 {
-	c->awaiting = what;
-	c->limit_key = key;
-	c->limit_s = secs;
-	c->stall_s = stall ? secs : 0;
-	c->deadline_ms = !stall && secs ? now_ms() + (int64_t)secs * 1000 : 0;
+	io_expect(&c->lim, what, key, secs, stall);
 }
 
 /* All len bytes within the current limit; 0, or -1 (end, error, time out). */
 static int read_all(struct iconn *c, void *buf, size_t len)
 {
 	while (len) {
-		int64_t until = c->stall_s ? now_ms() + (int64_t)c->stall_s * 1000 : c->deadline_ms;
-		struct pollfd p = { c->fd, POLLIN, 0 };
 		ssize_t n;
 
-		while (until) {
-			int64_t left = until - now_ms();
-			int rc = left > 0 ? poll(&p, 1, left > 60000 ? 60000 : (int)left) : 0;
-
-			if (rc > 0)
-				break;
-			if (rc < 0 && errno != EINTR)
-				return -1;
-			if (rc == 0 && now_ms() >= until) {
-				c->timed_out = 1;
-				return -1;
-			}
-		}
+		if (io_wait(&c->lim, c->fd) < 0)
+			return -1;
 		n = read(c->fd, buf, len);
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -383,17 +355,8 @@ static int send_data_in(struct iconn *c, uint32_t itt, uint64_t lun, const struc
  * the largest transfer.  0 or -1. */
 static int din_reserve(struct iconn *c, uint32_t edtl)
 {
-	uint32_t want = edtl < 4096 ? 4096 : edtl > SCSI_MAX_XFER ? SCSI_MAX_XFER : edtl;
-	uint8_t *p;
-
-	if (want <= c->din_cap)
-		return 0;
-	p = realloc(c->din, want);
-	if (!p)
-		return -1;
-	c->din = p;
-	c->din_cap = want;
-	return 0;
+	return nd_reserve(&c->din, &c->din_cap,
+			  edtl < 4096 ? 4096 : edtl > SCSI_MAX_XFER ? SCSI_MAX_XFER : edtl);
 }
 
 /* Run a command with its data and answer it; -1 when the answer could not go. */
@@ -415,7 +378,7 @@ static int execute(struct iconn *c, uint32_t itt, uint64_t lun, const uint8_t *c
 		t.status = SAM_BUSY;
 	} else {
 		t.din = c->din;
-		t.din_cap = reading ? (edtl < c->din_cap ? edtl : c->din_cap) : 0;
+		t.din_cap = reading ? (uint32_t)(edtl < c->din_cap ? edtl : c->din_cap) : 0;
 		scsi_execute(&t);
 	}
 	metrics_request(c->s, c->ss, MT_ISCSI, t.op, t.bytes, metrics_now_ns() - t0);
@@ -759,7 +722,7 @@ static struct iconn *conn_new(struct server *s, int fd, const struct sockaddr_st
 	pthread_mutex_lock(&open_lock);
 	c->next_open = open_conns;
 	open_conns = c;
-	open_count++;
+	__atomic_add_fetch(&s->iscsi_open, 1, __ATOMIC_RELAXED);
 	pthread_mutex_unlock(&open_lock);
 	return c;
 }
@@ -772,7 +735,7 @@ static void conn_free(struct iconn *c)
 	for (p = &open_conns; *p != c; p = &(*p)->next_open)
 		;
 	*p = c->next_open;
-	open_count--;
+	__atomic_sub_fetch(&c->s->iscsi_open, 1, __ATOMIC_RELAXED);
 	if (!open_conns)
 		pthread_cond_broadcast(&all_closed);
 	pthread_mutex_unlock(&open_lock);
@@ -805,15 +768,15 @@ static void conn_run(struct iconn *c)
 		full_feature(c);
 		log_msg("iscsi logout initiator=%s ip=%s target=%s (%s)", c->initiator, c->peer,
 			c->discovery ? "(discovery)" : c->target,
-			c->timed_out ? "timed out" : c->why[0] ? c->why : "connection closed");
-	} else if (c->why[0] || c->timed_out) {
+			c->lim.timed_out ? "timed out" : c->why[0] ? c->why : "connection closed");
+	} else if (c->why[0] || c->lim.timed_out) {
 		log_msg("iscsi login refused initiator=%s ip=%s target=%s: %s",
 			c->initiator[0] ? c->initiator : "-", c->peer, c->target[0] ? c->target : "-",
-			c->timed_out ? "timed out" : c->why);
+			c->lim.timed_out ? "timed out" : c->why);
 	}
-	if (c->timed_out)
+	if (c->lim.timed_out)
 		log_msg("iscsi connection ip=%s closed: no %s within %u s (%s)", c->peer,
-			c->awaiting, c->limit_s, c->limit_key);
+			c->lim.awaiting, c->lim.secs, c->lim.key);
 }
 
 void iscsi_serve(struct server *s, int fd, const struct sockaddr_storage *sa)
@@ -837,32 +800,14 @@ static void *conn_main(void *arg)
 	return NULL;
 }
 
-/* Refusals at accept come in floods: the first, then once a second with a count. */
-static void log_refused(const char *peer, const char *why)
-{
-	static int64_t last;
-	static unsigned quiet;
-	int64_t now = now_ms();
+static struct refusals refusals = { "iscsi", PTHREAD_MUTEX_INITIALIZER, 0, 0, NULL };
 
-	if (now - last < 1000) {
-		quiet++;
-		return;
-	}
-	log_msg("iscsi connection refused ip=%s: %s (and %u more since the last report)", peer,
-		why, quiet);
-	last = now;
-	quiet = 0;
-}
-
-static void accept_one(struct server *s, struct rate_table *rates)
+static void accept_one(struct server *s)
 {
 	struct sockaddr_storage sa;
 	socklen_t salen = sizeof(sa);
-	pthread_attr_t attr;
-	pthread_t t;
 	struct iconn *c;
-	char peer[64], why[256];
-	unsigned refused, open;
+	char peer[64];
 	int fd = accept4(s->iscsi_fd, (struct sockaddr *)&sa, &salen, SOCK_CLOEXEC), one = 1;
 
 	if (fd < 0) {
@@ -871,26 +816,8 @@ static void accept_one(struct server *s, struct rate_table *rates)
 		return;
 	}
 	format_peer((const struct sockaddr *)&sa, peer, sizeof(peer));
-	if (__atomic_load_n(&open_count, __ATOMIC_RELAXED) +
-		    __atomic_load_n(&s->nbd_open, __ATOMIC_RELAXED) >= s->cfg.max_sessions) {
-		snprintf(why, sizeof(why), "%u connections open (max-sessions)", s->cfg.max_sessions);
-		log_refused(peer, why);
-		close(fd);
-		return;
-	}
-	if (!addr_conn_take((const struct sockaddr *)&sa, s->cfg.nbd_per_address, &open)) {
-		snprintf(why, sizeof(why), "%u connections open from this address (nbd-per-address)",
-			 open);
-		log_refused(peer, why);
-		close(fd);
-		return;
-	}
-	if (!rate_allow(rates, (const struct sockaddr *)&sa, s->cfg.nbd_connect_rate,
-			4 * s->cfg.nbd_connect_rate, 1, &refused) ||
-	    fds_short(s, 1, FD_RESERVE / 2, why, sizeof(why))) {
-		log_refused(peer, "too many connections a second from this address "
-			    "(nbd-connect-rate), or file descriptors short");
-		addr_conn_give((const struct sockaddr *)&sa);
+	if (!tcp_admit(s, &refusals, __atomic_load_n(&s->iscsi_open, __ATOMIC_RELAXED) +
+		       __atomic_load_n(&s->nbd_open, __ATOMIC_RELAXED), &sa, peer)) {
 		close(fd);
 		return;
 	}
@@ -902,25 +829,20 @@ static void accept_one(struct server *s, struct rate_table *rates)
 		return;
 	}
 	c->counted = 1;
-	pthread_attr_init(&attr);
-	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	if (pthread_create(&t, &attr, conn_main, c)) {
-		log_refused(peer, "cannot start a thread for it");
+	if (tcp_spawn(conn_main, c)) {
+		tcp_refused(&refusals, peer, "cannot start a thread for it");
 		conn_free(c);
 	}
-	pthread_attr_destroy(&attr);
 }
 
 static void *accept_main(void *arg)
 {
 	struct server *s = arg;
-	struct rate_table *rates = rate_table_new();
 	struct pollfd p = { s->iscsi_fd, POLLIN, 0 };
 
 	while (!__atomic_load_n(&accept_stop, __ATOMIC_RELAXED))
-		if (poll(&p, 1, 200) > 0 && (p.revents & POLLIN) && rates)
-			accept_one(s, rates);
-	rate_table_free(rates);
+		if (poll(&p, 1, 200) > 0 && (p.revents & POLLIN))
+			accept_one(s);
 	return NULL;
 }
 

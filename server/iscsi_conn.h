@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 #include "iscsi.h"
 #include "iscsi_chap.h"
+#include "netdiskd.h"
 
 #define BHS_LEN 48
 #define OUR_MAX_RECV (256u << 10)  /* MaxRecvDataSegmentLength we declare */
@@ -89,13 +90,8 @@ struct iconn {
 	uint32_t text_len, text_off, text_ttt;
 	/* data-in */
 	uint8_t *din;
-	uint32_t din_cap;
-	/* time limits */
-	int64_t deadline_ms;
-	unsigned stall_s;
-	const char *awaiting, *limit_key;
-	unsigned limit_s;
-	int timed_out;
+	size_t din_cap;
+	struct io_limit lim;    /* time limits of reads */
 	char why[200];          /* why the login failed or the connection ended, for the log */
 	struct iconn *next_open;
 	int counted;            /* in the per-address count (addr_conn_take) */

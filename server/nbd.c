@@ -103,15 +103,9 @@ struct conn {
 	size_t inflight;           /* bytes charged by the requests being served */
 	pthread_mutex_t send_lock; /* one reply at a time on fd */
 	struct conn *next_open;    /* in open_conns */
-	/* Reads from fd wait until deadline_ms (CLOCK_MONOTONIC; 0 = for ever), or
-	 * with stall_s set, until stall_s seconds without progress.  Set by whoever
-	 * reads: the handshake, then the worker holding read_lock. */
-	int64_t deadline_ms;
-	unsigned stall_s;
-	const char *awaiting;      /* what the reader waits for, for the log */
-	const char *limit_key;     /* the setting that bounds the wait */
-	unsigned limit_s;
-	int timed_out;             /* a read ran out of time: the log says so */
+	/* Time limits of reads from fd: set by whoever reads (the handshake, then
+	 * the worker holding read_lock). */
+	struct io_limit lim;
 	char why[160];             /* why the export was refused, for the client */
 	struct sockaddr_storage sa; /* the client's address */
 	int counted;               /* in the per-address count (addr_conn_take) */
@@ -128,59 +122,21 @@ static struct conn *open_conns;
 /* Room for a request of len bytes in w->buf. */
 static int reserve(struct worker *w, size_t len)
 {
-	uint8_t *p;
-
-	if (len <= w->buf_size)
-		return 0;
-	p = realloc(w->buf, len);
-	if (!p)
-		return -1;
-	w->buf = p;
-	w->buf_size = len;
-	return 0;
+	return nd_reserve(&w->buf, &w->buf_size, len);
 }
 
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* From now on reads wait for `what` until `secs` from now (0: for ever), or with
- * `stall`, until `secs` pass without a byte. */
 static void conn_expect(struct conn *c, const char *what, const char *key, unsigned secs,
 			int stall)
 {
-	c->awaiting = what;
-	c->limit_key = key;
-	c->limit_s = secs;
-	c->stall_s = stall ? secs : 0;
-	c->deadline_ms = !stall && secs ? now_ms() + (int64_t)secs * 1000 : 0;
+	io_expect(&c->lim, what, key, secs, stall);
 }
 
-/* Wait until fd has input or the current limit runs out (-1, timed_out set). */
+/* Wait until fd has input or the current limit runs out (-1, lim.timed_out set). */
 static int wait_input(struct conn *c)
 {
-	int64_t until = c->stall_s ? now_ms() + (int64_t)c->stall_s * 1000 : c->deadline_ms;
-	struct pollfd p = { c->fd, POLLIN, 0 };
-
-	if (!until || (c->tls && tls_pending(c->tls)))
+	if (c->tls && tls_pending(c->tls))
 		return 0; /* (bytes TLS decrypted already are not seen by poll) */
-	for (;;) {
-		int64_t left = until - now_ms();
-		int rc = left > 0 ? poll(&p, 1, left > 60000 ? 60000 : (int)left) : 0;
-
-		if (rc > 0)
-			return 0;
-		if (rc < 0 && errno != EINTR)
-			return -1;
-		if (rc == 0 && now_ms() >= until) {
-			c->timed_out = 1;
-			return -1;
-		}
-	}
+	return io_wait(&c->lim, c->fd);
 }
 
 /* Some bytes from fd (at most len) within the current limit; how many, or -1
@@ -763,7 +719,7 @@ static void log_no_room(struct conn *c, const struct request *r)
 {
 	static int64_t last;
 	static unsigned quiet;
-	int64_t now = now_ms();
+	int64_t now = mono_now_ms();
 
 	if (now - __atomic_load_n(&last, __ATOMIC_RELAXED) < 1000) {
 		__atomic_add_fetch(&quiet, 1, __ATOMIC_RELAXED);
@@ -959,13 +915,13 @@ static void *conn_main(void *arg)
 			c->tls ? c->tls_id : "no", c->ss->img->name);
 		transmission(c);
 		log_msg("nbd disconnect mac=%s ip=%s image=%s%s", mac, c->peer, c->ss->img->name,
-			c->timed_out ? " (timed out)" : "");
+			c->lim.timed_out ? " (timed out)" : "");
 	} else if (c->why[0]) {
 		log_msg("nbd export refused ip=%s: %s", c->peer, c->why);
 	}
-	if (c->timed_out)
-		log_msg("nbd connection ip=%s closed: no %s within %u s (%s)", c->peer, c->awaiting,
-			c->limit_s, c->limit_key);
+	if (c->lim.timed_out)
+		log_msg("nbd connection ip=%s closed: no %s within %u s (%s)", c->peer,
+			c->lim.awaiting, c->lim.secs, c->lim.key);
 	close_export(c);
 	conn_free(c);
 	return NULL;
@@ -1015,76 +971,22 @@ void nbd_serve(struct server *s, int fd, const struct sockaddr_storage *sa)
 		close(fd);
 }
 
-/* Refusals at accept come in floods: log the first, then once a second with a count. */
-static void log_refused(const char *peer, const char *why)
-{
-	static int64_t last;
-	static unsigned quiet;
-	int64_t now = now_ms();
-
-	if (now - last < 1000) {
-		quiet++;
-		return;
-	}
-	if (quiet)
-		log_msg("nbd connection refused ip=%s: %s (and %u more since the last report)",
-			peer, why, quiet);
-	else
-		log_msg("nbd connection refused ip=%s: %s", peer, why);
-	last = now;
-	quiet = 0;
-}
+static struct refusals refusals = { "nbd", PTHREAD_MUTEX_INITIALIZER, 0, 0, NULL };
 
 int nbd_accept(struct server *s, int listen_fd)
 {
-	static struct rate_table *rates;
 	struct sockaddr_storage sa;
 	socklen_t salen = sizeof(sa);
-	pthread_attr_t attr;
-	pthread_t t;
 	struct conn *c;
-	char peer[64], why[256];
-	unsigned refused, open;
+	char peer[64];
 	int fd = accept4(listen_fd, (struct sockaddr *)&sa, &salen, SOCK_CLOEXEC), one = 1;
 
 	if (fd < 0)
 		return errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM
 		       ? errno : 0;
-	if (!rates)
-		rates = rate_table_new();
 	format_peer((const struct sockaddr *)&sa, peer, sizeof(peer));
-	/* Threads per connection (up to MAX_WORKERS): bound connections like
-	 * sessions, or a flood of them would exhaust the server. */
-	if (__atomic_load_n(&s->nbd_open, __ATOMIC_RELAXED) >= s->cfg.max_sessions) {
-		snprintf(why, sizeof(why), "%u open (max-sessions)", s->cfg.max_sessions);
-		log_refused(peer, why);
-		close(fd);
-		return 0;
-	}
-	if (!addr_conn_take((const struct sockaddr *)&sa, s->cfg.nbd_per_address, &open)) {
-		snprintf(why, sizeof(why), "%u connections open from this address (nbd-per-address)",
-			 open);
-		log_refused(peer, why);
-		close(fd);
-		return 0;
-	}
-	if (!rate_allow(rates, (const struct sockaddr *)&sa, s->cfg.nbd_connect_rate,
-			4 * s->cfg.nbd_connect_rate, 1, &refused)) {
-		if (refused) {
-			snprintf(why, sizeof(why), "more than %u connections a second from this "
-				 "address (nbd-connect-rate); %u refused", s->cfg.nbd_connect_rate,
-				 refused);
-			log_msg("nbd connection refused ip=%s: %s", peer, why);
-		}
-		addr_conn_give((const struct sockaddr *)&sa);
-		close(fd);
-		return 0;
-	}
-	/* Half the reserve stays for what a connection needs next (its session's
-	 * files, which are refused with a reason the client is told). */
-	if (fds_short(s, 1, FD_RESERVE / 2, why, sizeof(why))) {
-		log_refused(peer, why);
-		addr_conn_give((const struct sockaddr *)&sa);
+	if (!tcp_admit(s, &refusals, __atomic_load_n(&s->nbd_open, __ATOMIC_RELAXED) +
+		       __atomic_load_n(&s->iscsi_open, __ATOMIC_RELAXED), &sa, peer)) {
 		close(fd);
 		return 0;
 	}
@@ -1096,13 +998,10 @@ int nbd_accept(struct server *s, int listen_fd)
 		return 0;
 	}
 	c->counted = 1;
-	pthread_attr_init(&attr);
-	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	if (pthread_create(&t, &attr, conn_main, c)) {
-		log_refused(peer, "cannot start a thread for it");
+	if (tcp_spawn(conn_main, c)) {
+		tcp_refused(&refusals, peer, "cannot start a thread for it");
 		conn_free(c);
 	}
-	pthread_attr_destroy(&attr);
 	return 0;
 }
 

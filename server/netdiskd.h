@@ -174,6 +174,7 @@ struct server {
 	int udp_fd;
 	int nbd_fd;               /* NBD listener, or -1 */
 	unsigned nbd_open;        /* NBD connections being served (atomic) */
+	unsigned iscsi_open;      /* iSCSI connections being served (atomic) */
 	unsigned fd_limit;        /* RLIMIT_NOFILE in force; 0 = unknown (no fd checks) */
 	char refusal[256];        /* why session_attach last refused, if it said ("" if not) */
 	pthread_rwlock_t lock;    /* the session table and sessions' policy fields (not their I/O) */
@@ -283,6 +284,40 @@ int rate_allow(struct rate_table *t, const struct sockaddr *sa, unsigned rate, u
 	       unsigned report_s, unsigned *refused);
 int addr_conn_take(const struct sockaddr *sa, unsigned max, unsigned *open);
 void addr_conn_give(const struct sockaddr *sa);
+int64_t mono_now_ms(void);
+/* A TCP connection's reads wait until deadline_ms (CLOCK_MONOTONIC; 0 = for
+ * ever), or with stall_s set, until stall_s seconds pass without a byte. */
+struct io_limit {
+	int64_t deadline_ms;
+	unsigned stall_s;
+	const char *awaiting;  /* what the reader waits for, for the log */
+	const char *key;       /* the setting that bounds the wait */
+	unsigned secs;
+	int timed_out;         /* a read ran out of time: the log says so */
+};
+/* From now on reads wait for `what` until `secs` from now (0: for ever), or with
+ * `stall`, until `secs` pass without a byte. */
+void io_expect(struct io_limit *l, const char *what, const char *key, unsigned secs, int stall);
+/* Wait until fd has input or the limit runs out (-1, timed_out set). */
+int io_wait(struct io_limit *l, int fd);
+/* One front end's refusals at accept (logged once a second) and connect rates. */
+struct refusals {
+	const char *proto;     /* "nbd", "iscsi": the log line's first word */
+	pthread_mutex_t lock;
+	int64_t last;
+	unsigned quiet;
+	struct rate_table *rates;
+};
+/* May a new connection from sa be served, with open_now TCP connections open:
+ * max-sessions, nbd-per-address, nbd-connect-rate and file descriptors?  1
+ * (the address's count taken: addr_conn_give at its end), or 0 (refused,
+ * logged; the caller closes it). */
+int tcp_admit(struct server *s, struct refusals *r, unsigned open_now,
+	      const struct sockaddr_storage *sa, const char *peer);
+/* Run fn(arg) on a detached thread of its own: 0, or -1. */
+int tcp_spawn(void *(*fn)(void *), void *arg);
+/* Log a refusal of its own (rate-limited like tcp_admit's). */
+void tcp_refused(struct refusals *r, const char *peer, const char *why);
 
 /* udp.c */
 void handle_datagram(struct server *s, const uint8_t *pkt, size_t len,
