@@ -84,10 +84,12 @@ grep -q "iscsi login refused .*no image nosuch" iscsi.log && pass iscsi-unknown-
 # ones on a volatile client; UNMAP and WRITE SAME with UNMAP on the direct
 # image, where the LBP VPD page offers them).  Families not listed test
 # what the target does not offer (reservations, ORWRITE, COMPARE AND WRITE,
-# EXTENDED COPY, SANITIZE, WRITE ATOMIC, READ(6)/WRITE(12) variants...).
+# EXTENDED COPY, SANITIZE, WRITE ATOMIC, GET LBA STATUS...; they pass too, by
+# skipping, when run), and iSCSIdatasn (docs/iscsi.md).
 families=SCSI.TestUnitReady,SCSI.Inquiry,SCSI.Mandatory,SCSI.ReadCapacity10,SCSI.ReadCapacity16
 families+=,SCSI.Read10,SCSI.Read16,SCSI.Write10,SCSI.Write16,SCSI.ModeSense6,SCSI.Verify10
 families+=,SCSI.Verify16,SCSI.WriteSame10,SCSI.WriteSame16,SCSI.Unmap,SCSI.ReportSupportedOpcodes
+families+=,SCSI.Read6,SCSI.Read12,SCSI.Write12,SCSI.Verify12,SCSI.StartStopUnit,SCSI.PreventAllow
 families+=,iSCSI.iSCSIcmdsn,iSCSI.iSCSIResiduals,iSCSI.iSCSITMF
 # Per family: "passed" or "failed: TEST..." from iscsi-test-cu's output.
 cu_families() {
