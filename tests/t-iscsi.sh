@@ -80,6 +80,17 @@ grep -q "iscsi login refused .*no image nosuch" iscsi.log && pass iscsi-unknown-
 	cmp -s dig.img <(tail -c +$((3 * 1048576 + 1)) base.img | head -c 2M) &&
 	pass iscsi-read-data-digests || fail iscsi-read-data-digests "$(cat ini.out)"
 
+# Several sessions at once: three initiators read the whole disk together.
+many=()
+for i in 1 2 3; do
+	"$INI" "$P" "$PFX:base" --initiator "iqn.2000-01.org.netdisk.test:many$i" read 0 32M "many$i.img" \
+		>"many$i.out" 2>&1 &
+	many+=($!)
+done
+wait "${many[@]}"
+cmp -s many1.img base.img && cmp -s many2.img base.img && cmp -s many3.img base.img &&
+	pass iscsi-concurrent-sessions || fail iscsi-concurrent-sessions "$(cat many*.out)"
+
 # libiscsi's conformance suite: these families must pass whole (the writing
 # ones on a volatile client; UNMAP and WRITE SAME with UNMAP on the direct
 # image, where the LBP VPD page offers them).  Families not listed test
