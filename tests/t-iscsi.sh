@@ -30,6 +30,7 @@ cat >iscsi.conf <<CONF
 state-dir = $ND_TMP/state
 iscsi-listen = 127.0.0.1:$IPORT
 metrics-listen = 127.0.0.1:$MPORT
+nbd-handshake-timeout = 3
 [image base]
 path = base.img
 [image ro]
@@ -168,6 +169,18 @@ check_fails iscsi-chap-per-image-wrong 10 'Authentication failure' \
 grep -q 'CHAP failed for name labuser' iscsi.log && pass iscsi-chap-failure-logged ||
 	fail iscsi-chap-failure-logged "no CHAP failure in the log"
 
+# A reload (SIGHUP) changes a client's CHAP secret for the next login.
+sed -i 's/^iscsi-chap-secret = bob-secret-0123$/iscsi-chap-secret = bob-secret-4567/' iscsi.conf
+kill -HUP "$ND_SERVER_PID"
+if wait_for 10 grep -q 'config reloaded.*changed=clients' iscsi.log; then
+	check_fails iscsi-reload-old-secret-refused 3 'login status 0x0201' \
+		"$INI" "$P" "$PFX:base" --initiator "$BOB" --chap bob:bob-secret-0123 login
+	expect iscsi-reload-new-secret 0 "$INI" "$P" "$PFX:base" --initiator "$BOB" \
+		--chap bob:bob-secret-4567 login
+else
+	fail iscsi-reload "$(grep -i reload iscsi.log | tail -3)"
+fi
+
 # A firmware session continued over iSCSI: the firmware's writes are there.
 token=$("$NDTEST" "127.0.0.1:$ND_PORT" base.img token 02:00:00:00:19:09 1 31 5000 64)
 if [ ${#token} -eq 32 ]; then
@@ -194,6 +207,14 @@ curl -s "http://127.0.0.1:$MPORT/metrics" >metrics.out
 grep -q 'netdisk_read_bytes_total{transport="iscsi"} [1-9]' metrics.out &&
 	grep -q 'netdisk_requests_total{transport="iscsi",op="write"} [1-9]' metrics.out &&
 	pass iscsi-metrics-transport || fail iscsi-metrics-transport "$(grep iscsi metrics.out)"
+
+# A connection that never logs in is closed after nbd-handshake-timeout.
+python3 - "$IPORT" <<'PY' && grep -q 'iscsi connection ip=.* closed: no the login to end within 3 s' iscsi.log &&
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=20)
+sys.exit(0 if s.recv(1) == b"" else 1)  # the target closed it (else: socket.timeout)
+PY
+	pass iscsi-login-timeout || fail iscsi-login-timeout "$(grep 'closed: no' iscsi.log | tail -2)"
 
 # Garbage never hurts the target: it is still serving afterwards.
 python3 - "$IPORT" <<'PY'
