@@ -7,7 +7,7 @@ implementation of the protocol.
 
 usage: iscsi-initiator.py HOST:PORT TARGET [options] OP [ARGS]
   OP: read OFFSET LENGTH FILE | write OFFSET FILE | sync | capacity | login |
-      hold SECONDS
+      hold SECONDS | cdb HEX LENGTH
 options: --initiator IQN  --chap USER:SECRET  --mutual USER:SECRET
          --digests (CRC32C on headers and data)  --no-immediate  --burst N
 Exit 0 on success; 2 on a SCSI error (prints "sense KEY/ASC/ASCQ"); 3 when
@@ -293,6 +293,8 @@ def main(argv):
         elif op == "hold":  # stay logged in (for status checks)
             import time
             time.sleep(float(rest[0]))
+        elif op == "cdb":  # any CDB (hex) reading up to LEN bytes: the data in hex
+            print(ini.command(bytes.fromhex(rest[0]), read_len=int(rest[1], 0)).hex())
         elif op == "capacity":
             print(ini.capacity())
         elif op != "login":

@@ -147,6 +147,14 @@ head -c 1M /dev/urandom >bob.bin
 	pass iscsi-overlay-of-the-mapped-client ||
 	fail iscsi-overlay-of-the-mapped-client "$(find state -name '*.data' | tr '\n' ' ')"
 
+# MODE SENSE(10), caching page, no block descriptors: write-back cache (WCE)
+# for a writable client, write protection (WP) and no cache for a readonly one;
+# saved values are refused (fixed-format sense 05/39/00).
+"$INI" "$P" "$PFX:base" cdb 5a08080000000000ff00 255 >ms.out 2>&1 && grep -q '^001a0010000000000812040' ms.out &&
+	"$INI" "$P" "$PFX:ro" cdb 5a08080000000000ff00 255 >>ms.out 2>&1 && grep -q '^001a0090000000000812000' ms.out &&
+	pass iscsi-mode-sense10-caching-wp || fail iscsi-mode-sense10-caching-wp "$(cat ms.out)"
+check_fails iscsi-mode-sense-saved-values 2 'sense 05/39/00' "$INI" "$P" "$PFX:base" cdb 1a00c800ff00 255
+
 # Read-only, range and CHAP refusals, with the sense data and login status.
 check_fails iscsi-readonly-write-protected 2 'sense 07/27/00' \
 	"$INI" "$P" "$PFX:ro" write 0 bob.bin
