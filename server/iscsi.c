@@ -127,10 +127,11 @@ static void expect(struct iconn *c, const char *what, const char *key, unsigned 
 	io_expect(&c->lim, what, key, secs, stall);
 }
 
-/* All len bytes within the current limit; 0, or -1 (end, error, time out). */
-static int read_all(struct iconn *c, void *buf, size_t len)
+/* Some bytes from fd into buf (at most len) within the current limit: how
+ * many, or -1 (end, error, time out). */
+static ssize_t read_some(struct iconn *c, void *buf, size_t len)
 {
-	while (len) {
+	for (;;) {
 		ssize_t n;
 
 		if (io_wait(&c->lim, c->fd) < 0)
@@ -138,10 +139,38 @@ static int read_all(struct iconn *c, void *buf, size_t len)
 		n = read(c->fd, buf, len);
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n <= 0)
-			return -1;
+		return n > 0 ? n : -1;
+	}
+}
+
+/* All len bytes within the current limit, through the read-ahead buffer (small
+ * PDUs come many to a read()); 0, or -1 (end, error, time out). */
+static int read_all(struct iconn *c, void *buf, size_t len)
+{
+	while (len) {
+		size_t n = c->in_end - c->in_start;
+		ssize_t got;
+
+		if (!n && len >= sizeof(c->in)) { /* bulk data: straight in */
+			if ((got = read_some(c, buf, len)) < 0)
+				return -1;
+			buf = (uint8_t *)buf + got;
+			len -= (size_t)got;
+			continue;
+		}
+		if (!n) {
+			if ((got = read_some(c, c->in, sizeof(c->in))) < 0)
+				return -1;
+			c->in_start = 0;
+			c->in_end = (size_t)got;
+			continue;
+		}
+		if (n > len)
+			n = len;
+		memcpy(buf, c->in + c->in_start, n);
+		c->in_start += n;
 		buf = (uint8_t *)buf + n;
-		len -= (size_t)n;
+		len -= n;
 	}
 	return 0;
 }
