@@ -120,6 +120,8 @@ static void attach(const struct nd_transport *tp)
 	disk.cfg.give_up_ms = (uint32_t)timeout * 1000;
 	disk.cfg.event = on_event;
 	disk.cfg.caps = ND_CAP_BOOT_TABLE;
+	if (bootcfg.flags & ND_BOOTCFG_KEYED) /* netdisk patch --key: ATTACH signed */
+		disk.cfg.key = bootcfg.site_key;
 	con_printf("netdisk: attaching to %I:%u as %I (up to %u s)\n", net.server_ip, server_port,
 		   net.my_ip, timeout);
 	rc = nd_attach_ladder(&disk, image, ladder, sizeof(ladder) / sizeof(ladder[0]),

@@ -323,7 +323,7 @@ static unsigned attach(struct login *l)
 			memcpy(mac, r->mac, 6);
 		else
 			iqn_mac(c->initiator, mac);
-		ss = session_attach_nbd(s, mac, l->image, c->peer, &status);
+		ss = session_attach_nbd(s, mac, l->image, c->peer, 0, &status);
 		if (!ss) {
 			st = status == ND_ERR_NOIMAGE ? ST_NOT_FOUND : status == ND_ERR_DENIED
 			     ? ST_FORBIDDEN : status == ND_ERR_BUSY ? ST_UNAVAILABLE : ST_TARGET_ERROR;

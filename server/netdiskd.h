@@ -78,6 +78,9 @@ struct config {
 	int nbd_session_any_address; /* session:TOKEN from any address (else only its own) */
 	char iscsi_listen[128];   /* ADDR:PORT of the iSCSI target; "" = off */
 	char iscsi_prefix[160];   /* target names: PREFIX:IMAGE, PREFIX:session:TOKEN */
+	int mac_binding_off;      /* mac-binding = off: an unkeyed ATTACH may take a MAC from any address */
+	char site_key_file[PATH_MAX];  /* site-key: every UDP ATTACH signed with it; "" = none */
+	char admin_key_file[PATH_MAX]; /* admin-key: direct/maintenance mode only with it; "" = none */
 	struct image *images;
 	int nimages;
 	struct client_rule *clients;
@@ -150,6 +153,8 @@ struct stats {
 	unsigned long wrong_peer;    /* a valid token from an address other than its session's */
 	unsigned long attach_limited; /* ATTACHes dropped by the per-source rate limit */
 	unsigned long short_attach;  /* ATTACHes shorter than their reply (amplification) */
+	unsigned long auth_refused;  /* ATTACHes refused: site key missing, wrong or stale (auth.c) */
+	unsigned long mac_bound;     /* unkeyed ATTACHes refused by mac-binding (another address's MAC) */
 	unsigned long expired, evicted;
 	unsigned long long tx_unicast;   /* bytes of UDP replies to clients, headers included */
 	unsigned long long tx_multicast; /* bytes sent to multicast groups (mcast.c) */
@@ -187,7 +192,11 @@ struct server {
 	struct metrics metrics;   /* counters for status and /metrics (metrics.c) */
 	int http_fd;              /* the metrics and dashboard listener (http.c), or -1 */
 	int iscsi_fd;             /* the iSCSI listener (iscsi.c), or -1 */
+	struct auth_state *auth;  /* site and admin keys (auth.c), or NULL: none configured */
 };
+
+/* How an ATTACH proved itself (auth.c). */
+enum attach_auth { AUTH_NONE, AUTH_SITE, AUTH_ADMIN };
 
 /* config.c */
 void config_defaults(struct config *c);
@@ -208,10 +217,13 @@ struct session *session_find(struct server *s, const uint8_t token[16]);
 /* The write-cache setting the session's agent gets: its client's, else its
  * image's, "" for none (lock held). */
 const char *session_write_cache(struct server *s, const struct session *ss);
+/* A UDP ATTACH; auth is how it proved itself (enum attach_auth). */
 struct session *session_attach(struct server *s, const struct nd_attach_req *req,
-			       const struct sockaddr *from, socklen_t fromlen, unsigned *status);
+			       const struct sockaddr *from, socklen_t fromlen, int auth,
+			       unsigned *status);
+/* tls: the connection is over TLS (counts as the admin credential). */
 struct session *session_attach_nbd(struct server *s, const uint8_t mac[6], const char *image,
-				   const char *peer, unsigned *status);
+				   const char *peer, int tls, unsigned *status);
 /* A TCP front end (NBD, iSCSI) continues session TOKEN (32 hex digits), under
  * the server lock: the session (its boot counted as reaching the OS), or NULL
  * with *policy set and why filled when nbd-session-binding refused it. */
@@ -318,6 +330,23 @@ int tcp_admit(struct server *s, struct refusals *r, unsigned open_now,
 int tcp_spawn(void *(*fn)(void *), void *arg);
 /* Log a refusal of its own (rate-limited like tcp_admit's). */
 void tcp_refused(struct refusals *r, const char *peer, const char *why);
+
+/* auth.c: the site key (docs/security.md) */
+struct auth_state;
+int auth_init(struct server *s, char *err, size_t errlen);
+void auth_free(struct server *s);
+/* Check a whole ATTACH datagram (len >= ND_HDR_SIZE + ND_ATTACH_REQ_LEN):
+ * AUTH_SITE or AUTH_ADMIN if its authenticator is right and its challenge
+ * fresh, else -1 with a challenge for `from` in challenge[16] and why. */
+int auth_check(struct server *s, const uint8_t *pkt, const struct sockaddr *from,
+	       uint8_t challenge[16], const char **why);
+/* Is every UDP ATTACH to carry the site key (site-key set)? */
+int auth_site_required(const struct server *s);
+/* Does direct/maintenance mode over UDP need the admin key (admin-key set)? */
+int auth_admin_required(const struct server *s);
+/* Log a refused ATTACH: once per source address and minute, with counts. */
+void auth_log_refusal(struct server *s, const struct sockaddr *from, const uint8_t mac[6],
+		      const char *why);
 
 /* udp.c */
 void handle_datagram(struct server *s, const uint8_t *pkt, size_t len,
