@@ -210,6 +210,18 @@ wait_for 3 sh -c "'$ND_BUILD/netdisk' status --control state/control | grep -qE 
 	"$("$ND_BUILD/netdisk" status --control state/control 2>&1 | head -5)"
 wait "$hold"
 
+# Session reinstatement: a new login with the same initiator name, ISID and
+# target ends the old connection (a rebooted initiator's stale session).
+"$INI" "$P" "$PFX:base" --initiator "$ALICE" hold 6 >old.out 2>&1 &
+old=$!
+wait_for 10 sh -c "'$ND_BUILD/netdisk' status --control state/control | grep -qE '^02:00:00:00:19:01 .* os +iscsi '"
+"$INI" "$P" "$PFX:base" --initiator "$ALICE" login >new.out 2>&1
+wait "$old"
+old_rc=$?
+[ "$old_rc" -eq 1 ] && grep -q 'the target closed the connection' old.out && [ ! -s new.out ] &&
+	pass iscsi-session-reinstatement || fail iscsi-session-reinstatement \
+	"old: rc $old_rc $(cat old.out); new: $(cat new.out)"
+
 # Metrics: requests counted under transport "iscsi".
 curl -s "http://127.0.0.1:$MPORT/metrics" >metrics.out
 grep -q 'netdisk_read_bytes_total{transport="iscsi"} [1-9]' metrics.out &&
