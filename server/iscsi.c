@@ -129,8 +129,10 @@ static void expect(struct iconn *c, const char *what, const char *key, unsigned 
 
 /* Some bytes from fd into buf (at most len) within the current limit: how
  * many, or -1 (end, error, time out). */
-static ssize_t read_some(struct iconn *c, void *buf, size_t len)
+static ssize_t read_some(void *arg, void *buf, size_t len)
 {
+	struct iconn *c = arg;
+
 	for (;;) {
 		ssize_t n;
 
@@ -143,36 +145,11 @@ static ssize_t read_some(struct iconn *c, void *buf, size_t len)
 	}
 }
 
-/* All len bytes within the current limit, through the read-ahead buffer (small
- * PDUs come many to a read()); 0, or -1 (end, error, time out). */
+/* All len bytes within the current limit, through the read-ahead buffer; 0,
+ * or -1 (end, error, time out). */
 static int read_all(struct iconn *c, void *buf, size_t len)
 {
-	while (len) {
-		size_t n = c->in_end - c->in_start;
-		ssize_t got;
-
-		if (!n && len >= sizeof(c->in)) { /* bulk data: straight in */
-			if ((got = read_some(c, buf, len)) < 0)
-				return -1;
-			buf = (uint8_t *)buf + got;
-			len -= (size_t)got;
-			continue;
-		}
-		if (!n) {
-			if ((got = read_some(c, c->in, sizeof(c->in))) < 0)
-				return -1;
-			c->in_start = 0;
-			c->in_end = (size_t)got;
-			continue;
-		}
-		if (n > len)
-			n = len;
-		memcpy(buf, c->in + c->in_start, n);
-		c->in_start += n;
-		buf = (uint8_t *)buf + n;
-		len -= n;
-	}
-	return 0;
+	return nd_readahead_read(&c->ra, buf, len, read_some, c);
 }
 
 /* Read the next PDU: its header into c->bhs, its data segment into c->data.
@@ -735,6 +712,8 @@ static struct iconn *conn_new(struct server *s, int fd, const struct sockaddr_st
 	c->s = s;
 	c->fd = fd;
 	c->sa = *sa;
+	c->ra.buf = c->in;
+	c->ra.cap = sizeof(c->in);
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &send_limit, sizeof(send_limit));
 	format_peer((const struct sockaddr *)sa, c->peer, sizeof(c->peer));
 	if (getsockname(fd, (struct sockaddr *)&local, &ll) == 0 &&

@@ -78,7 +78,7 @@ struct iconn {
 	struct iscsi_chap chap; /* what this login must pass ("" secret: no CHAP) */
 	uint32_t statsn, expcmdsn;
 	uint8_t in[16384];      /* bytes read ahead of the PDU being read */
-	size_t in_start, in_end;
+	struct nd_readahead ra; /* ... over in */
 	/* the PDU just read */
 	uint8_t bhs[BHS_LEN];
 	uint8_t *data;          /* its data segment (OUR_MAX_RECV bytes of room) */

@@ -92,7 +92,7 @@ struct conn {
 	char wcache[WC_TEXT_MAX + 1]; /* its write-cache setting, copied at open */
 	pthread_mutex_t read_lock; /* the request stream, and what follows up to `done` */
 	uint8_t in[4096];          /* requests read ahead: small ones come many to a read() */
-	size_t in_start, in_end;
+	struct nd_readahead ra;    /* ... over in */
 	struct worker workers[MAX_WORKERS]; /* [0] is the connection's own thread */
 	unsigned nworkers;
 	int done;                  /* the stream ended: workers return after their request */
@@ -617,30 +617,14 @@ static void serve_request(struct conn *c, const struct request *r, uint8_t *buf)
 }
 
 /* len bytes of the request stream, through the read-ahead buffer.  Under read_lock. */
+static ssize_t read_some_cb(void *c, void *buf, size_t len)
+{
+	return conn_read_some(c, buf, len);
+}
+
 static int stream_read(struct conn *c, void *dst, size_t len)
 {
-	while (len) {
-		size_t n = c->in_end - c->in_start;
-		ssize_t got;
-
-		if (!n && len >= sizeof(c->in))
-			return conn_read(c, dst, len); /* bulk WRITE data: straight in */
-		if (!n) {
-			got = conn_read_some(c, c->in, sizeof(c->in));
-			if (got < 0)
-				return -1;
-			c->in_start = 0;
-			c->in_end = (size_t)got;
-			continue;
-		}
-		if (n > len)
-			n = len;
-		memcpy(dst, c->in + c->in_start, n);
-		c->in_start += n;
-		dst = (uint8_t *)dst + n;
-		len -= n;
-	}
-	return 0;
+	return nd_readahead_read(&c->ra, dst, len, read_some_cb, c);
 }
 
 /* Hold `charge` bytes of the connection's budget, waiting for other workers to
@@ -948,6 +932,8 @@ static struct conn *conn_new(struct server *s, int fd, const struct sockaddr_sto
 	c->s = s;
 	c->fd = fd;
 	c->sa = *sa;
+	c->ra.buf = c->in;
+	c->ra.cap = sizeof(c->in);
 	/* A client that does not take its replies must not hold threads for ever. */
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &send_limit, sizeof(send_limit));
 	pthread_mutex_init(&c->read_lock, NULL);
