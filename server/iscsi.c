@@ -162,7 +162,7 @@ int iconn_read_pdu(struct iconn *c)
 	if (read_all(c, c->bhs, BHS_LEN))
 		return -1;
 	if (c->full_feature) /* (a login keeps its one deadline) */
-		expect(c, "the rest of a PDU", "nbd-io-timeout", c->s->cfg.nbd_io_timeout, 1);
+		expect(c, "the rest of a PDU", "nbd-io-timeout", c->io_s, 1);
 	ahslen = c->bhs[4] * 4u;
 	c->dlen = (uint32_t)c->bhs[5] << 16 | (uint32_t)c->bhs[6] << 8 | c->bhs[7];
 	if (ahslen && read_all(c, ahs, ahslen))
@@ -528,7 +528,7 @@ static int scsi_command(struct iconn *c)
 		w->fail_status = SAM_CHECK_CONDITION; /* its data is read and dropped */
 	else if (c->pending_bytes + edtl > 4 * (size_t)SCSI_MAX_XFER ||
 		 __atomic_add_fetch(&write_bytes, edtl, __ATOMIC_RELAXED) >
-			 (size_t)c->s->cfg.nbd_memory_mib << 20) {
+			 (size_t)c->memory_mib << 20) {
 		/* this connection's share, or every connection's (nbd-memory), is full */
 		if (c->pending_bytes + edtl <= 4 * (size_t)SCSI_MAX_XFER)
 			__atomic_sub_fetch(&write_bytes, edtl, __ATOMIC_RELAXED);
@@ -659,7 +659,7 @@ static void full_feature(struct iconn *c)
 	int rc = 0;
 
 	while (rc == 0) {
-		expect(c, "a PDU", "nbd-idle-timeout", c->s->cfg.nbd_idle_timeout, 0);
+		expect(c, "a PDU", "nbd-idle-timeout", c->idle_s, 0);
 		if (iconn_read_pdu(c))
 			break;
 		switch (c->bhs[0] & 0x3f) {
@@ -698,6 +698,8 @@ void iconn_reinstate(struct iconn *c)
 	pthread_mutex_unlock(&open_lock);
 }
 
+/* A connection's state, with the limits in force now (a reload changes those
+ * of later connections).  Under the server lock, shared. */
 static struct iconn *conn_new(struct server *s, int fd, const struct sockaddr_storage *sa)
 {
 	struct iconn *c = calloc(1, sizeof(*c));
@@ -714,6 +716,10 @@ static struct iconn *conn_new(struct server *s, int fd, const struct sockaddr_st
 	c->sa = *sa;
 	c->ra.buf = c->in;
 	c->ra.cap = sizeof(c->in);
+	c->handshake_s = s->cfg.nbd_handshake_timeout;
+	c->idle_s = s->cfg.nbd_idle_timeout;
+	c->io_s = s->cfg.nbd_io_timeout;
+	c->memory_mib = s->cfg.nbd_memory_mib;
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &send_limit, sizeof(send_limit));
 	format_peer((const struct sockaddr *)sa, c->peer, sizeof(c->peer));
 	if (getsockname(fd, (struct sockaddr *)&local, &ll) == 0 &&
@@ -765,7 +771,7 @@ static void conn_run(struct iconn *c)
 {
 	char mac[18] = "-";
 
-	expect(c, "the login to end", "nbd-handshake-timeout", c->s->cfg.nbd_handshake_timeout, 0);
+	expect(c, "the login to end", "nbd-handshake-timeout", c->handshake_s, 0);
 	if (iconn_read_pdu(c) == 0 && iscsi_login(c) == 1) {
 		if (c->ss)
 			nd_mac_format(c->ss->mac, mac);
@@ -789,7 +795,11 @@ static void conn_run(struct iconn *c)
 
 void iscsi_serve(struct server *s, int fd, const struct sockaddr_storage *sa)
 {
-	struct iconn *c = conn_new(s, fd, sa);
+	struct iconn *c;
+
+	pthread_rwlock_rdlock(&s->lock);
+	c = conn_new(s, fd, sa);
+	pthread_rwlock_unlock(&s->lock);
 
 	if (!c) {
 		close(fd);
@@ -824,13 +834,17 @@ static void accept_one(struct server *s)
 		return;
 	}
 	format_peer((const struct sockaddr *)&sa, peer, sizeof(peer));
+	/* The limits are the configuration's, which a reload changes under the lock. */
+	pthread_rwlock_rdlock(&s->lock);
 	if (!tcp_admit(s, &refusals, __atomic_load_n(&s->iscsi_open, __ATOMIC_RELAXED) +
 		       __atomic_load_n(&s->nbd_open, __ATOMIC_RELAXED), &sa, peer)) {
+		pthread_rwlock_unlock(&s->lock);
 		close(fd);
 		return;
 	}
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	c = conn_new(s, fd, &sa);
+	pthread_rwlock_unlock(&s->lock);
 	if (!c) {
 		addr_conn_give((const struct sockaddr *)&sa);
 		close(fd);

@@ -94,6 +94,7 @@ struct iconn {
 	uint8_t *din;
 	size_t din_cap;
 	struct io_limit lim;    /* time limits of reads */
+	unsigned handshake_s, idle_s, io_s, memory_mib; /* nbd-*-timeout, nbd-memory at connect */
 	char why[200];          /* why the login failed or the connection ended, for the log */
 	struct iconn *next_open;
 	int counted;            /* in the per-address count (addr_conn_take) */
