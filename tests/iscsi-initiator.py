@@ -7,7 +7,7 @@ implementation of the protocol.
 
 usage: iscsi-initiator.py HOST:PORT TARGET [options] OP [ARGS]
   OP: read OFFSET LENGTH FILE | write OFFSET FILE | sync | capacity | login |
-      hold SECONDS | cdb HEX LENGTH
+      hold SECONDS | cdb HEX LENGTH | discover (TARGET ignored)
 options: --initiator IQN  --chap USER:SECRET  --mutual USER:SECRET
          --digests (CRC32C on headers and data)  --no-immediate  --burst N
 Exit 0 on success; 2 on a SCSI error (prints "sense KEY/ASC/ASCQ"); 3 when
@@ -213,6 +213,31 @@ class Initiator:
             else:
                 raise ConnectionError(f"unexpected opcode {op:#x}")
 
+    def discover(self):
+        """A discovery session's SendTargets=All, following the target's C bit."""
+        self.login_pdu(1, 3, True, [("InitiatorName", self.iqn), ("SessionType", "Discovery"),
+                                    ("MaxRecvDataSegmentLength", "512")])
+        self.max_send = 512
+        text, ttt, keys = b"", 0xFFFFFFFF, b"SendTargets=All\0"
+        while True:
+            self.itt += 1
+            bhs = bytearray(48)
+            bhs[0], bhs[1] = 0x04, 0x80
+            struct.pack_into(">II", bhs, 16, self.itt, ttt)
+            struct.pack_into(">II", bhs, 24, self.cmdsn, self.statsn)
+            self.cmdsn += 1
+            self.send(bhs, keys)
+            rsp, data = self.recv()
+            if rsp[0] & 0x3F != 0x24 or len(data) > 512:
+                raise ConnectionError(f"bad text response ({len(data)} bytes)")
+            self.statsn = struct.unpack_from(">I", rsp, 24)[0] + 1
+            text += data
+            if not rsp[1] & 0x40:
+                break
+            ttt, keys = struct.unpack_from(">I", rsp, 20)[0], b""
+            self.parts = getattr(self, "parts", 1) + 1
+        return [k.decode() for k in text.split(b"\0") if k]
+
     def capacity(self):
         d = self.command(bytes([0x9E, 0x10]) + b"\0" * 8 + struct.pack(">I", 32) + b"\0\0",
                          read_len=32)
@@ -281,6 +306,12 @@ def main(argv):
     try:
         ini = Initiator(addr, target, opts["initiator"], opts["chap"], opts["mutual"],
                         opts["digests"], opts["immediate"], opts["burst"])
+        if op == "discover":
+            names = ini.discover()
+            print("\n".join(names))
+            print(f"parts={getattr(ini, 'parts', 1)}")
+            ini.logout()
+            return 0
         ini.login()
         if op == "read":
             with open(rest[2], "wb") as f:

@@ -236,6 +236,21 @@ sys.exit(0 if s.recv(1) == b"" else 1)  # the target closed it (else: socket.tim
 PY
 	pass iscsi-login-timeout || fail iscsi-login-timeout "$(grep 'closed: no' iscsi.log | tail -2)"
 
+# SendTargets longer than the initiator's MaxRecvDataSegmentLength (512): in
+# parts, the C bit and a Target Transfer Tag asking for the next one.
+mkdir many && for i in $(seq 12); do head -c 1M /dev/zero >"many/disk-number-$i.img"; done
+MANY=$(free_port)
+{ echo "iscsi-listen = 127.0.0.1:$MANY"; for i in $(seq 12); do
+	printf '[image disk-number-%s]\npath = many/disk-number-%s.img\n' "$i" "$i"; done; } >many.conf
+"$ND_BUILD/netdiskd" --listen "127.0.0.1:$(free_port)" --config many.conf >many.log 2>&1 &
+many_pid=$!
+ND_PIDS+=("$many_pid")
+wait_for 10 grep -q 'iSCSI target on' many.log
+"$INI" "127.0.0.1:$MANY" - discover >disc.out 2>&1 && [ "$(grep -c '^TargetName=' disc.out)" -eq 12 ] &&
+	[ "$(grep -c "^TargetAddress=127.0.0.1:$MANY,1" disc.out)" -eq 12 ] && grep -q '^parts=[2-9]' disc.out &&
+	pass iscsi-sendtargets-in-parts || fail iscsi-sendtargets-in-parts "$(tail -3 disc.out)"
+stop_server "$many_pid"
+
 # Garbage never hurts the target: it is still serving afterwards.
 python3 - "$IPORT" <<'PY'
 import os, socket, sys
