@@ -13,6 +13,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 #include "nbd.h"
+#include "iscsi.h"
 #include "netdiskd.h"
 #include "trace.h"
 
@@ -408,7 +409,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	sessions_restore(&s);
-	if (http_open(&s, err, sizeof(err)) < 0) {
+	if (http_open(&s, err, sizeof(err)) < 0 || iscsi_open(&s, err, sizeof(err)) < 0) {
 		fprintf(stderr, "netdiskd: %s\n", err);
 		return 1;
 	}
@@ -450,10 +451,10 @@ int main(int argc, char **argv)
 		s.stats.malformed, s.stats.bad_session, s.stats.wrong_peer, s.stats.stale_writes,
 		metrics_udp_errors(&s), s.stats.attach_limited, s.stats.short_attach,
 		s.stats.auth_refused, s.stats.mac_bound, s.stats.expired, s.stats.evicted, mstats);
-	if (nbd_shutdown(NBD_SHUTDOWN_WAIT_S) < 0) {
+	if (nbd_shutdown(NBD_SHUTDOWN_WAIT_S) < 0 || iscsi_shutdown(&s, NBD_SHUTDOWN_WAIT_S) < 0) {
 		/* Freeing the sessions under running threads would be worse than
 		 * what an exit without closing is: a crash, which overlays survive. */
-		log_msg("NBD connections still busy after %d s; exiting without closing",
+		log_msg("NBD or iSCSI connections still busy after %d s; exiting without closing",
 			NBD_SHUTDOWN_WAIT_S);
 		return 1;
 	}

@@ -25,7 +25,7 @@ static const unsigned boot_bounds_s[METRIC_BUCKETS] = {
 };
 
 static const char *const op_names[MO_OPS] = { "read", "write", "flush", "trim", "other" };
-static const char *const transport_names[MT_TRANSPORTS] = { "udp", "nbd" };
+static const char *const transport_names[MT_TRANSPORTS] = { "udp", "nbd", "iscsi" };
 static const char *const status_names[METRIC_STATUSES] = {
 	"ok", "version", "opcode", "session", "range", "denied", "busy", "noimage", "io",
 	"inval", "readonly", "nospace", "auth",
@@ -135,7 +135,9 @@ static const char *phase(const struct session *ss)
 
 static const char *transport(const struct session *ss)
 {
-	return ss->nbd_conns > 0 || ss->nbd_owned ? "nbd" : "udp";
+	if (ss->nbd_conns > 0 || ss->nbd_owned)
+		return ss->os_iscsi ? "iscsi" : "nbd";
+	return "udp";
 }
 
 /* The boot as a status field: seconds from ATTACH to the OS takeover, or
@@ -279,8 +281,10 @@ void status_json(struct server *s, struct strbuf *out)
 		  "\"refused_site_key\":%lu,\"refused_mac_binding\":%lu,"
 		  "\"multicast\":%s,\"clients\":[", (long long)wall_ms(), s->nsessions,
 		  s->stats.tx_unicast, s->stats.tx_multicast,
-		  GET(s->metrics.bytes_read[MT_UDP]) + GET(s->metrics.bytes_read[MT_NBD]),
-		  GET(s->metrics.bytes_written[MT_UDP]) + GET(s->metrics.bytes_written[MT_NBD]),
+		  GET(s->metrics.bytes_read[MT_UDP]) + GET(s->metrics.bytes_read[MT_NBD]) +
+			  GET(s->metrics.bytes_read[MT_ISCSI]),
+		  GET(s->metrics.bytes_written[MT_UDP]) + GET(s->metrics.bytes_written[MT_NBD]) +
+			  GET(s->metrics.bytes_written[MT_ISCSI]),
 		  s->stats.auth_refused, s->stats.mac_bound, s->mc ? "true" : "false");
 	each_session(s, client_json, &w);
 	sb_printf(out, "],\"images\":[");

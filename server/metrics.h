@@ -7,7 +7,7 @@
 
 #include <stdint.h>
 
-enum metric_transport { MT_UDP, MT_NBD, MT_TRANSPORTS };
+enum metric_transport { MT_UDP, MT_NBD, MT_ISCSI, MT_TRANSPORTS };
 enum metric_op { MO_READ, MO_WRITE, MO_FLUSH, MO_TRIM, MO_OTHER, MO_OPS };
 
 #define METRIC_STATUSES 13  /* ND_OK .. ND_ERR_AUTH: errors by protocol status */

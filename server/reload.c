@@ -43,6 +43,8 @@ static void restart_only(const struct config *o, const struct config *n, char *o
 		add_name(out, outlen, "trace-dir");
 	if (strcmp(o->metrics_listen, n->metrics_listen))
 		add_name(out, outlen, "metrics-listen");
+	if (strcmp(o->iscsi_listen, n->iscsi_listen))
+		add_name(out, outlen, "iscsi-listen");
 	if (o->nbd_tls != n->nbd_tls)
 		add_name(out, outlen, "nbd-tls");
 	if (strcmp(o->nbd_tls_psk_file, n->nbd_tls_psk_file))
@@ -153,6 +155,10 @@ int config_reload(struct server *s, struct config *n, char *err, size_t errlen)
 		CHANGED(strcmp(o->images[i].write_cache, n->images[i].write_cache), what);
 		snprintf(o->images[i].write_cache, sizeof(o->images[i].write_cache), "%s",
 			 n->images[i].write_cache);
+		snprintf(what, sizeof(what), "image-%s-iscsi-chap", o->images[i].name);
+		CHANGED(memcmp(&o->images[i].chap, &n->images[i].chap, sizeof(n->images[i].chap)),
+			what);
+		o->images[i].chap = n->images[i].chap;
 	}
 	CHANGED(strcmp(o->default_image, n->default_image), "default-image");
 	CHANGED(o->allow_unlisted != n->allow_unlisted, "allow");
@@ -170,6 +176,7 @@ int config_reload(struct server *s, struct config *n, char *err, size_t errlen)
 	CHANGED(o->nbd_exports != n->nbd_exports, "nbd-exports");
 	CHANGED(o->nbd_session_any_address != n->nbd_session_any_address, "nbd-session-binding");
 	CHANGED(o->boot_limit != n->boot_limit, "boot-limit");
+	CHANGED(strcmp(o->iscsi_prefix, n->iscsi_prefix), "iscsi-target-prefix");
 	CHANGED(o->mac_binding_off != n->mac_binding_off, "mac-binding");
 	CHANGED(o->mc.rate_mbit != n->mc.rate_mbit, "multicast-rate");
 	CHANGED(o->mc.window_ms != n->mc.window_ms, "multicast-window");
@@ -191,6 +198,7 @@ int config_reload(struct server *s, struct config *n, char *err, size_t errlen)
 	o->nbd_exports = n->nbd_exports;
 	o->nbd_session_any_address = n->nbd_session_any_address;
 	o->boot_limit = n->boot_limit;
+	snprintf(o->iscsi_prefix, sizeof(o->iscsi_prefix), "%s", n->iscsi_prefix);
 	o->mac_binding_off = n->mac_binding_off;
 	o->mc.rate_mbit = n->mc.rate_mbit;
 	o->mc.window_ms = n->mc.window_ms;

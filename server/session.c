@@ -2,6 +2,7 @@
 /* Sessions: attach policy (image, mode, direct-mode exclusivity), overlays, persistence. */
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -339,12 +340,7 @@ static void negotiate(struct server *s, struct session *ss, unsigned dgram, unsi
 
 static const struct client_rule *find_rule(struct config *c, const uint8_t mac[6])
 {
-	int i;
-
-	for (i = 0; i < c->nclients; i++)
-		if (!memcmp(c->clients[i].mac, mac, 6))
-			return &c->clients[i];
-	return NULL;
+	return config_client(c, mac);
 }
 
 const char *session_write_cache(struct server *s, const struct session *ss)
@@ -1056,4 +1052,72 @@ void session_storage_error(struct session *ss, const char *op, uint64_t off, uin
 	       strerror(-rc), op, ss->img->name, mac, ss->peer, nd_token_fingerprint(ss->token),
 	       (unsigned long long)off, (unsigned long long)len, name ? name : "unknown",
 	       name ? name : "such");
+}
+
+/* Is the TCP peer on the host its session attached from (its UDP address)?
+ * Sessions NBD or iSCSI made have none: any host of theirs may reopen them. */
+static int same_host(const struct session *ss, const struct sockaddr_storage *sa)
+{
+	const struct sockaddr_storage *a = &ss->addr;
+
+	if (!ss->addrlen)
+		return 1;
+	if (a->ss_family == AF_INET && sa->ss_family == AF_INET)
+		return ((const struct sockaddr_in *)a)->sin_addr.s_addr ==
+		       ((const struct sockaddr_in *)sa)->sin_addr.s_addr;
+	if (a->ss_family == AF_INET6 && sa->ss_family == AF_INET6)
+		return !memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
+			       &((const struct sockaddr_in6 *)sa)->sin6_addr, 16);
+	return 0;
+}
+
+static int parse_token(const char *hex, uint8_t token[16])
+{
+	unsigned i;
+
+	if (strlen(hex) != 32)
+		return -1;
+	for (i = 0; i < 16; i++)
+		if (!isxdigit((unsigned char)hex[2 * i]) || !isxdigit((unsigned char)hex[2 * i + 1]) ||
+		    sscanf(hex + 2 * i, "%2hhx", &token[i]) != 1)
+			return -1;
+	return 0;
+}
+
+struct session *session_continue(struct server *s, const char *hex,
+				 const struct sockaddr_storage *sa, int *policy, char *why,
+				 size_t whylen)
+{
+	uint8_t token[16];
+	struct session *ss = parse_token(hex, token) ? NULL : session_find(s, token);
+
+	*policy = 0;
+	if (!ss)
+		return NULL;
+	if (!s->cfg.nbd_session_any_address && !same_host(ss, sa)) {
+		*policy = 1;
+		snprintf(why, whylen, "session %08x attached from %s: its token is taken only "
+			 "from there (nbd-session-binding)", nd_token_fingerprint(ss->token), ss->peer);
+		return NULL;
+	}
+	store_count_boot(s, ss, 1); /* a firmware boot reached the OS handoff */
+	metrics_takeover(s, ss);
+	return ss;
+}
+
+void session_conn_put(struct server *s, struct session *ss)
+{
+	pthread_rwlock_wrlock(&s->lock);
+	__atomic_store_n(&ss->last_seen, time(NULL), __ATOMIC_RELAXED);
+	if (--ss->nbd_conns == 0) {
+		if (ss->ended)
+			session_free(ss);
+		else if (ss->nbd_owned)
+			session_end(s, ss, ss->os_iscsi ? "last iSCSI connection closed"
+							: "last NBD connection closed");
+		else if (ss->mode == ND_MODE_DIRECT)
+			/* the writer shut down: others may take the image */
+			__atomic_store_n(&ss->last_seen, 0, __ATOMIC_RELAXED);
+	}
+	pthread_rwlock_unlock(&s->lock);
 }

@@ -52,7 +52,7 @@ $(BUILD)/tests/unittest: $(patsubst %.c,$(BUILD)/asan/%.o,$(UNIT_SRC) $(UNIT_LIB
 
 # libFuzzer over every parser of untrusted input (clang); t-fuzz.sh runs each
 # for a bounded time.
-FUZZERS := udp nbd config frames control group stormtrace http psk tiers template fat auth dnsconf
+FUZZERS := udp nbd iscsi config frames control group stormtrace http psk tiers template fat auth dnsconf
 FUZZ_BINS := $(patsubst %,$(BUILD)/fuzz/fuzz-%,$(FUZZERS))
 FUZZ_CFLAGS := $(filter-out -Wshadow -Wno-format-truncation,$(SERVER_CFLAGS)) -O1 -g \
 	-fsanitize=fuzzer-no-link,address,undefined

@@ -5,11 +5,11 @@
 # longer defaults below under make test.
 . "$(dirname "$0")/lib.sh"
 requires clang
-for name in udp nbd config frames control group stormtrace http psk tiers template fat auth dnsconf; do
+for name in udp nbd iscsi config frames control group stormtrace http psk tiers template fat auth dnsconf; do
 	[ -x "$ND_BUILD/fuzz/fuzz-$name" ] || { fail "fuzz-$name" "not built (make test-tools)"; exit 1; }
 done
 
-# Any datagram, NBD byte stream, config file, Ethernet frames into the
+# Any datagram, NBD or iSCSI byte stream, config file, Ethernet frames into the
 # stubs' IP stack, control-socket request and image store file, or multicast
 # group datagrams into the client's group cache, and boot trace files into
 # the storm simulator's parser, HTTP request heads into the metrics
@@ -19,7 +19,7 @@ done
 # authenticators and key files (the site key), and netdiskd.conf files into
 # `netdisk dnsmasq-conf`'s reader, each
 # bounded in time; a crash or a sanitizer report fails the run.
-for target in udp:${ND_FUZZ_SECONDS:-60} nbd:${ND_FUZZ_SECONDS:-40} config:${ND_FUZZ_SECONDS:-20} \
+for target in udp:${ND_FUZZ_SECONDS:-60} nbd:${ND_FUZZ_SECONDS:-40} iscsi:${ND_FUZZ_SECONDS:-30} config:${ND_FUZZ_SECONDS:-20} \
 	frames:${ND_FUZZ_SECONDS:-30} control:${ND_FUZZ_SECONDS:-20} group:${ND_FUZZ_SECONDS:-20} \
 	stormtrace:${ND_FUZZ_SECONDS:-10} http:${ND_FUZZ_SECONDS:-10} psk:${ND_FUZZ_SECONDS:-10} \
 	tiers:${ND_FUZZ_SECONDS:-10} template:${ND_FUZZ_SECONDS:-10} fat:${ND_FUZZ_SECONDS:-20} \
