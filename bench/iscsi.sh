@@ -13,7 +13,7 @@ make_image "$img" "${BENCH_ISCSI_MIB:-512}"
 TARGET=iqn.2026-01.org.netdisk.bench:img
 p_nd=$(free_port); p_iscsi=$(free_port); p_tgt=$(free_port)
 control=$((p_tgt % 1000 + 2000)) # tgtd's own control socket, apart from other tgtds
-printf 'iscsi-listen = 127.0.0.1:%s\niscsi-target-prefix = iqn.2026-01.org.netdisk.bench\n[image img]\npath = %s\nmode = readonly\n' \
+printf 'iscsi-listen = 127.0.0.1:%s\niscsi-exports = images\niscsi-target-prefix = iqn.2026-01.org.netdisk.bench\n[image img]\npath = %s\nmode = readonly\n' \
 	"$p_iscsi" "$img" >"$BENCH_TMP/iscsi.conf"
 "$BENCH_BUILD/netdiskd" --listen "127.0.0.1:$p_nd" --config "$BENCH_TMP/iscsi.conf" \
 	2>"$BENCH_TMP/nd.log" &

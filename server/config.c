@@ -32,6 +32,7 @@ void config_defaults(struct config *c)
 	c->boot_limit = 300;
 	snprintf(c->iscsi_prefix, sizeof(c->iscsi_prefix), "%s", ISCSI_DEFAULT_PREFIX);
 	c->nbd_exports = NBD_EXPORTS_SESSIONS; /* anonymous NBD never names an image */
+	c->iscsi_exports = NBD_EXPORTS_SESSIONS; /* nor an unlisted iSCSI initiator */
 	mcast_config_defaults(&c->mc);
 }
 
@@ -299,6 +300,11 @@ static int global_key(struct parser *p, const char *k, const char *v)
 			return bad(p, "nbd-exports must be images, sessions or off, not", v);
 		c->nbd_exports = !strcmp(v, "images") ? NBD_EXPORTS_IMAGES
 				 : !strcmp(v, "sessions") ? NBD_EXPORTS_SESSIONS : NBD_EXPORTS_OFF;
+	} else if (!strcmp(k, "iscsi-exports")) {
+		if (strcmp(v, "images") && strcmp(v, "sessions") && strcmp(v, "off"))
+			return bad(p, "iscsi-exports must be images, sessions or off, not", v);
+		c->iscsi_exports = !strcmp(v, "images") ? NBD_EXPORTS_IMAGES
+				   : !strcmp(v, "sessions") ? NBD_EXPORTS_SESSIONS : NBD_EXPORTS_OFF;
 	} else if (!strcmp(k, "nbd-session-binding")) {
 		if (strcmp(v, "address") && strcmp(v, "any"))
 			return bad(p, "nbd-session-binding must be address or any, not", v);

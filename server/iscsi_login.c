@@ -227,6 +227,15 @@ static void declare(struct login *l)
 	say(l, "MaxRecvDataSegmentLength", "%u", OUR_MAX_RECV);
 }
 
+/* May this initiator (r: its [client] section, or NULL) log in to images
+ * by name (iscsi-exports)?  A listed initiator may unless iSCSI is off; an
+ * unlisted one only with iscsi-exports = images.  Under the server lock. */
+static int may_name_images(const struct config *cfg, const struct client_rule *r)
+{
+	return cfg->iscsi_exports == NBD_EXPORTS_IMAGES ||
+	       (r && cfg->iscsi_exports == NBD_EXPORTS_SESSIONS);
+}
+
 /* The target an initiator asks for, and the CHAP it must pass: from its
  * [client] section (by iscsi-initiator, or for a session the client's MAC)
  * if that sets a secret, else from the image.  Under the server lock. */
@@ -239,6 +248,10 @@ static unsigned resolve(struct login *l, const char *target)
 	const struct image *im = NULL;
 
 	memset(&c->chap, 0, sizeof(c->chap));
+	if (cfg->iscsi_exports == NBD_EXPORTS_OFF) {
+		snprintf(c->why, sizeof(c->why), "iSCSI logins are off on this server (iscsi-exports)");
+		return ST_FORBIDDEN;
+	}
 	if (c->discovery) {
 		if (r && r->chap.secret[0])
 			c->chap = r->chap;
@@ -269,6 +282,11 @@ static unsigned resolve(struct login *l, const char *target)
 		r = config_client(cfg, ss->mac);
 		im = ss->img;
 	} else {
+		if (!may_name_images(cfg, r)) {
+			snprintf(c->why, sizeof(c->why), "only PREFIX:session:TOKEN targets are served "
+				 "to an initiator no [client] section names (iscsi-exports = sessions)");
+			return ST_FORBIDDEN;
+		}
 		im = config_image(cfg, target);
 		if (!im) {
 			snprintf(c->why, sizeof(c->why), "no image %s", target);
@@ -323,7 +341,7 @@ static unsigned attach(struct login *l)
 			memcpy(mac, r->mac, 6);
 		else
 			iqn_mac(c->initiator, mac);
-		ss = session_attach_nbd(s, mac, l->image, c->peer, 0, &status);
+		ss = session_attach_nbd(s, mac, l->image, c->peer, r ? AUTH_NONE : AUTH_ANON, &status);
 		if (!ss) {
 			st = status == ND_ERR_NOIMAGE ? ST_NOT_FOUND : status == ND_ERR_DENIED
 			     ? ST_FORBIDDEN : status == ND_ERR_BUSY ? ST_UNAVAILABLE : ST_TARGET_ERROR;
@@ -660,7 +678,9 @@ static int add_target(struct iconn *c, char **buf, uint32_t *len, const char *na
 }
 
 /* The reply to SendTargets=WHAT: every image's target in a discovery session
- * (All), else the one logged in to. */
+ * (All) if this initiator may log in to images by name (iscsi-exports), else
+ * none (session tokens are never listed); in a normal session the one
+ * logged in to. */
 static int send_targets(struct iconn *c, const char *what)
 {
 	struct server *s = c->s;
@@ -668,7 +688,9 @@ static int send_targets(struct iconn *c, const char *what)
 	int rc = 0;
 
 	pthread_rwlock_rdlock(&s->lock);
-	if (c->discovery && !strcmp(what, "All")) {
+	if (c->discovery && !may_name_images(&s->cfg, config_client_iqn(&s->cfg, c->initiator))) {
+		/* nothing it may name */
+	} else if (c->discovery && !strcmp(what, "All")) {
 		for (int i = 0; i < s->cfg.nimages && rc == 0; i++) {
 			snprintf(name, sizeof(name), "%s:%s", s->cfg.iscsi_prefix, s->cfg.images[i].name);
 			rc = add_target(c, &c->text_out, &c->text_len, name);

@@ -425,12 +425,14 @@ int main(int argc, char **argv)
 			(unsigned long long)(im->base->size >> 20), nd_mode_text(im->mode),
 			strcmp(im->name, s.cfg.default_image) ? "" : " (default)");
 	}
-	log_msg("access: site key %s, admin key %s, mac-binding %s, nbd-exports %s",
+	log_msg("access: site key %s, admin key %s, mac-binding %s, nbd-exports %s, iscsi-exports %s",
 		auth_site_required(&s) ? "required for every ATTACH" : "none",
 		auth_admin_required(&s) ? "required for direct/maintenance mode" : "none",
 		s.cfg.mac_binding_off ? "off" : "address",
 		s.cfg.nbd_exports == NBD_EXPORTS_IMAGES ? "images" :
-		s.cfg.nbd_exports == NBD_EXPORTS_SESSIONS ? "sessions" : "off");
+		s.cfg.nbd_exports == NBD_EXPORTS_SESSIONS ? "sessions" : "off",
+		s.cfg.iscsi_exports == NBD_EXPORTS_IMAGES ? "images" :
+		s.cfg.iscsi_exports == NBD_EXPORTS_SESSIONS ? "sessions" : "off");
 	if (s.temp_state)
 		nd_log(ND_LOG_WARN, "listening on %s (UDP, and NBD on TCP), state in %s: temporary, "
 		       "so sessions and overlays are lost at exit (give --state-dir to keep them)",

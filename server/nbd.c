@@ -218,7 +218,10 @@ static uint32_t open_export(struct conn *c, const char *name)
 
 		if (strlen(name) > ND_IMAGE_NAME_LEN)
 			err = NBD_REP_ERR_UNKNOWN;
-		ss = err ? NULL : session_attach_nbd(s, c->mac, name, c->peer, c->tls != NULL, &status);
+		/* A TLS client proved a PSK or a certificate the admins gave out:
+		 * with admin-key set, that is what direct mode over NBD needs. */
+		ss = err ? NULL : session_attach_nbd(s, c->mac, name, c->peer,
+						     c->tls ? AUTH_ADMIN : AUTH_NONE, &status);
 		if (!err && !ss)
 			err = status == ND_ERR_NOIMAGE ? NBD_REP_ERR_UNKNOWN : NBD_REP_ERR_POLICY;
 		if (!ss && s->refusal[0])

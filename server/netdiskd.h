@@ -76,6 +76,7 @@ struct config {
 	char nbd_tls_certificates[PATH_MAX]; /* dir: server-cert.pem, server-key.pem[, ca-cert.pem] */
 	int nbd_exports;          /* enum nbd_exports: which export names NBD clients may open */
 	int nbd_session_any_address; /* session:TOKEN from any address (else only its own) */
+	int iscsi_exports;        /* enum nbd_exports: which targets unlisted initiators may log in to */
 	char iscsi_listen[128];   /* ADDR:PORT of the iSCSI target; "" = off */
 	char iscsi_prefix[160];   /* target names: PREFIX:IMAGE, PREFIX:session:TOKEN */
 	int mac_binding_off;      /* mac-binding = off: an unkeyed ATTACH may take a MAC from any address */
@@ -196,7 +197,8 @@ struct server {
 };
 
 /* How an ATTACH proved itself (auth.c). */
-enum attach_auth { AUTH_NONE, AUTH_SITE, AUTH_ADMIN };
+/* AUTH_ANON: an iSCSI initiator no [client] section names, never direct mode. */
+enum attach_auth { AUTH_NONE, AUTH_SITE, AUTH_ADMIN, AUTH_ANON };
 
 /* config.c */
 void config_defaults(struct config *c);
@@ -221,9 +223,10 @@ const char *session_write_cache(struct server *s, const struct session *ss);
 struct session *session_attach(struct server *s, const struct nd_attach_req *req,
 			       const struct sockaddr *from, socklen_t fromlen, int auth,
 			       unsigned *status);
-/* tls: the connection is over TLS (counts as the admin credential). */
+/* auth: AUTH_ADMIN for a connection over TLS (the admin credential),
+ * AUTH_ANON for an unlisted iSCSI initiator (never direct mode), else AUTH_NONE. */
 struct session *session_attach_nbd(struct server *s, const uint8_t mac[6], const char *image,
-				   const char *peer, int tls, unsigned *status);
+				   const char *peer, int auth, unsigned *status);
 /* A TCP front end (NBD, iSCSI) continues session TOKEN (32 hex digits), under
  * the server lock: the session (its boot counted as reaching the OS), or NULL
  * with *policy set and why filled when nbd-session-binding refused it. */

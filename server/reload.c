@@ -174,6 +174,7 @@ int config_reload(struct server *s, struct config *n, char *err, size_t errlen)
 	CHANGED(o->nbd_per_address != n->nbd_per_address, "nbd-per-address");
 	CHANGED(o->trace_max != n->trace_max, "trace-max");
 	CHANGED(o->nbd_exports != n->nbd_exports, "nbd-exports");
+	CHANGED(o->iscsi_exports != n->iscsi_exports, "iscsi-exports");
 	CHANGED(o->nbd_session_any_address != n->nbd_session_any_address, "nbd-session-binding");
 	CHANGED(o->boot_limit != n->boot_limit, "boot-limit");
 	CHANGED(strcmp(o->iscsi_prefix, n->iscsi_prefix), "iscsi-target-prefix");
@@ -196,6 +197,7 @@ int config_reload(struct server *s, struct config *n, char *err, size_t errlen)
 	o->nbd_per_address = n->nbd_per_address;
 	o->trace_max = n->trace_max;
 	o->nbd_exports = n->nbd_exports;
+	o->iscsi_exports = n->iscsi_exports;
 	o->nbd_session_any_address = n->nbd_session_any_address;
 	o->boot_limit = n->boot_limit;
 	snprintf(o->iscsi_prefix, sizeof(o->iscsi_prefix), "%s", n->iscsi_prefix);

@@ -644,6 +644,14 @@ static struct session *attach(struct server *s, const struct nd_attach_req *req,
 			   : "direct and maintenance mode over NBD need TLS when admin-key is set";
 		goto refused;
 	}
+	/* An iSCSI initiator no [client] section names is anyone on the
+	 * network: never the image's own file or its maintenance version. */
+	if (mode == ND_MODE_DIRECT && auth == AUTH_ANON) {
+		*status = ND_ERR_DENIED;
+		why = "direct and maintenance mode are not granted to an iSCSI initiator no "
+		      "[client] section names (iscsi-initiator)";
+		goto refused;
+	}
 	/* Writing a never-versioned image's file in place would make every
 	 * persistent overlay over it start afresh: a maintenance version instead. */
 	if (mode == ND_MODE_DIRECT && !h.img->store->versioned &&
@@ -761,7 +769,7 @@ struct session *session_attach(struct server *s, const struct nd_attach_req *req
  * MAC never gets it), and all its connections share it.
  */
 struct session *session_attach_nbd(struct server *s, const uint8_t mac[6], const char *image,
-				   const char *peer, int tls, unsigned *status)
+				   const char *peer, int auth, unsigned *status)
 {
 	struct nd_attach_req req = { 0 };
 
@@ -770,9 +778,7 @@ struct session *session_attach_nbd(struct server *s, const uint8_t mac[6], const
 	nd_put16(req.max_dgram, ND_MAX_DGRAM);
 	nd_put16(req.window, 64);
 	memcpy(req.image, image, strnlen(image, ND_IMAGE_NAME_LEN));
-	/* A TLS client proved a PSK or a certificate the admins gave out: with
-	 * admin-key set, that is what direct mode over NBD needs. */
-	return attach(s, &req, NULL, 0, peer, tls ? AUTH_ADMIN : AUTH_NONE, status);
+	return attach(s, &req, NULL, 0, peer, auth, status);
 }
 
 /* Token buckets by source address: may one more ATTACH from `from` be served? */

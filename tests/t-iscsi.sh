@@ -26,9 +26,13 @@ IPORT=$(free_port)
 MPORT=$(free_port)
 ALICE=iqn.2000-01.org.netdisk.test:alice
 BOB=iqn.2000-01.org.netdisk.test:bob
+CAROL=iqn.2000-01.org.netdisk.test:carol
+# iscsi-exports = images: most checks log in as initiators no [client]
+# section names; the default (sessions) is checked after a reload below.
 cat >iscsi.conf <<CONF
 state-dir = $ND_TMP/state
 iscsi-listen = 127.0.0.1:$IPORT
+iscsi-exports = images
 metrics-listen = 127.0.0.1:$MPORT
 nbd-handshake-timeout = 3
 [image base]
@@ -53,6 +57,8 @@ iscsi-chap-user = bob
 iscsi-chap-secret = bob-secret-0123
 iscsi-chap-target-user = netdisk
 iscsi-chap-target-secret = target-secret-4567
+[client 02:00:00:00:19:03]
+iscsi-initiator = $CAROL
 CONF
 start_server iscsi --config iscsi.conf || { fail iscsi-start "$(cat iscsi.log)"; exit 1; }
 wait_for 10 grep -q 'iSCSI target on' iscsi.log || { fail iscsi-listen "$(cat iscsi.log)"; exit 1; }
@@ -110,8 +116,8 @@ cu_families() {
 	     /^FAILED$/ || /\.\.\.FAILED$/ {r[s]=r[s] " " t}
 	     END{for (i = 1; i <= n; i++) print order[i], (r[order[i]] == "" ? "passed" : "failed:" r[order[i]])}' "$1"
 }
-cu_check() { # NAME URL FAMILIES
-	timeout 600 iscsi-test-cu --dataloss -t "$3" "$2" >"$1.cu" 2>&1
+cu_check() { # NAME URL FAMILIES [INITIATOR]
+	timeout 600 iscsi-test-cu --dataloss ${4:+-i "$4"} -t "$3" "$2" >"$1.cu" 2>&1
 	grep -q 'Run Summary' "$1.cu" || { fail "$1" "no run summary: $(tail -c 300 "$1.cu")"; return; }
 	cu_families "$1.cu" >"$1.fam"
 	while read -r fam result; do
@@ -121,7 +127,11 @@ cu_check() { # NAME URL FAMILIES
 		fail "$1-all-families-ran" "$(tr '\n' ' ' <"$1.fam")"
 }
 cu_check iscsi-test-cu "$(url base)" "$families"
-cu_check iscsi-test-cu-direct "$(url scratch)" SCSI.Unmap,SCSI.WriteSame16,SCSI.Write16
+# Direct mode only for a listed initiator (carol: the image's mode).
+cu_check iscsi-test-cu-direct "$(url scratch)" SCSI.Unmap,SCSI.WriteSame16,SCSI.Write16 "$CAROL"
+check_fails iscsi-unlisted-never-direct 3 'login status 0x0202' "$INI" "$P" "$PFX:scratch" login
+grep -q "iscsi login refused .*no \[client\] section names" iscsi.log &&
+	pass iscsi-unlisted-never-direct-logged || fail iscsi-unlisted-never-direct-logged "no refusal in the log"
 cu_check iscsi-test-cu-readonly "$(url ro)" SCSI.ReadOnly
 
 # Per-client mapping: alice and bob are persistent clients found by their
@@ -189,6 +199,26 @@ else
 	fail iscsi-reload "$(grep -i reload iscsi.log | tail -3)"
 fi
 
+# The default, iscsi-exports = sessions (by a reload): an initiator no
+# [client] section names gets no image by name and discovers nothing; a
+# listed one does, and a firmware session's PREFIX:session:TOKEN (below) too.
+sed -i '/^iscsi-exports = images$/d' iscsi.conf
+kill -HUP "$ND_SERVER_PID"
+if wait_for 10 grep -q 'config reloaded.*changed=.*iscsi-exports' iscsi.log; then
+	check_fails iscsi-default-unlisted-refused 3 'login status 0x0202' "$INI" "$P" "$PFX:base" login
+	check_fails iscsi-default-unlisted-refused-libiscsi 10 'Status: Authorization failure' \
+		iscsi-inq "$(url base)"
+	iscsi-ls "iscsi://$P" >ls0.out 2>&1; [ "$(grep -c Target: ls0.out)" -eq 0 ] &&
+		pass iscsi-default-unlisted-discovers-nothing ||
+		fail iscsi-default-unlisted-discovers-nothing "$(head -c 300 ls0.out)"
+	iscsi-ls -i "$ALICE" "iscsi://$P" >ls1.out 2>&1 && [ "$(grep -c Target: ls1.out)" -eq 4 ] &&
+		pass iscsi-default-listed-discovers || fail iscsi-default-listed-discovers "$(head -c 300 ls1.out)"
+	iscsi-inq -i "$ALICE" "$(url base)" >inq1.out 2>&1 && grep -q 'Vendor:NETDISK' inq1.out &&
+		pass iscsi-default-listed-login || fail iscsi-default-listed-login "$(head -c 300 inq1.out)"
+else
+	fail iscsi-default-reload "$(grep -i reload iscsi.log | tail -3)"
+fi
+
 # A firmware session continued over iSCSI: the firmware's writes are there.
 token=$("$NDTEST" "127.0.0.1:$ND_PORT" base.img token 02:00:00:00:19:09 1 31 5000 64)
 if [ ${#token} -eq 32 ]; then
@@ -240,7 +270,7 @@ PY
 # parts, the C bit and a Target Transfer Tag asking for the next one.
 mkdir many && for i in $(seq 12); do head -c 1M /dev/zero >"many/disk-number-$i.img"; done
 MANY=$(free_port)
-{ echo "iscsi-listen = 127.0.0.1:$MANY"; for i in $(seq 12); do
+{ echo "iscsi-listen = 127.0.0.1:$MANY"; echo "iscsi-exports = images"; for i in $(seq 12); do
 	printf '[image disk-number-%s]\npath = many/disk-number-%s.img\n' "$i" "$i"; done; } >many.conf
 "$ND_BUILD/netdiskd" --listen "127.0.0.1:$(free_port)" --config many.conf >many.log 2>&1 &
 many_pid=$!
@@ -264,6 +294,6 @@ for n in (1, 47, 48, 100, 9000):
         pass
     s.close()
 PY
-iscsi-inq "$(url base)" >inq2.out 2>&1 && kill -0 "$ND_SERVER_PID" && pass iscsi-survives-garbage ||
+iscsi-inq -i "$ALICE" "$(url base)" >inq2.out 2>&1 && kill -0 "$ND_SERVER_PID" && pass iscsi-survives-garbage ||
 	fail iscsi-survives-garbage "$(tail -5 iscsi.log)"
 stop_server
