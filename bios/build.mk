@@ -1,7 +1,10 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 # BIOS stub: build/netdisk.pxe, real-mode C (gcc -m16) and nasm, linked with the client core.
 
-BIOS_CFLAGS := -m16 -march=i686 -ffreestanding -fno-pie -fno-pic -fno-jump-tables \
+# -mpreferred-stack-boundary=2: 4-byte stack alignment, all the i386 ABI
+# needs; gcc's default of 16 costs code in every function, and the option
+# ROM's image must fit one 64 KiB segment with its buffers and stack.
+BIOS_CFLAGS := -m16 -march=i686 -mpreferred-stack-boundary=2 -ffreestanding -fno-pie -fno-pic -fno-jump-tables \
 	-fno-stack-protector -fno-asynchronous-unwind-tables -fno-builtin -Os \
 	-mno-sse -mno-mmx -mno-80387 -fno-common -ffunction-sections -fdata-sections \
 	-Wall -Wextra -Wno-unused-parameter -Iinclude -Iclient -Ibios
@@ -32,3 +35,27 @@ $(BUILD)/bios/netdisk-pxe.elf: $(BIOS_OBJ) linker/netdisk-pxe.ld
 
 $(BUILD)/netdisk.pxe: $(BUILD)/bios/netdisk-pxe.elf
 	objcopy -O binary -j .text -j .rodata -j .data $< $@
+
+# The option ROM (make rom): the same stub with the PCI expansion ROM header
+# (bios/romhdr.asm) in front and its own DHCP (bios/rom.c, client/dhcp.c)
+# instead of PXE; tools/ndrom sets its sizes and checksums and checks it.
+ROM_C := $(filter-out bios/pxe.c,$(BIOS_C)) bios/rom.c client/dhcp.c
+ROM_OBJ := $(patsubst %.c,$(BUILD)/bios/%.o,$(notdir $(ROM_C))) $(BUILD)/bios/romhdr.o \
+	$(BUILD)/bios/entry.o
+
+.PHONY: rom
+rom: $(BUILD)/netdisk-virtio.rom
+all: $(BUILD)/netdisk-virtio.rom
+
+$(BUILD)/bios/romhdr.o: bios/romhdr.asm | $(BUILD)/.dir
+	@mkdir -p $(dir $@)
+	nasm -f elf32 -o $@ $<
+
+$(BUILD)/bios/netdisk-rom.elf: $(ROM_OBJ) linker/netdisk-pxe.ld
+	ld -m elf_i386 -nostdlib --no-warn-rwx-segments --gc-sections -T linker/netdisk-pxe.ld -o $@ $(ROM_OBJ)
+
+$(BUILD)/bios/netdisk-rom.bin: $(BUILD)/bios/netdisk-rom.elf
+	objcopy -O binary -j .text -j .rodata -j .data $< $@
+
+$(BUILD)/netdisk-virtio.rom: $(BUILD)/bios/netdisk-rom.bin $(BUILD)/ndrom
+	$(BUILD)/ndrom fix $< $@ >/dev/null

@@ -585,6 +585,16 @@ void nd_ip_leave(void)
 }
 #endif
 
+uint16_t nd_ip_checksum(const void *data, unsigned len)
+{
+	return (uint16_t)~fold(sum_bytes(0, data, len));
+}
+
+int nd_udp_checksum_ok(const uint8_t *ip, const uint8_t *udp, unsigned len)
+{
+	return udp_sum_ok(ip, udp, len, sum_bytes(0, udp, len));
+}
+
 void nd_ip_stop(void)
 {
 	net.stopped = 1;
