@@ -46,6 +46,7 @@ static void usage(FILE *f)
 		"  patch STUB [--server IP[:PORT]] [--image NAME] [--attach-timeout S]\n"
 		"        [--boot-path PATH] [--verbose|--quiet] [--firmware-net|--own-driver]\n"
 		"                                      set the boot config in netdisk.pxe/.efi\n"
+		"                                      or netdisk-virtio.rom (checksum refixed)\n"
 		"  image list|versions|new-version|promote|rollback|merge|delete-version|export\n"
 		"                                      image versions, through netdiskd's control\n"
 		"                                      socket (netdisk image --help)\n"

@@ -134,10 +134,10 @@ fi
 if [ -n "$entry" ]; then
 	pass "boot menu lists the ROM as entry $entry: $(grep -a -m 1 'netdisk virtio-net' "$debug" | tr -d '\r')"
 	monitor "sendkey $entry"
+	wait_for 240 grep -q "NETDISK-POWEROFF" "$serial"
 else
 	fail "boot menu lists the ROM" "$(tail -n 5 "$debug" | tr '\r\n' '  ')"
 fi
-wait_for 240 grep -q "NETDISK-POWEROFF" "$serial"
 kill "$QEMU_PID" 2>/dev/null
 wait "$QEMU_PID" 2>/dev/null
 echo "rom VM boot: $((SECONDS - start)) s"
