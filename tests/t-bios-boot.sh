@@ -34,13 +34,9 @@ for nic in virtio-net-pci e1000 rtl8139; do
 	check "boot $nic: netdisk banner" grep -q "image \"demo-test\" 100 MiB" "$log"
 	check "boot $nic: syslinux started from drive 80h" grep -q "SYSLINUX" "$log"
 	check "boot $nic: kernel and initramfs loaded via INT 13h" grep -q "NETDISK-INITRAMFS-OK" "$log"
-	# Linux's view of memory: the usable RAM below 1 MiB ends below the
-	# stub's resident part.
-	stub=$(tr -d '\r' <"$log" | sed -n 's/^netdisk: memory: resident \([0-9a-f]*\)[0-9a-f]-.*/\1/p' | head -n 1)
-	low_end=$(tr -d '\r' <"$log" | sed -n 's/.*BIOS-e820: \[mem 0x0*\(0\)-0x\([0-9a-f]*\)\] usable.*/\2/p' | head -n 1)
-	if [ -n "$stub" ] && [ -n "$low_end" ] && [ $((16#$low_end)) -lt $((16#$stub * 16)) ]; then
-		pass "boot $nic: E820 hides the stub from Linux (usable to 0x$low_end, stub at 0x${stub}0)"
+	if out=$(e820_hides_stub "$log"); then
+		pass "boot $nic: E820 hides the stub from Linux ($out)"
 	else
-		fail "boot $nic: E820 hides the stub from Linux" "stub segment '$stub', low usable end '$low_end'"
+		fail "boot $nic: E820 hides the stub from Linux" "$out"
 	fi
 done

@@ -14,6 +14,7 @@
 # over INT 13h; Linux takes the session over through NBD.
 . "$(dirname "$0")/lib.sh"
 requires qemu cmd:syslinux cmd:mcopy cmd:python3
+. "$(dirname "$0")/bios/qemu.sh"
 ROM=$ND_BUILD/netdisk-virtio.rom
 if ! make -s -C "$ND_TOP" rom "$ND_BUILD/ndrom" "$ND_BUILD/netdisk" "$ND_BUILD/netdiskd" \
 	>"$ND_TMP/make.log" 2>&1; then
@@ -155,3 +156,8 @@ check "boot sector reached: syslinux started from drive 80h" grep -q "SYSLINUX" 
 check "kernel and initramfs loaded via INT 13h" grep -q "NETDISK-INITRAMFS-OK" "$serial"
 check "Linux found the boot table" grep -q "NETDISK-NET-OK .* boot-table" "$serial"
 check "root on the same session over NBD" grep -q "NETDISK-ROOT-OK" "$serial"
+if out=$(e820_hides_stub "$serial"); then
+	pass "E820 hides the stub from Linux ($out)"
+else
+	fail "E820 hides the stub from Linux" "$out"
+fi

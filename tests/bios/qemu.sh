@@ -146,3 +146,18 @@ stub_resident_kb() {
 		return 1
 	fi
 }
+
+# e820_hides_stub LOG: Linux's view of memory in a serial LOG of a boot
+# through the stub: the usable RAM below 1 MiB ends below the stub's
+# resident part.  Prints what it compared.
+e820_hides_stub() {
+	local stub low_end
+	stub=$(tr -d '\r' <"$1" | sed -n 's/^netdisk: memory: resident \([0-9a-f]*\)[0-9a-f]-.*/\1/p' | head -n 1)
+	low_end=$(tr -d '\r' <"$1" | sed -n 's/.*BIOS-e820: \[mem 0x0*\(0\)-0x\([0-9a-f]*\)\] usable.*/\2/p' | head -n 1)
+	if [ -n "$stub" ] && [ -n "$low_end" ] && [ $((16#$low_end)) -lt $((16#$stub * 16)) ]; then
+		echo "usable to 0x$low_end, stub at 0x${stub}0"
+	else
+		echo "stub segment '$stub', low usable end '$low_end'"
+		return 1
+	fi
+}
