@@ -88,12 +88,7 @@ check_fails "netdisk patch refuses a corrupt ROM" 1 "not a valid option ROM" \
 	"$ND_BUILD/netdisk" patch "$ND_TMP/bad.rom" --image x
 
 # The server: from DHCP (10.0.2.2 under QEMU's user network); only the port is patched.
-IMG=$ND_BUILD/demo-test.img
-if ! make -s -C "$ND_TOP" demo-test-image >"$ND_TMP/mkimage.log" 2>&1; then
-	fail rom-image "make demo-test-image failed: $(tail -n 3 "$ND_TMP/mkimage.log" | tr '\n' ' ')"
-	exit 1
-fi
-start_server server --state-dir "$ND_TMP/state" "$IMG" || { fail rom-server "netdiskd did not start"; exit 1; }
+serve_demo_test rom
 cp "$ROM" "$ND_TMP/netdisk-virtio.rom"
 check "netdisk patch sets the port in the ROM" \
 	"$ND_BUILD/netdisk" patch "$ND_TMP/netdisk-virtio.rom" --server "0.0.0.0:$ND_PORT"
@@ -156,8 +151,4 @@ check "boot sector reached: syslinux started from drive 80h" grep -q "SYSLINUX" 
 check "kernel and initramfs loaded via INT 13h" grep -q "NETDISK-INITRAMFS-OK" "$serial"
 check "Linux found the boot table" grep -q "NETDISK-NET-OK .* boot-table" "$serial"
 check "root on the same session over NBD" grep -q "NETDISK-ROOT-OK" "$serial"
-if out=$(e820_hides_stub "$serial"); then
-	pass "E820 hides the stub from Linux ($out)"
-else
-	fail "E820 hides the stub from Linux" "$out"
-fi
+e820_hides_stub "E820 hides the stub from Linux" "$serial"

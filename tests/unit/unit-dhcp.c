@@ -55,10 +55,27 @@ static void opt_end(struct reply *r)
 static const uint8_t yi[4] = { 10, 0, 2, 15 }, si[4] = { 10, 0, 2, 4 }, sid[4] = { 10, 0, 2, 2 };
 static const uint8_t mask[4] = { 255, 255, 255, 0 }, vsrv[4] = { 192, 168, 7, 7 };
 
+/* Replies without option 43: which server and image win. */
+static const struct {
+	const char *name;
+	const uint8_t *siaddr;
+	const char *o66;   /* option 66, if any */
+	int o66_nul;       /* with a NUL inside the option */
+	const char *o67;   /* option 67, if any */
+	int overload;      /* option 52: the file field holds options */
+	uint8_t server;    /* last byte of the server chosen */
+	const char *image;
+} falls[] = {
+	{ "dhcp-option-66-67", si, "10.0.2.66", 1, "bootfile", 0, 66, "bootfile" },
+	{ "dhcp-siaddr-and-file", si, "tftp.example", 0, NULL, 0, 4, "fromfile" },
+	{ "dhcp-server-id-last", NULL, NULL, 0, NULL, 1, 2, "" },
+};
+
 static void test_parse(void)
 {
 	struct nd_dhcp_lease l;
 	struct reply r;
+	unsigned i;
 	uint8_t vendor[32] = { 1, 4, 192, 168, 7, 7, 2, 2, 0x2a, 0x39, 3, 5, 'w', 'i', 'n', '1', '0' };
 	int rc;
 
@@ -81,39 +98,24 @@ static void test_parse(void)
 		   "dhcp-option-43-wins", "server %u.%u.%u.%u port %u image '%s'", l.server[0],
 		   l.server[1], l.server[2], l.server[3], l.port, l.image);
 
-	/* Without option 43: option 66 (dotted), option 67. */
-	reply_start(&r, XID, yi, si);
-	memcpy(r.b + 108, "fromfile", 8);
-	opt_type(&r, ND_DHCP_ACK);
-	opt(&r, 54, sid, 4);
-	opt(&r, 66, "10.0.2.66\0", 10);
-	opt(&r, 67, "bootfile", 8);
-	opt_end(&r);
-	rc = nd_dhcp_parse(r.b, r.len, XID, our_mac, &l);
-	check_that(rc == ND_DHCP_ACK && l.server[3] == 66 && !strcmp(l.image, "bootfile") && !l.port,
-		   "dhcp-option-66-67", "rc %d server .%u image '%s'", rc, l.server[3], l.image);
-
-	/* A host name in option 66 cannot be used: siaddr, the file field. */
-	reply_start(&r, XID, yi, si);
-	memcpy(r.b + 108, "fromfile", 8);
-	opt_type(&r, ND_DHCP_ACK);
-	opt(&r, 54, sid, 4);
-	opt(&r, 66, "tftp.example", 12);
-	opt_end(&r);
-	rc = nd_dhcp_parse(r.b, r.len, XID, our_mac, &l);
-	check_that(rc == ND_DHCP_ACK && !memcmp(l.server, si, 4) && !strcmp(l.image, "fromfile"),
-		   "dhcp-siaddr-and-file", "rc %d server .%u image '%s'", rc, l.server[3], l.image);
-
-	/* No siaddr: the DHCP server itself; option 52 says the file field holds options. */
-	reply_start(&r, XID, yi, NULL);
-	memcpy(r.b + 108, "fromfile", 8);
-	opt_type(&r, ND_DHCP_ACK);
-	opt(&r, 54, sid, 4);
-	opt(&r, 52, "\001", 1);
-	opt_end(&r);
-	rc = nd_dhcp_parse(r.b, r.len, XID, our_mac, &l);
-	check_that(rc == ND_DHCP_ACK && !memcmp(l.server, sid, 4) && !l.image[0],
-		   "dhcp-server-id-last", "rc %d server .%u image '%s'", rc, l.server[3], l.image);
+	/* Without option 43, the fall-backs in turn. */
+	for (i = 0; i < sizeof(falls) / sizeof(falls[0]); i++) {
+		reply_start(&r, XID, yi, falls[i].siaddr);
+		memcpy(r.b + 108, "fromfile", 8);
+		opt_type(&r, ND_DHCP_ACK);
+		opt(&r, 54, sid, 4);
+		if (falls[i].o66)
+			opt(&r, 66, falls[i].o66, (uint8_t)strlen(falls[i].o66) + falls[i].o66_nul);
+		if (falls[i].o67)
+			opt(&r, 67, falls[i].o67, (uint8_t)strlen(falls[i].o67));
+		if (falls[i].overload)
+			opt(&r, 52, "\001", 1);
+		opt_end(&r);
+		rc = nd_dhcp_parse(r.b, r.len, XID, our_mac, &l);
+		check_that(rc == ND_DHCP_ACK && l.server[3] == falls[i].server && !l.port &&
+				   !strcmp(l.image, falls[i].image),
+			   falls[i].name, "rc %d server .%u image '%s'", rc, l.server[3], l.image);
+	}
 
 	/* Refused: an option running past the end, a truncated packet, no
 	 * cookie, another xid or client, no type, an OFFER without address. */
