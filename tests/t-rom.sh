@@ -107,16 +107,15 @@ s.close()
 PY
 }
 
-# One VM: no disk, no tftp= and no bootfile on the user network, the NIC's
-# ROM ours.  SeaBIOS's own messages go to the debug console.
+# One VM (qemu-scripts/boot-pxe without --tftp: no tftp= and no boot file on
+# the user network), the NIC's ROM ours.  SeaBIOS's own messages go to its
+# debug console, the QEMU monitor to a socket for the boot menu's keys.
 serial=$ND_TMP/rom.serial debug=$ND_TMP/rom.debug
 start=$SECONDS
-qemu-system-x86_64 -machine pc -accel tcg -m 512 -no-reboot -display none \
-	-monitor "unix:$ND_TMP/mon.sock,server,nowait" -serial "file:$serial" \
+"$ND_TOP/qemu-scripts/boot-pxe" --nic-rom "$ND_TMP/netdisk-virtio.rom" --mac 52:54:00:00:b2:01 \
+	--log "$serial" -- -monitor "unix:$ND_TMP/mon.sock,server,nowait" \
 	-chardev "file,id=dbg,path=$debug" -device isa-debugcon,iobase=0x402,chardev=dbg \
-	-boot menu=on,splash-time=5000 -netdev user,id=n0 \
-	-device "virtio-net-pci,netdev=n0,mac=52:54:00:00:b2:01,romfile=$ND_TMP/netdisk-virtio.rom" \
-	>"$ND_TMP/qemu.log" 2>&1 &
+	-boot menu=on,splash-time=5000 >"$ND_TMP/qemu.log" 2>&1 &
 QEMU_PID=$!
 ND_PIDS+=("$QEMU_PID")
 
