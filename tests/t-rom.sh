@@ -16,8 +16,8 @@
 requires qemu cmd:syslinux cmd:mcopy cmd:python3
 . "$(dirname "$0")/bios/qemu.sh"
 ROM=$ND_BUILD/netdisk-virtio.rom
-if ! make -s -C "$ND_TOP" rom "$ND_BUILD/ndrom" "$ND_BUILD/netdisk" "$ND_BUILD/netdiskd" \
-	>"$ND_TMP/make.log" 2>&1; then
+if ! make -s -C "$ND_TOP" BUILD="$ND_BUILD" rom "$ND_BUILD/ndrom" "$ND_BUILD/netdisk" \
+	"$ND_BUILD/netdiskd" >"$ND_TMP/make.log" 2>&1; then
 	fail rom-build "make rom failed: $(tail -n 3 "$ND_TMP/make.log" | tr '\n' ' ')"
 	exit 1
 fi
