@@ -7,7 +7,10 @@
 #include "policy.h"
 
 #define TX_DGRAM ND_DEFAULT_DGRAM /* PXE stacks do not fragment what they send */
-#define RX_DGRAM (16384 + ND_HDR_SIZE) /* largest datagram: 16 KiB of data, IP-fragmented on the wire */
+/* Largest datagram: ND_RX_DATA (bios/build.mk: 16 KiB in netdisk.pxe, 8 KiB
+ * in the option ROM) of data, IP-fragmented on the wire. */
+#define RX_DGRAM (ND_RX_DATA + ND_HDR_SIZE)
+_Static_assert(RX_DGRAM + 8 <= ND_REASM_MAX, "the IP stack must reassemble our largest datagram");
 #define DEFAULT_ATTACH_TIMEOUT 60 /* seconds */
 #define RETRY_REPORT_EVERY_MS 5000
 
@@ -35,7 +38,9 @@ static uint32_t next_retry_report;
 static const struct nd_ladder_step ladder[] = {
 	{ RX_DGRAM, 16 },
 	{ RX_DGRAM, 1 },
+#if ND_RX_DATA > 8192
 	{ 8192 + ND_HDR_SIZE, 1 },
+#endif
 	{ 4096 + ND_HDR_SIZE, 1 },
 	{ ND_DEFAULT_DGRAM, 16 },
 };
@@ -120,6 +125,8 @@ static void attach(const struct nd_transport *tp)
 	disk.cfg.give_up_ms = (uint32_t)timeout * 1000;
 	disk.cfg.event = on_event;
 	disk.cfg.caps = ND_CAP_BOOT_TABLE;
+	if (bootcfg.flags & ND_BOOTCFG_KEYED) /* netdisk patch --key: ATTACH signed */
+		disk.cfg.key = bootcfg.site_key;
 	con_printf("netdisk: attaching to %I:%u as %I (up to %u s)\n", net.server_ip, server_port,
 		   net.my_ip, timeout);
 	rc = nd_attach_ladder(&disk, image, ladder, sizeof(ladder) / sizeof(ladder[0]),

@@ -172,6 +172,8 @@ static EFI_STATUS start_client(EFI_HANDLE image)
 	if (efi_net_can_join())
 		client.cfg.caps |= ND_CAP_MULTICAST;
 	client.cfg.nonce = efi_clock_entropy();
+	if (efi_bootcfg.flags & ND_BOOTCFG_KEYED) /* netdisk patch --key: ATTACH signed */
+		client.cfg.key = efi_bootcfg.site_key;
 	client.cfg.event = on_event;
 	status = attach();
 	if (!EFI_ERROR(status))

@@ -301,7 +301,7 @@ static uint32_t open_export(struct conn *c, const char *name)
 
 		if (strlen(name) > ND_IMAGE_NAME_LEN)
 			err = NBD_REP_ERR_UNKNOWN;
-		ss = err ? NULL : session_attach_nbd(s, c->mac, name, c->peer, &status);
+		ss = err ? NULL : session_attach_nbd(s, c->mac, name, c->peer, c->tls != NULL, &status);
 		if (!err && !ss)
 			err = status == ND_ERR_NOIMAGE ? NBD_REP_ERR_UNKNOWN : NBD_REP_ERR_POLICY;
 		if (!ss && s->refusal[0])

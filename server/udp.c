@@ -123,6 +123,7 @@ static void do_attach(struct request *q)
 	struct nd_attach_rep *rep = (struct nd_attach_rep *)q->payload;
 	struct session *ss;
 	unsigned status = ND_OK;
+	int auth = AUTH_NONE;
 
 	if (!attach_rate_ok(q->s, q->from))
 		return;
@@ -136,7 +137,24 @@ static void do_attach(struct request *q)
 		error_reply(q, ND_ERR_INVAL);
 		return;
 	}
-	ss = session_attach(q->s, req, q->from, q->fromlen, &status);
+	if (q->s->auth) {
+		uint8_t challenge[16];
+		const char *why;
+
+		auth = auth_check(q->s, (const uint8_t *)q->h, q->from, challenge, &why);
+		if (auth < 0 || (auth == AUTH_NONE && auth_site_required(q->s))) {
+			/* AUTH, header-only, its token the challenge to sign: a keyed
+			 * client signs again; anyone else is refused (and counted). */
+			if (auth != -2) {
+				q->s->stats.auth_refused++;
+				auth_log_refusal(q->s, q->from, req->mac, why);
+			}
+			error_reply(q, ND_ERR_AUTH);
+			memcpy(((struct nd_hdr *)q->out.hdr[0])->token, challenge, 16);
+			return;
+		}
+	}
+	ss = session_attach(q->s, req, q->from, q->fromlen, auth, &status);
 	if (!ss) {
 		error_reply(q, status);
 		return;

@@ -88,6 +88,7 @@ static const struct {
 	{ "dhcp", unit_dhcp },
 	{ "overlay", unit_overlay },
 	{ "tiers", unit_tiers },
+	{ "crypto", unit_crypto },
 };
 
 int main(int argc, char **argv)
