@@ -12,12 +12,11 @@ extern uint16_t rom_bdf, rom_bdf_inv;
 /* The DHCP exchange on the console. */
 static void on_dhcp(void *ctx, int what, uint32_t arg)
 {
-	if (what == ND_DHCP_EV_SENT)
-		con_printf("netdisk: DHCP %s sent\n", nd_dhcp_type_text((int)arg));
-	else if (what == ND_DHCP_EV_RECEIVED)
-		con_printf("netdisk: DHCP %s received\n", nd_dhcp_type_text((int)arg));
-	else if (what == ND_DHCP_EV_RETRY)
+	if (what == ND_DHCP_EV_RETRY)
 		con_printf("netdisk: no DHCP answer, trying again (next wait %u s)\n", arg / 1000);
+	else
+		con_printf("netdisk: DHCP %s %s\n", nd_dhcp_type_text((int)arg),
+			   what == ND_DHCP_EV_SENT ? "sent" : "received");
 }
 
 /* Our NIC: the one init was called for, else the first virtio-net on PCI. */
@@ -55,17 +54,22 @@ void stub_net_start(struct pxe_info *net, uint8_t *scratch, unsigned size)
 		give_up("no DHCP lease");
 	if (rc)
 		give_up("the NIC failed during DHCP");
-	memcpy(net->my_ip, lease.ip, 4);
-	memcpy(net->netmask, lease.netmask, 4);
-	memcpy(net->router, lease.router, 4);
-	memcpy(net->server_ip, lease.server, 4);
+	/* The lease's first four addresses are pxe_info's, in its order. */
+	memcpy(net->my_ip, lease.ip, 16);
 	memcpy(net->mac, dev->mac, 6);
 	net->server_port = lease.port;
 	memcpy(net->image, lease.image, sizeof(lease.image));
-	con_printf("netdisk: DHCP lease %I netmask %I router %I from %I; netdisk server %I, image \"%s\"\n",
-		   lease.ip, lease.netmask, lease.router, lease.server_id, lease.server,
+	con_printf("netdisk: DHCP lease %I netmask %I router %I; netdisk server %I, image \"%s\"\n",
+		   lease.ip, lease.netmask, lease.router, lease.server,
 		   lease.image[0] ? lease.image : "(server decides)");
 }
+
+_Static_assert(offsetof(struct nd_dhcp_lease, server) == 4 && offsetof(struct nd_dhcp_lease, netmask) == 8 &&
+		       offsetof(struct nd_dhcp_lease, router) == 12 &&
+		       offsetof(struct pxe_info, server_ip) == offsetof(struct pxe_info, my_ip) + 4 &&
+		       offsetof(struct pxe_info, netmask) == offsetof(struct pxe_info, my_ip) + 8 &&
+		       offsetof(struct pxe_info, router) == offsetof(struct pxe_info, my_ip) + 12,
+	       "a lease's addresses copy into pxe_info as one block");
 
 /* The IP stack on the NIC stub_net_start started: no bounce buffer. */
 int stub_net_open(const struct pxe_info *net, uint16_t server_port, uint16_t timeout_s,

@@ -256,16 +256,32 @@ static const uint8_t options[] = {
 };
 #define OPT_TYPE_AT 2
 
+/* Ethernet to broadcast (our MAC goes in at 6), IPv4 from 0.0.0.0 to
+ * 255.255.255.255 (its checksum goes in at 24), UDP from 68 to 67 without
+ * a checksum (allowed over IPv4): every message is BOOTP_MIN long. */
+static const uint8_t headers[HDRS] = {
+	0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0, 0, 0, ND_ETH_P_IP >> 8, ND_ETH_P_IP & 255,
+	0x45, 0, 1, IP_HLEN + UDP_HLEN + BOOTP_MIN - 256, 0, 0, 0, 0, 64, 17, 0, 0,
+	0, 0, 0, 0, 255, 255, 255, 255,
+	0, PORT_CLIENT, 0, PORT_SERVER, 1, UDP_HLEN + BOOTP_MIN - 256, 0, 0,
+};
+_Static_assert(UDP_HLEN + BOOTP_MIN >= 256 && IP_HLEN + UDP_HLEN + BOOTP_MIN < 512,
+	       "the lengths in headers[] are 1xxh");
+
 unsigned nd_dhcp_build(uint8_t *frame, unsigned size, int type, uint32_t xid,
 		       const uint8_t mac[6], uint16_t secs, const struct nd_dhcp_lease *lease)
 {
-	uint8_t *ip = frame + ND_ETH_HLEN, *udp = ip + IP_HLEN, *b = udp + UDP_HLEN, *o;
+	uint8_t *b = frame + HDRS, *o;
 	uint16_t csum;
 
 	if (size < ND_DHCP_FRAME_MAX)
 		return 0;
-	memset(frame, 0, HDRS + BOOTP_MIN);
+	memcpy(frame, headers, HDRS);
+	memcpy(frame + 6, mac, 6);
+	csum = nd_ip_checksum(frame + ND_ETH_HLEN, IP_HLEN);
+	memcpy(frame + ND_ETH_HLEN + 10, &csum, 2);
 	/* BOOTP, then the options: at most 60 bytes, within BOOTP_MIN */
+	memset(b, 0, BOOTP_MIN);
 	b[0] = BOOTP_REQUEST;
 	b[1] = 1; /* Ethernet */
 	b[2] = 6;
@@ -289,22 +305,6 @@ unsigned nd_dhcp_build(uint8_t *frame, unsigned size, int type, uint32_t xid,
 		o += 12;
 	}
 	*o = OPT_END;
-	/* UDP, without a checksum (allowed over IPv4) */
-	udp[1] = PORT_CLIENT;
-	udp[3] = PORT_SERVER;
-	nd_put16(udp + 4, UDP_HLEN + BOOTP_MIN);
-	/* IPv4 from 0.0.0.0 to the broadcast address */
-	ip[0] = 0x45;
-	nd_put16(ip + 2, IP_HLEN + UDP_HLEN + BOOTP_MIN);
-	ip[8] = 64;
-	ip[9] = 17;
-	memset(ip + 16, 0xff, 4);
-	csum = nd_ip_checksum(ip, IP_HLEN);
-	memcpy(ip + 10, &csum, 2);
-	/* Ethernet broadcast */
-	memset(frame, 0xff, 6);
-	memcpy(frame + 6, mac, 6);
-	frame[12] = ND_ETH_P_IP >> 8;
 	return HDRS + BOOTP_MIN;
 }
 

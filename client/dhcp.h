@@ -22,10 +22,10 @@
 
 struct nd_dhcp_lease {
 	uint8_t ip[4];          /* yiaddr */
+	uint8_t server[4];      /* the netdisk server (see above); 0.0.0.0 = none named */
 	uint8_t netmask[4];     /* option 1; 0.0.0.0 when absent */
 	uint8_t router[4];      /* option 3 (the first); 0.0.0.0 = none */
 	uint8_t server_id[4];   /* option 54 */
-	uint8_t server[4];      /* the netdisk server (see above); 0.0.0.0 = none named */
 	uint16_t port;          /* option 43 sub-option 2; 0 = not given */
 	char image[ND_DHCP_IMAGE_MAX + 1]; /* "" = not given */
 };
