@@ -109,6 +109,7 @@ static void attach(const struct nd_transport *tp)
 {
 	char image[ND_IMAGE_NAME_LEN + 1];
 	uint16_t timeout = attach_timeout_s();
+	const char *reason;
 	int rc;
 
 	memcpy(image, bootcfg.image, ND_IMAGE_NAME_LEN);
@@ -125,7 +126,9 @@ static void attach(const struct nd_transport *tp)
 	rc = nd_attach_ladder(&disk, image, ladder, sizeof(ladder) / sizeof(ladder[0]),
 			      PROBE_GIVE_UP_MS);
 	if (rc == ND_E_STATUS) {
-		con_printf("netdisk: server refused: %s\n", nd_status_text(disk.last_status));
+		con_printf("netdisk: server refused: %s", nd_status_text(disk.last_status));
+		reason = nd_status_reason(&disk);
+		con_printf(*reason ? ": %s\n" : "\n", reason);
 		give_up("cannot attach the disk");
 	}
 	if (rc != ND_DONE)

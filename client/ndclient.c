@@ -217,7 +217,10 @@ static int exchange(struct nd_client *c, uint8_t op, uint32_t id, send_fn send, 
 				rtt_sample(c, now(c) - sent);
 			progress(c);
 			c->last_status = nd_get16(((struct nd_hdr *)c->rxbuf)->status);
-			return c->last_status == ND_OK ? plen : ND_E_STATUS;
+			if (c->last_status == ND_OK)
+				return plen;
+			c->reason_len = (uint16_t)plen;
+			return ND_E_STATUS;
 		}
 		if (silent_too_long(c, start))
 			return ND_E_TIMEOUT;
@@ -824,8 +827,27 @@ const char *nd_status_text(unsigned status)
 	case ND_ERR_INVAL: return "malformed request";
 	case ND_ERR_READONLY: return "read-only session";
 	case ND_ERR_NOSPACE: return "server out of disk space";
+	case ND_ERR_PERSONA: return "the server cannot personalize this client";
 	default: return "unknown error";
 	}
+}
+
+const char *nd_status_reason(struct nd_client *c)
+{
+	char *t = (char *)c->rxbuf + ND_HDR_SIZE;
+	unsigned n = c->reason_len, i;
+
+	if (c->last_status != ND_ERR_PERSONA || !n)
+		return "";
+	if (n > 127)
+		n = 127;
+	if (ND_HDR_SIZE + n >= c->cfg.max_dgram)
+		n = c->cfg.max_dgram - ND_HDR_SIZE - 1;
+	for (i = 0; i < n; i++)
+		if (t[i] < 0x20 || t[i] > 0x7e)
+			t[i] = '?';
+	t[n] = 0;
+	return t;
 }
 
 const char *nd_result_text(int rc)

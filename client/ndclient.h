@@ -133,6 +133,7 @@ struct nd_client {
 	uint32_t rttvar_ms;
 	uint8_t retrying;        /* an ND_EV_RETRY was reported and not yet cleared */
 	uint16_t last_status;    /* status of the last error reply */
+	uint16_t reason_len;     /* ... its payload's length (ND_ERR_PERSONA's reason) */
 	struct nd_slot slot[ND_MAX_INFLIGHT];
 	/* Counters, for benchmarks and tests. */
 	uint32_t retransmits;
@@ -199,6 +200,10 @@ void nd_boot_table(const struct nd_client *c, uint8_t firmware, const struct nd_
 
 /* Short English text for an nd_status code (for messages on screen). */
 const char *nd_status_text(unsigned status);
+/* The reason text the last error reply carried (ND_ERR_PERSONA), made
+ * printable and NUL-terminated in rxbuf; "" if none.  Valid until the next
+ * request. */
+const char *nd_status_reason(struct nd_client *c);
 
 /* Short English text for an nd_result code. */
 const char *nd_result_text(int rc);

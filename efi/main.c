@@ -115,7 +115,10 @@ static EFI_STATUS attach(void)
 		return EFI_TIMEOUT;
 	}
 	if (rc == ND_E_STATUS) {
-		Print(L"netdisk: the server refused: %a\n", nd_status_text(client.last_status));
+		const char *reason = nd_status_reason(&client);
+
+		Print(L"netdisk: the server refused: %a%a%a\n", nd_status_text(client.last_status),
+		      *reason ? ": " : "", reason);
 		return EFI_ACCESS_DENIED;
 	}
 	if (rc < 0) {

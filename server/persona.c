@@ -1717,7 +1717,7 @@ static int build(struct persona_job *j, const struct part *pt, const char *data,
 		*status = ND_ERR_IO;
 		return -1;
 	}
-	*status = ND_ERR_DENIED;
+	*status = ND_ERR_PERSONA;
 	if ((e = fs_open(&d, delta, pt, 1, &fs))) {
 		fs_fail(err, errlen, "cannot open the file system of image", j->ss->img->name, e);
 		goto out;
@@ -1813,7 +1813,7 @@ struct layer *persona_open(struct server *s, struct session *ss, uint64_t *id, u
 		return NULL;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	j.s = s, j.ss = ss, j.pi = &ss->img->persona, j.r = r;
-	*status = ND_ERR_DENIED;
+	*status = ND_ERR_PERSONA;
 	if (choose_part(ss->vn->top, j.pi, ss->img->name, &pt, msg, sizeof(msg)) < 0) {
 		snprintf(err, errlen, "personalization: %s (version %u)", msg, ss->vnum);
 		goto out;

@@ -93,7 +93,7 @@ int unescape(char *s);
 /*
  * The session's personalization layer over ss->vn->top, built (or found in
  * the state directory's cache) for its client and version.  NULL and *status
- * 0 if the session is not personalized; NULL with *status (ND_ERR_DENIED for
+ * 0 if the session is not personalized; NULL with *status (ND_ERR_PERSONA for
  * what the config or the image cannot give, ND_ERR_IO for the server's own
  * storage) and err if it cannot be had.  *id is the layer's id.
  */

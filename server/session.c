@@ -253,7 +253,7 @@ static const struct client_rule *find_rule(struct config *c, const uint8_t mac[6
  * Give the session the layers its mode needs, over the image version it is
  * pinned to (`want`: the one a restored session read; 0: the store chooses,
  * store_session_version), and its personalization layer between the two.
- * 0, or -1 with a message (and *status: IO, or DENIED for a personalization
+ * 0, or -1 with a message (and *status: IO, or PERSONA for a personalization
  * the config or the image cannot give).
  */
 static int session_layers(struct server *s, struct session *ss, int fresh, unsigned want,
@@ -623,9 +623,9 @@ static struct session *attach(struct server *s, const struct nd_attach_req *req,
 	if (from)
 		ss->nonce = nd_get32(req->nonce);
 	if (session_layers(s, ss, mode == ND_MODE_VOLATILE, 0, &lstatus, err, sizeof(err)) < 0) {
-		if (lstatus == ND_ERR_DENIED) {
+		if (lstatus == ND_ERR_PERSONA) {
 			session_free(ss);
-			*status = ND_ERR_DENIED;
+			*status = ND_ERR_PERSONA;
 			why = err;
 			goto refused;
 		}

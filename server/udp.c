@@ -95,6 +95,23 @@ static void describe(const struct server *s, struct session *ss, struct nd_attac
 	mcast_describe(s, ss, r);
 }
 
+/* Put the reason of an ND_ERR_PERSONA refusal into its reply's payload: at
+ * most 127 printable bytes (docs/protocol.md), so never more than the padded
+ * ATTACH it answers. */
+static void persona_reason(struct request *q, const char *why)
+{
+	uint8_t *t = q->payload;
+	unsigned n = 0;
+
+	for (; why[n] && n < 127 && n < sizeof(q->payload); n++)
+		t[n] = why[n] >= 0x20 && why[n] < 0x7f ? (uint8_t)why[n] : '?';
+	if (!n)
+		return;
+	nd_put16(((struct nd_hdr *)q->out.hdr[0])->data_len, (uint16_t)n);
+	q->out.iov[0][1].iov_base = t;
+	q->out.iov[0][1].iov_len = n;
+}
+
 /* Say why short ATTACHes are refused, at most every 10 s (they come in floods). */
 static void log_short_attach(struct request *q)
 {
@@ -139,6 +156,8 @@ static void do_attach(struct request *q)
 	ss = session_attach(q->s, req, q->from, q->fromlen, &status);
 	if (!ss) {
 		error_reply(q, status);
+		if (status == ND_ERR_PERSONA) /* the reason (no longer than the padded request) */
+			persona_reason(q, q->s->refusal);
 		return;
 	}
 	mcast_join(q->s, ss, req);

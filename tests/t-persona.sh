@@ -257,9 +257,10 @@ CONF
 cp "$ND_TMP/gold.img" "$ND_TMP/nodir.img"
 start_server nd3 --config "$ND_TMP/att.conf"
 SRV=127.0.0.1:$ND_PORT
-check_fails attach-no-directory 1 'not allowed' "$NETDISK" info "$SRV" --mac "$D" --image nodir
+# The CLI shows the specific status (PERSONA) and the reason the reply carries.
+check_fails attach-no-directory 1 'cannot personalize this client: personalization of image nodir version 1, partition 2: file /opt/app/conf: its directory /opt/app does not exist' "$NETDISK" info "$SRV" --mac "$D" --image nodir
 expect_out attach-no-directory-logged 'attach refused, personalization of image nodir version 1, partition 2: file /opt/app/conf: its directory /opt/app does not exist in the image' cat "$ND_TMP/nd3.log"
-check_fails attach-no-space 1 'not allowed' "$NETDISK" info "$SRV" --mac "$D" --image small
+check_fails attach-no-space 1 'cannot personalize this client: personalization of image small .*/etc/big' "$NETDISK" info "$SRV" --mac "$D" --image small
 expect_out attach-no-space-logged 'attach refused, personalization of image small .*/etc/big: .*\(no space left in the image.s file system\)' cat "$ND_TMP/nd3.log"
 if ls "$STATE/persona/small/" 2>/dev/null | grep -q .; then
 	fail no-half-layer "$(ls "$STATE/persona/small/")"; else pass no-half-layer; fi
