@@ -1279,78 +1279,191 @@ static char *slurp(const char *path, size_t *len)
  * STATE/persona/keys/<mac>/ and kept across versions and rebuilds. */
 static const char *const key_types[] = { "ed25519", "ecdsa" };
 
-static int ssh_keys(struct persona_job *j, char *err, size_t errlen)
-{
-	char dir[PATH_MAX], key[PATH_MAX + 64], tmp[PATH_MAX + 80], comment[64], mac12[13];
-	size_t t, i, k;
+static double ms_since(const struct timespec *t0);
 
-	for (i = k = 0; j->mac[i]; i++)
-		if (j->mac[i] != ':')
-			mac12[k++] = j->mac[i];
-	mac12[k] = 0;
-	snprintf(dir, sizeof(dir), "%s/persona/keys/%s", j->s->state_dir, mac12);
-	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+/* Serializes making and reading key files: the main loop (an attach) and the
+ * background thread of persona_keys_background never see half a key set. */
+static pthread_mutex_t keys_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* Make the key types missing from STATE/persona/keys/MAC12/ (keys_lock held). */
+static int make_keys(const char *state_dir, const char *mac12, char *err, size_t errlen)
+{
+	char dir[PATH_MAX], key[PATH_MAX + 64], tmp[PATH_MAX + 80], comment[64];
+	size_t t;
+
+	snprintf(dir, sizeof(dir), "%s/persona/keys/%s", state_dir, mac12);
+	if (mkdirs(dir) < 0)
 		return fail(err, errlen, "cannot create %s: mkdir: %s", dir, strerror(errno));
 	for (t = 0; t < sizeof(key_types) / sizeof(key_types[0]); t++) {
-		char *priv, *pub, *argv[12];
-		size_t plen, qlen;
+		char *argv[12];
 		pid_t pid;
 		int st, rc;
 
 		snprintf(key, sizeof(key), "%s/ssh_host_%s_key", dir, key_types[t]);
 		snprintf(tmp, sizeof(tmp), "%s/.new_%s_key", dir, key_types[t]);
-		if (access(key, R_OK) != 0) {
-			unlink(tmp);
-			snprintf(tmp + strlen(tmp), 8, ".pub");
-			unlink(tmp);
-			tmp[strlen(tmp) - 4] = 0;
-			snprintf(comment, sizeof(comment), "root@netdisk-%s", mac12);
-			argv[0] = "ssh-keygen", argv[1] = "-q", argv[2] = "-t";
-			argv[3] = (char *)key_types[t], argv[4] = "-N", argv[5] = "";
-			argv[6] = "-C", argv[7] = comment, argv[8] = "-f", argv[9] = tmp;
-			argv[10] = NULL;
-			rc = posix_spawnp(&pid, "ssh-keygen", NULL, NULL, argv, environ);
-			if (rc)
-				return fail(err, errlen, "cannot run ssh-keygen for the SSH host keys "
-					    "(install openssh-client, or set ssh-host-keys = no): "
-					    "posix_spawnp: %s", strerror(rc));
-			while ((rc = (int)waitpid(pid, &st, 0)) < 0 && errno == EINTR)
-				;
-			if (rc < 0)
-				return fail(err, errlen, "ssh-keygen -t %s: waitpid: %s", key_types[t],
-					    strerror(errno));
-			if (!WIFEXITED(st) || WEXITSTATUS(st))
-				return fail(err, errlen, "ssh-keygen -t %s failed (status %d)",
-					    key_types[t], st);
-			{
-				char pubsrc[PATH_MAX + 96], pubdst[PATH_MAX + 96];
+		if (access(key, R_OK) == 0)
+			continue;
+		unlink(tmp);
+		snprintf(tmp + strlen(tmp), 8, ".pub");
+		unlink(tmp);
+		tmp[strlen(tmp) - 4] = 0;
+		snprintf(comment, sizeof(comment), "root@netdisk-%s", mac12);
+		argv[0] = "ssh-keygen", argv[1] = "-q", argv[2] = "-t";
+		argv[3] = (char *)key_types[t], argv[4] = "-N", argv[5] = "";
+		argv[6] = "-C", argv[7] = comment, argv[8] = "-f", argv[9] = tmp;
+		argv[10] = NULL;
+		rc = posix_spawnp(&pid, "ssh-keygen", NULL, NULL, argv, environ);
+		if (rc)
+			return fail(err, errlen, "cannot run ssh-keygen for the SSH host keys "
+				    "(install openssh-client, or set ssh-host-keys = no): "
+				    "posix_spawnp: %s", strerror(rc));
+		while ((rc = (int)waitpid(pid, &st, 0)) < 0 && errno == EINTR)
+			;
+		if (rc < 0)
+			return fail(err, errlen, "ssh-keygen -t %s: waitpid: %s", key_types[t],
+				    strerror(errno));
+		if (!WIFEXITED(st) || WEXITSTATUS(st))
+			return fail(err, errlen, "ssh-keygen -t %s failed (status %d)",
+				    key_types[t], st);
+		{
+			char pubsrc[PATH_MAX + 96], pubdst[PATH_MAX + 96];
 
-				snprintf(pubsrc, sizeof(pubsrc), "%s.pub", tmp);
-				snprintf(pubdst, sizeof(pubdst), "%s.pub", key);
-				/* The public half first: a private key is there only with it. */
-				if (rename(pubsrc, pubdst) < 0 || rename(tmp, key) < 0)
-					return fail(err, errlen, "cannot keep SSH key in %s: rename: %s",
-						    dir, strerror(errno));
-			}
+			snprintf(pubsrc, sizeof(pubsrc), "%s.pub", tmp);
+			snprintf(pubdst, sizeof(pubdst), "%s.pub", key);
+			/* The public half first: a private key is there only with it. */
+			if (rename(pubsrc, pubdst) < 0 || rename(tmp, key) < 0)
+				return fail(err, errlen, "cannot keep SSH key in %s: rename: %s",
+					    dir, strerror(errno));
 		}
+	}
+	return 0;
+}
+
+/* Are all of a client's key types there already? */
+static int have_keys(const char *state_dir, const char *mac12)
+{
+	char key[PATH_MAX + 64];
+	size_t t;
+
+	for (t = 0; t < sizeof(key_types) / sizeof(key_types[0]); t++) {
+		snprintf(key, sizeof(key), "%s/persona/keys/%s/ssh_host_%s_key", state_dir, mac12,
+			 key_types[t]);
+		if (access(key, R_OK) != 0)
+			return 0;
+	}
+	return 1;
+}
+
+static void mac12_of(const char *mac, char mac12[13])
+{
+	size_t i, k;
+
+	for (i = k = 0; mac[i] && k < 12; i++)
+		if (mac[i] != ':')
+			mac12[k++] = mac[i];
+	mac12[k] = 0;
+}
+
+static int ssh_keys(struct persona_job *j, char *err, size_t errlen)
+{
+	char key[PATH_MAX + 64], tmp[PATH_MAX + 80], mac12[13];
+	size_t t;
+	int rc = 0;
+
+	mac12_of(j->mac, mac12);
+	pthread_mutex_lock(&keys_lock);
+	if (make_keys(j->s->state_dir, mac12, err, errlen) < 0) {
+		pthread_mutex_unlock(&keys_lock);
+		return -1;
+	}
+	for (t = 0; t < sizeof(key_types) / sizeof(key_types[0]) && !rc; t++) {
+		char *priv, *pub;
+		size_t plen, qlen;
+
+		snprintf(key, sizeof(key), "%s/persona/keys/%s/ssh_host_%s_key", j->s->state_dir,
+			 mac12, key_types[t]);
 		priv = slurp(key, &plen);
 		snprintf(tmp, sizeof(tmp), "%s.pub", key);
 		pub = slurp(tmp, &qlen);
 		if (!priv || !pub) {
 			free(priv);
 			free(pub);
-			return fail(err, errlen, "cannot read SSH host key %s: %s", key, strerror(errno));
+			rc = fail(err, errlen, "cannot read SSH host key %s: %s", key, strerror(errno));
+			break;
 		}
 		snprintf(key, sizeof(key), "/etc/ssh/ssh_host_%s_key", key_types[t]);
 		if (add_out(j, key, priv, plen, 0600, 0, 0) < 0)
-			goto nomem;
+			rc = fail(err, errlen, "out of memory");
 		snprintf(key, sizeof(key), "/etc/ssh/ssh_host_%s_key.pub", key_types[t]);
-		if (add_out(j, key, pub, qlen, 0644, 0, 0) < 0)
-			goto nomem;
+		if (!rc && add_out(j, key, pub, qlen, 0644, 0, 0) < 0)
+			rc = fail(err, errlen, "out of memory");
 	}
-	return 0;
-nomem:
-	return fail(err, errlen, "out of memory");
+	pthread_mutex_unlock(&keys_lock);
+	return rc;
+}
+
+/* The background key maker: the MACs (12 hex digits each) whose keys it makes. */
+struct keys_bg {
+	char state_dir[PATH_MAX];
+	int n;
+	char mac12[][13];
+};
+
+static void *keys_bg_thread(void *arg)
+{
+	struct keys_bg *b = arg;
+	struct timespec t0;
+	char err[512];
+	int i, made = 0;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (i = 0; i < b->n; i++) {
+		pthread_mutex_lock(&keys_lock);
+		if (make_keys(b->state_dir, b->mac12[i], err, sizeof(err)) < 0)
+			nd_log(ND_LOG_WARN, "persona: SSH host keys of %s not made ahead (its first "
+			       "attach makes them): %s", b->mac12[i], err);
+		else
+			made++;
+		pthread_mutex_unlock(&keys_lock);
+	}
+	nd_log(ND_LOG_INFO, "persona keys made ahead for %d of %d configured client(s) in %.0f ms",
+	       made, b->n, ms_since(&t0));
+	free(b);
+	return NULL;
+}
+
+void persona_keys_background(struct server *s)
+{
+	struct config *c = &s->cfg;
+	struct keys_bg *b;
+	pthread_attr_t a;
+	pthread_t t;
+	int i;
+
+	b = calloc(1, sizeof(*b) + sizeof(b->mac12[0]) * (size_t)(c->nclients + 1));
+	if (!b)
+		return;
+	snprintf(b->state_dir, sizeof(b->state_dir), "%s", s->state_dir);
+	for (i = 0; i < c->nclients; i++) {
+		const struct client_rule *r = &c->clients[i];
+		struct image *im = config_image(c, r->image[0] ? r->image : c->default_image);
+		const struct persona_image *pi = im ? &im->persona : NULL;
+		char mac[18];
+
+		/* the rule of job_resolve: keys when the image asks, or a client
+		 * section personalizes an image that has no keys of its own */
+		if (!pi || !((pi->on && pi->ssh_keys) || (r->persona.on && !pi->on)))
+			continue;
+		nd_mac_format(r->mac, mac);
+		mac12_of(mac, b->mac12[b->n]);
+		if (!have_keys(s->state_dir, b->mac12[b->n]))
+			b->n++;
+	}
+	pthread_attr_init(&a);
+	pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+	if (!b->n || pthread_create(&t, &a, keys_bg_thread, b) != 0)
+		free(b);
+	pthread_attr_destroy(&a);
 }
 
 /* Everything the layer will hold for this client; 0 or -1 with err. */

@@ -99,6 +99,10 @@ int unescape(char *s);
  */
 struct layer *persona_open(struct server *s, struct session *ss, uint64_t *id, unsigned *status,
 			   char *err, size_t errlen);
+/* At start and after a reload: make the SSH host keys of the configured
+ * [client] sections that have none yet, in a background thread, so that their
+ * first attach does not wait for ssh-keygen. */
+void persona_keys_background(struct server *s);
 /* At start: every personalized image's current version has a file system the
  * layer can be built in (0, or -1 with err naming the image and partitions). */
 int persona_check_images(struct server *s, char *err, size_t errlen);

@@ -72,6 +72,12 @@ CONF
 conf 'Hello {hostname}\n'
 start_server nd --config "$ND_TMP/nd.conf" || { fail start "$(tail -n 3 "$ND_TMP/nd.log")"; exit 1; }
 SRV=127.0.0.1:$ND_PORT
+# The [client] sections' SSH host keys are made in the background at start,
+# before any of them attaches (C attaches much later).
+if wait_for 30 grep -q 'persona keys made ahead for 3 of 3 configured' "$ND_TMP/nd.log" &&
+	[ -s "$STATE/persona/keys/525400aa0003/ssh_host_ed25519_key" ] &&
+	[ -s "$STATE/persona/keys/525400aa0003/ssh_host_ecdsa_key.pub" ]; then
+	pass keys-made-ahead; else fail keys-made-ahead "$(grep -a 'persona keys' "$ND_TMP/nd.log")"; fi
 
 # view MAC OUT: the client's whole disk over UDP; part2 IMG OUT: its partition 2.
 view() { "$NETDISK" read "$SRV" 0 65536 -o "$2" --mac "$1"; }
