@@ -436,6 +436,7 @@ int main(int argc, char **argv)
 			NBD_SHUTDOWN_WAIT_S);
 		return 1;
 	}
+	persona_shutdown(); /* after the builds in hand; nothing else runs now */
 	http_close(&s);
 	control_close(&s);
 	server_close(&s);

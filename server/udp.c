@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/uio.h>
 #include <time.h>
@@ -69,6 +70,7 @@ struct request {
 	struct replies out;
 	struct session *ss;    /* its session, once found */
 	uint64_t moved;        /* bytes it read or wrote (metrics) */
+	int again;             /* an ATTACH answered after its layer was built */
 };
 
 static void error_reply(struct request *q, unsigned status)
@@ -129,6 +131,45 @@ static void log_short_attach(struct request *q)
 		q->s->stats.short_attach, peer);
 }
 
+/* An ATTACH whose layer a worker builds (persona.c), kept to be answered
+ * then: the datagram and where it came from. */
+struct deferred {
+	struct sockaddr_storage from;
+	socklen_t fromlen;
+	size_t len;
+	uint8_t pkt[];
+};
+
+static void handle(struct server *s, const uint8_t *pkt, size_t len, const struct sockaddr *from,
+		   socklen_t fromlen, int again);
+
+/* persona.c's worker, under the server lock, once the layer is built: the
+ * ATTACH again, which now finds it (or its refusal) and is answered. */
+static void attach_again(struct server *s, void *arg)
+{
+	struct deferred *d = arg;
+
+	handle(s, d->pkt, d->len, (const struct sockaddr *)&d->from, d->fromlen, 1);
+	free(d);
+}
+
+/* Keep the ATTACH for attach_again.  The client retransmits it meanwhile:
+ * the latest one (its address and header) is the one answered, and a
+ * retransmission after the answer gets the same session (the nonce rule). */
+static void defer_attach(struct request *q, const struct nd_attach_req *req)
+{
+	struct deferred *d;
+
+	if (q->fromlen > sizeof(d->from) || !(d = malloc(sizeof(*d) + ND_HDR_SIZE + q->data_len)))
+		return; /* the client's retransmission after the build is answered */
+	memcpy(&d->from, q->from, q->fromlen);
+	d->fromlen = q->fromlen;
+	d->len = ND_HDR_SIZE + q->data_len;
+	memcpy(d->pkt, q->h, ND_HDR_SIZE);
+	memcpy(d->pkt + ND_HDR_SIZE, q->data, q->data_len);
+	persona_defer(q->s, req->mac, attach_again, d);
+}
+
 /*
  * ATTACH comes from an address nobody has validated yet, so its reply must not
  * be bigger than the request (no amplification): clients pad the request to
@@ -141,7 +182,7 @@ static void do_attach(struct request *q)
 	struct session *ss;
 	unsigned status = ND_OK;
 
-	if (!attach_rate_ok(q->s, q->from))
+	if (!q->again && !attach_rate_ok(q->s, q->from))
 		return;
 	if (q->data_len < sizeof(*req) || nd_get16(req->max_dgram) < ND_MIN_DGRAM) {
 		error_reply(q, ND_ERR_INVAL);
@@ -154,6 +195,10 @@ static void do_attach(struct request *q)
 		return;
 	}
 	ss = session_attach(q->s, req, q->from, q->fromlen, &status);
+	if (!ss && status == ND_PERSONA_PENDING) {
+		defer_attach(q, req);
+		return; /* no reply yet: it comes when the layer is built */
+	}
 	if (!ss) {
 		error_reply(q, status);
 		if (status == ND_ERR_PERSONA) /* the reason (no longer than the padded request) */
@@ -381,10 +426,16 @@ static void dispatch_session(struct request *q, struct session *ss)
 void handle_datagram(struct server *s, const uint8_t *pkt, size_t len,
 		     const struct sockaddr *from, socklen_t fromlen)
 {
+	s->stats.datagrams++;
+	handle(s, pkt, len, from, fromlen, 0);
+}
+
+static void handle(struct server *s, const uint8_t *pkt, size_t len, const struct sockaddr *from,
+		   socklen_t fromlen, int again)
+{
 	struct request q;
 	struct session *ss;
 
-	s->stats.datagrams++;
 	q.h = (const struct nd_hdr *)pkt;
 	if (len < ND_HDR_SIZE || nd_get32(q.h->magic) != ND_MAGIC || (q.h->flags & ND_FLAG_REPLY) ||
 	    ND_HDR_SIZE + (size_t)nd_get16(q.h->data_len) != len) {
@@ -399,6 +450,7 @@ void handle_datagram(struct server *s, const uint8_t *pkt, size_t len,
 	q.out.n = 0;
 	q.ss = NULL;
 	q.moved = 0;
+	q.again = again;
 	if (q.h->version != ND_VERSION) {
 		error_reply(&q, ND_ERR_VERSION);
 	} else if (q.h->opcode == ND_OP_ATTACH) {

@@ -209,6 +209,46 @@ for k in $(seq 13); do
 done
 [ "$crashes_ok" = 13 ] && pass "crash-during-build (13 crash points)"
 
+# ---- builds off the main loop ---------------------------------------------
+# A build made slow on purpose (NETDISKD_PERSONA_DELAY_MS, a test knob: 5 s
+# more per build): while a worker builds D's layer, E attaches to another
+# image and reads (with a 3 s timeout, so a server busy building would fail
+# it), before D's build is done; D's ATTACH is answered once it is, with one
+# session however often D retransmitted; an NBD client naming the image
+# waits for its build the same way.
+E=52:54:00:aa:00:05
+cp --sparse=always "$ND_TMP/gold.img" "$ND_TMP/plain.img"
+cat >"$ND_TMP/slow.conf" <<CONF
+state-dir = $ND_TMP/slow-state
+[image gold]
+path = gold.img
+hostname = s-{index}
+ssh-host-keys = no
+[image plain]
+path = plain.img
+CONF
+NETDISKD_PERSONA_DELAY_MS=5000 start_server slow --config "$ND_TMP/slow.conf"
+SRV=127.0.0.1:$ND_PORT
+"$NETDISK" info "$SRV" --mac "$D" --image gold --timeout 30 >"$ND_TMP/slow-d.out" 2>&1 &
+dpid=$!
+if wait_for 10 grep -q "persona building mac=$D image=gold" "$ND_TMP/slow.log"; then
+	check other-client-served-during-build "$NETDISK" read "$SRV" 0 2048 -o "$ND_TMP/e.img" \
+		--mac "$E" --image plain --timeout 3
+	if ! grep -q "persona built mac=$D" "$ND_TMP/slow.log" && kill -0 "$dpid" 2>/dev/null; then
+		pass served-before-build-done; else fail served-before-build-done "D's build was already done"; fi
+else
+	fail other-client-served-during-build "no build started: $(tail -n 2 "$ND_TMP/slow.log")"
+fi
+wait "$dpid"
+expect_out slow-attach-answered 'personalized: yes' cat "$ND_TMP/slow-d.out"
+n=$(grep -c "attach mac=$D .*persona=" "$ND_TMP/slow.log")
+[ "$n" = 1 ] && pass slow-attach-one-session || fail slow-attach-one-session "$n sessions for D"
+# NBD naming the image (its MAC made from 127.0.0.1): waits for its build.
+check nbd-attach-waits-for-build timeout 60 nbdcopy "nbd://127.0.0.1:$ND_PORT/gold" "$ND_TMP/nbd-slow.img"
+part2 "$ND_TMP/nbd-slow.img" "$ND_TMP/nbd-slow.p2"
+expect_out nbd-slow-hostname '^s-' dcat "$ND_TMP/nbd-slow.p2" /etc/hostname
+stop_server
+
 # ---- bad input -------------------------------------------------------------
 # Config load: each refused, exit 2, the message naming the problem.
 bad_conf() { # bad_conf NAME PATTERN KEY-LINES...
