@@ -18,6 +18,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -1299,56 +1301,259 @@ static double ms_since(const struct timespec *t0);
  * background thread of persona_keys_background never see half a key set. */
 static pthread_mutex_t keys_lock = PTHREAD_MUTEX_INITIALIZER;
 
-/* Make the key types missing from STATE/persona/keys/MAC12/ (keys_lock held). */
-static int make_keys(const char *state_dir, const char *mac12, char *err, size_t errlen)
+/* One key type with ssh-keygen into DIR/ssh_host_TYPE_key[.pub], made under
+ * temporary names and renamed (the public half first: a private key is
+ * there only with it); 0, or -1 with err. */
+static int keygen(const char *dir, const char *type, const char *comment, char *err, size_t errlen)
 {
-	char dir[PATH_MAX], key[PATH_MAX + 64], tmp[PATH_MAX + 80], comment[64];
+	char key[PATH_MAX + 64], tmp[PATH_MAX + 80], pubsrc[PATH_MAX + 96], pubdst[PATH_MAX + 96];
+	char *argv[12];
+	pid_t pid;
+	int st, rc;
+
+	snprintf(key, sizeof(key), "%s/ssh_host_%s_key", dir, type);
+	snprintf(tmp, sizeof(tmp), "%s/.new_%s_key", dir, type);
+	snprintf(pubsrc, sizeof(pubsrc), "%s.pub", tmp);
+	snprintf(pubdst, sizeof(pubdst), "%s.pub", key);
+	unlink(tmp);
+	unlink(pubsrc);
+	argv[0] = "ssh-keygen", argv[1] = "-q", argv[2] = "-t";
+	argv[3] = (char *)type, argv[4] = "-N", argv[5] = "";
+	argv[6] = "-C", argv[7] = (char *)comment, argv[8] = "-f", argv[9] = tmp;
+	argv[10] = NULL;
+	rc = posix_spawnp(&pid, "ssh-keygen", NULL, NULL, argv, environ);
+	if (rc)
+		return fail(err, errlen, "cannot run ssh-keygen for the SSH host keys "
+			    "(install openssh-client, or set ssh-host-keys = no): "
+			    "posix_spawnp: %s", strerror(rc));
+	while ((rc = (int)waitpid(pid, &st, 0)) < 0 && errno == EINTR)
+		;
+	if (rc < 0)
+		return fail(err, errlen, "ssh-keygen -t %s: waitpid: %s", type, strerror(errno));
+	if (!WIFEXITED(st) || WEXITSTATUS(st))
+		return fail(err, errlen, "ssh-keygen -t %s failed (status %d)", type, st);
+	if (rename(pubsrc, pubdst) < 0 || rename(tmp, key) < 0)
+		return fail(err, errlen, "cannot keep SSH key in %s: rename: %s", dir, strerror(errno));
+	return 0;
+}
+
+/* ---- the pool of key sets made ahead for clients without a [client] section -- */
+
+#define POOL_QUIET_MS 300 /* a refill waits for this long without a set taken */
+
+static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t pool_cond = PTHREAD_COND_INITIALIZER; /* a set was taken, or stop */
+static int pool_started, pool_stop;
+static int pool_target; /* complete sets to keep ready (persona-key-pool; pool_lock) */
+static pthread_t pool_thread;
+
+static int64_t pool_taken_ms; /* CLOCK_MONOTONIC of the last set taken (pool_lock) */
+
+static int64_t mono_ms_now(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+/* Complete sets in the pool (named by 16 hex digits; ".new-*" are being made). */
+static int pool_count(const char *pool)
+{
+	struct dirent *d;
+	DIR *dp = opendir(pool);
+	int n = 0;
+
+	if (!dp)
+		return 0;
+	while ((d = readdir(dp)))
+		n += d->d_name[0] != '.';
+	closedir(dp);
+	return n;
+}
+
+/* Give a client a ready set: rename one into its key directory DIR (which
+ * must not exist yet).  0, or -1 if the pool is empty. */
+static int pool_take(const char *state_dir, const char *dir)
+{
+	char pool[PATH_MAX], src[PATH_MAX + 300];
+	struct dirent *d;
+	DIR *dp;
+	int rc = -1;
+
+	snprintf(pool, sizeof(pool), "%s/persona/keys/pool", state_dir);
+	if (!(dp = opendir(pool)))
+		return -1;
+	while (rc < 0 && (d = readdir(dp))) {
+		if (d->d_name[0] == '.')
+			continue;
+		snprintf(src, sizeof(src), "%s/%s", pool, d->d_name);
+		if (rename(src, dir) == 0)
+			rc = 0;
+	}
+	closedir(dp);
+	if (rc == 0) {
+		pthread_mutex_lock(&pool_lock);
+		pool_taken_ms = mono_ms_now();
+		pthread_cond_signal(&pool_cond);
+		pthread_mutex_unlock(&pool_lock);
+	}
+	return rc;
+}
+
+/* Make one set into the pool: under a ".new-" name, renamed when whole. */
+static int pool_make_one(const char *pool, char *err, size_t errlen)
+{
+	char tmp[PATH_MAX + 32], dst[PATH_MAX + 32], hexid[17];
+	uint8_t r[8];
+	size_t t;
+
+	if (getrandom(r, sizeof(r), 0) != sizeof(r))
+		return fail(err, errlen, "getrandom: %s", strerror(errno));
+	hex(r, 8, hexid);
+	snprintf(tmp, sizeof(tmp), "%s/.new-%s", pool, hexid);
+	snprintf(dst, sizeof(dst), "%s/%s", pool, hexid);
+	if (mkdirs(tmp) < 0)
+		return fail(err, errlen, "cannot create %s: mkdir: %s", tmp, strerror(errno));
+	for (t = 0; t < sizeof(key_types) / sizeof(key_types[0]); t++)
+		if (keygen(tmp, key_types[t], "root@netdisk", err, errlen) < 0)
+			return -1;
+	if (rename(tmp, dst) < 0)
+		return fail(err, errlen, "cannot keep SSH key set %s: rename: %s", dst, strerror(errno));
+	return 0;
+}
+
+/* Remove a directory and the files in it (no subdirectories). */
+static void remove_flat_dir(const char *dir)
+{
+	char path[PATH_MAX + 300];
+	struct dirent *d;
+	DIR *dp = opendir(dir);
+
+	if (!dp)
+		return;
+	while ((d = readdir(dp)))
+		if (d->d_name[0] != '.' || (strcmp(d->d_name, ".") && strcmp(d->d_name, ".."))) {
+			snprintf(path, sizeof(path), "%s/%s", dir, d->d_name);
+			unlink(path);
+		}
+	closedir(dp);
+	rmdir(dir);
+}
+
+/* While sets are being taken (an attach storm), wait for a quiet moment
+ * before making more (pool_lock held): 1 if it waited. */
+static int pool_quiet_wait(void)
+{
+	int64_t left = pool_taken_ms + POOL_QUIET_MS - mono_ms_now();
+	struct timespec until;
+
+	if (left <= 0)
+		return 0;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_nsec += left * 1000000L;
+	until.tv_sec += until.tv_nsec / 1000000000L;
+	until.tv_nsec %= 1000000000L;
+	pthread_cond_timedwait(&pool_cond, &pool_lock, &until);
+	return 1;
+}
+
+/* The pool keeper: fills the pool to KEY_POOL sets, then waits for one to be
+ * taken; gives up (until a restart) if ssh-keygen fails. */
+static void *pool_keeper(void *arg)
+{
+	char *pool = arg, err[512], path[PATH_MAX + 300];
+	struct timespec t0;
+	struct dirent *d;
+	DIR *dp;
+	int made = 0, logged = 0;
+
+	/* Sets a stopped server was making are not whole: remove them. */
+	if ((dp = opendir(pool))) {
+		while ((d = readdir(dp)))
+			if (!strncmp(d->d_name, ".new-", 5)) {
+				snprintf(path, sizeof(path), "%s/%s", pool, d->d_name);
+				remove_flat_dir(path);
+			}
+		closedir(dp);
+	}
+	/* Below the builds: its ssh-keygen runs (children inherit it) take what
+	 * CPU the attaches leave. */
+	setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 10);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	pthread_mutex_lock(&pool_lock);
+	while (!pool_stop) {
+		int n = pool_count(pool);
+
+		if (n >= pool_target) {
+			if (!logged && pool_target) {
+				nd_log(ND_LOG_INFO, "persona key pool: %d SSH host key sets ready for "
+				       "clients without a [client] section (%d made in %.0f ms)",
+				       n, made, ms_since(&t0));
+				logged = 1;
+			}
+			pthread_cond_wait(&pool_cond, &pool_lock);
+			continue;
+		}
+		if (n >= pool_target / 4 && pool_quiet_wait()) /* sets being taken: later */
+			continue;
+		if (logged)
+			clock_gettime(CLOCK_MONOTONIC, &t0), made = 0, logged = 0;
+		pthread_mutex_unlock(&pool_lock);
+		if (pool_make_one(pool, err, sizeof(err)) < 0) {
+			nd_log(ND_LOG_WARN, "persona key pool: stopped (clients without a [client] "
+			       "section get keys made at their first attach): %s", err);
+			pthread_mutex_lock(&pool_lock);
+			break;
+		}
+		made++;
+		pthread_mutex_lock(&pool_lock);
+	}
+	pthread_mutex_unlock(&pool_lock);
+	free(pool);
+	return NULL;
+}
+
+/* At start and reload: the pool's size (0 unless an unlisted client may need
+ * SSH host keys), and its keeper started once. */
+static void pool_start(struct server *s)
+{
+	char *pool;
+	int i, want = 0;
+
+	for (i = 0; i < s->cfg.nimages; i++)
+		want |= s->cfg.images[i].persona.on && s->cfg.images[i].persona.ssh_keys;
+	pthread_mutex_lock(&pool_lock);
+	pool_target = want && s->cfg.allow_unlisted ? (int)s->cfg.persona_key_pool : 0;
+	pthread_cond_signal(&pool_cond);
+	pthread_mutex_unlock(&pool_lock);
+	if (!pool_target || pool_started || !(pool = malloc(PATH_MAX)))
+		return;
+	snprintf(pool, PATH_MAX, "%s/persona/keys/pool", s->state_dir);
+	if (mkdirs(pool) < 0 || pthread_create(&pool_thread, NULL, pool_keeper, pool) != 0) {
+		free(pool);
+		return;
+	}
+	pool_started = 1;
+}
+
+/* Make the key types missing from STATE/persona/keys/MAC12/ (keys_lock held);
+ * with `pool`, a client without any takes a set from the pool if there is one. */
+static int make_keys(const char *state_dir, const char *mac12, int pool, char *err, size_t errlen)
+{
+	char dir[PATH_MAX], key[PATH_MAX + 64], comment[64];
 	size_t t;
 
 	snprintf(dir, sizeof(dir), "%s/persona/keys/%s", state_dir, mac12);
+	if (pool && access(dir, F_OK) != 0 && pool_take(state_dir, dir) == 0)
+		return 0;
 	if (mkdirs(dir) < 0)
 		return fail(err, errlen, "cannot create %s: mkdir: %s", dir, strerror(errno));
+	snprintf(comment, sizeof(comment), "root@netdisk-%s", mac12);
 	for (t = 0; t < sizeof(key_types) / sizeof(key_types[0]); t++) {
-		char *argv[12];
-		pid_t pid;
-		int st, rc;
-
 		snprintf(key, sizeof(key), "%s/ssh_host_%s_key", dir, key_types[t]);
-		snprintf(tmp, sizeof(tmp), "%s/.new_%s_key", dir, key_types[t]);
-		if (access(key, R_OK) == 0)
-			continue;
-		unlink(tmp);
-		snprintf(tmp + strlen(tmp), 8, ".pub");
-		unlink(tmp);
-		tmp[strlen(tmp) - 4] = 0;
-		snprintf(comment, sizeof(comment), "root@netdisk-%s", mac12);
-		argv[0] = "ssh-keygen", argv[1] = "-q", argv[2] = "-t";
-		argv[3] = (char *)key_types[t], argv[4] = "-N", argv[5] = "";
-		argv[6] = "-C", argv[7] = comment, argv[8] = "-f", argv[9] = tmp;
-		argv[10] = NULL;
-		rc = posix_spawnp(&pid, "ssh-keygen", NULL, NULL, argv, environ);
-		if (rc)
-			return fail(err, errlen, "cannot run ssh-keygen for the SSH host keys "
-				    "(install openssh-client, or set ssh-host-keys = no): "
-				    "posix_spawnp: %s", strerror(rc));
-		while ((rc = (int)waitpid(pid, &st, 0)) < 0 && errno == EINTR)
-			;
-		if (rc < 0)
-			return fail(err, errlen, "ssh-keygen -t %s: waitpid: %s", key_types[t],
-				    strerror(errno));
-		if (!WIFEXITED(st) || WEXITSTATUS(st))
-			return fail(err, errlen, "ssh-keygen -t %s failed (status %d)",
-				    key_types[t], st);
-		{
-			char pubsrc[PATH_MAX + 96], pubdst[PATH_MAX + 96];
-
-			snprintf(pubsrc, sizeof(pubsrc), "%s.pub", tmp);
-			snprintf(pubdst, sizeof(pubdst), "%s.pub", key);
-			/* The public half first: a private key is there only with it. */
-			if (rename(pubsrc, pubdst) < 0 || rename(tmp, key) < 0)
-				return fail(err, errlen, "cannot keep SSH key in %s: rename: %s",
-					    dir, strerror(errno));
-		}
+		if (access(key, R_OK) != 0 && keygen(dir, key_types[t], comment, err, errlen) < 0)
+			return -1;
 	}
 	return 0;
 }
@@ -1386,7 +1591,7 @@ static int ssh_keys(struct persona_job *j, char *err, size_t errlen)
 
 	mac12_of(j->mac, mac12);
 	pthread_mutex_lock(&keys_lock);
-	if (make_keys(j->s->state_dir, mac12, err, errlen) < 0) {
+	if (make_keys(j->s->state_dir, mac12, 1, err, errlen) < 0) {
 		pthread_mutex_unlock(&keys_lock);
 		return -1;
 	}
@@ -1433,7 +1638,7 @@ static void *keys_bg_thread(void *arg)
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	for (i = 0; i < b->n; i++) {
 		pthread_mutex_lock(&keys_lock);
-		if (make_keys(b->state_dir, b->mac12[i], err, sizeof(err)) < 0)
+		if (make_keys(b->state_dir, b->mac12[i], 0, err, sizeof(err)) < 0)
 			nd_log(ND_LOG_WARN, "persona: SSH host keys of %s not made ahead (its first "
 			       "attach makes them): %s", b->mac12[i], err);
 		else
@@ -1454,6 +1659,7 @@ void persona_keys_background(struct server *s)
 	pthread_t t;
 	int i;
 
+	pool_start(s);
 	b = calloc(1, sizeof(*b) + sizeof(b->mac12[0]) * (size_t)(c->nclients + 1));
 	if (!b)
 		return;
@@ -2270,6 +2476,14 @@ void persona_shutdown(void)
 {
 	struct pending *p;
 	int i;
+
+	pthread_mutex_lock(&pool_lock);
+	pool_stop = 1;
+	pthread_cond_signal(&pool_cond);
+	pthread_mutex_unlock(&pool_lock);
+	if (pool_started)
+		pthread_join(pool_thread, NULL);
+	pool_started = 0;
 
 	pthread_mutex_lock(&pend_lock);
 	pend_stop = 1;

@@ -166,6 +166,7 @@ int config_reload(struct server *s, struct config *n, char *err, size_t errlen)
 	CHANGED(o->nbd_exports != n->nbd_exports, "nbd-exports");
 	CHANGED(o->nbd_session_any_address != n->nbd_session_any_address, "nbd-session-binding");
 	CHANGED(o->boot_limit != n->boot_limit, "boot-limit");
+	CHANGED(o->persona_key_pool != n->persona_key_pool, "persona-key-pool");
 	CHANGED(o->mc.rate_mbit != n->mc.rate_mbit, "multicast-rate");
 	CHANGED(o->mc.window_ms != n->mc.window_ms, "multicast-window");
 	CHANGED(o->mc.resend_ms != n->mc.resend_ms, "multicast-resend");
@@ -175,6 +176,7 @@ int config_reload(struct server *s, struct config *n, char *err, size_t errlen)
 	o->session_timeout = n->session_timeout;
 	o->max_dgram = n->max_dgram;
 	o->window = n->window;
+	o->persona_key_pool = n->persona_key_pool;
 	o->max_sessions = n->max_sessions;
 	o->nbd_handshake_timeout = n->nbd_handshake_timeout;
 	o->nbd_idle_timeout = n->nbd_idle_timeout;

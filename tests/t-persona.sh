@@ -311,6 +311,15 @@ expect_out attach-no-space-logged 'attach refused, personalization of image smal
 if ls "$STATE/persona/small/" 2>/dev/null | grep -q .; then
 	fail no-half-layer "$(ls "$STATE/persona/small/")"; else pass no-half-layer; fi
 expect_out others-served 'personalized: yes' "$NETDISK" info "$SRV" --mac "$D" --image gold
+# Unlisted clients' SSH host keys come from the pool made ahead (persona-key-pool,
+# 32): F's first attach takes a ready set (its comment is the pool's, not
+# root@netdisk-MAC12 as ssh-keygen at the attach would make it).
+F=52:54:00:aa:00:06
+if wait_for 60 grep -q 'persona key pool: 32 SSH host key sets ready' "$ND_TMP/nd3.log"; then
+	pass key-pool-filled; else fail key-pool-filled "$(grep -a 'key pool' "$ND_TMP/nd3.log")"; fi
+expect_out unlisted-attach 'personalized: yes' "$NETDISK" info "$SRV" --mac "$F" --image gold
+expect_out unlisted-keys-from-pool '^ssh-ed25519 [A-Za-z0-9+/=]+ root@netdisk$' \
+	cat "$STATE/persona/keys/525400aa0006/ssh_host_ed25519_key.pub"
 check server-alive kill -0 "$ND_SERVER_PID"
 stop_server
 check base-unchanged-end test "$(sha256sum <"$ND_TMP/gold.img")" = "$sha_before"
