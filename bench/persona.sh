@@ -28,6 +28,7 @@ mke2fs -q -F -t ext4 -L ndroot -d "$root" "$BENCH_TMP/part.img" 255M >/dev/null
 truncate -s 256M "$BENCH_TMP/gold.img"
 printf 'label: dos\nstart=2048, type=83\n' | sfdisk --quiet "$BENCH_TMP/gold.img"
 dd if="$BENCH_TMP/part.img" of="$BENCH_TMP/gold.img" bs=1M seek=1 conv=notrunc,sparse status=none
+cp --sparse=always "$BENCH_TMP/gold.img" "$BENCH_TMP/plain.img"
 
 start() { # start [LISTED]: the first LISTED clients get [client] sections
 	local i
@@ -41,7 +42,7 @@ path = $BENCH_TMP/gold.img
 hostname = {image}-{index}
 file /etc/motd = Welcome to {hostname} ({mac})\n
 [image plain]
-path = $BENCH_TMP/gold.img
+path = $BENCH_TMP/plain.img
 mode = readonly
 CONF
 	for i in $(seq "${1:-0}"); do printf '[client %s]\n' "$(mac "$i")"; done >>"$BENCH_TMP/nd.conf"
