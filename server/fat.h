@@ -10,7 +10,8 @@
 /* Is the partition at [off, off+len) of l a FAT16 or FAT32 file system? */
 int fat_probe(struct layer *l, uint64_t off, uint64_t len);
 
-/* Replace the contents of the existing file PATH (found by 8.3 short names)
+/* Replace the contents of the existing file PATH (found by 8.3 short names
+ * or VFAT long names, case-insensitive for ASCII)
  * with data[0..n): 0, or -1 with err.  Writes go through layer_write only. */
 int fat_put_file(struct layer *l, uint64_t off, uint64_t len, const char *path, const void *data,
 		 size_t n, char *err, size_t errlen);

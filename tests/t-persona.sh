@@ -21,9 +21,11 @@ mkdisk() {
 	mke2fs -q -F -t ext4 -b 4096 -L ndroot -d "$root" "$ND_TMP/part.img" "${mib}M" || return 1
 	rm -f "$ND_TMP/esp.img"
 	mkfs.fat -F 16 -s 1 -n NDESP -C "$ND_TMP/esp.img" 6144 >/dev/null || return 1
-	mmd -i "$ND_TMP/esp.img" ::/syslinux ::/EFI ::/EFI/BOOT
+	mmd -i "$ND_TMP/esp.img" ::/syslinux ::/EFI ::/EFI/BOOT ::/loader ::/loader/entries
 	mcopy -i "$ND_TMP/esp.img" "$ND_TMP/syslinux.cfg" ::/syslinux/syslinux.cfg
 	mcopy -i "$ND_TMP/esp.img" "$ND_TMP/grub.cfg" ::/EFI/BOOT/grub.cfg
+	# systemd-boot's names need VFAT long names (.conf is no 8.3 extension).
+	mcopy -i "$ND_TMP/esp.img" "$ND_TMP/entry.conf" ::/loader/entries/netdisk-linux.conf
 	truncate -s 32M "$out"
 	printf 'label: dos\nstart=2048, size=12288, type=ef\nstart=16384, size=%d, type=83\n' \
 		$((mib * 2048)) | sfdisk --quiet "$out"
@@ -38,6 +40,7 @@ printf 'DEFAULT netdisk\nLABEL netdisk\n  LINUX /linux\n  APPEND root=LABEL=ndro
 # A client's syslinux menu, longer than the golden one: it needs new clusters.
 { printf 'DEFAULT netdisk\nLABEL netdisk\n  LINUX /linux\n  APPEND root=LABEL=ndroot rw netdisk.persona={hostname}\n'
   for i in $(seq 40); do echo "# {hostname} line $i"; done; } >"$ND_TMP/syslinux.tmpl"
+printf 'title netdisk\nlinux /linux\noptions root=LABEL=ndroot rw\n' >"$ND_TMP/entry.conf"
 mkdir -p "$ND_TMP/root/etc/ssh" "$ND_TMP/root/home"
 echo golden >"$ND_TMP/root/etc/hostname"
 echo 0123456789abcdef0123456789abcdef >"$ND_TMP/root/etc/machine-id"
@@ -60,6 +63,7 @@ file-mode /etc/motd = 0600
 file-owner /etc/motd = 1000:1001
 file /etc/issue from issue.tmpl
 file esp:/syslinux/syslinux.cfg from syslinux.tmpl
+file esp:/Loader/Entries/NetDisk-Linux.conf = title {hostname}\nlinux /linux\noptions root=LABEL=ndroot rw netdisk.persona={hostname}\n
 file esp:/EFI/BOOT/grub.cfg = menuentry {hostname} {{\n  linux /linux root=LABEL=ndroot rw netdisk.persona={hostname}\n}}\n
 [client $A]
 hostname = lab-07
@@ -137,6 +141,8 @@ dd if="$ND_TMP/b.img" of="$ND_TMP/b.p1" bs=1M skip=1 count=6 status=none
 expect_out esp-syslinux-a 'APPEND root=LABEL=ndroot rw netdisk.persona=lab-07' mtype -i "$ND_TMP/a.p1" ::/syslinux/syslinux.cfg
 expect_out esp-syslinux-grown '# gold-2 line 40' mtype -i "$ND_TMP/b.p1" ::/syslinux/syslinux.cfg
 expect_out esp-grub-shrunk '^  linux /linux root=LABEL=ndroot rw netdisk.persona=gold-2$' mtype -i "$ND_TMP/b.p1" ::/EFI/BOOT/grub.cfg
+expect_out esp-long-name '^options root=LABEL=ndroot rw netdisk.persona=gold-2$' \
+	mtype -i "$ND_TMP/b.p1" ::/loader/entries/netdisk-linux.conf
 check esp-fsck-a fsck.fat -n "$ND_TMP/a.p1"
 check esp-fsck-b fsck.fat -n "$ND_TMP/b.p1"
 dd if="$ND_TMP/gold.img" of="$ND_TMP/g.p1" bs=1M skip=1 count=6 status=none
@@ -183,11 +189,11 @@ n=$(ls "$STATE/persona/gold/" | grep -c '^525400aa0001-.*\.data$')
 check base-unchanged test "$(sha256sum <"$ND_TMP/gold.img")" = "$sha_before"
 stop_server
 
-# A crash at any point of a build (after each of the 11 files, before and
+# A crash at any point of a build (after each of the 12 files, before and
 # between the renames) leaves nothing that is taken for a layer: the next start builds it
 # whole (a clean file system with B's name) and leaves no temporary file.
 crashes_ok=0
-for k in $(seq 13); do
+for k in $(seq 14); do
 	rm -rf "$STATE/persona/gold"
 	NETDISKD_CRASH=persona:$k start_server crash-$k --config "$ND_TMP/nd.conf"
 	SRV=127.0.0.1:$ND_PORT
@@ -207,7 +213,7 @@ for k in $(seq 13); do
 		fail "crash-$k" "after the crash: $(grep -a persona "$ND_TMP/after-$k.log" | tail -n 1); $(ls "$STATE/persona/gold/")"
 	fi
 done
-[ "$crashes_ok" = 13 ] && pass "crash-during-build (13 crash points)"
+[ "$crashes_ok" = 14 ] && pass "crash-during-build (14 crash points)"
 
 # ---- builds off the main loop ---------------------------------------------
 # A build made slow on purpose (NETDISKD_PERSONA_DELAY_MS, a test knob: 5 s
