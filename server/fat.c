@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * Rewriting one existing file on a FAT16/FAT32 file system inside a layer
+ * Rewriting one existing file on a FAT12/16/32 file system inside a layer
  * (the EFI system partition's boot loader menus, for per-client kernel
  * command lines: server/persona.c).  Files are found by their 8.3 short
  * names or their VFAT long names (both case-insensitive for ASCII; a long
@@ -26,7 +26,7 @@ struct fat {
 	uint64_t off, len;      /* the partition, bytes */
 	unsigned bps, spc, nfats, bits;
 	uint64_t fat_off, fat_bytes; /* the first FAT; each copy follows at fat_bytes */
-	uint64_t root_off, root_bytes; /* FAT16's fixed root directory */
+	uint64_t root_off, root_bytes; /* FAT12/16: the fixed root directory */
 	uint32_t root_cluster;  /* FAT32 */
 	uint64_t data_off;
 	uint32_t clusters;      /* data clusters: numbers 2 .. clusters+1 */
@@ -69,11 +69,11 @@ static int fat_open(struct fat *f, struct layer *l, uint64_t off, uint64_t len)
 		return -1;
 	f->clusters = (uint32_t)((totsec - first) / f->spc);
 	f->bits = f->clusters < 4085 ? 12 : f->clusters < 65525 ? 16 : 32;
-	if (f->bits == 12 || (f->bits == 32 && le(b + 22, 2)))
-		return -1; /* FAT12 (not supported), or an inconsistent FAT32 */
+	if (f->bits == 32 && le(b + 22, 2))
+		return -1; /* an inconsistent FAT32 */
 	f->fat_off = (uint64_t)le(b + 14, 2) * f->bps;
 	f->fat_bytes = fatsz * f->bps;
-	if ((uint64_t)(f->clusters + 2) * (f->bits / 8) > f->fat_bytes)
+	if (((uint64_t)(f->clusters + 2) * f->bits + 7) / 8 > f->fat_bytes)
 		return -1;
 	f->root_off = f->fat_off + f->nfats * f->fat_bytes;
 	f->root_bytes = rootsec * f->bps;
@@ -112,38 +112,57 @@ static int valid_cluster(const struct fat *f, uint32_t c)
 	return c >= 2 && c < f->clusters + 2;
 }
 
+/* Where entry c is in a FAT copy, and how many bytes hold it (FAT12: an
+ * entry is 12 bits, two share three bytes, so it is read as a 16-bit word). */
+static uint64_t entry_at(const struct fat *f, uint32_t c, unsigned *n)
+{
+	*n = f->bits == 12 ? 2 : f->bits / 8;
+	return f->bits == 12 ? (uint64_t)c + c / 2 : (uint64_t)c * *n;
+}
+
 static int fat_get(struct fat *f, uint32_t c, uint32_t *next)
 {
 	uint8_t b[4];
-	int rc = fat_io(f, 0, b, f->bits / 8, f->fat_off + (uint64_t)c * (f->bits / 8));
+	unsigned n;
+	uint64_t at = entry_at(f, c, &n);
+	int rc = fat_io(f, 0, b, n, f->fat_off + at);
 
 	if (rc < 0)
 		return rc;
-	*next = f->bits == 16 ? le(b, 2) : le(b, 4) & 0x0fffffff;
+	if (f->bits == 12)
+		*next = c & 1 ? le(b, 2) >> 4 : le(b, 2) & 0xfff;
+	else
+		*next = f->bits == 16 ? le(b, 2) : le(b, 4) & 0x0fffffff;
 	return 0;
 }
 
 static int is_eoc(const struct fat *f, uint32_t v)
 {
-	return f->bits == 16 ? v >= 0xfff8 : v >= 0x0ffffff8;
+	return f->bits == 12 ? v >= 0xff8 : f->bits == 16 ? v >= 0xfff8 : v >= 0x0ffffff8;
 }
 
-/* Set entry c in every FAT copy (FAT32 keeps the top 4 bits). */
+/* Set entry c in every FAT copy (FAT32 keeps the top 4 bits, FAT12 the
+ * neighbour's half of the shared byte). */
 static int fat_set(struct fat *f, uint32_t c, uint32_t v)
 {
 	uint8_t b[4];
-	unsigned i, n = f->bits / 8;
+	unsigned i, n;
+	uint64_t off = entry_at(f, c, &n);
 	int rc;
 
 	for (i = 0; i < f->nfats; i++) {
-		uint64_t at = f->fat_off + i * f->fat_bytes + (uint64_t)c * n;
+		uint64_t at = f->fat_off + i * f->fat_bytes + off;
+		uint32_t w;
 
 		if ((rc = fat_io(f, 0, b, n, at)) < 0)
 			return rc;
-		if (f->bits == 16)
-			nd_put_le(b, v, 2);
+		w = le(b, n);
+		if (f->bits == 12)
+			nd_put_le(b, c & 1 ? (w & 0x000f) | (v & 0xfff) << 4 : (w & 0xf000) | (v & 0xfff), 2);
+		else if (f->bits == 16)
+			nd_put_le(b, v & 0xffff, 2);
 		else
-			nd_put_le(b, (le(b, 4) & 0xf0000000) | (v & 0x0fffffff), 4);
+			nd_put_le(b, (w & 0xf0000000) | (v & 0x0fffffff), 4);
 		if ((rc = fat_io(f, 1, b, n, at)) < 0)
 			return rc;
 	}
@@ -330,7 +349,7 @@ static int dir_find(struct fat *f, uint32_t dir_cluster, const struct want *w, u
 
 	if (!l)
 		return -ENOMEM;
-	if (!dir_cluster) { /* FAT16's root directory */
+	if (!dir_cluster) { /* FAT12/16: the fixed root directory */
 		ncl = 1;
 	} else if (chain(f, dir_cluster, &cl, &ncl) < 0) {
 		free(l);
@@ -395,7 +414,7 @@ int fat_put_file(struct layer *l, uint64_t off, uint64_t len, const char *path, 
 	int rc, r = -1;
 
 	if (fat_open(&f, l, off, len) < 0)
-		return nd_errf(err, errlen, "not a FAT16 or FAT32 file system");
+		return nd_errf(err, errlen, "not a FAT12, FAT16 or FAT32 file system");
 	dir = f.bits == 32 ? f.root_cluster : 0;
 	for (;;) {
 		while (*p == '/')

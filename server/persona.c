@@ -1083,7 +1083,7 @@ static int find_parts(struct layer *l, struct part *p)
 	return n;
 }
 
-/* The first FAT16/32 partition of the disk in `l` (the EFI system partition). */
+/* The first FAT (12/16/32) partition of the disk in `l` (the EFI system partition). */
 static int find_fat(struct layer *l, struct part *out)
 {
 	struct part p[MAX_PARTS];
@@ -1184,7 +1184,7 @@ int persona_check_images(struct server *s, char *err, size_t errlen)
 			return -1;
 		for (j = 0; j < im->persona.nfiles; j++)
 			if (is_esp(im->persona.files[j].path) && find_fat(im->base, &pt) < 0)
-				return fail(err, errlen, "image %s: file %s: the image has no FAT16/FAT32 "
+				return fail(err, errlen, "image %s: file %s: the image has no FAT "
 					    "partition", im->name, im->persona.files[j].path);
 	}
 	return 0;
@@ -2094,7 +2094,7 @@ static int build(struct persona_job *j, const struct part *pt, const char *data,
 		if (!is_esp(j->files[i].path))
 			continue;
 		if (find_fat(delta, &fp) < 0) {
-			fail(err, errlen, "file %s: image %s has no FAT16/FAT32 partition", j->files[i].path,
+			fail(err, errlen, "file %s: image %s has no FAT partition", j->files[i].path,
 			     j->img->name);
 			goto out;
 		}

@@ -305,8 +305,21 @@ file /etc/big from big.tmpl
 path = nodir.img
 hostname = n-{index}
 file /opt/app/conf = x
+[image f12]
+path = f12.img
+hostname = t-{index}
+ssh-host-keys = no
+file esp:/syslinux/syslinux.cfg from syslinux.tmpl
 CONF
 cp "$ND_TMP/gold.img" "$ND_TMP/nodir.img"
+# f12: gold with a small FAT12 ESP (1.5 MiB, 512-byte clusters: the grown
+# menu takes new clusters, odd and even FAT12 entries).
+cp --sparse=always "$ND_TMP/gold.img" "$ND_TMP/f12.img"
+rm -f "$ND_TMP/esp12.img"
+mkfs.fat -F 12 -s 1 -n ND12 -C "$ND_TMP/esp12.img" 1536 >/dev/null
+mmd -i "$ND_TMP/esp12.img" ::/syslinux
+mcopy -i "$ND_TMP/esp12.img" "$ND_TMP/syslinux.cfg" ::/syslinux/syslinux.cfg
+dd if="$ND_TMP/esp12.img" of="$ND_TMP/f12.img" bs=1M seek=1 conv=notrunc status=none
 start_server nd3 --config "$ND_TMP/att.conf"
 SRV=127.0.0.1:$ND_PORT
 # The CLI shows the specific status (PERSONA) and the reason the reply carries.
@@ -317,6 +330,10 @@ expect_out attach-no-space-logged 'attach refused, personalization of image smal
 if ls "$STATE/persona/small/" 2>/dev/null | grep -q .; then
 	fail no-half-layer "$(ls "$STATE/persona/small/")"; else pass no-half-layer; fi
 expect_out others-served 'personalized: yes' "$NETDISK" info "$SRV" --mac "$D" --image gold
+# FAT12: the client's grown menu, and a clean FAT12.
+"$NETDISK" read "$SRV" 2048 3072 -o "$ND_TMP/d12.p1" --mac "$D" --image f12 >/dev/null 2>&1
+expect_out fat12-menu '# t-aa0004 line 40' mtype -i "$ND_TMP/d12.p1" ::/syslinux/syslinux.cfg
+check fat12-fsck fsck.fat -n "$ND_TMP/d12.p1"
 # Unlisted clients' SSH host keys come from the pool made ahead (persona-key-pool,
 # 32): F's first attach takes a ready set (its comment is the pool's, not
 # root@netdisk-MAC12 as ssh-keygen at the attach would make it).
