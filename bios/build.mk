@@ -6,7 +6,7 @@ BIOS_CFLAGS := -m16 -march=i686 -ffreestanding -fno-pie -fno-pic -fno-jump-table
 	-mno-sse -mno-mmx -mno-80387 -fno-common -ffunction-sections -fdata-sections \
 	-Wall -Wextra -Wno-unused-parameter -Iinclude -Iclient -Ibios
 BIOS_C := bios/main.c bios/disk.c bios/pxe.c bios/nic.c bios/memory.c bios/console.c bios/clock.c bios/libc.c bios/resident.c \
-	client/ndclient.c client/policy.c client/ipstack.c client/virtio_net.c
+	client/ndclient.c client/sha256.c client/policy.c client/ipstack.c client/virtio_net.c
 BIOS_OBJ := $(patsubst %.c,$(BUILD)/bios/%.o,$(notdir $(BIOS_C))) $(BUILD)/bios/entry.o
 
 all: $(BUILD)/netdisk.pxe

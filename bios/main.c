@@ -109,7 +109,6 @@ static void attach(const struct nd_transport *tp)
 {
 	char image[ND_IMAGE_NAME_LEN + 1];
 	uint16_t timeout = attach_timeout_s();
-	const char *reason;
 	int rc;
 
 	memcpy(image, bootcfg.image, ND_IMAGE_NAME_LEN);
@@ -121,14 +120,15 @@ static void attach(const struct nd_transport *tp)
 	disk.cfg.give_up_ms = (uint32_t)timeout * 1000;
 	disk.cfg.event = on_event;
 	disk.cfg.caps = ND_CAP_BOOT_TABLE;
+	if (bootcfg.flags & ND_BOOTCFG_KEYED) /* netdisk patch --key: ATTACH signed */
+		disk.cfg.key = bootcfg.site_key;
 	con_printf("netdisk: attaching to %I:%u as %I (up to %u s)\n", net.server_ip, server_port,
 		   net.my_ip, timeout);
 	rc = nd_attach_ladder(&disk, image, ladder, sizeof(ladder) / sizeof(ladder[0]),
 			      PROBE_GIVE_UP_MS);
 	if (rc == ND_E_STATUS) {
-		con_printf("netdisk: server refused: %s", nd_status_text(disk.last_status));
-		reason = nd_status_reason(&disk);
-		con_printf(*reason ? ": %s\n" : "\n", reason);
+		con_printf("netdisk: server refused: %s%s\n", nd_status_text(disk.last_status),
+			   nd_status_reason(&disk));
 		give_up("cannot attach the disk");
 	}
 	if (rc != ND_DONE)

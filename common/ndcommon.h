@@ -38,6 +38,13 @@ int nd_write_full(int fd, const void *buf, size_t len);
  * not a regular file).  Opened non-blocking: a FIFO cannot hang the caller. */
 char *nd_read_file(const char *path, size_t max, size_t *len);
 
+/* Site and admin keys (docs/security.md): a file of 64 hex digits, white
+ * space ignored.  0, or -1 with why saying what is wrong (key.c). */
+#define ND_KEYFILE_LEN 32
+int nd_key_parse(const char *text, size_t len, uint8_t key[ND_KEYFILE_LEN], char *why,
+		 size_t whylen);
+int nd_key_load(const char *path, uint8_t key[ND_KEYFILE_LEN], char *why, size_t whylen);
+
 /* An n-byte little-endian number at p (on-disk formats: MBR, GPT, FAT). */
 static inline uint64_t nd_get_le(const uint8_t *p, int n)
 {

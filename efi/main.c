@@ -115,10 +115,8 @@ static EFI_STATUS attach(void)
 		return EFI_TIMEOUT;
 	}
 	if (rc == ND_E_STATUS) {
-		const char *reason = nd_status_reason(&client);
-
-		Print(L"netdisk: the server refused: %a%a%a\n", nd_status_text(client.last_status),
-		      *reason ? ": " : "", reason);
+		Print(L"netdisk: the server refused: %a%a\n", nd_status_text(client.last_status),
+		      nd_status_reason(&client));
 		return EFI_ACCESS_DENIED;
 	}
 	if (rc < 0) {
@@ -175,6 +173,8 @@ static EFI_STATUS start_client(EFI_HANDLE image)
 	if (efi_net_can_join())
 		client.cfg.caps |= ND_CAP_MULTICAST;
 	client.cfg.nonce = efi_clock_entropy();
+	if (efi_bootcfg.flags & ND_BOOTCFG_KEYED) /* netdisk patch --key: ATTACH signed */
+		client.cfg.key = efi_bootcfg.site_key;
 	client.cfg.event = on_event;
 	status = attach();
 	if (!EFI_ERROR(status))

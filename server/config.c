@@ -29,6 +29,7 @@ void config_defaults(struct config *c)
 	c->nbd_per_address = 64;
 	c->trace_max = 1000000;
 	c->boot_limit = 300;
+	c->nbd_exports = NBD_EXPORTS_SESSIONS; /* anonymous NBD never names an image */
 	mcast_config_defaults(&c->mc);
 }
 
@@ -282,6 +283,15 @@ static int global_key(struct parser *p, const char *k, const char *v)
 		if (strcmp(v, "address") && strcmp(v, "any"))
 			return bad(p, "nbd-session-binding must be address or any, not", v);
 		c->nbd_session_any_address = !strcmp(v, "any");
+	} else if (!strcmp(k, "mac-binding")) {
+		if (strcmp(v, "address") && strcmp(v, "off"))
+			return bad(p, "mac-binding must be address or off, not", v);
+		c->mac_binding_off = !strcmp(v, "off");
+	} else if (!strcmp(k, "site-key") || !strcmp(k, "admin-key")) {
+		char *dst = k[0] == 's' ? c->site_key_file : c->admin_key_file;
+
+		if (snprintf(dst, PATH_MAX, "%s", v) >= PATH_MAX)
+			return bad(p, "key file path too long", v);
 	} else if (!strcmp(k, "trace-dir")) {
 		if (snprintf(c->trace_dir, sizeof(c->trace_dir), "%s", v) >= (int)sizeof(c->trace_dir) - 128)
 			return bad(p, "trace-dir too long", v);

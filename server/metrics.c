@@ -28,7 +28,7 @@ static const char *const op_names[MO_OPS] = { "read", "write", "flush", "trim", 
 static const char *const transport_names[MT_TRANSPORTS] = { "udp", "nbd" };
 static const char *const status_names[METRIC_STATUSES] = {
 	"ok", "version", "opcode", "session", "range", "denied", "busy", "noimage", "io",
-	"inval", "readonly", "nospace", "persona",
+	"inval", "readonly", "nospace", "auth", "persona",
 };
 
 unsigned long long metrics_storage_errors;
@@ -216,9 +216,11 @@ static void status_line(struct server *s, struct session *ss, void *arg)
 void status_lines(struct server *s, struct strbuf *out)
 {
 	sb_printf(out, "server\tsessions=%u\tmax_sessions=%u\tunicast_bytes=%llu\t"
-		  "multicast_bytes=%llu\tattaches=%llu\tos_takeovers=%llu\n",
+		  "multicast_bytes=%llu\tattaches=%llu\tos_takeovers=%llu\t"
+		  "refused_site_key=%lu\trefused_mac_binding=%lu\n",
 		  s->nsessions, s->cfg.max_sessions, s->stats.tx_unicast, s->stats.tx_multicast,
-		  GET(s->metrics.attaches), GET(s->metrics.os_takeovers));
+		  GET(s->metrics.attaches), GET(s->metrics.os_takeovers), s->stats.auth_refused,
+		  s->stats.mac_bound);
 	each_session(s, status_line, out);
 }
 
@@ -274,11 +276,12 @@ void status_json(struct server *s, struct strbuf *out)
 
 	sb_printf(out, "{\"time_ms\":%lld,\"sessions\":%u,\"unicast_bytes\":%llu,"
 		  "\"multicast_bytes\":%llu,\"read_bytes\":%llu,\"written_bytes\":%llu,"
+		  "\"refused_site_key\":%lu,\"refused_mac_binding\":%lu,"
 		  "\"multicast\":%s,\"clients\":[", (long long)wall_ms(), s->nsessions,
 		  s->stats.tx_unicast, s->stats.tx_multicast,
 		  GET(s->metrics.bytes_read[MT_UDP]) + GET(s->metrics.bytes_read[MT_NBD]),
 		  GET(s->metrics.bytes_written[MT_UDP]) + GET(s->metrics.bytes_written[MT_NBD]),
-		  s->mc ? "true" : "false");
+		  s->stats.auth_refused, s->stats.mac_bound, s->mc ? "true" : "false");
 	each_session(s, client_json, &w);
 	sb_printf(out, "],\"images\":[");
 	for (i = 0; i < s->cfg.nimages; i++) {
@@ -415,6 +418,12 @@ void metrics_render(struct server *s, struct strbuf *out)
 		  s->stats.attach_limited);
 	sb_printf(out, "netdisk_dropped_datagrams_total{reason=\"short_attach\"} %lu\n",
 		  s->stats.short_attach);
+	head(out, "netdisk_attach_refused_total", "counter",
+	     "ATTACHes refused by the access model, by reason (docs/security.md).");
+	sb_printf(out, "netdisk_attach_refused_total{reason=\"site_key\"} %lu\n",
+		  s->stats.auth_refused);
+	sb_printf(out, "netdisk_attach_refused_total{reason=\"mac_binding\"} %lu\n",
+		  s->stats.mac_bound);
 	head(out, "netdisk_attaches_total", "counter", "Sessions made by ATTACH.");
 	sb_printf(out, "netdisk_attaches_total %llu\n", GET(m->attaches));
 	head(out, "netdisk_boot_duration_seconds", "histogram",

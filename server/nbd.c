@@ -304,14 +304,14 @@ static uint32_t open_export(struct conn *c, const char *name)
 
 		if (strlen(name) > ND_IMAGE_NAME_LEN)
 			err = NBD_REP_ERR_UNKNOWN;
-		ss = err ? NULL : session_attach_nbd(s, c->mac, name, c->peer, &status);
+		ss = err ? NULL : session_attach_nbd(s, c->mac, name, c->peer, c->tls != NULL, &status);
 		/* Its personalization layer is being built by a worker: wait for
 		 * it without the server lock (other clients go on), then again. */
 		for (tries = 0; !ss && status == ND_PERSONA_PENDING && tries < 3; tries++) {
 			pthread_rwlock_unlock(&s->lock);
 			persona_wait(s, c->mac, PERSONA_WAIT_S);
 			pthread_rwlock_wrlock(&s->lock);
-			ss = session_attach_nbd(s, c->mac, name, c->peer, &status);
+			ss = session_attach_nbd(s, c->mac, name, c->peer, c->tls != NULL, &status);
 		}
 		if (!ss && status == ND_PERSONA_PENDING)
 			snprintf(s->refusal, sizeof(s->refusal), "its personalization layer is "

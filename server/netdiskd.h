@@ -73,6 +73,9 @@ struct config {
 	char nbd_tls_certificates[PATH_MAX]; /* dir: server-cert.pem, server-key.pem[, ca-cert.pem] */
 	int nbd_exports;          /* enum nbd_exports: which export names NBD clients may open */
 	int nbd_session_any_address; /* session:TOKEN from any address (else only its own) */
+	int mac_binding_off;      /* mac-binding = off: an unkeyed ATTACH may take a MAC from any address */
+	char site_key_file[PATH_MAX];  /* site-key: every UDP ATTACH signed with it; "" = none */
+	char admin_key_file[PATH_MAX]; /* admin-key: direct/maintenance mode only with it; "" = none */
 	struct image *images;
 	int nimages;
 	struct client_rule *clients;
@@ -144,6 +147,8 @@ struct stats {
 	unsigned long wrong_peer;    /* a valid token from an address other than its session's */
 	unsigned long attach_limited; /* ATTACHes dropped by the per-source rate limit */
 	unsigned long short_attach;  /* ATTACHes shorter than their reply (amplification) */
+	unsigned long auth_refused;  /* ATTACHes refused: site key missing, wrong or stale (auth.c) */
+	unsigned long mac_bound;     /* unkeyed ATTACHes refused by mac-binding (another address's MAC) */
 	unsigned long expired, evicted;
 	unsigned long long tx_unicast;   /* bytes of UDP replies to clients, headers included */
 	unsigned long long tx_multicast; /* bytes sent to multicast groups (mcast.c) */
@@ -179,7 +184,11 @@ struct server {
 	struct mcast_state *mc;   /* multicast groups (mcast.c), or NULL: multicast off */
 	struct metrics metrics;   /* counters for status and /metrics (metrics.c) */
 	int http_fd;              /* the metrics and dashboard listener (http.c), or -1 */
+	struct auth_state *auth;  /* site and admin keys (auth.c), or NULL: none configured */
 };
+
+/* How an ATTACH proved itself (auth.c). */
+enum attach_auth { AUTH_NONE, AUTH_SITE, AUTH_ADMIN };
 
 /* config.c */
 void config_defaults(struct config *c);
@@ -197,10 +206,13 @@ struct session *session_find(struct server *s, const uint8_t token[16]);
 /* The write-cache setting the session's agent gets: its client's, else its
  * image's, "" for none (lock held). */
 const char *session_write_cache(struct server *s, const struct session *ss);
+/* A UDP ATTACH; auth is how it proved itself (enum attach_auth). */
 struct session *session_attach(struct server *s, const struct nd_attach_req *req,
-			       const struct sockaddr *from, socklen_t fromlen, unsigned *status);
+			       const struct sockaddr *from, socklen_t fromlen, int auth,
+			       unsigned *status);
+/* tls: the connection is over TLS (counts as the admin credential). */
 struct session *session_attach_nbd(struct server *s, const uint8_t mac[6], const char *image,
-				   const char *peer, unsigned *status);
+				   const char *peer, int tls, unsigned *status);
 int session_from_peer(const struct session *ss, const struct sockaddr *from, socklen_t fromlen);
 int attach_rate_ok(struct server *s, const struct sockaddr *from);
 void sessions_sweep(struct server *s);
@@ -264,6 +276,23 @@ int rate_allow(struct rate_table *t, const struct sockaddr *sa, unsigned rate, u
 	       unsigned report_s, unsigned *refused);
 int addr_conn_take(const struct sockaddr *sa, unsigned max, unsigned *open);
 void addr_conn_give(const struct sockaddr *sa);
+
+/* auth.c: the site key (docs/security.md) */
+struct auth_state;
+int auth_init(struct server *s, char *err, size_t errlen);
+void auth_free(struct server *s);
+/* Check a whole ATTACH datagram (len >= ND_HDR_SIZE + ND_ATTACH_REQ_LEN):
+ * AUTH_SITE or AUTH_ADMIN if its authenticator is right and its challenge
+ * fresh, else -1 with a challenge for `from` in challenge[16] and why. */
+int auth_check(struct server *s, const uint8_t *pkt, const struct sockaddr *from,
+	       uint8_t challenge[16], const char **why);
+/* Is every UDP ATTACH to carry the site key (site-key set)? */
+int auth_site_required(const struct server *s);
+/* Does direct/maintenance mode over UDP need the admin key (admin-key set)? */
+int auth_admin_required(const struct server *s);
+/* Log a refused ATTACH: once per source address and minute, with counts. */
+void auth_log_refusal(struct server *s, const struct sockaddr *from, const uint8_t mac[6],
+		      const char *why);
 
 /* udp.c */
 void handle_datagram(struct server *s, const uint8_t *pkt, size_t len,

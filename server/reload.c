@@ -49,6 +49,10 @@ static void restart_only(const struct config *o, const struct config *n, char *o
 		add_name(out, outlen, "nbd-tls-psk-file");
 	if (strcmp(o->nbd_tls_certificates, n->nbd_tls_certificates))
 		add_name(out, outlen, "nbd-tls-certificates");
+	if (strcmp(o->site_key_file, n->site_key_file))
+		add_name(out, outlen, "site-key");
+	if (strcmp(o->admin_key_file, n->admin_key_file))
+		add_name(out, outlen, "admin-key");
 	if (a->mode != b->mode)
 		add_name(out, outlen, "multicast");
 	if (a->group_base != b->group_base || a->group_count != b->group_count)
@@ -166,6 +170,7 @@ int config_reload(struct server *s, struct config *n, char *err, size_t errlen)
 	CHANGED(o->nbd_exports != n->nbd_exports, "nbd-exports");
 	CHANGED(o->nbd_session_any_address != n->nbd_session_any_address, "nbd-session-binding");
 	CHANGED(o->boot_limit != n->boot_limit, "boot-limit");
+	CHANGED(o->mac_binding_off != n->mac_binding_off, "mac-binding");
 	CHANGED(o->persona_key_pool != n->persona_key_pool, "persona-key-pool");
 	CHANGED(o->mc.rate_mbit != n->mc.rate_mbit, "multicast-rate");
 	CHANGED(o->mc.window_ms != n->mc.window_ms, "multicast-window");
@@ -188,6 +193,7 @@ int config_reload(struct server *s, struct config *n, char *err, size_t errlen)
 	o->nbd_exports = n->nbd_exports;
 	o->nbd_session_any_address = n->nbd_session_any_address;
 	o->boot_limit = n->boot_limit;
+	o->mac_binding_off = n->mac_binding_off;
 	o->mc.rate_mbit = n->mc.rate_mbit;
 	o->mc.window_ms = n->mc.window_ms;
 	o->mc.resend_ms = n->mc.resend_ms;

@@ -70,7 +70,8 @@ struct request {
 	struct replies out;
 	struct session *ss;    /* its session, once found */
 	uint64_t moved;        /* bytes it read or wrote (metrics) */
-	int again;             /* an ATTACH answered after its layer was built */
+	int again;             /* an ATTACH answered after its layer was built ... */
+	int again_auth;        /* ... and what auth_check said of it when it came */
 };
 
 static void error_reply(struct request *q, unsigned status)
@@ -134,6 +135,7 @@ static void log_short_attach(struct request *q)
 /* An ATTACH whose layer a worker builds (persona.c), kept to be answered
  * then: the datagram and where it came from. */
 struct deferred {
+	int auth;              /* AUTH_*: its site-key check, passed when it came */
 	struct sockaddr_storage from;
 	socklen_t fromlen;
 	size_t len;
@@ -141,7 +143,7 @@ struct deferred {
 };
 
 static void handle(struct server *s, const uint8_t *pkt, size_t len, const struct sockaddr *from,
-		   socklen_t fromlen, int again);
+		   socklen_t fromlen, int again, int again_auth);
 
 /* persona.c's worker, under the server lock, once the layer is built: the
  * ATTACH again, which now finds it (or its refusal) and is answered. */
@@ -149,19 +151,20 @@ static void attach_again(struct server *s, void *arg)
 {
 	struct deferred *d = arg;
 
-	handle(s, d->pkt, d->len, (const struct sockaddr *)&d->from, d->fromlen, 1);
+	handle(s, d->pkt, d->len, (const struct sockaddr *)&d->from, d->fromlen, 1, d->auth);
 	free(d);
 }
 
 /* Keep the ATTACH for attach_again.  The client retransmits it meanwhile:
  * the latest one (its address and header) is the one answered, and a
  * retransmission after the answer gets the same session (the nonce rule). */
-static void defer_attach(struct request *q, const struct nd_attach_req *req)
+static void defer_attach(struct request *q, const struct nd_attach_req *req, int auth)
 {
 	struct deferred *d;
 
 	if (q->fromlen > sizeof(d->from) || !(d = malloc(sizeof(*d) + ND_HDR_SIZE + q->data_len)))
 		return; /* the client's retransmission after the build is answered */
+	d->auth = auth; /* (its challenge may be stale by the time it is answered) */
 	memcpy(&d->from, q->from, q->fromlen);
 	d->fromlen = q->fromlen;
 	d->len = ND_HDR_SIZE + q->data_len;
@@ -181,6 +184,7 @@ static void do_attach(struct request *q)
 	struct nd_attach_rep *rep = (struct nd_attach_rep *)q->payload;
 	struct session *ss;
 	unsigned status = ND_OK;
+	int auth = AUTH_NONE;
 
 	if (!q->again && !attach_rate_ok(q->s, q->from))
 		return;
@@ -194,9 +198,28 @@ static void do_attach(struct request *q)
 		error_reply(q, ND_ERR_INVAL);
 		return;
 	}
-	ss = session_attach(q->s, req, q->from, q->fromlen, &status);
+	if (q->again) {
+		auth = q->again_auth; /* checked when it first came */
+	} else if (q->s->auth) {
+		uint8_t challenge[16];
+		const char *why;
+
+		auth = auth_check(q->s, (const uint8_t *)q->h, q->from, challenge, &why);
+		if (auth < 0 || (auth == AUTH_NONE && auth_site_required(q->s))) {
+			/* AUTH, header-only, its token the challenge to sign: a keyed
+			 * client signs again; anyone else is refused (and counted). */
+			if (auth != -2) {
+				q->s->stats.auth_refused++;
+				auth_log_refusal(q->s, q->from, req->mac, why);
+			}
+			error_reply(q, ND_ERR_AUTH);
+			memcpy(((struct nd_hdr *)q->out.hdr[0])->token, challenge, 16);
+			return;
+		}
+	}
+	ss = session_attach(q->s, req, q->from, q->fromlen, auth, &status);
 	if (!ss && status == ND_PERSONA_PENDING) {
-		defer_attach(q, req);
+		defer_attach(q, req, auth);
 		return; /* no reply yet: it comes when the layer is built */
 	}
 	if (!ss) {
@@ -427,11 +450,11 @@ void handle_datagram(struct server *s, const uint8_t *pkt, size_t len,
 		     const struct sockaddr *from, socklen_t fromlen)
 {
 	s->stats.datagrams++;
-	handle(s, pkt, len, from, fromlen, 0);
+	handle(s, pkt, len, from, fromlen, 0, 0);
 }
 
 static void handle(struct server *s, const uint8_t *pkt, size_t len, const struct sockaddr *from,
-		   socklen_t fromlen, int again)
+		   socklen_t fromlen, int again, int again_auth)
 {
 	struct request q;
 	struct session *ss;
@@ -451,6 +474,7 @@ static void handle(struct server *s, const uint8_t *pkt, size_t len, const struc
 	q.ss = NULL;
 	q.moved = 0;
 	q.again = again;
+	q.again_auth = again_auth;
 	if (q.h->version != ND_VERSION) {
 		error_reply(&q, ND_ERR_VERSION);
 	} else if (q.h->opcode == ND_OP_ATTACH) {

@@ -43,8 +43,8 @@ $(BUILD)/tsan/netdiskd: $(patsubst %.c,$(BUILD)/tsan/%.o,$(SERVER_SRC) $(COMMON_
 # the config parser's errors, common/.
 UNIT_SRC := tests/unit/unit-main.c tests/unit/unit-common.c tests/unit/unit-config.c \
 	tests/unit/unit-client.c tests/unit/unit-ipstack.c tests/unit/unit-overlay.c \
-	tests/unit/unit-tiers.c
-UNIT_LIBS := $(SERVER_CORE_SRC) $(COMMON_SRC) client/ndclient.c client/policy.c client/ipstack.c \
+	tests/unit/unit-tiers.c tests/unit/unit-crypto.c
+UNIT_LIBS := $(SERVER_CORE_SRC) $(COMMON_SRC) client/ndclient.c client/sha256.c client/policy.c client/ipstack.c \
 	client/group.c linux/agent/tiers.c linux/agent/wcconf.c
 $(BUILD)/tests/unittest: $(patsubst %.c,$(BUILD)/asan/%.o,$(UNIT_SRC) $(UNIT_LIBS))
 	@mkdir -p $(dir $@)
@@ -52,7 +52,7 @@ $(BUILD)/tests/unittest: $(patsubst %.c,$(BUILD)/asan/%.o,$(UNIT_SRC) $(UNIT_LIB
 
 # libFuzzer over every parser of untrusted input (clang); t-fuzz.sh runs each
 # for a bounded time.
-FUZZERS := udp nbd config frames control group stormtrace http psk tiers template fat
+FUZZERS := udp nbd config frames control group stormtrace http psk tiers template fat auth
 FUZZ_BINS := $(patsubst %,$(BUILD)/fuzz/fuzz-%,$(FUZZERS))
 FUZZ_CFLAGS := $(filter-out -Wshadow -Wno-format-truncation,$(SERVER_CFLAGS)) -O1 -g \
 	-fsanitize=fuzzer-no-link,address,undefined

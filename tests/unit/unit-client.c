@@ -164,6 +164,7 @@ static void server_down(void)
 	if (!net.up)
 		return;
 	mcast_close(&net.srv);
+	auth_free(&net.srv);
 	server_close(&net.srv);
 	config_free(&net.srv.cfg);
 	free(net.srv.iobuf);
@@ -867,6 +868,61 @@ static void multicast(const char *image)
 	server_down();
 }
 
+/*
+ * The site key through the client core and the server's handler: a keyed
+ * client gets its challenge and attaches, also through loss, duplication
+ * and reordering (the challenge round trip retries like any request); an
+ * unkeyed one and one with another key get AUTH and nothing else.
+ */
+static void site_key(const char *image)
+{
+	static const uint8_t key[ND_KEY_LEN] = { 1, 2, 3, 4, 5, 6, 7, 8, 9 };
+	uint8_t other[ND_KEY_LEN] = { 9 };
+	char path[300], err[512];
+	struct nd_client c;
+	struct verify v = { 0, 0, 0 };
+	unsigned i, ok = 0;
+	FILE *f;
+	int rc;
+
+	if (server_up(image, ND_MODE_VOLATILE, NULL) < 0)
+		return;
+	snprintf(path, sizeof(path), "%s/site.key", unit_tmpdir());
+	f = fopen(path, "w");
+	for (i = 0; f && i < ND_KEY_LEN; i++)
+		fprintf(f, "%02x", key[i]);
+	if (!f || fclose(f) != 0)
+		return;
+	snprintf(net.srv.cfg.site_key_file, sizeof(net.srv.cfg.site_key_file), "%s", path);
+	if (auth_init(&net.srv, err, sizeof(err)) < 0) {
+		check_that(0, "site-key-init", "%s", err);
+		return;
+	}
+	for (i = 0; i < 20; i++) {
+		script(i ? 10 : 0, i ? 10 : 0, i ? 10 : 0, 100 + i);
+		client_new(&c, ND_DEFAULT_DGRAM, 16);
+		c.cfg.key = key;
+		c.cfg.nonce = 1000 + i;
+		v.bad = 0;
+		rc = nd_attach(&c, "disk");
+		if (rc == ND_DONE && nd_read(&c, 0, 64, put_check, &v) == ND_DONE && !v.bad)
+			ok++;
+	}
+	check_that(ok == 20, "site-key-attach-through-loss", "%u of 20 keyed clients attached and read", ok);
+	script(0, 0, 0, 7);
+	client_new(&c, ND_DEFAULT_DGRAM, 16);
+	rc = nd_attach(&c, "disk");
+	check_that(rc == ND_E_STATUS && c.last_status == ND_ERR_AUTH, "site-key-unkeyed-gets-auth",
+		   "rc %d status %u", rc, c.last_status);
+	client_new(&c, ND_DEFAULT_DGRAM, 16);
+	c.cfg.key = other;
+	rc = nd_attach(&c, "disk");
+	check_that(rc == ND_E_STATUS && c.last_status == ND_ERR_AUTH && net.srv.stats.auth_refused == 4,
+		   "site-key-wrong-key-gets-auth-counted", "rc %d status %u refused %lu", rc,
+		   c.last_status, net.srv.stats.auth_refused);
+	server_down();
+}
+
 void unit_client(void)
 {
 	char image[300], big[300];
@@ -881,4 +937,5 @@ void unit_client(void)
 	recovery(image, big);
 	storage_error(image);
 	multicast(image);
+	site_key(image);
 }

@@ -87,6 +87,7 @@ static const struct {
 	{ "ipstack", unit_ipstack },
 	{ "overlay", unit_overlay },
 	{ "tiers", unit_tiers },
+	{ "crypto", unit_crypto },
 };
 
 int main(int argc, char **argv)

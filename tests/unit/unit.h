@@ -17,6 +17,7 @@ void unit_client(void);
 void unit_ipstack(void);
 void unit_overlay(void);
 void unit_tiers(void);
+void unit_crypto(void);
 
 /* Make every pwrite fail with err (0: work again), for storage errors
  * (unit-overlay.c's --wrap=pwrite). */
