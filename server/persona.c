@@ -2428,6 +2428,20 @@ int persona_pending(struct server *s, const uint8_t mac[6], const struct image *
 	return busy;
 }
 
+void *persona_deferred(struct server *s, const uint8_t mac[6])
+{
+	struct pending *p;
+	void *arg;
+
+	(void)s;
+	pthread_mutex_lock(&pend_lock);
+	for (p = pend_list; p && (memcmp(p->mac, mac, 6) || p->state == P_DONE); p = p->next)
+		;
+	arg = p ? p->arg : NULL;
+	pthread_mutex_unlock(&pend_lock);
+	return arg;
+}
+
 void persona_defer(struct server *s, const uint8_t mac[6],
 		   void (*done)(struct server *s, void *arg), void *arg)
 {

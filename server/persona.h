@@ -115,6 +115,9 @@ struct layer *persona_open(struct server *s, struct session *ss, uint64_t *id, u
 int persona_pending(struct server *s, const uint8_t mac[6], const struct image *img);
 void persona_defer(struct server *s, const uint8_t mac[6],
 		   void (*done)(struct server *s, void *arg), void *arg);
+/* The `arg` kept for the client's build, or NULL (server lock held: it stays
+ * the waiting one's until the worker takes it under that lock). */
+void *persona_deferred(struct server *s, const uint8_t mac[6]);
 /* Wait (without the server lock) until the client's build is done: 0, or -1
  * after timeout_s seconds. */
 int persona_wait(struct server *s, const uint8_t mac[6], unsigned timeout_s);

@@ -156,12 +156,23 @@ static void attach_again(struct server *s, void *arg)
 }
 
 /* Keep the ATTACH for attach_again.  The client retransmits it meanwhile:
- * the latest one (its address and header) is the one answered, and a
- * retransmission after the answer gets the same session (the nonce rule). */
+ * the latest one from the address of the first is the one answered, and a
+ * retransmission after the answer gets the same session (the nonce rule).
+ * An ATTACH of the MAC from elsewhere meanwhile is not kept (the first
+ * address wins, as without a build: mac-binding); it is answered by the
+ * rules of the session table once it comes again after the build. */
 static void defer_attach(struct request *q, const struct nd_attach_req *req, int auth)
 {
+	const struct deferred *old = persona_deferred(q->s, req->mac);
 	struct deferred *d;
+	char a[64], b[64];
 
+	if (old) {
+		format_peer((const struct sockaddr *)&old->from, a, sizeof(a));
+		format_peer(q->from, b, sizeof(b));
+		if (strcmp(a, b))
+			return;
+	}
 	if (q->fromlen > sizeof(d->from) || !(d = malloc(sizeof(*d) + ND_HDR_SIZE + q->data_len)))
 		return; /* the client's retransmission after the build is answered */
 	d->auth = auth; /* (its challenge may be stale by the time it is answered) */

@@ -226,6 +226,7 @@ E=52:54:00:aa:00:05
 cp --sparse=always "$ND_TMP/gold.img" "$ND_TMP/plain.img"
 cat >"$ND_TMP/slow.conf" <<CONF
 state-dir = $ND_TMP/slow-state
+nbd-exports = images
 [image gold]
 path = gold.img
 hostname = s-{index}
