@@ -2394,11 +2394,17 @@ static void *persona_worker(void *arg)
 	return NULL;
 }
 
-/* Queue the job (pend_lock held): 0, or -1 if no worker can be had. */
+/* Queue the job at the end (pend_lock held): builds go in arrival order.
+ * 0; -2 if max-sessions builds wait already; -1 if no worker can be had. */
 static int pend_queue(struct server *s, struct session *ss, struct persona_job *j)
 {
-	struct pending *p;
+	struct pending *p, **pp = &pend_list;
+	unsigned waiting = 0;
 
+	for (; *pp; pp = &(*pp)->next)
+		waiting += (*pp)->state != P_DONE;
+	if (waiting >= s->cfg.max_sessions)
+		return -2;
 	while (nworkers < PERSONA_WORKERS &&
 	       pthread_create(&workers[nworkers], NULL, persona_worker, s) == 0)
 		nworkers++;
@@ -2409,8 +2415,7 @@ static int pend_queue(struct server *s, struct session *ss, struct persona_job *
 	p->job = *j;
 	p->job.vn->refs++; /* (server lock held) given back by the worker, under it */
 	memset(j, 0, sizeof(*j)); /* its files are the queued job's now */
-	p->next = pend_list;
-	pend_list = p;
+	*pp = p;
 	pthread_cond_signal(&pend_work);
 	return 0;
 }
@@ -2568,6 +2573,12 @@ struct layer *persona_open(struct server *s, struct session *ss, uint64_t *id, u
 			pthread_mutex_unlock(&pend_lock);
 			if (rc == 0) {
 				*status = ND_PERSONA_PENDING;
+				goto out;
+			}
+			if (rc == -2) {
+				*status = ND_ERR_BUSY;
+				fail(err, errlen, "server full: max-sessions personalization layers are "
+				     "being built already");
 				goto out;
 			} /* else no worker: built here */
 		}

@@ -728,9 +728,9 @@ static struct session *attach(struct server *s, const struct nd_attach_req *req,
 			*status = ND_PERSONA_PENDING;
 			return NULL;
 		}
-		if (lstatus == ND_ERR_PERSONA) {
+		if (lstatus == ND_ERR_PERSONA || lstatus == ND_ERR_BUSY) {
 			session_free(ss);
-			*status = ND_ERR_PERSONA;
+			*status = lstatus;
 			why = err;
 			goto refused;
 		}

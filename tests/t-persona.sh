@@ -220,8 +220,9 @@ done
 # more per build): while a worker builds D's layer, E attaches to another
 # image and reads (with a 3 s timeout, so a server busy building would fail
 # it), before D's build is done; D's ATTACH is answered once it is, with one
-# session however often D retransmitted; an NBD client naming the image
-# waits for its build the same way.
+# session however often D retransmitted; no more than max-sessions builds
+# wait (G is refused BUSY); an NBD client naming the image waits for its
+# build the same way.
 E=52:54:00:aa:00:05
 cp --sparse=always "$ND_TMP/gold.img" "$ND_TMP/plain.img"
 cat >"$ND_TMP/slow.conf" <<CONF
@@ -243,6 +244,7 @@ if wait_for 10 grep -q "persona building mac=$D image=gold" "$ND_TMP/slow.log"; 
 		--mac "$E" --image plain --timeout 3
 	if ! grep -q "persona built mac=$D" "$ND_TMP/slow.log" && kill -0 "$dpid" 2>/dev/null; then
 		pass served-before-build-done; else fail served-before-build-done "D's build was already done"; fi
+
 else
 	fail other-client-served-during-build "no build started: $(tail -n 2 "$ND_TMP/slow.log")"
 fi
@@ -254,6 +256,20 @@ n=$(grep -c "attach mac=$D .*persona=" "$ND_TMP/slow.log")
 check nbd-attach-waits-for-build timeout 60 nbdcopy "nbd://127.0.0.1:$ND_PORT/gold" "$ND_TMP/nbd-slow.img"
 part2 "$ND_TMP/nbd-slow.img" "$ND_TMP/nbd-slow.p2"
 expect_out nbd-slow-hostname '^s-' dcat "$ND_TMP/nbd-slow.p2" /etc/hostname
+stop_server
+# At most max-sessions builds wait: with max-sessions = 1 and D's build in
+# hand, G's ATTACH is refused BUSY (and logged), not queued.
+sed -e 's/^nbd-exports = images$/max-sessions = 1/' -e 's/slow-state/slow1-state/' \
+	"$ND_TMP/slow.conf" >"$ND_TMP/slow1.conf"
+NETDISKD_PERSONA_DELAY_MS=5000 start_server slow1 --config "$ND_TMP/slow1.conf"
+SRV=127.0.0.1:$ND_PORT
+"$NETDISK" info "$SRV" --mac "$D" --image gold --timeout 30 >/dev/null 2>&1 &
+dpid=$!
+wait_for 10 grep -q "persona building mac=$D image=gold" "$ND_TMP/slow1.log"
+check_fails build-queue-full 1 'busy' "$NETDISK" info "$SRV" --mac 52:54:00:aa:00:07 \
+	--image gold --timeout 3
+expect_out build-queue-full-logged 'attach refused, server full: max-sessions personalization layers are being built already: mac=52:54:00:aa:00:07' cat "$ND_TMP/slow1.log"
+wait "$dpid"
 stop_server
 
 # ---- bad input -------------------------------------------------------------
