@@ -8,6 +8,7 @@
 #define PXENV_UDP_READ 0x0032
 #define PXENV_UDP_WRITE 0x0033
 #define PXENV_PACKET_TYPE_DHCP_ACK 2
+#define PXENV_PACKET_TYPE_CACHED_REPLY 3
 
 #define FAR_SEG(p) ((uint16_t)((p) >> 16))
 #define FAR_OFF(p) ((uint16_t)(p))
@@ -127,10 +128,19 @@ static void far_get(uint16_t seg, uint16_t off, uint8_t *dst, unsigned len)
 	far_to_near(dst, seg, off, (uint16_t)len);
 }
 
-/* Our address, the next-server, the MAC, netmask and router, all from the
- * DHCPACK the PXE stack kept. */
+/* Our address, the MAC, netmask and router from the DHCPACK the PXE stack
+ * kept.  The next-server from the boot server's reply (PXE 2.1's "cached
+ * reply") when it names one, else from the DHCPACK: beside a proxy-DHCP
+ * server the DHCPACK comes from the site's DHCP server, whose next-server
+ * (often itself) is not where the boot file and netdiskd are; the proxy's
+ * reply names that machine.  Without a proxy the cached reply is the
+ * DHCPACK itself.  Called once, at start. */
 int pxe_get_info(struct pxe_info *info)
 {
+	/* In bss, so zero: buffer 0:0 asks for a pointer to the stack's own
+	 * copy.  No code clears it: .text is a few bytes under a 4 KiB page
+	 * boundary, and crossing it pushes the stub past its 64 KiB segment. */
+	static struct s_pxenv_get_cached_info reply;
 	struct s_pxenv_get_cached_info gci;
 	uint16_t seg, off, end, pos;
 
@@ -165,6 +175,10 @@ int pxe_get_info(struct pxe_info *info)
 			far_get(seg, pos + 2, info->router, 4);
 		pos += 2 + len;
 	}
+	reply.packet_type = PXENV_PACKET_TYPE_CACHED_REPLY;
+	if (!pxe_call(PXENV_GET_CACHED_INFO, &reply) && !reply.status &&
+	    far_read32(reply.buffer_seg, reply.buffer_off + 20))
+		far_get(reply.buffer_seg, reply.buffer_off + 20, info->server_ip, 4);
 	return 0;
 }
 

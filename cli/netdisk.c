@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
-/* netdisk: the admin and test CLI on the client core (info, read, write, bench, patch). */
+/* netdisk: the admin and test CLI on the client core (info, read, write, bench, patch, dnsmasq-conf). */
 
 #include <errno.h>
 #include <stdarg.h>
@@ -24,6 +24,7 @@
 #include "image.h"
 #include "status.h"
 #include "conn.h"
+#include "dnsconf.h"
 
 #define CHUNK_SECTORS 2048 /* sectors per nd_read/nd_write call in read/write */
 
@@ -51,6 +52,10 @@ static void usage(FILE *f)
 		"                                      socket (netdisk image --help)\n"
 		"  status [--json]                     the clients netdiskd serves now\n"
 		"  clients [--watch [--interval S]]    the same, refreshed in the terminal\n"
+		"  dnsmasq-conf --proxy | --range START,END [--interface IF] [--address IP]\n"
+		"        [--tftp-root DIR] [--config FILE]\n"
+		"                                      a dnsmasq snippet that PXE-boots BIOS and\n"
+		"                                      UEFI clients into the stubs (docs/lan.md)\n"
 		"\n"
 		"Session options: --image NAME  --mac aa:bb:cc:dd:ee:ff  --dgram BYTES\n"
 		"  --window N  --timeout SECONDS  --keep (do not detach at the end)\n"
@@ -660,6 +665,8 @@ int main(int argc, char **argv)
 		return cmd_image(argc - 1, argv + 1);
 	if (!strcmp(cmd, "status") || !strcmp(cmd, "clients"))
 		return cmd_status(argc - 1, argv + 1);
+	if (!strcmp(cmd, "dnsmasq-conf"))
+		return cmd_dnsmasq_conf(argc - 1, argv + 1);
 	argv++;
 	argc--;
 	while ((opt = getopt_long(argc, argv, "o:i:h", longopts, NULL)) != -1) {

@@ -52,7 +52,7 @@ $(BUILD)/tests/unittest: $(patsubst %.c,$(BUILD)/asan/%.o,$(UNIT_SRC) $(UNIT_LIB
 
 # libFuzzer over every parser of untrusted input (clang); t-fuzz.sh runs each
 # for a bounded time.
-FUZZERS := udp nbd config frames control group stormtrace http psk tiers template fat auth
+FUZZERS := udp nbd config frames control group stormtrace http psk tiers template fat auth dnsconf
 FUZZ_BINS := $(patsubst %,$(BUILD)/fuzz/fuzz-%,$(FUZZERS))
 FUZZ_CFLAGS := $(filter-out -Wshadow -Wno-format-truncation,$(SERVER_CFLAGS)) -O1 -g \
 	-fsanitize=fuzzer-no-link,address,undefined
@@ -74,6 +74,10 @@ $(BUILD)/fuzz/fuzz-tiers: $(BUILD)/fuzz/tests/fuzz/fuzz_tiers.o $(BUILD)/fuzz/li
 	clang $(FUZZ_LDFLAGS) -o $@ $^
 
 $(BUILD)/fuzz/fuzz-stormtrace: $(BUILD)/fuzz/tests/fuzz/fuzz_stormtrace.o $(BUILD)/fuzz/cli/stormtrace.o
+	clang $(FUZZ_LDFLAGS) -o $@ $^
+
+$(BUILD)/fuzz/fuzz-dnsconf: $(BUILD)/fuzz/tests/fuzz/fuzz_dnsconf.o $(BUILD)/fuzz/cli/dnsconf.o \
+		$(patsubst %.c,$(BUILD)/fuzz/%.o,$(COMMON_SRC))
 	clang $(FUZZ_LDFLAGS) -o $@ $^
 
 $(BUILD)/fuzz/fuzz-%: $(BUILD)/fuzz/tests/fuzz/fuzz_%.o \
