@@ -218,10 +218,7 @@ static int exchange(struct nd_client *c, uint8_t op, uint32_t id, send_fn send, 
 				rtt_sample(c, now(c) - sent);
 			progress(c);
 			c->last_status = nd_get16(((struct nd_hdr *)c->rxbuf)->status);
-			if (c->last_status == ND_OK)
-				return plen;
-			c->reason_len = (uint16_t)plen;
-			return ND_E_STATUS;
+			return c->last_status == ND_OK ? plen : ND_E_STATUS;
 		}
 		if (silent_too_long(c, start))
 			return ND_E_TIMEOUT;
@@ -898,7 +895,8 @@ const char *nd_status_reason(struct nd_client *c)
 	/* rxbuf holds max_dgram >= ND_MIN_DGRAM bytes: room for ": ", 127 and a
 	 * NUL, the ": " over the header (read already). */
 	char *t = (char *)c->rxbuf + ND_HDR_SIZE - 2, *p = t + 2, *end;
-	unsigned n = c->last_status == ND_ERR_PERSONA ? c->reason_len : 0;
+	unsigned n = c->last_status == ND_ERR_PERSONA ?
+		     nd_get16(((const struct nd_hdr *)c->rxbuf)->data_len) : 0;
 
 	if (!n)
 		return "";

@@ -134,7 +134,6 @@ struct nd_client {
 	uint32_t rttvar_ms;
 	uint8_t retrying;        /* an ND_EV_RETRY was reported and not yet cleared */
 	uint16_t last_status;    /* status of the last error reply */
-	uint16_t reason_len;     /* ... its payload's length (ND_ERR_PERSONA's reason) */
 	struct nd_slot slot[ND_MAX_INFLIGHT];
 	/* Counters, for benchmarks and tests. */
 	uint32_t retransmits;

@@ -935,16 +935,16 @@ static void status_reason(void)
 	client_new(&c, 1472, 8);
 	c.last_status = ND_ERR_PERSONA;
 	memcpy(t, "no /opt\n\x1b[2J", 12);
-	c.reason_len = 12;
+	nd_put16(((struct nd_hdr *)rxbuf)->data_len, 12);
 	r = nd_status_reason(&c);
 	check_that(!strcmp(r, ": no /opt??[2J"), "status-reason-printable", "'%s'", r);
 	memset(t, 'x', 300);
-	c.reason_len = 300;
+	nd_put16(((struct nd_hdr *)rxbuf)->data_len, 300);
 	r = nd_status_reason(&c);
 	check_that(strlen(r) == 2 + 127, "status-reason-capped", "%zu bytes", strlen(r));
-	c.reason_len = 0;
+	nd_put16(((struct nd_hdr *)rxbuf)->data_len, 0);
 	check_that(!*nd_status_reason(&c), "status-reason-none", "'%s'", nd_status_reason(&c));
-	c.reason_len = 5;
+	nd_put16(((struct nd_hdr *)rxbuf)->data_len, 5);
 	c.last_status = ND_ERR_DENIED;
 	check_that(!*nd_status_reason(&c), "status-reason-other-status", "'%s'",
 		   nd_status_reason(&c));
