@@ -132,12 +132,17 @@ static void on_event(void *ctx, int event, uint32_t arg)
 
 const char *err_text(struct nd_client *c, int rc)
 {
+	static char why[200];
+
 	switch (rc) {
 	case ND_E_TIMEOUT: return "server did not answer";
 	case ND_E_TRANSPORT: return "network error";
 	case ND_E_PROTO: return "server sent a malformed reply";
 	case ND_E_ARG: return "request outside the disk";
-	case ND_E_STATUS: return nd_status_text(c->last_status);
+	case ND_E_STATUS: /* with the server's reason, when it gave one */
+		snprintf(why, sizeof(why), "%s%s", nd_status_text(c->last_status),
+			 nd_status_reason(c));
+		return why;
 	default: return "unknown error";
 	}
 }
