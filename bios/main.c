@@ -132,7 +132,8 @@ static void attach(const struct nd_transport *tp)
 	rc = nd_attach_ladder(&disk, image, ladder, sizeof(ladder) / sizeof(ladder[0]),
 			      PROBE_GIVE_UP_MS);
 	if (rc == ND_E_STATUS) {
-		con_printf("netdisk: server refused: %s\n", nd_status_text(disk.last_status));
+		con_printf("netdisk: server refused: %s%s\n", nd_status_text(disk.last_status),
+			   nd_status_reason(&disk));
 		give_up("cannot attach the disk");
 	}
 	if (rc != ND_DONE)
