@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
-/* PXE side of the BIOS stub: finds the API, reads the DHCPACK, moves UDP datagrams for the client core. */
+/* netdisk.pxe's boot path: finds the PXE API, reads its DHCPACK, hands a virtio-net NIC to the own driver or moves UDP datagrams through PXE. */
 
 #include "bios.h"
+#include "virtio_net.h"
 
 #define PXENV_GET_CACHED_INFO 0x0071
 #define PXENV_UDP_OPEN 0x0030
@@ -9,6 +10,9 @@
 #define PXENV_UDP_WRITE 0x0033
 #define PXENV_PACKET_TYPE_DHCP_ACK 2
 #define PXENV_PACKET_TYPE_CACHED_REPLY 3
+#define PXENV_UNDI_SHUTDOWN 0x0005
+#define PXENV_UNDI_GET_NIC_TYPE 0x0012
+#define NIC_TYPE_PCI 2
 
 #define FAR_SEG(p) ((uint16_t)((p) >> 16))
 #define FAR_OFF(p) ((uint16_t)(p))
@@ -45,6 +49,21 @@ struct s_pxenv_udp_write {
 	uint16_t buffer_size;
 	uint16_t buffer_off, buffer_seg;
 } __attribute__((packed));
+
+struct s_pxenv_undi_shutdown {
+	uint16_t status;
+} __attribute__((packed));
+
+struct s_pxenv_undi_get_nic_type {
+	uint16_t status;
+	uint8_t nic_type;
+	uint16_t vendor, device;
+	uint8_t base_class, sub_class, prog_if, revision;
+	uint16_t bus_dev_fn;
+	uint16_t sub_vendor, sub_device;
+} __attribute__((packed));
+
+const char stub_banner[] = "netdisk.pxe: disk over the network via PXE";
 
 /* Where datagrams go: filled by pxe_udp_open. */
 static struct {
@@ -270,4 +289,51 @@ void pxe_transport(struct nd_transport *tp)
 	tp->send = udp_send;
 	tp->recv = udp_recv;
 	tp->now_ms = clock_now;
+}
+
+/* The PXE stack's facts: its API and the DHCPACK it kept. */
+void stub_net_start(struct pxe_info *net, uint8_t *scratch, unsigned size)
+{
+	if (pxe_find())
+		give_up("no PXE API found (neither !PXE nor PXENV+)");
+	if (pxe_get_info(net))
+		give_up("the PXE stack has no DHCP information");
+}
+
+/* The PCI function PXE booted from, if it is one our driver runs. */
+static int pxe_nic(uint16_t *bdf)
+{
+	struct s_pxenv_undi_get_nic_type t;
+
+	memset(&t, 0, sizeof(t));
+	if (pxe_call(PXENV_UNDI_GET_NIC_TYPE, &t) || t.status || t.nic_type != NIC_TYPE_PCI)
+		return -1;
+	if (t.vendor != VN_PCI_VENDOR || t.device != VN_PCI_DEVICE || nic_check(t.bus_dev_fn))
+		return -1;
+	*bdf = t.bus_dev_fn;
+	return 0;
+}
+
+/* Our own driver when the NIC is one we have a driver for, else PXE's UDP. */
+int stub_net_open(const struct pxe_info *net, uint16_t server_port, uint16_t timeout_s,
+		  struct nd_transport *tp)
+{
+	struct s_pxenv_undi_shutdown shutdown;
+	uint16_t local_port, bdf;
+
+	if (!(bootcfg.flags & ND_BOOTCFG_FIRMWARE_NET) && pxe_nic(&bdf) == 0) {
+		/* From here the PXE stack loses the NIC: it resets it when it
+		 * shuts down, and so do we. */
+		shutdown.status = 0;
+		pxe_call(PXENV_UNDI_SHUTDOWN, &shutdown);
+		nic_start(bdf);
+		nic_ip_open(net, server_port, timeout_s, tp);
+		return 0;
+	}
+	local_port = (uint16_t)(0xc000 | (rdtsc() & 0x3fff));
+	if (pxe_udp_open(net, server_port, local_port))
+		give_up("PXE UDP_OPEN failed");
+	pxe_transport(tp);
+	con_printf("netdisk: network through the PXE stack's UDP API\n");
+	return 1;
 }

@@ -20,6 +20,7 @@
 #include "udp_host.h"
 #include "ndcommon.h"
 #include "netdisk/bootcfg.h"
+#include "optrom.h"
 #include "netdisk/boottable.h"
 #include "image.h"
 #include "status.h"
@@ -47,6 +48,7 @@ static void usage(FILE *f)
 		"        [--boot-path PATH] [--verbose|--quiet] [--firmware-net|--own-driver]\n"
 		"        [--key FILE|--no-key]         (--key: the site key, 64 hex digits)\n"
 		"                                      set the boot config in netdisk.pxe/.efi\n"
+		"                                      or netdisk-virtio.rom (checksum refixed)\n"
 		"  image list|versions|new-version|promote|rollback|merge|delete-version|export\n"
 		"                                      image versions, through netdiskd's control\n"
 		"                                      socket (netdisk image --help)\n"
@@ -130,12 +132,17 @@ static void on_event(void *ctx, int event, uint32_t arg)
 
 const char *err_text(struct nd_client *c, int rc)
 {
+	static char why[200];
+
 	switch (rc) {
 	case ND_E_TIMEOUT: return "server did not answer";
 	case ND_E_TRANSPORT: return "network error";
 	case ND_E_PROTO: return "server sent a malformed reply";
 	case ND_E_ARG: return "request outside the disk";
-	case ND_E_STATUS: return nd_status_text(c->last_status);
+	case ND_E_STATUS: /* with the server's reason, when it gave one */
+		snprintf(why, sizeof(why), "%s%s", nd_status_text(c->last_status),
+			 nd_status_reason(c));
+		return why;
 	default: return "unknown error";
 	}
 }
@@ -488,7 +495,7 @@ static struct nd_bootcfg *find_bootcfg(uint8_t *data, size_t len, const char *fi
 		found = (struct nd_bootcfg *)(data + i);
 	}
 	if (!found)
-		die("%s has no boot config block: is it netdisk.pxe or netdisk.efi?", file);
+		die("%s has no boot config block: is it netdisk.pxe, netdisk.efi or netdisk-virtio.rom?", file);
 	if (found->version != ND_BOOTCFG_VERSION)
 		die("%s has boot config version %u; this tool writes version %u", file,
 		    found->version, ND_BOOTCFG_VERSION);
@@ -583,25 +590,50 @@ static void show_bootcfg(const struct nd_bootcfg *b)
 	}
 }
 
+/*
+ * An option ROM (netdisk-virtio.rom) must stay one: it is checked before
+ * the change, and its checksum byte (the last) is set again after it.
+ */
+static void rom_check(const uint8_t *data, size_t len, const char *file, const char *when)
+{
+	struct nd_optrom_info info;
+	char err[160];
+
+	if (nd_optrom_check(data, len, &info, err, sizeof(err)))
+		die("%s: not a valid option ROM %s: %s", file, when, err);
+}
+
 static int cmd_patch(const char *file, const struct patch *p)
 {
 	struct stat st;
 	uint8_t *data;
-	int fd = open(file, O_RDWR);
+	size_t len;
+	int fd = open(file, O_RDWR), rom;
 
 	if (fd < 0 || fstat(fd, &st) < 0)
 		die("cannot open %s: %s", file, strerror(errno));
-	data = malloc((size_t)st.st_size + 1);
-	if (!data || read(fd, data, (size_t)st.st_size) != st.st_size)
+	len = (size_t)st.st_size;
+	data = malloc(len + 1);
+	if (!data || read(fd, data, len) != st.st_size)
 		die("cannot read %s", file);
+	rom = nd_optrom_is_rom(data, len);
+	if (rom)
+		rom_check(data, len, file, "before patching");
 	{
-		struct nd_bootcfg *b = find_bootcfg(data, (size_t)st.st_size, file);
+		struct nd_bootcfg *b = find_bootcfg(data, len, file);
 		off_t at = (off_t)((uint8_t *)b - data);
 
 		apply_patch(b, p);
-		if (pwrite(fd, b, sizeof(*b), at) != (ssize_t)sizeof(*b) || fsync(fd) < 0)
+		if (rom) {
+			nd_optrom_resum(data, len);
+			rom_check(data, len, file, "after patching");
+		}
+		if (pwrite(fd, b, sizeof(*b), at) != (ssize_t)sizeof(*b) ||
+		    (rom && pwrite(fd, data + len - 1, 1, (off_t)len - 1) != 1) || fsync(fd) < 0)
 			die("cannot write %s: %s", file, strerror(errno));
 		show_bootcfg(b);
+		if (rom)
+			printf("option ROM:     checksum fixed\n");
 	}
 	close(fd);
 	free(data);

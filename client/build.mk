@@ -3,6 +3,7 @@
 # UDP transport (client/host/); the firmware builds compile the same core source.
 
 CLIENT_SRC := client/ndclient.c client/sha256.c client/policy.c client/ipstack.c client/group.c \
+	client/dhcp.c \
 	client/host/udp_host.c
 
 $(BUILD)/client/%.o: client/%.c | $(BUILD)/.dir

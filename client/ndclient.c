@@ -885,8 +885,28 @@ const char *nd_status_text(unsigned status)
 	case ND_ERR_READONLY: return "read-only session";
 	case ND_ERR_NOSPACE: return "server out of disk space";
 	case ND_ERR_AUTH: return "the server wants the site key (none or a wrong one: netdisk patch --key)";
+	case ND_ERR_PERSONA: return "the server cannot personalize this client";
 	default: return "unknown error";
 	}
+}
+
+const char *nd_status_reason(struct nd_client *c)
+{
+	/* rxbuf holds max_dgram >= ND_MIN_DGRAM bytes: room for ": ", 127 and a
+	 * NUL, the ": " over the header (read already). */
+	char *t = (char *)c->rxbuf + ND_HDR_SIZE - 2, *p = t + 2, *end;
+	unsigned n = c->last_status == ND_ERR_PERSONA ?
+		     nd_get16(((const struct nd_hdr *)c->rxbuf)->data_len) : 0;
+
+	if (!n)
+		return "";
+	end = p + (n < 127 ? n : 127);
+	t[0] = ':', t[1] = ' ';
+	for (; p < end; p++)
+		if (*p < 0x20 || *p > 0x7e)
+			*p = '?';
+	*end = 0;
+	return t;
 }
 
 const char *nd_result_text(int rc)

@@ -200,6 +200,10 @@ void nd_boot_table(const struct nd_client *c, uint8_t firmware, const struct nd_
 
 /* Short English text for an nd_status code (for messages on screen). */
 const char *nd_status_text(unsigned status);
+/* The reason text the last error reply carried (ND_ERR_PERSONA) as ": TEXT",
+ * made printable and NUL-terminated in rxbuf; "" if none (to print after
+ * nd_status_text).  Valid until the next request. */
+const char *nd_status_reason(struct nd_client *c);
 
 /* The 4-byte id of a site key (the first bytes of its SHA-256), as the ATTACH
  * authenticator carries it: the server tells the site key from the admin key. */

@@ -115,7 +115,8 @@ static EFI_STATUS attach(void)
 		return EFI_TIMEOUT;
 	}
 	if (rc == ND_E_STATUS) {
-		Print(L"netdisk: the server refused: %a\n", nd_status_text(client.last_status));
+		Print(L"netdisk: the server refused: %a%a\n", nd_status_text(client.last_status),
+		      nd_status_reason(&client));
 		return EFI_ACCESS_DENIED;
 	}
 	if (rc < 0) {

@@ -22,6 +22,7 @@ void config_defaults(struct config *c)
 	c->max_dgram = ND_MAX_DGRAM;
 	c->window = 64;
 	c->max_sessions = 1024;
+	c->persona_key_pool = 32;
 	c->nbd_handshake_timeout = 10;
 	c->nbd_idle_timeout = 3600;
 	c->nbd_io_timeout = 30;
@@ -227,6 +228,8 @@ static const struct uint_key {
 	  offsetof(struct config, nbd_per_address) },
 	{ "trace-max", 1, 100000000, "reads", offsetof(struct config, trace_max) },
 	{ "boot-limit", 10, 86400, "seconds", offsetof(struct config, boot_limit) },
+	{ "persona-key-pool", 0, 100000, "key sets (0: none)",
+	  offsetof(struct config, persona_key_pool) },
 };
 
 /* A numeric key: 1 if k is one (0 or -1 from setting it in *rc), else 0. */

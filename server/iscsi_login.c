@@ -315,6 +315,8 @@ static void iqn_mac(const char *iqn, uint8_t mac[6])
 }
 
 /* The full feature phase starts: the netdisk session this login uses. */
+#define ISCSI_PERSONA_WAIT_S 60 /* a login waits this long for its personalization */
+
 static unsigned attach(struct login *l)
 {
 	struct iconn *c = l->c;
@@ -336,12 +338,22 @@ static unsigned attach(struct login *l)
 	} else {
 		const struct client_rule *r = config_client_iqn(&s->cfg, c->initiator);
 		uint8_t mac[6];
+		int auth;
 
 		if (r)
 			memcpy(mac, r->mac, 6);
 		else
 			iqn_mac(c->initiator, mac);
-		ss = session_attach_nbd(s, mac, l->image, c->peer, r ? AUTH_NONE : AUTH_ANON, &status);
+		/* an initiator no [client] section names never gets direct mode */
+		auth = r ? AUTH_NONE : AUTH_ANON;
+		ss = session_attach_nbd(s, mac, l->image, c->peer, auth, &status);
+		/* A personalization layer being built: wait as NBD does (nbd.c). */
+		for (int tries = 0; !ss && status == ND_PERSONA_PENDING && tries < 3; tries++) {
+			pthread_rwlock_unlock(&s->lock);
+			persona_wait(s, mac, ISCSI_PERSONA_WAIT_S);
+			pthread_rwlock_wrlock(&s->lock);
+			ss = session_attach_nbd(s, mac, l->image, c->peer, auth, &status);
+		}
 		if (!ss) {
 			st = status == ND_ERR_NOIMAGE ? ST_NOT_FOUND : status == ND_ERR_DENIED
 			     ? ST_FORBIDDEN : status == ND_ERR_BUSY ? ST_UNAVAILABLE : ST_TARGET_ERROR;

@@ -218,6 +218,8 @@ static void reload(struct server *s)
 	if (build_config(&nc, err, sizeof(err)) < 0 || config_reload(s, &nc, err, sizeof(err)) < 0)
 		nd_log(ND_LOG_ERROR, "config reload refused, the running configuration stays: %s",
 		       err);
+	else
+		persona_keys_background(s); /* keys for clients the new config added */
 	config_free(&nc);
 }
 
@@ -409,6 +411,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	sessions_restore(&s);
+	persona_keys_background(&s);
 	if (http_open(&s, err, sizeof(err)) < 0 || iscsi_open(&s, err, sizeof(err)) < 0) {
 		fprintf(stderr, "netdiskd: %s\n", err);
 		return 1;
@@ -460,6 +463,7 @@ int main(int argc, char **argv)
 			NBD_SHUTDOWN_WAIT_S);
 		return 1;
 	}
+	persona_shutdown(); /* after the builds in hand; nothing else runs now */
 	http_close(&s);
 	control_close(&s);
 	server_close(&s);

@@ -28,7 +28,7 @@ static const char *const op_names[MO_OPS] = { "read", "write", "flush", "trim", 
 static const char *const transport_names[MT_TRANSPORTS] = { "udp", "nbd", "iscsi" };
 static const char *const status_names[METRIC_STATUSES] = {
 	"ok", "version", "opcode", "session", "range", "denied", "busy", "noimage", "io",
-	"inval", "readonly", "nospace", "auth",
+	"inval", "readonly", "nospace", "auth", "persona",
 };
 
 unsigned long long metrics_storage_errors;

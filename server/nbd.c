@@ -189,6 +189,8 @@ static int opt_reply(struct conn *c, uint32_t opt, uint32_t type, const void *da
 	return conn_write(c, h, sizeof(h)) || (len && conn_write(c, data, len)) ? -1 : 0;
 }
 
+#define PERSONA_WAIT_S 60 /* an NBD client waits this long for its personalization */
+
 /* Find or make the session an export name stands for, under the server lock.
  * Returns an NBD_REP_ERR_* code, or 0 with c->ss set and counted. */
 static uint32_t open_export(struct conn *c, const char *name)
@@ -215,13 +217,25 @@ static uint32_t open_export(struct conn *c, const char *name)
 			 "(nbd-exports = sessions)");
 	} else {
 		unsigned status = ND_OK;
+		int tries, auth;
 
 		if (strlen(name) > ND_IMAGE_NAME_LEN)
 			err = NBD_REP_ERR_UNKNOWN;
 		/* A TLS client proved a PSK or a certificate the admins gave out:
 		 * with admin-key set, that is what direct mode over NBD needs. */
-		ss = err ? NULL : session_attach_nbd(s, c->mac, name, c->peer,
-						     c->tls ? AUTH_ADMIN : AUTH_NONE, &status);
+		auth = c->tls ? AUTH_ADMIN : AUTH_NONE;
+		ss = err ? NULL : session_attach_nbd(s, c->mac, name, c->peer, auth, &status);
+		/* Its personalization layer is being built by a worker: wait for
+		 * it without the server lock (other clients go on), then again. */
+		for (tries = 0; !ss && status == ND_PERSONA_PENDING && tries < 3; tries++) {
+			pthread_rwlock_unlock(&s->lock);
+			persona_wait(s, c->mac, PERSONA_WAIT_S);
+			pthread_rwlock_wrlock(&s->lock);
+			ss = session_attach_nbd(s, c->mac, name, c->peer, auth, &status);
+		}
+		if (!ss && status == ND_PERSONA_PENDING)
+			snprintf(s->refusal, sizeof(s->refusal), "its personalization layer is "
+				 "still being built; try again");
 		if (!err && !ss)
 			err = status == ND_ERR_NOIMAGE ? NBD_REP_ERR_UNKNOWN : NBD_REP_ERR_POLICY;
 		if (!ss && s->refusal[0])

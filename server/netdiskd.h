@@ -69,6 +69,7 @@ struct config {
 	char trace_dir[PATH_MAX]; /* "" = no read traces; else a file per session (trace.c) */
 	unsigned trace_max;       /* reads recorded per session at most */
 	unsigned boot_limit;      /* seconds a firmware boot may take to reach the OS handoff */
+	unsigned persona_key_pool; /* SSH host key sets kept ready for unlisted clients (persona.c) */
 	struct mcast_config mc;   /* the multicast-* keys (mcast.h) */
 	char metrics_listen[128]; /* ADDR:PORT of /metrics and the dashboard; "" = off */
 	int nbd_tls;              /* enum nbd_tls: STARTTLS off, offered or required */

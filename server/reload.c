@@ -179,6 +179,7 @@ int config_reload(struct server *s, struct config *n, char *err, size_t errlen)
 	CHANGED(o->boot_limit != n->boot_limit, "boot-limit");
 	CHANGED(strcmp(o->iscsi_prefix, n->iscsi_prefix), "iscsi-target-prefix");
 	CHANGED(o->mac_binding_off != n->mac_binding_off, "mac-binding");
+	CHANGED(o->persona_key_pool != n->persona_key_pool, "persona-key-pool");
 	CHANGED(o->mc.rate_mbit != n->mc.rate_mbit, "multicast-rate");
 	CHANGED(o->mc.window_ms != n->mc.window_ms, "multicast-window");
 	CHANGED(o->mc.resend_ms != n->mc.resend_ms, "multicast-resend");
@@ -188,6 +189,7 @@ int config_reload(struct server *s, struct config *n, char *err, size_t errlen)
 	o->session_timeout = n->session_timeout;
 	o->max_dgram = n->max_dgram;
 	o->window = n->window;
+	o->persona_key_pool = n->persona_key_pool;
 	o->max_sessions = n->max_sessions;
 	o->nbd_handshake_timeout = n->nbd_handshake_timeout;
 	o->nbd_idle_timeout = n->nbd_idle_timeout;

@@ -254,11 +254,11 @@ static const struct client_rule *find_rule(struct config *c, const uint8_t mac[6
  * Give the session the layers its mode needs, over the image version it is
  * pinned to (`want`: the one a restored session read; 0: the store chooses,
  * store_session_version), and its personalization layer between the two.
- * 0, or -1 with a message (and *status: IO, or DENIED for a personalization
+ * 0, or -1 with a message (and *status: IO, or PERSONA for a personalization
  * the config or the image cannot give).
  */
 static int session_layers(struct server *s, struct session *ss, int fresh, unsigned want,
-			  unsigned *status, char *err, size_t errlen)
+			  int async, unsigned *status, char *err, size_t errlen)
 {
 	char data[PATH_MAX], map[PATH_MAX], mac[18];
 	struct layer *below;
@@ -279,7 +279,7 @@ static int session_layers(struct server *s, struct session *ss, int fresh, unsig
 		return -1;
 	below = ss->vn->top;
 	if (ss->mode != ND_MODE_DIRECT) { /* the maintenance writer sees the golden image */
-		ss->persona = persona_open(s, ss, &ss->persona_id, status, err, errlen);
+		ss->persona = persona_open(s, ss, &ss->persona_id, status, async, err, errlen);
 		if (!ss->persona && *status) {
 			store_release(ss->vn);
 			ss->vn = NULL;
@@ -605,6 +605,10 @@ static struct session *attach(struct server *s, const struct nd_attach_req *req,
 		    session_from_peer(h.same, from, fromlen) && now - h.same->attached < ATTACH_RETRY_S)
 			return h.same;
 	}
+	if (persona_pending(s, req->mac, h.img)) { /* a retransmission while its layer is built */
+		*status = ND_PERSONA_PENDING;
+		return NULL;
+	}
 	if (from && h.same && h.same->nbd_owned && session_live(s, h.same)) {
 		*status = ND_ERR_BUSY;
 		why = "the MAC is in use by an NBD client";
@@ -708,7 +712,6 @@ static struct session *attach(struct server *s, const struct nd_attach_req *req,
 	ss->mode = mode;
 	ss->last_seen = ss->attached = ss->saved_seen = now;
 	ss->nbd_owned = !from;
-	metrics_attached(s, ss);
 	if (from && fromlen <= sizeof(ss->addr)) {
 		memcpy(&ss->addr, from, fromlen);
 		ss->addrlen = fromlen;
@@ -723,16 +726,22 @@ static struct session *attach(struct server *s, const struct nd_attach_req *req,
 	}
 	if (from)
 		ss->nonce = nd_get32(req->nonce);
-	if (session_layers(s, ss, mode == ND_MODE_VOLATILE, 0, &lstatus, err, sizeof(err)) < 0) {
-		if (lstatus == ND_ERR_DENIED) {
+	if (session_layers(s, ss, mode == ND_MODE_VOLATILE, 0, 1, &lstatus, err, sizeof(err)) < 0) {
+		if (lstatus == ND_PERSONA_PENDING) { /* answered when its layer is built */
 			session_free(ss);
-			*status = ND_ERR_DENIED;
+			*status = ND_PERSONA_PENDING;
+			return NULL;
+		}
+		if (lstatus == ND_ERR_PERSONA || lstatus == ND_ERR_BUSY) {
+			session_free(ss);
+			*status = lstatus;
 			why = err;
 			goto refused;
 		}
 		goto failed;
 	}
 	session_insert(s, ss);
+	metrics_attached(s, ss); /* (a session made: not an ATTACH waiting for its layer) */
 	session_save(s, ss);
 	if (from && mode == ND_MODE_PERSISTENT)
 		owner_save(s, ss, peer);
@@ -867,7 +876,7 @@ static int restore_one(struct server *s, const char *hex, FILE *f, time_t idle, 
 	if (!ss->nbd_owned)
 		restore_peer(ss, peer);
 	negotiate(s, ss, dgram, window);
-	if (session_layers(s, ss, 0, ss->img->store->versioned ? version : 0, &lstatus, err,
+	if (session_layers(s, ss, 0, ss->img->store->versioned ? version : 0, 0, &lstatus, err,
 			   sizeof(err)) < 0) {
 		log_msg("cannot restore session %08x: %s", nd_token_fingerprint(ss->token), err);
 		goto fail;

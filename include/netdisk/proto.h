@@ -59,7 +59,9 @@ enum nd_status {
 	ND_ERR_INVAL = 9,    /* malformed request */
 	ND_ERR_READONLY = 10, /* write to a read-only session */
 	ND_ERR_NOSPACE = 11, /* the server has no space left for this session's writes */
-	ND_ERR_AUTH = 12     /* ATTACH needs the site key: header.token carries a challenge */
+	ND_ERR_AUTH = 12,    /* ATTACH needs the site key: header.token carries a challenge */
+	ND_ERR_PERSONA = 13  /* ATTACH: this client's personalization cannot be built; the
+				reply's payload may carry the reason (text, no NUL) */
 };
 
 /* Write modes (attach reply .mode). */

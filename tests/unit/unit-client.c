@@ -923,6 +923,33 @@ static void site_key(const char *image)
 	server_down();
 }
 
+/* The reason a PERSONA refusal carries, as the stubs and the CLI print it:
+ * ": " and the text, unprintable bytes as '?', at most 127 of them; nothing
+ * for another status or an empty payload. */
+static void status_reason(void)
+{
+	struct nd_client c;
+	char *t = (char *)rxbuf + ND_HDR_SIZE;
+	const char *r;
+
+	client_new(&c, 1472, 8);
+	c.last_status = ND_ERR_PERSONA;
+	memcpy(t, "no /opt\n\x1b[2J", 12);
+	nd_put16(((struct nd_hdr *)rxbuf)->data_len, 12);
+	r = nd_status_reason(&c);
+	check_that(!strcmp(r, ": no /opt??[2J"), "status-reason-printable", "'%s'", r);
+	memset(t, 'x', 300);
+	nd_put16(((struct nd_hdr *)rxbuf)->data_len, 300);
+	r = nd_status_reason(&c);
+	check_that(strlen(r) == 2 + 127, "status-reason-capped", "%zu bytes", strlen(r));
+	nd_put16(((struct nd_hdr *)rxbuf)->data_len, 0);
+	check_that(!*nd_status_reason(&c), "status-reason-none", "'%s'", nd_status_reason(&c));
+	nd_put16(((struct nd_hdr *)rxbuf)->data_len, 5);
+	c.last_status = ND_ERR_DENIED;
+	check_that(!*nd_status_reason(&c), "status-reason-other-status", "'%s'",
+		   nd_status_reason(&c));
+}
+
 void unit_client(void)
 {
 	char image[300], big[300];
@@ -938,4 +965,5 @@ void unit_client(void)
 	storage_error(image);
 	multicast(image);
 	site_key(image);
+	status_reason();
 }

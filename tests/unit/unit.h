@@ -15,6 +15,7 @@ void unit_common(void);
 void unit_config(void);
 void unit_client(void);
 void unit_ipstack(void);
+void unit_dhcp(void);
 void unit_overlay(void);
 void unit_tiers(void);
 void unit_crypto(void);
