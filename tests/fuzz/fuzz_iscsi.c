@@ -50,6 +50,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		srv.cfg.nbd_handshake_timeout = 1;
 		srv.cfg.nbd_idle_timeout = 1;
 		srv.cfg.nbd_io_timeout = 1;
+		srv.cfg.iscsi_exports = NBD_EXPORTS_IMAGES; /* the unlisted fuzz initiator logs in */
 		atexit(teardown);
 	}
 	if (size && (data[0] & 1))
