@@ -23,34 +23,43 @@ sb_key() {
 		-keyout "$1.key" -out "$1.crt" >/dev/null 2>&1
 }
 
-# sb_enrol: PK, KEK and db = the test key, written by sb-enroll.efi in setup
-# mode (OVMF_VARS_4M.fd has no keys) from .auth files on a FAT disk; the
-# resulting variable store becomes $SB/vars.fd.
+# sb_enrol NAME [ESL]: PK, KEK and db = the test key (db also the signature
+# lists of ESL), written by sb-enroll.efi in setup mode (OVMF_VARS_4M.fd has
+# no keys) from .auth files on a FAT disk; the resulting variable store
+# becomes $SB/NAME.fd.
 sb_enrol() {
-	local d=$ND_TMP/enrol guid v
-	mkdir -p "$d/tftp" "$SB"
-	rm -f "$SB/vars.fd"
-	sb_key "$SB/test" || return 1
+	local name=$1 extra=${2:-} d=$ND_TMP/enrol-$1 guid v
+	mkdir -p "$d/tftp"
 	guid=$(cat /proc/sys/kernel/random/uuid)
 	for v in PK KEK db; do
-		cert-to-efi-sig-list -g "$guid" "$SB/test.crt" "$d/$v.esl" >/dev/null &&
-			sign-efi-sig-list -k "$SB/test.key" -c "$SB/test.crt" "$v" "$d/$v.esl" "$d/$v.auth" \
-				>/dev/null || return 1
+		cert-to-efi-sig-list -g "$guid" "$SB/test.crt" "$d/$v.esl" >/dev/null || return 1
+	done
+	[ -z "$extra" ] || cat "$extra" >>"$d/db.esl"
+	for v in PK KEK db; do
+		sign-efi-sig-list -k "$SB/test.key" -c "$SB/test.crt" "$v" "$d/$v.esl" "$d/$v.auth" \
+			>/dev/null || return 1
 	done
 	mkfs.fat -C "$d/keys.img" 2048 >/dev/null && mcopy -i "$d/keys.img" "$d"/*.auth ::/ || return 1
 	cp "$ENROL" "$d/tftp/netdisk.efi"
-	EFI_SECURE_VARS=/usr/share/OVMF/OVMF_VARS_4M.fd efi_qemu enrol secure "$d/tftp" 120 '' \
+	EFI_SECURE_VARS=/usr/share/OVMF/OVMF_VARS_4M.fd efi_qemu "enrol-$name" secure "$d/tftp" 120 '' \
 		--disk "$d/keys.img"
-	efi_console_has enrol 'SBENROLL done' && efi_console_has enrol 'after enrolment SetupMode=0' &&
-		cp "$ND_TMP/enrol.vars/OVMF_VARS.fd" "$SB/vars.fd"
+	efi_console_has "enrol-$name" 'SBENROLL done' &&
+		efi_console_has "enrol-$name" 'after enrolment SetupMode=0' &&
+		cp "$ND_TMP/enrol-$name.vars/OVMF_VARS.fd" "$SB/$name.fd"
 }
 
-if [ -s "$SB/vars.fd" ] && [ -s "$SB/test.key" ] && [ -s "$SB/test.crt" ]; then
+# The test key, made once; a new key makes every cached store stale.
+if ! [ -s "$SB/test.key" ] || ! [ -s "$SB/test.crt" ]; then
+	rm -rf "$SB"
+	mkdir -p "$SB"
+	sb_key "$SB/test"
+fi
+if [ -s "$SB/vars.fd" ]; then
 	pass secboot-enrol "cached in $SB"
-elif sb_enrol; then
+elif sb_enrol vars; then
 	pass secboot-enrol
 else
-	fail secboot-enrol "the key was not enrolled: $(efi_console enrol | grep -a SB | tr '\n' ' ')"
+	fail secboot-enrol "the key was not enrolled: $(efi_console enrol-vars | grep -a SB | tr '\n' ' ')"
 	exit 1
 fi
 export EFI_SECURE_VARS=$SB/vars.fd
@@ -122,3 +131,73 @@ for v in unsigned tampered wrongkey; do
 		fail "secboot-refuses-$v-stub" "$(efi_console "sb-$v" | grep -a 'BdsDxe\|netdisk' | tail -n 3 | tr '\n' ' ')"
 	fi
 done
+
+# With Microsoft's certificates in db too (copied out of OVMF_VARS_4M.ms.fd,
+# whose PK/KEK private keys nobody has): the signed stub starts Debian's
+# signed shim from a netdisk image, shim Debian's signed GRUB, GRUB Debian's
+# signed kernel.  The Debian packages are downloaded once into build/cache.
+CACHE=$ND_BUILD/cache/secboot
+M=$ND_TMP/ms
+mkdir -p "$CACHE" "$M/tftp"
+if [ -s "$SB/vars-ms.fd" ]; then
+	pass secboot-ms-enrol "cached in $SB"
+else
+	python3 - /usr/share/OVMF/OVMF_VARS_4M.ms.fd "$M/ms-db.esl" <<'PY' || { fail secboot-ms-keys "no db in OVMF_VARS_4M.ms.fd"; exit 1; }
+# The variable store's "db": authenticated variable headers (StartId 0x55AA,
+# State 0x3F = added), then the UTF-16 name and the data (signature lists).
+import struct, sys, uuid
+store = open(sys.argv[1], 'rb').read()
+want = uuid.UUID('d719b2cb-3d3a-4596-a3bc-dad00e67656f').bytes_le
+at = 0
+while (at := store.find(b'\xaa\x55', at)) >= 0 and at + 60 <= len(store):
+    state = store[at + 2]
+    name_size, data_size = struct.unpack_from('<II', store, at + 36)
+    name = store[at + 60:at + 60 + name_size]
+    if state == 0x3F and store[at + 44:at + 60] == want and name == 'db\0'.encode('utf-16le'):
+        open(sys.argv[2], 'wb').write(store[at + 60 + name_size:at + 60 + name_size + data_size])
+        sys.exit(0)
+    at += 2
+sys.exit(1)
+PY
+	if sb_enrol vars-ms "$M/ms-db.esl"; then
+		pass secboot-ms-enrol
+	else
+		fail secboot-ms-enrol "$(efi_console enrol-vars-ms | grep -a SB | tr '\n' ' ')"
+		exit 1
+	fi
+fi
+for pkg in shim-signed grub-efi-amd64-signed; do
+	ls "$CACHE/${pkg}_"*.deb >/dev/null 2>&1 ||
+		(cd "$CACHE" && apt-get download "$pkg" >/dev/null 2>&1) ||
+		{ skip secboot-ms-chain "cannot download $pkg"; exit 0; }
+	dpkg-deb -x "$(ls "$CACHE/${pkg}_"*.deb | head -n 1)" "$M/x"
+done
+# Debian's signed kernel, as tools/mkimage caches it for the demo images.
+make -s -C "$ND_TOP" BUILD="$ND_BUILD" demo-test-image >"$M/make.log" 2>&1
+kernel=$(ls "$ND_BUILD"/cache/kernel-*/boot/vmlinuz-* 2>/dev/null | head -n 1)
+[ -n "$kernel" ] || { fail secboot-ms-chain "no cached Debian kernel: $(tail -n 3 "$M/make.log")"; exit 1; }
+# A FAT disk without partitions: shim as the removable-media loader, GRUB
+# beside it with a grub.cfg (its embedded config falls back to that), the kernel.
+printf 'set timeout=0\nlinux /vmlinuz console=ttyS0 panic=-1\nboot\n' >"$M/grub.cfg"
+mkfs.fat -C "$M/disk.img" 32768 >/dev/null &&
+	mmd -i "$M/disk.img" ::/EFI ::/EFI/BOOT &&
+	mcopy -i "$M/disk.img" "$M/x/usr/lib/shim/shimx64.efi.signed" ::/EFI/BOOT/BOOTX64.EFI &&
+	mcopy -i "$M/disk.img" "$M/x/usr/lib/grub/x86_64-efi-signed/grubx64.efi.signed" \
+		::/EFI/BOOT/grubx64.efi &&
+	mcopy -i "$M/disk.img" "$M/grub.cfg" ::/EFI/BOOT/grub.cfg &&
+	mcopy -i "$M/disk.img" "$kernel" ::/vmlinuz ||
+	{ fail secboot-ms-disk "cannot build the shim disk"; exit 1; }
+if ! start_server sb-ms-server --mode volatile "$M/disk.img"; then
+	fail secboot-ms-server "netdiskd did not start"
+	exit 1
+fi
+efi_patch_stub "$ND_BUILD/netdisk.efi" "$M/patched.efi" "$ND_PORT"
+make -s -C "$ND_TOP" BUILD="$ND_BUILD" sign KEY="$KEY" CERT="$CERT" IN="$M/patched.efi" \
+	OUT="$M/tftp/netdisk.efi" >/dev/null 2>&1
+# The kernel panics without a root file system and reboots: QEMU stops.
+EFI_SECURE_VARS=$SB/vars-ms.fd efi_qemu sb-ms secure "$M/tftp" 240
+stop_server
+efi_check_console secboot-ms-shim-started sb-ms 'netdisk: starting \EFI\BOOT\BOOTX64.EFI'
+efi_check_console secboot-ms-kernel-started sb-ms 'Linux version'
+efi_check_console secboot-ms-kernel-secure-boot sb-ms 'secureboot: Secure boot enabled'
+efi_check_console secboot-ms-kernel-lockdown sb-ms 'Kernel is locked down from EFI Secure Boot'
