@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0-or-later
-# Boot time of the demo image: VM start to the kernel's first console line and to the root system's marker, BIOS and UEFI, netdisk vs iPXE sanboot over iSCSI.
+# Boot time of the demo image: VM start to the kernel's first console line and to the root system's marker, BIOS and UEFI, netdisk (PXE-loaded and as option ROM) vs iPXE sanboot over iSCSI.
 #
 # Same VM (TCG, 512 MiB, virtio-net on QEMU user networking, iPXE ROM) and
 # same image (build/demo-test.img, which powers off once up) on every side:
 #   netdisk.pxe / netdisk.efi  the stub PXE-booted from TFTP, netdiskd volatile
+#   netdisk-virtio.rom         the same stub as the NIC's option ROM (no iPXE,
+#                              no TFTP: its own DHCP), BIOS only
 #   iscsi-ipxe                 iPXE's `sanboot iscsi:` to tgtd on the same file
 # kernel: the serial console shows "Linux version" (printed once the kernel's
 # serial console is up, so it includes its first second or so of boot);
@@ -24,7 +26,7 @@ port=$(free_port)
 "$BENCH_BUILD/netdiskd" --listen "127.0.0.1:$port" --mode volatile "demo=$image" 2>"$BENCH_TMP/server.log" &
 BENCH_PIDS+=($!)
 mkdir -p "$BENCH_TMP/nd"
-for stub in netdisk.pxe netdisk.efi; do
+for stub in netdisk.pxe netdisk.efi netdisk-virtio.rom; do
 	cp "$BENCH_BUILD/$stub" "$BENCH_TMP/nd/$stub"
 	"$BENCH_BUILD/netdisk" patch "$BENCH_TMP/nd/$stub" --server "10.0.2.2:$port" >/dev/null
 done
@@ -43,13 +45,18 @@ tgtadm -C "$control" --lld iscsi --mode target --op new --tid 1 --targetname "$T
 mkdir -p "$BENCH_TMP/is"
 printf '#!ipxe\nsanboot iscsi:10.0.2.2::%s:1:%s\n' "$iscsi_port" "$TARGET" >"$BENCH_TMP/is/boot.ipxe"
 
-# run FIRMWARE SUBJECT TFTPDIR BOOTFILE: one boot; RESULT lines for what it reached.
+# run FIRMWARE SUBJECT TFTPDIR BOOTFILE: one boot; RESULT lines for what it
+# reached.  A BOOTFILE ending in .rom is the NIC's ROM instead (no TFTP).
 run() {
-	local fw=$1 subject=$2 dir=$3 file=$4 flag= out
-	[ "$fw" = uefi ] && flag=--uefi
+	local fw=$1 subject=$2 dir=$3 file=$4 flags=() out
+	[ "$fw" = uefi ] && flags+=(--uefi)
+	case $file in
+	*.rom) flags+=(--nic-rom "$dir/$file") ;;
+	*) flags+=(--tftp "$dir" --bootfile "$file") ;;
+	esac
 	out=$(SERIAL_LOG=$BENCH_TMP/$fw-$subject.log python3 "$BENCH_TOP/bench/boot-timer.py" 300 \
 		"kernel=Linux version" "root=NETDISK-ROOT-OK" "off=NETDISK-POWEROFF" -- \
-		"$BENCH_TOP/qemu-scripts/boot-pxe" $flag --tftp "$dir" --bootfile "$file" --serial stdio)
+		"$BENCH_TOP/qemu-scripts/boot-pxe" "${flags[@]}" --serial stdio)
 	echo "$fw $subject: $(tr '\n' ' ' <<<"$out")" >&2
 	awk -v fw="$fw" -v s="$subject" '
 		$1 == "kernel" { print "RESULT boot " fw "-to-kernel-s " s " " $2 " s lower" }
@@ -60,6 +67,7 @@ run() {
 status=0
 for round in $(seq "$BENCH_ROUNDS"); do
 	run bios netdisk.pxe "$BENCH_TMP/nd" netdisk.pxe || status=1
+	run bios netdisk-virtio.rom "$BENCH_TMP/nd" netdisk-virtio.rom || status=1
 	run uefi netdisk.efi "$BENCH_TMP/nd" netdisk.efi || status=1
 	run bios iscsi-ipxe "$BENCH_TMP/is" boot.ipxe || status=1
 	run uefi iscsi-ipxe "$BENCH_TMP/is" boot.ipxe || status=1

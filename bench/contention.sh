@@ -19,13 +19,13 @@ port=$(free_port)
 # real-time only while no NBD connection is being accepted (threads inherit it).
 rt=()
 chrt -f 10 true 2>/dev/null && rt=(chrt -f 10)
-"$BENCH_BUILD/netdiskd" --listen "127.0.0.1:$port" --state-dir "$BENCH_TMP/state" \
+"$BENCH_BUILD/netdiskd" --listen "127.0.0.1:$port" --nbd-exports images --state-dir "$BENCH_TMP/state" \
 	"img=$BENCH_TMP/contention.img" 2>"$BENCH_TMP/server.log" &
 server=$!
 BENCH_PIDS+=("$server")
 wait_port "$port" || { echo "netdiskd did not start" >&2; exit 1; }
 port2=$(free_port)
-"$BENCH_BUILD/netdiskd" --listen "127.0.0.1:$port2" --state-dir "$BENCH_TMP/state2" \
+"$BENCH_BUILD/netdiskd" --listen "127.0.0.1:$port2" --nbd-exports images --state-dir "$BENCH_TMP/state2" \
 	"img=$BENCH_TMP/contention.img" 2>"$BENCH_TMP/server2.log" &
 BENCH_PIDS+=("$!")
 wait_port "$port2" || { echo "second netdiskd did not start" >&2; exit 1; }

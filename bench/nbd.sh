@@ -11,14 +11,14 @@ img=$BENCH_TMP/nbd.img
 make_image "$img" "${BENCH_NBD_MIB:-1024}"
 p_nd=$(free_port); p_kit=$(free_port); p_qemu=$(free_port); p_tls=$(free_port); p_ktls=$(free_port)
 printf 'bench:%s\n' "$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')" >"$BENCH_TMP/keys.psk"
-printf 'nbd-tls = on\nnbd-tls-psk-file = %s\n[image img]\npath = %s\nmode = readonly\n' \
+printf 'nbd-exports = images\nnbd-tls = on\nnbd-tls-psk-file = %s\n[image img]\npath = %s\nmode = readonly\n' \
 	"$BENCH_TMP/keys.psk" "$img" >"$BENCH_TMP/tls.conf"
 "$BENCH_BUILD/netdiskd" --listen "127.0.0.1:$p_tls" --config "$BENCH_TMP/tls.conf" 2>"$BENCH_TMP/tls.log" &
 BENCH_PIDS+=($!)
 nbdkit -f -r -i 127.0.0.1 -p "$p_ktls" --tls=require --tls-psk="$BENCH_TMP/keys.psk" file "$img" \
 	2>"$BENCH_TMP/kit-tls.log" &
 BENCH_PIDS+=($!)
-"$BENCH_BUILD/netdiskd" --listen "127.0.0.1:$p_nd" --mode readonly "img=$img" 2>"$BENCH_TMP/nd.log" &
+"$BENCH_BUILD/netdiskd" --listen "127.0.0.1:$p_nd" --nbd-exports images --mode readonly "img=$img" 2>"$BENCH_TMP/nd.log" &
 BENCH_PIDS+=($!)
 nbdkit -f -r -i 127.0.0.1 -p "$p_kit" file "$img" 2>"$BENCH_TMP/kit.log" &
 BENCH_PIDS+=($!)

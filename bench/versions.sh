@@ -19,6 +19,7 @@ start() { # the server on a fresh state directory
 	rm -rf "$BENCH_TMP/state"
 	port=$(free_port)
 	cat >"$BENCH_TMP/gold.conf" <<CONF
+nbd-exports = images
 state-dir = $BENCH_TMP/state
 [image gold]
 path = $BENCH_TMP/gold.img

@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "ndclient.h"
+#include "ipstack.h"
 #include "netdisk/bootcfg.h"
 
 /* Registers for bios_int(); layout shared with entry.asm. */
@@ -156,22 +157,44 @@ void con_init(void);
 void con_printf(const char *fmt, ...);
 extern int con_serial_only;
 
-/* pxe.c: PXE API and the client transport. */
+/* What the network told us (the PXE stack's DHCPACK, or the option ROM's
+ * own DHCP); addresses in network order. */
 struct pxe_info {
 	uint8_t my_ip[4];
-	uint8_t server_ip[4];
+	uint8_t server_ip[4];   /* the netdisk server; 0.0.0.0 = none named */
 	uint8_t netmask[4];     /* DHCP option 1 */
 	uint8_t router[4];      /* DHCP option 3, 0 = none */
 	uint8_t mac[6];
+	uint16_t server_port;   /* 0 = not named (option ROM: DHCP option 43) */
+	char image[ND_IMAGE_NAME_LEN]; /* NUL-terminated; "" = not named (option ROM: DHCP) */
 };
+
+/*
+ * The boot path, one of two linked in: pxe.c for netdisk.pxe (the PXE
+ * stack's DHCP facts, the own driver or PXE's UDP), rom.c for the option
+ * ROM (the own driver and DHCP, no PXE).  stub_net_start fills *net (it
+ * may use scratch as a buffer); stub_net_open makes the transport to the
+ * server and returns 1 if datagrams go through the resident part's bounce
+ * buffer (PXE's UDP API).  Both give up on failure.
+ */
+extern const char stub_banner[];
+void stub_net_start(struct pxe_info *net, uint8_t *scratch, unsigned size);
+int stub_net_open(const struct pxe_info *net, uint16_t server_port, uint16_t timeout_s,
+		  struct nd_transport *tp);
+
+/* pxe.c: PXE API and the client transport. */
 int pxe_find(void);
 int pxe_get_info(struct pxe_info *info);
 int pxe_udp_open(const struct pxe_info *info, uint16_t server_port, uint16_t local_port);
 void pxe_transport(struct nd_transport *tp);
 
-/* nic.c: the boot NIC on the stub's own driver (virtio-net), PXE shut down. */
-int nic_open(const struct pxe_info *info, uint16_t server_port, uint16_t timeout_s,
-	     struct nd_transport *tp);
+/* nic.c: the boot NIC on the stub's own driver (virtio-net). */
+int nic_check(uint16_t bdf);
+int nic_scan(uint16_t *bdf);
+void nic_start(uint16_t bdf);
+struct nd_framedev *nic_device(void);
+void nic_ip_open(const struct pxe_info *info, uint16_t server_port, uint16_t timeout_s,
+		 struct nd_transport *tp);
 int nic_keeps_frames(void);
 int nic_memory(uint32_t *at, uint32_t *size);
 void nic_stop(void);
@@ -188,6 +211,9 @@ uint64_t rdtsc(void);
 
 /* main.c: the configuration block `netdisk patch` rewrites. */
 extern struct nd_bootcfg bootcfg;
+
+/* main.c: how long to keep trying to reach the server at start, in seconds. */
+uint16_t attach_timeout_s(void);
 
 /* main.c: stop, give back our memory and let the BIOS boot the next device. */
 void give_up(const char *why) __attribute__((noreturn));

@@ -42,30 +42,36 @@
 %define RES_RM_CALL 6
 
 	section .text.entry
-	global _start
+	global _start, relocate
 ; PXE enters at 0:7C00 with ES:BX = PXENV+ and SS:[SP+4] = far pointer to !PXE.
 _start:
 	jmp 0x07c0:.loaded
 .loaded:
 	cli
-	mov [cs:pxenv_ptr], bx
-	mov [cs:pxenv_ptr + 2], es
+	xor edx, edx		; EDX = PXENV+ (segment:offset)
+	mov dx, es
+	shl edx, 16
+	mov dx, bx
 	mov bp, sp
-	mov ax, [bp + 4]
-	mov [cs:pxe_ptr], ax
-	mov ax, [bp + 6]
-	mov [cs:pxe_ptr + 2], ax
+	mov ebp, [bp + 4]	; EBP = !PXE
+	; fall through
+
+; The image starts at CS:0 (07C0:0 loaded by PXE, or the option ROM's
+; segment, bios/romhdr.asm, which jumps here with EDX = EBP = 0).  Copy it
+; to the top of base memory and run it there.  Nothing is written to CS
+; before the copy: an option ROM's shadow is read-only by boot time.
+relocate:
+	cli
 	cld
 	; Take the top of base memory: lower 40:13 by our resident size.
 	mov ax, BDA_SEG
 	mov ds, ax
-	mov ax, [BDA_BASEMEM]
-	mov [cs:base_kb_before], ax
+	mov bx, [BDA_BASEMEM]	; BX = 40:13 before
+	mov ax, bx
 	sub ax, _resident_kb + RES_RESERVE_KB
 	and ax, ~3		; a 4 KiB boundary, so that the linker's page layout holds
 	mov [BDA_BASEMEM], ax
 	shl ax, 6
-	mov [cs:stub_seg], ax
 	; Copy the loaded image there and clear bss.
 	mov es, ax
 	push cs
@@ -87,6 +93,10 @@ _start:
 	mov es, ax
 	mov ss, ax
 	mov esp, _stack_top
+	mov [stub_seg], ax
+	mov [base_kb_before], bx
+	mov [pxenv_ptr], edx
+	mov [pxe_ptr], ebp
 	movzx eax, ax
 	shl eax, 4
 	add eax, flat_gdt

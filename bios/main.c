@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
-/* netdisk.pxe main line: find PXE, attach to netdiskd, hook INT 13h/15h, boot the disk like a BIOS. */
+/* The BIOS stub's main line (netdisk.pxe and the option ROM): network up, attach to netdiskd, hook INT 13h/15h, boot the disk like a BIOS. */
 
 #include "bios.h"
 #include "netdisk/boottable.h"
@@ -7,7 +7,10 @@
 #include "policy.h"
 
 #define TX_DGRAM ND_DEFAULT_DGRAM /* PXE stacks do not fragment what they send */
-#define RX_DGRAM (16384 + ND_HDR_SIZE) /* largest datagram: 16 KiB of data, IP-fragmented on the wire */
+/* Largest datagram: ND_RX_DATA (bios/build.mk: 16 KiB in netdisk.pxe, 8 KiB
+ * in the option ROM) of data, IP-fragmented on the wire. */
+#define RX_DGRAM (ND_RX_DATA + ND_HDR_SIZE)
+_Static_assert(RX_DGRAM + 8 <= ND_REASM_MAX, "the IP stack must reassemble our largest datagram");
 #define DEFAULT_ATTACH_TIMEOUT 60 /* seconds */
 #define RETRY_REPORT_EVERY_MS 5000
 
@@ -23,7 +26,6 @@ static struct pxe_info net;
 static struct nd_transport transport;
 static uint16_t server_port;
 static uint32_t next_retry_report;
-static int pxe_net; /* the network is the PXE stack's UDP API */
 
 /* Datagram sizes and windows to try, fastest first (the probe is
  * nd_attach_ladder, client/policy.c).  A large datagram reaches us as IP
@@ -36,7 +38,9 @@ static int pxe_net; /* the network is the PXE stack's UDP API */
 static const struct nd_ladder_step ladder[] = {
 	{ RX_DGRAM, 16 },
 	{ RX_DGRAM, 1 },
+#if ND_RX_DATA > 8192
 	{ 8192 + ND_HDR_SIZE, 1 },
+#endif
 	{ 4096 + ND_HDR_SIZE, 1 },
 	{ ND_DEFAULT_DGRAM, 16 },
 };
@@ -97,8 +101,8 @@ void give_up(const char *why)
 		asm volatile("hlt");
 }
 
-/* How long to keep trying to reach the server at start. */
-static uint16_t attach_timeout_s(void)
+/* How long to keep trying to reach the server (and DHCP) at start. */
+uint16_t attach_timeout_s(void)
 {
 	uint16_t timeout = nd_get16(bootcfg.attach_timeout);
 
@@ -111,7 +115,8 @@ static void attach(const struct nd_transport *tp)
 	uint16_t timeout = attach_timeout_s();
 	int rc;
 
-	memcpy(image, bootcfg.image, ND_IMAGE_NAME_LEN);
+	/* The boot configuration's image, else the one DHCP named (option ROM). */
+	memcpy(image, bootcfg.image[0] ? bootcfg.image : net.image, ND_IMAGE_NAME_LEN);
 	image[ND_IMAGE_NAME_LEN] = 0;
 	nd_client_init(&disk, tp, txbuf, rxbuf, RX_DGRAM);
 	memcpy(disk.cfg.mac, net.mac, 6);
@@ -120,12 +125,15 @@ static void attach(const struct nd_transport *tp)
 	disk.cfg.give_up_ms = (uint32_t)timeout * 1000;
 	disk.cfg.event = on_event;
 	disk.cfg.caps = ND_CAP_BOOT_TABLE;
+	if (bootcfg.flags & ND_BOOTCFG_KEYED) /* netdisk patch --key: ATTACH signed */
+		disk.cfg.key = bootcfg.site_key;
 	con_printf("netdisk: attaching to %I:%u as %I (up to %u s)\n", net.server_ip, server_port,
 		   net.my_ip, timeout);
 	rc = nd_attach_ladder(&disk, image, ladder, sizeof(ladder) / sizeof(ladder[0]),
 			      PROBE_GIVE_UP_MS);
 	if (rc == ND_E_STATUS) {
-		con_printf("netdisk: server refused: %s\n", nd_status_text(disk.last_status));
+		con_printf("netdisk: server refused: %s%s\n", nd_status_text(disk.last_status),
+			   nd_status_reason(&disk));
 		give_up("cannot attach the disk");
 	}
 	if (rc != ND_DONE)
@@ -135,39 +143,26 @@ static void attach(const struct nd_transport *tp)
 	disk.cfg.give_up_ms = 0;
 }
 
-/* Our own driver when the NIC is one we have a driver for, else PXE's UDP. */
-static void open_network(void)
-{
-	uint16_t local_port;
-
-	if (!(bootcfg.flags & ND_BOOTCFG_FIRMWARE_NET) &&
-	    nic_open(&net, server_port, attach_timeout_s(), &transport) == 0)
-		return;
-	pxe_net = 1;
-	local_port = (uint16_t)(0xc000 | (rdtsc() & 0x3fff));
-	if (pxe_udp_open(&net, server_port, local_port))
-		give_up("PXE UDP_OPEN failed");
-	pxe_transport(&transport);
-	con_printf("netdisk: network through the PXE stack's UDP API\n");
-}
-
 void stub_main(void)
 {
+	int bounce;
+
 	image_lin = (uint32_t)stub_seg << 4;
 	flat_setup();
 	con_init();
-	con_printf("\nnetdisk.pxe: disk over the network via PXE (starting at %x:0000)\n", stub_seg);
+	con_printf("\n%s (starting at %x:0000)\n", stub_banner, stub_seg);
 	clock_init();
-	if (pxe_find())
-		give_up("no PXE API found (neither !PXE nor PXENV+)");
-	if (pxe_get_info(&net))
-		give_up("the PXE stack has no DHCP information");
+	stub_net_start(&net, rxbuf, sizeof(rxbuf));
 	if (!nd_ip_is_zero(bootcfg.server_ip))
 		memcpy(net.server_ip, bootcfg.server_ip, 4);
 	server_port = nd_get16(bootcfg.server_port);
 	if (!server_port)
+		server_port = net.server_port;
+	if (!server_port)
 		server_port = ND_DEFAULT_PORT;
-	open_network();
+	if (nd_ip_is_zero(net.server_ip))
+		give_up("no netdisk server: neither the boot configuration nor DHCP names one");
+	bounce = stub_net_open(&net, server_port, attach_timeout_s(), &transport);
 	attach(&transport);
 	con_printf("netdisk: server %I:%u image \"%s\" %u MiB (%u sectors) mode %s\n",
 		   net.server_ip, server_port, disk.image, (uint32_t)(disk.sectors >> 11),
@@ -183,7 +178,7 @@ void stub_main(void)
 	 * memory but for the resident part, and hook INT 13h and INT 15h. */
 	hd_count_ours = (uint8_t)(far_read8(0x40, 0x75) + 1);
 	far_write8(0x40, 0x75, hd_count_ours);
-	resident_install(pxe_net ? RX_DGRAM : 0);
+	resident_install(bounce ? RX_DGRAM : 0);
 	memory_report();
 	con_printf("netdisk: booting drive 80h\n");
 	boot_jump();

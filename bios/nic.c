@@ -1,13 +1,10 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
-/* The boot NIC on the stub's own driver instead of PXE: finds it on PCI, takes it from the PXE stack, runs the IP stack on it. */
+/* The boot NIC on the stub's own driver (virtio-net): checks it on PCI, starts it, runs the IP stack on it; PXE or the option ROM's BEV says which NIC. */
 
 #include "bios.h"
 #include "ipstack.h"
 #include "virtio_net.h"
 
-#define PXENV_UNDI_SHUTDOWN 0x0005
-#define PXENV_UNDI_GET_NIC_TYPE 0x0012
-#define NIC_TYPE_PCI 2
 #define PCI_CONFIG_ADDRESS 0xcf8
 #define PCI_CONFIG_DATA 0xcfc
 #define PCI_ID 0x00
@@ -16,19 +13,6 @@
 #define PCI_COMMAND_MASTER 0x04
 #define PCI_BAR0 0x10
 #define NIC_RX_BUFS 32  /* 48 KiB of frames: 16 measured slower, 64 no faster (docs/bios.md) */
-
-struct s_pxenv_undi_shutdown {
-	uint16_t status;
-} __attribute__((packed));
-
-struct s_pxenv_undi_get_nic_type {
-	uint16_t status;
-	uint8_t nic_type;
-	uint16_t vendor, device;
-	uint8_t base_class, sub_class, prog_if, revision;
-	uint16_t bus_dev_fn;
-	uint16_t sub_vendor, sub_device;
-} __attribute__((packed));
 
 static struct vn_dev vn;
 static struct nd_framedev dev;
@@ -191,32 +175,44 @@ static uint32_t base_memory_take(uint32_t size)
 	return (uint32_t)kb << 10;
 }
 
-/* The PCI function PXE booted from, if it is one our driver runs: its
- * bus/device/function, with its I/O BAR in io_base. */
-static int find_virtio_net(uint16_t *bdf)
+/* A PCI function our driver runs (legacy virtio-net with an I/O BAR 0):
+ * 0 with its I/O BAR in io_base. */
+int nic_check(uint16_t bdf)
 {
-	struct s_pxenv_undi_get_nic_type t;
 	uint32_t bar;
 
-	memset(&t, 0, sizeof(t));
-	if (pxe_call(PXENV_UNDI_GET_NIC_TYPE, &t) || t.status || t.nic_type != NIC_TYPE_PCI)
+	if (pci_read32(bdf, PCI_ID) != ((uint32_t)VN_PCI_DEVICE << 16 | VN_PCI_VENDOR))
 		return -1;
-	if (t.vendor != VN_PCI_VENDOR || t.device != VN_PCI_DEVICE)
-		return -1;
-	if (pci_read32(t.bus_dev_fn, PCI_ID) != ((uint32_t)VN_PCI_DEVICE << 16 | VN_PCI_VENDOR))
-		return -1;
-	bar = pci_read32(t.bus_dev_fn, PCI_BAR0);
+	bar = pci_read32(bdf, PCI_BAR0);
 	if (!(bar & 1) || (bar & 0xfffc) == 0)
 		return -1;
 	io_base = (uint16_t)(bar & 0xfffc);
-	*bdf = t.bus_dev_fn;
 	return 0;
 }
 
-/* The IP stack on the NIC, once the next hop answers ARP: asked again
- * until timeout_s, like an ATTACH the server does not answer. */
-static void ip_open(const struct pxe_info *info, uint16_t server_port, uint16_t timeout_s,
-		    struct nd_transport *tp)
+/* The first virtio-net function on bus 0-255 (an option ROM that was not
+ * told its own): 0 and *bdf, or -1. */
+int nic_scan(uint16_t *bdf)
+{
+	uint32_t b;
+
+	for (b = 0; b < 0x10000; b++) {
+		if ((b & 7) == 0 && pci_read32((uint16_t)b, PCI_ID) == 0xffffffffu) {
+			b += 7; /* no device: none of its functions either */
+			continue;
+		}
+		if (nic_check((uint16_t)b) == 0) {
+			*bdf = (uint16_t)b;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+/* The IP stack on the started NIC, once the next hop answers ARP: asked
+ * again until timeout_s, like an ATTACH the server does not answer. */
+void nic_ip_open(const struct pxe_info *info, uint16_t server_port, uint16_t timeout_s,
+		 struct nd_transport *tp)
 {
 	struct nd_ipconf conf;
 	uint32_t start = clock_ms(), waited;
@@ -241,19 +237,12 @@ static void ip_open(const struct pxe_info *info, uint16_t server_port, uint16_t 
 		give_up("the network settings from DHCP are not usable");
 }
 
-int nic_open(const struct pxe_info *info, uint16_t server_port, uint16_t timeout_s,
-	     struct nd_transport *tp)
+/* Take the NIC at bdf (nic_check passed) over: bus master, rings and
+ * buffers in extended memory, the device started.  Gives up on failure. */
+void nic_start(uint16_t bdf)
 {
-	struct s_pxenv_undi_shutdown shutdown;
 	uint32_t size, mem;
-	uint16_t bdf;
 
-	if (find_virtio_net(&bdf))
-		return -1;
-	/* From here the PXE stack loses the NIC: it resets it when it shuts
-	 * down, and so do we. */
-	shutdown.status = 0;
-	pxe_call(PXENV_UNDI_SHUTDOWN, &shutdown);
 	pci_write16(bdf, PCI_COMMAND, (uint16_t)(pci_read32(bdf, PCI_COMMAND) | PCI_COMMAND_IO |
 						  PCI_COMMAND_MASTER));
 	if (nd_vn_probe(&vn, &platform, NIC_RX_BUFS, &size) != VN_OK)
@@ -273,8 +262,12 @@ int nic_open(const struct pxe_info *info, uint16_t server_port, uint16_t timeout
 	nic_mem_size = size;
 	con_printf("netdisk: NIC %x:%x.%u virtio-net at I/O %x, own driver, %u KiB of rings at %x\n",
 		   bdf >> 8, (bdf >> 3) & 31, bdf & 7, io_base, (size + 1023) / 1024, mem);
-	ip_open(info, server_port, timeout_s, tp);
-	return 0;
+}
+
+/* The started NIC as a frame device (for DHCP before the IP stack). */
+struct nd_framedev *nic_device(void)
+{
+	return &dev;
 }
 
 /* Whether frames go through our driver, whose NIC keeps receiving while

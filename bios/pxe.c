@@ -1,13 +1,18 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
-/* PXE side of the BIOS stub: finds the API, reads the DHCPACK, moves UDP datagrams for the client core. */
+/* netdisk.pxe's boot path: finds the PXE API, reads its DHCPACK, hands a virtio-net NIC to the own driver or moves UDP datagrams through PXE. */
 
 #include "bios.h"
+#include "virtio_net.h"
 
 #define PXENV_GET_CACHED_INFO 0x0071
 #define PXENV_UDP_OPEN 0x0030
 #define PXENV_UDP_READ 0x0032
 #define PXENV_UDP_WRITE 0x0033
 #define PXENV_PACKET_TYPE_DHCP_ACK 2
+#define PXENV_PACKET_TYPE_CACHED_REPLY 3
+#define PXENV_UNDI_SHUTDOWN 0x0005
+#define PXENV_UNDI_GET_NIC_TYPE 0x0012
+#define NIC_TYPE_PCI 2
 
 #define FAR_SEG(p) ((uint16_t)((p) >> 16))
 #define FAR_OFF(p) ((uint16_t)(p))
@@ -44,6 +49,21 @@ struct s_pxenv_udp_write {
 	uint16_t buffer_size;
 	uint16_t buffer_off, buffer_seg;
 } __attribute__((packed));
+
+struct s_pxenv_undi_shutdown {
+	uint16_t status;
+} __attribute__((packed));
+
+struct s_pxenv_undi_get_nic_type {
+	uint16_t status;
+	uint8_t nic_type;
+	uint16_t vendor, device;
+	uint8_t base_class, sub_class, prog_if, revision;
+	uint16_t bus_dev_fn;
+	uint16_t sub_vendor, sub_device;
+} __attribute__((packed));
+
+const char stub_banner[] = "netdisk.pxe: disk over the network via PXE";
 
 /* Where datagrams go: filled by pxe_udp_open. */
 static struct {
@@ -127,10 +147,19 @@ static void far_get(uint16_t seg, uint16_t off, uint8_t *dst, unsigned len)
 	far_to_near(dst, seg, off, (uint16_t)len);
 }
 
-/* Our address, the next-server, the MAC, netmask and router, all from the
- * DHCPACK the PXE stack kept. */
+/* Our address, the MAC, netmask and router from the DHCPACK the PXE stack
+ * kept.  The next-server from the boot server's reply (PXE 2.1's "cached
+ * reply") when it names one, else from the DHCPACK: beside a proxy-DHCP
+ * server the DHCPACK comes from the site's DHCP server, whose next-server
+ * (often itself) is not where the boot file and netdiskd are; the proxy's
+ * reply names that machine.  Without a proxy the cached reply is the
+ * DHCPACK itself.  Called once, at start. */
 int pxe_get_info(struct pxe_info *info)
 {
+	/* In bss, so zero: buffer 0:0 asks for a pointer to the stack's own
+	 * copy.  No code clears it: .text is a few bytes under a 4 KiB page
+	 * boundary, and crossing it pushes the stub past its 64 KiB segment. */
+	static struct s_pxenv_get_cached_info reply;
 	struct s_pxenv_get_cached_info gci;
 	uint16_t seg, off, end, pos;
 
@@ -165,6 +194,10 @@ int pxe_get_info(struct pxe_info *info)
 			far_get(seg, pos + 2, info->router, 4);
 		pos += 2 + len;
 	}
+	reply.packet_type = PXENV_PACKET_TYPE_CACHED_REPLY;
+	if (!pxe_call(PXENV_GET_CACHED_INFO, &reply) && !reply.status &&
+	    far_read32(reply.buffer_seg, reply.buffer_off + 20))
+		far_get(reply.buffer_seg, reply.buffer_off + 20, info->server_ip, 4);
 	return 0;
 }
 
@@ -256,4 +289,51 @@ void pxe_transport(struct nd_transport *tp)
 	tp->send = udp_send;
 	tp->recv = udp_recv;
 	tp->now_ms = clock_now;
+}
+
+/* The PXE stack's facts: its API and the DHCPACK it kept. */
+void stub_net_start(struct pxe_info *net, uint8_t *scratch, unsigned size)
+{
+	if (pxe_find())
+		give_up("no PXE API found (neither !PXE nor PXENV+)");
+	if (pxe_get_info(net))
+		give_up("the PXE stack has no DHCP information");
+}
+
+/* The PCI function PXE booted from, if it is one our driver runs. */
+static int pxe_nic(uint16_t *bdf)
+{
+	struct s_pxenv_undi_get_nic_type t;
+
+	memset(&t, 0, sizeof(t));
+	if (pxe_call(PXENV_UNDI_GET_NIC_TYPE, &t) || t.status || t.nic_type != NIC_TYPE_PCI)
+		return -1;
+	if (t.vendor != VN_PCI_VENDOR || t.device != VN_PCI_DEVICE || nic_check(t.bus_dev_fn))
+		return -1;
+	*bdf = t.bus_dev_fn;
+	return 0;
+}
+
+/* Our own driver when the NIC is one we have a driver for, else PXE's UDP. */
+int stub_net_open(const struct pxe_info *net, uint16_t server_port, uint16_t timeout_s,
+		  struct nd_transport *tp)
+{
+	struct s_pxenv_undi_shutdown shutdown;
+	uint16_t local_port, bdf;
+
+	if (!(bootcfg.flags & ND_BOOTCFG_FIRMWARE_NET) && pxe_nic(&bdf) == 0) {
+		/* From here the PXE stack loses the NIC: it resets it when it
+		 * shuts down, and so do we. */
+		shutdown.status = 0;
+		pxe_call(PXENV_UNDI_SHUTDOWN, &shutdown);
+		nic_start(bdf);
+		nic_ip_open(net, server_port, timeout_s, tp);
+		return 0;
+	}
+	local_port = (uint16_t)(0xc000 | (rdtsc() & 0x3fff));
+	if (pxe_udp_open(net, server_port, local_port))
+		give_up("PXE UDP_OPEN failed");
+	pxe_transport(tp);
+	con_printf("netdisk: network through the PXE stack's UDP API\n");
+	return 1;
 }

@@ -7,5 +7,5 @@ $(BUILD)/cli/%.o: cli/%.c | $(BUILD)/.dir
 	@mkdir -p $(dir $@)
 	$(CC) $(HOST_CFLAGS) $(DEPFLAGS) -c $< -o $@
 
-$(BUILD)/netdisk: $(BUILD)/cli/netdisk.o $(BUILD)/cli/image.o $(BUILD)/cli/status.o $(BUILD)/cli/storm.o $(BUILD)/cli/stormtrace.o $(BUILD)/libndclient.a $(BUILD)/libndcommon.a
+$(BUILD)/netdisk: $(BUILD)/cli/netdisk.o $(BUILD)/cli/image.o $(BUILD)/cli/status.o $(BUILD)/cli/storm.o $(BUILD)/cli/stormtrace.o $(BUILD)/cli/dnsconf.o $(BUILD)/libndclient.a $(BUILD)/libndcommon.a
 	$(CC) $(HOST_LDFLAGS) -o $@ $^ -lpthread

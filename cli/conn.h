@@ -23,6 +23,7 @@ struct opts {
 	unsigned mc_timeout_ms; /* a cached group block lives this long */
 	int shared_group;     /* the group cache, but no group socket: the caller
 			       * (storm --one-process) feeds group datagrams itself */
+	const uint8_t *key;   /* --key: sign ATTACH with this site (or admin) key, or NULL */
 };
 
 /* Everything a connected command holds. */

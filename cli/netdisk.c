@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
-/* netdisk: the admin and test CLI on the client core (info, read, write, bench, patch). */
+/* netdisk: the admin and test CLI on the client core (info, read, write, bench, patch, dnsmasq-conf). */
 
 #include <errno.h>
 #include <stdarg.h>
@@ -20,10 +20,12 @@
 #include "udp_host.h"
 #include "ndcommon.h"
 #include "netdisk/bootcfg.h"
+#include "optrom.h"
 #include "netdisk/boottable.h"
 #include "image.h"
 #include "status.h"
 #include "conn.h"
+#include "dnsconf.h"
 
 #define CHUNK_SECTORS 2048 /* sectors per nd_read/nd_write call in read/write */
 
@@ -44,17 +46,24 @@ static void usage(FILE *f)
 		"                                      replay a boot trace as N clients at once\n"
 		"  patch STUB [--server IP[:PORT]] [--image NAME] [--attach-timeout S]\n"
 		"        [--boot-path PATH] [--verbose|--quiet] [--firmware-net|--own-driver]\n"
+		"        [--key FILE|--no-key]         (--key: the site key, 64 hex digits)\n"
 		"                                      set the boot config in netdisk.pxe/.efi\n"
+		"                                      or netdisk-virtio.rom (checksum refixed)\n"
 		"  image list|versions|new-version|promote|rollback|merge|delete-version|export\n"
 		"                                      image versions, through netdiskd's control\n"
 		"                                      socket (netdisk image --help)\n"
 		"  status [--json]                     the clients netdiskd serves now\n"
 		"  clients [--watch [--interval S]]    the same, refreshed in the terminal\n"
+		"  dnsmasq-conf --proxy | --range START,END [--interface IF] [--address IP]\n"
+		"        [--tftp-root DIR] [--config FILE]\n"
+		"                                      a dnsmasq snippet that PXE-boots BIOS and\n"
+		"                                      UEFI clients into the stubs (docs/lan.md)\n"
 		"\n"
 		"Session options: --image NAME  --mac aa:bb:cc:dd:ee:ff  --dgram BYTES\n"
 		"  --window N  --timeout SECONDS  --keep (do not detach at the end)\n"
 		"  --multicast (take data from the server's multicast group when it offers\n"
 		"  one)  --mc-cache BYTES (default 16M)  --mc-timeout MILLISECONDS (2000)\n"
+		"  --key FILE (sign ATTACH with the site or admin key: docs/security.md)\n"
 		"The port defaults to %d.  See docs/cli.md.\n",
 		ND_DEFAULT_PORT);
 }
@@ -123,12 +132,17 @@ static void on_event(void *ctx, int event, uint32_t arg)
 
 const char *err_text(struct nd_client *c, int rc)
 {
+	static char why[200];
+
 	switch (rc) {
 	case ND_E_TIMEOUT: return "server did not answer";
 	case ND_E_TRANSPORT: return "network error";
 	case ND_E_PROTO: return "server sent a malformed reply";
 	case ND_E_ARG: return "request outside the disk";
-	case ND_E_STATUS: return nd_status_text(c->last_status);
+	case ND_E_STATUS: /* with the server's reason, when it gave one */
+		snprintf(why, sizeof(why), "%s%s", nd_status_text(c->last_status),
+			 nd_status_reason(c));
+		return why;
 	default: return "unknown error";
 	}
 }
@@ -192,6 +206,7 @@ void connect_server(struct conn *k, const char *server, const struct opts *o)
 	k->c.cfg.rto_min_ms = 20;
 	k->c.cfg.give_up_ms = o->timeout_s * 1000;
 	k->c.cfg.event = on_event;
+	k->c.cfg.key = o->key;
 	if (getrandom(&k->c.cfg.nonce, sizeof(k->c.cfg.nonce), 0) < 0)
 		k->c.cfg.nonce = (uint32_t)time(NULL);
 	k->detach = o->detach;
@@ -416,6 +431,34 @@ static void bench_pass(struct conn *k, const char *name, uint32_t size, int rand
 	free(lat);
 }
 
+/*
+ * ATTACH latency: the client rebooting (a new nonce) ATTACH_SAMPLES times,
+ * each ATTACH timed from the first datagram to the grant (both round trips
+ * with --key).  Paced to stay inside the server's per-source ATTACH rate
+ * limit (10 a second, bursts of 40), which would otherwise be what it times.
+ */
+#define ATTACH_SAMPLES 16
+static void bench_attach(struct conn *k, const struct opts *o)
+{
+	double t[ATTACH_SAMPLES], t0;
+	unsigned i;
+	int rc;
+
+	for (i = 0; i < ATTACH_SAMPLES; i++) {
+		usleep(130000);
+		k->c.cfg.nonce++;
+		t0 = seconds_now();
+		rc = nd_attach(&k->c, o->image);
+		t[i] = (seconds_now() - t0) * 1e6;
+		if (rc < 0)
+			die("attach failed: %s", err_text(&k->c, rc));
+	}
+	qsort(t, ATTACH_SAMPLES, sizeof(t[0]), cmp_double);
+	printf("attach    %s: median %.0f us, min %.0f us over %u ATTACHes\n",
+	       o->key ? "signed" : "unsigned", (t[ATTACH_SAMPLES / 2 - 1] + t[ATTACH_SAMPLES / 2]) / 2,
+	       t[0], ATTACH_SAMPLES);
+}
+
 static int cmd_bench(const char *server, uint32_t size, double seconds, double pace,
 		     const struct opts *o)
 {
@@ -430,6 +473,7 @@ static int cmd_bench(const char *server, uint32_t size, double seconds, double p
 		    k.c.max_sectors);
 	printf("netdisk bench: %s, image %s (%llu MiB), datagram %u, window %u\n", server,
 	       k.c.image, (unsigned long long)(k.c.sectors >> 11), k.c.dgram, k.c.window);
+	bench_attach(&k, o);
 	bench_pass(&k, "sequential", size, 0, seconds, pace, buf);
 	bench_pass(&k, "random", 4096, 1, seconds, pace, buf);
 	disconnect(&k);
@@ -451,7 +495,7 @@ static struct nd_bootcfg *find_bootcfg(uint8_t *data, size_t len, const char *fi
 		found = (struct nd_bootcfg *)(data + i);
 	}
 	if (!found)
-		die("%s has no boot config block: is it netdisk.pxe or netdisk.efi?", file);
+		die("%s has no boot config block: is it netdisk.pxe, netdisk.efi or netdisk-virtio.rom?", file);
 	if (found->version != ND_BOOTCFG_VERSION)
 		die("%s has boot config version %u; this tool writes version %u", file,
 		    found->version, ND_BOOTCFG_VERSION);
@@ -466,6 +510,8 @@ struct patch {
 	long timeout;
 	int verbose;
 	int firmware_net;
+	const uint8_t *key;   /* --key: the site key to put in; NULL = leave it */
+	int no_key;           /* --no-key: take it out */
 };
 
 /* Set or clear one flag when the option asked for it (want >= 0). */
@@ -508,6 +554,13 @@ static void apply_patch(struct nd_bootcfg *b, const struct patch *p)
 	}
 	set_flag(b, ND_BOOTCFG_VERBOSE, p->verbose);
 	set_flag(b, ND_BOOTCFG_FIRMWARE_NET, p->firmware_net);
+	if (p->key) {
+		memcpy(b->site_key, p->key, sizeof(b->site_key));
+		set_flag(b, ND_BOOTCFG_KEYED, 1);
+	} else if (p->no_key) {
+		memset(b->site_key, 0, sizeof(b->site_key));
+		set_flag(b, ND_BOOTCFG_KEYED, 0);
+	}
 }
 
 static void show_bootcfg(const struct nd_bootcfg *b)
@@ -527,27 +580,60 @@ static void show_bootcfg(const struct nd_bootcfg *b)
 	printf("network:        %s\n", b->flags & ND_BOOTCFG_FIRMWARE_NET
 						? "the firmware's (PXE, SNP/UDP4)"
 						: "own driver for virtio-net, else the firmware's");
+	if (b->flags & ND_BOOTCFG_KEYED) {
+		uint8_t id[4];
+
+		nd_key_id(b->site_key, id);
+		printf("site key:       yes (id %02x%02x%02x%02x)\n", id[0], id[1], id[2], id[3]);
+	} else {
+		printf("site key:       no\n");
+	}
+}
+
+/*
+ * An option ROM (netdisk-virtio.rom) must stay one: it is checked before
+ * the change, and its checksum byte (the last) is set again after it.
+ */
+static void rom_check(const uint8_t *data, size_t len, const char *file, const char *when)
+{
+	struct nd_optrom_info info;
+	char err[160];
+
+	if (nd_optrom_check(data, len, &info, err, sizeof(err)))
+		die("%s: not a valid option ROM %s: %s", file, when, err);
 }
 
 static int cmd_patch(const char *file, const struct patch *p)
 {
 	struct stat st;
 	uint8_t *data;
-	int fd = open(file, O_RDWR);
+	size_t len;
+	int fd = open(file, O_RDWR), rom;
 
 	if (fd < 0 || fstat(fd, &st) < 0)
 		die("cannot open %s: %s", file, strerror(errno));
-	data = malloc((size_t)st.st_size + 1);
-	if (!data || read(fd, data, (size_t)st.st_size) != st.st_size)
+	len = (size_t)st.st_size;
+	data = malloc(len + 1);
+	if (!data || read(fd, data, len) != st.st_size)
 		die("cannot read %s", file);
+	rom = nd_optrom_is_rom(data, len);
+	if (rom)
+		rom_check(data, len, file, "before patching");
 	{
-		struct nd_bootcfg *b = find_bootcfg(data, (size_t)st.st_size, file);
+		struct nd_bootcfg *b = find_bootcfg(data, len, file);
 		off_t at = (off_t)((uint8_t *)b - data);
 
 		apply_patch(b, p);
-		if (pwrite(fd, b, sizeof(*b), at) != (ssize_t)sizeof(*b) || fsync(fd) < 0)
+		if (rom) {
+			nd_optrom_resum(data, len);
+			rom_check(data, len, file, "after patching");
+		}
+		if (pwrite(fd, b, sizeof(*b), at) != (ssize_t)sizeof(*b) ||
+		    (rom && pwrite(fd, data + len - 1, 1, (off_t)len - 1) != 1) || fsync(fd) < 0)
 			die("cannot write %s: %s", file, strerror(errno));
 		show_bootcfg(b);
+		if (rom)
+			printf("option ROM:     checksum fixed\n");
 	}
 	close(fd);
 	free(data);
@@ -582,11 +668,15 @@ int main(int argc, char **argv)
 		{ "no-times", no_argument, 0, 't' },
 		{ "speed", required_argument, 0, 'p' },
 		{ "one-process", no_argument, 0, '1' },
+		{ "key", required_argument, 0, 'k' },
+		{ "no-key", no_argument, 0, 'N' },
 		{ "help", no_argument, 0, 'h' },
 		{ 0, 0, 0, 0 },
 	};
-	struct opts o = { NULL, { 0 }, 0, ND_DEFAULT_DGRAM, 64, 15, 1, 0, 16 << 20, 2000, 0 };
-	struct patch p = { NULL, NULL, NULL, -1, -1, -1 };
+	struct opts o = { NULL, { 0 }, 0, ND_DEFAULT_DGRAM, 64, 15, 1, 0, 16 << 20, 2000, 0, NULL };
+	struct patch p = { NULL, NULL, NULL, -1, -1, -1, NULL, 0 };
+	static uint8_t key[ND_KEYFILE_LEN];
+	char why[4096 + 160];
 	struct storm_opts so = { 1, 0, 1.0, NULL, 0 };
 	const char *cmd, *out = NULL, *in = NULL;
 	double seconds = 5, pace_us = 0;
@@ -602,6 +692,8 @@ int main(int argc, char **argv)
 		return cmd_image(argc - 1, argv + 1);
 	if (!strcmp(cmd, "status") || !strcmp(cmd, "clients"))
 		return cmd_status(argc - 1, argv + 1);
+	if (!strcmp(cmd, "dnsmasq-conf"))
+		return cmd_dnsmasq_conf(argc - 1, argv + 1);
 	argv++;
 	argc--;
 	while ((opt = getopt_long(argc, argv, "o:i:h", longopts, NULL)) != -1) {
@@ -649,6 +741,12 @@ int main(int argc, char **argv)
 			break;
 		case 'o': out = optarg; break;
 		case 'i': in = optarg; break;
+		case 'k':
+			if (nd_key_load(optarg, key, why, sizeof(why)) < 0)
+				die("--key: %s", why);
+			o.key = p.key = key;
+			break;
+		case 'N': p.no_key = 1; break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}

@@ -105,6 +105,12 @@ static void print_table(char *body, FILE *out)
 				get(&l, "sessions"), get(&l, "max_sessions"),
 				human(get(&l, "unicast_bytes"), a, sizeof(a)),
 				human(get(&l, "multicast_bytes"), b, sizeof(b)));
+			if (strcmp(get(&l, "refused_site_key"), "?") &&
+			    (strcmp(get(&l, "refused_site_key"), "0") ||
+			     strcmp(get(&l, "refused_mac_binding"), "0")))
+				fprintf(out, "# ATTACHes refused: %s without the site key, %s by "
+					"mac-binding (docs/security.md)\n",
+					get(&l, "refused_site_key"), get(&l, "refused_mac_binding"));
 			continue;
 		}
 		if (strcmp(l.kind, "client"))

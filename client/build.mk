@@ -2,7 +2,8 @@
 # The portable client core, built for the host into libndclient.a with its host
 # UDP transport (client/host/); the firmware builds compile the same core source.
 
-CLIENT_SRC := client/ndclient.c client/policy.c client/ipstack.c client/group.c \
+CLIENT_SRC := client/ndclient.c client/sha256.c client/policy.c client/ipstack.c client/group.c \
+	client/dhcp.c \
 	client/host/udp_host.c
 
 $(BUILD)/client/%.o: client/%.c | $(BUILD)/.dir

@@ -22,7 +22,13 @@ void *memset(void *dst, int c, size_t n);
 #define MTU_MAX 1500         /* what the stack sends; larger NIC MTUs only receive */
 #define HDR_MAX (ND_ETH_HLEN + IP_MAX_HLEN + UDP_HLEN)
 #define REASM_MS 500         /* a datagram whose fragments take longer is dropped */
-#define REASM_WORDS ((IP_MAX_PAYLOAD / 8 + 32) / 32) /* bitmap of 8-byte blocks */
+/* The largest IP payload reassembled.  A build may bound it by its largest
+ * receive buffer (the BIOS stub: -DND_REASM_MAX in bios/build.mk), which
+ * shrinks the bitmap; a datagram longer than that is dropped. */
+#ifndef ND_REASM_MAX
+#define ND_REASM_MAX IP_MAX_PAYLOAD
+#endif
+#define REASM_WORDS ((ND_REASM_MAX / 8 + 32) / 32) /* bitmap of 8-byte blocks */
 #define PORT_BASE 49152      /* local port: one from the dynamic range per boot */
 
 enum { FRAME_NONE = -1, FRAME_FATAL = -2 };
@@ -237,7 +243,9 @@ static void reasm_start(uint16_t id, uint8_t *buf, unsigned size, uint32_t now)
 	struct reasm *r = &net.ra;
 
 	/* Only the blocks a datagram of this size can have; no others are looked at. */
-	memset(r->have, 0, ((size + UDP_HLEN + 7) / 8 + 31) / 32 * sizeof(r->have[0]));
+	unsigned words = ((size + UDP_HLEN + 7) / 8 + 31) / 32;
+
+	memset(r->have, 0, (words < REASM_WORDS ? words : REASM_WORDS) * sizeof(r->have[0]));
 	r->buf = buf;
 	r->size = size;
 	r->blocks = 0;
@@ -312,7 +320,7 @@ static int take_fragment(const uint8_t *ip, unsigned hlen, uint32_t total, uint8
 		reasm_start(nd_get16(ip + 4), buf, size, now);
 	if (r->dropped)
 		return 0;
-	if (!n || end > size + UDP_HLEN || end > IP_MAX_PAYLOAD || ((frag & IP_MF) && n % 8) ||
+	if (!n || end > size + UDP_HLEN || end > ND_REASM_MAX || ((frag & IP_MF) && n % 8) ||
 	    (!(frag & IP_MF) && r->total && r->total != end) || (r->total && end > r->total)) {
 		r->dropped = 1;
 		return 0;
@@ -584,6 +592,16 @@ void nd_ip_leave(void)
 	net.joined = 0;
 }
 #endif
+
+uint16_t nd_ip_checksum(const void *data, unsigned len)
+{
+	return (uint16_t)~fold(sum_bytes(0, data, len));
+}
+
+int nd_udp_checksum_ok(const uint8_t *ip, const uint8_t *udp, unsigned len)
+{
+	return udp_sum_ok(ip, udp, len, sum_bytes(0, udp, len));
+}
 
 void nd_ip_stop(void)
 {

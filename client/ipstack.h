@@ -80,6 +80,16 @@ int nd_ip_open(struct nd_framedev *dev, const struct nd_ipconf *conf, struct nd_
 int nd_ip_join(const uint8_t group[4], uint16_t port);
 void nd_ip_leave(void);
 
+/* The Internet checksum (RFC 1071) of len bytes, to store as a native
+ * 16-bit word (it is then in network order); over a header that carries
+ * its checksum already the result is 0 when it is right.  For other
+ * protocols on the same device (client/dhcp.c). */
+uint16_t nd_ip_checksum(const void *data, unsigned len);
+
+/* Whether the UDP datagram of len bytes at udp (header included) in the
+ * IPv4 packet whose header is at ip carries a right checksum, or none. */
+int nd_udp_checksum_ok(const uint8_t *ip, const uint8_t *udp, unsigned len);
+
 /* Never touch the device again (ExitBootServices, takeover): sends and
  * receives fail from now on. */
 void nd_ip_stop(void);

@@ -2,6 +2,7 @@
 /* Portable netdisk client core: sessions, windowed reads, retransmission (freestanding). */
 
 #include "ndclient.h"
+#include "sha256.h"
 #include "netdisk/boottable.h"
 
 /* The environment provides these, as every freestanding C environment must. */
@@ -310,6 +311,54 @@ static int take_grant(struct nd_client *c, int plen)
 	return ND_DONE;
 }
 
+/* An ATTACH as sent: the request, then the authenticator or zeros. */
+struct attach_req {
+	uint32_t id;
+	const uint8_t *payload; /* ND_ATTACH_REQ_LEN bytes */
+};
+
+/*
+ * Send the ATTACH; with a site key, sign it (docs/protocol.md, "Site key"):
+ * the header carries the server's challenge in its token field (c->token,
+ * zeros before the first AUTH reply) and the padding the HMAC over the
+ * header and the request.
+ */
+static int send_attach(struct nd_client *c, void *arg)
+{
+	struct attach_req *r = arg;
+	uint8_t *p = c->txbuf + ND_HDR_SIZE;
+
+	put_header(c, ND_OP_ATTACH, r->id, 0, 0, 0, ND_ATTACH_REQ_LEN);
+	memcpy(p, r->payload, ND_ATTACH_REQ_LEN);
+	if (c->cfg.key) {
+		struct nd_auth_trailer *t = (struct nd_auth_trailer *)(p + ND_AUTH_OFFSET);
+
+		nd_put32(t->magic, ND_AUTH_MAGIC);
+		nd_key_id(c->cfg.key, t->key_id);
+		nd_hmac_sha256(c->cfg.key, ND_KEY_LEN, c->txbuf, ND_AUTH_SIGNED, t->hmac);
+	}
+	return send_tx(c, ND_HDR_SIZE + ND_ATTACH_REQ_LEN);
+}
+
+void nd_key_id(const uint8_t key[ND_KEY_LEN], uint8_t id[4])
+{
+	struct nd_sha256 s;
+	uint8_t h[ND_SHA256_LEN];
+
+	nd_sha256_init(&s);
+	nd_sha256_update(&s, key, ND_KEY_LEN);
+	nd_sha256_final(&s, h);
+	memcpy(id, h, 4);
+}
+
+/* ATTACHes a keyed client sends at most: with no challenge, then signed
+ * over the one each AUTH reply carried.  Two signed rounds, so that a
+ * challenge gone stale while replies were lost (or a server restarted in
+ * between) costs one more round, not the boot; AUTH to both means a wrong
+ * key.  (Comparing the challenges would say so sooner, but netdisk.pxe has
+ * no bytes to spare.) */
+#define ND_AUTH_ROUNDS 3
+
 int nd_attach(struct nd_client *c, const char *image)
 {
 	/* Padded with zeros to the reply's size: the server never answers an
@@ -319,7 +368,9 @@ int nd_attach(struct nd_client *c, const char *image)
 		uint8_t padded[ND_ATTACH_REQ_LEN];
 	} u;
 	struct nd_attach_req *req = &u.req;
-	int plen;
+	struct attach_req r = { 0, u.padded };
+	unsigned round;
+	int plen = ND_E_STATUS;
 
 	if (c->cfg.max_dgram < ND_MIN_DGRAM)
 		return ND_E_ARG;
@@ -331,12 +382,21 @@ int nd_attach(struct nd_client *c, const char *image)
 	nd_put32(req->caps, c->cfg.caps);
 	nd_put32(req->nonce, c->cfg.nonce);
 	copy_name(req->image, image, ND_IMAGE_NAME_LEN);
-	memset(c->token, 0, sizeof(c->token));
+	memset(c->token, 0, sizeof(c->token)); /* no challenge yet */
 	c->dgram = 0;
 	c->writes = 0;
-	plen = simple(c, ND_OP_ATTACH, u.padded, sizeof(u.padded));
-	if (plen < 0)
+	for (round = 0; round < ND_AUTH_ROUNDS; round++) {
+		r.id = c->next_id++;
+		plen = exchange(c, ND_OP_ATTACH, r.id, send_attach, &r);
+		/* AUTH: sign again with the challenge it carries (keyed clients only). */
+		if (plen != ND_E_STATUS || c->last_status != ND_ERR_AUTH || !c->cfg.key)
+			break;
+		memcpy(c->token, ((struct nd_hdr *)c->rxbuf)->token, sizeof(c->token));
+	}
+	if (plen < 0) {
+		memset(c->token, 0, sizeof(c->token));
 		return plen;
+	}
 	memcpy(c->token, ((struct nd_hdr *)c->rxbuf)->token, sizeof(c->token));
 	return take_grant(c, plen);
 }
@@ -824,8 +884,29 @@ const char *nd_status_text(unsigned status)
 	case ND_ERR_INVAL: return "malformed request";
 	case ND_ERR_READONLY: return "read-only session";
 	case ND_ERR_NOSPACE: return "server out of disk space";
+	case ND_ERR_AUTH: return "the server wants the site key (none or a wrong one: netdisk patch --key)";
+	case ND_ERR_PERSONA: return "the server cannot personalize this client";
 	default: return "unknown error";
 	}
+}
+
+const char *nd_status_reason(struct nd_client *c)
+{
+	/* rxbuf holds max_dgram >= ND_MIN_DGRAM bytes: room for ": ", 127 and a
+	 * NUL, the ": " over the header (read already). */
+	char *t = (char *)c->rxbuf + ND_HDR_SIZE - 2, *p = t + 2, *end;
+	unsigned n = c->last_status == ND_ERR_PERSONA ?
+		     nd_get16(((const struct nd_hdr *)c->rxbuf)->data_len) : 0;
+
+	if (!n)
+		return "";
+	end = p + (n < 127 ? n : 127);
+	t[0] = ':', t[1] = ' ';
+	for (; p < end; p++)
+		if (*p < 0x20 || *p > 0x7e)
+			*p = '?';
+	*end = 0;
+	return t;
 }
 
 const char *nd_result_text(int rc)

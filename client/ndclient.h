@@ -96,6 +96,7 @@ struct nd_config {
 	uint16_t window;         /* data datagrams it can absorb in flight */
 	uint32_t caps;           /* ND_CAP_* */
 	uint32_t nonce;          /* random per boot */
+	const uint8_t *key;      /* the site key (ND_KEY_LEN bytes), or NULL: ATTACH unkeyed */
 	uint32_t rto_min_ms;     /* smallest retransmission timeout */
 	uint32_t rto_max_ms;     /* largest retransmission timeout (backoff cap) */
 	uint32_t give_up_ms;     /* stop retrying after this long; 0 = never */
@@ -199,6 +200,14 @@ void nd_boot_table(const struct nd_client *c, uint8_t firmware, const struct nd_
 
 /* Short English text for an nd_status code (for messages on screen). */
 const char *nd_status_text(unsigned status);
+/* The reason text the last error reply carried (ND_ERR_PERSONA) as ": TEXT",
+ * made printable and NUL-terminated in rxbuf; "" if none (to print after
+ * nd_status_text).  Valid until the next request. */
+const char *nd_status_reason(struct nd_client *c);
+
+/* The 4-byte id of a site key (the first bytes of its SHA-256), as the ATTACH
+ * authenticator carries it: the server tells the site key from the admin key. */
+void nd_key_id(const uint8_t key[ND_KEY_LEN], uint8_t id[4]);
 
 /* Short English text for an nd_result code. */
 const char *nd_result_text(int rc);

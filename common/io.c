@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include "ndcommon.h"
@@ -74,4 +75,49 @@ fail:
 	close(fd);
 	errno = e;
 	return NULL;
+}
+
+int nd_reserve(uint8_t **buf, size_t *cap, size_t len)
+{
+	uint8_t *p;
+
+	if (len <= *cap)
+		return 0;
+	p = realloc(*buf, len);
+	if (!p)
+		return -1;
+	*buf = p;
+	*cap = len;
+	return 0;
+}
+
+int nd_readahead_read(struct nd_readahead *r, void *dst, size_t len,
+		      ssize_t (*some)(void *ctx, void *buf, size_t len), void *ctx)
+{
+	while (len) {
+		size_t n = r->end - r->start;
+		ssize_t got;
+
+		if (!n && len >= r->cap) { /* bulk data: straight in */
+			if ((got = some(ctx, dst, len)) < 0)
+				return -1;
+			dst = (uint8_t *)dst + got;
+			len -= (size_t)got;
+			continue;
+		}
+		if (!n) {
+			if ((got = some(ctx, r->buf, r->cap)) < 0)
+				return -1;
+			r->start = 0;
+			r->end = (size_t)got;
+			continue;
+		}
+		if (n > len)
+			n = len;
+		memcpy(dst, r->buf + r->start, n);
+		r->start += n;
+		dst = (uint8_t *)dst + n;
+		len -= n;
+	}
+	return 0;
 }

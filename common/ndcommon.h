@@ -6,6 +6,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 /* "aa:bb:cc:dd:ee:ff": the one MAC syntax every tool accepts (hex digits in
  * either case, colons only), and what nd_mac_format writes. */
@@ -37,6 +38,28 @@ int nd_write_full(int fd, const void *buf, size_t len);
  * its length in *len; NULL with errno set (EFBIG: larger than max, EINVAL:
  * not a regular file).  Opened non-blocking: a FIFO cannot hang the caller. */
 char *nd_read_file(const char *path, size_t max, size_t *len);
+
+/* Room for len bytes in *buf (*cap bytes now), grown with realloc: 0, or -1
+ * (out of memory; *buf unchanged). */
+int nd_reserve(uint8_t **buf, size_t *cap, size_t len);
+
+/* Bytes read ahead of a stream's reader (NBD requests, iSCSI PDUs: small ones
+ * come many to a read()).  nd_readahead_read gives len bytes through it;
+ * `some` reads at most its len bytes from the stream (how many, or -1 at the
+ * end, an error or a time-out).  0, or -1. */
+struct nd_readahead {
+	uint8_t *buf;
+	size_t cap, start, end;
+};
+int nd_readahead_read(struct nd_readahead *r, void *dst, size_t len,
+		      ssize_t (*some)(void *ctx, void *buf, size_t len), void *ctx);
+
+/* Site and admin keys (docs/security.md): a file of 64 hex digits, white
+ * space ignored.  0, or -1 with why saying what is wrong (key.c). */
+#define ND_KEYFILE_LEN 32
+int nd_key_parse(const char *text, size_t len, uint8_t key[ND_KEYFILE_LEN], char *why,
+		 size_t whylen);
+int nd_key_load(const char *path, uint8_t key[ND_KEYFILE_LEN], char *why, size_t whylen);
 
 /* An n-byte little-endian number at p (on-disk formats: MBR, GPT, FAT). */
 static inline uint64_t nd_get_le(const uint8_t *p, int n)

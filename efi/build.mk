@@ -16,7 +16,7 @@ EFI_LINK = ld $(EFI_LDFLAGS) $^ -lefi -lgnuefi -o $@
 EFI_APP = objcopy $(EFI_SECTIONS) --target=efi-app-x86_64 $< $@
 
 EFI_STUB_OBJ := $(addprefix $(BUILD)/efi/,main.o net.o snp.o udp4.o disk.o boot.o clock.o acpi.o \
-	ndclient.o policy.o ipstack.o virtio.o virtio_net.o group.o)
+	ndclient.o sha256.o policy.o ipstack.o virtio.o virtio_net.o group.o)
 
 all: $(BUILD)/netdisk.efi
 

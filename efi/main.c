@@ -115,7 +115,8 @@ static EFI_STATUS attach(void)
 		return EFI_TIMEOUT;
 	}
 	if (rc == ND_E_STATUS) {
-		Print(L"netdisk: the server refused: %a\n", nd_status_text(client.last_status));
+		Print(L"netdisk: the server refused: %a%a\n", nd_status_text(client.last_status),
+		      nd_status_reason(&client));
 		return EFI_ACCESS_DENIED;
 	}
 	if (rc < 0) {
@@ -172,6 +173,8 @@ static EFI_STATUS start_client(EFI_HANDLE image)
 	if (efi_net_can_join())
 		client.cfg.caps |= ND_CAP_MULTICAST;
 	client.cfg.nonce = efi_clock_entropy();
+	if (efi_bootcfg.flags & ND_BOOTCFG_KEYED) /* netdisk patch --key: ATTACH signed */
+		client.cfg.key = efi_bootcfg.site_key;
 	client.cfg.event = on_event;
 	status = attach();
 	if (!EFI_ERROR(status))

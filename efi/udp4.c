@@ -70,6 +70,22 @@ static EFI_STATUS find_udp4_nic(EFI_HANDLE boot_device, struct efi_netinfo *ni)
 	return ni->nic_path ? EFI_SUCCESS : EFI_NOT_FOUND;
 }
 
+/*
+ * The next-server: of the boot server's reply (PxeReply) or the proxy-DHCP
+ * offer when the firmware got one and it names a server, else the
+ * DhcpAck's.  Beside a proxy-DHCP server the DhcpAck comes from the site's
+ * DHCP server, whose next-server (often itself) is not where the boot file
+ * and netdiskd are.
+ */
+static const UINT8 *boot_server(EFI_PXE_BASE_CODE_MODE *mode)
+{
+	if (mode->PxeReplyReceived && !nd_ip_is_zero(mode->PxeReply.Raw + 20))
+		return mode->PxeReply.Raw + 20;
+	if (mode->ProxyOfferReceived && !nd_ip_is_zero(mode->ProxyOffer.Raw + 20))
+		return mode->ProxyOffer.Raw + 20;
+	return mode->DhcpAck.Raw + 20;
+}
+
 EFI_STATUS efi_net_discover(EFI_HANDLE image, struct efi_netinfo *ni)
 {
 	EFI_LOADED_IMAGE *li;
@@ -97,7 +113,8 @@ EFI_STATUS efi_net_discover(EFI_HANDLE image, struct efi_netinfo *ni)
 	parse_dhcp_options(ack, sizeof(pxe->Mode->DhcpAck.Raw), ni);
 	if (nd_ip_is_zero(ni->local.Addr))
 		copy_ip(&ni->local, ack + 16);
-	copy_ip(&ni->server, nd_ip_is_zero(efi_bootcfg.server_ip) ? ack + 20 : efi_bootcfg.server_ip);
+	copy_ip(&ni->server, nd_ip_is_zero(efi_bootcfg.server_ip) ? boot_server(pxe->Mode)
+								    : efi_bootcfg.server_ip);
 	ni->port = nd_get16(efi_bootcfg.server_port) ? nd_get16(efi_bootcfg.server_port)
 						    : ND_DEFAULT_PORT;
 	status = find_udp4_nic(li->DeviceHandle, ni);

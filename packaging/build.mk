@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
-# `make install`: the server, the CLI, the stubs, the agent, the manual pages,
+# `make install`: the server, the CLI, the stubs (and the option ROM), the agent, the manual pages,
 # the systemd unit and a default config, under DESTDIR and PREFIX.
 
 PREFIX ?= /usr/local
@@ -8,7 +8,7 @@ UNITDIR ?= $(if $(filter /usr,$(PREFIX)),/lib/systemd/system,$(PREFIX)/lib/syste
 INSTALL ?= install
 
 INSTALL_PROGRAMS := $(BUILD)/netdiskd $(BUILD)/netdisk $(BUILD)/netdisk-attach \
-	$(BUILD)/netdisk.pxe $(BUILD)/netdisk.efi
+	$(BUILD)/netdisk.pxe $(BUILD)/netdisk.efi $(BUILD)/netdisk-virtio.rom
 INSTALL_DOCS := README.md $(wildcard docs/*.md)
 
 .PHONY: install programs
@@ -23,7 +23,8 @@ install: $(INSTALL_PROGRAMS)
 	$(INSTALL) -m 0755 $(BUILD)/netdiskd $(DESTDIR)$(PREFIX)/sbin/netdiskd
 	$(INSTALL) -m 0755 $(BUILD)/netdisk $(DESTDIR)$(PREFIX)/bin/netdisk
 	$(INSTALL) -m 0755 $(BUILD)/netdisk-attach $(DESTDIR)$(PREFIX)/lib/netdisk/netdisk-attach
-	$(INSTALL) -m 0644 $(BUILD)/netdisk.pxe $(BUILD)/netdisk.efi $(DESTDIR)$(PREFIX)/lib/netdisk/
+	$(INSTALL) -m 0644 $(BUILD)/netdisk.pxe $(BUILD)/netdisk.efi $(BUILD)/netdisk-virtio.rom \
+		$(DESTDIR)$(PREFIX)/lib/netdisk/
 	$(INSTALL) -m 0644 packaging/man/netdisk.1 $(DESTDIR)$(PREFIX)/share/man/man1/
 	$(INSTALL) -m 0644 packaging/man/netdiskd.conf.5 $(DESTDIR)$(PREFIX)/share/man/man5/
 	$(INSTALL) -m 0644 packaging/man/netdiskd.8 $(DESTDIR)$(PREFIX)/share/man/man8/

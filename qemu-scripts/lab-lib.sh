@@ -10,7 +10,9 @@
 #                         next-server is $LAB_ADDR, where netdiskd listens
 #   lab_netdiskd ARGS     netdiskd on $LAB_ADDR:$LAB_PORT, log $LAB_DIR/server.log
 #   lab_vm NAME FW MAC    a QEMU VM (bios|uefi) on tap port tapK of br0, console
-#                         in $LAB_DIR/NAME.log (and socket $LAB_DIR/NAME.con)
+#                         in $LAB_DIR/NAME.log (and socket $LAB_DIR/NAME.con);
+#                         LAB_NIC_OPTS adds NIC properties (romfile= : OVMF's
+#                         own PXE instead of iPXE's ROM)
 #   lab_impair SPEC       impairment for the ports of VMs started from now on
 #                         (and, live, for running impaired ports): see lab-port
 #   lab_vm_wait NAME SECS / lab_vm_alive NAME / lab_vm_kill NAME
@@ -50,7 +52,10 @@ LAB_PREV_EXIT=
 
 lab_log() { echo "lab: $*" >&2; }
 
-# lab_in CMD...: CMD inside the lab's namespace.
+# lab_in CMD...: CMD inside the lab's namespace.  Background processes
+# whose PID the lab keeps (dnsmasq, netdiskd, lab-port, QEMU) are started
+# with `ip netns exec` itself instead: it execs CMD, so $! is CMD's PID and
+# lab_stop_pid stops CMD, not a subshell that leaves CMD running.
 lab_in() { ip netns exec "$LAB_NS" "$@"; }
 
 # lab_sweep: removes namespaces left by labs whose shell no longer exists
@@ -108,13 +113,14 @@ lab_tftp() {
 }
 
 # lab_dnsmasq [EXTRA-ARGS...]: DHCP and TFTP on br0, log $LAB_DIR/dnsmasq.log.
-# PXE clients say their architecture in option 93: 7 (EFI BC, what OVMF and
-# iPXE's EFI ROM send) and 9 (EFI x86-64) get netdisk.efi, every other client
+# PXE clients say their architecture in option 93: 7 (x86-64 UEFI, what OVMF
+# and iPXE's EFI ROM send) and 9 (x86-64 in RFC 4578's original table) get
+# netdisk.efi, every other client
 # (0, x86 BIOS) netdisk.pxe.  The third field of dhcp-boot is the
 # next-server (siaddr) the stubs send their requests to.
 lab_dnsmasq() {
 	: >"$LAB_DIR/dnsmasq.log"
-	lab_in dnsmasq --no-daemon --conf-file=/dev/null --port=0 --user=root --group=root \
+	ip netns exec "$LAB_NS" dnsmasq --no-daemon --conf-file=/dev/null --port=0 --user=root --group=root \
 		--interface=br0 --bind-interfaces --except-interface=lo \
 		--dhcp-range="$LAB_NET.100,$LAB_NET.199,255.255.255.0,1h" \
 		--dhcp-leasefile="$LAB_DIR/dnsmasq.leases" --pid-file= \
@@ -133,7 +139,7 @@ lab_dnsmasq() {
 # lab_netdiskd ARGS...: netdiskd on the bridge address; ARGS are its own
 # (images, --config, --mode ...).  Log: $LAB_DIR/server.log.
 lab_netdiskd() {
-	lab_in "$LAB_BUILD/netdiskd" --listen "$LAB_ADDR:$LAB_PORT" "$@" >"$LAB_DIR/server.log" 2>&1 &
+	ip netns exec "$LAB_NS" "$LAB_BUILD/netdiskd" --listen "$LAB_ADDR:$LAB_PORT" "$@" >"$LAB_DIR/server.log" 2>&1 &
 	LAB_SERVER_PID=$!
 	lab_wait 10 grep -q 'listening on' "$LAB_DIR/server.log" ||
 		{ lab_log "netdiskd did not start: $(tail -n 3 "$LAB_DIR/server.log")"; return 1; }
@@ -182,7 +188,7 @@ lab_vm() {
 	if [ -n "$LAB_IMPAIR" ]; then
 		[ -f "$LAB_DIR/impair" ] || lab_impair "$LAB_IMPAIR"
 		rm -f "$vmdir/port.sock" "$vmdir/qemu.sock"
-		lab_in python3 "$LAB_HERE/lab-port" --tap "$tap" --socket "$vmdir/port.sock" \
+		ip netns exec "$LAB_NS" python3 "$LAB_HERE/lab-port" --tap "$tap" --socket "$vmdir/port.sock" \
 			--peer "$vmdir/qemu.sock" --impair-file "$LAB_DIR/impair" --stats "$vmdir/port.stats" \
 			--seed "$RANDOM" >"$vmdir/port.log" 2>&1 &
 		LAB_PORT_PID[$name]=$!
@@ -197,8 +203,8 @@ lab_vm() {
 	QEMU_ARGS+=(-display none -monitor none -pidfile "$vmdir/qemu.pid"
 		-chardev "socket,id=con,path=$LAB_DIR/$name.con,server=on,wait=off,logfile=$LAB_DIR/$name.log"
 		-serial chardev:con
-		-netdev "$netdev" -device "virtio-net-pci,netdev=n0,mac=$mac,bootindex=1")
-	lab_in timeout -k 5 "$LAB_VM_TIMEOUT" qemu-system-x86_64 "${QEMU_ARGS[@]}" "$@" \
+		-netdev "$netdev" -device "virtio-net-pci,netdev=n0,mac=$mac,bootindex=1${LAB_NIC_OPTS:+,$LAB_NIC_OPTS}")
+	ip netns exec "$LAB_NS" timeout -k 5 "$LAB_VM_TIMEOUT" qemu-system-x86_64 "${QEMU_ARGS[@]}" "$@" \
 		>"$vmdir/qemu.out" 2>&1 &
 	LAB_VM_PID[$name]=$!
 }

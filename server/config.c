@@ -7,9 +7,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include "netdiskd.h"
+#include "iscsi.h"
 
 void config_defaults(struct config *c)
 {
@@ -20,6 +22,7 @@ void config_defaults(struct config *c)
 	c->max_dgram = ND_MAX_DGRAM;
 	c->window = 64;
 	c->max_sessions = 1024;
+	c->persona_key_pool = 32;
 	c->nbd_handshake_timeout = 10;
 	c->nbd_idle_timeout = 3600;
 	c->nbd_io_timeout = 30;
@@ -28,6 +31,8 @@ void config_defaults(struct config *c)
 	c->nbd_per_address = 64;
 	c->trace_max = 1000000;
 	c->boot_limit = 300;
+	snprintf(c->iscsi_prefix, sizeof(c->iscsi_prefix), "%s", ISCSI_DEFAULT_PREFIX);
+	c->nbd_exports = NBD_EXPORTS_SESSIONS; /* anonymous NBD never names an image */
 	mcast_config_defaults(&c->mc);
 }
 
@@ -51,6 +56,26 @@ struct image *config_image(struct config *c, const char *name)
 	for (i = 0; i < c->nimages; i++)
 		if (!strcmp(c->images[i].name, name))
 			return &c->images[i];
+	return NULL;
+}
+
+struct client_rule *config_client(struct config *c, const uint8_t mac[6])
+{
+	int i;
+
+	for (i = 0; i < c->nclients; i++)
+		if (!memcmp(c->clients[i].mac, mac, 6))
+			return &c->clients[i];
+	return NULL;
+}
+
+struct client_rule *config_client_iqn(struct config *c, const char *iqn)
+{
+	int i;
+
+	for (i = 0; i < c->nclients; i++)
+		if (c->clients[i].iscsi_initiator[0] && !strcasecmp(c->clients[i].iscsi_initiator, iqn))
+			return &c->clients[i];
 	return NULL;
 }
 
@@ -202,6 +227,8 @@ static const struct uint_key {
 	  offsetof(struct config, nbd_per_address) },
 	{ "trace-max", 1, 100000000, "reads", offsetof(struct config, trace_max) },
 	{ "boot-limit", 10, 86400, "seconds", offsetof(struct config, boot_limit) },
+	{ "persona-key-pool", 0, 100000, "key sets (0: none)",
+	  offsetof(struct config, persona_key_pool) },
 };
 
 /* A numeric key: 1 if k is one (0 or -1 from setting it in *rc), else 0. */
@@ -279,6 +306,33 @@ static int global_key(struct parser *p, const char *k, const char *v)
 		if (strcmp(v, "address") && strcmp(v, "any"))
 			return bad(p, "nbd-session-binding must be address or any, not", v);
 		c->nbd_session_any_address = !strcmp(v, "any");
+	} else if (!strcmp(k, "iscsi-listen")) {
+		char host[128];
+		unsigned port = 0;
+		int n;
+
+		if (nd_split_hostport(v, host, sizeof(host), &port, 0) < 0 || !host[0])
+			return bad(p, "iscsi-listen must be ADDR[:PORT] (e.g. 0.0.0.0:3260), not", v);
+		n = port ? snprintf(c->iscsi_listen, sizeof(c->iscsi_listen), "%s", v)
+			 : snprintf(c->iscsi_listen, sizeof(c->iscsi_listen), strchr(host, ':')
+				    ? "[%s]:%u" : "%s:%u", host, ISCSI_DEFAULT_PORT);
+		if (n >= (int)sizeof(c->iscsi_listen))
+			return bad(p, "iscsi-listen too long", v);
+	} else if (!strcmp(k, "iscsi-target-prefix")) {
+		if (iscsi_name_check(v, 1) < 0 ||
+		    snprintf(c->iscsi_prefix, sizeof(c->iscsi_prefix), "%s", v) >=
+			    (int)sizeof(c->iscsi_prefix))
+			return bad(p, "iscsi-target-prefix must be an iSCSI name like "
+				   "iqn.2024-01.org.example (lower case, digits, '.', '-', ':'), not", v);
+	} else if (!strcmp(k, "mac-binding")) {
+		if (strcmp(v, "address") && strcmp(v, "off"))
+			return bad(p, "mac-binding must be address or off, not", v);
+		c->mac_binding_off = !strcmp(v, "off");
+	} else if (!strcmp(k, "site-key") || !strcmp(k, "admin-key")) {
+		char *dst = k[0] == 's' ? c->site_key_file : c->admin_key_file;
+
+		if (snprintf(dst, PATH_MAX, "%s", v) >= PATH_MAX)
+			return bad(p, "key file path too long", v);
 	} else if (!strcmp(k, "trace-dir")) {
 		if (snprintf(c->trace_dir, sizeof(c->trace_dir), "%s", v) >= (int)sizeof(c->trace_dir) - 128)
 			return bad(p, "trace-dir too long", v);
@@ -302,6 +356,53 @@ static int write_cache_key(struct parser *p, char dst[WC_TEXT_MAX + 1], const ch
 	return 0;
 }
 
+/* The iscsi-chap-* keys ([image] and [client]): 1 if k is none of them, else
+ * 0 or -1 from setting it. */
+static int chap_key(struct parser *p, struct iscsi_chap *ch, const char *k, const char *v)
+{
+	char *dst;
+	size_t cap;
+	int secret;
+
+	if (!strcmp(k, "iscsi-chap-user"))
+		dst = ch->user, cap = sizeof(ch->user), secret = 0;
+	else if (!strcmp(k, "iscsi-chap-secret"))
+		dst = ch->secret, cap = sizeof(ch->secret), secret = 1;
+	else if (!strcmp(k, "iscsi-chap-target-user"))
+		dst = ch->target_user, cap = sizeof(ch->target_user), secret = 0;
+	else if (!strcmp(k, "iscsi-chap-target-secret"))
+		dst = ch->target_secret, cap = sizeof(ch->target_secret), secret = 1;
+	else
+		return 1;
+	if (strlen(v) >= cap)
+		return bad(p, "too long:", k);
+	if (secret && strlen(v) < CHAP_SECRET_MIN) {
+		snprintf(p->err, p->errlen, "%s:%d: %s must be at least %d bytes (CHAP secrets "
+			 "shorter than 96 bits are refused by RFC 7143 and Windows)", p->file,
+			 p->line, k, CHAP_SECRET_MIN);
+		return -1;
+	}
+	snprintf(dst, cap, "%s", v);
+	return 0;
+}
+
+/* A CHAP setting that cannot work: a name without a secret, or mutual CHAP
+ * without one-way CHAP.  0, or -1 with err. */
+static int chap_check(const struct iscsi_chap *ch, const char *who, char *err, size_t errlen)
+{
+	if ((ch->user[0] && !ch->secret[0]) || (ch->target_user[0] && !ch->target_secret[0]))
+		snprintf(err, errlen, "%s: an iscsi-chap-*user without its iscsi-chap-*secret", who);
+	else if (ch->target_secret[0] && !ch->secret[0])
+		snprintf(err, errlen, "%s: iscsi-chap-target-secret (mutual CHAP) needs "
+			 "iscsi-chap-secret too", who);
+	else if (ch->target_secret[0] && !strcmp(ch->secret, ch->target_secret))
+		snprintf(err, errlen, "%s: the target's CHAP secret must differ from the "
+			 "initiator's (RFC 7143)", who);
+	else
+		return 0;
+	return -1;
+}
+
 static int image_key(struct parser *p, const char *k, const char *v)
 {
 	struct image *im = &p->c->images[p->c->nimages - 1];
@@ -323,6 +424,8 @@ static int image_key(struct parser *p, const char *k, const char *v)
 			return bad(p, "mode must be direct, volatile, persistent or readonly, not", v);
 	} else if (!strcmp(k, "write-cache")) {
 		return write_cache_key(p, im->write_cache, v);
+	} else if ((rc = chap_key(p, &im->chap, k, v)) != 1) {
+		return rc;
 	} else {
 		return bad(p, "unknown image key", k);
 	}
@@ -361,6 +464,19 @@ static int client_key(struct parser *p, const char *k, const char *v)
 		r->on_update_reset = !strcmp(v, "reset");
 	} else if (!strcmp(k, "write-cache")) {
 		return write_cache_key(p, r->write_cache, v);
+	} else if (!strcmp(k, "iscsi-initiator")) {
+		if (iscsi_name_check(v, 0) < 0 || strlen(v) >= sizeof(r->iscsi_initiator))
+			return bad(p, "iscsi-initiator must be an iSCSI name (iqn.... or eui....), not", v);
+		for (int i = 0; i < p->c->nclients - 1; i++)
+			if (!strcasecmp(p->c->clients[i].iscsi_initiator, v)) {
+				snprintf(p->err, p->errlen, "%s:%d: iscsi-initiator %s is already the "
+					 "client's at line %d", p->file, p->line, v,
+					 p->c->clients[i].line);
+				return -1;
+			}
+		snprintf(r->iscsi_initiator, sizeof(r->iscsi_initiator), "%s", v);
+	} else if ((rc = chap_key(p, &r->chap, k, v)) != 1) {
+		return rc;
 	} else {
 		return bad(p, "unknown client key", k);
 	}
@@ -489,6 +605,7 @@ static int absolute_path(struct image *im, char *err, size_t errlen)
 
 int config_check(struct config *c, char *err, size_t errlen)
 {
+	char who[NAME_MAX_LEN + 16];
 	int i;
 
 	if (c->nimages == 0) {
@@ -509,6 +626,9 @@ int config_check(struct config *c, char *err, size_t errlen)
 				 "(--state-dir or state-dir =) to keep overlays in", im->name);
 			return -1;
 		}
+		snprintf(who, sizeof(who), "image '%s'", im->name);
+		if (chap_check(&im->chap, who, err, errlen) < 0)
+			return -1;
 	}
 	for (i = 0; i < c->nclients; i++) {
 		struct client_rule *r = &c->clients[i];
@@ -523,6 +643,9 @@ int config_check(struct config *c, char *err, size_t errlen)
 			snprintf(err, errlen, "client %s is persistent: give a state directory", mac);
 			return -1;
 		}
+		snprintf(who, sizeof(who), "client %s", mac);
+		if (chap_check(&r->chap, who, err, errlen) < 0)
+			return -1;
 	}
 	if (same_file_twice(c, err, errlen) < 0)
 		return -1;

@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * Rewriting one existing file on a FAT16/FAT32 file system inside a layer
+ * Rewriting one existing file on a FAT12/16/32 file system inside a layer
  * (the EFI system partition's boot loader menus, for per-client kernel
  * command lines: server/persona.c).  Files are found by their 8.3 short
- * names (case-insensitive); the file's cluster chain is reused, grown from
+ * names or their VFAT long names (both case-insensitive for ASCII; a long
+ * name counts only with its checksum right); the file's cluster chain is reused, grown from
  * free clusters or shrunk, in every FAT copy, with FAT32's FSInfo free count
  * kept right.  Everything is read and written through layer_read/write, so
  * on a personalization layer only that layer changes.  The boot sector and
@@ -18,12 +19,14 @@
 #include "log.h"
 #include "ndcommon.h"
 
+#define LFN_MAX 255 /* characters of a long name */
+
 struct fat {
 	struct layer *l;
 	uint64_t off, len;      /* the partition, bytes */
 	unsigned bps, spc, nfats, bits;
 	uint64_t fat_off, fat_bytes; /* the first FAT; each copy follows at fat_bytes */
-	uint64_t root_off, root_bytes; /* FAT16's fixed root directory */
+	uint64_t root_off, root_bytes; /* FAT12/16: the fixed root directory */
 	uint32_t root_cluster;  /* FAT32 */
 	uint64_t data_off;
 	uint32_t clusters;      /* data clusters: numbers 2 .. clusters+1 */
@@ -66,11 +69,11 @@ static int fat_open(struct fat *f, struct layer *l, uint64_t off, uint64_t len)
 		return -1;
 	f->clusters = (uint32_t)((totsec - first) / f->spc);
 	f->bits = f->clusters < 4085 ? 12 : f->clusters < 65525 ? 16 : 32;
-	if (f->bits == 12 || (f->bits == 32 && le(b + 22, 2)))
-		return -1; /* FAT12 (not supported), or an inconsistent FAT32 */
+	if (f->bits == 32 && le(b + 22, 2))
+		return -1; /* an inconsistent FAT32 */
 	f->fat_off = (uint64_t)le(b + 14, 2) * f->bps;
 	f->fat_bytes = fatsz * f->bps;
-	if ((uint64_t)(f->clusters + 2) * (f->bits / 8) > f->fat_bytes)
+	if (((uint64_t)(f->clusters + 2) * f->bits + 7) / 8 > f->fat_bytes)
 		return -1;
 	f->root_off = f->fat_off + f->nfats * f->fat_bytes;
 	f->root_bytes = rootsec * f->bps;
@@ -109,38 +112,57 @@ static int valid_cluster(const struct fat *f, uint32_t c)
 	return c >= 2 && c < f->clusters + 2;
 }
 
+/* Where entry c is in a FAT copy, and how many bytes hold it (FAT12: an
+ * entry is 12 bits, two share three bytes, so it is read as a 16-bit word). */
+static uint64_t entry_at(const struct fat *f, uint32_t c, unsigned *n)
+{
+	*n = f->bits == 12 ? 2 : f->bits / 8;
+	return f->bits == 12 ? (uint64_t)c + c / 2 : (uint64_t)c * *n;
+}
+
 static int fat_get(struct fat *f, uint32_t c, uint32_t *next)
 {
 	uint8_t b[4];
-	int rc = fat_io(f, 0, b, f->bits / 8, f->fat_off + (uint64_t)c * (f->bits / 8));
+	unsigned n;
+	uint64_t at = entry_at(f, c, &n);
+	int rc = fat_io(f, 0, b, n, f->fat_off + at);
 
 	if (rc < 0)
 		return rc;
-	*next = f->bits == 16 ? le(b, 2) : le(b, 4) & 0x0fffffff;
+	if (f->bits == 12)
+		*next = c & 1 ? le(b, 2) >> 4 : le(b, 2) & 0xfff;
+	else
+		*next = f->bits == 16 ? le(b, 2) : le(b, 4) & 0x0fffffff;
 	return 0;
 }
 
 static int is_eoc(const struct fat *f, uint32_t v)
 {
-	return f->bits == 16 ? v >= 0xfff8 : v >= 0x0ffffff8;
+	return f->bits == 12 ? v >= 0xff8 : f->bits == 16 ? v >= 0xfff8 : v >= 0x0ffffff8;
 }
 
-/* Set entry c in every FAT copy (FAT32 keeps the top 4 bits). */
+/* Set entry c in every FAT copy (FAT32 keeps the top 4 bits, FAT12 the
+ * neighbour's half of the shared byte). */
 static int fat_set(struct fat *f, uint32_t c, uint32_t v)
 {
 	uint8_t b[4];
-	unsigned i, n = f->bits / 8;
+	unsigned i, n;
+	uint64_t off = entry_at(f, c, &n);
 	int rc;
 
 	for (i = 0; i < f->nfats; i++) {
-		uint64_t at = f->fat_off + i * f->fat_bytes + (uint64_t)c * n;
+		uint64_t at = f->fat_off + i * f->fat_bytes + off;
+		uint32_t w;
 
 		if ((rc = fat_io(f, 0, b, n, at)) < 0)
 			return rc;
-		if (f->bits == 16)
-			nd_put_le(b, v, 2);
+		w = le(b, n);
+		if (f->bits == 12)
+			nd_put_le(b, c & 1 ? (w & 0x000f) | (v & 0xfff) << 4 : (w & 0xf000) | (v & 0xfff), 2);
+		else if (f->bits == 16)
+			nd_put_le(b, v & 0xffff, 2);
 		else
-			nd_put_le(b, (le(b, 4) & 0xf0000000) | (v & 0x0fffffff), 4);
+			nd_put_le(b, (w & 0xf0000000) | (v & 0x0fffffff), 4);
 		if ((rc = fat_io(f, 1, b, n, at)) < 0)
 			return rc;
 	}
@@ -208,17 +230,129 @@ static int short_name(const char *s, size_t n, uint8_t out[11])
 	return 0;
 }
 
-/* Find `name` (11 bytes) in a directory: the entry's offset in the partition. */
-static int dir_find(struct fat *f, uint32_t dir_cluster, const uint8_t name[11], uint64_t *at,
+/* A path component to look for: its 8.3 form (if it has one) and its long
+ * name in UTF-16 (BMP only). */
+struct want {
+	int has_short;
+	uint8_t name[11];
+	uint16_t lfn[LFN_MAX];
+	unsigned lfn_len;
+};
+
+/* The component (UTF-8, n bytes) as a want; -1 if it is neither a short
+ * name nor a long one (too long, not UTF-8, a character outside the BMP). */
+static int want_of(const char *s, size_t n, struct want *w)
+{
+	size_t i = 0;
+
+	w->has_short = short_name(s, n, w->name) == 0;
+	w->lfn_len = 0;
+	while (i < n) {
+		unsigned char c = (unsigned char)s[i];
+		uint32_t u;
+
+		if (w->lfn_len == LFN_MAX)
+			return w->has_short ? 0 : -1;
+		if (c < 0x80) {
+			u = c, i += 1;
+		} else if ((c & 0xe0) == 0xc0 && i + 1 < n && (s[i + 1] & 0xc0) == 0x80) {
+			u = (uint32_t)(c & 0x1f) << 6 | (s[i + 1] & 0x3f), i += 2;
+		} else if ((c & 0xf0) == 0xe0 && i + 2 < n && (s[i + 1] & 0xc0) == 0x80 &&
+			   (s[i + 2] & 0xc0) == 0x80) {
+			u = (uint32_t)(c & 0x0f) << 12 | (uint32_t)(s[i + 1] & 0x3f) << 6 |
+			    (s[i + 2] & 0x3f), i += 3;
+		} else {
+			return w->has_short ? 0 : -1;
+		}
+		w->lfn[w->lfn_len++] = (uint16_t)u;
+	}
+	return 0;
+}
+
+/* The checksum of a short name that its long name entries carry. */
+static uint8_t lfn_checksum(const uint8_t name[11])
+{
+	uint8_t sum = 0;
+	int i;
+
+	for (i = 0; i < 11; i++)
+		sum = (uint8_t)(((sum & 1) << 7) + (sum >> 1) + name[i]);
+	return sum;
+}
+
+static uint16_t fold(uint16_t c)
+{
+	return c >= 'a' && c <= 'z' ? (uint16_t)(c - 32) : c;
+}
+
+/* The long name being gathered from the entries before a short one: they
+ * come last part first (sequence N with bit 0x40, then N-1 .. 1). */
+struct lfn {
+	uint16_t name[LFN_MAX + 13];
+	int expect;   /* the sequence number the next entry must have; 0: complete */
+	int parts;    /* its entries (0: none being gathered) */
+	uint8_t sum;
+};
+
+/* Take one long name entry (or anything else: `ent` NULL, which drops it). */
+static void lfn_take(struct lfn *l, const uint8_t *ent)
+{
+	static const uint8_t pos[13] = { 1, 3, 5, 7, 9, 14, 16, 18, 20, 22, 24, 28, 30 };
+	int seq, k;
+
+	if (!ent) {
+		l->parts = 0;
+		return;
+	}
+	seq = ent[0] & 0x1f;
+	if (ent[0] & 0x40) { /* the last part: a new name starts */
+		l->parts = seq >= 1 && seq <= LFN_MAX / 13 + 1 ? seq : 0;
+		l->expect = seq;
+		l->sum = ent[13];
+		for (k = 0; k < LFN_MAX + 13; k++)
+			l->name[k] = 0;
+	}
+	if (!l->parts || seq != l->expect || ent[13] != l->sum || seq < 1) {
+		l->parts = 0;
+		return;
+	}
+	for (k = 0; k < 13; k++)
+		l->name[(seq - 1) * 13 + k] = (uint16_t)le(ent + pos[k], 2);
+	l->expect--;
+}
+
+/* Does the long name gathered for the short entry `ent` equal the wanted one? */
+static int lfn_match(const struct lfn *l, const uint8_t ent[32], const struct want *w)
+{
+	unsigned k, len;
+
+	if (!l->parts || l->expect || l->sum != lfn_checksum(ent) || !w->lfn_len)
+		return 0;
+	for (len = 0; len < (unsigned)l->parts * 13 && l->name[len] && l->name[len] != 0xffff; len++)
+		;
+	if (len != w->lfn_len)
+		return 0;
+	for (k = 0; k < len; k++)
+		if (fold(l->name[k]) != fold(w->lfn[k]))
+			return 0;
+	return 1;
+}
+
+/* Find a component in a directory: the entry's offset in the partition. */
+static int dir_find(struct fat *f, uint32_t dir_cluster, const struct want *w, uint64_t *at,
 		    uint8_t ent[32])
 {
 	uint32_t *cl = NULL, ncl = 0, i;
 	uint64_t pos, end;
+	struct lfn *l = calloc(1, sizeof(*l));
 	int rc = -ENOENT;
 
-	if (!dir_cluster) { /* FAT16's root directory */
+	if (!l)
+		return -ENOMEM;
+	if (!dir_cluster) { /* FAT12/16: the fixed root directory */
 		ncl = 1;
 	} else if (chain(f, dir_cluster, &cl, &ncl) < 0) {
+		free(l);
 		return -EIO;
 	}
 	for (i = 0; i < ncl && rc == -ENOENT; i++) {
@@ -233,16 +367,24 @@ static int dir_find(struct fat *f, uint32_t dir_cluster, const uint8_t name[11],
 				i = ncl; /* the end of the directory */
 				break;
 			}
-			if (ent[0] == 0xe5 || (ent[11] & 0x0f) == 0x0f || (ent[11] & 0x08))
+			if (ent[0] != 0xe5 && (ent[11] & 0x3f) == 0x0f) {
+				lfn_take(l, ent);
 				continue;
-			if (!memcmp(ent, name, 11)) {
+			}
+			if (ent[0] == 0xe5 || (ent[11] & 0x08)) {
+				lfn_take(l, NULL);
+				continue;
+			}
+			if ((w->has_short && !memcmp(ent, w->name, 11)) || lfn_match(l, ent, w)) {
 				*at = pos;
 				rc = 0;
 				break;
 			}
+			lfn_take(l, NULL);
 		}
 	}
 	free(cl);
+	free(l);
 	return rc;
 }
 
@@ -264,23 +406,25 @@ int fat_put_file(struct layer *l, uint64_t off, uint64_t len, const char *path, 
 		 size_t n, char *err, size_t errlen)
 {
 	struct fat f;
-	uint8_t name[11], ent[32];
+	struct want w;
+	uint8_t ent[32];
 	uint64_t at = 0, cs;
 	uint32_t dir, first, *cl = NULL, ncl, need, *all = NULL, i;
 	const char *p = path, *q;
 	int rc, r = -1;
 
 	if (fat_open(&f, l, off, len) < 0)
-		return nd_errf(err, errlen, "not a FAT16 or FAT32 file system");
+		return nd_errf(err, errlen, "not a FAT12, FAT16 or FAT32 file system");
 	dir = f.bits == 32 ? f.root_cluster : 0;
 	for (;;) {
 		while (*p == '/')
 			p++;
 		q = strchr(p, '/');
-		if (short_name(p, q ? (size_t)(q - p) : strlen(p), name) < 0)
-			return nd_errf(err, errlen, "%s: '%.*s' has no 8.3 short name (netdisk finds FAT "
-					"files by their short names)", path, (int)(q ? q - p : (long)strlen(p)), p);
-		rc = dir_find(&f, dir, name, &at, ent);
+		if (want_of(p, q ? (size_t)(q - p) : strlen(p), &w) < 0)
+			return nd_errf(err, errlen, "%s: '%.*s' is not a FAT file name (an 8.3 name, or "
+					"a long name of at most %d UTF-16 characters, all in the BMP)", path,
+					(int)(q ? q - p : (long)strlen(p)), p, LFN_MAX);
+		rc = dir_find(&f, dir, &w, &at, ent);
 		if (rc == -ENOENT)
 			return nd_errf(err, errlen, "%s: '%.*s' does not exist on the FAT file system", path,
 					(int)(q ? q - p : (long)strlen(p)), p);

@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
-/* Resource limits: file descriptors (raise, count, refuse before running out) and
- * per-source rate limits (token buckets keyed by address). */
+/* Resource limits: file descriptors (raise, count, refuse before running out),
+ * per-source rate limits (token buckets keyed by address), and what the TCP
+ * front ends (NBD, iSCSI) share: time limits on reads, admission at accept. */
 
 #include <dirent.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -218,4 +220,124 @@ void addr_conn_give(const struct sockaddr *sa)
 		free(a);
 	}
 	pthread_mutex_unlock(&counts_lock);
+}
+
+/* ---- TCP connections (NBD, iSCSI): time limits on reads, admission ---- */
+
+int64_t mono_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void io_expect(struct io_limit *l, const char *what, const char *key, unsigned secs, int stall)
+{
+	l->awaiting = what;
+	l->key = key;
+	l->secs = secs;
+	l->stall_s = stall ? secs : 0;
+	l->deadline_ms = !stall && secs ? mono_now_ms() + (int64_t)secs * 1000 : 0;
+}
+
+int io_wait(struct io_limit *l, int fd)
+{
+	int64_t until = l->stall_s ? mono_now_ms() + (int64_t)l->stall_s * 1000 : l->deadline_ms;
+	struct pollfd p = { fd, POLLIN, 0 };
+
+	if (!until)
+		return 0;
+	for (;;) {
+		int64_t left = until - mono_now_ms();
+		int rc = left > 0 ? poll(&p, 1, left > 60000 ? 60000 : (int)left) : 0;
+
+		if (rc > 0)
+			return 0;
+		if (rc < 0 && errno != EINTR)
+			return -1;
+		if (rc == 0 && mono_now_ms() >= until) {
+			l->timed_out = 1;
+			return -1;
+		}
+	}
+}
+
+/* Refusals at accept come in floods: the first, then once a second with a count. */
+static void log_refused(struct refusals *r, const char *peer, const char *why)
+{
+	int64_t now = mono_now_ms();
+
+	pthread_mutex_lock(&r->lock);
+	if (now - r->last < 1000) {
+		r->quiet++;
+		pthread_mutex_unlock(&r->lock);
+		return;
+	}
+	if (r->quiet)
+		log_msg("%s connection refused ip=%s: %s (and %u more since the last report)",
+			r->proto, peer, why, r->quiet);
+	else
+		log_msg("%s connection refused ip=%s: %s", r->proto, peer, why);
+	r->last = now;
+	r->quiet = 0;
+	pthread_mutex_unlock(&r->lock);
+}
+
+int tcp_admit(struct server *s, struct refusals *r, unsigned open_now,
+	      const struct sockaddr_storage *sa, const char *peer)
+{
+	char why[256];
+	unsigned refused = 0, open;
+
+	if (!r->rates)
+		r->rates = rate_table_new();
+	/* Threads per connection: bound connections like sessions, or a flood of
+	 * them would exhaust the server. */
+	if (open_now >= s->cfg.max_sessions) {
+		snprintf(why, sizeof(why), "%u open (max-sessions)", s->cfg.max_sessions);
+		log_refused(r, peer, why);
+		return 0;
+	}
+	if (!addr_conn_take((const struct sockaddr *)sa, s->cfg.nbd_per_address, &open)) {
+		snprintf(why, sizeof(why), "%u connections open from this address (nbd-per-address)",
+			 open);
+		log_refused(r, peer, why);
+		return 0;
+	}
+	if (!r->rates || !rate_allow(r->rates, (const struct sockaddr *)sa, s->cfg.nbd_connect_rate,
+				     4 * s->cfg.nbd_connect_rate, 1, &refused)) {
+		if (refused)
+			log_msg("%s connection refused ip=%s: more than %u connections a second from "
+				"this address (nbd-connect-rate); %u refused", r->proto, peer,
+				s->cfg.nbd_connect_rate, refused);
+		addr_conn_give((const struct sockaddr *)sa);
+		return 0;
+	}
+	/* Half the reserve stays for what a connection needs next (its session's
+	 * files, which are refused with a reason the client is told). */
+	if (fds_short(s, 1, FD_RESERVE / 2, why, sizeof(why))) {
+		log_refused(r, peer, why);
+		addr_conn_give((const struct sockaddr *)sa);
+		return 0;
+	}
+	return 1;
+}
+
+void tcp_refused(struct refusals *r, const char *peer, const char *why)
+{
+	log_refused(r, peer, why);
+}
+
+int tcp_spawn(void *(*fn)(void *), void *arg)
+{
+	pthread_attr_t attr;
+	pthread_t t;
+	int rc;
+
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	rc = pthread_create(&t, &attr, fn, arg);
+	pthread_attr_destroy(&attr);
+	return rc ? -1 : 0;
 }

@@ -13,6 +13,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 #include "nbd.h"
+#include "iscsi.h"
 #include "netdiskd.h"
 #include "trace.h"
 
@@ -47,6 +48,9 @@ static void usage(FILE *f)
 		"  -m, --mode MODE       write mode for IMAGE arguments: volatile (default),\n"
 		"                        persistent, direct or readonly\n"
 		"      --control PATH    the admin control socket (default: STATE/control)\n"
+		"      --nbd-exports images|sessions|off  which NBD export names anyone may open\n"
+		"                        (default sessions: only a stub's session:TOKEN; images:\n"
+		"                        any image by name, for trusted networks and nbdroot=)\n"
 		"  -t, --trace-dir DIR   record every session's reads (a boot trace) in a\n"
 		"                        file of its own in DIR\n"
 		"  -v, --verbose         also log every request (debug level)\n"
@@ -81,6 +85,7 @@ static int add_image_arg(struct config *c, const char *arg, int mode, char *err,
  * configuration the same way as the start did. */
 struct cmdline {
 	const char *config, *listen, *state, *trace, *control;
+	const char *nbd_exports; /* --nbd-exports: over the config file's */
 	int mode;              /* for IMAGE arguments */
 	char **images;         /* IMAGE | NAME=IMAGE arguments */
 	int nimages;
@@ -101,6 +106,7 @@ static int parse_args(int argc, char **argv)
 		{ "quiet", no_argument, 0, 'q' },
 		{ "log-format", required_argument, 0, 'F' },
 		{ "control", required_argument, 0, 'C' },
+		{ "nbd-exports", required_argument, 0, 'E' },
 		{ "help", no_argument, 0, 'h' },
 		{ 0, 0, 0, 0 },
 	};
@@ -125,6 +131,14 @@ static int parse_args(int argc, char **argv)
 			break;
 		case 'C':
 			cmd.control = optarg;
+			break;
+		case 'E':
+			if (strcmp(optarg, "images") && strcmp(optarg, "sessions") && strcmp(optarg, "off")) {
+				fprintf(stderr, "netdiskd: --nbd-exports must be images, sessions or off, "
+					"not '%s'\n", optarg);
+				return -1;
+			}
+			cmd.nbd_exports = optarg;
 			break;
 		case 'm':
 			cmd.mode = nd_mode_parse(optarg);
@@ -187,6 +201,10 @@ static int build_config(struct config *c, char *err, size_t errlen)
 		return snprintf(err, errlen, "control socket path too long (at most 107 bytes)"), -1;
 	if (cmd.control)
 		snprintf(c->control, sizeof(c->control), "%s", cmd.control);
+	if (cmd.nbd_exports)
+		c->nbd_exports = !strcmp(cmd.nbd_exports, "images") ? NBD_EXPORTS_IMAGES
+				 : !strcmp(cmd.nbd_exports, "sessions") ? NBD_EXPORTS_SESSIONS
+									 : NBD_EXPORTS_OFF;
 	return config_check(c, err, errlen);
 }
 
@@ -200,6 +218,8 @@ static void reload(struct server *s)
 	if (build_config(&nc, err, sizeof(err)) < 0 || config_reload(s, &nc, err, sizeof(err)) < 0)
 		nd_log(ND_LOG_ERROR, "config reload refused, the running configuration stays: %s",
 		       err);
+	else
+		persona_keys_background(s); /* keys for clients the new config added */
 	config_free(&nc);
 }
 
@@ -386,12 +406,13 @@ int main(int argc, char **argv)
 	    server_state_init(&s, err, sizeof(err)) < 0 || store_init_all(&s, err, sizeof(err)) < 0 ||
 	    persona_check_images(&s, err, sizeof(err)) < 0 || control_open(&s, err, sizeof(err)) < 0 ||
 	    trace_init(&s.cfg, err, sizeof(err)) < 0 || mcast_open(&s, err, sizeof(err)) < 0 ||
-	    tls_init(&s.cfg, err, sizeof(err)) < 0) {
+	    tls_init(&s.cfg, err, sizeof(err)) < 0 || auth_init(&s, err, sizeof(err)) < 0) {
 		fprintf(stderr, "netdiskd: %s\n", err);
 		return 1;
 	}
 	sessions_restore(&s);
-	if (http_open(&s, err, sizeof(err)) < 0) {
+	persona_keys_background(&s);
+	if (http_open(&s, err, sizeof(err)) < 0 || iscsi_open(&s, err, sizeof(err)) < 0) {
 		fprintf(stderr, "netdiskd: %s\n", err);
 		return 1;
 	}
@@ -407,6 +428,12 @@ int main(int argc, char **argv)
 			(unsigned long long)(im->base->size >> 20), nd_mode_text(im->mode),
 			strcmp(im->name, s.cfg.default_image) ? "" : " (default)");
 	}
+	log_msg("access: site key %s, admin key %s, mac-binding %s, nbd-exports %s",
+		auth_site_required(&s) ? "required for every ATTACH" : "none",
+		auth_admin_required(&s) ? "required for direct/maintenance mode" : "none",
+		s.cfg.mac_binding_off ? "off" : "address",
+		s.cfg.nbd_exports == NBD_EXPORTS_IMAGES ? "images" :
+		s.cfg.nbd_exports == NBD_EXPORTS_SESSIONS ? "sessions" : "off");
 	if (s.temp_state)
 		nd_log(ND_LOG_WARN, "listening on %s (UDP, and NBD on TCP), state in %s: temporary, "
 		       "so sessions and overlays are lost at exit (give --state-dir to keep them)",
@@ -422,21 +449,24 @@ int main(int argc, char **argv)
 	mcast_stats_text(&s, mstats, sizeof(mstats));
 	log_msg("stopping: %lu datagrams, %lu malformed, %lu for unknown sessions, "
 		"%lu from the wrong address, %lu stale writes, %lu errors sent, %lu ATTACHes "
-		"rate-limited, %lu too short, %lu sessions expired, %lu evicted: %s", s.stats.datagrams,
+		"rate-limited, %lu too short, %lu unauthenticated, %lu refused by mac-binding, "
+		"%lu sessions expired, %lu evicted: %s", s.stats.datagrams,
 		s.stats.malformed, s.stats.bad_session, s.stats.wrong_peer, s.stats.stale_writes,
-		metrics_udp_errors(&s), s.stats.attach_limited, s.stats.short_attach, s.stats.expired,
-		s.stats.evicted, mstats);
-	if (nbd_shutdown(NBD_SHUTDOWN_WAIT_S) < 0) {
+		metrics_udp_errors(&s), s.stats.attach_limited, s.stats.short_attach,
+		s.stats.auth_refused, s.stats.mac_bound, s.stats.expired, s.stats.evicted, mstats);
+	if (nbd_shutdown(NBD_SHUTDOWN_WAIT_S) < 0 || iscsi_shutdown(&s, NBD_SHUTDOWN_WAIT_S) < 0) {
 		/* Freeing the sessions under running threads would be worse than
 		 * what an exit without closing is: a crash, which overlays survive. */
-		log_msg("NBD connections still busy after %d s; exiting without closing",
+		log_msg("NBD or iSCSI connections still busy after %d s; exiting without closing",
 			NBD_SHUTDOWN_WAIT_S);
 		return 1;
 	}
+	persona_shutdown(); /* after the builds in hand; nothing else runs now */
 	http_close(&s);
 	control_close(&s);
 	server_close(&s);
 	mcast_close(&s);
+	auth_free(&s);
 	config_free(&s.cfg);
 	return 0;
 }

@@ -25,10 +25,10 @@ static const unsigned boot_bounds_s[METRIC_BUCKETS] = {
 };
 
 static const char *const op_names[MO_OPS] = { "read", "write", "flush", "trim", "other" };
-static const char *const transport_names[MT_TRANSPORTS] = { "udp", "nbd" };
+static const char *const transport_names[MT_TRANSPORTS] = { "udp", "nbd", "iscsi" };
 static const char *const status_names[METRIC_STATUSES] = {
 	"ok", "version", "opcode", "session", "range", "denied", "busy", "noimage", "io",
-	"inval", "readonly", "nospace",
+	"inval", "readonly", "nospace", "auth", "persona",
 };
 
 unsigned long long metrics_storage_errors;
@@ -135,7 +135,9 @@ static const char *phase(const struct session *ss)
 
 static const char *transport(const struct session *ss)
 {
-	return ss->nbd_conns > 0 || ss->nbd_owned ? "nbd" : "udp";
+	if (ss->nbd_conns > 0 || ss->nbd_owned)
+		return ss->os_iscsi ? "iscsi" : "nbd";
+	return "udp";
 }
 
 /* The boot as a status field: seconds from ATTACH to the OS takeover, or
@@ -216,9 +218,11 @@ static void status_line(struct server *s, struct session *ss, void *arg)
 void status_lines(struct server *s, struct strbuf *out)
 {
 	sb_printf(out, "server\tsessions=%u\tmax_sessions=%u\tunicast_bytes=%llu\t"
-		  "multicast_bytes=%llu\tattaches=%llu\tos_takeovers=%llu\n",
+		  "multicast_bytes=%llu\tattaches=%llu\tos_takeovers=%llu\t"
+		  "refused_site_key=%lu\trefused_mac_binding=%lu\n",
 		  s->nsessions, s->cfg.max_sessions, s->stats.tx_unicast, s->stats.tx_multicast,
-		  GET(s->metrics.attaches), GET(s->metrics.os_takeovers));
+		  GET(s->metrics.attaches), GET(s->metrics.os_takeovers), s->stats.auth_refused,
+		  s->stats.mac_bound);
 	each_session(s, status_line, out);
 }
 
@@ -274,11 +278,14 @@ void status_json(struct server *s, struct strbuf *out)
 
 	sb_printf(out, "{\"time_ms\":%lld,\"sessions\":%u,\"unicast_bytes\":%llu,"
 		  "\"multicast_bytes\":%llu,\"read_bytes\":%llu,\"written_bytes\":%llu,"
+		  "\"refused_site_key\":%lu,\"refused_mac_binding\":%lu,"
 		  "\"multicast\":%s,\"clients\":[", (long long)wall_ms(), s->nsessions,
 		  s->stats.tx_unicast, s->stats.tx_multicast,
-		  GET(s->metrics.bytes_read[MT_UDP]) + GET(s->metrics.bytes_read[MT_NBD]),
-		  GET(s->metrics.bytes_written[MT_UDP]) + GET(s->metrics.bytes_written[MT_NBD]),
-		  s->mc ? "true" : "false");
+		  GET(s->metrics.bytes_read[MT_UDP]) + GET(s->metrics.bytes_read[MT_NBD]) +
+			  GET(s->metrics.bytes_read[MT_ISCSI]),
+		  GET(s->metrics.bytes_written[MT_UDP]) + GET(s->metrics.bytes_written[MT_NBD]) +
+			  GET(s->metrics.bytes_written[MT_ISCSI]),
+		  s->stats.auth_refused, s->stats.mac_bound, s->mc ? "true" : "false");
 	each_session(s, client_json, &w);
 	sb_printf(out, "],\"images\":[");
 	for (i = 0; i < s->cfg.nimages; i++) {
@@ -415,6 +422,12 @@ void metrics_render(struct server *s, struct strbuf *out)
 		  s->stats.attach_limited);
 	sb_printf(out, "netdisk_dropped_datagrams_total{reason=\"short_attach\"} %lu\n",
 		  s->stats.short_attach);
+	head(out, "netdisk_attach_refused_total", "counter",
+	     "ATTACHes refused by the access model, by reason (docs/security.md).");
+	sb_printf(out, "netdisk_attach_refused_total{reason=\"site_key\"} %lu\n",
+		  s->stats.auth_refused);
+	sb_printf(out, "netdisk_attach_refused_total{reason=\"mac_binding\"} %lu\n",
+		  s->stats.mac_bound);
 	head(out, "netdisk_attaches_total", "counter", "Sessions made by ATTACH.");
 	sb_printf(out, "netdisk_attaches_total %llu\n", GET(m->attaches));
 	head(out, "netdisk_boot_duration_seconds", "histogram",

@@ -7,10 +7,10 @@
 
 #include <stdint.h>
 
-enum metric_transport { MT_UDP, MT_NBD, MT_TRANSPORTS };
+enum metric_transport { MT_UDP, MT_NBD, MT_ISCSI, MT_TRANSPORTS };
 enum metric_op { MO_READ, MO_WRITE, MO_FLUSH, MO_TRIM, MO_OTHER, MO_OPS };
 
-#define METRIC_STATUSES 12  /* ND_OK .. ND_ERR_NOSPACE: errors by protocol status */
+#define METRIC_STATUSES 14  /* ND_OK .. ND_ERR_PERSONA: errors by protocol status */
 #define METRIC_BUCKETS 14   /* request latency histogram (metrics.c: bounds) */
 
 /* One session's counters (added atomically: NBD workers run without the server lock). */

@@ -92,7 +92,7 @@ struct conn {
 	char wcache[WC_TEXT_MAX + 1]; /* its write-cache setting, copied at open */
 	pthread_mutex_t read_lock; /* the request stream, and what follows up to `done` */
 	uint8_t in[4096];          /* requests read ahead: small ones come many to a read() */
-	size_t in_start, in_end;
+	struct nd_readahead ra;    /* ... over in */
 	struct worker workers[MAX_WORKERS]; /* [0] is the connection's own thread */
 	unsigned nworkers;
 	int done;                  /* the stream ended: workers return after their request */
@@ -103,15 +103,9 @@ struct conn {
 	size_t inflight;           /* bytes charged by the requests being served */
 	pthread_mutex_t send_lock; /* one reply at a time on fd */
 	struct conn *next_open;    /* in open_conns */
-	/* Reads from fd wait until deadline_ms (CLOCK_MONOTONIC; 0 = for ever), or
-	 * with stall_s set, until stall_s seconds without progress.  Set by whoever
-	 * reads: the handshake, then the worker holding read_lock. */
-	int64_t deadline_ms;
-	unsigned stall_s;
-	const char *awaiting;      /* what the reader waits for, for the log */
-	const char *limit_key;     /* the setting that bounds the wait */
-	unsigned limit_s;
-	int timed_out;             /* a read ran out of time: the log says so */
+	/* Time limits of reads from fd: set by whoever reads (the handshake, then
+	 * the worker holding read_lock). */
+	struct io_limit lim;
 	char why[160];             /* why the export was refused, for the client */
 	struct sockaddr_storage sa; /* the client's address */
 	int counted;               /* in the per-address count (addr_conn_take) */
@@ -128,59 +122,21 @@ static struct conn *open_conns;
 /* Room for a request of len bytes in w->buf. */
 static int reserve(struct worker *w, size_t len)
 {
-	uint8_t *p;
-
-	if (len <= w->buf_size)
-		return 0;
-	p = realloc(w->buf, len);
-	if (!p)
-		return -1;
-	w->buf = p;
-	w->buf_size = len;
-	return 0;
+	return nd_reserve(&w->buf, &w->buf_size, len);
 }
 
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* From now on reads wait for `what` until `secs` from now (0: for ever), or with
- * `stall`, until `secs` pass without a byte. */
 static void conn_expect(struct conn *c, const char *what, const char *key, unsigned secs,
 			int stall)
 {
-	c->awaiting = what;
-	c->limit_key = key;
-	c->limit_s = secs;
-	c->stall_s = stall ? secs : 0;
-	c->deadline_ms = !stall && secs ? now_ms() + (int64_t)secs * 1000 : 0;
+	io_expect(&c->lim, what, key, secs, stall);
 }
 
-/* Wait until fd has input or the current limit runs out (-1, timed_out set). */
+/* Wait until fd has input or the current limit runs out (-1, lim.timed_out set). */
 static int wait_input(struct conn *c)
 {
-	int64_t until = c->stall_s ? now_ms() + (int64_t)c->stall_s * 1000 : c->deadline_ms;
-	struct pollfd p = { c->fd, POLLIN, 0 };
-
-	if (!until || (c->tls && tls_pending(c->tls)))
+	if (c->tls && tls_pending(c->tls))
 		return 0; /* (bytes TLS decrypted already are not seen by poll) */
-	for (;;) {
-		int64_t left = until - now_ms();
-		int rc = left > 0 ? poll(&p, 1, left > 60000 ? 60000 : (int)left) : 0;
-
-		if (rc > 0)
-			return 0;
-		if (rc < 0 && errno != EINTR)
-			return -1;
-		if (rc == 0 && now_ms() >= until) {
-			c->timed_out = 1;
-			return -1;
-		}
-	}
+	return io_wait(&c->lim, c->fd);
 }
 
 /* Some bytes from fd (at most len) within the current limit; how many, or -1
@@ -233,34 +189,7 @@ static int opt_reply(struct conn *c, uint32_t opt, uint32_t type, const void *da
 	return conn_write(c, h, sizeof(h)) || (len && conn_write(c, data, len)) ? -1 : 0;
 }
 
-static int parse_token(const char *hex, uint8_t token[16])
-{
-	unsigned i;
-
-	if (strlen(hex) != 32)
-		return -1;
-	for (i = 0; i < 16; i++)
-		if (sscanf(hex + 2 * i, "%2hhx", &token[i]) != 1)
-			return -1;
-	return 0;
-}
-
-/* Is the NBD client on the host its session attached from (its UDP address)?
- * Sessions NBD made have none: any host of theirs may reopen them. */
-static int same_host(const struct session *ss, const struct sockaddr_storage *sa)
-{
-	const struct sockaddr_storage *a = &ss->addr;
-
-	if (!ss->addrlen)
-		return 1;
-	if (a->ss_family == AF_INET && sa->ss_family == AF_INET)
-		return ((const struct sockaddr_in *)a)->sin_addr.s_addr ==
-		       ((const struct sockaddr_in *)sa)->sin_addr.s_addr;
-	if (a->ss_family == AF_INET6 && sa->ss_family == AF_INET6)
-		return !memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
-			       &((const struct sockaddr_in6 *)sa)->sin6_addr, 16);
-	return 0;
-}
+#define PERSONA_WAIT_S 60 /* an NBD client waits this long for its personalization */
 
 /* Find or make the session an export name stands for, under the server lock.
  * Returns an NBD_REP_ERR_* code, or 0 with c->ss set and counted. */
@@ -276,21 +205,11 @@ static uint32_t open_export(struct conn *c, const char *name)
 		ss = NULL;
 		snprintf(c->why, sizeof(c->why), "NBD exports are off on this server (nbd-exports)");
 	} else if (!strncmp(name, "session:", 8)) {
-		uint8_t token[16];
+		int policy;
 
-		ss = parse_token(name + 8, token) ? NULL : session_find(s, token);
-		if (!ss) {
-			err = NBD_REP_ERR_UNKNOWN;
-		} else if (!s->cfg.nbd_session_any_address && !same_host(ss, &c->sa)) {
-			err = NBD_REP_ERR_POLICY;
-			snprintf(c->why, sizeof(c->why), "session %08x attached from %s: its token "
-				 "is taken only from there (nbd-session-binding)",
-				 nd_token_fingerprint(ss->token), ss->peer);
-			ss = NULL;
-		} else {
-			store_count_boot(s, ss, 1); /* a firmware boot reached the OS handoff */
-			metrics_takeover(s, ss);
-		}
+		ss = session_continue(s, name + 8, &c->sa, &policy, c->why, sizeof(c->why));
+		if (!ss)
+			err = policy ? NBD_REP_ERR_POLICY : NBD_REP_ERR_UNKNOWN;
 	} else if (s->cfg.nbd_exports == NBD_EXPORTS_SESSIONS) {
 		err = NBD_REP_ERR_POLICY;
 		ss = NULL;
@@ -298,10 +217,22 @@ static uint32_t open_export(struct conn *c, const char *name)
 			 "(nbd-exports = sessions)");
 	} else {
 		unsigned status = ND_OK;
+		int tries;
 
 		if (strlen(name) > ND_IMAGE_NAME_LEN)
 			err = NBD_REP_ERR_UNKNOWN;
-		ss = err ? NULL : session_attach_nbd(s, c->mac, name, c->peer, &status);
+		ss = err ? NULL : session_attach_nbd(s, c->mac, name, c->peer, c->tls != NULL, &status);
+		/* Its personalization layer is being built by a worker: wait for
+		 * it without the server lock (other clients go on), then again. */
+		for (tries = 0; !ss && status == ND_PERSONA_PENDING && tries < 3; tries++) {
+			pthread_rwlock_unlock(&s->lock);
+			persona_wait(s, c->mac, PERSONA_WAIT_S);
+			pthread_rwlock_wrlock(&s->lock);
+			ss = session_attach_nbd(s, c->mac, name, c->peer, c->tls != NULL, &status);
+		}
+		if (!ss && status == ND_PERSONA_PENDING)
+			snprintf(s->refusal, sizeof(s->refusal), "its personalization layer is "
+				 "still being built; try again");
 		if (!err && !ss)
 			err = status == ND_ERR_NOIMAGE ? NBD_REP_ERR_UNKNOWN : NBD_REP_ERR_POLICY;
 		if (!ss && s->refusal[0])
@@ -316,25 +247,11 @@ static uint32_t open_export(struct conn *c, const char *name)
 	return err;
 }
 
-/* Release the session when the connection ends; one NBD made goes with its last connection. */
+/* Release the session when the connection ends. */
 static void close_export(struct conn *c)
 {
-	struct server *s = c->s;
-
-	if (!c->ss)
-		return;
-	pthread_rwlock_wrlock(&s->lock);
-	__atomic_store_n(&c->ss->last_seen, time(NULL), __ATOMIC_RELAXED);
-	if (--c->ss->nbd_conns == 0) {
-		if (c->ss->ended)
-			session_free(c->ss);
-		else if (c->ss->nbd_owned)
-			session_end(s, c->ss, "last NBD connection closed");
-		else if (c->ss->mode == ND_MODE_DIRECT)
-			/* the writer shut down: others may take the image */
-			__atomic_store_n(&c->ss->last_seen, 0, __ATOMIC_RELAXED);
-	}
-	pthread_rwlock_unlock(&s->lock);
+	if (c->ss)
+		session_conn_put(c->s, c->ss);
 	c->ss = NULL;
 }
 
@@ -714,30 +631,14 @@ static void serve_request(struct conn *c, const struct request *r, uint8_t *buf)
 }
 
 /* len bytes of the request stream, through the read-ahead buffer.  Under read_lock. */
+static ssize_t read_some_cb(void *c, void *buf, size_t len)
+{
+	return conn_read_some(c, buf, len);
+}
+
 static int stream_read(struct conn *c, void *dst, size_t len)
 {
-	while (len) {
-		size_t n = c->in_end - c->in_start;
-		ssize_t got;
-
-		if (!n && len >= sizeof(c->in))
-			return conn_read(c, dst, len); /* bulk WRITE data: straight in */
-		if (!n) {
-			got = conn_read_some(c, c->in, sizeof(c->in));
-			if (got < 0)
-				return -1;
-			c->in_start = 0;
-			c->in_end = (size_t)got;
-			continue;
-		}
-		if (n > len)
-			n = len;
-		memcpy(dst, c->in + c->in_start, n);
-		c->in_start += n;
-		dst = (uint8_t *)dst + n;
-		len -= n;
-	}
-	return 0;
+	return nd_readahead_read(&c->ra, dst, len, read_some_cb, c);
 }
 
 /* Hold `charge` bytes of the connection's budget, waiting for other workers to
@@ -816,7 +717,7 @@ static void log_no_room(struct conn *c, const struct request *r)
 {
 	static int64_t last;
 	static unsigned quiet;
-	int64_t now = now_ms();
+	int64_t now = mono_now_ms();
 
 	if (now - __atomic_load_n(&last, __ATOMIC_RELAXED) < 1000) {
 		__atomic_add_fetch(&quiet, 1, __ATOMIC_RELAXED);
@@ -1012,13 +913,13 @@ static void *conn_main(void *arg)
 			c->tls ? c->tls_id : "no", c->ss->img->name);
 		transmission(c);
 		log_msg("nbd disconnect mac=%s ip=%s image=%s%s", mac, c->peer, c->ss->img->name,
-			c->timed_out ? " (timed out)" : "");
+			c->lim.timed_out ? " (timed out)" : "");
 	} else if (c->why[0]) {
 		log_msg("nbd export refused ip=%s: %s", c->peer, c->why);
 	}
-	if (c->timed_out)
-		log_msg("nbd connection ip=%s closed: no %s within %u s (%s)", c->peer, c->awaiting,
-			c->limit_s, c->limit_key);
+	if (c->lim.timed_out)
+		log_msg("nbd connection ip=%s closed: no %s within %u s (%s)", c->peer,
+			c->lim.awaiting, c->lim.secs, c->lim.key);
 	close_export(c);
 	conn_free(c);
 	return NULL;
@@ -1045,6 +946,8 @@ static struct conn *conn_new(struct server *s, int fd, const struct sockaddr_sto
 	c->s = s;
 	c->fd = fd;
 	c->sa = *sa;
+	c->ra.buf = c->in;
+	c->ra.cap = sizeof(c->in);
 	/* A client that does not take its replies must not hold threads for ever. */
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &send_limit, sizeof(send_limit));
 	pthread_mutex_init(&c->read_lock, NULL);
@@ -1068,76 +971,22 @@ void nbd_serve(struct server *s, int fd, const struct sockaddr_storage *sa)
 		close(fd);
 }
 
-/* Refusals at accept come in floods: log the first, then once a second with a count. */
-static void log_refused(const char *peer, const char *why)
-{
-	static int64_t last;
-	static unsigned quiet;
-	int64_t now = now_ms();
-
-	if (now - last < 1000) {
-		quiet++;
-		return;
-	}
-	if (quiet)
-		log_msg("nbd connection refused ip=%s: %s (and %u more since the last report)",
-			peer, why, quiet);
-	else
-		log_msg("nbd connection refused ip=%s: %s", peer, why);
-	last = now;
-	quiet = 0;
-}
+static struct refusals refusals = { "nbd", PTHREAD_MUTEX_INITIALIZER, 0, 0, NULL };
 
 int nbd_accept(struct server *s, int listen_fd)
 {
-	static struct rate_table *rates;
 	struct sockaddr_storage sa;
 	socklen_t salen = sizeof(sa);
-	pthread_attr_t attr;
-	pthread_t t;
 	struct conn *c;
-	char peer[64], why[256];
-	unsigned refused, open;
+	char peer[64];
 	int fd = accept4(listen_fd, (struct sockaddr *)&sa, &salen, SOCK_CLOEXEC), one = 1;
 
 	if (fd < 0)
 		return errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM
 		       ? errno : 0;
-	if (!rates)
-		rates = rate_table_new();
 	format_peer((const struct sockaddr *)&sa, peer, sizeof(peer));
-	/* Threads per connection (up to MAX_WORKERS): bound connections like
-	 * sessions, or a flood of them would exhaust the server. */
-	if (__atomic_load_n(&s->nbd_open, __ATOMIC_RELAXED) >= s->cfg.max_sessions) {
-		snprintf(why, sizeof(why), "%u open (max-sessions)", s->cfg.max_sessions);
-		log_refused(peer, why);
-		close(fd);
-		return 0;
-	}
-	if (!addr_conn_take((const struct sockaddr *)&sa, s->cfg.nbd_per_address, &open)) {
-		snprintf(why, sizeof(why), "%u connections open from this address (nbd-per-address)",
-			 open);
-		log_refused(peer, why);
-		close(fd);
-		return 0;
-	}
-	if (!rate_allow(rates, (const struct sockaddr *)&sa, s->cfg.nbd_connect_rate,
-			4 * s->cfg.nbd_connect_rate, 1, &refused)) {
-		if (refused) {
-			snprintf(why, sizeof(why), "more than %u connections a second from this "
-				 "address (nbd-connect-rate); %u refused", s->cfg.nbd_connect_rate,
-				 refused);
-			log_msg("nbd connection refused ip=%s: %s", peer, why);
-		}
-		addr_conn_give((const struct sockaddr *)&sa);
-		close(fd);
-		return 0;
-	}
-	/* Half the reserve stays for what a connection needs next (its session's
-	 * files, which are refused with a reason the client is told). */
-	if (fds_short(s, 1, FD_RESERVE / 2, why, sizeof(why))) {
-		log_refused(peer, why);
-		addr_conn_give((const struct sockaddr *)&sa);
+	if (!tcp_admit(s, &refusals, __atomic_load_n(&s->nbd_open, __ATOMIC_RELAXED) +
+		       __atomic_load_n(&s->iscsi_open, __ATOMIC_RELAXED), &sa, peer)) {
 		close(fd);
 		return 0;
 	}
@@ -1149,13 +998,10 @@ int nbd_accept(struct server *s, int listen_fd)
 		return 0;
 	}
 	c->counted = 1;
-	pthread_attr_init(&attr);
-	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	if (pthread_create(&t, &attr, conn_main, c)) {
-		log_refused(peer, "cannot start a thread for it");
+	if (tcp_spawn(conn_main, c)) {
+		tcp_refused(&refusals, peer, "cannot start a thread for it");
 		conn_free(c);
 	}
-	pthread_attr_destroy(&attr);
 	return 0;
 }
 

@@ -18,6 +18,7 @@
 #include "persona.h"
 #include "ndcommon.h"
 #include "store.h"
+#include "iscsi_chap.h"
 
 #define NAME_MAX_LEN ND_IMAGE_NAME_LEN /* image names fit the wire field */
 
@@ -31,6 +32,7 @@ struct image {
 	struct store *store;     /* its versions (store.c) */
 	struct persona_image persona; /* personalization templates (persona.c) */
 	char write_cache[WC_TEXT_MAX + 1]; /* its clients' agent write cache, "" = none */
+	struct iscsi_chap chap;  /* iscsi-chap-* keys for logins to its target (iscsi.h) */
 };
 
 /* What the config says about one client MAC. */
@@ -44,6 +46,8 @@ struct client_rule {
 	char group[32];               /* canary group (group = NAME), "" = none */
 	struct persona_client persona; /* its hostname and variables (persona.c) */
 	char write_cache[WC_TEXT_MAX + 1]; /* overrides the image's, "" = the image's */
+	char iscsi_initiator[224];    /* iscsi-initiator = IQN mapped to this client, "" = none */
+	struct iscsi_chap chap;       /* iscsi-chap-* keys for its logins (iscsi.h) */
 };
 
 struct config {
@@ -65,6 +69,7 @@ struct config {
 	char trace_dir[PATH_MAX]; /* "" = no read traces; else a file per session (trace.c) */
 	unsigned trace_max;       /* reads recorded per session at most */
 	unsigned boot_limit;      /* seconds a firmware boot may take to reach the OS handoff */
+	unsigned persona_key_pool; /* SSH host key sets kept ready for unlisted clients (persona.c) */
 	struct mcast_config mc;   /* the multicast-* keys (mcast.h) */
 	char metrics_listen[128]; /* ADDR:PORT of /metrics and the dashboard; "" = off */
 	int nbd_tls;              /* enum nbd_tls: STARTTLS off, offered or required */
@@ -72,6 +77,11 @@ struct config {
 	char nbd_tls_certificates[PATH_MAX]; /* dir: server-cert.pem, server-key.pem[, ca-cert.pem] */
 	int nbd_exports;          /* enum nbd_exports: which export names NBD clients may open */
 	int nbd_session_any_address; /* session:TOKEN from any address (else only its own) */
+	char iscsi_listen[128];   /* ADDR:PORT of the iSCSI target; "" = off */
+	char iscsi_prefix[160];   /* target names: PREFIX:IMAGE, PREFIX:session:TOKEN */
+	int mac_binding_off;      /* mac-binding = off: an unkeyed ATTACH may take a MAC from any address */
+	char site_key_file[PATH_MAX];  /* site-key: every UDP ATTACH signed with it; "" = none */
+	char admin_key_file[PATH_MAX]; /* admin-key: direct/maintenance mode only with it; "" = none */
 	struct image *images;
 	int nimages;
 	struct client_rule *clients;
@@ -116,7 +126,8 @@ struct session {
 	int used;              /* a request came after the ATTACH (else first to evict) */
 	unsigned errs_logged;  /* storage-error kinds already logged (session_storage_error) */
 	int wrong_peer_logged; /* its token came from another address: said once */
-	int nbd_conns;         /* NBD connections using it (keep it live) */
+	int nbd_conns;         /* NBD or iSCSI connections using it (keep it live) */
+	int os_iscsi;          /* the last of them came over iSCSI (status: transport) */
 	int nbd_owned;         /* made by NBD: ends with its last connection */
 	int ended;             /* ended while NBD connections still point at it */
 	/* Held shared by every NBD request on the session while it uses the
@@ -143,6 +154,8 @@ struct stats {
 	unsigned long wrong_peer;    /* a valid token from an address other than its session's */
 	unsigned long attach_limited; /* ATTACHes dropped by the per-source rate limit */
 	unsigned long short_attach;  /* ATTACHes shorter than their reply (amplification) */
+	unsigned long auth_refused;  /* ATTACHes refused: site key missing, wrong or stale (auth.c) */
+	unsigned long mac_bound;     /* unkeyed ATTACHes refused by mac-binding (another address's MAC) */
 	unsigned long expired, evicted;
 	unsigned long long tx_unicast;   /* bytes of UDP replies to clients, headers included */
 	unsigned long long tx_multicast; /* bytes sent to multicast groups (mcast.c) */
@@ -167,6 +180,7 @@ struct server {
 	int udp_fd;
 	int nbd_fd;               /* NBD listener, or -1 */
 	unsigned nbd_open;        /* NBD connections being served (atomic) */
+	unsigned iscsi_open;      /* iSCSI connections being served (atomic) */
 	unsigned fd_limit;        /* RLIMIT_NOFILE in force; 0 = unknown (no fd checks) */
 	char refusal[256];        /* why session_attach last refused, if it said ("" if not) */
 	pthread_rwlock_t lock;    /* the session table and sessions' policy fields (not their I/O) */
@@ -178,7 +192,12 @@ struct server {
 	struct mcast_state *mc;   /* multicast groups (mcast.c), or NULL: multicast off */
 	struct metrics metrics;   /* counters for status and /metrics (metrics.c) */
 	int http_fd;              /* the metrics and dashboard listener (http.c), or -1 */
+	int iscsi_fd;             /* the iSCSI listener (iscsi.c), or -1 */
+	struct auth_state *auth;  /* site and admin keys (auth.c), or NULL: none configured */
 };
+
+/* How an ATTACH proved itself (auth.c). */
+enum attach_auth { AUTH_NONE, AUTH_SITE, AUTH_ADMIN };
 
 /* config.c */
 void config_defaults(struct config *c);
@@ -187,6 +206,9 @@ int config_add_image(struct config *c, const char *name, const char *path, int m
 		     char *err, size_t errlen);
 int config_check(struct config *c, char *err, size_t errlen);
 struct image *config_image(struct config *c, const char *name);
+/* The [client] section of a MAC, or of an iscsi-initiator name; NULL if none. */
+struct client_rule *config_client(struct config *c, const uint8_t mac[6]);
+struct client_rule *config_client_iqn(struct config *c, const char *iqn);
 void config_free(struct config *c);
 
 /* session.c */
@@ -196,10 +218,22 @@ struct session *session_find(struct server *s, const uint8_t token[16]);
 /* The write-cache setting the session's agent gets: its client's, else its
  * image's, "" for none (lock held). */
 const char *session_write_cache(struct server *s, const struct session *ss);
+/* A UDP ATTACH; auth is how it proved itself (enum attach_auth). */
 struct session *session_attach(struct server *s, const struct nd_attach_req *req,
-			       const struct sockaddr *from, socklen_t fromlen, unsigned *status);
+			       const struct sockaddr *from, socklen_t fromlen, int auth,
+			       unsigned *status);
+/* tls: the connection is over TLS (counts as the admin credential). */
 struct session *session_attach_nbd(struct server *s, const uint8_t mac[6], const char *image,
-				   const char *peer, unsigned *status);
+				   const char *peer, int tls, unsigned *status);
+/* A TCP front end (NBD, iSCSI) continues session TOKEN (32 hex digits), under
+ * the server lock: the session (its boot counted as reaching the OS), or NULL
+ * with *policy set and why filled when nbd-session-binding refused it. */
+struct session *session_continue(struct server *s, const char *hex,
+				 const struct sockaddr_storage *sa, int *policy, char *why,
+				 size_t whylen);
+/* A TCP connection using ss closes (takes the server lock): the last one ends
+ * a session it made, frees an ended one. */
+void session_conn_put(struct server *s, struct session *ss);
 int session_from_peer(const struct session *ss, const struct sockaddr *from, socklen_t fromlen);
 int attach_rate_ok(struct server *s, const struct sockaddr *from);
 void sessions_sweep(struct server *s);
@@ -263,6 +297,57 @@ int rate_allow(struct rate_table *t, const struct sockaddr *sa, unsigned rate, u
 	       unsigned report_s, unsigned *refused);
 int addr_conn_take(const struct sockaddr *sa, unsigned max, unsigned *open);
 void addr_conn_give(const struct sockaddr *sa);
+int64_t mono_now_ms(void);
+/* A TCP connection's reads wait until deadline_ms (CLOCK_MONOTONIC; 0 = for
+ * ever), or with stall_s set, until stall_s seconds pass without a byte. */
+struct io_limit {
+	int64_t deadline_ms;
+	unsigned stall_s;
+	const char *awaiting;  /* what the reader waits for, for the log */
+	const char *key;       /* the setting that bounds the wait */
+	unsigned secs;
+	int timed_out;         /* a read ran out of time: the log says so */
+};
+/* From now on reads wait for `what` until `secs` from now (0: for ever), or with
+ * `stall`, until `secs` pass without a byte. */
+void io_expect(struct io_limit *l, const char *what, const char *key, unsigned secs, int stall);
+/* Wait until fd has input or the limit runs out (-1, timed_out set). */
+int io_wait(struct io_limit *l, int fd);
+/* One front end's refusals at accept (logged once a second) and connect rates. */
+struct refusals {
+	const char *proto;     /* "nbd", "iscsi": the log line's first word */
+	pthread_mutex_t lock;
+	int64_t last;
+	unsigned quiet;
+	struct rate_table *rates;
+};
+/* May a new connection from sa be served, with open_now TCP connections open:
+ * max-sessions, nbd-per-address, nbd-connect-rate and file descriptors?  1
+ * (the address's count taken: addr_conn_give at its end), or 0 (refused,
+ * logged; the caller closes it). */
+int tcp_admit(struct server *s, struct refusals *r, unsigned open_now,
+	      const struct sockaddr_storage *sa, const char *peer);
+/* Run fn(arg) on a detached thread of its own: 0, or -1. */
+int tcp_spawn(void *(*fn)(void *), void *arg);
+/* Log a refusal of its own (rate-limited like tcp_admit's). */
+void tcp_refused(struct refusals *r, const char *peer, const char *why);
+
+/* auth.c: the site key (docs/security.md) */
+struct auth_state;
+int auth_init(struct server *s, char *err, size_t errlen);
+void auth_free(struct server *s);
+/* Check a whole ATTACH datagram (len >= ND_HDR_SIZE + ND_ATTACH_REQ_LEN):
+ * AUTH_SITE or AUTH_ADMIN if its authenticator is right and its challenge
+ * fresh, else -1 with a challenge for `from` in challenge[16] and why. */
+int auth_check(struct server *s, const uint8_t *pkt, const struct sockaddr *from,
+	       uint8_t challenge[16], const char **why);
+/* Is every UDP ATTACH to carry the site key (site-key set)? */
+int auth_site_required(const struct server *s);
+/* Does direct/maintenance mode over UDP need the admin key (admin-key set)? */
+int auth_admin_required(const struct server *s);
+/* Log a refused ATTACH: once per source address and minute, with counts. */
+void auth_log_refusal(struct server *s, const struct sockaddr *from, const uint8_t mac[6],
+		      const char *why);
 
 /* udp.c */
 void handle_datagram(struct server *s, const uint8_t *pkt, size_t len,

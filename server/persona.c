@@ -18,6 +18,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -1081,7 +1083,7 @@ static int find_parts(struct layer *l, struct part *p)
 	return n;
 }
 
-/* The first FAT16/32 partition of the disk in `l` (the EFI system partition). */
+/* The first FAT (12/16/32) partition of the disk in `l` (the EFI system partition). */
 static int find_fat(struct layer *l, struct part *out)
 {
 	struct part p[MAX_PARTS];
@@ -1182,7 +1184,7 @@ int persona_check_images(struct server *s, char *err, size_t errlen)
 			return -1;
 		for (j = 0; j < im->persona.nfiles; j++)
 			if (is_esp(im->persona.files[j].path) && find_fat(im->base, &pt) < 0)
-				return fail(err, errlen, "image %s: file %s: the image has no FAT16/FAT32 "
+				return fail(err, errlen, "image %s: file %s: the image has no FAT "
 					    "partition", im->name, im->persona.files[j].path);
 	}
 	return 0;
@@ -1197,11 +1199,25 @@ struct out_file {
 	unsigned mode, uid, gid;
 };
 
+/* Everything a layer build needs, copied out of the config and the session
+ * under the server lock (job_prepare), so that a worker thread can build it
+ * without that lock (persona_worker): only s->state_dir (fixed after start),
+ * img->name (images never change on reload) and vn (a held reference) are
+ * shared, all read-only. */
 struct persona_job {
 	struct server *s;
-	struct session *ss;
-	const struct persona_image *pi;
-	const struct client_rule *r;
+	struct session *ss;                /* job_prepare only */
+	const struct persona_image *pi;    /* ... */
+	const struct client_rule *r;       /* ... */
+	const struct image *img;
+	struct vnode *vn;                  /* the version it is built over (a reference) */
+	unsigned vnum;
+	struct part pt;                    /* the ext partition */
+	char dir[PATH_MAX];                /* STATE/persona/IMAGE */
+	char mac12[13], idhex[17];
+	uint64_t id;
+	char data[PATH_MAX + 96], map[PATH_MAX + 96]; /* the layer's files */
+	int built;                         /* job_make built it (else it was there) */
 	char mac[18], ip[64], index[24], version[16], hostname[256];
 	int have_hostname;
 	struct out_file *files;
@@ -1219,7 +1235,7 @@ static const char *job_var(const char *name, void *arg)
 	if (!strcmp(name, "ip"))
 		return j->ip;
 	if (!strcmp(name, "image"))
-		return j->ss->img->name;
+		return j->img->name;
 	if (!strcmp(name, "version"))
 		return j->version;
 	if (!strcmp(name, "index"))
@@ -1279,78 +1295,395 @@ static char *slurp(const char *path, size_t *len)
  * STATE/persona/keys/<mac>/ and kept across versions and rebuilds. */
 static const char *const key_types[] = { "ed25519", "ecdsa" };
 
+static double ms_since(const struct timespec *t0);
+
+/* Serializes making and reading key files: the main loop (an attach) and the
+ * background thread of persona_keys_background never see half a key set. */
+static pthread_mutex_t keys_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* One key type with ssh-keygen into DIR/ssh_host_TYPE_key[.pub], made under
+ * temporary names and renamed (the public half first: a private key is
+ * there only with it); 0, or -1 with err. */
+static int keygen(const char *dir, const char *type, const char *comment, char *err, size_t errlen)
+{
+	char key[PATH_MAX + 64], tmp[PATH_MAX + 80], pubsrc[PATH_MAX + 96], pubdst[PATH_MAX + 96];
+	char *argv[12];
+	pid_t pid;
+	int st, rc;
+
+	snprintf(key, sizeof(key), "%s/ssh_host_%s_key", dir, type);
+	snprintf(tmp, sizeof(tmp), "%s/.new_%s_key", dir, type);
+	snprintf(pubsrc, sizeof(pubsrc), "%s.pub", tmp);
+	snprintf(pubdst, sizeof(pubdst), "%s.pub", key);
+	unlink(tmp);
+	unlink(pubsrc);
+	argv[0] = "ssh-keygen", argv[1] = "-q", argv[2] = "-t";
+	argv[3] = (char *)type, argv[4] = "-N", argv[5] = "";
+	argv[6] = "-C", argv[7] = (char *)comment, argv[8] = "-f", argv[9] = tmp;
+	argv[10] = NULL;
+	rc = posix_spawnp(&pid, "ssh-keygen", NULL, NULL, argv, environ);
+	if (rc)
+		return fail(err, errlen, "cannot run ssh-keygen for the SSH host keys "
+			    "(install openssh-client, or set ssh-host-keys = no): "
+			    "posix_spawnp: %s", strerror(rc));
+	while ((rc = (int)waitpid(pid, &st, 0)) < 0 && errno == EINTR)
+		;
+	if (rc < 0)
+		return fail(err, errlen, "ssh-keygen -t %s: waitpid: %s", type, strerror(errno));
+	if (!WIFEXITED(st) || WEXITSTATUS(st))
+		return fail(err, errlen, "ssh-keygen -t %s failed (status %d)", type, st);
+	if (rename(pubsrc, pubdst) < 0 || rename(tmp, key) < 0)
+		return fail(err, errlen, "cannot keep SSH key in %s: rename: %s", dir, strerror(errno));
+	return 0;
+}
+
+/* ---- the pool of key sets made ahead for clients without a [client] section -- */
+
+#define POOL_QUIET_MS 300 /* a refill waits for this long without a set taken */
+
+static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t pool_cond = PTHREAD_COND_INITIALIZER; /* a set was taken, or stop */
+static int pool_started, pool_stop;
+static int pool_target; /* complete sets to keep ready (persona-key-pool; pool_lock) */
+static pthread_t pool_thread;
+
+static int64_t pool_taken_ms; /* CLOCK_MONOTONIC of the last set taken (pool_lock) */
+
+static int64_t mono_ms_now(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+/* Complete sets in the pool (named by 16 hex digits; ".new-*" are being made). */
+static int pool_count(const char *pool)
+{
+	struct dirent *d;
+	DIR *dp = opendir(pool);
+	int n = 0;
+
+	if (!dp)
+		return 0;
+	while ((d = readdir(dp)))
+		n += d->d_name[0] != '.';
+	closedir(dp);
+	return n;
+}
+
+/* Give a client a ready set: rename one into its key directory DIR (which
+ * must not exist yet).  0, or -1 if the pool is empty. */
+static int pool_take(const char *state_dir, const char *dir)
+{
+	char pool[PATH_MAX], src[PATH_MAX + 300];
+	struct dirent *d;
+	DIR *dp;
+	int rc = -1;
+
+	snprintf(pool, sizeof(pool), "%s/persona/keys/pool", state_dir);
+	if (!(dp = opendir(pool)))
+		return -1;
+	while (rc < 0 && (d = readdir(dp))) {
+		if (d->d_name[0] == '.')
+			continue;
+		snprintf(src, sizeof(src), "%s/%s", pool, d->d_name);
+		if (rename(src, dir) == 0)
+			rc = 0;
+	}
+	closedir(dp);
+	if (rc == 0) {
+		pthread_mutex_lock(&pool_lock);
+		pool_taken_ms = mono_ms_now();
+		pthread_cond_signal(&pool_cond);
+		pthread_mutex_unlock(&pool_lock);
+	}
+	return rc;
+}
+
+/* Make one set into the pool: under a ".new-" name, renamed when whole. */
+static int pool_make_one(const char *pool, char *err, size_t errlen)
+{
+	char tmp[PATH_MAX + 32], dst[PATH_MAX + 32], hexid[17];
+	uint8_t r[8];
+	size_t t;
+
+	if (getrandom(r, sizeof(r), 0) != sizeof(r))
+		return fail(err, errlen, "getrandom: %s", strerror(errno));
+	hex(r, 8, hexid);
+	snprintf(tmp, sizeof(tmp), "%s/.new-%s", pool, hexid);
+	snprintf(dst, sizeof(dst), "%s/%s", pool, hexid);
+	if (mkdirs(tmp) < 0)
+		return fail(err, errlen, "cannot create %s: mkdir: %s", tmp, strerror(errno));
+	for (t = 0; t < sizeof(key_types) / sizeof(key_types[0]); t++)
+		if (keygen(tmp, key_types[t], "root@netdisk", err, errlen) < 0)
+			return -1;
+	if (rename(tmp, dst) < 0)
+		return fail(err, errlen, "cannot keep SSH key set %s: rename: %s", dst, strerror(errno));
+	return 0;
+}
+
+/* Remove a directory and the files in it (no subdirectories). */
+static void remove_flat_dir(const char *dir)
+{
+	char path[PATH_MAX + 300];
+	struct dirent *d;
+	DIR *dp = opendir(dir);
+
+	if (!dp)
+		return;
+	while ((d = readdir(dp)))
+		if (d->d_name[0] != '.' || (strcmp(d->d_name, ".") && strcmp(d->d_name, ".."))) {
+			snprintf(path, sizeof(path), "%s/%s", dir, d->d_name);
+			unlink(path);
+		}
+	closedir(dp);
+	rmdir(dir);
+}
+
+/* While sets are being taken (an attach storm), wait for a quiet moment
+ * before making more (pool_lock held): 1 if it waited. */
+static int pool_quiet_wait(void)
+{
+	int64_t left = pool_taken_ms + POOL_QUIET_MS - mono_ms_now();
+	struct timespec until;
+
+	if (left <= 0)
+		return 0;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_nsec += left * 1000000L;
+	until.tv_sec += until.tv_nsec / 1000000000L;
+	until.tv_nsec %= 1000000000L;
+	pthread_cond_timedwait(&pool_cond, &pool_lock, &until);
+	return 1;
+}
+
+/* The pool keeper: fills the pool to KEY_POOL sets, then waits for one to be
+ * taken; gives up (until a restart) if ssh-keygen fails. */
+static void *pool_keeper(void *arg)
+{
+	char *pool = arg, err[512], path[PATH_MAX + 300];
+	struct timespec t0;
+	struct dirent *d;
+	DIR *dp;
+	int made = 0, logged = 0;
+
+	/* Sets a stopped server was making are not whole: remove them. */
+	if ((dp = opendir(pool))) {
+		while ((d = readdir(dp)))
+			if (!strncmp(d->d_name, ".new-", 5)) {
+				snprintf(path, sizeof(path), "%s/%s", pool, d->d_name);
+				remove_flat_dir(path);
+			}
+		closedir(dp);
+	}
+	/* Below the builds: its ssh-keygen runs (children inherit it) take what
+	 * CPU the attaches leave. */
+	setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 10);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	pthread_mutex_lock(&pool_lock);
+	while (!pool_stop) {
+		int n = pool_count(pool);
+
+		if (n >= pool_target) {
+			if (!logged && pool_target) {
+				nd_log(ND_LOG_INFO, "persona key pool: %d SSH host key sets ready for "
+				       "clients without a [client] section (%d made in %.0f ms)",
+				       n, made, ms_since(&t0));
+				logged = 1;
+			}
+			pthread_cond_wait(&pool_cond, &pool_lock);
+			continue;
+		}
+		if (n >= pool_target / 4 && pool_quiet_wait()) /* sets being taken: later */
+			continue;
+		if (logged)
+			clock_gettime(CLOCK_MONOTONIC, &t0), made = 0, logged = 0;
+		pthread_mutex_unlock(&pool_lock);
+		if (pool_make_one(pool, err, sizeof(err)) < 0) {
+			nd_log(ND_LOG_WARN, "persona key pool: stopped (clients without a [client] "
+			       "section get keys made at their first attach): %s", err);
+			pthread_mutex_lock(&pool_lock);
+			break;
+		}
+		made++;
+		pthread_mutex_lock(&pool_lock);
+	}
+	pthread_mutex_unlock(&pool_lock);
+	free(pool);
+	return NULL;
+}
+
+/* At start and reload: the pool's size (0 unless an unlisted client may need
+ * SSH host keys), and its keeper started once. */
+static void pool_start(struct server *s)
+{
+	char *pool;
+	int i, want = 0;
+
+	for (i = 0; i < s->cfg.nimages; i++)
+		want |= s->cfg.images[i].persona.on && s->cfg.images[i].persona.ssh_keys;
+	pthread_mutex_lock(&pool_lock);
+	pool_target = want && s->cfg.allow_unlisted ? (int)s->cfg.persona_key_pool : 0;
+	pthread_cond_signal(&pool_cond);
+	pthread_mutex_unlock(&pool_lock);
+	if (!pool_target || pool_started || !(pool = malloc(PATH_MAX)))
+		return;
+	snprintf(pool, PATH_MAX, "%s/persona/keys/pool", s->state_dir);
+	if (mkdirs(pool) < 0 || pthread_create(&pool_thread, NULL, pool_keeper, pool) != 0) {
+		free(pool);
+		return;
+	}
+	pool_started = 1;
+}
+
+/* Make the key types missing from STATE/persona/keys/MAC12/ (keys_lock held);
+ * with `pool`, a client without any takes a set from the pool if there is one. */
+static int make_keys(const char *state_dir, const char *mac12, int pool, char *err, size_t errlen)
+{
+	char dir[PATH_MAX], key[PATH_MAX + 64], comment[64];
+	size_t t;
+
+	snprintf(dir, sizeof(dir), "%s/persona/keys/%s", state_dir, mac12);
+	if (pool && access(dir, F_OK) != 0 && pool_take(state_dir, dir) == 0)
+		return 0;
+	if (mkdirs(dir) < 0)
+		return fail(err, errlen, "cannot create %s: mkdir: %s", dir, strerror(errno));
+	snprintf(comment, sizeof(comment), "root@netdisk-%s", mac12);
+	for (t = 0; t < sizeof(key_types) / sizeof(key_types[0]); t++) {
+		snprintf(key, sizeof(key), "%s/ssh_host_%s_key", dir, key_types[t]);
+		if (access(key, R_OK) != 0 && keygen(dir, key_types[t], comment, err, errlen) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* Are all of a client's key types there already? */
+static int have_keys(const char *state_dir, const char *mac12)
+{
+	char key[PATH_MAX + 64];
+	size_t t;
+
+	for (t = 0; t < sizeof(key_types) / sizeof(key_types[0]); t++) {
+		snprintf(key, sizeof(key), "%s/persona/keys/%s/ssh_host_%s_key", state_dir, mac12,
+			 key_types[t]);
+		if (access(key, R_OK) != 0)
+			return 0;
+	}
+	return 1;
+}
+
+static void mac12_of(const char *mac, char mac12[13])
+{
+	size_t i, k;
+
+	for (i = k = 0; mac[i] && k < 12; i++)
+		if (mac[i] != ':')
+			mac12[k++] = mac[i];
+	mac12[k] = 0;
+}
+
 static int ssh_keys(struct persona_job *j, char *err, size_t errlen)
 {
-	char dir[PATH_MAX], key[PATH_MAX + 64], tmp[PATH_MAX + 80], comment[64], mac12[13];
-	size_t t, i, k;
+	char key[PATH_MAX + 64], tmp[PATH_MAX + 80], mac12[13];
+	size_t t;
+	int rc = 0;
 
-	for (i = k = 0; j->mac[i]; i++)
-		if (j->mac[i] != ':')
-			mac12[k++] = j->mac[i];
-	mac12[k] = 0;
-	snprintf(dir, sizeof(dir), "%s/persona/keys/%s", j->s->state_dir, mac12);
-	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
-		return fail(err, errlen, "cannot create %s: mkdir: %s", dir, strerror(errno));
-	for (t = 0; t < sizeof(key_types) / sizeof(key_types[0]); t++) {
-		char *priv, *pub, *argv[12];
+	mac12_of(j->mac, mac12);
+	pthread_mutex_lock(&keys_lock);
+	if (make_keys(j->s->state_dir, mac12, 1, err, errlen) < 0) {
+		pthread_mutex_unlock(&keys_lock);
+		return -1;
+	}
+	for (t = 0; t < sizeof(key_types) / sizeof(key_types[0]) && !rc; t++) {
+		char *priv, *pub;
 		size_t plen, qlen;
-		pid_t pid;
-		int st, rc;
 
-		snprintf(key, sizeof(key), "%s/ssh_host_%s_key", dir, key_types[t]);
-		snprintf(tmp, sizeof(tmp), "%s/.new_%s_key", dir, key_types[t]);
-		if (access(key, R_OK) != 0) {
-			unlink(tmp);
-			snprintf(tmp + strlen(tmp), 8, ".pub");
-			unlink(tmp);
-			tmp[strlen(tmp) - 4] = 0;
-			snprintf(comment, sizeof(comment), "root@netdisk-%s", mac12);
-			argv[0] = "ssh-keygen", argv[1] = "-q", argv[2] = "-t";
-			argv[3] = (char *)key_types[t], argv[4] = "-N", argv[5] = "";
-			argv[6] = "-C", argv[7] = comment, argv[8] = "-f", argv[9] = tmp;
-			argv[10] = NULL;
-			rc = posix_spawnp(&pid, "ssh-keygen", NULL, NULL, argv, environ);
-			if (rc)
-				return fail(err, errlen, "cannot run ssh-keygen for the SSH host keys "
-					    "(install openssh-client, or set ssh-host-keys = no): "
-					    "posix_spawnp: %s", strerror(rc));
-			while ((rc = (int)waitpid(pid, &st, 0)) < 0 && errno == EINTR)
-				;
-			if (rc < 0)
-				return fail(err, errlen, "ssh-keygen -t %s: waitpid: %s", key_types[t],
-					    strerror(errno));
-			if (!WIFEXITED(st) || WEXITSTATUS(st))
-				return fail(err, errlen, "ssh-keygen -t %s failed (status %d)",
-					    key_types[t], st);
-			{
-				char pubsrc[PATH_MAX + 96], pubdst[PATH_MAX + 96];
-
-				snprintf(pubsrc, sizeof(pubsrc), "%s.pub", tmp);
-				snprintf(pubdst, sizeof(pubdst), "%s.pub", key);
-				/* The public half first: a private key is there only with it. */
-				if (rename(pubsrc, pubdst) < 0 || rename(tmp, key) < 0)
-					return fail(err, errlen, "cannot keep SSH key in %s: rename: %s",
-						    dir, strerror(errno));
-			}
-		}
+		snprintf(key, sizeof(key), "%s/persona/keys/%s/ssh_host_%s_key", j->s->state_dir,
+			 mac12, key_types[t]);
 		priv = slurp(key, &plen);
 		snprintf(tmp, sizeof(tmp), "%s.pub", key);
 		pub = slurp(tmp, &qlen);
 		if (!priv || !pub) {
 			free(priv);
 			free(pub);
-			return fail(err, errlen, "cannot read SSH host key %s: %s", key, strerror(errno));
+			rc = fail(err, errlen, "cannot read SSH host key %s: %s", key, strerror(errno));
+			break;
 		}
 		snprintf(key, sizeof(key), "/etc/ssh/ssh_host_%s_key", key_types[t]);
 		if (add_out(j, key, priv, plen, 0600, 0, 0) < 0)
-			goto nomem;
+			rc = fail(err, errlen, "out of memory");
 		snprintf(key, sizeof(key), "/etc/ssh/ssh_host_%s_key.pub", key_types[t]);
-		if (add_out(j, key, pub, qlen, 0644, 0, 0) < 0)
-			goto nomem;
+		if (!rc && add_out(j, key, pub, qlen, 0644, 0, 0) < 0)
+			rc = fail(err, errlen, "out of memory");
 	}
-	return 0;
-nomem:
-	return fail(err, errlen, "out of memory");
+	pthread_mutex_unlock(&keys_lock);
+	return rc;
+}
+
+/* The background key maker: the MACs (12 hex digits each) whose keys it makes. */
+struct keys_bg {
+	char state_dir[PATH_MAX];
+	int n;
+	char mac12[][13];
+};
+
+static void *keys_bg_thread(void *arg)
+{
+	struct keys_bg *b = arg;
+	struct timespec t0;
+	char err[512];
+	int i, made = 0;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (i = 0; i < b->n; i++) {
+		pthread_mutex_lock(&keys_lock);
+		if (make_keys(b->state_dir, b->mac12[i], 0, err, sizeof(err)) < 0)
+			nd_log(ND_LOG_WARN, "persona: SSH host keys of %s not made ahead (its first "
+			       "attach makes them): %s", b->mac12[i], err);
+		else
+			made++;
+		pthread_mutex_unlock(&keys_lock);
+	}
+	nd_log(ND_LOG_INFO, "persona keys made ahead for %d of %d configured client(s) in %.0f ms",
+	       made, b->n, ms_since(&t0));
+	free(b);
+	return NULL;
+}
+
+void persona_keys_background(struct server *s)
+{
+	struct config *c = &s->cfg;
+	struct keys_bg *b;
+	pthread_attr_t a;
+	pthread_t t;
+	int i;
+
+	pool_start(s);
+	b = calloc(1, sizeof(*b) + sizeof(b->mac12[0]) * (size_t)(c->nclients + 1));
+	if (!b)
+		return;
+	snprintf(b->state_dir, sizeof(b->state_dir), "%s", s->state_dir);
+	for (i = 0; i < c->nclients; i++) {
+		const struct client_rule *r = &c->clients[i];
+		struct image *im = config_image(c, r->image[0] ? r->image : c->default_image);
+		const struct persona_image *pi = im ? &im->persona : NULL;
+		char mac[18];
+
+		/* the rule of job_resolve: keys when the image asks, or a client
+		 * section personalizes an image that has no keys of its own */
+		if (!pi || !((pi->on && pi->ssh_keys) || (r->persona.on && !pi->on)))
+			continue;
+		nd_mac_format(r->mac, mac);
+		mac12_of(mac, b->mac12[b->n]);
+		if (!have_keys(s->state_dir, b->mac12[b->n]))
+			b->n++;
+	}
+	pthread_attr_init(&a);
+	pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+	if (!b->n || pthread_create(&t, &a, keys_bg_thread, b) != 0)
+		free(b);
+	pthread_attr_destroy(&a);
 }
 
 /* Everything the layer will hold for this client; 0 or -1 with err. */
@@ -1392,7 +1725,7 @@ static int job_resolve(struct persona_job *j, char *err, size_t errlen)
 			return -1;
 		if (!valid_hostname(t)) {
 			fail(err, errlen, "the hostname template of image %s gives '%.64s', which is "
-			     "not a host name", j->ss->img->name, t);
+			     "not a host name", j->img->name, t);
 			free(t);
 			return -1;
 		}
@@ -1646,7 +1979,7 @@ static uint64_t job_hash(struct persona_job *j, const struct part *pt, char idhe
 	int i, ok;
 
 	snprintf(line, sizeof(line), "netdisk persona 1\nversion-id %llx\nvnum %u\npart %d\n",
-		 (unsigned long long)layer_version(j->ss->vn->top), j->ss->vnum, pt->num);
+		 (unsigned long long)layer_version(j->vn->top), j->vnum, pt->num);
 	ok = buf_add(&b, line, strlen(line)) == 0;
 	for (i = 0; ok && i < j->nfiles; i++) {
 		const struct out_file *f = &j->files[i];
@@ -1704,7 +2037,7 @@ static int mkdir_p2(const char *a, char *err, size_t errlen)
 
 /* Build the layer into data/map (temporary names): 0, or -1 with err and *status. */
 static int build(struct persona_job *j, const struct part *pt, const char *data, const char *map,
-		 unsigned long *writes, unsigned *status, char *err, size_t errlen)
+		 unsigned long *writes, uint64_t *used, unsigned *status, char *err, size_t errlen)
 {
 	struct layer *delta;
 	struct ndio d = { 0 };
@@ -1712,23 +2045,23 @@ static int build(struct persona_job *j, const struct part *pt, const char *data,
 	errcode_t e;
 	int i, rc = -1;
 
-	delta = overlay_open_delta(j->ss->vn->top, data, map, OVD_WRITABLE | OVD_CREATE, err, errlen);
+	delta = overlay_open_delta(j->vn->top, data, map, OVD_WRITABLE | OVD_CREATE, err, errlen);
 	if (!delta) {
 		*status = ND_ERR_IO;
 		return -1;
 	}
-	*status = ND_ERR_DENIED;
+	*status = ND_ERR_PERSONA;
 	if ((e = fs_open(&d, delta, pt, 1, &fs))) {
-		fs_fail(err, errlen, "cannot open the file system of image", j->ss->img->name, e);
+		fs_fail(err, errlen, "cannot open the file system of image", j->img->name, e);
 		goto out;
 	}
 	if (ext2fs_has_feature_journal_needs_recovery(fs->super)) {
 		fail(err, errlen, "the file system of image %s needs journal recovery (it was not "
-		     "unmounted cleanly): run e2fsck on the image", j->ss->img->name);
+		     "unmounted cleanly): run e2fsck on the image", j->img->name);
 		goto out;
 	}
 	if ((e = ext2fs_read_bitmaps(fs))) {
-		fs_fail(err, errlen, "cannot read the bitmaps of image", j->ss->img->name, e);
+		fs_fail(err, errlen, "cannot read the bitmaps of image", j->img->name, e);
 		goto out;
 	}
 	if (j->ssh_dir_needed) {
@@ -1752,7 +2085,7 @@ static int build(struct persona_job *j, const struct part *pt, const char *data,
 	}
 	e = ext2fs_close_free(&fs);
 	if (e) {
-		fs_fail(err, errlen, "cannot write the file system of image", j->ss->img->name, e);
+		fs_fail(err, errlen, "cannot write the file system of image", j->img->name, e);
 		goto out;
 	}
 	for (i = 0; i < j->nfiles; i++) {
@@ -1761,8 +2094,8 @@ static int build(struct persona_job *j, const struct part *pt, const char *data,
 		if (!is_esp(j->files[i].path))
 			continue;
 		if (find_fat(delta, &fp) < 0) {
-			fail(err, errlen, "file %s: image %s has no FAT16/FAT32 partition", j->files[i].path,
-			     j->ss->img->name);
+			fail(err, errlen, "file %s: image %s has no FAT partition", j->files[i].path,
+			     j->img->name);
 			goto out;
 		}
 		if (fat_put_file(delta, fp.off, fp.len, j->files[i].path + 4, j->files[i].data,
@@ -1777,6 +2110,7 @@ static int build(struct persona_job *j, const struct part *pt, const char *data,
 		goto out;
 	}
 	*writes = d.writes;
+	*used = overlay_used(delta);
 	rc = 0;
 out:
 	if (fs)
@@ -1790,99 +2124,474 @@ out:
 	return rc;
 }
 
-struct layer *persona_open(struct server *s, struct session *ss, uint64_t *id, unsigned *status,
-			   char *err, size_t errlen)
+/* The client's [client] rule, or NULL. */
+static const struct client_rule *rule_of(struct server *s, const uint8_t mac[6])
 {
-	const struct client_rule *r = NULL;
-	struct persona_job j = { 0 };
-	struct persona_layer *pl = NULL;
-	struct layer *delta;
-	struct part pt;
-	struct timespec t0;
-	char dir[PATH_MAX], base[PATH_MAX + 64], data[PATH_MAX + 96], map[PATH_MAX + 96];
-	char tdata[PATH_MAX + 96], tmap[PATH_MAX + 96], idhex[17], mac12[13], msg[512];
-	unsigned long writes = 0;
-	struct stat st;
-	int i, k, built = 0;
+	int i;
 
-	*status = 0;
 	for (i = 0; i < s->cfg.nclients; i++)
-		if (!memcmp(s->cfg.clients[i].mac, ss->mac, 6))
-			r = &s->cfg.clients[i];
-	if (!ss->img->persona.on && !(r && r->persona.on))
-		return NULL;
+		if (!memcmp(s->cfg.clients[i].mac, mac, 6))
+			return &s->cfg.clients[i];
+	return NULL;
+}
+
+/* Under the server lock: what the layer holds (everything but the SSH keys,
+ * which job_keys adds) and where it goes.  0, 1 if the session is not
+ * personalized, or -1 with *status and err. */
+static int job_prepare(struct server *s, struct session *ss, struct persona_job *j,
+		       unsigned *status, char *err, size_t errlen)
+{
+	char msg[512], keys[PATH_MAX + 16];
+
+	j->r = rule_of(s, ss->mac);
+	if (!ss->img->persona.on && !(j->r && j->r->persona.on))
+		return 1;
+	j->s = s, j->ss = ss, j->pi = &ss->img->persona, j->img = ss->img;
+	j->vn = ss->vn, j->vnum = ss->vnum;
+	*status = ND_ERR_PERSONA;
+	if (choose_part(ss->vn->top, j->pi, ss->img->name, &j->pt, msg, sizeof(msg)) < 0)
+		return fail(err, errlen, "personalization: %s (version %u)", msg, ss->vnum);
+	snprintf(j->dir, sizeof(j->dir), "%s/persona/%s", s->state_dir, ss->img->name);
+	snprintf(keys, sizeof(keys), "%s/persona/keys", s->state_dir);
+	if (mkdir_p2(j->dir, msg, sizeof(msg)) < 0 || mkdir_p2(keys, msg, sizeof(msg)) < 0) {
+		*status = ND_ERR_IO;
+		return fail(err, errlen, "personalization: %s", msg);
+	}
+	if (job_resolve(j, msg, sizeof(msg)) < 0)
+		return fail(err, errlen, "personalization of image %s: %s", ss->img->name, msg);
+	mac12_of(j->mac, j->mac12);
+	j->ss = NULL, j->pi = NULL, j->r = NULL; /* not past the lock */
+	return 0;
+}
+
+/* Are the client's SSH host keys there to be read at once (no ssh-keygen to
+ * wait for, nor the key maker's lock)? */
+static int job_keys_ready(struct persona_job *j)
+{
+	int ok;
+
+	if (!j->ssh_dir_needed)
+		return 1;
+	if (pthread_mutex_trylock(&keys_lock))
+		return 0;
+	ok = have_keys(j->s->state_dir, j->mac12);
+	pthread_mutex_unlock(&keys_lock);
+	return ok;
+}
+
+/* The SSH keys, the layer's id and names: 0, or -1 with *status and err. */
+static int job_name(struct persona_job *j, unsigned *status, char *err, size_t errlen)
+{
+	char msg[512], base[64];
+
+	*status = ND_ERR_PERSONA;
+	if (j->ssh_dir_needed && ssh_keys(j, msg, sizeof(msg)) < 0)
+		return fail(err, errlen, "personalization of image %s: %s", j->img->name, msg);
+	j->id = job_hash(j, &j->pt, j->idhex);
+	snprintf(base, sizeof(base), "%s-%s", j->mac12, j->idhex);
+	snprintf(j->data, sizeof(j->data), "%s/%s.data", j->dir, base);
+	snprintf(j->map, sizeof(j->map), "%s/%s.map", j->dir, base);
+	return 0;
+}
+
+static int job_cached(const struct persona_job *j)
+{
+	struct stat st;
+
+	return stat(j->map, &st) == 0 && stat(j->data, &st) == 0;
+}
+
+/* An open layer's size for the log: its allocated blocks plus its map. */
+static uint64_t layer_bytes(const struct persona_job *j, struct layer *l)
+{
+	struct stat st;
+
+	return overlay_used(l->lower) + (stat(j->map, &st) == 0 ? (uint64_t)st.st_size : 0);
+}
+
+/* Test knob: NETDISKD_PERSONA_DELAY_MS makes every build that long slower
+ * (tests/t-persona.sh watches other clients being served meanwhile). */
+static void test_delay(void)
+{
+	const char *v = getenv("NETDISKD_PERSONA_DELAY_MS");
+
+	if (v && atoi(v) > 0)
+		usleep((useconds_t)atoi(v) * 1000);
+}
+
+/* The slow part, without the server lock: make the SSH keys if need be, and
+ * build the layer unless it is there; 0, or -1 with *status and err. */
+static int job_make(struct persona_job *j, unsigned *status, char *err, size_t errlen)
+{
+	char tdata[PATH_MAX + 96], tmap[PATH_MAX + 96], msg[512];
+	unsigned long writes = 0;
+	uint64_t used = 0;
+	struct timespec t0;
+	struct stat st;
+
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	j.s = s, j.ss = ss, j.pi = &ss->img->persona, j.r = r;
-	*status = ND_ERR_DENIED;
-	if (choose_part(ss->vn->top, j.pi, ss->img->name, &pt, msg, sizeof(msg)) < 0) {
-		snprintf(err, errlen, "personalization: %s (version %u)", msg, ss->vnum);
-		goto out;
-	}
-	snprintf(dir, sizeof(dir), "%s/persona/%s", s->state_dir, ss->img->name);
-	if (mkdir_p2(dir, msg, sizeof(msg)) < 0 ||
-	    mkdir_p2(strcat(strcpy(base, s->state_dir), "/persona/keys"), msg, sizeof(msg)) < 0) {
+	if (job_name(j, status, err, errlen) < 0)
+		return -1;
+	if (job_cached(j))
+		return 0;
+	nd_log(ND_LOG_INFO, "persona building mac=%s image=%s version=%u", j->mac, j->img->name,
+	       j->vnum);
+	test_delay();
+	snprintf(tdata, sizeof(tdata), "%s/%s.tmp.data", j->dir, j->mac12);
+	snprintf(tmap, sizeof(tmap), "%s/%s.tmp.map", j->dir, j->mac12);
+	if (build(j, &j->pt, tdata, tmap, &writes, &used, status, msg, sizeof(msg)) < 0)
+		return fail(err, errlen, "personalization of image %s version %u, partition %d: %s",
+			    j->img->name, j->vnum, j->pt.num, msg);
+	/* The data first: a map without its data never looks complete. */
+	crash_point("persona");
+	if (rename(tdata, j->data) < 0 || (crash_point("persona"), rename(tmap, j->map) < 0)) {
 		*status = ND_ERR_IO;
-		snprintf(err, errlen, "personalization: %s", msg);
-		goto out;
+		fail(err, errlen, "personalization: cannot keep layer %s: rename: %s", j->data,
+		     strerror(errno));
+		unlink(tdata), unlink(tmap), unlink(j->data);
+		return -1;
 	}
-	if (job_resolve(&j, msg, sizeof(msg)) < 0 ||
-	    (j.ssh_dir_needed && ssh_keys(&j, msg, sizeof(msg)) < 0)) {
-		snprintf(err, errlen, "personalization of image %s: %s", ss->img->name, msg);
-		goto out;
-	}
-	*id = job_hash(&j, &pt, idhex);
-	for (i = k = 0; j.mac[i]; i++)
-		if (j.mac[i] != ':')
-			mac12[k++] = j.mac[i];
-	mac12[k] = 0;
-	snprintf(base, sizeof(base), "%s-%s", mac12, idhex);
-	snprintf(data, sizeof(data), "%s/%s.data", dir, base);
-	snprintf(map, sizeof(map), "%s/%s.map", dir, base);
-	if (stat(map, &st) != 0 || stat(data, &st) != 0) {
-		snprintf(tdata, sizeof(tdata), "%s/%s.tmp.data", dir, mac12);
-		snprintf(tmap, sizeof(tmap), "%s/%s.tmp.map", dir, mac12);
-		if (build(&j, &pt, tdata, tmap, &writes, status, msg, sizeof(msg)) < 0) {
-			snprintf(err, errlen, "personalization of image %s version %u, partition %d: %s",
-				 ss->img->name, ss->vnum, pt.num, msg);
-			goto out;
-		}
-		/* The data first: a map without its data never looks complete. */
-		crash_point("persona");
-		if (rename(tdata, data) < 0 || (crash_point("persona"), rename(tmap, map) < 0)) {
-			*status = ND_ERR_IO;
-			snprintf(err, errlen, "personalization: cannot keep layer %s: rename: %s", data,
-				 strerror(errno));
-			unlink(tdata), unlink(tmap), unlink(data);
-			goto out;
-		}
-		built = 1;
-	}
-	delta = overlay_open_delta(ss->vn->top, data, map, 0, msg, sizeof(msg));
+	snprintf(msg, sizeof(msg), "%s-%s", j->mac12, j->idhex);
+	prune(j->dir, j->mac12, msg);
+	j->built = 1;
+	nd_log(ND_LOG_INFO, "persona built mac=%s image=%s version=%u layer=%s partition=%d "
+	       "hostname=%s files=%d ms=%.1f bytes=%llu writes=%lu", j->mac, j->img->name, j->vnum,
+	       j->idhex, j->pt.num, j->have_hostname ? j->hostname : "-", j->nfiles, ms_since(&t0),
+	       (unsigned long long)(used + (stat(j->map, &st) == 0 ? (uint64_t)st.st_size : 0)),
+	       writes);
+	return 0;
+}
+
+/* The built layer, opened over the version: the persona layer, or NULL with
+ * *status and err. */
+static struct layer *job_open(struct persona_job *j, unsigned *status, char *err, size_t errlen)
+{
+	struct persona_layer *pl;
+	struct layer *delta;
+	char msg[512];
+
+	*status = ND_ERR_IO;
+	delta = overlay_open_delta(j->vn->top, j->data, j->map, 0, msg, sizeof(msg));
 	if (!delta) {
-		*status = ND_ERR_IO;
-		snprintf(err, errlen, "personalization: %s", msg);
-		unlink(data), unlink(map); /* rebuilt at the next attach */
-		goto out;
+		fail(err, errlen, "personalization: %s", msg);
+		unlink(j->data), unlink(j->map); /* rebuilt at the next attach */
+		return NULL;
 	}
 	pl = calloc(1, sizeof(*pl));
 	if (!pl) {
 		layer_close(delta);
-		*status = ND_ERR_IO;
-		snprintf(err, errlen, "out of memory");
-		goto out;
+		fail(err, errlen, "out of memory");
+		return NULL;
 	}
 	pl->l.ops = &persona_ops;
 	pl->l.lower = delta;
 	pl->l.size = delta->size;
-	pl->id = *id;
-	prune(dir, mac12, base);
+	pl->id = j->id;
 	*status = 0;
-	nd_log(ND_LOG_INFO, "persona %s mac=%s image=%s version=%u layer=%s partition=%d "
-	       "hostname=%s files=%d ms=%.1f bytes=%llu writes=%lu", built ? "built" : "reused",
-	       j.mac, ss->img->name, ss->vnum, idhex, pt.num, j.have_hostname ? j.hostname : "-",
-	       j.nfiles, ms_since(&t0), (unsigned long long)(overlay_used(delta) +
-	       (stat(map, &st) == 0 ? (uint64_t)st.st_size : 0)), writes);
+	return &pl->l;
+}
+
+/* ---- builds off the main loop ------------------------------------------------ */
+
+#define PERSONA_WORKERS 2  /* builds at once (libext2fs and ssh-keygen: CPU) */
+#define DONE_KEEP_S 120    /* a finished build's result waits this long for its client */
+
+/* A client's build, queued, running or finished; one per client and image. */
+struct pending {
+	struct pending *next;
+	uint8_t mac[6];
+	const struct image *img;
+	enum { P_QUEUED, P_BUILDING, P_DONE } state;
+	unsigned status;     /* its result (P_DONE): 0, or why not */
+	char err[512];
+	time_t finished;
+	struct persona_job job;
+	void (*done)(struct server *s, void *arg); /* answer the waiting ATTACH */
+	void *arg;           /* ... its copy of it (freed with free()) */
+};
+
+static pthread_mutex_t pend_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t pend_work = PTHREAD_COND_INITIALIZER;  /* a job was queued, or stop */
+static pthread_cond_t pend_done = PTHREAD_COND_INITIALIZER;  /* a job finished */
+static struct pending *pend_list;
+static pthread_t workers[PERSONA_WORKERS];
+static int nworkers, pend_stop;
+
+/* The client's build (pend_lock held), dropping finished ones nobody came
+ * back for. */
+static struct pending *pend_find(const uint8_t mac[6], const struct image *img)
+{
+	struct pending **pp = &pend_list, *p;
+	time_t now = time(NULL);
+
+	while ((p = *pp)) {
+		if (p->state == P_DONE && now - p->finished > DONE_KEEP_S) {
+			*pp = p->next;
+			job_free(&p->job);
+			free(p->arg);
+			free(p);
+			continue;
+		}
+		if (!memcmp(p->mac, mac, 6) && p->img == img)
+			return p;
+		pp = &p->next;
+	}
+	return NULL;
+}
+
+static void pend_unlink(struct pending *p)
+{
+	struct pending **pp = &pend_list;
+
+	while (*pp && *pp != p)
+		pp = &(*pp)->next;
+	if (*pp)
+		*pp = p->next;
+}
+
+/* A worker: takes queued builds one at a time and builds them without the
+ * server lock; then, under it, gives the version back and answers the
+ * waiting ATTACH (its `done`), which finds the layer built. */
+static void *persona_worker(void *arg)
+{
+	struct server *s = arg;
+	struct pending *p;
+
+	pthread_mutex_lock(&pend_lock);
+	while (!pend_stop) {
+		void (*done)(struct server *, void *);
+		void *darg;
+
+		for (p = pend_list; p && p->state != P_QUEUED; p = p->next)
+			;
+		if (!p) {
+			pthread_cond_wait(&pend_work, &pend_lock);
+			continue;
+		}
+		p->state = P_BUILDING;
+		pthread_mutex_unlock(&pend_lock);
+		p->status = 0;
+		if (job_make(&p->job, &p->status, p->err, sizeof(p->err)) == 0)
+			p->status = 0;
+		else if (!p->status)
+			p->status = ND_ERR_IO;
+		pthread_rwlock_wrlock(&s->lock);
+		store_release(p->job.vn);
+		p->job.vn = NULL;
+		pthread_mutex_lock(&pend_lock);
+		p->state = P_DONE;
+		p->finished = time(NULL);
+		done = p->done, darg = p->arg;
+		p->done = NULL, p->arg = NULL;
+		pthread_cond_broadcast(&pend_done);
+		pthread_mutex_unlock(&pend_lock);
+		if (done)
+			done(s, darg); /* p may be gone after this */
+		pthread_rwlock_unlock(&s->lock);
+		pthread_mutex_lock(&pend_lock);
+	}
+	pthread_mutex_unlock(&pend_lock);
+	return NULL;
+}
+
+/* Queue the job at the end (pend_lock held): builds go in arrival order.
+ * 0; -2 if max-sessions builds wait already; -1 if no worker can be had. */
+static int pend_queue(struct server *s, struct session *ss, struct persona_job *j)
+{
+	struct pending *p, **pp = &pend_list;
+	unsigned waiting = 0;
+
+	for (; *pp; pp = &(*pp)->next)
+		waiting += (*pp)->state != P_DONE;
+	if (waiting >= s->cfg.max_sessions)
+		return -2;
+	while (nworkers < PERSONA_WORKERS &&
+	       pthread_create(&workers[nworkers], NULL, persona_worker, s) == 0)
+		nworkers++;
+	if (!nworkers || !(p = calloc(1, sizeof(*p))))
+		return -1;
+	memcpy(p->mac, ss->mac, 6);
+	p->img = ss->img;
+	p->job = *j;
+	p->job.vn->refs++; /* (server lock held) given back by the worker, under it */
+	memset(j, 0, sizeof(*j)); /* its files are the queued job's now */
+	*pp = p;
+	pthread_cond_signal(&pend_work);
+	return 0;
+}
+
+int persona_pending(struct server *s, const uint8_t mac[6], const struct image *img)
+{
+	struct pending *p;
+	int busy;
+
+	(void)s;
+	pthread_mutex_lock(&pend_lock);
+	p = pend_find(mac, img);
+	busy = p && p->state != P_DONE;
+	pthread_mutex_unlock(&pend_lock);
+	return busy;
+}
+
+void *persona_deferred(struct server *s, const uint8_t mac[6])
+{
+	struct pending *p;
+	void *arg;
+
+	(void)s;
+	pthread_mutex_lock(&pend_lock);
+	for (p = pend_list; p && (memcmp(p->mac, mac, 6) || p->state == P_DONE); p = p->next)
+		;
+	arg = p ? p->arg : NULL;
+	pthread_mutex_unlock(&pend_lock);
+	return arg;
+}
+
+void persona_defer(struct server *s, const uint8_t mac[6],
+		   void (*done)(struct server *s, void *arg), void *arg)
+{
+	struct pending *p;
+
+	(void)s;
+	pthread_mutex_lock(&pend_lock);
+	for (p = pend_list; p && (memcmp(p->mac, mac, 6) || p->state == P_DONE); p = p->next)
+		;
+	if (p) {
+		free(p->arg); /* the latest ATTACH is the one answered */
+		p->done = done, p->arg = arg;
+		arg = NULL;
+	}
+	pthread_mutex_unlock(&pend_lock);
+	free(arg);
+}
+
+/* Is a build of the client's (any image) queued or running?  (pend_lock held) */
+static int pend_busy(const uint8_t mac[6])
+{
+	struct pending *p;
+
+	for (p = pend_list; p; p = p->next)
+		if (!memcmp(p->mac, mac, 6) && p->state != P_DONE)
+			return 1;
+	return 0;
+}
+
+int persona_wait(struct server *s, const uint8_t mac[6], unsigned timeout_s)
+{
+	struct timespec until;
+	int rc = 0;
+
+	(void)s;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += timeout_s;
+	pthread_mutex_lock(&pend_lock);
+	while (pend_busy(mac) && !rc)
+		rc = pthread_cond_timedwait(&pend_done, &pend_lock, &until);
+	pthread_mutex_unlock(&pend_lock);
+	return rc ? -1 : 0;
+}
+
+void persona_shutdown(void)
+{
+	struct pending *p;
+	int i;
+
+	pthread_mutex_lock(&pool_lock);
+	pool_stop = 1;
+	pthread_cond_signal(&pool_cond);
+	pthread_mutex_unlock(&pool_lock);
+	if (pool_started)
+		pthread_join(pool_thread, NULL);
+	pool_started = 0;
+
+	pthread_mutex_lock(&pend_lock);
+	pend_stop = 1;
+	pthread_cond_broadcast(&pend_work);
+	pthread_mutex_unlock(&pend_lock);
+	for (i = 0; i < nworkers; i++)
+		pthread_join(workers[i], NULL);
+	nworkers = 0;
+	while ((p = pend_list)) { /* (the server lock held, for the versions) */
+		pend_list = p->next;
+		store_release(p->job.vn);
+		job_free(&p->job);
+		free(p->arg);
+		free(p);
+	}
+}
+
+struct layer *persona_open(struct server *s, struct session *ss, uint64_t *id, unsigned *status,
+			   int async, char *err, size_t errlen)
+{
+	struct persona_job j = { 0 };
+	struct pending *p;
+	struct layer *l = NULL;
+	struct timespec t0;
+	int quiet = 0, rc;
+
+	*status = 0;
+	if (async) {
+		/* A build of this client's finished: its result, once. */
+		pthread_mutex_lock(&pend_lock);
+		p = pend_find(ss->mac, ss->img);
+		if (p && p->state != P_DONE) {
+			pthread_mutex_unlock(&pend_lock);
+			*status = ND_PERSONA_PENDING;
+			return NULL;
+		}
+		if (p) {
+			pend_unlink(p);
+			*status = p->status;
+			snprintf(err, errlen, "%s", p->err);
+			quiet = p->job.built; /* it said "built" */
+			job_free(&p->job);
+			free(p->arg);
+			free(p);
+		}
+		pthread_mutex_unlock(&pend_lock);
+		if (*status)
+			return NULL;
+	}
+	rc = job_prepare(s, ss, &j, status, err, errlen);
+	if (rc) {
+		job_free(&j);
+		if (rc > 0)
+			*status = 0;
+		return NULL;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	if (async) {
+		int need = !job_keys_ready(&j);
+
+		if (!need && job_name(&j, status, err, errlen) < 0)
+			goto out;
+		if (need || !job_cached(&j)) {
+			/* Keys to make or a layer to build: a worker does it, and
+			 * the ATTACH is answered when it is done. */
+			pthread_mutex_lock(&pend_lock);
+			rc = pend_queue(s, ss, &j);
+			pthread_mutex_unlock(&pend_lock);
+			if (rc == 0) {
+				*status = ND_PERSONA_PENDING;
+				goto out;
+			}
+			if (rc == -2) {
+				*status = ND_ERR_BUSY;
+				fail(err, errlen, "server full: max-sessions personalization layers are "
+				     "being built already");
+				goto out;
+			} /* else no worker: built here */
+		}
+	}
+	if (job_make(&j, status, err, errlen) < 0 || !(l = job_open(&j, status, err, errlen)))
+		goto out;
+	*id = j.id;
+	if (!j.built && !quiet)
+		nd_log(ND_LOG_INFO, "persona reused mac=%s image=%s version=%u layer=%s partition=%d "
+		       "hostname=%s files=%d ms=%.1f bytes=%llu writes=0", j.mac, ss->img->name,
+		       ss->vnum, j.idhex, j.pt.num, j.have_hostname ? j.hostname : "-", j.nfiles,
+		       ms_since(&t0), (unsigned long long)layer_bytes(&j, l));
 out:
 	job_free(&j);
-	return pl ? &pl->l : NULL;
+	return l;
 }

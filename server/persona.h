@@ -13,6 +13,7 @@ struct server;
 struct session;
 struct config;
 struct layer;
+struct image;
 
 /* A `file PATH = TEMPLATE` (or `from FILE`) of an image. */
 struct persona_file {
@@ -93,12 +94,40 @@ int unescape(char *s);
 /*
  * The session's personalization layer over ss->vn->top, built (or found in
  * the state directory's cache) for its client and version.  NULL and *status
- * 0 if the session is not personalized; NULL with *status (ND_ERR_DENIED for
+ * 0 if the session is not personalized; NULL with *status (ND_ERR_PERSONA for
  * what the config or the image cannot give, ND_ERR_IO for the server's own
  * storage) and err if it cannot be had.  *id is the layer's id.
  */
 struct layer *persona_open(struct server *s, struct session *ss, uint64_t *id, unsigned *status,
-			   char *err, size_t errlen);
+			   int async, char *err, size_t errlen);
+/*
+ * Builds off the main loop.  With `async`, persona_open never waits for
+ * ssh-keygen or a build: it queues them for a worker thread and says
+ * *status ND_PERSONA_PENDING (the server lock held throughout).  The attach
+ * is then answered when the worker is done: a UDP ATTACH by its `done`
+ * (persona_defer: called by the worker under the server lock, with `arg`,
+ * which it frees), an NBD one by waiting for it (persona_wait, without the
+ * server lock) and attaching again.  The next persona_open of the client
+ * takes the build's result (the layer, or its refusal), once.
+ */
+#define ND_PERSONA_PENDING 0x10000 /* not a wire status: never sent */
+/* Is a build of this client's layer for img queued or running? */
+int persona_pending(struct server *s, const uint8_t mac[6], const struct image *img);
+void persona_defer(struct server *s, const uint8_t mac[6],
+		   void (*done)(struct server *s, void *arg), void *arg);
+/* The `arg` kept for the client's build, or NULL (server lock held: it stays
+ * the waiting one's until the worker takes it under that lock). */
+void *persona_deferred(struct server *s, const uint8_t mac[6]);
+/* Wait (without the server lock) until the client's build is done: 0, or -1
+ * after timeout_s seconds. */
+int persona_wait(struct server *s, const uint8_t mac[6], unsigned timeout_s);
+/* At exit (server lock held, no more requests): stop the workers after the
+ * builds they are doing, drop what is queued. */
+void persona_shutdown(void);
+/* At start and after a reload: make the SSH host keys of the configured
+ * [client] sections that have none yet, in a background thread, so that their
+ * first attach does not wait for ssh-keygen. */
+void persona_keys_background(struct server *s);
 /* At start: every personalized image's current version has a file system the
  * layer can be built in (0, or -1 with err naming the image and partitions). */
 int persona_check_images(struct server *s, char *err, size_t errlen);

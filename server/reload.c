@@ -43,12 +43,18 @@ static void restart_only(const struct config *o, const struct config *n, char *o
 		add_name(out, outlen, "trace-dir");
 	if (strcmp(o->metrics_listen, n->metrics_listen))
 		add_name(out, outlen, "metrics-listen");
+	if (strcmp(o->iscsi_listen, n->iscsi_listen))
+		add_name(out, outlen, "iscsi-listen");
 	if (o->nbd_tls != n->nbd_tls)
 		add_name(out, outlen, "nbd-tls");
 	if (strcmp(o->nbd_tls_psk_file, n->nbd_tls_psk_file))
 		add_name(out, outlen, "nbd-tls-psk-file");
 	if (strcmp(o->nbd_tls_certificates, n->nbd_tls_certificates))
 		add_name(out, outlen, "nbd-tls-certificates");
+	if (strcmp(o->site_key_file, n->site_key_file))
+		add_name(out, outlen, "site-key");
+	if (strcmp(o->admin_key_file, n->admin_key_file))
+		add_name(out, outlen, "admin-key");
 	if (a->mode != b->mode)
 		add_name(out, outlen, "multicast");
 	if (a->group_base != b->group_base || a->group_count != b->group_count)
@@ -149,6 +155,10 @@ int config_reload(struct server *s, struct config *n, char *err, size_t errlen)
 		CHANGED(strcmp(o->images[i].write_cache, n->images[i].write_cache), what);
 		snprintf(o->images[i].write_cache, sizeof(o->images[i].write_cache), "%s",
 			 n->images[i].write_cache);
+		snprintf(what, sizeof(what), "image-%s-iscsi-chap", o->images[i].name);
+		CHANGED(memcmp(&o->images[i].chap, &n->images[i].chap, sizeof(n->images[i].chap)),
+			what);
+		o->images[i].chap = n->images[i].chap;
 	}
 	CHANGED(strcmp(o->default_image, n->default_image), "default-image");
 	CHANGED(o->allow_unlisted != n->allow_unlisted, "allow");
@@ -166,6 +176,9 @@ int config_reload(struct server *s, struct config *n, char *err, size_t errlen)
 	CHANGED(o->nbd_exports != n->nbd_exports, "nbd-exports");
 	CHANGED(o->nbd_session_any_address != n->nbd_session_any_address, "nbd-session-binding");
 	CHANGED(o->boot_limit != n->boot_limit, "boot-limit");
+	CHANGED(strcmp(o->iscsi_prefix, n->iscsi_prefix), "iscsi-target-prefix");
+	CHANGED(o->mac_binding_off != n->mac_binding_off, "mac-binding");
+	CHANGED(o->persona_key_pool != n->persona_key_pool, "persona-key-pool");
 	CHANGED(o->mc.rate_mbit != n->mc.rate_mbit, "multicast-rate");
 	CHANGED(o->mc.window_ms != n->mc.window_ms, "multicast-window");
 	CHANGED(o->mc.resend_ms != n->mc.resend_ms, "multicast-resend");
@@ -175,6 +188,7 @@ int config_reload(struct server *s, struct config *n, char *err, size_t errlen)
 	o->session_timeout = n->session_timeout;
 	o->max_dgram = n->max_dgram;
 	o->window = n->window;
+	o->persona_key_pool = n->persona_key_pool;
 	o->max_sessions = n->max_sessions;
 	o->nbd_handshake_timeout = n->nbd_handshake_timeout;
 	o->nbd_idle_timeout = n->nbd_idle_timeout;
@@ -186,6 +200,8 @@ int config_reload(struct server *s, struct config *n, char *err, size_t errlen)
 	o->nbd_exports = n->nbd_exports;
 	o->nbd_session_any_address = n->nbd_session_any_address;
 	o->boot_limit = n->boot_limit;
+	snprintf(o->iscsi_prefix, sizeof(o->iscsi_prefix), "%s", n->iscsi_prefix);
+	o->mac_binding_off = n->mac_binding_off;
 	o->mc.rate_mbit = n->mc.rate_mbit;
 	o->mc.window_ms = n->mc.window_ms;
 	o->mc.resend_ms = n->mc.resend_ms;

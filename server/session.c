@@ -2,6 +2,7 @@
 /* Sessions: attach policy (image, mode, direct-mode exclusivity), overlays, persistence. */
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -253,11 +254,11 @@ static const struct client_rule *find_rule(struct config *c, const uint8_t mac[6
  * Give the session the layers its mode needs, over the image version it is
  * pinned to (`want`: the one a restored session read; 0: the store chooses,
  * store_session_version), and its personalization layer between the two.
- * 0, or -1 with a message (and *status: IO, or DENIED for a personalization
+ * 0, or -1 with a message (and *status: IO, or PERSONA for a personalization
  * the config or the image cannot give).
  */
 static int session_layers(struct server *s, struct session *ss, int fresh, unsigned want,
-			  unsigned *status, char *err, size_t errlen)
+			  int async, unsigned *status, char *err, size_t errlen)
 {
 	char data[PATH_MAX], map[PATH_MAX], mac[18];
 	struct layer *below;
@@ -278,7 +279,7 @@ static int session_layers(struct server *s, struct session *ss, int fresh, unsig
 		return -1;
 	below = ss->vn->top;
 	if (ss->mode != ND_MODE_DIRECT) { /* the maintenance writer sees the golden image */
-		ss->persona = persona_open(s, ss, &ss->persona_id, status, err, errlen);
+		ss->persona = persona_open(s, ss, &ss->persona_id, status, async, err, errlen);
 		if (!ss->persona && *status) {
 			store_release(ss->vn);
 			ss->vn = NULL;
@@ -339,12 +340,7 @@ static void negotiate(struct server *s, struct session *ss, unsigned dgram, unsi
 
 static const struct client_rule *find_rule(struct config *c, const uint8_t mac[6])
 {
-	int i;
-
-	for (i = 0; i < c->nclients; i++)
-		if (!memcmp(c->clients[i].mac, mac, 6))
-			return &c->clients[i];
-	return NULL;
+	return config_client(c, mac);
 }
 
 const char *session_write_cache(struct server *s, const struct session *ss)
@@ -435,21 +431,21 @@ static void end_idle(struct server *s, struct session *ss, void *arg)
 		session_end(s, ss, "idle, image taken by a direct-mode writer");
 }
 
-/* Is a sockaddr the same address and port as the one a session is bound to? */
+/* Is a sockaddr the same address (and, with `port`, port) as the one a session is bound to? */
 static int same_addr(const struct sockaddr_storage *a, socklen_t alen, const struct sockaddr *b,
-		     socklen_t blen)
+		     socklen_t blen, int port)
 {
 	if (!alen || a->ss_family != b->sa_family)
 		return 0;
 	if (b->sa_family == AF_INET && blen >= sizeof(struct sockaddr_in)) {
 		const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
 
-		return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
+		return (!port || x->sin_port == y->sin_port) && x->sin_addr.s_addr == y->sin_addr.s_addr;
 	}
 	if (b->sa_family == AF_INET6 && blen >= sizeof(struct sockaddr_in6)) {
 		const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
 
-		return x->sin6_port == y->sin6_port &&
+		return (!port || x->sin6_port == y->sin6_port) &&
 		       !memcmp(&x->sin6_addr, &y->sin6_addr, sizeof(x->sin6_addr));
 	}
 	return 0;
@@ -457,7 +453,7 @@ static int same_addr(const struct sockaddr_storage *a, socklen_t alen, const str
 
 int session_from_peer(const struct session *ss, const struct sockaddr *from, socklen_t fromlen)
 {
-	return same_addr(&ss->addr, ss->addrlen, from, fromlen);
+	return same_addr(&ss->addr, ss->addrlen, from, fromlen, 1);
 }
 
 /* The least valuable session to make room with: one never used since its
@@ -516,12 +512,75 @@ static const char *persona_hex(const struct session *ss)
 	return hex;
 }
 
+/* The address (no port) of a peer "IP:PORT", as the owner file keeps it. */
+static void peer_ip(const char *peer, char *ip, size_t len)
+{
+	const char *colon = strrchr(peer, ':');
+	size_t n = colon ? (size_t)(colon - peer) : strlen(peer);
+
+	snprintf(ip, len, "%.*s", (int)n, peer);
+}
+
+/* state/persistent/IMAGE/MAC.SUFFIX */
+static void persistent_file(const struct server *s, const struct image *im, const uint8_t mac[6],
+			    const char *suffix, char *path, size_t len)
+{
+	char m[ND_MAC_STRLEN + 1];
+
+	nd_mac_format(mac, m);
+	snprintf(path, len, "%s/persistent/%s/%s.%s", s->state_dir, im->name, m, suffix);
+}
+
+/*
+ * mac-binding for a persistent overlay: the address its client attached
+ * from last (MAC.owner beside the overlay).  An unkeyed ATTACH from another
+ * address is refused while the overlay exists; 1 and the owner in `owner`
+ * if this one is, else 0.
+ */
+static int owner_differs(const struct server *s, const struct image *im, const uint8_t mac[6],
+			 const char *peer, char *owner, size_t len)
+{
+	char path[PATH_MAX], ip[64];
+	struct stat st;
+	size_t n;
+	char *text;
+
+	persistent_file(s, im, mac, "map", path, sizeof(path));
+	if (stat(path, &st) < 0)
+		return 0; /* no overlay yet: nothing to protect */
+	persistent_file(s, im, mac, "owner", path, sizeof(path));
+	text = nd_read_file(path, 128, &n);
+	if (!text)
+		return 0; /* an overlay from before mac-binding: its next client owns it */
+	snprintf(owner, len, "%.*s", (int)strcspn(text, "\n"), text);
+	free(text);
+	peer_ip(peer, ip, sizeof(ip));
+	return strcmp(owner, ip) != 0;
+}
+
+/* Record who owns a persistent overlay now (its attach's address). */
+static void owner_save(const struct server *s, const struct session *ss, const char *peer)
+{
+	char path[PATH_MAX], tmp[PATH_MAX + 8], ip[64];
+	FILE *f;
+
+	if (!s->state_dir[0])
+		return;
+	persistent_file(s, ss->img, ss->mac, "owner", path, sizeof(path));
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	peer_ip(peer, ip, sizeof(ip));
+	f = fopen(tmp, "w");
+	if (!f || fprintf(f, "%s\n", ip) < 0 || fclose(f) != 0 || rename(tmp, path) < 0)
+		log_msg("cannot record the owner of %s's persistent overlay in %s: %s",
+			ss->img->name, path, strerror(errno));
+}
+
 /* The attach both transports share: `from` is NULL for NBD. */
 static struct session *attach(struct server *s, const struct nd_attach_req *req,
 			      const struct sockaddr *from, socklen_t fromlen, const char *peer,
-			      unsigned *status)
+			      int auth, unsigned *status)
 {
-	char want[NAME_MAX_LEN + 1], err[512], mac[ND_MAC_STRLEN + 1];
+	char want[NAME_MAX_LEN + 1], err[512], mac[ND_MAC_STRLEN + 1], owner[64];
 	const char *why = NULL;
 	struct holders h = { 0 };
 	struct session *ss = NULL;
@@ -546,9 +605,47 @@ static struct session *attach(struct server *s, const struct nd_attach_req *req,
 		    session_from_peer(h.same, from, fromlen) && now - h.same->attached < ATTACH_RETRY_S)
 			return h.same;
 	}
+	if (persona_pending(s, req->mac, h.img)) { /* a retransmission while its layer is built */
+		*status = ND_PERSONA_PENDING;
+		return NULL;
+	}
 	if (from && h.same && h.same->nbd_owned && session_live(s, h.same)) {
 		*status = ND_ERR_BUSY;
 		why = "the MAC is in use by an NBD client";
+		goto refused;
+	}
+	/* mac-binding: a MAC is not proof, so without the site key a live
+	 * session is ended and a persistent overlay reached only from the
+	 * address that holds them (docs/security.md). */
+	if (from && auth == AUTH_NONE && !s->cfg.mac_binding_off) {
+		if (h.same && session_live(s, h.same) && h.same->addrlen &&
+		    !same_addr(&h.same->addr, h.same->addrlen, from, fromlen, 0)) {
+			s->stats.mac_bound++;
+			*status = ND_ERR_BUSY;
+			snprintf(err, sizeof(err), "the MAC has a live session from %s; it ends by its "
+				 "DETACH, after session-timeout, or by an ATTACH from that address or "
+				 "signed with the site key (mac-binding)", h.same->peer);
+			why = err;
+			goto refused;
+		}
+		if (mode == ND_MODE_PERSISTENT &&
+		    owner_differs(s, h.img, req->mac, peer, owner, sizeof(owner))) {
+			s->stats.mac_bound++;
+			*status = ND_ERR_DENIED;
+			snprintf(err, sizeof(err), "the MAC's persistent overlay belongs to the client at "
+				 "%s; only an ATTACH from there or signed with the site key reaches it "
+				 "(mac-binding)", owner);
+			why = err;
+			goto refused;
+		}
+	}
+	/* admin-key: maintenance writes need the admins' key (or, over NBD,
+	 * TLS), not a MAC or an export name. */
+	if (mode == ND_MODE_DIRECT && auth_admin_required(s) && auth != AUTH_ADMIN) {
+		*status = ND_ERR_DENIED;
+		why = from ? "direct and maintenance mode need an ATTACH signed with the admin key "
+			     "(admin-key)"
+			   : "direct and maintenance mode over NBD need TLS when admin-key is set";
 		goto refused;
 	}
 	/* Writing a never-versioned image's file in place would make every
@@ -607,7 +704,6 @@ static struct session *attach(struct server *s, const struct nd_attach_req *req,
 	ss->mode = mode;
 	ss->last_seen = ss->attached = ss->saved_seen = now;
 	ss->nbd_owned = !from;
-	metrics_attached(s, ss);
 	if (from && fromlen <= sizeof(ss->addr)) {
 		memcpy(&ss->addr, from, fromlen);
 		ss->addrlen = fromlen;
@@ -622,20 +718,29 @@ static struct session *attach(struct server *s, const struct nd_attach_req *req,
 	}
 	if (from)
 		ss->nonce = nd_get32(req->nonce);
-	if (session_layers(s, ss, mode == ND_MODE_VOLATILE, 0, &lstatus, err, sizeof(err)) < 0) {
-		if (lstatus == ND_ERR_DENIED) {
+	if (session_layers(s, ss, mode == ND_MODE_VOLATILE, 0, 1, &lstatus, err, sizeof(err)) < 0) {
+		if (lstatus == ND_PERSONA_PENDING) { /* answered when its layer is built */
 			session_free(ss);
-			*status = ND_ERR_DENIED;
+			*status = ND_PERSONA_PENDING;
+			return NULL;
+		}
+		if (lstatus == ND_ERR_PERSONA || lstatus == ND_ERR_BUSY) {
+			session_free(ss);
+			*status = lstatus;
 			why = err;
 			goto refused;
 		}
 		goto failed;
 	}
 	session_insert(s, ss);
+	metrics_attached(s, ss); /* (a session made: not an ATTACH waiting for its layer) */
 	session_save(s, ss);
-	log_msg("attach mac=%s ip=%s image=%s mode=%s session=%08x boot_table=%s version=%u%s%.*s",
+	if (from && mode == ND_MODE_PERSISTENT)
+		owner_save(s, ss, peer);
+	log_msg("attach mac=%s ip=%s image=%s mode=%s session=%08x boot_table=%s version=%u%s%s%.*s",
 		mac, peer, ss->img->name, nd_mode_text(ss->mode), nd_token_fingerprint(ss->token),
 		ss->caps & ND_CAP_BOOT_TABLE ? "yes" : "no", ss->vnum,
+		auth == AUTH_ADMIN ? " key=admin" : auth == AUTH_SITE ? " key=site" : "",
 		ss->persona ? " persona=" : "", ss->persona ? 16 : 0, persona_hex(ss));
 	return ss;
 failed:
@@ -650,12 +755,13 @@ refused:
 }
 
 struct session *session_attach(struct server *s, const struct nd_attach_req *req,
-			       const struct sockaddr *from, socklen_t fromlen, unsigned *status)
+			       const struct sockaddr *from, socklen_t fromlen, int auth,
+			       unsigned *status)
 {
 	char peer[64];
 
 	format_peer(from, peer, sizeof(peer));
-	return attach(s, req, from, fromlen, peer, status);
+	return attach(s, req, from, fromlen, peer, auth, status);
 }
 
 /*
@@ -664,7 +770,7 @@ struct session *session_attach(struct server *s, const struct nd_attach_req *req
  * MAC never gets it), and all its connections share it.
  */
 struct session *session_attach_nbd(struct server *s, const uint8_t mac[6], const char *image,
-				   const char *peer, unsigned *status)
+				   const char *peer, int tls, unsigned *status)
 {
 	struct nd_attach_req req = { 0 };
 
@@ -673,7 +779,9 @@ struct session *session_attach_nbd(struct server *s, const uint8_t mac[6], const
 	nd_put16(req.max_dgram, ND_MAX_DGRAM);
 	nd_put16(req.window, 64);
 	memcpy(req.image, image, strnlen(image, ND_IMAGE_NAME_LEN));
-	return attach(s, &req, NULL, 0, peer, status);
+	/* A TLS client proved a PSK or a certificate the admins gave out: with
+	 * admin-key set, that is what direct mode over NBD needs. */
+	return attach(s, &req, NULL, 0, peer, tls ? AUTH_ADMIN : AUTH_NONE, status);
 }
 
 /* Token buckets by source address: may one more ATTACH from `from` be served? */
@@ -762,7 +870,7 @@ static int restore_one(struct server *s, const char *hex, FILE *f, time_t idle, 
 	if (!ss->nbd_owned)
 		restore_peer(ss, peer);
 	negotiate(s, ss, dgram, window);
-	if (session_layers(s, ss, 0, ss->img->store->versioned ? version : 0, &lstatus, err,
+	if (session_layers(s, ss, 0, ss->img->store->versioned ? version : 0, 0, &lstatus, err,
 			   sizeof(err)) < 0) {
 		log_msg("cannot restore session %08x: %s", nd_token_fingerprint(ss->token), err);
 		goto fail;
@@ -953,4 +1061,72 @@ void session_storage_error(struct session *ss, const char *op, uint64_t off, uin
 	       strerror(-rc), op, ss->img->name, mac, ss->peer, nd_token_fingerprint(ss->token),
 	       (unsigned long long)off, (unsigned long long)len, name ? name : "unknown",
 	       name ? name : "such");
+}
+
+/* Is the TCP peer on the host its session attached from (its UDP address)?
+ * Sessions NBD or iSCSI made have none: any host of theirs may reopen them. */
+static int same_host(const struct session *ss, const struct sockaddr_storage *sa)
+{
+	const struct sockaddr_storage *a = &ss->addr;
+
+	if (!ss->addrlen)
+		return 1;
+	if (a->ss_family == AF_INET && sa->ss_family == AF_INET)
+		return ((const struct sockaddr_in *)a)->sin_addr.s_addr ==
+		       ((const struct sockaddr_in *)sa)->sin_addr.s_addr;
+	if (a->ss_family == AF_INET6 && sa->ss_family == AF_INET6)
+		return !memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
+			       &((const struct sockaddr_in6 *)sa)->sin6_addr, 16);
+	return 0;
+}
+
+static int parse_token(const char *hex, uint8_t token[16])
+{
+	unsigned i;
+
+	if (strlen(hex) != 32)
+		return -1;
+	for (i = 0; i < 16; i++)
+		if (!isxdigit((unsigned char)hex[2 * i]) || !isxdigit((unsigned char)hex[2 * i + 1]) ||
+		    sscanf(hex + 2 * i, "%2hhx", &token[i]) != 1)
+			return -1;
+	return 0;
+}
+
+struct session *session_continue(struct server *s, const char *hex,
+				 const struct sockaddr_storage *sa, int *policy, char *why,
+				 size_t whylen)
+{
+	uint8_t token[16];
+	struct session *ss = parse_token(hex, token) ? NULL : session_find(s, token);
+
+	*policy = 0;
+	if (!ss)
+		return NULL;
+	if (!s->cfg.nbd_session_any_address && !same_host(ss, sa)) {
+		*policy = 1;
+		snprintf(why, whylen, "session %08x attached from %s: its token is taken only "
+			 "from there (nbd-session-binding)", nd_token_fingerprint(ss->token), ss->peer);
+		return NULL;
+	}
+	store_count_boot(s, ss, 1); /* a firmware boot reached the OS handoff */
+	metrics_takeover(s, ss);
+	return ss;
+}
+
+void session_conn_put(struct server *s, struct session *ss)
+{
+	pthread_rwlock_wrlock(&s->lock);
+	__atomic_store_n(&ss->last_seen, time(NULL), __ATOMIC_RELAXED);
+	if (--ss->nbd_conns == 0) {
+		if (ss->ended)
+			session_free(ss);
+		else if (ss->nbd_owned)
+			session_end(s, ss, ss->os_iscsi ? "last iSCSI connection closed"
+							: "last NBD connection closed");
+		else if (ss->mode == ND_MODE_DIRECT)
+			/* the writer shut down: others may take the image */
+			__atomic_store_n(&ss->last_seen, 0, __ATOMIC_RELAXED);
+	}
+	pthread_rwlock_unlock(&s->lock);
 }

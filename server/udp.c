@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/uio.h>
 #include <time.h>
@@ -69,6 +70,8 @@ struct request {
 	struct replies out;
 	struct session *ss;    /* its session, once found */
 	uint64_t moved;        /* bytes it read or wrote (metrics) */
+	int again;             /* an ATTACH answered after its layer was built ... */
+	int again_auth;        /* ... and what auth_check said of it when it came */
 };
 
 static void error_reply(struct request *q, unsigned status)
@@ -95,6 +98,23 @@ static void describe(const struct server *s, struct session *ss, struct nd_attac
 	mcast_describe(s, ss, r);
 }
 
+/* Put the reason of an ND_ERR_PERSONA refusal into its reply's payload: at
+ * most 127 printable bytes (docs/protocol.md), so never more than the padded
+ * ATTACH it answers. */
+static void persona_reason(struct request *q, const char *why)
+{
+	uint8_t *t = q->payload;
+	unsigned n = 0;
+
+	for (; why[n] && n < 127 && n < sizeof(q->payload); n++)
+		t[n] = why[n] >= 0x20 && why[n] < 0x7f ? (uint8_t)why[n] : '?';
+	if (!n)
+		return;
+	nd_put16(((struct nd_hdr *)q->out.hdr[0])->data_len, (uint16_t)n);
+	q->out.iov[0][1].iov_base = t;
+	q->out.iov[0][1].iov_len = n;
+}
+
 /* Say why short ATTACHes are refused, at most every 10 s (they come in floods). */
 static void log_short_attach(struct request *q)
 {
@@ -112,6 +132,58 @@ static void log_short_attach(struct request *q)
 		q->s->stats.short_attach, peer);
 }
 
+/* An ATTACH whose layer a worker builds (persona.c), kept to be answered
+ * then: the datagram and where it came from. */
+struct deferred {
+	int auth;              /* AUTH_*: its site-key check, passed when it came */
+	struct sockaddr_storage from;
+	socklen_t fromlen;
+	size_t len;
+	uint8_t pkt[];
+};
+
+static void handle(struct server *s, const uint8_t *pkt, size_t len, const struct sockaddr *from,
+		   socklen_t fromlen, int again, int again_auth);
+
+/* persona.c's worker, under the server lock, once the layer is built: the
+ * ATTACH again, which now finds it (or its refusal) and is answered. */
+static void attach_again(struct server *s, void *arg)
+{
+	struct deferred *d = arg;
+
+	handle(s, d->pkt, d->len, (const struct sockaddr *)&d->from, d->fromlen, 1, d->auth);
+	free(d);
+}
+
+/* Keep the ATTACH for attach_again.  The client retransmits it meanwhile:
+ * the latest one from the address of the first is the one answered, and a
+ * retransmission after the answer gets the same session (the nonce rule).
+ * An ATTACH of the MAC from elsewhere meanwhile is not kept (the first
+ * address wins, as without a build: mac-binding); it is answered by the
+ * rules of the session table once it comes again after the build. */
+static void defer_attach(struct request *q, const struct nd_attach_req *req, int auth)
+{
+	const struct deferred *old = persona_deferred(q->s, req->mac);
+	struct deferred *d;
+	char a[64], b[64];
+
+	if (old) {
+		format_peer((const struct sockaddr *)&old->from, a, sizeof(a));
+		format_peer(q->from, b, sizeof(b));
+		if (strcmp(a, b))
+			return;
+	}
+	if (q->fromlen > sizeof(d->from) || !(d = malloc(sizeof(*d) + ND_HDR_SIZE + q->data_len)))
+		return; /* the client's retransmission after the build is answered */
+	d->auth = auth; /* (its challenge may be stale by the time it is answered) */
+	memcpy(&d->from, q->from, q->fromlen);
+	d->fromlen = q->fromlen;
+	d->len = ND_HDR_SIZE + q->data_len;
+	memcpy(d->pkt, q->h, ND_HDR_SIZE);
+	memcpy(d->pkt + ND_HDR_SIZE, q->data, q->data_len);
+	persona_defer(q->s, req->mac, attach_again, d);
+}
+
 /*
  * ATTACH comes from an address nobody has validated yet, so its reply must not
  * be bigger than the request (no amplification): clients pad the request to
@@ -123,8 +195,9 @@ static void do_attach(struct request *q)
 	struct nd_attach_rep *rep = (struct nd_attach_rep *)q->payload;
 	struct session *ss;
 	unsigned status = ND_OK;
+	int auth = AUTH_NONE;
 
-	if (!attach_rate_ok(q->s, q->from))
+	if (!q->again && !attach_rate_ok(q->s, q->from))
 		return;
 	if (q->data_len < sizeof(*req) || nd_get16(req->max_dgram) < ND_MIN_DGRAM) {
 		error_reply(q, ND_ERR_INVAL);
@@ -136,9 +209,34 @@ static void do_attach(struct request *q)
 		error_reply(q, ND_ERR_INVAL);
 		return;
 	}
-	ss = session_attach(q->s, req, q->from, q->fromlen, &status);
+	if (q->again) {
+		auth = q->again_auth; /* checked when it first came */
+	} else if (q->s->auth) {
+		uint8_t challenge[16];
+		const char *why;
+
+		auth = auth_check(q->s, (const uint8_t *)q->h, q->from, challenge, &why);
+		if (auth < 0 || (auth == AUTH_NONE && auth_site_required(q->s))) {
+			/* AUTH, header-only, its token the challenge to sign: a keyed
+			 * client signs again; anyone else is refused (and counted). */
+			if (auth != -2) {
+				q->s->stats.auth_refused++;
+				auth_log_refusal(q->s, q->from, req->mac, why);
+			}
+			error_reply(q, ND_ERR_AUTH);
+			memcpy(((struct nd_hdr *)q->out.hdr[0])->token, challenge, 16);
+			return;
+		}
+	}
+	ss = session_attach(q->s, req, q->from, q->fromlen, auth, &status);
+	if (!ss && status == ND_PERSONA_PENDING) {
+		defer_attach(q, req, auth);
+		return; /* no reply yet: it comes when the layer is built */
+	}
 	if (!ss) {
 		error_reply(q, status);
+		if (status == ND_ERR_PERSONA) /* the reason (no longer than the padded request) */
+			persona_reason(q, q->s->refusal);
 		return;
 	}
 	mcast_join(q->s, ss, req);
@@ -362,10 +460,16 @@ static void dispatch_session(struct request *q, struct session *ss)
 void handle_datagram(struct server *s, const uint8_t *pkt, size_t len,
 		     const struct sockaddr *from, socklen_t fromlen)
 {
+	s->stats.datagrams++;
+	handle(s, pkt, len, from, fromlen, 0, 0);
+}
+
+static void handle(struct server *s, const uint8_t *pkt, size_t len, const struct sockaddr *from,
+		   socklen_t fromlen, int again, int again_auth)
+{
 	struct request q;
 	struct session *ss;
 
-	s->stats.datagrams++;
 	q.h = (const struct nd_hdr *)pkt;
 	if (len < ND_HDR_SIZE || nd_get32(q.h->magic) != ND_MAGIC || (q.h->flags & ND_FLAG_REPLY) ||
 	    ND_HDR_SIZE + (size_t)nd_get16(q.h->data_len) != len) {
@@ -380,6 +484,8 @@ void handle_datagram(struct server *s, const uint8_t *pkt, size_t len,
 	q.out.n = 0;
 	q.ss = NULL;
 	q.moved = 0;
+	q.again = again;
+	q.again_auth = again_auth;
 	if (q.h->version != ND_VERSION) {
 		error_reply(&q, ND_ERR_VERSION);
 	} else if (q.h->opcode == ND_OP_ATTACH) {

@@ -39,12 +39,13 @@ $(BUILD)/tsan/netdiskd: $(patsubst %.c,$(BUILD)/tsan/%.o,$(SERVER_SRC) $(COMMON_
 
 # The in-process unit tests (make check), built with the sanitizers: the client
 # core and stub policy against the server's request handler, the IP stack on
-# crafted frames, overlay crash consistency (pwrite cut through --wrap),
+# crafted frames, the DHCP client against a scripted server, overlay crash consistency (pwrite cut through --wrap),
 # the config parser's errors, common/.
 UNIT_SRC := tests/unit/unit-main.c tests/unit/unit-common.c tests/unit/unit-config.c \
-	tests/unit/unit-client.c tests/unit/unit-ipstack.c tests/unit/unit-overlay.c \
-	tests/unit/unit-tiers.c
-UNIT_LIBS := $(SERVER_CORE_SRC) $(COMMON_SRC) client/ndclient.c client/policy.c client/ipstack.c \
+	tests/unit/unit-client.c tests/unit/unit-ipstack.c tests/unit/unit-dhcp.c \
+	tests/unit/unit-overlay.c tests/unit/unit-tiers.c tests/unit/unit-crypto.c
+UNIT_LIBS := $(SERVER_CORE_SRC) $(COMMON_SRC) client/ndclient.c client/sha256.c client/policy.c client/ipstack.c \
+	client/dhcp.c \
 	client/group.c linux/agent/tiers.c linux/agent/wcconf.c
 $(BUILD)/tests/unittest: $(patsubst %.c,$(BUILD)/asan/%.o,$(UNIT_SRC) $(UNIT_LIBS))
 	@mkdir -p $(dir $@)
@@ -52,7 +53,7 @@ $(BUILD)/tests/unittest: $(patsubst %.c,$(BUILD)/asan/%.o,$(UNIT_SRC) $(UNIT_LIB
 
 # libFuzzer over every parser of untrusted input (clang); t-fuzz.sh runs each
 # for a bounded time.
-FUZZERS := udp nbd config frames control group stormtrace http psk tiers template fat
+FUZZERS := udp nbd iscsi config frames control group stormtrace http psk tiers template fat auth dnsconf dhcp optrom
 FUZZ_BINS := $(patsubst %,$(BUILD)/fuzz/fuzz-%,$(FUZZERS))
 FUZZ_CFLAGS := $(filter-out -Wshadow -Wno-format-truncation,$(SERVER_CFLAGS)) -O1 -g \
 	-fsanitize=fuzzer-no-link,address,undefined
@@ -66,6 +67,13 @@ $(BUILD)/fuzz/%.o: %.c | $(BUILD)/.dir
 $(BUILD)/fuzz/fuzz-frames: $(BUILD)/fuzz/tests/fuzz/fuzz_frames.o $(BUILD)/fuzz/client/ipstack.o
 	clang $(FUZZ_LDFLAGS) -o $@ $^
 
+$(BUILD)/fuzz/fuzz-dhcp: $(BUILD)/fuzz/tests/fuzz/fuzz_dhcp.o $(BUILD)/fuzz/client/dhcp.o \
+		$(BUILD)/fuzz/client/ipstack.o
+	clang $(FUZZ_LDFLAGS) -o $@ $^
+
+$(BUILD)/fuzz/fuzz-optrom: $(BUILD)/fuzz/tests/fuzz/fuzz_optrom.o $(BUILD)/fuzz/common/optrom.o
+	clang $(FUZZ_LDFLAGS) -o $@ $^
+
 $(BUILD)/fuzz/fuzz-group: $(BUILD)/fuzz/tests/fuzz/fuzz_group.o $(BUILD)/fuzz/client/group.o
 	clang $(FUZZ_LDFLAGS) -o $@ $^
 
@@ -74,6 +82,10 @@ $(BUILD)/fuzz/fuzz-tiers: $(BUILD)/fuzz/tests/fuzz/fuzz_tiers.o $(BUILD)/fuzz/li
 	clang $(FUZZ_LDFLAGS) -o $@ $^
 
 $(BUILD)/fuzz/fuzz-stormtrace: $(BUILD)/fuzz/tests/fuzz/fuzz_stormtrace.o $(BUILD)/fuzz/cli/stormtrace.o
+	clang $(FUZZ_LDFLAGS) -o $@ $^
+
+$(BUILD)/fuzz/fuzz-dnsconf: $(BUILD)/fuzz/tests/fuzz/fuzz_dnsconf.o $(BUILD)/fuzz/cli/dnsconf.o \
+		$(patsubst %.c,$(BUILD)/fuzz/%.o,$(COMMON_SRC))
 	clang $(FUZZ_LDFLAGS) -o $@ $^
 
 $(BUILD)/fuzz/fuzz-%: $(BUILD)/fuzz/tests/fuzz/fuzz_%.o \

@@ -9,12 +9,7 @@
 requires qemu ipxe cmd:syslinux cmd:mcopy
 . "$(dirname "$0")/bios/qemu.sh"
 
-IMG=$ND_BUILD/demo-test.img
-if ! make -s -C "$ND_TOP" demo-test-image >"$ND_TMP/mkimage.log" 2>&1; then
-	fail boot-image "make demo-test-image failed: $(tail -n 3 "$ND_TMP/mkimage.log" | tr '\n' ' ')"
-	exit 1
-fi
-start_server server --state-dir "$ND_TMP/state" "$IMG" || { fail boot-server "netdiskd did not start"; exit 1; }
+serve_demo_test boot
 bios_tftp "$ND_TMP/tftp" "$ND_PORT"
 
 # One VM per NIC model whose iPXE ROM QEMU ships; each gets its own MAC, so its own session.
@@ -34,13 +29,5 @@ for nic in virtio-net-pci e1000 rtl8139; do
 	check "boot $nic: netdisk banner" grep -q "image \"demo-test\" 100 MiB" "$log"
 	check "boot $nic: syslinux started from drive 80h" grep -q "SYSLINUX" "$log"
 	check "boot $nic: kernel and initramfs loaded via INT 13h" grep -q "NETDISK-INITRAMFS-OK" "$log"
-	# Linux's view of memory: the usable RAM below 1 MiB ends below the
-	# stub's resident part.
-	stub=$(tr -d '\r' <"$log" | sed -n 's/^netdisk: memory: resident \([0-9a-f]*\)[0-9a-f]-.*/\1/p' | head -n 1)
-	low_end=$(tr -d '\r' <"$log" | sed -n 's/.*BIOS-e820: \[mem 0x0*\(0\)-0x\([0-9a-f]*\)\] usable.*/\2/p' | head -n 1)
-	if [ -n "$stub" ] && [ -n "$low_end" ] && [ $((16#$low_end)) -lt $((16#$stub * 16)) ]; then
-		pass "boot $nic: E820 hides the stub from Linux (usable to 0x$low_end, stub at 0x${stub}0)"
-	else
-		fail "boot $nic: E820 hides the stub from Linux" "stub segment '$stub', low usable end '$low_end'"
-	fi
+	e820_hides_stub "boot $nic: E820 hides the stub from Linux" "$log"
 done

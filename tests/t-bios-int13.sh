@@ -8,9 +8,13 @@ requires qemu ipxe
 IMG=$ND_TMP/int13.img
 int13_image "$IMG"
 local_disk "$ND_TMP/local.img"
-start_server server --mode direct --state-dir "$ND_TMP/state" "$IMG" ||
+# With a site key (docs/security.md): the stub signs its ATTACH with the key
+# `netdisk patch --key` put into it, and the server serves nothing unsigned.
+od -An -tx1 -N32 /dev/urandom | tr -d ' \n' >"$ND_TMP/site.key"
+echo "site-key = $ND_TMP/site.key" >"$ND_TMP/keyed.conf"
+start_server server --config "$ND_TMP/keyed.conf" --mode direct --state-dir "$ND_TMP/state" "$IMG" ||
 	{ fail int13-server "netdiskd did not start"; exit 1; }
-bios_tftp "$ND_TMP/tftp" "$ND_PORT"
+bios_tftp "$ND_TMP/tftp" "$ND_PORT" --key "$ND_TMP/site.key"
 bios_qemu int13 virtio-net-pci "$ND_TMP/tftp" -drive "file=$ND_TMP/local.img,format=raw,if=ide"
 if ! wait_serial int13 120 "INT13TEST END"; then
 	fail int13-run "test program did not finish: $(tail -n 3 "$ND_TMP/int13.serial" | tr '\r\n' '  ')"
@@ -21,6 +25,8 @@ stop_qemu
 # The banner names the server, the image, its size and the mode.
 check "int13: banner" grep -q "server 10.0.2.2:$ND_PORT image \"int13\" 32 MiB (65536 sectors) mode direct" \
 	"$ND_TMP/int13.serial"
+check "int13: the stub's ATTACH is signed with the site key" \
+	grep -q "attach mac=.* image=int13 mode=direct .*key=site" "$ND_TMP/server.log"
 # A virtio-net NIC runs on the stub's own driver, not through PXE.
 check "int13: virtio-net on the stub's own driver" \
 	grep -q "netdisk: NIC .* virtio-net at I/O [0-9a-f]*, own driver" "$ND_TMP/int13.serial"
@@ -86,7 +92,7 @@ check "int13: writes reached the server" cmp "$ND_TMP/want.bin" "$ND_TMP/got.bin
 # ships iPXE ROMs for (their probe settles on fewer frames in flight than
 # virtio-net: one datagram at a time), and on virtio-net with the stub
 # patched to keep to the firmware's network.
-bios_tftp "$ND_TMP/tftp-pxe" "$ND_PORT" --firmware-net
+bios_tftp "$ND_TMP/tftp-pxe" "$ND_PORT" --firmware-net --key "$ND_TMP/site.key"
 for nic in e1000 rtl8139 virtio-net-pci; do
 	tftp=$ND_TMP/tftp
 	[ "$nic" = virtio-net-pci ] && tftp=$ND_TMP/tftp-pxe

@@ -11,16 +11,24 @@ if ! make -s -C "$ND_TOP" BUILD="$ND_BUILD" demo-test-image >"$ND_TMP/make.log" 
 	exit 1
 fi
 
+# The iPXE run has a site key (docs/security.md): the stub signs its ATTACH
+# with the key `netdisk patch --key` put in, and the agent continues the
+# session by its token alone (the key stays out of the boot table).
+od -An -tx1 -N32 /dev/urandom | tr -d ' \n' >"$ND_TMP/site.key"
+echo "site-key = $ND_TMP/site.key" >"$ND_TMP/keyed.conf"
 for fw in ovmf ipxe; do
 	name=boot-$fw
 	mkdir -p "$ND_TMP/$name/tftp"
+	keyed=()
+	[ $fw = ipxe ] && keyed=(--config "$ND_TMP/keyed.conf")
 	# A private copy: the volatile overlay must keep the served file as it was.
 	cp --sparse=always "$ND_BUILD/demo-test.img" "$ND_TMP/$name/demo.img"
-	if ! start_server "$name-server" --mode volatile "$ND_TMP/$name/demo.img"; then
+	if ! start_server "$name-server" "${keyed[@]}" --mode volatile "$ND_TMP/$name/demo.img"; then
 		fail "efi-$fw-boot" "netdiskd did not start"
 		continue
 	fi
 	efi_patch_stub "$ND_BUILD/netdisk.efi" "$ND_TMP/$name/tftp/netdisk.efi" "$ND_PORT"
+	[ $fw = ipxe ] && "$ND_BUILD/netdisk" patch "$ND_TMP/$name/tftp/netdisk.efi" --key "$ND_TMP/site.key" >/dev/null
 	efi_qemu "$name" "$fw" "$ND_TMP/$name/tftp" 300
 	stop_server
 	efi_check_console "efi-$fw-boot-attached" "$name" 'mode volatile'
@@ -34,4 +42,6 @@ for fw in ovmf ipxe; do
 	efi_check_console "efi-$fw-boot-root-on-netdisk" "$name" 'NETDISK-ROOT-OK root /dev/nbd0p2'
 	efi_check_console "efi-$fw-boot-powers-off" "$name" 'NETDISK-POWEROFF'
 	check "efi-$fw-boot-image-untouched" cmp -s "$ND_BUILD/demo-test.img" "$ND_TMP/$name/demo.img"
+	[ $fw = ipxe ] && check "efi-ipxe-boot-attach-signed-with-site-key" \
+		grep -q "attach mac=.* mode=volatile .*key=site" "$ND_TMP/$name-server.log"
 done

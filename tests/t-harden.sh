@@ -146,7 +146,7 @@ probe() { python3 "$ND_TMP/probe.py" "$1" "$ND_PORT" "${@:2}"; }
 
 # --- defect 1: nobody else's ATTACH returns a live session ----------------------
 STATE=$ND_TMP/state
-start hijack --state-dir "$STATE" "$BASE"
+start hijack --nbd-exports images --state-dir "$STATE" "$BASE"
 coproc HOLD { probe nbd-write-hold base 8192 c0ffee11c0ffee11; }
 read -r -t 20 line <&"${HOLD[0]}"
 if [ "$line" = READY ]; then
@@ -165,7 +165,7 @@ if [ "$line" = READY ]; then
 	# ... and so does one after the server was killed and restarted on the same state.
 	kill -9 "$ND_SERVER_PID"; wait "$ND_SERVER_PID" 2>/dev/null
 	echo done >&"${HOLD[1]}"
-	ND_PORT_FIXED=$ND_PORT start hijack2 --state-dir "$STATE" "$BASE"
+	ND_PORT_FIXED=$ND_PORT start hijack2 --nbd-exports images --state-dir "$STATE" "$BASE"
 	[ "$(probe nbd-read base 8192)" = c0ffee11c0ffee11c0ffee11c0ffee11 ] &&
 		pass nbd-reconnect-after-restart-finds-own-writes ||
 		fail nbd-reconnect-after-restart-finds-own-writes "pattern missing after the restart"

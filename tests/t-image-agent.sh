@@ -27,7 +27,7 @@ cp --sparse=always "$image" "$served"
 cp --sparse=always "$image" "$ND_TMP/local.img"
 # Direct mode writes into the file, so the tests read the guests' writes
 # back from it.
-start_server agent-server --mode direct "demo=$served" || { fail image-agent-server "$(cat "$ND_TMP/agent-server.log")"; exit 1; }
+start_server agent-server --nbd-exports images --mode direct "demo=$served" || { fail image-agent-server "$(cat "$ND_TMP/agent-server.log")"; exit 1; }
 
 tftp=$ND_TMP/tftp
 mkdir -p "$tftp"

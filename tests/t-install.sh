@@ -21,7 +21,7 @@ make -s -C "$ND_TOP" install BUILD="$ND_BUILD" DESTDIR="$DEST" PREFIX=/usr >"$ND
 ok=1
 for f in usr/sbin/netdiskd:755 usr/bin/netdisk:755 usr/lib/netdisk/netdisk-attach:755 \
 	usr/lib/netdisk/netdisk.pxe:644 usr/lib/netdisk/netdisk.efi:644 \
-	usr/share/man/man8/netdiskd.8:644 usr/share/man/man1/netdisk.1:644 \
+	usr/lib/netdisk/netdisk-virtio.rom:644 usr/share/man/man8/netdiskd.8:644 usr/share/man/man1/netdisk.1:644 \
 	usr/share/man/man5/netdiskd.conf.5:644 usr/share/doc/netdisk/server.md:644 \
 	etc/netdisk/netdiskd.conf:644 lib/systemd/system/netdiskd.service:644; do
 	path=${f%:*} mode=${f#*:}

@@ -28,8 +28,8 @@ serve() {
 	lab_netdiskd --config "$ND_TMP/mc.conf" --mode volatile "disk=$ND_TMP/disk.img" ||
 		{ fail lab-netdiskd "$(cat "$LAB_DIR/server.log")"; exit 1; }
 }
-# unserve: stop netdiskd (its own PID: LAB_SERVER_PID is the subshell that
-# started it); its exit line in LINE, egress in U and M.
+# unserve: stop netdiskd (found by name in the namespace); its exit line in
+# LINE, egress in U and M.
 unserve() {
 	local pid
 	for pid in $(ip netns pids "$LAB_NS"); do

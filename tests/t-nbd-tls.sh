@@ -32,6 +32,7 @@ ossl req -x509 -newkey rsa:2048 -nodes -keyout intruder/client-key.pem -out intr
 
 conf() { # conf NAME KEY=VALUE...: a config serving a.img
 	{
+		echo "nbd-exports = images" # the tests open a.img by name (KEY=VALUE may override)
 		for kv in "${@:2}"; do echo "$kv"; done
 		echo "state-dir = $ND_TMP/state-$1"
 		echo "[image a]"
@@ -98,6 +99,21 @@ conf off "nbd-exports = off"
 start_server off --config off.conf
 check_fails "nbd-exports = off: no export at all" 1 "server replied with error to opt_go" \
 	nbdinfo "nbd://127.0.0.1:$ND_PORT/a"
+stop_server
+
+# --- admin-key: over NBD, TLS is the admin credential for direct mode ----------------------
+od -An -tx1 -N32 /dev/urandom | tr -d ' \n' >admin.key
+printf 'nbd-exports = images\nnbd-tls = on\nnbd-tls-psk-file = %s\nadmin-key = %s\nstate-dir = %s\n[image d]\npath = %s\nmode = direct\n' \
+	"$ND_TMP/keys.psk" "$ND_TMP/admin.key" "$ND_TMP/state-adm" "$ND_TMP/d.img" >adm.conf
+cp a.img d.img
+head -c 1M /dev/urandom >patch.bin
+start_server adm --config adm.conf
+nbdcopy patch.bin "nbd://127.0.0.1:$ND_PORT/d" >/dev/null 2>&1
+cmp -s d.img a.img && pass "admin-key: a plain NBD client gets no direct mode" ||
+	fail "admin-key plain" "the direct image changed"
+nbdcopy patch.bin "nbds://alice@127.0.0.1:$ND_PORT/d?tls-psk-file=$ND_TMP/keys.psk" 2>&1 &&
+	cmp -s <(head -c 1M d.img) patch.bin && pass "admin-key: over TLS (PSK) the direct image is written" ||
+	fail "admin-key tls" "$(grep refused "$ND_TMP/adm.log" | tail -1)"
 stop_server
 
 # --- bad settings are caught at start ------------------------------------------------------

@@ -11,6 +11,7 @@ cp "$BASE" "$ND_TMP/pristine.img"
 nd() { "$NDTEST" "127.0.0.1:$ND_PORT" "$BASE" "$@"; }
 
 cat >"$ND_TMP/nbd.conf" <<CONF
+nbd-exports = images
 state-dir = $ND_TMP/state
 [image base]
 path = base.img
@@ -269,7 +270,7 @@ check_fails agent-rejects-bad-checksum 1 'no boot table found' \
 # A direct-mode writer that was taken over by NBD frees the image when its connection closes.
 stop_server
 cp "$BASE" "$ND_TMP/direct.img"
-start_server direct --mode direct --state-dir "$ND_TMP/dstate" "$ND_TMP/direct.img" ||
+start_server direct --nbd-exports images --mode direct --state-dir "$ND_TMP/dstate" "$ND_TMP/direct.img" ||
 	{ fail nbd-direct-start "$(cat "$ND_TMP/direct.log")"; exit 1; }
 token=$(nd token 02:00:00:00:07:01 1 41 100 8)
 nd attach-status 02:00:00:00:07:02 1; [ $? -eq 6 ] && pass nbd-direct-writer-holds-image ||
@@ -280,7 +281,7 @@ nd attach-status 02:00:00:00:07:02 1 && pass nbd-direct-closed-connection-frees-
 
 # Connections are bounded (max-sessions): one too many is closed before the greeting.
 stop_server
-printf 'max-sessions = 2\n[image base]\npath = %s\n' "$BASE" >"$ND_TMP/cap.conf"
+printf 'nbd-exports = images\nmax-sessions = 2\n[image base]\npath = %s\n' "$BASE" >"$ND_TMP/cap.conf"
 start_server cap --config "$ND_TMP/cap.conf" || { fail nbd-cap-start "$(cat "$ND_TMP/cap.log")"; exit 1; }
 python3 - "$ND_PORT" <<'PY' && pass nbd-connections-bounded || fail nbd-connections-bounded "a third connection was served"
 import socket, sys

@@ -1,15 +1,19 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0-or-later
-# Personalization (issue #18) in VMs: two VMs PXE-boot the demo image at the
-# same time through netdisk.pxe (volatile), Linux takes the session over NBD,
-# and each reports from inside its own `hostname` and /etc/machine-id: both
-# must be the ones netdiskd wrote for its MAC, and differ.
+# Personalization (issue #18) in VMs: two BIOS VMs PXE-boot the demo image
+# at the same time through netdisk.pxe (volatile), and a third, under OVMF,
+# through netdisk.efi (its syslinux.efi reads the ESP's /EFI/BOOT menu); Linux
+# takes each session over NBD and reports from inside its own `hostname`,
+# /etc/machine-id and kernel command line: each must be the one netdiskd
+# wrote for its MAC, and all differ.  (Without OVMF the UEFI VM is skipped.)
 . "$(dirname "$0")/lib.sh"
 requires qemu ipxe cmd:debugfs
 . "$(dirname "$0")/image-lib.sh"
 . "$(dirname "$0")/e2e-lib.sh"
 
-M1=52:54:00:1d:00:01 M2=52:54:00:1d:00:02
+M1=52:54:00:1d:00:01 M2=52:54:00:1d:00:02 M3=52:54:00:1d:00:03
+uefi=yes
+[ -r /usr/share/OVMF/OVMF_CODE_4M.fd ] || { uefi=; skip uefi-vm "OVMF (package ovmf) is not installed"; }
 e2e_build
 mkdir -p "$ND_TMP/hook"
 cat >"$ND_TMP/hook/persona.sh" <<'HOOK'
@@ -30,6 +34,9 @@ sha_before=$(sha256sum <"$ND_TMP/demo.img")
 export MTOOLS_SKIP_CHECK=1
 mtype -i "$(esp_at "$ND_TMP/demo.img")" ::/syslinux/syslinux.cfg |
 	sed -e 's/{/{{/g; s/}/}}/g' -e 's/^\( *APPEND .*\)$/\1 netdisk.persona={hostname}/' >"$ND_TMP/syslinux.tmpl"
+# ... and the UEFI one (syslinux.efi as \EFI\BOOT\BOOTX64.EFI reads this one).
+mtype -i "$(esp_at "$ND_TMP/demo.img")" ::/EFI/BOOT/syslinux.cfg |
+	sed -e 's/{/{{/g; s/}/}}/g' -e 's/^\( *APPEND .*\)$/\1 netdisk.persona={hostname}-efi/' >"$ND_TMP/efi-syslinux.tmpl"
 cat >"$ND_TMP/vm.conf" <<CONF
 state-dir = $ND_TMP/state
 [image demo]
@@ -37,8 +44,10 @@ path = demo.img
 mode = volatile
 hostname = lab-{index}
 file esp:/syslinux/syslinux.cfg from syslinux.tmpl
+file esp:/EFI/BOOT/syslinux.cfg from efi-syslinux.tmpl
 [client $M1]
 [client $M2]
+[client $M3]
 CONF
 start_server server --config "$ND_TMP/vm.conf" || { fail persona-vm-server "$(cat "$ND_TMP/server.log")"; exit 1; }
 mkdir -p "$ND_TMP/tftp"
@@ -46,8 +55,17 @@ E2E_FW=bios E2E_NBP=netdisk.pxe
 cp "$ND_BUILD/netdisk.pxe" "$ND_TMP/tftp/$E2E_NBP"
 "$ND_BUILD/netdisk" patch "$ND_TMP/tftp/$E2E_NBP" --server "10.0.2.2:$ND_PORT" >/dev/null
 
+if [ -n "$uefi" ]; then
+	cp "$ND_BUILD/netdisk.efi" "$ND_TMP/tftp/netdisk.efi"
+	"$ND_BUILD/netdisk" patch "$ND_TMP/tftp/netdisk.efi" --server "10.0.2.2:$ND_PORT" >/dev/null
+fi
+
 e2e_boot vm1 "$M1"
 e2e_boot vm2 "$M2"
+if [ -n "$uefi" ]; then
+	E2E_FW=uefi E2E_NBP=netdisk.efi
+	e2e_boot vm3 "$M3"
+fi
 e2e_wait
 
 h1=$(e2e_value vm1 PERSONA-HOSTNAME) h2=$(e2e_value vm2 PERSONA-HOSTNAME)
@@ -73,4 +91,18 @@ if grep -q "persona built mac=$M1 .*hostname=lab-1" "$ND_TMP/server.log" &&
 if console_has vm1 '^netdisk-attach: attached /dev/nbd0: .*, personalized$' &&
 	console_has vm2 '^netdisk-attach: attached /dev/nbd0: .*, personalized$'; then
 	pass vm-agent-personalized; else fail vm-agent-personalized "$(grep -a 'attached /dev/nbd' "$ND_TMP/vm1.log")"; fi
+if [ -n "$uefi" ]; then
+	# The UEFI VM: the same identity from Linux, and the kernel command line
+	# from the ESP's UEFI menu.
+	h3=$(e2e_value vm3 PERSONA-HOSTNAME) m3=$(e2e_value vm3 PERSONA-MACHINE-ID)
+	c3=$(e2e_value vm3 PERSONA-CMDLINE)
+	check uefi-vm-booted e2e_booted vm3 "$M3" /e2e/persona.sh
+	[ "$h3" = lab-3 ] && pass uefi-vm-hostname || fail uefi-vm-hostname "'$h3'"
+	if [[ $m3 =~ ^[0-9a-f]{32}$ ]] && [ "$m3" != "$m1" ] && [ "$m3" != "$m2" ]; then
+		pass uefi-vm-machine-id; else fail uefi-vm-machine-id "'$m3' (BIOS VMs '$m1' '$m2')"; fi
+	[[ $c3 == *" netdisk.persona=lab-3-efi"* ]] && pass uefi-vm-kernel-cmdline ||
+		fail uefi-vm-kernel-cmdline "'$c3'"
+	console_has vm3 '^netdisk-attach: attached /dev/nbd0: .*, personalized$' &&
+		pass uefi-vm-agent-personalized || fail uefi-vm-agent-personalized "$(grep -a 'attached /dev/nbd' "$ND_TMP/vm3.log")"
+fi
 check vm-base-unchanged test "$(sha256sum <"$ND_TMP/demo.img")" = "$sha_before"

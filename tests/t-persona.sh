@@ -21,9 +21,11 @@ mkdisk() {
 	mke2fs -q -F -t ext4 -b 4096 -L ndroot -d "$root" "$ND_TMP/part.img" "${mib}M" || return 1
 	rm -f "$ND_TMP/esp.img"
 	mkfs.fat -F 16 -s 1 -n NDESP -C "$ND_TMP/esp.img" 6144 >/dev/null || return 1
-	mmd -i "$ND_TMP/esp.img" ::/syslinux ::/EFI ::/EFI/BOOT
+	mmd -i "$ND_TMP/esp.img" ::/syslinux ::/EFI ::/EFI/BOOT ::/loader ::/loader/entries
 	mcopy -i "$ND_TMP/esp.img" "$ND_TMP/syslinux.cfg" ::/syslinux/syslinux.cfg
 	mcopy -i "$ND_TMP/esp.img" "$ND_TMP/grub.cfg" ::/EFI/BOOT/grub.cfg
+	# systemd-boot's names need VFAT long names (.conf is no 8.3 extension).
+	mcopy -i "$ND_TMP/esp.img" "$ND_TMP/entry.conf" ::/loader/entries/netdisk-linux.conf
 	truncate -s 32M "$out"
 	printf 'label: dos\nstart=2048, size=12288, type=ef\nstart=16384, size=%d, type=83\n' \
 		$((mib * 2048)) | sfdisk --quiet "$out"
@@ -38,6 +40,7 @@ printf 'DEFAULT netdisk\nLABEL netdisk\n  LINUX /linux\n  APPEND root=LABEL=ndro
 # A client's syslinux menu, longer than the golden one: it needs new clusters.
 { printf 'DEFAULT netdisk\nLABEL netdisk\n  LINUX /linux\n  APPEND root=LABEL=ndroot rw netdisk.persona={hostname}\n'
   for i in $(seq 40); do echo "# {hostname} line $i"; done; } >"$ND_TMP/syslinux.tmpl"
+printf 'title netdisk\nlinux /linux\noptions root=LABEL=ndroot rw\n' >"$ND_TMP/entry.conf"
 mkdir -p "$ND_TMP/root/etc/ssh" "$ND_TMP/root/home"
 echo golden >"$ND_TMP/root/etc/hostname"
 echo 0123456789abcdef0123456789abcdef >"$ND_TMP/root/etc/machine-id"
@@ -60,6 +63,7 @@ file-mode /etc/motd = 0600
 file-owner /etc/motd = 1000:1001
 file /etc/issue from issue.tmpl
 file esp:/syslinux/syslinux.cfg from syslinux.tmpl
+file esp:/Loader/Entries/NetDisk-Linux.conf = title {hostname}\nlinux /linux\noptions root=LABEL=ndroot rw netdisk.persona={hostname}\n
 file esp:/EFI/BOOT/grub.cfg = menuentry {hostname} {{\n  linux /linux root=LABEL=ndroot rw netdisk.persona={hostname}\n}}\n
 [client $A]
 hostname = lab-07
@@ -72,6 +76,12 @@ CONF
 conf 'Hello {hostname}\n'
 start_server nd --config "$ND_TMP/nd.conf" || { fail start "$(tail -n 3 "$ND_TMP/nd.log")"; exit 1; }
 SRV=127.0.0.1:$ND_PORT
+# The [client] sections' SSH host keys are made in the background at start,
+# before any of them attaches (C attaches much later).
+if wait_for 30 grep -q 'persona keys made ahead for 3 of 3 configured' "$ND_TMP/nd.log" &&
+	[ -s "$STATE/persona/keys/525400aa0003/ssh_host_ed25519_key" ] &&
+	[ -s "$STATE/persona/keys/525400aa0003/ssh_host_ecdsa_key.pub" ]; then
+	pass keys-made-ahead; else fail keys-made-ahead "$(grep -a 'persona keys' "$ND_TMP/nd.log")"; fi
 
 # view MAC OUT: the client's whole disk over UDP; part2 IMG OUT: its partition 2.
 view() { "$NETDISK" read "$SRV" 0 65536 -o "$2" --mac "$1"; }
@@ -131,6 +141,8 @@ dd if="$ND_TMP/b.img" of="$ND_TMP/b.p1" bs=1M skip=1 count=6 status=none
 expect_out esp-syslinux-a 'APPEND root=LABEL=ndroot rw netdisk.persona=lab-07' mtype -i "$ND_TMP/a.p1" ::/syslinux/syslinux.cfg
 expect_out esp-syslinux-grown '# gold-2 line 40' mtype -i "$ND_TMP/b.p1" ::/syslinux/syslinux.cfg
 expect_out esp-grub-shrunk '^  linux /linux root=LABEL=ndroot rw netdisk.persona=gold-2$' mtype -i "$ND_TMP/b.p1" ::/EFI/BOOT/grub.cfg
+expect_out esp-long-name '^options root=LABEL=ndroot rw netdisk.persona=gold-2$' \
+	mtype -i "$ND_TMP/b.p1" ::/loader/entries/netdisk-linux.conf
 check esp-fsck-a fsck.fat -n "$ND_TMP/a.p1"
 check esp-fsck-b fsck.fat -n "$ND_TMP/b.p1"
 dd if="$ND_TMP/gold.img" of="$ND_TMP/g.p1" bs=1M skip=1 count=6 status=none
@@ -177,11 +189,11 @@ n=$(ls "$STATE/persona/gold/" | grep -c '^525400aa0001-.*\.data$')
 check base-unchanged test "$(sha256sum <"$ND_TMP/gold.img")" = "$sha_before"
 stop_server
 
-# A crash at any point of a build (after each of the 11 files, before and
+# A crash at any point of a build (after each of the 12 files, before and
 # between the renames) leaves nothing that is taken for a layer: the next start builds it
 # whole (a clean file system with B's name) and leaves no temporary file.
 crashes_ok=0
-for k in $(seq 13); do
+for k in $(seq 14); do
 	rm -rf "$STATE/persona/gold"
 	NETDISKD_CRASH=persona:$k start_server crash-$k --config "$ND_TMP/nd.conf"
 	SRV=127.0.0.1:$ND_PORT
@@ -201,7 +213,64 @@ for k in $(seq 13); do
 		fail "crash-$k" "after the crash: $(grep -a persona "$ND_TMP/after-$k.log" | tail -n 1); $(ls "$STATE/persona/gold/")"
 	fi
 done
-[ "$crashes_ok" = 13 ] && pass "crash-during-build (13 crash points)"
+[ "$crashes_ok" = 14 ] && pass "crash-during-build (14 crash points)"
+
+# ---- builds off the main loop ---------------------------------------------
+# A build made slow on purpose (NETDISKD_PERSONA_DELAY_MS, a test knob: 5 s
+# more per build): while a worker builds D's layer, E attaches to another
+# image and reads (with a 3 s timeout, so a server busy building would fail
+# it), before D's build is done; D's ATTACH is answered once it is, with one
+# session however often D retransmitted; no more than max-sessions builds
+# wait (G is refused BUSY); an NBD client naming the image waits for its
+# build the same way.
+E=52:54:00:aa:00:05
+cp --sparse=always "$ND_TMP/gold.img" "$ND_TMP/plain.img"
+cat >"$ND_TMP/slow.conf" <<CONF
+state-dir = $ND_TMP/slow-state
+nbd-exports = images
+[image gold]
+path = gold.img
+hostname = s-{index}
+ssh-host-keys = no
+[image plain]
+path = plain.img
+CONF
+NETDISKD_PERSONA_DELAY_MS=5000 start_server slow --config "$ND_TMP/slow.conf"
+SRV=127.0.0.1:$ND_PORT
+"$NETDISK" info "$SRV" --mac "$D" --image gold --timeout 30 >"$ND_TMP/slow-d.out" 2>&1 &
+dpid=$!
+if wait_for 10 grep -q "persona building mac=$D image=gold" "$ND_TMP/slow.log"; then
+	check other-client-served-during-build "$NETDISK" read "$SRV" 0 2048 -o "$ND_TMP/e.img" \
+		--mac "$E" --image plain --timeout 3
+	if ! grep -q "persona built mac=$D" "$ND_TMP/slow.log" && kill -0 "$dpid" 2>/dev/null; then
+		pass served-before-build-done; else fail served-before-build-done "D's build was already done"; fi
+
+else
+	fail other-client-served-during-build "no build started: $(tail -n 2 "$ND_TMP/slow.log")"
+fi
+wait "$dpid"
+expect_out slow-attach-answered 'personalized: yes' cat "$ND_TMP/slow-d.out"
+n=$(grep -c "attach mac=$D .*persona=" "$ND_TMP/slow.log")
+[ "$n" = 1 ] && pass slow-attach-one-session || fail slow-attach-one-session "$n sessions for D"
+# NBD naming the image (its MAC made from 127.0.0.1): waits for its build.
+check nbd-attach-waits-for-build timeout 60 nbdcopy "nbd://127.0.0.1:$ND_PORT/gold" "$ND_TMP/nbd-slow.img"
+part2 "$ND_TMP/nbd-slow.img" "$ND_TMP/nbd-slow.p2"
+expect_out nbd-slow-hostname '^s-' dcat "$ND_TMP/nbd-slow.p2" /etc/hostname
+stop_server
+# At most max-sessions builds wait: with max-sessions = 1 and D's build in
+# hand, G's ATTACH is refused BUSY (and logged), not queued.
+sed -e 's/^nbd-exports = images$/max-sessions = 1/' -e 's/slow-state/slow1-state/' \
+	"$ND_TMP/slow.conf" >"$ND_TMP/slow1.conf"
+NETDISKD_PERSONA_DELAY_MS=5000 start_server slow1 --config "$ND_TMP/slow1.conf"
+SRV=127.0.0.1:$ND_PORT
+"$NETDISK" info "$SRV" --mac "$D" --image gold --timeout 30 >/dev/null 2>&1 &
+dpid=$!
+wait_for 10 grep -q "persona building mac=$D image=gold" "$ND_TMP/slow1.log"
+check_fails build-queue-full 1 'busy' "$NETDISK" info "$SRV" --mac 52:54:00:aa:00:07 \
+	--image gold --timeout 3
+expect_out build-queue-full-logged 'attach refused, server full: max-sessions personalization layers are being built already: mac=52:54:00:aa:00:07' cat "$ND_TMP/slow1.log"
+wait "$dpid"
+stop_server
 
 # ---- bad input -------------------------------------------------------------
 # Config load: each refused, exit 2, the message naming the problem.
@@ -253,17 +322,44 @@ file /etc/big from big.tmpl
 path = nodir.img
 hostname = n-{index}
 file /opt/app/conf = x
+[image f12]
+path = f12.img
+hostname = t-{index}
+ssh-host-keys = no
+file esp:/syslinux/syslinux.cfg from syslinux.tmpl
 CONF
 cp "$ND_TMP/gold.img" "$ND_TMP/nodir.img"
+# f12: gold with a small FAT12 ESP (1.5 MiB, 512-byte clusters: the grown
+# menu takes new clusters, odd and even FAT12 entries).
+cp --sparse=always "$ND_TMP/gold.img" "$ND_TMP/f12.img"
+rm -f "$ND_TMP/esp12.img"
+mkfs.fat -F 12 -s 1 -n ND12 -C "$ND_TMP/esp12.img" 1536 >/dev/null
+mmd -i "$ND_TMP/esp12.img" ::/syslinux
+mcopy -i "$ND_TMP/esp12.img" "$ND_TMP/syslinux.cfg" ::/syslinux/syslinux.cfg
+dd if="$ND_TMP/esp12.img" of="$ND_TMP/f12.img" bs=1M seek=1 conv=notrunc status=none
 start_server nd3 --config "$ND_TMP/att.conf"
 SRV=127.0.0.1:$ND_PORT
-check_fails attach-no-directory 1 'not allowed' "$NETDISK" info "$SRV" --mac "$D" --image nodir
+# The CLI shows the specific status (PERSONA) and the reason the reply carries.
+check_fails attach-no-directory 1 'cannot personalize this client: personalization of image nodir version 1, partition 2: file /opt/app/conf: its directory /opt/app does not exist' "$NETDISK" info "$SRV" --mac "$D" --image nodir
 expect_out attach-no-directory-logged 'attach refused, personalization of image nodir version 1, partition 2: file /opt/app/conf: its directory /opt/app does not exist in the image' cat "$ND_TMP/nd3.log"
-check_fails attach-no-space 1 'not allowed' "$NETDISK" info "$SRV" --mac "$D" --image small
+check_fails attach-no-space 1 'cannot personalize this client: personalization of image small .*/etc/big' "$NETDISK" info "$SRV" --mac "$D" --image small
 expect_out attach-no-space-logged 'attach refused, personalization of image small .*/etc/big: .*\(no space left in the image.s file system\)' cat "$ND_TMP/nd3.log"
 if ls "$STATE/persona/small/" 2>/dev/null | grep -q .; then
 	fail no-half-layer "$(ls "$STATE/persona/small/")"; else pass no-half-layer; fi
 expect_out others-served 'personalized: yes' "$NETDISK" info "$SRV" --mac "$D" --image gold
+# FAT12: the client's grown menu, and a clean FAT12.
+"$NETDISK" read "$SRV" 2048 3072 -o "$ND_TMP/d12.p1" --mac "$D" --image f12 >/dev/null 2>&1
+expect_out fat12-menu '# t-aa0004 line 40' mtype -i "$ND_TMP/d12.p1" ::/syslinux/syslinux.cfg
+check fat12-fsck fsck.fat -n "$ND_TMP/d12.p1"
+# Unlisted clients' SSH host keys come from the pool made ahead (persona-key-pool,
+# 32): F's first attach takes a ready set (its comment is the pool's, not
+# root@netdisk-MAC12 as ssh-keygen at the attach would make it).
+F=52:54:00:aa:00:06
+if wait_for 60 grep -q 'persona key pool: 32 SSH host key sets ready' "$ND_TMP/nd3.log"; then
+	pass key-pool-filled; else fail key-pool-filled "$(grep -a 'key pool' "$ND_TMP/nd3.log")"; fi
+expect_out unlisted-attach 'personalized: yes' "$NETDISK" info "$SRV" --mac "$F" --image gold
+expect_out unlisted-keys-from-pool '^ssh-ed25519 [A-Za-z0-9+/=]+ root@netdisk$' \
+	cat "$STATE/persona/keys/525400aa0006/ssh_host_ed25519_key.pub"
 check server-alive kill -0 "$ND_SERVER_PID"
 stop_server
 check base-unchanged-end test "$(sha256sum <"$ND_TMP/gold.img")" = "$sha_before"

@@ -16,7 +16,7 @@ rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
 
 # --- file descriptors: refused cleanly before they run out, no spinning on EMFILE ---
 ND_PORT=$(free_port)
-(ulimit -n 64 && exec "$ND_BUILD/netdiskd" --listen "127.0.0.1:$ND_PORT" --state-dir "$ND_TMP/fdstate" \
+(ulimit -n 64 && exec "$ND_BUILD/netdiskd" --listen "127.0.0.1:$ND_PORT" --nbd-exports images --state-dir "$ND_TMP/fdstate" \
 	"$BASE") >"$ND_TMP/fd.log" 2>&1 &
 pid=$!
 ND_PIDS+=("$pid")
@@ -68,6 +68,7 @@ stop_server "$pid"
 
 # --- hostile NBD clients ------------------------------------------------------------
 cat >"$ND_TMP/nbd.conf" <<CONF
+nbd-exports = images
 state-dir = $ND_TMP/state
 max-sessions = 100
 [image base]
@@ -118,6 +119,7 @@ stop_server
 # Idle connections close after nbd-idle-timeout; a request that finds no room in
 # nbd-memory within nbd-io-timeout gets ENOMEM, and the log says why.
 cat >"$ND_TMP/short.conf" <<CONF
+nbd-exports = images
 nbd-idle-timeout = 2
 nbd-io-timeout = 2
 nbd-connect-rate = 2

@@ -12,7 +12,7 @@ export ASAN_OPTIONS=abort_on_error=1:detect_leaks=1 UBSAN_OPTIONS=print_stacktra
 nd() { "$ND_BUILD/tests/ndtest" "127.0.0.1:$ND_PORT" "$BASE" "$@" | sed 's/^\(PASS\|FAIL\) /\1 asan-/'; }
 
 ND_PORT=$(free_port)
-"$ASAN_SERVER" --listen "127.0.0.1:$ND_PORT" --mode persistent --state-dir "$ND_TMP/state" \
+"$ASAN_SERVER" --listen "127.0.0.1:$ND_PORT" --nbd-exports images --mode persistent --state-dir "$ND_TMP/state" \
 	"$BASE" >"$ND_TMP/asan.log" 2>&1 &
 pid=$!
 ND_PIDS+=("$pid")
@@ -85,7 +85,7 @@ fi
 # at once; then a UDP client ends a session that NBD requests are using.
 TSAN_SERVER=$ND_BUILD/tsan/netdiskd
 ND_PORT=$(free_port)
-TSAN_OPTIONS="halt_on_error=0 log_path=$ND_TMP/tsan-report" "$TSAN_SERVER" --listen "127.0.0.1:$ND_PORT" \
+TSAN_OPTIONS="halt_on_error=0 log_path=$ND_TMP/tsan-report" "$TSAN_SERVER" --listen "127.0.0.1:$ND_PORT" --nbd-exports images \
 	--mode persistent --state-dir "$ND_TMP/tstate" "$BASE" >"$ND_TMP/tsan.log" 2>&1 &
 tpid=$!
 ND_PIDS+=("$tpid")

@@ -22,7 +22,7 @@ tiles() {
 		$2 != at { exit 1 } { at = $2 + $3 } END { exit at != end }'
 }
 
-start_server server --trace-dir "$TRACES" "disk=$ND_TMP/disk.img" || { fail trace-server "$(cat "$ND_TMP/server.log")"; exit 1; }
+start_server server --nbd-exports images --trace-dir "$TRACES" "disk=$ND_TMP/disk.img" || { fail trace-server "$(cat "$ND_TMP/server.log")"; exit 1; }
 nd() { "$ND_BUILD/netdisk" "$@" --mac 52:54:00:7a:00:01 --timeout 10; }
 
 # Two CLI runs, two sessions, two files: 100+8, then 1000+5000 (the
@@ -61,6 +61,7 @@ check "trace: an NBD session's reads tile the whole image" nbd_reads_traced
 stop_server
 
 cat >"$ND_TMP/max.conf" <<CONF
+nbd-exports = images
 trace-dir = $ND_TMP/traces-max
 trace-max = 3
 [image disk]
@@ -81,7 +82,7 @@ stop_server
 # untraced: without trace-dir nothing is written (the directory stays empty).
 untraced() {
 	mkdir -p "$ND_TMP/empty"
-	start_server server-plain "disk=$ND_TMP/disk.img" || return 1
+	start_server server-plain --nbd-exports images "disk=$ND_TMP/disk.img" || return 1
 	(cd "$ND_TMP/empty" && nd read "127.0.0.1:$ND_PORT" 0 8 -o /dev/null) || return 1
 	stop_server
 	[ -z "$(ls -A "$ND_TMP/empty")" ] && ! grep -q 'trace' "$ND_TMP/server-plain.log"

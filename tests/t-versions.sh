@@ -21,6 +21,7 @@ cp "$ND_TMP/v2.img" "$ND_TMP/v3.img"
 "$NDTEST" x "$BASE" put-pattern "$ND_TMP/v3.img" 12 3000 32
 
 cat >"$ND_TMP/gold.conf" <<CONF
+nbd-exports = images
 state-dir = $STATE
 session-timeout = 30
 [image gold]

@@ -29,3 +29,13 @@ $(BUILD)/demo-test.img: $(IMAGE_INPUTS) | $(BUILD)/.dir
 
 $(BUILD)/grub-test.img: $(IMAGE_INPUTS) | $(BUILD)/.dir
 	tools/mkimage $(IMAGE_FLAGS) --bios-loader grub --append "netdisk.test=poweroff panic=-1" $@
+
+# ndrom: the option ROM's size fields and checksums, and its checker (make rom).
+all: $(BUILD)/ndrom
+
+$(BUILD)/tools/%.o: tools/%.c | $(BUILD)/.dir
+	@mkdir -p $(dir $@)
+	$(CC) $(HOST_CFLAGS) $(DEPFLAGS) -c $< -o $@
+
+$(BUILD)/ndrom: $(BUILD)/tools/ndrom.o $(BUILD)/libndcommon.a
+	$(CC) $(HOST_LDFLAGS) -o $@ $^

@@ -20,6 +20,7 @@
 #define ND_BOOTCFG_VERBOSE 0x01 /* print every request on screen/serial */
 #define ND_BOOTCFG_FIRMWARE_NET 0x02 /* use the firmware's network API (PXE, SNP/UDP4)
 				      * even for a NIC the stub has a driver of its own for */
+#define ND_BOOTCFG_KEYED 0x04 /* site_key holds the site key: ATTACH is signed with it */
 
 struct nd_bootcfg {
 	uint8_t magic[8];          /* ND_BOOTCFG_MAGIC */
@@ -31,7 +32,8 @@ struct nd_bootcfg {
 	uint8_t reserved0[2];
 	char image[64];            /* image to request; empty = the server decides */
 	char boot_path[128];       /* UEFI loader on the disk; empty = \EFI\BOOT\BOOTX64.EFI */
-	uint8_t reserved1[44];
+	uint8_t site_key[32];      /* with ND_BOOTCFG_KEYED: the site key (netdisk patch --key) */
+	uint8_t reserved1[12];
 } __attribute__((packed));
 
 _Static_assert(sizeof(struct nd_bootcfg) == 256, "boot config block is 256 bytes");

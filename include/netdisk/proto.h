@@ -58,7 +58,10 @@ enum nd_status {
 	ND_ERR_IO = 8,       /* server-side I/O error */
 	ND_ERR_INVAL = 9,    /* malformed request */
 	ND_ERR_READONLY = 10, /* write to a read-only session */
-	ND_ERR_NOSPACE = 11  /* the server has no space left for this session's writes */
+	ND_ERR_NOSPACE = 11, /* the server has no space left for this session's writes */
+	ND_ERR_AUTH = 12,    /* ATTACH needs the site key: header.token carries a challenge */
+	ND_ERR_PERSONA = 13  /* ATTACH: this client's personalization cannot be built; the
+				reply's payload may carry the reason (text, no NUL) */
 };
 
 /* Write modes (attach reply .mode). */
@@ -128,6 +131,25 @@ struct nd_attach_req {
  * size, so an ATTACH reply is never bigger than its request (no amplification). */
 #define ND_ATTACH_REQ_LEN 128
 
+/*
+ * The site-key authenticator (docs/protocol.md, "Site key"): the last 40
+ * bytes of the padded ATTACH, where an unkeyed client sends zeros.  The
+ * request's header.token carries the challenge the server sent in its AUTH
+ * reply (zeros on the first try).  hmac is HMAC-SHA256 with the site key
+ * over the datagram's first ND_AUTH_SIGNED bytes: the header (challenge
+ * included), the 88-byte request, magic and key_id.
+ */
+#define ND_AUTH_MAGIC 0x4E44414Bu /* "NDAK" */
+#define ND_AUTH_OFFSET 88         /* of the trailer in the ATTACH payload */
+#define ND_AUTH_SIGNED (ND_HDR_SIZE + ND_AUTH_OFFSET + 8)
+#define ND_KEY_LEN 32             /* a site key is 32 bytes (64 hex digits) */
+
+struct nd_auth_trailer {
+	uint8_t magic[4];   /* ND_AUTH_MAGIC */
+	uint8_t key_id[4];  /* first 4 bytes of SHA-256(key): which key (site or admin) */
+	uint8_t hmac[32];
+} __attribute__((packed));
+
 /* ATTACH reply payload; also the INFO reply for a session. */
 struct nd_attach_rep {
 	uint8_t sectors[8];     /* image size in sectors */
@@ -170,6 +192,8 @@ _Static_assert(sizeof(struct nd_attach_req) == 88, "attach request is 88 bytes")
 _Static_assert(sizeof(struct nd_attach_rep) == 128, "attach reply is 128 bytes");
 _Static_assert(sizeof(struct nd_server_info) == 32, "server info is 32 bytes");
 _Static_assert(ND_ATTACH_REQ_LEN == sizeof(struct nd_attach_rep), "ATTACH is padded to its reply");
+_Static_assert(ND_AUTH_OFFSET + sizeof(struct nd_auth_trailer) == ND_ATTACH_REQ_LEN,
+	       "the authenticator fills the ATTACH padding");
 
 /* Explicit big-endian accessors: no alignment or host byte-order assumptions. */
 static inline uint16_t nd_get16(const uint8_t *p)

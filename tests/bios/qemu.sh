@@ -14,6 +14,18 @@ bios_tftp() {
 	"$ND_BUILD/netdisk" patch "$dir/netdisk.pxe" --server "10.0.2.2:$port" "$@" >/dev/null
 }
 
+# serve_demo_test PREFIX: build/demo-test.img (make demo-test-image) served
+# by netdiskd with a state directory (sets ND_PORT); if either fails, a FAIL
+# named PREFIX-image or PREFIX-server ends the suite.
+serve_demo_test() {
+	if ! make -s -C "$ND_TOP" demo-test-image >"$ND_TMP/mkimage.log" 2>&1; then
+		fail "$1-image" "make demo-test-image failed: $(tail -n 3 "$ND_TMP/mkimage.log" | tr '\n' ' ')"
+		exit 1
+	fi
+	start_server server --state-dir "$ND_TMP/state" "$ND_BUILD/demo-test.img" ||
+		{ fail "$1-server" "netdiskd did not start"; exit 1; }
+}
+
 # bios_qemu NAME NIC TFTPDIR [QEMU ARGS]: PXE-boot a BIOS VM in the background
 # (qemu-scripts/boot-pxe, the one launcher), serial console in
 # $ND_TMP/NAME.serial; sets QEMU_PID (QEMU's own: boot-pxe execs it).
@@ -144,5 +156,19 @@ stub_resident_kb() {
 		printf 'resident part %x-%x is %u KiB, more than %u\n' "${r[0]}" "${r[1]}" \
 			$(((r[1] - r[0] + 1 + 1023) / 1024)) "$2"
 		return 1
+	fi
+}
+
+# e820_hides_stub NAME LOG: PASS NAME if Linux's view of memory in a serial
+# LOG of a boot through the stub has the usable RAM below 1 MiB end below the
+# stub's resident part, else FAIL NAME.
+e820_hides_stub() {
+	local stub low_end
+	stub=$(tr -d '\r' <"$2" | sed -n 's/^netdisk: memory: resident \([0-9a-f]*\)[0-9a-f]-.*/\1/p' | head -n 1)
+	low_end=$(tr -d '\r' <"$2" | sed -n 's/.*BIOS-e820: \[mem 0x0*\(0\)-0x\([0-9a-f]*\)\] usable.*/\2/p' | head -n 1)
+	if [ -n "$stub" ] && [ -n "$low_end" ] && [ $((16#$low_end)) -lt $((16#$stub * 16)) ]; then
+		pass "$1 (usable to 0x$low_end, stub at 0x${stub}0)"
+	else
+		fail "$1" "stub segment '$stub', low usable end '$low_end'"
 	fi
 }

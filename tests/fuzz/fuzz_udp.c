@@ -1,11 +1,13 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /* libFuzzer harness: any datagram into netdiskd's handler, with and without a live session. */
 
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include "fuzz_server.h"
 #include "netdiskd.h"
 
 /*
@@ -117,22 +119,16 @@ static void teardown(void)
 
 static void setup(void)
 {
-	char err[512];
-	int fd = mkstemp(image_path);
+	int fd;
 
-	if (fd < 0 || ftruncate(fd, 1 << 20) < 0 || pwrite(fd, "netdisk", 7, 4096) != 7) {
+	fuzz_server_open(&srv, image_path);
+	fd = open(image_path, O_WRONLY);
+	if (fd < 0 || pwrite(fd, "netdisk", 7, 4096) != 7) {
 		perror("fuzz setup");
 		exit(1);
 	}
 	close(fd);
-	config_defaults(&srv.cfg);
 	srv.cfg.max_sessions = 64;
-	if (config_add_image(&srv.cfg, "fuzz", image_path, ND_MODE_VOLATILE, err, sizeof(err)) ||
-	    config_check(&srv.cfg, err, sizeof(err)) || server_open_images(&srv, err, sizeof(err)) ||
-	    server_state_init(&srv, err, sizeof(err))) {
-		fprintf(stderr, "fuzz setup: %s\n", err);
-		exit(1);
-	}
 	srv.iobuf_size = 2048 * ND_SECTOR_SIZE;
 	srv.iobuf = malloc(srv.iobuf_size);
 	srv.send = sink;

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 #include "netdiskd.h"
+#include "iscsi.h"
 #include "unit.h"
 
 /* Load text as a config file: the parser's result and its error. */
@@ -39,6 +40,22 @@ static void expect_error(const char *name, const char *text, const char *want)
 
 	check_that(rc == -1 && strstr(err, want), name, "want an error with '%s', got rc %d '%s'",
 		   want, rc, err);
+}
+
+/* iSCSI's CRC32C: RFC 3720 B.4's vectors, and a digest continued over parts. */
+static void crc32c(void)
+{
+	static const uint8_t zeros[32], ones[32] = { [0 ... 31] = 0xff };
+	uint8_t inc[32];
+
+	for (int i = 0; i < 32; i++)
+		inc[i] = (uint8_t)i;
+	check_that(iscsi_crc32c(0, zeros, 32) == 0x8a9136aa && iscsi_crc32c(0, ones, 32) == 0x62a8ab43 &&
+		   iscsi_crc32c(0, inc, 32) == 0x46dd794e && iscsi_crc32c(0, "123456789", 9) == 0xe3069283,
+		   "iscsi-crc32c-vectors", "got %08x %08x %08x", iscsi_crc32c(0, zeros, 32),
+		   iscsi_crc32c(0, ones, 32), iscsi_crc32c(0, inc, 32));
+	check_that(iscsi_crc32c(iscsi_crc32c(0, inc, 13), inc + 13, 19) == 0x46dd794e,
+		   "iscsi-crc32c-continued", "continuing a digest over a second part");
 }
 
 void unit_config(void)
@@ -113,6 +130,35 @@ void unit_config(void)
 	line[sizeof(line) - 2] = '\n';
 	line[sizeof(line) - 1] = 0;
 	expect_error("config-line-too-long", line, ":1: line too long");
+	/* iSCSI keys (docs/iscsi.md) */
+	crc32c();
+	rc = load("iscsi-listen = 127.0.0.1\niscsi-target-prefix = iqn.2024-01.org.example\n"
+		  "[image a]\npath = /a\niscsi-chap-user = lab\niscsi-chap-secret = 0123456789ab\n"
+		  "[client 52:54:00:12:34:56]\niscsi-initiator = iqn.1991-05.com.microsoft:pc1\n",
+		  err, sizeof(err));
+	check_that(rc == 0, "config-iscsi-loads", "rc %d: %s", rc, err);
+	expect_error("config-iscsi-listen-bad", "iscsi-listen = :3260\n",
+		     ":1: iscsi-listen must be ADDR[:PORT]");
+	expect_error("config-iscsi-prefix-bad", "iscsi-target-prefix = IQN.Upper:\n",
+		     ":1: iscsi-target-prefix must be an iSCSI name");
+	expect_error("config-iscsi-initiator-bad",
+		     "[client 52:54:00:12:34:56]\niscsi-initiator = not a name\n",
+		     ":2: iscsi-initiator must be an iSCSI name");
+	expect_error("config-iscsi-initiator-twice",
+		     "[client 52:54:00:12:34:56]\niscsi-initiator = iqn.2000-01.x:a\n"
+		     "[client 52:54:00:12:34:57]\niscsi-initiator = IQN.2000-01.x:A\n",
+		     ":4: iscsi-initiator IQN.2000-01.x:A is already the client's at line 1");
+	expect_error("config-iscsi-chap-short", "[image a]\npath = /a\niscsi-chap-secret = short\n",
+		     ":3: iscsi-chap-secret must be at least 12 bytes");
+	expect_error("config-iscsi-chap-user-no-secret", "[image a]\npath = /a\niscsi-chap-user = x\n",
+		     "image 'a': an iscsi-chap-*user without its iscsi-chap-*secret");
+	expect_error("config-iscsi-mutual-alone",
+		     "[image a]\npath = /a\niscsi-chap-target-secret = 0123456789abc\n",
+		     "image 'a': iscsi-chap-target-secret (mutual CHAP) needs iscsi-chap-secret");
+	expect_error("config-iscsi-mutual-same",
+		     "[image a]\npath = /a\n[client 52:54:00:12:34:56]\n"
+		     "iscsi-chap-secret = 0123456789abc\niscsi-chap-target-secret = 0123456789abc\n",
+		     "client 52:54:00:12:34:56: the target's CHAP secret must differ");
 	rc = config_load(&(struct config){ 0 }, "/nonexistent/netdiskd.conf", err, sizeof(err));
 	check_that(rc == -1 && strstr(err, "cannot open config /nonexistent/netdiskd.conf: No such"),
 		   "config-missing-file", "got rc %d '%s'", rc, err);

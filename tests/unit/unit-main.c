@@ -85,8 +85,10 @@ static const struct {
 	{ "config", unit_config },
 	{ "client", unit_client },
 	{ "ipstack", unit_ipstack },
+	{ "dhcp", unit_dhcp },
 	{ "overlay", unit_overlay },
 	{ "tiers", unit_tiers },
+	{ "crypto", unit_crypto },
 };
 
 int main(int argc, char **argv)
@@ -112,7 +114,7 @@ int main(int argc, char **argv)
 		}
 	}
 	if (!ran) {
-		fprintf(stderr, "unit: no group named so (common config client ipstack overlay)\n");
+		fprintf(stderr, "unit: no group named so (common config client ipstack dhcp overlay tiers)\n");
 		return 2;
 	}
 	return failures ? 1 : 0;

@@ -15,8 +15,10 @@ void unit_common(void);
 void unit_config(void);
 void unit_client(void);
 void unit_ipstack(void);
+void unit_dhcp(void);
 void unit_overlay(void);
 void unit_tiers(void);
+void unit_crypto(void);
 
 /* Make every pwrite fail with err (0: work again), for storage errors
  * (unit-overlay.c's --wrap=pwrite). */
