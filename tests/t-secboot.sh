@@ -106,7 +106,7 @@ sbsign --key "$T/other.key" --cert "$T/other.crt" --output "$T/wrongkey/netdisk.
 # One boot of the signed stub: it attaches, starts the disk's signed loader,
 # which reports enforcement and what the firmware says to the test images,
 # then powers the VM off.
-efi_qemu sb-good secure "$T/good" 180
+efi_qemu sb-good secure "$T/good" 180 "BdsDxe: failed"
 efi_check_console secboot-signed-stub-runs sb-good 'netdisk: UEFI network disk'
 efi_check_console secboot-signed-stub-attached sb-good 'mode volatile'
 efi_check_console secboot-signed-loader-started sb-good 'netdisk: starting \EFI\BOOT\BOOTX64.EFI'
@@ -195,7 +195,8 @@ efi_patch_stub "$ND_BUILD/netdisk.efi" "$M/patched.efi" "$ND_PORT"
 make -s -C "$ND_TOP" BUILD="$ND_BUILD" sign KEY="$KEY" CERT="$CERT" IN="$M/patched.efi" \
 	OUT="$M/tftp/netdisk.efi" >/dev/null 2>&1
 # The kernel panics without a root file system and reboots: QEMU stops.
-EFI_SECURE_VARS=$SB/vars-ms.fd efi_qemu sb-ms secure "$M/tftp" 240
+# If anything is refused, the stub returns and the boot manager says so.
+EFI_SECURE_VARS=$SB/vars-ms.fd efi_qemu sb-ms secure "$M/tftp" 240 "BdsDxe: failed"
 stop_server
 efi_check_console secboot-ms-shim-started sb-ms 'netdisk: starting \EFI\BOOT\BOOTX64.EFI'
 efi_check_console secboot-ms-kernel-started sb-ms 'Linux version'
