@@ -19,8 +19,20 @@ static EFI_STATUS boot_from(EFI_HANDLE image, EFI_HANDLE fs, const CHAR16 *path)
 
 	if (!file)
 		return EFI_OUT_OF_RESOURCES;
+	/*
+	 * From the file's device path, never from a buffer we read ourselves and
+	 * jump into: the firmware then checks the loader against db/dbx as it
+	 * checked us, so a Secure Boot chain stays verified (docs/secureboot.md).
+	 */
+	loader = NULL;
 	status = gBS->LoadImage(FALSE, image, file, NULL, 0, &loader);
 	FreePool(file);
+	if (status == EFI_SECURITY_VIOLATION || status == EFI_ACCESS_DENIED) {
+		Print(L"netdisk: the firmware refused %s: %r (Secure Boot: not signed by a key in db)\n",
+		      path, status);
+		if (loader) /* a Security Violation leaves the image loaded, not startable */
+			gBS->UnloadImage(loader);
+	}
 	if (EFI_ERROR(status))
 		return status;
 	Print(L"netdisk: starting %s\n", path);

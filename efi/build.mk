@@ -34,3 +34,17 @@ $(BUILD)/efi/netdisk.so: $(EFI_STUB_OBJ)
 
 $(BUILD)/netdisk.efi: $(BUILD)/efi/netdisk.so
 	$(EFI_APP)
+
+# Secure Boot: `make sign KEY=db.key CERT=db.crt` signs the stub with the site's
+# own db (or MOK) key into build/netdisk.signed.efi (docs/secureboot.md).
+# IN= signs another file (a stub already set up with `netdisk patch`: patch
+# first, sign last), OUT= names the result.
+SIGN_IN ?= $(if $(IN),$(IN),$(BUILD)/netdisk.efi)
+SIGN_OUT ?= $(if $(OUT),$(OUT),$(BUILD)/netdisk.signed.efi)
+.PHONY: sign
+sign: $(SIGN_IN)
+	@test -n "$(KEY)" -a -n "$(CERT)" || \
+		{ echo "make sign: needs KEY=PRIVATE-KEY.pem CERT=CERT.pem (docs/secureboot.md)" >&2; exit 2; }
+	@command -v sbsign >/dev/null || { echo "make sign: sbsign missing (make deps installs sbsigntool)" >&2; exit 2; }
+	sbsign --key "$(KEY)" --cert "$(CERT)" --output "$(SIGN_OUT)" "$(SIGN_IN)"
+	sbverify --cert "$(CERT)" "$(SIGN_OUT)"

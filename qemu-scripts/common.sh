@@ -4,6 +4,9 @@
 
 OVMF_CODE=${OVMF_CODE:-/usr/share/OVMF/OVMF_CODE_4M.fd}
 OVMF_VARS=${OVMF_VARS:-/usr/share/OVMF/OVMF_VARS_4M.fd}
+# Secure Boot firmware (qemu_base_args with FIRMWARE uefi-secure); the variable
+# store decides the keys (OVMF_VARS_4M.fd: none, setup mode).
+OVMF_SECURE_CODE=${OVMF_SECURE_CODE:-/usr/share/OVMF/OVMF_CODE_4M.secboot.fd}
 
 qemu_die() {
 	echo "${0##*/}: $*" >&2
@@ -12,16 +15,21 @@ qemu_die() {
 
 # Appends to the array QEMU_ARGS the machine every launcher uses: TCG
 # (KVM hangs PXE boots in this sandbox), no reboot so a guest reboot or
-# triple fault ends the run, and the firmware.  FIRMWARE is bios or uefi;
-# UEFI gets a private copy of the OVMF variable store in VARS_DIR so runs
-# never share or dirty the system one.
+# triple fault ends the run, and the firmware.  FIRMWARE is bios, uefi or
+# uefi-secure (OVMF's Secure Boot build: it needs q35 with SMM and a secure
+# flash, and hangs silently on pc); UEFI gets a private copy of the OVMF
+# variable store in VARS_DIR so runs never share or dirty the system one.
 qemu_base_args() {
-	local firmware=$1 vars_dir=$2 memory=$3
-	QEMU_ARGS+=(-machine pc -accel tcg -m "$memory" -no-reboot)
-	if [ "$firmware" = uefi ]; then
-		[ -r "$OVMF_CODE" ] && [ -r "$OVMF_VARS" ] || qemu_die "OVMF not found ($OVMF_CODE): install the ovmf package"
+	local firmware=$1 vars_dir=$2 memory=$3 code=$OVMF_CODE machine=pc
+	if [ "$firmware" = uefi-secure ]; then
+		code=$OVMF_SECURE_CODE machine=q35,smm=on
+		QEMU_ARGS+=(-global driver=cfi.pflash01,property=secure,value=on)
+	fi
+	QEMU_ARGS+=(-machine "$machine" -accel tcg -m "$memory" -no-reboot)
+	if [ "$firmware" != bios ]; then
+		[ -r "$code" ] && [ -r "$OVMF_VARS" ] || qemu_die "OVMF not found ($code): install the ovmf package"
 		cp "$OVMF_VARS" "$vars_dir/OVMF_VARS.fd"
-		QEMU_ARGS+=(-drive "if=pflash,format=raw,readonly=on,file=$OVMF_CODE"
+		QEMU_ARGS+=(-drive "if=pflash,format=raw,readonly=on,file=$code"
 			-drive "if=pflash,format=raw,file=$vars_dir/OVMF_VARS.fd")
 	fi
 }

@@ -114,6 +114,12 @@ $(BUILD)/tests/efi/%.o: tests/efi/%.c | $(BUILD)/.dir
 $(BUILD)/tests/bio-test.so: $(BUILD)/tests/efi/bio-test.o
 	$(EFI_LINK)
 
+# The Secure Boot suite's key enrolment and state report (t-secboot.sh).
+all: $(BUILD)/tests/sb-enroll.efi
+
+$(BUILD)/tests/sb-enroll.so: $(BUILD)/tests/efi/sb-enroll.o
+	$(EFI_LINK)
+
 $(BUILD)/tests/%.efi: $(BUILD)/tests/%.so
 	$(EFI_APP)
 

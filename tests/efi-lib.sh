@@ -48,18 +48,27 @@ efi_patch_stub() {
 		"$ND_BUILD/netdisk" patch "$2" --server "0.0.0.0:$3" --attach-timeout "${4:-0}" >/dev/null
 }
 
-# efi_qemu NAME FIRMWARE TFTPDIR [SECONDS] [UNTIL]: PXE-boot TFTPDIR/netdisk.efi
-# under OVMF, FIRMWARE "ovmf" (OVMF's own PXE stack, romfile= empty) or "ipxe"
-# (QEMU's default iPXE EFI ROM).  The serial console goes to $ND_TMP/NAME.serial.
-# Returns when QEMU stops, when the console shows the text UNTIL, or after
-# SECONDS (a guard against hangs, not a measurement).
+# efi_qemu NAME FIRMWARE TFTPDIR [SECONDS] [UNTIL] [BOOT-PXE-ARGS...]: PXE-boot
+# TFTPDIR/netdisk.efi under OVMF, FIRMWARE "ovmf" (OVMF's own PXE stack,
+# romfile= empty), "ipxe" (QEMU's default iPXE EFI ROM) or "secure" (OVMF's
+# Secure Boot build and own PXE stack, the variable store $EFI_SECURE_VARS).
+# The serial console goes to $ND_TMP/NAME.serial, the variable store to
+# $ND_TMP/NAME.vars/OVMF_VARS.fd.  Returns when QEMU stops, when the console
+# shows the text UNTIL, or after SECONDS (a guard against hangs, not a
+# measurement).
 efi_qemu() {
 	local name=$1 fw=$2 tftp=$3 secs=${4:-240} until=${5:-} rom=() pid deadline
+	local fwargs=(--uefi) vars=$EFI_OVMF_VARS
+	shift $(($# < 5 ? $# : 5))
 	[ "$fw" = ipxe ] || rom=(--nic-rom none)
+	if [ "$fw" = secure ]; then
+		fwargs+=(--secure-boot)
+		vars=${EFI_SECURE_VARS:?efi_qemu secure needs EFI_SECURE_VARS}
+	fi
 	: >"$ND_TMP/$name.serial"
 	mkdir -p "$ND_TMP/$name.vars"
-	OVMF_CODE=$EFI_OVMF_CODE OVMF_VARS=$EFI_OVMF_VARS "$ND_TOP/qemu-scripts/boot-pxe" --uefi \
-		--vars-dir "$ND_TMP/$name.vars" --tftp "$tftp" --bootfile netdisk.efi "${rom[@]}" \
+	OVMF_CODE=$EFI_OVMF_CODE OVMF_VARS=$vars "$ND_TOP/qemu-scripts/boot-pxe" "${fwargs[@]}" \
+		--vars-dir "$ND_TMP/$name.vars" --tftp "$tftp" --bootfile netdisk.efi "${rom[@]}" "$@" \
 		--log "$ND_TMP/$name.serial" -- -nodefaults >"$ND_TMP/$name.qemu" 2>&1 &
 	pid=$!
 	deadline=$((SECONDS + secs))
