@@ -17,6 +17,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <gnutls/crypto.h>
 #include <gnutls/gnutls.h>
 #include <netinet/in.h>
@@ -24,6 +25,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <time.h>
+#include <unistd.h>
 #include "netdiskd.h"
 
 #define EPOCH_S 30       /* a challenge is good for this epoch and the one before */
@@ -50,12 +52,85 @@ static void key_id(const uint8_t key[ND_KEY_LEN], uint8_t id[4])
 	memcpy(id, h, 4);
 }
 
+/* admin-key = auto: write a new key to `path` (0600, 64 hex digits and a
+ * newline), created whole or not at all (a temporary file, then a link that
+ * fails if another start made one first). 0, or -1 with err. */
+static int admin_key_make(const char *path, char *err, size_t errlen)
+{
+	uint8_t key[ND_KEY_LEN];
+	char tmp[PATH_MAX + 16], text[2 * ND_KEY_LEN + 2];
+	int fd, i, rc = -1;
+
+	if (getrandom(key, sizeof(key), 0) != sizeof(key)) {
+		snprintf(err, errlen, "getrandom for the admin key: %s", strerror(errno));
+		return -1;
+	}
+	for (i = 0; i < ND_KEY_LEN; i++)
+		snprintf(text + 2 * i, 3, "%02x", key[i]);
+	text[2 * ND_KEY_LEN] = '\n';
+	snprintf(tmp, sizeof(tmp), "%s.new%d", path, (int)getpid());
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		snprintf(err, errlen, "open %s for the admin key: %s", tmp, strerror(errno));
+		goto out;
+	}
+	if (write(fd, text, 2 * ND_KEY_LEN + 1) != 2 * ND_KEY_LEN + 1 || fsync(fd) < 0) {
+		snprintf(err, errlen, "write %s: %s", tmp, strerror(errno ? errno : EIO));
+		close(fd);
+		goto out_unlink;
+	}
+	close(fd);
+	if (link(tmp, path) < 0 && errno != EEXIST) {
+		snprintf(err, errlen, "link %s to %s: %s", tmp, path, strerror(errno));
+		goto out_unlink;
+	}
+	rc = 0;
+out_unlink:
+	unlink(tmp);
+out:
+	memset(key, 0, sizeof(key));
+	memset(text, 0, sizeof(text));
+	return rc;
+}
+
+/* The admin key's file: the configured one, or for "auto" STATE/admin.key,
+ * made at the first start.  "" for admin-key = none.  0, or -1 with err. */
+static int admin_key_path(struct server *s, char *path, size_t len, char *err, size_t errlen)
+{
+	const char *cfg = s->cfg.admin_key_file;
+
+	path[0] = 0;
+	if (!strcmp(cfg, "none"))
+		return 0;
+	if (strcmp(cfg, "auto")) {
+		snprintf(path, len, "%s", cfg);
+		return 0;
+	}
+	if ((size_t)snprintf(path, len, "%s/admin.key", s->state_dir) >= len) {
+		snprintf(err, errlen, "state directory path too long for admin.key");
+		return -1;
+	}
+	if (access(path, F_OK) == 0)
+		return 0;
+	if (admin_key_make(path, err, errlen) < 0)
+		return -1;
+	fsync_dir(s->state_dir); /* the key outlives a crash: stubs are patched with it */
+	nd_log(ND_LOG_INFO, "admin key made: %s (admin-key = auto); direct and maintenance mode "
+	       "need an ATTACH signed with it: netdisk patch netdisk.pxe --key %s, or netdisk "
+	       "write --key %s", path, path, path);
+	return 0;
+}
+
 int auth_init(struct server *s, char *err, size_t errlen)
 {
 	struct auth_state *a;
+	char admin_path[PATH_MAX];
 
 	s->auth = NULL;
-	if (!s->cfg.site_key_file[0] && !s->cfg.admin_key_file[0])
+	if (admin_key_path(s, admin_path, sizeof(admin_path), err, errlen) < 0)
+		return -1;
+	snprintf(s->admin_key_path, sizeof(s->admin_key_path), "%s", admin_path);
+	if (!s->cfg.site_key_file[0] && !admin_path[0])
 		return 0;
 	a = calloc(1, sizeof(*a));
 	if (!a) {
@@ -68,8 +143,8 @@ int auth_init(struct server *s, char *err, size_t errlen)
 		key_id(a->site, a->site_id);
 		a->has_site = 1;
 	}
-	if (s->cfg.admin_key_file[0]) {
-		if (nd_key_load(s->cfg.admin_key_file, a->admin, err, errlen) < 0)
+	if (admin_path[0]) {
+		if (nd_key_load(admin_path, a->admin, err, errlen) < 0)
 			goto fail;
 		key_id(a->admin, a->admin_id);
 		a->has_admin = 1;

@@ -34,6 +34,9 @@ void config_defaults(struct config *c)
 	snprintf(c->iscsi_prefix, sizeof(c->iscsi_prefix), "%s", ISCSI_DEFAULT_PREFIX);
 	c->nbd_exports = NBD_EXPORTS_SESSIONS; /* anonymous NBD never names an image */
 	c->iscsi_exports = NBD_EXPORTS_SESSIONS; /* nor an unlisted iSCSI initiator */
+	/* direct and maintenance mode need the admins' key, kept in the state
+	 * directory unless the admin names one (docs/security.md) */
+	snprintf(c->admin_key_file, sizeof(c->admin_key_file), "auto");
 	mcast_config_defaults(&c->mc);
 }
 

@@ -48,6 +48,9 @@ static void usage(FILE *f)
 		"  -m, --mode MODE       write mode for IMAGE arguments: volatile (default),\n"
 		"                        persistent, direct or readonly\n"
 		"      --control PATH    the admin control socket (default: STATE/control)\n"
+		"      --admin-key FILE|auto|none  the key direct and maintenance mode need\n"
+		"                        (default auto: STATE/admin.key, made at first start;\n"
+		"                        none: granted by MAC, docs/security.md)\n"
 		"      --nbd-exports images|sessions|off  which NBD export names anyone may open\n"
 		"                        (default sessions: only a stub's session:TOKEN; images:\n"
 		"                        any image by name, for trusted networks and nbdroot=)\n"
@@ -86,6 +89,7 @@ static int add_image_arg(struct config *c, const char *arg, int mode, char *err,
 struct cmdline {
 	const char *config, *listen, *state, *trace, *control;
 	const char *nbd_exports; /* --nbd-exports: over the config file's */
+	const char *admin_key;   /* --admin-key: over the config file's */
 	int mode;              /* for IMAGE arguments */
 	char **images;         /* IMAGE | NAME=IMAGE arguments */
 	int nimages;
@@ -107,6 +111,7 @@ static int parse_args(int argc, char **argv)
 		{ "log-format", required_argument, 0, 'F' },
 		{ "control", required_argument, 0, 'C' },
 		{ "nbd-exports", required_argument, 0, 'E' },
+		{ "admin-key", required_argument, 0, 'K' },
 		{ "help", no_argument, 0, 'h' },
 		{ 0, 0, 0, 0 },
 	};
@@ -131,6 +136,13 @@ static int parse_args(int argc, char **argv)
 			break;
 		case 'C':
 			cmd.control = optarg;
+			break;
+		case 'K':
+			if (!optarg[0] || strlen(optarg) >= PATH_MAX) {
+				fprintf(stderr, "netdiskd: --admin-key takes FILE, auto or none\n");
+				return -1;
+			}
+			cmd.admin_key = optarg;
 			break;
 		case 'E':
 			if (strcmp(optarg, "images") && strcmp(optarg, "sessions") && strcmp(optarg, "off")) {
@@ -201,11 +213,30 @@ static int build_config(struct config *c, char *err, size_t errlen)
 		return snprintf(err, errlen, "control socket path too long (at most 107 bytes)"), -1;
 	if (cmd.control)
 		snprintf(c->control, sizeof(c->control), "%s", cmd.control);
+	if (cmd.admin_key)
+		snprintf(c->admin_key_file, sizeof(c->admin_key_file), "%s", cmd.admin_key);
 	if (cmd.nbd_exports)
 		c->nbd_exports = !strcmp(cmd.nbd_exports, "images") ? NBD_EXPORTS_IMAGES
 				 : !strcmp(cmd.nbd_exports, "sessions") ? NBD_EXPORTS_SESSIONS
 									 : NBD_EXPORTS_OFF;
 	return config_check(c, err, errlen);
+}
+
+/* admin-key = none with direct mode configured: say who can write what. */
+static void admin_none_warn(const struct server *s)
+{
+	int i, n = 0;
+
+	if (s->admin_key_path[0])
+		return;
+	for (i = 0; i < s->cfg.nimages; i++)
+		n += s->cfg.images[i].mode == ND_MODE_DIRECT;
+	for (i = 0; i < s->cfg.nclients; i++)
+		n += s->cfg.clients[i].mode == ND_MODE_DIRECT;
+	if (n)
+		nd_log(ND_LOG_WARN, "admin-key = none: direct mode (%d image%s or client%s) is granted "
+		       "by MAC, so any machine on the network that claims such a MAC writes the "
+		       "image itself (docs/security.md)", n, n == 1 ? "" : "s", n == 1 ? "" : "s");
 }
 
 /* SIGHUP: build the configuration again and apply it (server/reload.c), or
@@ -428,14 +459,17 @@ int main(int argc, char **argv)
 			(unsigned long long)(im->base->size >> 20), nd_mode_text(im->mode),
 			strcmp(im->name, s.cfg.default_image) ? "" : " (default)");
 	}
-	log_msg("access: site key %s, admin key %s, mac-binding %s, nbd-exports %s, iscsi-exports %s",
+	log_msg("access: site key %s, admin key %s%s, mac-binding %s, nbd-exports %s, iscsi-exports %s",
 		auth_site_required(&s) ? "required for every ATTACH" : "none",
-		auth_admin_required(&s) ? "required for direct/maintenance mode" : "none",
+		s.admin_key_path[0] ? s.admin_key_path : "none",
+		s.admin_key_path[0] ? " (required for direct/maintenance mode)"
+				    : " (direct/maintenance mode granted by MAC)",
 		s.cfg.mac_binding_off ? "off" : "address",
 		s.cfg.nbd_exports == NBD_EXPORTS_IMAGES ? "images" :
 		s.cfg.nbd_exports == NBD_EXPORTS_SESSIONS ? "sessions" : "off",
 		s.cfg.iscsi_exports == NBD_EXPORTS_IMAGES ? "images" :
 		s.cfg.iscsi_exports == NBD_EXPORTS_SESSIONS ? "sessions" : "off");
+	admin_none_warn(&s);
 	if (s.temp_state)
 		nd_log(ND_LOG_WARN, "listening on %s (UDP, and NBD on TCP), state in %s: temporary, "
 		       "so sessions and overlays are lost at exit (give --state-dir to keep them)",

@@ -82,7 +82,8 @@ struct config {
 	char iscsi_prefix[160];   /* target names: PREFIX:IMAGE, PREFIX:session:TOKEN */
 	int mac_binding_off;      /* mac-binding = off: an unkeyed ATTACH may take a MAC from any address */
 	char site_key_file[PATH_MAX];  /* site-key: every UDP ATTACH signed with it; "" = none */
-	char admin_key_file[PATH_MAX]; /* admin-key: direct/maintenance mode only with it; "" = none */
+	char admin_key_file[PATH_MAX]; /* admin-key: direct/maintenance mode only with it: a file,
+					 * "auto" (STATE/admin.key, made at first start) or "none" */
 	struct image *images;
 	int nimages;
 	struct client_rule *clients;
@@ -170,6 +171,7 @@ struct server {
 	struct config cfg;
 	char state_dir[PATH_MAX]; /* the one in use (configured or temporary) */
 	int temp_state;           /* state_dir is ours to remove at exit */
+	char admin_key_path[PATH_MAX]; /* the admin key in use (auth.c), "" = admin-key = none */
 	struct session *bucket[256];
 	unsigned nsessions;
 	struct stats stats;
@@ -346,6 +348,8 @@ int auth_check(struct server *s, const uint8_t *pkt, const struct sockaddr *from
 	       uint8_t challenge[16], const char **why);
 /* Is every UDP ATTACH to carry the site key (site-key set)? */
 int auth_site_required(const struct server *s);
+/* fsync a directory (store.c), so that names made in it survive a crash.  0 or -errno. */
+int fsync_dir(const char *dir);
 /* Does direct/maintenance mode over UDP need the admin key (admin-key set)? */
 int auth_admin_required(const struct server *s);
 /* Log a refused ATTACH: once per source address and minute, with counts. */

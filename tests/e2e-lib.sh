@@ -123,6 +123,12 @@ CONF
 		cp "$ND_BUILD/netdisk.pxe" "$ND_TMP/tftp/$E2E_NBP"
 		"$ND_BUILD/netdisk" patch "$ND_TMP/tftp/$E2E_NBP" --server "10.0.2.2:$ND_PORT" >/dev/null
 	fi
+	# The direct (maintenance) client A boots the admins' stub: the default
+	# admin-key = auto grants direct mode only to an ATTACH signed with the
+	# key netdiskd made in its state directory (docs/security.md).
+	cp "$ND_TMP/tftp/$E2E_NBP" "$ND_TMP/tftp/admin-$E2E_NBP"
+	"$ND_BUILD/netdisk" patch "$ND_TMP/tftp/admin-$E2E_NBP" --key "$ND_TMP/state/admin.key" >/dev/null ||
+		{ fail e2e-admin-stub "cannot patch the admin key into the stub"; exit 1; }
 }
 
 # e2e_boot NAME MAC: PXE-boots a VM with MAC in the background; its console
@@ -130,8 +136,10 @@ CONF
 e2e_boot() {
 	local flag=
 	[ "$E2E_FW" = uefi ] && flag=--uefi
+	local nbp=$E2E_NBP
+	[ "$2" = "$E2E_MAC_A" ] && nbp=admin-$E2E_NBP
 	timeout "${ND_BOOT_TIMEOUT:-240}" "$ND_TOP/qemu-scripts/boot-pxe" $flag --tftp "$ND_TMP/tftp" \
-		--bootfile "$E2E_NBP" --mac "$2" --log "$ND_TMP/$1.log" >"$ND_TMP/$1.qemu" 2>&1 &
+		--bootfile "$nbp" --mac "$2" --log "$ND_TMP/$1.log" >"$ND_TMP/$1.qemu" 2>&1 &
 	E2E_VM_PIDS+=($!)
 	ND_PIDS+=($!)
 }
@@ -200,6 +208,8 @@ e2e_run() {
 	e2e_wait
 	check "$fw: boot to root on /dev/nbd0pN, persistent client" e2e_booted "$p1" "$E2E_MAC_P"
 	check "$fw: boot to root on /dev/nbd0pN, direct client" e2e_booted "$a1" "$E2E_MAC_A"
+	check "$fw: direct mode granted to the admins' stub (admin-key = auto)" \
+		grep -Eq "attach mac=$E2E_MAC_A .*mode=direct .*key=admin" "$ND_TMP/server.log"
 	check "$fw: firmware-phase write read by Linux (persistent)" e2e_fw_sector "$p1"
 	check "$fw: firmware-phase write read by Linux (direct)" e2e_fw_sector "$a1"
 	check "$fw: stock nbd-client joins the session in the guest" e2e_nbd_client "$p1"

@@ -108,11 +108,18 @@ wait_for() {
 
 # start_server NAME ARGS...: run netdiskd on a free port with its log in
 # $ND_TMP/NAME.log; sets ND_PORT and ND_SERVER_PID.  ARGS are netdiskd's.
+# Without --config, the server runs with --admin-key none (direct mode
+# granted by MAC, as the suites about other things than the access model
+# expect) unless ND_ADMIN_KEY says otherwise (auto, or a key file); with
+# --config, the file says (admin-key, docs/security.md).
 start_server() {
-	local name=$1
+	local name=$1 a admin=(--admin-key "${ND_ADMIN_KEY:-none}")
 	shift
+	for a in "$@"; do
+		case $a in --config | -c | --admin-key) admin=() ;; esac
+	done
 	ND_PORT=${ND_PORT_FIXED:-$(free_port)}
-	"$ND_BUILD/netdiskd" --listen "127.0.0.1:$ND_PORT" "$@" >"$ND_TMP/$name.log" 2>&1 &
+	"$ND_BUILD/netdiskd" --listen "127.0.0.1:$ND_PORT" "${admin[@]}" "$@" >"$ND_TMP/$name.log" 2>&1 &
 	ND_SERVER_PID=$!
 	ND_PIDS+=("$ND_SERVER_PID")
 	wait_for 10 grep -q 'listening on' "$ND_TMP/$name.log"

@@ -69,8 +69,39 @@ if command -v nbdcopy >/dev/null; then
 else
 	skip attack-b-anonymous-nbd-cannot-write-direct-image "needs nbdcopy (libnbd-bin)"
 fi
-grep -q 'access: site key none, admin key none, mac-binding address, nbd-exports sessions' \
+grep -q "access: site key none, admin key $ND_TMP/state/admin.key (required for direct/maintenance mode), mac-binding address, nbd-exports sessions" \
 	"$ND_TMP/default.log" && pass default-access-logged || fail default-access-logged "no access line"
+
+# (d) A MAC alone is no admin credential: with the default admin-key = auto,
+# direct mode needs an ATTACH signed with the key netdiskd made in its state dir.
+ADMIN=02:00:00:00:0d:01
+if ! nd write 5 --image gold --mac $ADMIN -i "$ND_TMP/marker" 2>"$ND_TMP/d.err" &&
+	cmp -s "$ND_TMP/gold.img" "$ND_TMP/gold.orig" && grep -q "client not allowed" "$ND_TMP/d.err"; then
+	pass direct-by-mac-refused-by-default
+else
+	fail direct-by-mac-refused-by-default "$(cat "$ND_TMP/d.err"); gold.img changed?"
+fi
+grep -q "attach refused, direct and maintenance mode need an ATTACH signed with the admin key" \
+	"$ND_TMP/default.log" && pass direct-refusal-says-why || fail direct-refusal-says-why "no log line"
+key_ok() { [ "$(stat -c %a "$1")" = 600 ] && grep -Eqx '[0-9a-f]{64}' "$1"; }
+check admin-key-made-0600 key_ok "$ND_TMP/state/admin.key"
+check direct-with-admin-key nd write 5 --image gold --mac $ADMIN -i "$ND_TMP/marker" --key "$ND_TMP/state/admin.key"
+check direct-write-landed bash -c "dd if='$ND_TMP/gold.img' bs=512 skip=5 count=1 2>/dev/null | cmp -s - '$ND_TMP/marker'"
+cp "$ND_TMP/gold.orig" "$ND_TMP/gold.img"
+sum=$(sha256sum <"$ND_TMP/state/admin.key")
+stop_server
+start default2 --config "$ND_TMP/default.conf" --state-dir "$ND_TMP/state"
+[ "$(sha256sum <"$ND_TMP/state/admin.key")" = "$sum" ] && ! grep -q "admin key made" "$ND_TMP/default2.log" &&
+	pass admin-key-kept-across-restarts || fail admin-key-kept-across-restarts "the key changed"
+stop_server
+# admin-key = none: the old grant by MAC, said at start.
+{ echo "admin-key = none"; images; } >"$ND_TMP/none.conf"
+start none --config "$ND_TMP/none.conf" --state-dir "$ND_TMP/nonestate"
+check direct-by-mac-with-admin-key-none nd write 5 --image gold --mac $ADMIN -i "$ND_TMP/marker"
+grep -q "admin-key = none: direct mode (1 image or client) is granted by MAC" "$ND_TMP/none.log" &&
+	[ ! -e "$ND_TMP/nonestate/admin.key" ] && pass admin-key-none-warns ||
+	fail admin-key-none-warns "$(grep admin "$ND_TMP/none.log")"
+cp "$ND_TMP/gold.orig" "$ND_TMP/gold.img"
 stop_server
 
 # --- a site key and an admin key --------------------------------------------------------

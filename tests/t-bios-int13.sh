@@ -11,7 +11,9 @@ local_disk "$ND_TMP/local.img"
 # With a site key (docs/security.md): the stub signs its ATTACH with the key
 # `netdisk patch --key` put into it, and the server serves nothing unsigned.
 od -An -tx1 -N32 /dev/urandom | tr -d ' \n' >"$ND_TMP/site.key"
-echo "site-key = $ND_TMP/site.key" >"$ND_TMP/keyed.conf"
+# admin-key = none: the site-keyed stub also gets direct mode (the admin key
+# that direct mode needs by default is checked in t-access.sh and the e2e suites).
+printf 'site-key = %s\nadmin-key = none\n' "$ND_TMP/site.key" >"$ND_TMP/keyed.conf"
 start_server server --config "$ND_TMP/keyed.conf" --mode direct --state-dir "$ND_TMP/state" "$IMG" ||
 	{ fail int13-server "netdiskd did not start"; exit 1; }
 bios_tftp "$ND_TMP/tftp" "$ND_PORT" --key "$ND_TMP/site.key"

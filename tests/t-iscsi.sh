@@ -29,7 +29,10 @@ BOB=iqn.2000-01.org.netdisk.test:bob
 CAROL=iqn.2000-01.org.netdisk.test:carol
 # iscsi-exports = images: most checks log in as initiators no [client]
 # section names; the default (sessions) is checked after a reload below.
+# admin-key = none: iSCSI has no admin credential, and the direct image
+# "scratch" is what libiscsi's write families run on.
 cat >iscsi.conf <<CONF
+admin-key = none
 state-dir = $ND_TMP/state
 iscsi-listen = 127.0.0.1:$IPORT
 iscsi-exports = images

@@ -244,7 +244,7 @@ versions() {
 	"${img[@]}" new-version disk --note "mcast test" >"$ND_TMP/v.log" 2>&1 || { cat "$ND_TMP/v.log"; return 1; }
 	head -c 4M /dev/urandom >"$ND_TMP/patch"
 	in_ns 1 "$ND_BUILD/netdisk" write "$SRV:$PORT" 0 -i "$ND_TMP/patch" --mac 52:54:00:6d:00:09 \
-		--timeout 20 >"$ND_TMP/w.log" 2>&1 || { echo "maintenance write: $(cat "$ND_TMP/w.log")"; return 1; }
+		--key "$ND_TMP/state/admin.key" --timeout 20 >"$ND_TMP/w.log" 2>&1 || { echo "maintenance write: $(cat "$ND_TMP/w.log")"; return 1; }
 	"${img[@]}" promote disk 2 --to test >>"$ND_TMP/v.log" 2>&1 || { cat "$ND_TMP/v.log"; return 1; }
 	readers $CLIENTS || { echo "a reader failed: $(cat "$ND_TMP"/err-*)"; return 1; }
 	unserve

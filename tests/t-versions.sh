@@ -20,7 +20,10 @@ cp "$BASE" "$ND_TMP/v2.img"
 cp "$ND_TMP/v2.img" "$ND_TMP/v3.img"
 "$NDTEST" x "$BASE" put-pattern "$ND_TMP/v3.img" 12 3000 32
 
+# admin-key = none: maintenance clients here are MACs; the admin key that
+# direct and maintenance mode need by default is t-access.sh's subject.
 cat >"$ND_TMP/gold.conf" <<CONF
+admin-key = none
 nbd-exports = images
 state-dir = $STATE
 session-timeout = 30
