@@ -23,7 +23,9 @@ for f in usr/sbin/netdiskd:755 usr/bin/netdisk:755 usr/lib/netdisk/netdisk-attac
 	usr/lib/netdisk/netdisk.pxe:644 usr/lib/netdisk/netdisk.efi:644 \
 	usr/lib/netdisk/netdisk-virtio.rom:644 usr/share/man/man8/netdiskd.8:644 usr/share/man/man1/netdisk.1:644 \
 	usr/share/man/man5/netdiskd.conf.5:644 usr/share/doc/netdisk/server.md:644 \
-	etc/netdisk/netdiskd.conf:644 lib/systemd/system/netdiskd.service:644; do
+	etc/netdisk/netdiskd.conf:644 lib/systemd/system/netdiskd.service:644 \
+	usr/share/initramfs-tools/hooks/netdisk:755 usr/share/initramfs-tools/scripts/local-top/netdisk:755 \
+	usr/lib/dracut/modules.d/90netdisk/module-setup.sh:755; do
 	path=${f%:*} mode=${f#*:}
 	got=$(stat -c %a "$DEST/$path" 2>/dev/null)
 	[ "$got" = "$mode" ] || { ok=0; echo "# $path: mode '$got', want $mode"; }
