@@ -92,6 +92,20 @@ echo "$lint" | sed 's/^/# lintian: /'
 [ $rc -eq 0 ] && ! echo "$lint" | grep -qE '^[EW]: ' && pass "lintian: no error or warning" ||
 	fail "lintian" "$(echo "$lint" | grep -E '^[EW]: ' | head -5)"
 
+# The package is also what a golden image installs (docs/install.md): the
+# hook and the module, and dh_installinitramfs's trigger that rebuilds the
+# image's initramfs when the package is installed.
+# deb_has_initramfs_hook DEB: its file list and its trigger say so.
+deb_has_initramfs_hook() {
+	dpkg-deb -c "$1" | grep -q ' ./usr/share/initramfs-tools/scripts/local-top/netdisk$' &&
+		dpkg-deb -c "$1" | grep -q ' ./usr/lib/dracut/modules.d/90netdisk/module-setup.sh$' &&
+		dpkg-deb -I "$1" triggers | grep -qx 'activate-noawait update-initramfs' &&
+		dpkg-deb --fsys-tarfile "$1" | tar -xOf - ./usr/share/initramfs-tools/hooks/netdisk |
+		grep -q 'NETDISK_ATTACH:-/usr/lib/netdisk/netdisk-attach}'
+}
+check "the package holds the initramfs-tools hook (for /usr/lib/netdisk/netdisk-attach), its trigger, the dracut module" \
+	deb_has_initramfs_hook "$deb"
+
 # --- installed into a throw-away root -------------------------------------------
 # The root is an overlay of / whose writes go to a tmpfs of a private mount
 # namespace: dpkg, adduser and the server change nothing on this machine.
