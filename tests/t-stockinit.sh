@@ -68,10 +68,15 @@ cp "$KDIR/boot/config-$KV" "$R/m/boot/"
 chroot "$R/m" depmod -a "$KV"
 chroot "$R/m" mkinitramfs -o "$T/initrd-plain" "$KV" >"$T/mkinitramfs-plain.log" 2>&1
 make -s -C "$TOP" BUILD="$BUILD" install DESTDIR="$R/m" PREFIX=/usr >"$T/install.log" 2>&1
+# dracut beside initramfs-tools (the slower of the two); its binaries are
+# Debian's, stripped already, and the kernel reads zstd.
+chroot "$R/m" dracut --no-hostonly --nostrip --compress zstd --kver "$KV" --force "$T/initrd-dracut" \
+	>"$T/dracut-build.log" 2>&1 &
+dracut=$!
 chroot "$R/m" mkinitramfs -o "$T/initrd-tools" "$KV" >"$T/mkinitramfs-tools.log" 2>&1
 chroot "$R/m" env NETDISK_ATTACH=/nonexistent mkinitramfs -o "$T/initrd-nohook" "$KV" >"$T/nohook.log" 2>&1 &&
 	echo "nohook-status 0" >>"$T/nohook.log" || echo "nohook-status $?" >>"$T/nohook.log"
-chroot "$R/m" dracut --no-hostonly --kver "$KV" --force "$T/initrd-dracut" >"$T/dracut-build.log" 2>&1
+wait $dracut
 EOF
 	mkdir -p "$ND_TMP/root"
 	timeout 300 unshare --mount --fork bash "$ND_TMP/mkinitrd.sh" "$ND_TMP/root" "$ND_TMP" "$1" "$2" \
@@ -188,7 +193,9 @@ fi
 # --- servers, disk images, stubs ----------------------------------------------------
 # Server A serves only stub sessions over NBD (the default); B also serves
 # images by name, as Debian's nbdroot= needs (docs/security.md).
-BASE="rw netdisk.test=poweroff panic=-1 netdisk.test.hook=/e2e/guest.sh"
+# panic=1: an initramfs that gives up on root= reboots after a second (the
+# VM then stops: -no-reboot) rather than waiting in a shell.
+BASE="rw netdisk.test=poweroff panic=1 netdisk.test.hook=/e2e/guest.sh"
 stock_image "$ND_TMP/tools.img" "$ND_TMP/initrd-tools" "root=UUID=$ROOT_UUID $BASE" &&
 	stock_image "$ND_TMP/dracut.img" "$ND_TMP/initrd-dracut" "root=UUID=$ROOT_UUID rd.shell=0 rd.emergency=poweroff $BASE" ||
 	{ fail images "cannot put the initramfs images into the e2e image"; exit 1; }
