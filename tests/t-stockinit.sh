@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0-or-later
-# Stock distributions take the disk over: initramfs-tools (hook) and dracut (module) initramfs images, and Debian's zero-install nbdroot=, each booted through netdisk.pxe.
+# Stock distributions take the disk over: initramfs-tools (hook) and dracut (module) initramfs images, and Debian's zero-install nbdroot=, booted through netdisk.pxe and netdisk.efi.
 #
 # The initramfs images are made by the real mkinitramfs and dracut, for the
 # demo image's Debian kernel, in a throw-away root (an overlay of this
@@ -8,20 +8,23 @@
 # which `make install` put the hook and the module.  Each replaces the
 # project's initramfs in a copy of the e2e image (tests/e2e-lib.sh: firmware
 # phase marker, tests/e2e/guest.sh), whose kernel command line then says
-# root=UUID=... (or nbdroot=).  Three BIOS VMs boot through netdisk.pxe:
+# root=UUID=... (or nbdroot=).  Four VMs boot side by side, through
+# netdisk.pxe unless said:
 #   tools   initramfs-tools + hook: the stub's session, server A (default
-#           nbd-exports = sessions)
+#           nbd-exports = sessions); and tools-uefi, the same image through
+#           netdisk.efi (the boot table as ACPI table NDSK)
 #   dracut  dracut + module, the same checks
 #   zero    initramfs-tools + Debian's nbd-client hook only, nbdroot=HOST:PORT/
 #           IMAGE: a session of its own on server B (nbd-exports = images)
 . "$(dirname "$0")/lib.sh"
-requires root qemu ipxe cmd:mkinitramfs cmd:dracut cmd:unshare cmd:nbd-client cmd:lsinitramfs
+requires root qemu ipxe ovmf cmd:mkinitramfs cmd:dracut cmd:unshare cmd:nbd-client cmd:lsinitramfs
 . "$(dirname "$0")/image-lib.sh"
 . "$(dirname "$0")/e2e-lib.sh"
 
 MAC_T=52:54:00:5e:00:01
 MAC_D=52:54:00:5e:00:02
 MAC_Z=52:54:00:5e:00:03
+MAC_U=52:54:00:5e:00:04
 # What server/nbd.c's peer_mac makes of 127.0.0.1, the address QEMU's user
 # network gives every guest's connection to the host.
 MAC_NAT=02:4e:7f:00:00:01
@@ -84,7 +87,8 @@ EOF
 }
 
 # stock_image OUT INITRD APPEND: a copy of the e2e image ($ND_TMP/demo.img)
-# whose ESP has INITRD as /initrd.gz and whose BIOS boot menu passes APPEND.
+# whose ESP has INITRD as /initrd.gz and whose boot menus (syslinux for BIOS
+# and UEFI) pass APPEND.
 stock_image() {
 	local out=$1 esp
 	cp --sparse=always "$ND_TMP/demo.img" "$out" || return 1
@@ -99,21 +103,28 @@ LABEL stock
   INITRD /initrd.gz
   APPEND console=tty0 console=ttyS0,115200 $3
 CFG
-	mcopy -o -i "$esp" "$2" ::/initrd.gz && mcopy -o -i "$esp" "$ND_TMP/syslinux.cfg" ::/syslinux/syslinux.cfg
+	mcopy -o -i "$esp" "$2" ::/initrd.gz && mcopy -o -i "$esp" "$ND_TMP/syslinux.cfg" ::/syslinux/syslinux.cfg &&
+		mcopy -o -i "$esp" "$ND_TMP/syslinux.cfg" ::/EFI/BOOT/syslinux.cfg
 }
 
-# boot_stock NAME MAC TFTPDIR: PXE-boots a VM through the stub in TFTPDIR.
+# boot_stock NAME MAC TFTPDIR [--uefi]: PXE-boots a VM through the stub in
+# TFTPDIR (netdisk.pxe, or netdisk.efi with --uefi).
 boot_stock() {
-	timeout "${ND_BOOT_TIMEOUT:-300}" "$ND_TOP/qemu-scripts/boot-pxe" --tftp "$3" --bootfile netdisk.pxe \
+	local nbp=netdisk.pxe
+	[ "${4:-}" = --uefi ] && nbp=netdisk.efi
+	timeout "${ND_BOOT_TIMEOUT:-300}" "$ND_TOP/qemu-scripts/boot-pxe" ${4:-} --tftp "$3" --bootfile $nbp \
 		--mac "$2" --log "$ND_TMP/$1.log" >"$ND_TMP/$1.qemu" 2>&1 &
 	E2E_VM_PIDS+=($!)
 	ND_PIDS+=($!)
 }
 
-# stub_dir DIR PORT: a TFTP root with netdisk.pxe patched for 10.0.2.2:PORT.
+# stub_dir DIR PORT: a TFTP root with both stubs patched for 10.0.2.2:PORT;
+# netdisk.efi starts the e2e image's firmware-phase writer first.
 stub_dir() {
-	mkdir -p "$1" && cp "$ND_BUILD/netdisk.pxe" "$1/" &&
-		"$ND_BUILD/netdisk" patch "$1/netdisk.pxe" --server "10.0.2.2:$2" >/dev/null
+	mkdir -p "$1" && cp "$ND_BUILD/netdisk.pxe" "$ND_BUILD/netdisk.efi" "$1/" &&
+		"$ND_BUILD/netdisk" patch "$1/netdisk.pxe" --server "10.0.2.2:$2" >/dev/null &&
+		"$ND_BUILD/netdisk" patch "$1/netdisk.efi" --server "10.0.2.2:$2" \
+			--boot-path '\EFI\E2E\FWMARK.EFI' >/dev/null
 }
 
 # watch_status CONTROL OUT: appends `netdisk status` to OUT every second
@@ -136,14 +147,14 @@ overlay_has() {
 	[ -n "$4" ] && grep -aqF "$4" "$1/persistent/$2/$3.data"
 }
 
-# took_over NAME MAC IMAGE: the stock initramfs (not the project's) handed
+# took_over NAME MAC IMAGE WHERE: the stock initramfs (not the project's) handed
 # the stub's session to the kernel, and / is on it, found by UUID.
 took_over() {
 	local name=$1 mount
 	! console_has "$name" NETDISK-INITRAMFS-OK || { echo "the project's initramfs ran"; return 1; }
 	# The agent's lines: on its stderr (initramfs-tools), through the
 	# journal (dracut-initqueue[PID]: ...) and in the kernel log.
-	console_has "$name" 'netdisk-attach: boot table in base memory' || { echo "no boot table read"; return 1; }
+	console_has "$name" "netdisk-attach: boot table in $4" || { echo "no boot table read"; return 1; }
 	console_has "$name" 'netdisk-attach: attached /dev/nbd0: 10\.0\.2\.2:[0-9]+ export session [0-9a-f]{8},' ||
 		{ echo "agent did not take over the stub's session"; tail -n 5 "$ND_TMP/$name.log"; return 1; }
 	! console_has "$name" '(netdisk|session).*[0-9a-f]{32}' || { echo "a session token on the console"; return 1; }
@@ -212,6 +223,9 @@ mode = persistent
 [client $MAC_D]
 image = dracut
 mode = persistent
+[client $MAC_U]
+image = tools
+mode = persistent
 CONF
 start_server server-a --config "$ND_TMP/a.conf" || { fail server-a "$(cat "$ND_TMP/server-a.log")"; exit 1; }
 PORT_A=$ND_PORT
@@ -231,7 +245,7 @@ CONF
 ND_PORT_FIXED=$PORT_B start_server server-b --config "$ND_TMP/b.conf" || { fail server-b "$(cat "$ND_TMP/server-b.log")"; exit 1; }
 stub_dir "$ND_TMP/tftp-b" "$PORT_B"
 
-# --- the boots: three VMs side by side ---------------------------------------------------
+# --- the boots: four VMs side by side ---------------------------------------------------
 watch_status "$ND_TMP/state-a/control" "$ND_TMP/status-a.txt" &
 ND_PIDS+=($!)
 watch_status "$ND_TMP/state-b/control" "$ND_TMP/status-b.txt" &
@@ -240,18 +254,19 @@ start=$SECONDS
 boot_stock tools "$MAC_T" "$ND_TMP/tftp-a"
 boot_stock dracut "$MAC_D" "$ND_TMP/tftp-a"
 boot_stock zero "$MAC_Z" "$ND_TMP/tftp-b"
+boot_stock tools-uefi "$MAC_U" "$ND_TMP/tftp-a" --uefi
 e2e_wait
-echo "# three VMs done in $((SECONDS - start)) s"
+echo "# four VMs done in $((SECONDS - start)) s"
 
-for vm in tools dracut; do
-	mac=$MAC_T
-	[ $vm = dracut ] && mac=$MAC_D
-	check "$vm: the stock initramfs took the stub's session over; / is /dev/nbd0p2 by root=UUID=" \
-		took_over $vm "$mac" $vm
-	check "$vm: netdisk status showed the client in the OS phase" in_phase_os "$ND_TMP/status-a.txt" "$mac" $vm
-	check "$vm: Linux reads what the firmware phase wrote (same session)" e2e_fw_sector $vm
-	check "$vm: the VM's file lands in the client's overlay" \
-		overlay_has "$ND_TMP/state-a" $vm "$mac" "$(e2e_wrote $vm)"
+# The hook-path boots: VM, MAC, image, and where the agent finds the boot table.
+for vm in "tools $MAC_T tools base memory" "dracut $MAC_D dracut base memory" "tools-uefi $MAC_U tools ACPI table NDSK"; do
+	read -r name mac image where <<<"$vm"
+	check "$name: the stock initramfs took the stub's session over ($where); / is /dev/nbd0p2 by root=UUID=" \
+		took_over "$name" "$mac" "$image" "$where"
+	check "$name: netdisk status showed the client in the OS phase" in_phase_os "$ND_TMP/status-a.txt" "$mac" "$image"
+	check "$name: Linux reads what the firmware phase wrote (same session)" e2e_fw_sector "$name"
+	check "$name: the VM's file lands in the client's overlay" \
+		overlay_has "$ND_TMP/state-a" "$image" "$mac" "$(e2e_wrote "$name")"
 done
 check "tools: initramfs-tools ran its local-top scripts" console_has tools 'Running /scripts/local-top'
 check "dracut: dracut's initqueue ran the module's job" console_has dracut 'dracut-initqueue\[[0-9]+\]: netdisk-attach: attached '
