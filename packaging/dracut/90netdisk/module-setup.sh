@@ -7,8 +7,8 @@
 # docs/handoff.md, "Stock distributions".  NETDISK_ATTACH overrides the
 # agent's path when building.
 
-# called by dracut: include the module whenever it is installed (the image is
-# built for the machines that will boot it, not for this one).
+# called by dracut: include the module whenever the agent is installed, also
+# with hostonly (the image is for the machines that boot it, not this one).
 check() {
 	require_binaries "${NETDISK_ATTACH:-@LIBDIR@/netdisk-attach}" || return 1
 	return 0
