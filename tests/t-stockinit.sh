@@ -296,3 +296,26 @@ check "zero-install: the firmware phase's write is in the stub's overlay" \
 check "zero-install: the VM's file lands in $MAC_NAT's overlay, not the stub's" \
 	sh -c "grep -aqF '$(e2e_wrote zero)' '$ND_TMP/state-b/persistent/zero/$MAC_NAT.data' &&
 		! grep -aqF '$(e2e_wrote zero)' '$ND_TMP/state-b/persistent/zero/$MAC_Z.data'"
+
+# --- no boot table: the hook's netdisk.server= fallback ----------------------------------
+# A fifth VM, once the zero-install one is off: the same kernel and hook
+# initramfs started by QEMU itself (its NIC has no ROM, so no stub runs and
+# no boot table exists), with initramfs-tools' own DHCP and the image by
+# name on server B.  From QEMU's NAT it is 02:4e:7f:00:00:01 again: it must
+# find the file the zero-install VM wrote (clients behind one NAT share a
+# session's overlay, docs/handoff.md).
+MAC_F=52:54:00:5e:00:05
+timeout "${ND_BOOT_TIMEOUT:-300}" "$ND_TOP/qemu-scripts/boot-pxe" --nic-rom none --tftp "$ND_TMP/tftp-b" \
+	--bootfile netdisk.pxe --mac "$MAC_F" --log "$ND_TMP/fallback.log" -- -kernel "$ND_TMP/linux" \
+	-initrd "$ND_TMP/initrd-tools" -append "console=ttyS0,115200 netdisk.server=10.0.2.2:$PORT_B \
+netdisk.image=zero root=UUID=$ROOT_UUID $BASE" >"$ND_TMP/fallback.qemu" 2>&1
+# fallback_attached: no table, the agent attached the export name, / on it.
+fallback_attached() {
+	! console_has fallback 'netdisk-attach: boot table in' || { echo "a boot table was found"; return 1; }
+	console_has fallback "netdisk-attach: attached /dev/nbd0: 10\\.0\\.2\\.2:$PORT_B export zero," ||
+		{ echo "no attach by export name"; tail -n 5 "$ND_TMP/fallback.log"; return 1; }
+	[[ $(e2e_value fallback E2E-ROOT-MOUNT) =~ ^/dev/nbd0p2\ /\ ext4\ rw ]] || { echo "/ is not /dev/nbd0p2"; return 1; }
+}
+check "no boot table: the hook attaches netdisk.server= netdisk.image= after initramfs-tools' DHCP" fallback_attached
+check "no boot table: another machine behind the same NAT sees the zero-install VM's file" \
+	test -n "$(e2e_wrote zero)" -a "$(e2e_value fallback E2E-MARK-SEEN)" = "$(e2e_wrote zero)"
