@@ -16,6 +16,8 @@
 #   dracut  dracut + module, the same checks
 #   zero    initramfs-tools + Debian's nbd-client hook only, nbdroot=HOST:PORT/
 #           IMAGE: a session of its own on server B (nbd-exports = images)
+# then a fifth, fallback: the hook's initramfs started by QEMU itself (no
+# stub, no boot table) with netdisk.server=/netdisk.image= on server B.
 . "$(dirname "$0")/lib.sh"
 requires root qemu ipxe ovmf cmd:mkinitramfs cmd:dracut cmd:unshare cmd:nbd-client cmd:lsinitramfs
 . "$(dirname "$0")/image-lib.sh"
