@@ -1,11 +1,15 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 # `make install`: the server, the CLI, the stubs (and the option ROM), the agent, the manual pages,
-# the systemd unit and a default config, under DESTDIR and PREFIX.
+# the systemd unit, a default config and the initramfs-tools hook and dracut module, under DESTDIR and PREFIX.
 
 PREFIX ?= /usr/local
 SYSCONFDIR ?= $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)
 UNITDIR ?= $(if $(filter /usr,$(PREFIX)),/lib/systemd/system,$(PREFIX)/lib/systemd/system)
 INSTALL ?= install
+# Where initramfs-tools and dracut look for hooks and modules, whatever PREFIX
+# is: the stock-distribution takeover (docs/handoff.md, "Stock distributions").
+INITRAMFS_TOOLS_DIR ?= /usr/share/initramfs-tools
+DRACUT_MODULES_DIR ?= /usr/lib/dracut/modules.d
 
 INSTALL_PROGRAMS := $(BUILD)/netdiskd $(BUILD)/netdisk $(BUILD)/netdisk-attach \
 	$(BUILD)/netdisk.pxe $(BUILD)/netdisk.efi $(BUILD)/netdisk-virtio.rom
@@ -33,3 +37,15 @@ install: $(INSTALL_PROGRAMS)
 	sed -e 's|@SBINDIR@|$(PREFIX)/sbin|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' \
 		packaging/netdiskd.service.in > $(DESTDIR)$(UNITDIR)/netdiskd.service
 	chmod 0644 $(DESTDIR)$(UNITDIR)/netdiskd.service
+	$(INSTALL) -d $(DESTDIR)$(INITRAMFS_TOOLS_DIR)/hooks $(DESTDIR)$(INITRAMFS_TOOLS_DIR)/scripts/local-top \
+		$(DESTDIR)$(DRACUT_MODULES_DIR)/90netdisk
+	sed -e 's|@LIBDIR@|$(PREFIX)/lib/netdisk|g' packaging/initramfs-tools/hooks/netdisk \
+		> $(DESTDIR)$(INITRAMFS_TOOLS_DIR)/hooks/netdisk
+	chmod 0755 $(DESTDIR)$(INITRAMFS_TOOLS_DIR)/hooks/netdisk
+	$(INSTALL) -m 0755 packaging/initramfs-tools/scripts/local-top/netdisk \
+		$(DESTDIR)$(INITRAMFS_TOOLS_DIR)/scripts/local-top/netdisk
+	sed -e 's|@LIBDIR@|$(PREFIX)/lib/netdisk|g' packaging/dracut/90netdisk/module-setup.sh \
+		> $(DESTDIR)$(DRACUT_MODULES_DIR)/90netdisk/module-setup.sh
+	chmod 0755 $(DESTDIR)$(DRACUT_MODULES_DIR)/90netdisk/module-setup.sh
+	$(INSTALL) -m 0755 packaging/dracut/90netdisk/netdisk-cmdline.sh \
+		packaging/dracut/90netdisk/netdisk-dracut-attach.sh $(DESTDIR)$(DRACUT_MODULES_DIR)/90netdisk/

@@ -23,7 +23,9 @@ for f in usr/sbin/netdiskd:755 usr/bin/netdisk:755 usr/lib/netdisk/netdisk-attac
 	usr/lib/netdisk/netdisk.pxe:644 usr/lib/netdisk/netdisk.efi:644 \
 	usr/lib/netdisk/netdisk-virtio.rom:644 usr/share/man/man8/netdiskd.8:644 usr/share/man/man1/netdisk.1:644 \
 	usr/share/man/man5/netdiskd.conf.5:644 usr/share/doc/netdisk/server.md:644 \
-	etc/netdisk/netdiskd.conf:644 lib/systemd/system/netdiskd.service:644; do
+	etc/netdisk/netdiskd.conf:644 lib/systemd/system/netdiskd.service:644 \
+	usr/share/initramfs-tools/hooks/netdisk:755 usr/share/initramfs-tools/scripts/local-top/netdisk:755 \
+	usr/lib/dracut/modules.d/90netdisk/module-setup.sh:755; do
 	path=${f%:*} mode=${f#*:}
 	got=$(stat -c %a "$DEST/$path" 2>/dev/null)
 	[ "$got" = "$mode" ] || { ok=0; echo "# $path: mode '$got', want $mode"; }
@@ -89,6 +91,20 @@ rc=$?
 echo "$lint" | sed 's/^/# lintian: /'
 [ $rc -eq 0 ] && ! echo "$lint" | grep -qE '^[EW]: ' && pass "lintian: no error or warning" ||
 	fail "lintian" "$(echo "$lint" | grep -E '^[EW]: ' | head -5)"
+
+# The package is also what a golden image installs (docs/install.md): the
+# hook and the module, and dh_installinitramfs's trigger that rebuilds the
+# image's initramfs when the package is installed.
+# deb_has_initramfs_hook DEB: its file list and its trigger say so.
+deb_has_initramfs_hook() {
+	dpkg-deb -c "$1" | grep -q ' ./usr/share/initramfs-tools/scripts/local-top/netdisk$' &&
+		dpkg-deb -c "$1" | grep -q ' ./usr/lib/dracut/modules.d/90netdisk/module-setup.sh$' &&
+		dpkg-deb -I "$1" triggers | grep -qx 'activate-noawait update-initramfs' &&
+		dpkg-deb --fsys-tarfile "$1" | tar -xOf - ./usr/share/initramfs-tools/hooks/netdisk |
+		grep -q 'NETDISK_ATTACH:-/usr/lib/netdisk/netdisk-attach}'
+}
+check "the package holds the initramfs-tools hook (for /usr/lib/netdisk/netdisk-attach), its trigger, the dracut module" \
+	deb_has_initramfs_hook "$deb"
 
 # --- installed into a throw-away root -------------------------------------------
 # The root is an overlay of / whose writes go to a tmpfs of a private mount

@@ -14,6 +14,7 @@ echo "E2E-ROOT-MOUNT $(awk '$2 == "/" && $1 != "rootfs"' /proc/mounts | tail -n 
 # The whole disk the root partition is on (/dev/nbd0 for /dev/nbd0p2).
 disk=/dev/$(basename "$(readlink -f "/sys/class/block/${root_device#/dev/}/..")")
 echo "E2E-DISK $disk"
+echo "E2E-CMDLINE $(cat /proc/cmdline)"
 
 # The mark: what a previous boot of this disk left, then a new one.
 if [ -f "$MARK" ]; then echo "E2E-MARK-SEEN $(cat "$MARK")"; else echo "E2E-MARK-NONE"; fi
