@@ -294,10 +294,7 @@ static unsigned resolve(struct login *l, const char *target)
 		}
 		snprintf(l->image, sizeof(l->image), "%s", target);
 	}
-	if (r && r->chap.secret[0])
-		c->chap = r->chap;
-	else if (im->chap.secret[0])
-		c->chap = im->chap;
+	c->chap = *iscsi_chap_for(r, im);
 	return ST_SUCCESS;
 }
 
