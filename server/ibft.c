@@ -83,10 +83,12 @@ int ibft_for_session(struct server *s, const struct session *ss, const struct nd
 	}
 	facts_for(c, r, ss->img, ss->mac, ss->token, ini, target, &f);
 	f.nic = q;
-	/* The target is where iscsi-listen binds, or, bound to every address,
-	 * the one the stub reached us at. */
+	/* The target is where iscsi-listen binds; bound to every address or to
+	 * loopback (reached through a NAT, e.g. QEMU's user network), the
+	 * address the stub reached us at. */
 	if (nd_split_hostport(c->iscsi_listen, host, sizeof(host), &port, ISCSI_DEFAULT_PORT) == 0 &&
-	    inet_pton(AF_INET, host, &a) == 1 && a.s_addr != htonl(INADDR_ANY))
+	    inet_pton(AF_INET, host, &a) == 1 && a.s_addr != htonl(INADDR_ANY) &&
+	    (ntohl(a.s_addr) >> 24) != 127)
 		memcpy(f.target_ip, &a, 4);
 	else
 		memcpy(f.target_ip, q->server, 4);

@@ -57,7 +57,8 @@ fields_are ibft-handoff-and-table a.out attach-status=0 handoff-iscsi=1 ibft-sta
 	oem-id=NETDSK initiator-flags=3 nic0-flags=3 target0-flags=3
 fields_are ibft-nic a.out nic-ip=10.0.2.15 nic-prefix=24 nic-origin=3 nic-gateway=10.0.2.2 \
 	nic-dns=10.0.2.3 nic-dns2=none nic-dhcp=10.0.2.2 nic-vlan=0 nic-mac=$MAC_A nic-pci=00:03.0
-fields_are ibft-target a.out initiator-name=$INI_A target-ip=127.0.0.1 target-port=$IPORT \
+# (iscsi-listen on loopback: the target is the address the stub reached netdiskd at)
+fields_are ibft-target a.out initiator-name=$INI_A target-ip=10.0.2.2 target-port=$IPORT \
 	target-lun=0000000000000000 target-nic=0 "target-name=$PFX:session:$tok"
 fields_are ibft-chap-mutual a.out target-chap-type=2 target-chap-name=ibft-a \
 	target-chap-secret=a-secret-0123 target-rchap-name=netdisk target-rchap-secret=target-secret-4567
@@ -99,12 +100,22 @@ PY
 fi
 stop_server
 
-# iscsi-listen on every address: the target is the address the stub reached netdiskd at.
+# iscsi-listen on every address: the same; on an address of this machine's: that address.
 sed -i "s/^iscsi-listen = .*/iscsi-listen = 0.0.0.0:$IPORT/" ibft.conf
 start_server ibft2 --config ibft.conf || { fail ibft-start2 "$(cat ibft2.log)"; exit 1; }
 python3 "$PROBE" "$ND_PORT" "$MAC_A" disk >w.out 2>&1
 fields_are ibft-wildcard-target w.out ibft-status=0 target-ip=10.0.2.2 target-port=$IPORT
 stop_server
+own=$(ip -4 -o addr show scope global 2>/dev/null | awk '{ sub("/.*", "", $4); print $4; exit }')
+if [ -n "$own" ]; then
+	sed -i "s/^iscsi-listen = .*/iscsi-listen = $own:$IPORT/" ibft.conf
+	start_server ibft3 --config ibft.conf || { fail ibft-start3 "$(cat ibft3.log)"; exit 1; }
+	python3 "$PROBE" "$ND_PORT" "$MAC_A" disk >o.out 2>&1
+	fields_are ibft-listen-address-target o.out ibft-status=0 target-ip=$own target-port=$IPORT
+	stop_server
+else
+	skip ibft-listen-address-target "no global IPv4 address on this machine"
+fi
 
 # Config load refuses takeover = iscsi without the target.
 printf '[image disk]\npath = %s/disk.img\ntakeover = iscsi\n' "$ND_TMP" >bad.conf

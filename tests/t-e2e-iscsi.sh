@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
+# takeover = iscsi end to end under SeaBIOS+iPXE (docs/handoff.md): netdisk.pxe publishes the iBFT
+# netdiskd builds, Linux's iscsi_ibft shows it, iscsistart logs the kernel's initiator in to the
+# session's target (with CHAP) and the root is mounted from the iSCSI disk, where the firmware
+# phase's write is; a second VM whose Linux finds no iBFT falls back to NBD and says so.
+. "$(dirname "$0")/lib.sh"
+requires qemu ipxe cmd:python3
+. "$(dirname "$0")/image-lib.sh"
+. "$(dirname "$0")/e2e-lib.sh"
+
+MAC_I=52:54:00:e2:19:01 # takeover = iscsi: root on iSCSI
+MAC_F=52:54:00:e2:19:02 # takeover = iscsi, but its initramfs never loads iscsi_ibft: NBD
+PFX=iqn.2026-01.org.netdisk
+STATUS=$ND_BUILD/netdisk
+
+e2e_build
+E2E_FW=bios
+e2e_image "$ND_TMP/demo.img" || { fail e2e-iscsi-image "cannot build the test image"; exit 1; }
+# The fallback image: the same, with a second initramfs archive appended whose
+# module list (it replaces the first's) leaves iscsi_ibft out.
+cp --sparse=always "$ND_TMP/demo.img" "$ND_TMP/noibft.img"
+esp=$(esp_at "$ND_TMP/noibft.img")
+mkdir -p "$ND_TMP/over/etc/netdisk"
+export MTOOLS_SKIP_CHECK=1
+if mcopy -i "$esp" ::/initrd.gz "$ND_TMP/initrd.gz" &&
+	zcat "$ND_TMP/initrd.gz" | cpio -i --quiet --to-stdout etc/netdisk/modules |
+		grep -vx iscsi_ibft >"$ND_TMP/over/etc/netdisk/modules" &&
+	(cd "$ND_TMP/over" && echo etc/netdisk/modules | cpio -o -H newc -R 0:0 --quiet | gzip) >>"$ND_TMP/initrd.gz" &&
+	mcopy -o -i "$esp" "$ND_TMP/initrd.gz" ::/initrd.gz; then
+	:
+else
+	fail e2e-iscsi-image "cannot make the image without iscsi_ibft"
+	exit 1
+fi
+
+IPORT=$(free_port)
+cat >"$ND_TMP/e2e.conf" <<CONF
+state-dir = $ND_TMP/state
+iscsi-listen = 127.0.0.1:$IPORT
+takeover = iscsi
+[image demo]
+path = demo.img
+mode = volatile
+[image noibft]
+path = noibft.img
+mode = volatile
+[client $MAC_I]
+image = demo
+mode = persistent
+iscsi-chap-user = e2e-iscsi
+iscsi-chap-secret = e2e-secret-0123
+[client $MAC_F]
+image = noibft
+CONF
+start_server server --config "$ND_TMP/e2e.conf" || { fail e2e-iscsi-server "$(cat "$ND_TMP/server.log")"; exit 1; }
+mkdir -p "$ND_TMP/tftp"
+E2E_NBP=netdisk.pxe
+cp "$ND_BUILD/netdisk.pxe" "$ND_TMP/tftp/$E2E_NBP"
+"$ND_BUILD/netdisk" patch "$ND_TMP/tftp/$E2E_NBP" --server "10.0.2.2:$ND_PORT" >/dev/null
+
+e2e_boot iscsi "$MAC_I"
+e2e_boot noibft "$MAC_F"
+# netdisk status while they run: the iSCSI session is the stub's, in phase os
+# via iscsi (polled: the VM powers off once its checks are done).
+(
+	for _ in $(seq 1 600); do
+		"$STATUS" status --control "$ND_TMP/state/control" 2>/dev/null | grep "^$MAC_I " >>"$ND_TMP/status.log"
+		sleep 0.5
+	done
+) &
+poller=$!
+ND_PIDS+=($poller)
+e2e_wait
+kill "$poller" 2>/dev/null
+wait "$poller" 2>/dev/null
+
+# ibft_is NAME KEY VALUE: the guest's /sys/firmware/ibft/KEY.
+ibft_is() {
+	local got
+	got=$(tr -d '\r' <"$ND_TMP/$1.log" | grep -a "E2E-IBFT $2 " | head -n 1)
+	got=${got#*E2E-IBFT $2 }
+	[ "$got" = "$3" ] || { echo "/sys/firmware/ibft/$2 is '$got', not '$3'"; return 1; }
+}
+
+# iscsi_booted: the whole chain on the iSCSI side.
+iscsi_booted() {
+	local mount
+	console_has iscsi '^netdisk: iBFT for the OS.s iSCSI takeover \([0-9]+ bytes\)' || { echo "the stub published no iBFT"; return 1; }
+	console_has iscsi '^NETDISK-NET-OK eth0 [0-9.]+ boot-table$' || { echo "no address from the boot table"; return 1; }
+	console_has iscsi '^NETDISK-ISCSI-OK /dev/sd[a-z]+$' || { echo "no iSCSI takeover: $(grep -a ISCSI "$ND_TMP/iscsi.log" | head -n 2)"; return 1; }
+	! console_has iscsi 'NETDISK-ATTACH-OK' || { echo "the NBD agent attached too"; return 1; }
+	mount=$(e2e_value iscsi E2E-ROOT-MOUNT)
+	[[ $mount =~ ^/dev/sd[a-z]+[0-9]+\ /\ ext4\ rw ]] || { echo "/ is not on an iSCSI disk: '$mount'"; return 1; }
+	[ "$(e2e_value iscsi E2E-DISK-TRANSPORT)" = iscsi ] || { echo "the root disk is not under an iSCSI session"; return 1; }
+	[ -n "$(e2e_wrote iscsi)" ] || { echo "the root was not writable"; return 1; }
+	console_has iscsi '^NETDISK-HOOK-DONE /e2e/guest.sh status 0$' || { echo "guest script did not finish"; return 1; }
+	console_has iscsi '^NETDISK-POWEROFF' || { echo "did not power off"; return 1; }
+}
+
+check "iscsi: boot to root on the iSCSI disk the iBFT names" iscsi_booted
+check "iscsi: firmware-phase write read by Linux over iSCSI" e2e_fw_sector iscsi
+check "iscsi: Linux sees the iBFT's NIC" eval 'ibft_is iscsi ethernet0/ip-addr 10.0.2.15 &&
+	ibft_is iscsi ethernet0/prefix-len 24 && ibft_is iscsi ethernet0/gateway 10.0.2.2 &&
+	ibft_is iscsi ethernet0/mac '"$MAC_I"' && ibft_is iscsi ethernet0/dhcp 10.0.2.2 &&
+	ibft_is iscsi ethernet0/primary-dns 10.0.2.3 && ibft_is iscsi ethernet0/device 0000:00:03.0'
+check "iscsi: Linux sees the iBFT's initiator and target" eval 'ibft_is iscsi initiator/initiator-name '"$PFX:client:525400e21901"' &&
+	ibft_is iscsi target0/ip-addr 10.0.2.2 && ibft_is iscsi target0/port '"$IPORT"' &&
+	ibft_is iscsi target0/lun 00000000 && ibft_is iscsi target0/chap-type 1 &&
+	ibft_is iscsi target0/nic-assoc 0 && ibft_is iscsi target0/target-name '"$PFX:session:TOKEN"
+check "iscsi: the login continued the stub's session, with CHAP" \
+	grep -qE "iscsi login initiator=$PFX:client:525400e21901 .*target=$PFX:session:[0-9a-f]{8}.*mac=$MAC_I" "$ND_TMP/server.log"
+check "iscsi: netdisk status shows the session in phase os via iscsi" \
+	grep -qE "^$MAC_I .* os +iscsi " "$ND_TMP/status.log"
+# The session's token (from the stub's session in the server's state): in no
+# console line, and in no log line.
+no_token_shown() {
+	local tok
+	tok=$(basename "$(grep -l "^mac=$MAC_I\$" "$ND_TMP"/state/sessions/* 2>/dev/null | head -n 1)")
+	[[ $tok =~ ^[0-9a-f]{32}$ ]] || { echo "no session file of $MAC_I in the state directory"; return 1; }
+	! grep -aq "$tok" "$ND_TMP/iscsi.log" || { echo "the token is on the console"; return 1; }
+	! grep -q "$tok" "$ND_TMP/server.log" || { echo "the token is in the server's log"; return 1; }
+}
+check "iscsi: the session token is neither on the console nor in the log" no_token_shown
+check "iscsi: no NBD connection for the iSCSI client" eval '! grep -q "nbd connect mac='"$MAC_I"' " "$ND_TMP/server.log"'
+
+check "no iBFT in Linux: falls back to NBD, saying so" \
+	console_has noibft '^NETDISK-ISCSI-FALLBACK no iBFT from the firmware .*: taking the disk over by NBD$'
+check "no iBFT in Linux: boot to root on NBD" e2e_booted noibft "$MAC_F"
+check "no iBFT in Linux: firmware-phase write read by Linux" e2e_fw_sector noibft
