@@ -99,6 +99,19 @@ iscsi_booted() {
 }
 
 check "iscsi: boot to root on the iSCSI disk the iBFT names" iscsi_booted
+# Linux found the table in the stub's resident part, not a stale copy in
+# base memory the stub gave back.
+ibft_where() {
+	local res at lo hi
+	res=$(tr -d '\r' <"$ND_TMP/iscsi.log" | sed -n 's/.*netdisk: memory: resident \([0-9a-f]*\)-\([0-9a-f]*\) .*/\1 \2/p' | head -n 1)
+	at=$(tr -d '\r' <"$ND_TMP/iscsi.log" | sed -n 's/.*iBFT found at 0x\([0-9a-f]*\)\./\1/p' | head -n 1)
+	[ -n "$res" ] && [ -n "$at" ] || { echo "resident '$res', iBFT at '$at'"; return 1; }
+	set -- $res
+	lo=$((16#$1)) hi=$((16#$2)) at=$((16#$at))
+	[ "$at" -ge "$lo" ] && [ "$at" -le "$hi" ] && [ $((at % 16)) -eq 0 ] ||
+		{ printf 'iBFT at %x, resident %s-%s\n' "$at" "$1" "$2"; return 1; }
+}
+check "iscsi: the kernel found the iBFT in the stub's resident part, 16-byte aligned" ibft_where
 check "iscsi: firmware-phase write read by Linux over iSCSI" e2e_fw_sector iscsi
 check "iscsi: Linux sees the iBFT's NIC" eval 'ibft_is iscsi ethernet0/ip-addr 10.0.2.15 &&
 	ibft_is iscsi ethernet0/prefix-len 24 && ibft_is iscsi ethernet0/gateway 10.0.2.2 &&
