@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0-or-later
-# takeover = iscsi end to end under SeaBIOS+iPXE (docs/handoff.md): netdisk.pxe publishes the iBFT
-# netdiskd builds, Linux's iscsi_ibft shows it, iscsistart logs the kernel's initiator in to the
-# session's target (with CHAP) and the root is mounted from the iSCSI disk, where the firmware
-# phase's write is; a second VM whose Linux finds no iBFT falls back to NBD and says so.
+# takeover = iscsi end to end (docs/handoff.md): netdisk.pxe (SeaBIOS+iPXE) and netdisk.efi
+# (OVMF+iPXE) publish the iBFT netdiskd builds, Linux's iscsi_ibft shows it, iscsistart logs the
+# kernel's initiator in to the session's target (with CHAP) and the root is mounted from the
+# iSCSI disk, where the firmware phase's write is; a BIOS VM whose Linux finds no iBFT falls
+# back to NBD and says so.  Round 1: the two BIOS VMs side by side; round 2: the UEFI one.
 . "$(dirname "$0")/lib.sh"
-requires qemu ipxe cmd:python3
+requires qemu ipxe ovmf cmd:python3
 . "$(dirname "$0")/image-lib.sh"
 . "$(dirname "$0")/e2e-lib.sh"
 
 MAC_I=52:54:00:e2:19:01 # takeover = iscsi: root on iSCSI
 MAC_F=52:54:00:e2:19:02 # takeover = iscsi, but its initramfs never loads iscsi_ibft: NBD
+MAC_U=52:54:00:e2:19:03 # takeover = iscsi under UEFI: root on iSCSI
 PFX=iqn.2026-01.org.netdisk
 STATUS=$ND_BUILD/netdisk
 
@@ -52,6 +54,8 @@ iscsi-chap-user = e2e-iscsi
 iscsi-chap-secret = e2e-secret-0123
 [client $MAC_F]
 image = noibft
+[client $MAC_U]
+image = demo
 CONF
 start_server server --config "$ND_TMP/e2e.conf" || { fail e2e-iscsi-server "$(cat "$ND_TMP/server.log")"; exit 1; }
 mkdir -p "$ND_TMP/tftp"
@@ -59,18 +63,26 @@ E2E_NBP=netdisk.pxe
 cp "$ND_BUILD/netdisk.pxe" "$ND_TMP/tftp/$E2E_NBP"
 "$ND_BUILD/netdisk" patch "$ND_TMP/tftp/$E2E_NBP" --server "10.0.2.2:$ND_PORT" >/dev/null
 
-e2e_boot iscsi "$MAC_I"
-e2e_boot noibft "$MAC_F"
-# netdisk status while they run: the iSCSI session is the stub's, in phase os
-# via iscsi (polled: the VM powers off once its checks are done).
+# netdisk status while the VMs run: an iSCSI session is the stub's, in phase
+# os via iscsi (polled: a VM powers off once its checks are done).
 (
-	for _ in $(seq 1 600); do
-		"$STATUS" status --control "$ND_TMP/state/control" 2>/dev/null | grep "^$MAC_I " >>"$ND_TMP/status.log"
+	for _ in $(seq 1 1200); do
+		"$STATUS" status --control "$ND_TMP/state/control" 2>/dev/null >>"$ND_TMP/status.log"
 		sleep 0.5
 	done
 ) &
 poller=$!
 ND_PIDS+=($poller)
+e2e_boot iscsi "$MAC_I"
+e2e_boot noibft "$MAC_F"
+e2e_wait
+# Round 2: netdisk.efi, with the UEFI firmware-phase writer (tests/e2e/fwmark-efi.c).
+E2E_FW=uefi
+E2E_NBP=netdisk.efi
+cp "$ND_BUILD/netdisk.efi" "$ND_TMP/tftp/$E2E_NBP"
+"$ND_BUILD/netdisk" patch "$ND_TMP/tftp/$E2E_NBP" --server "10.0.2.2:$ND_PORT" \
+	--boot-path '\EFI\E2E\FWMARK.EFI' >/dev/null
+e2e_boot uefi "$MAC_U"
 e2e_wait
 kill "$poller" 2>/dev/null
 wait "$poller" 2>/dev/null
@@ -83,22 +95,45 @@ ibft_is() {
 	[ "$got" = "$3" ] || { echo "/sys/firmware/ibft/$2 is '$got', not '$3'"; return 1; }
 }
 
-# iscsi_booted: the whole chain on the iSCSI side.
+# iscsi_booted NAME: the whole chain on the iSCSI side.
 iscsi_booted() {
-	local mount
-	console_has iscsi '^netdisk: iBFT for the OS.s iSCSI takeover \([0-9]+ bytes\)' || { echo "the stub published no iBFT"; return 1; }
-	console_has iscsi '^NETDISK-NET-OK eth0 [0-9.]+ boot-table$' || { echo "no address from the boot table"; return 1; }
-	console_has iscsi '^NETDISK-ISCSI-OK /dev/sd[a-z]+$' || { echo "no iSCSI takeover: $(grep -a ISCSI "$ND_TMP/iscsi.log" | head -n 2)"; return 1; }
-	! console_has iscsi 'NETDISK-ATTACH-OK' || { echo "the NBD agent attached too"; return 1; }
-	mount=$(e2e_value iscsi E2E-ROOT-MOUNT)
+	local n=$1 mount
+	console_has "$n" '^netdisk: iBFT for the OS.s iSCSI takeover \([0-9]+ bytes\)' || { echo "the stub published no iBFT"; return 1; }
+	console_has "$n" '^NETDISK-NET-OK eth0 [0-9.]+ boot-table$' || { echo "no address from the boot table"; return 1; }
+	console_has "$n" '^NETDISK-ISCSI-OK /dev/sd[a-z]+$' || { echo "no iSCSI takeover: $(grep -a ISCSI "$ND_TMP/$n.log" | head -n 2)"; return 1; }
+	! console_has "$n" 'NETDISK-ATTACH-OK' || { echo "the NBD agent attached too"; return 1; }
+	mount=$(e2e_value "$n" E2E-ROOT-MOUNT)
 	[[ $mount =~ ^/dev/sd[a-z]+[0-9]+\ /\ ext4\ rw ]] || { echo "/ is not on an iSCSI disk: '$mount'"; return 1; }
-	[ "$(e2e_value iscsi E2E-DISK-TRANSPORT)" = iscsi ] || { echo "the root disk is not under an iSCSI session"; return 1; }
-	[ -n "$(e2e_wrote iscsi)" ] || { echo "the root was not writable"; return 1; }
-	console_has iscsi '^NETDISK-HOOK-DONE /e2e/guest.sh status 0$' || { echo "guest script did not finish"; return 1; }
-	console_has iscsi '^NETDISK-POWEROFF' || { echo "did not power off"; return 1; }
+	[ "$(e2e_value "$n" E2E-DISK-TRANSPORT)" = iscsi ] || { echo "the root disk is not under an iSCSI session"; return 1; }
+	[ -n "$(e2e_wrote "$n")" ] || { echo "the root was not writable"; return 1; }
+	console_has "$n" '^NETDISK-HOOK-DONE /e2e/guest.sh status 0$' || { echo "guest script did not finish"; return 1; }
+	console_has "$n" '^NETDISK-POWEROFF' || { echo "did not power off"; return 1; }
 }
 
-check "iscsi: boot to root on the iSCSI disk the iBFT names" iscsi_booted
+# ibft_seen NAME MAC CHAPTYPE: Linux's /sys/firmware/ibft holds what the stub published.
+ibft_seen() {
+	local n=$1 mac=$2 ini
+	ini=$PFX:client:$(echo "$mac" | tr -d :)
+	ibft_is "$n" ethernet0/ip-addr 10.0.2.15 && ibft_is "$n" ethernet0/prefix-len 24 &&
+		ibft_is "$n" ethernet0/gateway 10.0.2.2 && ibft_is "$n" ethernet0/mac "$mac" &&
+		ibft_is "$n" ethernet0/dhcp 10.0.2.2 && ibft_is "$n" ethernet0/primary-dns 10.0.2.3 &&
+		ibft_is "$n" ethernet0/device 0000:00:03.0 && ibft_is "$n" initiator/initiator-name "$ini" &&
+		ibft_is "$n" target0/ip-addr 10.0.2.2 && ibft_is "$n" target0/port "$IPORT" &&
+		ibft_is "$n" target0/lun 00000000 && ibft_is "$n" target0/chap-type "$3" &&
+		ibft_is "$n" target0/nic-assoc 0 && ibft_is "$n" target0/target-name "$PFX:session:TOKEN"
+}
+
+# iscsi_server_side MAC: the login continued the stub's session (with CHAP
+# when chap=yes is given), netdisk status showed it in phase os via iscsi,
+# and no NBD connection was made for it.
+iscsi_server_side() {
+	grep -qE "iscsi login initiator=$PFX:client:$(echo "$1" | tr -d :) .*target=$PFX:session:[0-9a-f]{8}${2:+ $2} mac=$1" "$ND_TMP/server.log" ||
+		{ echo "no login on the session: $(grep 'iscsi login' "$ND_TMP/server.log" | tail -n 2)"; return 1; }
+	grep -qE "^$1 .* os +iscsi " "$ND_TMP/status.log" || { echo "status never showed it in os via iscsi"; return 1; }
+	! grep -q "nbd connect mac=$1 " "$ND_TMP/server.log" || { echo "an NBD connection was made too"; return 1; }
+}
+
+check "bios: boot to root on the iSCSI disk the iBFT names" iscsi_booted iscsi
 # Linux found the table in the stub's resident part, not a stale copy in
 # base memory the stub gave back.
 ibft_where() {
@@ -111,20 +146,10 @@ ibft_where() {
 	[ "$at" -ge "$lo" ] && [ "$at" -le "$hi" ] && [ $((at % 16)) -eq 0 ] ||
 		{ printf 'iBFT at %x, resident %s-%s\n' "$at" "$1" "$2"; return 1; }
 }
-check "iscsi: the kernel found the iBFT in the stub's resident part, 16-byte aligned" ibft_where
-check "iscsi: firmware-phase write read by Linux over iSCSI" e2e_fw_sector iscsi
-check "iscsi: Linux sees the iBFT's NIC" eval 'ibft_is iscsi ethernet0/ip-addr 10.0.2.15 &&
-	ibft_is iscsi ethernet0/prefix-len 24 && ibft_is iscsi ethernet0/gateway 10.0.2.2 &&
-	ibft_is iscsi ethernet0/mac '"$MAC_I"' && ibft_is iscsi ethernet0/dhcp 10.0.2.2 &&
-	ibft_is iscsi ethernet0/primary-dns 10.0.2.3 && ibft_is iscsi ethernet0/device 0000:00:03.0'
-check "iscsi: Linux sees the iBFT's initiator and target" eval 'ibft_is iscsi initiator/initiator-name '"$PFX:client:525400e21901"' &&
-	ibft_is iscsi target0/ip-addr 10.0.2.2 && ibft_is iscsi target0/port '"$IPORT"' &&
-	ibft_is iscsi target0/lun 00000000 && ibft_is iscsi target0/chap-type 1 &&
-	ibft_is iscsi target0/nic-assoc 0 && ibft_is iscsi target0/target-name '"$PFX:session:TOKEN"
-check "iscsi: the login continued the stub's session, with CHAP" \
-	grep -qE "iscsi login initiator=$PFX:client:525400e21901 .*target=$PFX:session:[0-9a-f]{8}.*mac=$MAC_I" "$ND_TMP/server.log"
-check "iscsi: netdisk status shows the session in phase os via iscsi" \
-	grep -qE "^$MAC_I .* os +iscsi " "$ND_TMP/status.log"
+check "bios: the kernel found the iBFT in the stub's resident part, 16-byte aligned" ibft_where
+check "bios: firmware-phase write read by Linux over iSCSI" e2e_fw_sector iscsi
+check "bios: Linux sees the iBFT's NIC, initiator and target (CHAP)" ibft_seen iscsi "$MAC_I" 1
+check "bios: the login continued the stub's session with CHAP; status os/iscsi" iscsi_server_side "$MAC_I" chap=yes
 # The session's token (from the stub's session in the server's state): in no
 # console line, and in no log line.
 no_token_shown() {
@@ -134,10 +159,14 @@ no_token_shown() {
 	! grep -aq "$tok" "$ND_TMP/iscsi.log" || { echo "the token is on the console"; return 1; }
 	! grep -q "$tok" "$ND_TMP/server.log" || { echo "the token is in the server's log"; return 1; }
 }
-check "iscsi: the session token is neither on the console nor in the log" no_token_shown
-check "iscsi: no NBD connection for the iSCSI client" eval '! grep -q "nbd connect mac='"$MAC_I"' " "$ND_TMP/server.log"'
+check "bios: the session token is neither on the console nor in the log" no_token_shown
 
-check "no iBFT in Linux: falls back to NBD, saying so" \
+check "bios, no iBFT in Linux: falls back to NBD, saying so" \
 	console_has noibft '^NETDISK-ISCSI-FALLBACK no iBFT from the firmware .*: taking the disk over by NBD$'
-check "no iBFT in Linux: boot to root on NBD" e2e_booted noibft "$MAC_F"
-check "no iBFT in Linux: firmware-phase write read by Linux" e2e_fw_sector noibft
+check "bios, no iBFT in Linux: boot to root on NBD" e2e_booted noibft "$MAC_F"
+check "bios, no iBFT in Linux: firmware-phase write read by Linux" e2e_fw_sector noibft
+
+check "uefi: boot to root on the iSCSI disk the iBFT (ACPI table) names" iscsi_booted uefi
+check "uefi: firmware-phase write read by Linux over iSCSI" e2e_fw_sector uefi
+check "uefi: Linux sees the iBFT's NIC, initiator and target" ibft_seen uefi "$MAC_U" 0
+check "uefi: the login continued the stub's session; status os/iscsi" iscsi_server_side "$MAC_U"
