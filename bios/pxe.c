@@ -313,7 +313,6 @@ static int pxe_nic(uint16_t *bdf)
 	*bdf = t.bus_dev_fn;
 	if (t.vendor != VN_PCI_VENDOR || t.device != VN_PCI_DEVICE || nic_check(t.bus_dev_fn))
 		return -1;
-	*bdf = t.bus_dev_fn;
 	return 0;
 }
 

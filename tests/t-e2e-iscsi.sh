@@ -17,7 +17,6 @@ PFX=iqn.2026-01.org.netdisk
 STATUS=$ND_BUILD/netdisk
 
 e2e_build
-E2E_FW=bios
 e2e_image "$ND_TMP/demo.img" || { fail e2e-iscsi-image "cannot build the test image"; exit 1; }
 # The fallback image: the same, with a second initramfs archive appended whose
 # module list (it replaces the first's) leaves iscsi_ibft out.
@@ -58,10 +57,7 @@ image = noibft
 image = demo
 CONF
 start_server server --config "$ND_TMP/e2e.conf" || { fail e2e-iscsi-server "$(cat "$ND_TMP/server.log")"; exit 1; }
-mkdir -p "$ND_TMP/tftp"
-E2E_NBP=netdisk.pxe
-cp "$ND_BUILD/netdisk.pxe" "$ND_TMP/tftp/$E2E_NBP"
-"$ND_BUILD/netdisk" patch "$ND_TMP/tftp/$E2E_NBP" --server "10.0.2.2:$ND_PORT" >/dev/null
+e2e_tftp bios
 
 # netdisk status while the VMs run: an iSCSI session is the stub's, in phase
 # os via iscsi (polled: a VM powers off once its checks are done).
@@ -77,11 +73,7 @@ e2e_boot iscsi "$MAC_I"
 e2e_boot noibft "$MAC_F"
 e2e_wait
 # Round 2: netdisk.efi, with the UEFI firmware-phase writer (tests/e2e/fwmark-efi.c).
-E2E_FW=uefi
-E2E_NBP=netdisk.efi
-cp "$ND_BUILD/netdisk.efi" "$ND_TMP/tftp/$E2E_NBP"
-"$ND_BUILD/netdisk" patch "$ND_TMP/tftp/$E2E_NBP" --server "10.0.2.2:$ND_PORT" \
-	--boot-path '\EFI\E2E\FWMARK.EFI' >/dev/null
+e2e_tftp uefi
 e2e_boot uefi "$MAC_U"
 e2e_wait
 kill "$poller" 2>/dev/null
