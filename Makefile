@@ -57,4 +57,4 @@ clean:
 	rm -rf $(BUILD)
 
 # The header dependencies of every object built so far.
--include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+-include $(shell find $(BUILD) -path '$(BUILD)/cache' -prune -o -name '*.d' -type f -print 2>/dev/null)

@@ -99,7 +99,10 @@ void pxe_buffer_done(void *buf, uint16_t len);
 /* Move the image to extended memory, the resident part to the top of base
  * memory, and hook INT 13h and INT 15h there. */
 void resident_install(uint32_t bounce_size);
-void resident_publish_table(const void *table, unsigned len);
+/* Copy a table for the OS into the resident part: the boot table
+ * (RES_TABLE) or the iBFT (RES_IBFT, at most ND_IBFT_MAX bytes). */
+enum { RES_TABLE, RES_IBFT };
+void resident_publish(uint16_t which, const void *table, unsigned len);
 void resident_irq_window(void);
 
 /* Port I/O (COM1, PCI configuration, the NIC). */
@@ -164,7 +167,10 @@ struct pxe_info {
 	uint8_t server_ip[4];   /* the netdisk server; 0.0.0.0 = none named */
 	uint8_t netmask[4];     /* DHCP option 1 */
 	uint8_t router[4];      /* DHCP option 3, 0 = none */
+	uint8_t dhcp[4];        /* DHCP option 54: the server that gave the address */
+	uint8_t dns[4];         /* DHCP option 6 (the first), 0 = none */
 	uint8_t mac[6];
+	uint16_t bdf;           /* the NIC's PCI bus/device/function, 0 = unknown */
 	uint16_t server_port;   /* 0 = not named (option ROM: DHCP option 43) */
 	char image[ND_IMAGE_NAME_LEN]; /* NUL-terminated; "" = not named (option ROM: DHCP) */
 };
@@ -179,7 +185,7 @@ struct pxe_info {
  */
 extern const char stub_banner[];
 void stub_net_start(struct pxe_info *net, uint8_t *scratch, unsigned size);
-int stub_net_open(const struct pxe_info *net, uint16_t server_port, uint16_t timeout_s,
+int stub_net_open(struct pxe_info *net, uint16_t server_port, uint16_t timeout_s,
 		  struct nd_transport *tp);
 
 /* pxe.c: PXE API and the client transport. */

@@ -11,6 +11,9 @@
  * in the option ROM) of data, IP-fragmented on the wire. */
 #define RX_DGRAM (ND_RX_DATA + ND_HDR_SIZE)
 _Static_assert(RX_DGRAM + 8 <= ND_REASM_MAX, "the IP stack must reassemble our largest datagram");
+_Static_assert(offsetof(struct nd_ibft_req, dns) - offsetof(struct nd_ibft_req, ip) ==
+		       offsetof(struct pxe_info, dns) - offsetof(struct pxe_info, my_ip),
+	       "pxe_info's addresses copy into the iBFT request as one block");
 #define DEFAULT_ATTACH_TIMEOUT 60 /* seconds */
 #define RETRY_REPORT_EVERY_MS 5000
 
@@ -70,6 +73,29 @@ static void on_event(void *ctx, int event, uint32_t arg)
 	}
 }
 
+/* takeover = iscsi: the iBFT the server builds for this session from our
+ * NIC's facts, beside the boot table (docs/handoff.md).  Without one the
+ * OS takes the disk over by NBD, and says so. */
+static void ibft_publish(void)
+{
+	struct nd_ibft_req q;
+	uint8_t *t = disk.rxbuf + ND_HDR_SIZE;
+	int n;
+
+	memcpy(q.ip, net.my_ip, 24); /* ip, server, netmask, gateway, dhcp, dns */
+	memcpy(q.mac, net.mac, 6);
+	nd_put16(q.pci_bdf, net.bdf);
+	n = nd_ibft(&disk, &q);
+	if (n < 0) {
+		con_printf("netdisk: no iBFT (%s): the OS takes the disk over by NBD\n",
+			   n == ND_E_STATUS ? nd_status_text(disk.last_status) : nd_result_text(n));
+		memset(t, 0, n = 4); /* no signature: an earlier session's table is gone */
+	} else {
+		con_printf("netdisk: iBFT for the OS's iSCSI takeover (%u bytes)\n", n);
+	}
+	resident_publish(RES_IBFT, t, (unsigned)n);
+}
+
 /* The session as the OS needs it to take the disk over through NBD: in our
  * resident memory, which the E820 hook keeps out of usable RAM, so Linux
  * lets /dev/mem read it. */
@@ -84,7 +110,9 @@ void boot_table_publish(void)
 	memcpy(n.server, net.server_ip, 4);
 	n.port = server_port;
 	nd_boot_table(&disk, ND_BT_FW_BIOS, &n, &boot_table);
-	resident_publish_table(&boot_table, sizeof(boot_table));
+	resident_publish(RES_TABLE, &boot_table, sizeof(boot_table));
+	if (disk.handoff & ND_HANDOFF_ISCSI)
+		ibft_publish();
 }
 
 /* Nothing to boot from us: give back our memory and let the BIOS try the next device. */
@@ -124,7 +152,7 @@ static void attach(const struct nd_transport *tp)
 	disk.cfg.nonce = (uint32_t)rdtsc() ^ nd_get32(net.mac + 2);
 	disk.cfg.give_up_ms = (uint32_t)timeout * 1000;
 	disk.cfg.event = on_event;
-	disk.cfg.caps = ND_CAP_BOOT_TABLE;
+	disk.cfg.caps = ND_CAP_BOOT_TABLE | ND_CAP_IBFT;
 	if (bootcfg.flags & ND_BOOTCFG_KEYED) /* netdisk patch --key: ATTACH signed */
 		disk.cfg.key = bootcfg.site_key;
 	con_printf("netdisk: attaching to %I:%u as %I (up to %u s)\n", net.server_ip, server_port,

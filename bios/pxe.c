@@ -174,10 +174,11 @@ int pxe_get_info(struct pxe_info *info)
 	far_get(seg, off + 28, info->mac, 6);
 	memset(info->netmask, 0, 4);
 	memset(info->router, 0, 4);
-	/* Options after the magic cookie: 1 = subnet mask, 3 = routers. */
+	/* Options after the magic cookie: 1 = subnet mask, 3 = routers, 6 =
+	 * DNS servers, 54 = the DHCP server (the last two for the iBFT). */
 	end = (uint16_t)(off + gci.buffer_size);
 	for (pos = off + 240; pos + 2 <= end;) {
-		uint8_t code = (uint8_t)far_read8(seg, pos), len;
+		uint8_t code = (uint8_t)far_read8(seg, pos), len, *dst;
 
 		if (code == 255)
 			break;
@@ -188,10 +189,10 @@ int pxe_get_info(struct pxe_info *info)
 		len = (uint8_t)far_read8(seg, pos + 1);
 		if (pos + 2 + len > end)
 			break;
-		if (code == 1 && len >= 4)
-			far_get(seg, pos + 2, info->netmask, 4);
-		if (code == 3 && len >= 4)
-			far_get(seg, pos + 2, info->router, 4);
+		dst = code == 1 ? info->netmask : code == 3 ? info->router
+		      : code == 6 ? info->dns : code == 54 ? info->dhcp : NULL;
+		if (dst && len >= 4)
+			far_get(seg, pos + 2, dst, 4);
 		pos += 2 + len;
 	}
 	reply.packet_type = PXENV_PACKET_TYPE_CACHED_REPLY;
@@ -300,7 +301,8 @@ void stub_net_start(struct pxe_info *net, uint8_t *scratch, unsigned size)
 		give_up("the PXE stack has no DHCP information");
 }
 
-/* The PCI function PXE booted from, if it is one our driver runs. */
+/* The PCI function PXE booted from (noted for the iBFT), if it is one our
+ * driver runs. */
 static int pxe_nic(uint16_t *bdf)
 {
 	struct s_pxenv_undi_get_nic_type t;
@@ -308,20 +310,22 @@ static int pxe_nic(uint16_t *bdf)
 	memset(&t, 0, sizeof(t));
 	if (pxe_call(PXENV_UNDI_GET_NIC_TYPE, &t) || t.status || t.nic_type != NIC_TYPE_PCI)
 		return -1;
+	*bdf = t.bus_dev_fn;
 	if (t.vendor != VN_PCI_VENDOR || t.device != VN_PCI_DEVICE || nic_check(t.bus_dev_fn))
 		return -1;
-	*bdf = t.bus_dev_fn;
 	return 0;
 }
 
 /* Our own driver when the NIC is one we have a driver for, else PXE's UDP. */
-int stub_net_open(const struct pxe_info *net, uint16_t server_port, uint16_t timeout_s,
+int stub_net_open(struct pxe_info *net, uint16_t server_port, uint16_t timeout_s,
 		  struct nd_transport *tp)
 {
 	struct s_pxenv_undi_shutdown shutdown;
-	uint16_t local_port, bdf;
+	uint16_t local_port, bdf = 0;
+	int ours = pxe_nic(&bdf);
 
-	if (!(bootcfg.flags & ND_BOOTCFG_FIRMWARE_NET) && pxe_nic(&bdf) == 0) {
+	net->bdf = bdf;
+	if (!(bootcfg.flags & ND_BOOTCFG_FIRMWARE_NET) && ours == 0) {
 		/* From here the PXE stack loses the NIC: it resets it when it
 		 * shuts down, and so do we. */
 		shutdown.status = 0;

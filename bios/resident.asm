@@ -381,12 +381,19 @@ e820_trim:
 .ret:
 	ret
 
-; Our real-mode stack: the INT 13h frame, then BIOS and PXE calls below it.
+; The iBFT for the OS (takeover = iscsi, docs/handoff.md): the blob's last
+; IBFT_MAX bytes, 16-byte aligned, where the kernel scans 0x80000-0xFFFFF
+; (resident.c finds it from the blob's end).  Zero unless the server sent one.
+%define IBFT_MAX 1024		; ND_IBFT_MAX, include/netdisk/proto.h
 	align 16
-stack:	times 2048 db 0
-stack_top:
-; The bounce buffer for PXE UDP calls follows (only on the PXE API path).
-bounce:
+ibft:	times IBFT_MAX db 0
+; The blob (what the stub carries and copies) ends here; what follows is
+; only reserved in base memory, never copied: the real-mode stack (the
+; INT 13h frame, then BIOS and PXE calls below it), then the bounce buffer
+; for PXE UDP calls (only on the PXE API path).
+stack equ $
+stack_top equ stack + 2048
+bounce equ stack_top
 res_size equ bounce
 
 ; The header's layout is struct res_hdr's: a field moved makes this fail.

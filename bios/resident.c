@@ -119,16 +119,24 @@ void pxe_buffer_done(void *buf, uint16_t len)
 		flat_copy_from(buf, res_lin + bounce_off, len);
 }
 
-/* The boot table for the OS lives in the resident part (docs/handoff.md:
- * the agent looks for it in 0x80000-0xA0000). */
-void resident_publish_table(const void *table, unsigned len)
+/* The tables for the OS live in the resident part (docs/handoff.md: the
+ * agent and the kernel look for them in 0x80000-0xFFFFF): the boot table at
+ * the header's table_off, the iBFT (RES_IBFT) in the blob's last
+ * ND_IBFT_MAX bytes. */
+static uint16_t ibft_off(void)
+{
+	return (uint16_t)(res_blob_end - res_blob - ND_IBFT_MAX);
+}
+
+void resident_publish(uint16_t which, const void *table, unsigned len)
 {
 	struct res_hdr *h = (struct res_hdr *)res_blob;
+	uint16_t off = which == RES_IBFT ? ibft_off() : h->table_off;
 
 	if (pm_mode)
-		flat_copy_to(res_lin + h->table_off, table, (uint16_t)len);
+		flat_copy_to(res_lin + off, table, (uint16_t)len);
 	else
-		memcpy(res_blob + h->table_off, table, len);
+		memcpy(res_blob + off, table, len);
 }
 
 static void set_base(uint8_t *desc, uint32_t base)
@@ -197,7 +205,13 @@ void resident_install(uint32_t bounce_size)
 	pm_mode = 0;
 	image_lin = (uint32_t)stub_seg << 4;
 
-	far_copy(res_seg, 0, stub_seg, (uint16_t)(uintptr_t)res_blob, h->res_size);
+	/* The blob only: its stack and bounce buffer need no contents. */
+	far_copy(res_seg, 0, stub_seg, (uint16_t)(uintptr_t)res_blob,
+		 (uint16_t)(res_blob_end - res_blob));
+	/* The iBFT is the resident copy's alone: the kernel takes the first
+	 * signature in 0x80000-0xFFFFF, and the memory this copy is in goes
+	 * back to the OS as RAM (the image in extended memory has its own). */
+	memset(res_blob + ibft_off(), 0, 4);
 	far_write16(0x40, 0x13, kb);
 	asm volatile("cli");
 	far_write32(0, 0x13 * 4, ((uint32_t)res_seg << 16) | h->int13_entry);

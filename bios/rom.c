@@ -39,7 +39,8 @@ void stub_net_start(struct pxe_info *net, uint8_t *scratch, unsigned size)
 	struct nd_framedev *dev;
 	int rc;
 
-	nic_start(find_nic());
+	net->bdf = find_nic();
+	nic_start(net->bdf);
 	dev = nic_device();
 	{
 		struct nd_dhcp_io io = {
@@ -54,8 +55,8 @@ void stub_net_start(struct pxe_info *net, uint8_t *scratch, unsigned size)
 		give_up("no DHCP lease");
 	if (rc)
 		give_up("the NIC failed during DHCP");
-	/* The lease's first four addresses are pxe_info's, in its order. */
-	memcpy(net->my_ip, lease.ip, 16);
+	/* The lease's first five addresses are pxe_info's, in its order. */
+	memcpy(net->my_ip, lease.ip, 20);
 	memcpy(net->mac, dev->mac, 6);
 	net->server_port = lease.port;
 	memcpy(net->image, lease.image, sizeof(lease.image));
@@ -68,11 +69,13 @@ _Static_assert(offsetof(struct nd_dhcp_lease, server) == 4 && offsetof(struct nd
 		       offsetof(struct nd_dhcp_lease, router) == 12 &&
 		       offsetof(struct pxe_info, server_ip) == offsetof(struct pxe_info, my_ip) + 4 &&
 		       offsetof(struct pxe_info, netmask) == offsetof(struct pxe_info, my_ip) + 8 &&
-		       offsetof(struct pxe_info, router) == offsetof(struct pxe_info, my_ip) + 12,
+		       offsetof(struct pxe_info, router) == offsetof(struct pxe_info, my_ip) + 12 &&
+		       offsetof(struct nd_dhcp_lease, server_id) == 16 &&
+		       offsetof(struct pxe_info, dhcp) == offsetof(struct pxe_info, my_ip) + 16,
 	       "a lease's addresses copy into pxe_info as one block");
 
 /* The IP stack on the NIC stub_net_start started: no bounce buffer. */
-int stub_net_open(const struct pxe_info *net, uint16_t server_port, uint16_t timeout_s,
+int stub_net_open(struct pxe_info *net, uint16_t server_port, uint16_t timeout_s,
 		  struct nd_transport *tp)
 {
 	nic_ip_open(net, server_port, timeout_s, tp);

@@ -408,6 +408,23 @@ int nd_flush(struct nd_client *c)
 	return plen < 0 ? plen : ND_DONE;
 }
 
+int nd_ibft(struct nd_client *c, const struct nd_ibft_req *req)
+{
+	const uint8_t *t = c->rxbuf + ND_HDR_SIZE;
+	uint8_t sum = 0;
+	int plen = simple(c, ND_OP_IBFT, req, sizeof(*req)), i;
+
+	if (plen < 0)
+		return plen;
+	/* A whole table: signature, its length the reply's, sum 0. */
+	if (plen < 48 || plen > ND_IBFT_MAX || t[0] != 'i' || t[1] != 'B' || t[2] != 'F' ||
+	    t[3] != 'T' || (t[4] | t[5] << 8) != plen || t[6] | t[7])
+		return ND_E_PROTO;
+	for (i = 0; i < plen; i++)
+		sum = (uint8_t)(sum + t[i]);
+	return sum ? ND_E_PROTO : plen;
+}
+
 int nd_detach(struct nd_client *c)
 {
 	int plen = simple(c, ND_OP_DETACH, 0, 0);

@@ -180,6 +180,12 @@ int nd_flush(struct nd_client *c);
 /* End the session. */
 int nd_detach(struct nd_client *c);
 
+/* Ask for the session's iBFT (ND_OP_IBFT; the server sets ND_HANDOFF_ISCSI
+ * when it has one) with the NIC's facts: its length, the table checked
+ * (signature, length, checksum) at c->rxbuf + ND_HDR_SIZE until the next
+ * request; or an nd_result code (ND_E_STATUS: the server refused). */
+int nd_ibft(struct nd_client *c, const struct nd_ibft_req *req);
+
 /* Where a client is on the network, for the boot table.  Addresses are IPv4
  * in network order; NBD is served on the same port number over TCP. */
 struct nd_netfacts {

@@ -3,7 +3,7 @@
 # tests (MAC and address text, mode names, logging, whole-buffer I/O).
 
 COMMON_SRC := common/mac.c common/mode.c common/addr.c common/log.c common/io.c common/wcache.c \
-	common/key.c common/optrom.c
+	common/key.c common/optrom.c common/ibft.c
 
 $(BUILD)/common/%.o: common/%.c | $(BUILD)/.dir
 	@mkdir -p $(dir $@)

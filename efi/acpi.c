@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
-/* The boot table (docs/handoff.md) as an ACPI table, so Linux finds the session in /sys/firmware/acpi/tables/NDSK. */
+/* The boot table (docs/handoff.md) as an ACPI table, so Linux finds the session in /sys/firmware/acpi/tables/NDSK; with takeover = iscsi the server's iBFT as ACPI table iBFT. */
 #include "netdisk.h"
 #include "netdisk/boottable.h"
 
@@ -14,13 +14,54 @@ struct acpi_table_protocol {
 };
 
 static struct acpi_table_protocol *acpi;
-static UINTN table_key;
-static int installed;
+static UINTN table_key, ibft_key;
+static int installed, ibft_installed;
+
+/* takeover = iscsi (the reply's handoff bit): the iBFT netdiskd builds for
+ * the session from the NIC's facts, installed as ACPI table "iBFT" where
+ * Linux's iscsi_ibft and Windows look on UEFI.  An earlier session's table
+ * goes; without a new one the OS takes the disk over by NBD. */
+static void ibft_install(struct nd_client *c, const struct efi_netinfo *ni)
+{
+	struct nd_ibft_req q;
+	EFI_STATUS status = EFI_SUCCESS;
+	EFI_TPL tpl;
+	int n;
+
+	if (ibft_installed)
+		acpi->uninstall(acpi, ibft_key);
+	ibft_installed = 0;
+	if (!(c->handoff & ND_HANDOFF_ISCSI))
+		return;
+	ZeroMem(&q, sizeof(q));
+	CopyMem(q.ip, (VOID *)ni->local.Addr, 4);
+	CopyMem(q.server, (VOID *)ni->server.Addr, 4);
+	CopyMem(q.netmask, (VOID *)ni->netmask.Addr, 4);
+	CopyMem(q.gateway, (VOID *)ni->gateway.Addr, 4);
+	CopyMem(q.dhcp, (VOID *)ni->dhcp.Addr, 4);
+	CopyMem(q.dns, (VOID *)ni->dns.Addr, 4);
+	CopyMem(q.mac, (VOID *)ni->mac, 6);
+	nd_put16(q.pci_bdf, ni->pci_bdf);
+	tpl = efi_net_hold();
+	n = nd_ibft(c, &q);
+	if (n >= 0) /* the firmware copies it before the next request reuses rxbuf */
+		status = acpi->install(acpi, c->rxbuf + ND_HDR_SIZE, (UINTN)n, &ibft_key);
+	efi_net_release(tpl);
+	if (n < 0)
+		Print(L"netdisk: no iBFT (%a): the OS takes the disk over by NBD\n",
+		      n == ND_E_STATUS ? nd_status_text(c->last_status) : nd_result_text(n));
+	else if (EFI_ERROR(status))
+		Print(L"netdisk: cannot install the iBFT (ACPI): %r: the OS takes the disk over by NBD\n",
+		      status);
+	else
+		Print(L"netdisk: iBFT for the OS's iSCSI takeover (%d bytes)\n", n);
+	ibft_installed = n >= 0 && !EFI_ERROR(status);
+}
 
 /* Publish (or replace, after a re-attach) the table for the client's session.
  * The firmware copies the table into ACPI memory, which survives
  * ExitBootServices; a local buffer is enough. */
-EFI_STATUS efi_boot_table_install(const struct nd_client *c, const struct efi_netinfo *ni)
+EFI_STATUS efi_boot_table_install(struct nd_client *c, const struct efi_netinfo *ni)
 {
 	EFI_GUID guid = ACPI_TABLE_PROTOCOL_GUID;
 	struct nd_boot_table t;
@@ -43,6 +84,7 @@ EFI_STATUS efi_boot_table_install(const struct nd_client *c, const struct efi_ne
 		acpi->uninstall(acpi, table_key);
 	status = acpi->install(acpi, &t, sizeof(t), &table_key);
 	installed = !EFI_ERROR(status);
+	ibft_install(c, ni);
 	return status;
 }
 
@@ -51,5 +93,7 @@ void efi_boot_table_uninstall(void)
 {
 	if (installed)
 		acpi->uninstall(acpi, table_key);
-	installed = 0;
+	if (ibft_installed)
+		acpi->uninstall(acpi, ibft_key);
+	installed = ibft_installed = 0;
 }

@@ -169,7 +169,7 @@ static EFI_STATUS start_client(EFI_HANDLE image)
 	nd_client_init(&client, &tp, txbuf, rxbuf, sizeof(txbuf));
 	CopyMem(client.cfg.mac, netinfo.mac, sizeof(client.cfg.mac));
 	client.cfg.client_kind = ND_KIND_EFI;
-	client.cfg.caps = ND_CAP_BOOT_TABLE; /* as ACPI table NDSK (acpi.c) */
+	client.cfg.caps = ND_CAP_BOOT_TABLE | ND_CAP_IBFT; /* as ACPI tables NDSK, iBFT (acpi.c) */
 	if (efi_net_can_join())
 		client.cfg.caps |= ND_CAP_MULTICAST;
 	client.cfg.nonce = efi_clock_entropy();

@@ -29,6 +29,9 @@ struct efi_netinfo {
 	EFI_IPv4_ADDRESS server;
 	UINT16 port;
 	UINT8 mac[6];
+	EFI_IPv4_ADDRESS dhcp;       /* DHCP option 54 (the iBFT's), 0.0.0.0 = unknown */
+	EFI_IPv4_ADDRESS dns;        /* DHCP option 6, the first; 0.0.0.0 = none */
+	UINT16 pci_bdf;              /* the NIC's PCI bus << 8 | dev << 3 | fn, 0 = unknown */
 };
 
 /* Where the network is, and the firmware's UDP4 as a transport (udp4.c). */
@@ -87,8 +90,9 @@ uint32_t efi_clock_entropy(void);
 EFI_STATUS efi_disk_install(struct nd_client *c, const struct efi_netinfo *ni, EFI_HANDLE *disk);
 void efi_disk_uninstall(void);
 
-/* The boot table as ACPI table NDSK, for the OS's takeover (acpi.c). */
-EFI_STATUS efi_boot_table_install(const struct nd_client *c, const struct efi_netinfo *ni);
+/* The boot table as ACPI table NDSK, for the OS's takeover, and with
+ * takeover = iscsi the server's iBFT as ACPI table iBFT (acpi.c). */
+EFI_STATUS efi_boot_table_install(struct nd_client *c, const struct efi_netinfo *ni);
 void efi_boot_table_uninstall(void);
 
 /* Loading the OS loader from the disk (boot.c). */

@@ -6,6 +6,8 @@
 #define DHCP_OPT_PAD 0
 #define DHCP_OPT_NETMASK 1
 #define DHCP_OPT_ROUTER 3
+#define DHCP_OPT_DNS 6
+#define DHCP_OPT_SERVER_ID 54
 #define DHCP_OPT_END 255
 #define TX_WAIT_MS 2000    /* longest wait for a send (ARP included) to complete */
 
@@ -28,7 +30,8 @@ static void copy_ip(EFI_IPv4_ADDRESS *dst, const UINT8 *src)
 	CopyMem(dst->Addr, (VOID *)src, 4);
 }
 
-/* Take the subnet mask and router from the DHCP options of the PXE DhcpAck. */
+/* Take the subnet mask, router, DNS server and DHCP server (the last two
+ * for the iBFT) from the DHCP options of the PXE DhcpAck. */
 static void parse_dhcp_options(const UINT8 *pkt, UINTN len, struct efi_netinfo *ni)
 {
 	UINTN i = DHCP_OPTIONS;
@@ -47,8 +50,27 @@ static void parse_dhcp_options(const UINT8 *pkt, UINTN len, struct efi_netinfo *
 			copy_ip(&ni->netmask, pkt + i + 2);
 		if (code == DHCP_OPT_ROUTER && optlen >= 4)
 			copy_ip(&ni->gateway, pkt + i + 2);
+		if (code == DHCP_OPT_DNS && optlen >= 4)
+			copy_ip(&ni->dns, pkt + i + 2);
+		if (code == DHCP_OPT_SERVER_ID && optlen >= 4)
+			copy_ip(&ni->dhcp, pkt + i + 2);
 		i += 2 + optlen;
 	}
+}
+
+/* The PCI location of the NIC at path (for the iBFT), 0 if none is found. */
+static UINT16 pci_location(EFI_DEVICE_PATH *path)
+{
+	EFI_DEVICE_PATH *walk = path;
+	EFI_PCI_IO *pci;
+	EFI_HANDLE h;
+	UINTN seg, bus, dev, fn;
+
+	if (EFI_ERROR(gBS->LocateDevicePath(&PciIoProtocol, &walk, &h)) ||
+	    EFI_ERROR(gBS->HandleProtocol(h, &PciIoProtocol, (VOID **)&pci)) ||
+	    EFI_ERROR(pci->GetLocation(pci, &seg, &bus, &dev, &fn)))
+		return 0;
+	return (UINT16)(bus << 8 | dev << 3 | fn);
 }
 
 /* Find the handle with the UDP4 service binding that the boot device sits on. */
@@ -67,6 +89,8 @@ static EFI_STATUS find_udp4_nic(EFI_HANDLE boot_device, struct efi_netinfo *ni)
 	if (EFI_ERROR(status))
 		return status;
 	ni->nic_path = DevicePathFromHandle(ni->nic);
+	if (ni->nic_path)
+		ni->pci_bdf = pci_location(ni->nic_path);
 	return ni->nic_path ? EFI_SUCCESS : EFI_NOT_FOUND;
 }
 

@@ -4,7 +4,7 @@
 SERVER_SRC := server/main.c server/config.c server/session.c server/udp.c \
 	server/layer.c server/overlay.c server/net.c server/nbd.c server/limits.c server/trace.c \
 	server/store.c server/control.c server/mcast.c server/metrics.c server/http.c server/reload.c \
-	server/tls.c server/persona.c server/fat.c server/auth.c server/iscsi.c \
+	server/tls.c server/persona.c server/fat.c server/auth.c server/ibft.c server/iscsi.c \
 	server/iscsi_login.c server/iscsi_scsi.c
 SERVER_CORE_SRC := $(filter-out server/main.c,$(SERVER_SRC))
 # GnuTLS for NBD over TLS (server/tls.c), Debian's libgnutls28-dev; libext2fs

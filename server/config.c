@@ -257,6 +257,16 @@ static int numeric_key(struct parser *p, const char *k, const char *v, int *rc)
 	return 0;
 }
 
+/* takeover = nbd|iscsi (global, [image] and [client]): how the OS takes the
+ * firmware's session over (docs/handoff.md). */
+static int takeover_key(struct parser *p, int *dst, const char *v)
+{
+	if (strcmp(v, "nbd") && strcmp(v, "iscsi"))
+		return bad(p, "takeover must be nbd or iscsi, not", v);
+	*dst = !strcmp(v, "nbd") ? TAKEOVER_NBD : TAKEOVER_ISCSI;
+	return 0;
+}
+
 static int global_key(struct parser *p, const char *k, const char *v)
 {
 	struct config *c = p->c;
@@ -333,6 +343,8 @@ static int global_key(struct parser *p, const char *k, const char *v)
 			    (int)sizeof(c->iscsi_prefix))
 			return bad(p, "iscsi-target-prefix must be an iSCSI name like "
 				   "iqn.2024-01.org.example (lower case, digits, '.', '-', ':'), not", v);
+	} else if (!strcmp(k, "takeover")) {
+		return takeover_key(p, &c->takeover, v);
 	} else if (!strcmp(k, "mac-binding")) {
 		if (strcmp(v, "address") && strcmp(v, "off"))
 			return bad(p, "mac-binding must be address or off, not", v);
@@ -433,6 +445,8 @@ static int image_key(struct parser *p, const char *k, const char *v)
 			return bad(p, "mode must be direct, volatile, persistent or readonly, not", v);
 	} else if (!strcmp(k, "write-cache")) {
 		return write_cache_key(p, im->write_cache, v);
+	} else if (!strcmp(k, "takeover")) {
+		return takeover_key(p, &im->takeover, v);
 	} else if ((rc = chap_key(p, &im->chap, k, v)) != 1) {
 		return rc;
 	} else {
@@ -473,6 +487,8 @@ static int client_key(struct parser *p, const char *k, const char *v)
 		r->on_update_reset = !strcmp(v, "reset");
 	} else if (!strcmp(k, "write-cache")) {
 		return write_cache_key(p, r->write_cache, v);
+	} else if (!strcmp(k, "takeover")) {
+		return takeover_key(p, &r->takeover, v);
 	} else if (!strcmp(k, "iscsi-initiator")) {
 		if (iscsi_name_check(v, 0) < 0 || strlen(v) >= sizeof(r->iscsi_initiator))
 			return bad(p, "iscsi-initiator must be an iSCSI name (iqn.... or eui....), not", v);
@@ -664,6 +680,8 @@ int config_check(struct config *c, char *err, size_t errlen)
 	}
 	if (!c->default_image[0])
 		snprintf(c->default_image, sizeof(c->default_image), "%s", c->images[0].name);
+	if (ibft_config_check(c, err, errlen) < 0)
+		return -1;
 	return persona_config_check(c, err, errlen);
 }
 

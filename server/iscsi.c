@@ -767,25 +767,48 @@ static void conn_free(struct iconn *c)
 	free(c);
 }
 
+/* A target name as logs show it: a session target's token (the session's
+ * only credential) replaced by its fingerprint, as NBD's logs do. */
+static const char *log_target(const char *target, char *out, size_t len)
+{
+	const char *t = strstr(target, ":session:");
+	uint8_t tok[16];
+	unsigned i;
+
+	if (!t)
+		return target;
+	t += 9;
+	for (i = 0; i < 16 && strlen(t) == 32; i++)
+		if (sscanf(t + 2 * i, "%2hhx", &tok[i]) != 1)
+			break;
+	if (i == 16)
+		snprintf(out, len, "%.*s%08x", (int)(t - target), target, nd_token_fingerprint(tok));
+	else
+		snprintf(out, len, "%.*s?", (int)(t - target), target);
+	return out;
+}
+
 static void conn_run(struct iconn *c)
 {
-	char mac[18] = "-";
+	char mac[18] = "-", target[400];
 
 	expect(c, "the login to end", "nbd-handshake-timeout", c->handshake_s, 0);
 	if (iconn_read_pdu(c) == 0 && iscsi_login(c) == 1) {
 		if (c->ss)
 			nd_mac_format(c->ss->mac, mac);
 		log_msg("iscsi login initiator=%s ip=%s target=%s%s mac=%s digests=%s/%s",
-			c->initiator, c->peer, c->discovery ? "(discovery)" : c->target,
+			c->initiator, c->peer,
+			c->discovery ? "(discovery)" : log_target(c->target, target, sizeof(target)),
 			c->chap.secret[0] ? " chap=yes" : "", mac, c->hdigest ? "crc32c" : "none",
 			c->ddigest ? "crc32c" : "none");
 		full_feature(c);
 		log_msg("iscsi logout initiator=%s ip=%s target=%s (%s)", c->initiator, c->peer,
-			c->discovery ? "(discovery)" : c->target,
+			c->discovery ? "(discovery)" : log_target(c->target, target, sizeof(target)),
 			c->lim.timed_out ? "timed out" : c->why[0] ? c->why : "connection closed");
 	} else if (c->why[0] || c->lim.timed_out) {
 		log_msg("iscsi login refused initiator=%s ip=%s target=%s: %s",
-			c->initiator[0] ? c->initiator : "-", c->peer, c->target[0] ? c->target : "-",
+			c->initiator[0] ? c->initiator : "-", c->peer,
+			c->target[0] ? log_target(c->target, target, sizeof(target)) : "-",
 			c->lim.timed_out ? "timed out" : c->why);
 	}
 	if (c->lim.timed_out)

@@ -294,10 +294,7 @@ static unsigned resolve(struct login *l, const char *target)
 		}
 		snprintf(l->image, sizeof(l->image), "%s", target);
 	}
-	if (r && r->chap.secret[0])
-		c->chap = r->chap;
-	else if (im->chap.secret[0])
-		c->chap = im->chap;
+	c->chap = *iscsi_chap_for(r, im);
 	return ST_SUCCESS;
 }
 
@@ -639,7 +636,10 @@ int iscsi_login(struct iconn *c)
 		if (csg == 0 && transit && l->auth != AUTH_DONE && !(l->auth == AUTH_START &&
 								     !c->chap.secret[0]))
 			transit = 0; /* CHAP goes on */
-		if (csg == 1 || (transit && nsg == 1))
+		/* Our declarations are operational keys: never in a security
+		 * stage response that moves on to the operational stage
+		 * (open-iscsi fails such a login as a negotiation error). */
+		if (csg == 1)
 			declare(l);
 		if (transit && nsg == 3) {
 			declare(l);

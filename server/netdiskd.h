@@ -33,6 +33,7 @@ struct image {
 	struct persona_image persona; /* personalization templates (persona.c) */
 	char write_cache[WC_TEXT_MAX + 1]; /* its clients' agent write cache, "" = none */
 	struct iscsi_chap chap;  /* iscsi-chap-* keys for logins to its target (iscsi.h) */
+	int takeover;            /* enum takeover: how the OS takes over its clients, 0 = global */
 };
 
 /* What the config says about one client MAC. */
@@ -48,6 +49,7 @@ struct client_rule {
 	char write_cache[WC_TEXT_MAX + 1]; /* overrides the image's, "" = the image's */
 	char iscsi_initiator[224];    /* iscsi-initiator = IQN mapped to this client, "" = none */
 	struct iscsi_chap chap;       /* iscsi-chap-* keys for its logins (iscsi.h) */
+	int takeover;                 /* enum takeover, 0 = the image's */
 };
 
 struct config {
@@ -80,6 +82,7 @@ struct config {
 	int iscsi_exports;        /* enum nbd_exports: which targets unlisted initiators may log in to */
 	char iscsi_listen[128];   /* ADDR:PORT of the iSCSI target; "" = off */
 	char iscsi_prefix[160];   /* target names: PREFIX:IMAGE, PREFIX:session:TOKEN */
+	int takeover;             /* enum takeover: the default (nbd) */
 	int mac_binding_off;      /* mac-binding = off: an unkeyed ATTACH may take a MAC from any address */
 	char site_key_file[PATH_MAX];  /* site-key: every UDP ATTACH signed with it; "" = none */
 	char admin_key_file[PATH_MAX]; /* admin-key: direct/maintenance mode only with it: a file,
@@ -92,6 +95,9 @@ struct config {
 
 enum nbd_tls { NBD_TLS_OFF, NBD_TLS_ON, NBD_TLS_REQUIRE };
 enum nbd_exports { NBD_EXPORTS_IMAGES, NBD_EXPORTS_SESSIONS, NBD_EXPORTS_OFF };
+/* takeover = nbd|iscsi: how the OS takes a firmware stub's session over
+ * (docs/handoff.md); 0 in an [image] or [client] section = inherit. */
+enum takeover { TAKEOVER_NBD = 1, TAKEOVER_ISCSI = 2 };
 
 /* A client's session: one image, one write mode, one token. */
 struct session {
@@ -213,6 +219,21 @@ struct image *config_image(struct config *c, const char *name);
 /* The [client] section of a MAC, or of an iscsi-initiator name; NULL if none. */
 struct client_rule *config_client(struct config *c, const uint8_t mac[6]);
 struct client_rule *config_client_iqn(struct config *c, const char *iqn);
+
+/* ibft.c: takeover = nbd|iscsi and the iBFT of a session (docs/handoff.md). */
+struct nd_ibft_req;
+/* The takeover of a client (r may be NULL) on image im: enum takeover. */
+int takeover_of(const struct config *c, const struct client_rule *r, const struct image *im);
+/* The CHAP an iSCSI login of this client to this image must pass: the
+ * client's if it sets a secret, else the image's (may be empty). */
+const struct iscsi_chap *iscsi_chap_for(const struct client_rule *r, const struct image *im);
+/* Build the iBFT for a session whose takeover is iscsi from the stub's NIC
+ * facts: its length, or -1 with why.  Under the server lock. */
+int ibft_for_session(struct server *s, const struct session *ss, const struct nd_ibft_req *q,
+		     uint8_t *out, size_t cap, char *why, size_t whylen);
+/* takeover = iscsi needs iscsi-listen, and every such client's iBFT must fit
+ * ND_IBFT_MAX: 0, or -1 with err (config load and reload). */
+int ibft_config_check(const struct config *c, char *err, size_t errlen);
 void config_free(struct config *c);
 
 /* session.c */

@@ -67,6 +67,7 @@ struct request {
 	const struct sockaddr *from;
 	socklen_t fromlen;
 	uint8_t payload[sizeof(struct nd_attach_rep)]; /* a reply's small payload */
+	uint8_t table[ND_IBFT_MAX]; /* an ND_OP_IBFT reply's payload */
 	struct replies out;
 	struct session *ss;    /* its session, once found */
 	uint64_t moved;        /* bytes it read or wrote (metrics) */
@@ -95,6 +96,10 @@ static void describe(const struct server *s, struct session *ss, struct nd_attac
 	if (ss->persona)
 		nd_put32(r->handoff, ND_HANDOFF_PERSONALIZED |
 			 (uint32_t)(ss->persona_id << ND_HANDOFF_LAYER_SHIFT));
+	if (s->cfg.iscsi_listen[0] &&
+	    takeover_of(&s->cfg, config_client((struct config *)&s->cfg, ss->mac), ss->img) ==
+		    TAKEOVER_ISCSI)
+		nd_put32(r->handoff, nd_get32(r->handoff) | ND_HANDOFF_ISCSI);
 	mcast_describe(s, ss, r);
 }
 
@@ -265,6 +270,37 @@ static void do_info(struct request *q, struct session *ss)
 	nd_put32(info->sessions, q->s->nsessions);
 	snprintf(info->server, sizeof(info->server), "netdiskd %d", ND_VERSION);
 	add_reply(&q->out, q->h, ND_OK, info, sizeof(*info), 0);
+}
+
+/* ND_OP_IBFT: the session's iBFT, built from the stub's NIC facts, for a
+ * session whose takeover is iscsi.  Served, like READ, only to the
+ * session's own address, in one datagram within its negotiated size. */
+static void do_ibft(struct request *q, struct session *ss)
+{
+	struct nd_ibft_req req;
+	char why[160], mac[ND_MAC_STRLEN + 1];
+	int n;
+
+	nd_mac_format(ss->mac, mac);
+	if (q->data_len < sizeof(req)) {
+		error_reply(q, ND_ERR_INVAL);
+		return;
+	}
+	memcpy(&req, q->data, sizeof(req));
+	n = ibft_for_session(q->s, ss, &req, q->table, sizeof(q->table), why, sizeof(why));
+	if (n >= 0 && (unsigned)n + ND_HDR_SIZE > ss->dgram) {
+		snprintf(why, sizeof(why), "the %d-byte iBFT exceeds the session's %u-byte datagrams",
+			 n, ss->dgram);
+		n = -1;
+	}
+	if (n < 0) {
+		log_msg("ibft refused: %s: mac=%s session=%08x", why, mac,
+			nd_token_fingerprint(ss->token));
+		error_reply(q, ND_ERR_DENIED);
+		return;
+	}
+	log_msg("ibft sent: %d bytes, mac=%s session=%08x", n, mac, nd_token_fingerprint(ss->token));
+	add_reply(&q->out, q->h, ND_OK, q->table, (unsigned)n, 0);
 }
 
 /* Is [lba, lba+count) inside the image and within the session's limits? */
@@ -448,6 +484,9 @@ static void dispatch_session(struct request *q, struct session *ss)
 	case ND_OP_FLUSH:
 		do_flush(q, ss);
 		break;
+	case ND_OP_IBFT:
+		do_ibft(q, ss);
+		break;
 	case ND_OP_DETACH:
 		add_reply(&q->out, q->h, ND_OK, NULL, 0, 0);
 		metrics_request(q->s, NULL, MT_UDP, MO_OTHER, 0, metrics_now_ns() - t0);
@@ -492,7 +531,7 @@ static void handle(struct server *s, const uint8_t *pkt, size_t len, const struc
 		do_attach(&q);
 	} else if (q.h->opcode == ND_OP_INFO && zero_token(q.h->token)) {
 		do_info(&q, NULL);
-	} else if (q.h->opcode < ND_OP_DETACH || q.h->opcode > ND_OP_FLUSH) {
+	} else if (q.h->opcode < ND_OP_DETACH || q.h->opcode > ND_OP_IBFT) {
 		error_reply(&q, ND_ERR_OPCODE);
 	} else if (!(ss = session_find(s, q.h->token))) {
 		s->stats.bad_session++;

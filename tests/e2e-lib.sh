@@ -112,6 +112,14 @@ image = golden
 mode = volatile
 CONF
 	start_server server --config "$ND_TMP/e2e.conf" || { fail e2e-server "$(cat "$ND_TMP/server.log")"; exit 1; }
+	e2e_tftp "$E2E_FW"
+}
+
+# e2e_tftp FIRMWARE: the stub for bios or uefi in the TFTP directory, patched
+# for the server on ND_PORT (and, for uefi, to start the firmware-phase
+# writer); sets E2E_FW and E2E_NBP for e2e_boot.
+e2e_tftp() {
+	E2E_FW=$1
 	mkdir -p "$ND_TMP/tftp"
 	if [ "$E2E_FW" = uefi ]; then
 		E2E_NBP=netdisk.efi

@@ -7,7 +7,8 @@ IMAGE_CACHE := $(or $(NETDISK_CACHE),$(BUILD)/cache)
 # builds it); empty leaves the attach hook unused.
 IMAGE_AGENT ?= $(BUILD)/netdisk-attach
 IMAGE_INPUTS := tools/mkimage $(shell find linux/initramfs linux/rootfs -type f 2>/dev/null) $(IMAGE_AGENT)
-IMAGE_FLAGS := --cache $(IMAGE_CACHE) $(if $(IMAGE_AGENT),--agent $(IMAGE_AGENT))
+# --iscsi: iscsistart in the initramfs, for takeover = iscsi (docs/handoff.md).
+IMAGE_FLAGS := --cache $(IMAGE_CACHE) $(if $(IMAGE_AGENT),--agent $(IMAGE_AGENT)) --iscsi
 
 .PHONY: demo-image demo-test-image grub-test-image
 demo-image: $(BUILD)/demo.img

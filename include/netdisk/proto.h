@@ -35,6 +35,7 @@ enum nd_opcode {
 	ND_OP_READ = 4,   /* read sectors; answered by a burst of data datagrams */
 	ND_OP_WRITE = 5,  /* write sectors; sent as a burst of data datagrams */
 	ND_OP_FLUSH = 6,  /* make every acknowledged write durable */
+	ND_OP_IBFT = 7,   /* the session's iBFT, built by the server (ND_HANDOFF_ISCSI) */
 };
 
 /* Header flags (header.flags). */
@@ -97,6 +98,7 @@ enum nd_client_kind {
 /* Client capability bits (attach request .caps). */
 #define ND_CAP_MULTICAST 0x00000001u /* can receive READ data by multicast */
 #define ND_CAP_BOOT_TABLE 0x00000002u /* publishes the boot table (docs/handoff.md) */
+#define ND_CAP_IBFT 0x00000004u       /* publishes an iBFT when told to (ND_OP_IBFT) */
 
 /* Every datagram starts with this header. */
 struct nd_hdr {
@@ -176,7 +178,28 @@ struct nd_attach_rep {
 
 /* The handoff word of the ATTACH (and session INFO) reply. */
 #define ND_HANDOFF_PERSONALIZED 0x00000001u /* bit 0: the server personalized this view */
+#define ND_HANDOFF_ISCSI 0x00000002u        /* bit 1: the OS takes over by iSCSI (takeover =
+						     * iscsi): ask ND_OP_IBFT for the iBFT */
 #define ND_HANDOFF_LAYER_SHIFT 8            /* bits 8..31: its layer id (24 bits of it) */
+
+/*
+ * ND_OP_IBFT request payload: what the stub knows of the NIC the OS will
+ * take the disk over on.  The reply's payload is a whole iBFT (netdisk/ibft.h),
+ * checksum included, at most ND_IBFT_MAX bytes: the stub only copies it.
+ * Addresses IPv4 in network order, pci_bdf big-endian (bus << 8 | dev << 3 | fn).
+ */
+struct nd_ibft_req {
+	uint8_t ip[4];
+	uint8_t server[4];   /* the address the stub reaches netdiskd at */
+	uint8_t netmask[4];
+	uint8_t gateway[4];  /* 0 = none */
+	uint8_t dhcp[4];     /* the DHCP server that gave the address, 0 = none */
+	uint8_t dns[4];      /* 0 = none */
+	uint8_t mac[6];
+	uint8_t pci_bdf[2];  /* the NIC's PCI location, 0 = unknown */
+} __attribute__((packed));
+
+#define ND_IBFT_MAX 1024 /* bytes of an iBFT the server sends and the stubs keep */
 
 /* INFO reply payload without a session: what the server speaks. */
 struct nd_server_info {
@@ -191,6 +214,7 @@ _Static_assert(sizeof(struct nd_hdr) == ND_HDR_SIZE, "header is 48 bytes");
 _Static_assert(sizeof(struct nd_attach_req) == 88, "attach request is 88 bytes");
 _Static_assert(sizeof(struct nd_attach_rep) == 128, "attach reply is 128 bytes");
 _Static_assert(sizeof(struct nd_server_info) == 32, "server info is 32 bytes");
+_Static_assert(sizeof(struct nd_ibft_req) == 32, "iBFT request is 32 bytes");
 _Static_assert(ND_ATTACH_REQ_LEN == sizeof(struct nd_attach_rep), "ATTACH is padded to its reply");
 _Static_assert(ND_AUTH_OFFSET + sizeof(struct nd_auth_trailer) == ND_ATTACH_REQ_LEN,
 	       "the authenticator fills the ATTACH padding");

@@ -12,6 +12,7 @@
 #include <unistd.h>
 #include "agent.h"
 #include "ndcommon.h"
+#include "netdisk/proto.h"
 
 /* The interface whose hardware address is mac, into name. */
 static int find_interface(const uint8_t mac[6], char *name, size_t namelen)
@@ -87,8 +88,9 @@ static int write_env(const char *path, const char *ifname, const struct nd_boot_
 	inet_ntop(AF_INET, t->client_ip, ip, sizeof(ip));
 	inet_ntop(AF_INET, t->gateway, gw, sizeof(gw));
 	inet_ntop(AF_INET, t->server_ip, server, sizeof(server));
-	fprintf(f, "interface=%s\nip=%s\nmask=%d\nrouter=%s\nsiaddr=%s\n", ifname, ip,
-		prefix_len(t->netmask), memcmp(t->gateway, "\0\0\0\0", 4) ? gw : "", server);
+	fprintf(f, "interface=%s\nip=%s\nmask=%d\nrouter=%s\nsiaddr=%s\ntakeover=%s\n", ifname, ip,
+		prefix_len(t->netmask), memcmp(t->gateway, "\0\0\0\0", 4) ? gw : "", server,
+		nd_get32(t->handoff) & ND_HANDOFF_ISCSI ? "iscsi" : "nbd");
 	return fclose(f);
 }
 

@@ -145,6 +145,7 @@ void table_print(const struct nd_boot_table *t, const char *where)
 	printf("mode:       %u\n", t->mode);
 	if (t->flags & ND_BT_FLAG_PERSONALIZED)
 		printf("personal:   yes, layer %06x\n", nd_get32(t->handoff) >> ND_HANDOFF_LAYER_SHIFT);
+	printf("takeover:   %s\n", nd_get32(t->handoff) & ND_HANDOFF_ISCSI ? "iscsi (iBFT)" : "nbd");
 	printf("sectors:    %llu\n", (unsigned long long)nd_get64(t->sectors));
 	printf("session:    %08x (the token's fingerprint; the token is never shown)\n",
 	       nd_token_fingerprint(t->token));

@@ -48,4 +48,22 @@ if [ -x /e2e/bin/nbd-client ] && [ -n "$attached" ]; then
 else
 	echo "E2E-NBD-CLIENT absent"
 fi
+# The iBFT as Linux's iscsi_ibft shows it (takeover = iscsi), the target
+# name's token left out; and where the root's disk comes from.
+if [ -d /sys/firmware/ibft/target0 ]; then
+	for f in initiator/initiator-name ethernet0/ip-addr ethernet0/prefix-len ethernet0/gateway \
+		ethernet0/primary-dns ethernet0/dhcp ethernet0/mac target0/ip-addr target0/port \
+		target0/lun target0/chap-type target0/nic-assoc; do
+		echo "E2E-IBFT $f $(cat "/sys/firmware/ibft/$f" 2>/dev/null | head -n 1)"
+	done
+	echo "E2E-IBFT ethernet0/device $(basename "$(readlink -f /sys/firmware/ibft/ethernet0/device)")"
+	echo "E2E-IBFT target0/target-name $(sed 's/[0-9a-f]\{32\}$/TOKEN/' /sys/firmware/ibft/target0/target-name)"
+else
+	echo "E2E-IBFT none"
+fi
+case $(readlink -f "/sys/block/${disk#/dev/}") in
+*/session*) echo "E2E-DISK-TRANSPORT iscsi" ;;
+*/nbd*) echo "E2E-DISK-TRANSPORT nbd" ;;
+*) echo "E2E-DISK-TRANSPORT other" ;;
+esac
 echo "E2E-DONE"

@@ -129,6 +129,10 @@ static void setup(void)
 	}
 	close(fd);
 	srv.cfg.max_sessions = 64;
+	/* takeover = iscsi: ND_OP_IBFT builds a table from the input's NIC
+	 * facts (the target itself is not opened here). */
+	srv.cfg.takeover = TAKEOVER_ISCSI;
+	snprintf(srv.cfg.iscsi_listen, sizeof(srv.cfg.iscsi_listen), "0.0.0.0:3260");
 	srv.iobuf_size = 2048 * ND_SECTOR_SIZE;
 	srv.iobuf = malloc(srv.iobuf_size);
 	srv.send = sink;

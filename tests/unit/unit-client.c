@@ -32,6 +32,7 @@ static struct {
 	unsigned loss, dup, reorder; /* percent of datagrams (loss: both directions) */
 	unsigned max_reply;     /* replies longer than this are lost (0: no limit) */
 	int deaf;               /* every request is lost */
+	unsigned corrupt_at;    /* a byte of every reply longer than this is flipped (0: none) */
 	unsigned long lost, duplicated, reordered, requests;
 	struct {
 		uint8_t data[ND_MAX_DGRAM];
@@ -79,6 +80,8 @@ static void sink(struct server *s, struct iovec (*iov)[2], unsigned n, const str
 		memcpy(d, iov[i][0].iov_base, iov[i][0].iov_len);
 		if (iov[i][1].iov_len)
 			memcpy(d + iov[i][0].iov_len, iov[i][1].iov_base, iov[i][1].iov_len);
+		if (net.corrupt_at && len > net.corrupt_at)
+			d[net.corrupt_at] ^= 0x40;
 		if ((net.max_reply && len > net.max_reply) || (net.loss && rnd(100) < net.loss)) {
 			net.lost++;
 			continue;
@@ -950,6 +953,42 @@ static void status_reason(void)
 		   nd_status_reason(&c));
 }
 
+/* takeover = iscsi: the handoff bit, nd_ibft's table (checked by the core),
+ * and a session whose takeover is nbd refused; the table's fields are read
+ * back by tests/ibft-probe.py in t-ibft.sh. */
+static void ibft(const char *image)
+{
+	struct nd_ibft_req q = { .ip = { 10, 0, 2, 15 }, .server = { 10, 0, 2, 2 },
+				 .netmask = { 255, 255, 255, 0 }, .mac = { 2, 0, 0, 0, 0, 7 } };
+	struct nd_client c;
+	const uint8_t *t = rxbuf + ND_HDR_SIZE;
+	int rc, n;
+
+	if (server_up(image, ND_MODE_VOLATILE, NULL) < 0)
+		return;
+	script(0, 0, 0, 3);
+	client_new(&c, ND_DEFAULT_DGRAM, 16);
+	rc = nd_attach(&c, "disk");
+	n = nd_ibft(&c, &q);
+	check_that(rc == ND_DONE && !(c.handoff & ND_HANDOFF_ISCSI) && n == ND_E_STATUS &&
+		   c.last_status == ND_ERR_DENIED, "ibft-refused-for-nbd-takeover",
+		   "rc %d handoff %x nd_ibft %d status %u", rc, c.handoff, n, c.last_status);
+	net.srv.cfg.takeover = TAKEOVER_ISCSI;
+	snprintf(net.srv.cfg.iscsi_listen, sizeof(net.srv.cfg.iscsi_listen), "0.0.0.0:3260");
+	c.cfg.nonce = 81;
+	rc = nd_attach(&c, "disk");
+	n = nd_ibft(&c, &q);
+	check_that(rc == ND_DONE && (c.handoff & ND_HANDOFF_ISCSI) && n > 312 && n <= ND_IBFT_MAX &&
+		   !memcmp(t, "iBFT", 4) && (t[4] | t[5] << 8) == n, "ibft-table-for-iscsi-takeover",
+		   "rc %d handoff %x nd_ibft %d", rc, c.handoff, n);
+	/* A table with a wrong byte is refused by the core, not copied. */
+	net.corrupt_at = ND_HDR_SIZE + 100;
+	n = nd_ibft(&c, &q);
+	net.corrupt_at = 0;
+	check_that(n == ND_E_PROTO, "ibft-bad-checksum-refused", "nd_ibft %d", n);
+	server_down();
+}
+
 void unit_client(void)
 {
 	char image[300], big[300];
@@ -966,4 +1005,5 @@ void unit_client(void)
 	multicast(image);
 	site_key(image);
 	status_reason();
+	ibft(image);
 }

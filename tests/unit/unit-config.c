@@ -159,6 +159,46 @@ void unit_config(void)
 		     "[image a]\npath = /a\n[client 52:54:00:12:34:56]\n"
 		     "iscsi-chap-secret = 0123456789abc\niscsi-chap-target-secret = 0123456789abc\n",
 		     "client 52:54:00:12:34:56: the target's CHAP secret must differ");
+	/* takeover = nbd|iscsi and the iBFT it asks for (docs/handoff.md) */
+	rc = load("iscsi-listen = 127.0.0.1\ntakeover = iscsi\n[image a]\npath = /a\ntakeover = nbd\n"
+		  "[client 52:54:00:12:34:56]\ntakeover = iscsi\n", err, sizeof(err));
+	check_that(rc == 0, "config-takeover-loads", "rc %d: %s", rc, err);
+	expect_error("config-takeover-bad", "takeover = smb\n", ":1: takeover must be nbd or iscsi");
+	expect_error("config-takeover-no-target", "[image a]\npath = /a\ntakeover = iscsi\n",
+		     "image 'a': takeover = iscsi needs the iSCSI target (iscsi-listen)");
+	{
+		/* Names the iBFT cannot hold: each fits its key, together they
+		 * exceed the ND_IBFT_MAX bytes the stubs keep. */
+		static char text[2048];
+		char prefix[160], ini[224], user[224], secret[256];
+
+		memset(prefix, 'p', sizeof(prefix) - 1), prefix[sizeof(prefix) - 1] = 0;
+		memcpy(prefix, "iqn.2000-01.x:", 14);
+		memset(ini, 'i', sizeof(ini) - 1), ini[sizeof(ini) - 1] = 0;
+		memcpy(ini, "iqn.2000-01.y:", 14);
+		memset(user, 'u', sizeof(user) - 1), user[sizeof(user) - 1] = 0;
+		memset(secret, 's', sizeof(secret) - 1), secret[sizeof(secret) - 1] = 0;
+		snprintf(text, sizeof(text), "iscsi-listen = 127.0.0.1\niscsi-target-prefix = %s\n"
+			 "[image a]\npath = /a\n[client 52:54:00:12:34:56]\ntakeover = iscsi\n"
+			 "iscsi-initiator = %s\niscsi-chap-user = %s\niscsi-chap-secret = %s\n",
+			 prefix, ini, user, secret);
+		expect_error("config-takeover-ibft-too-long", text,
+			     "client 52:54:00:12:34:56: its iBFT (initiator name 223 bytes, target "
+			     "name 200");
+		/* the same client with takeover = nbd needs no iBFT */
+		snprintf(text, sizeof(text), "iscsi-listen = 127.0.0.1\niscsi-target-prefix = %s\n"
+			 "[image a]\npath = /a\n[client 52:54:00:12:34:56]\ntakeover = nbd\n"
+			 "iscsi-initiator = %s\niscsi-chap-user = %s\niscsi-chap-secret = %s\n",
+			 prefix, ini, user, secret);
+		rc = load(text, err, sizeof(err));
+		check_that(rc == 0, "config-takeover-nbd-long-names", "rc %d: %s", rc, err);
+	}
+	expect_error("config-iscsi-initiator-too-long",
+		     "[client 52:54:00:12:34:56]\niscsi-initiator = iqn.2000-01.x:"
+		     "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+		     "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+		     "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n",
+		     ":2: iscsi-initiator must be an iSCSI name");
 	rc = config_load(&(struct config){ 0 }, "/nonexistent/netdiskd.conf", err, sizeof(err));
 	check_that(rc == -1 && strstr(err, "cannot open config /nonexistent/netdiskd.conf: No such"),
 		   "config-missing-file", "got rc %d '%s'", rc, err);
