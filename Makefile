@@ -13,7 +13,7 @@ HOST_LDFLAGS += $(DIST_LDFLAGS)
 # (-MP: a deleted header is not an error); they are included at the end.
 DEPFLAGS := -MMD -MP
 
-.PHONY: all deps check test demo demo-lab bench clean install
+.PHONY: all deps check test compat demo demo-lab bench clean install
 all:
 
 # Each component adds its artifacts to `all` and its rules in its own build.mk.
@@ -43,6 +43,12 @@ check: $(BUILD)/tests/unittest $(if $(shell command -v clang),$(FUZZ_BINS)) $(BU
 # Every tier: the fast one and every suite (QEMU, root, network namespaces).
 test: deps all
 	tests/run
+
+# The whole compatibility matrix (firmware x NIC x boot loader, about 28
+# boots, 15-25 minutes); rewrites the table in docs/compat.md.  `make test`
+# boots the cells no other suite does (tests/t-compat.sh).
+compat: deps all
+	tests/compat-matrix
 
 # Serve the demo disk and PXE-boot a VM from it (UEFI=1 for OVMF and netdisk.efi).
 demo: deps all demo-image

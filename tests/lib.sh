@@ -24,7 +24,7 @@ skip() { echo "SKIP $1: $2"; }
 # requires WHAT...: run the rest of the suite only if this machine has every
 # WHAT, else print "SKIP suite: needs ..." and exit 77 (tests/run: skipped).
 # WHAT is root, qemu, ovmf, ipxe, clang, netns, nbd (the kernel's nbd
-# module), or cmd:NAME for any command.
+# module), cmd:NAME for any command, or file:PATH for a file a package ships.
 requires() {
 	local what missing=()
 	for what in "$@"; do
@@ -37,6 +37,7 @@ requires() {
 		netns) [ "$(id -u)" = 0 ] && ip netns list >/dev/null 2>&1 || missing+=("network namespaces (root)") ;;
 		nbd) [ -e /sys/module/nbd ] || modprobe nbd 2>/dev/null || missing+=("the nbd kernel module") ;;
 		cmd:*) command -v "${what#cmd:}" >/dev/null || missing+=("${what#cmd:}") ;;
+		file:*) [ -r "${what#file:}" ] || missing+=("${what#file:}") ;;
 		*) missing+=("unknown requirement '$what'") ;;
 		esac
 	done

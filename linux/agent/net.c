@@ -43,6 +43,28 @@ static int find_interface(const uint8_t mac[6], char *name, size_t namelen)
 	return found;
 }
 
+/* Is ifname driven by a driver that does not reset its device when it probes
+ * it?  A NIC the BIOS's PXE stack used is still running when Linux starts
+ * (the stub reads through it until the last INT 13h).  Most drivers reset
+ * the device at probe; vmxnet3 does not, and QEMU's vmxnet3 ignores an
+ * ACTIVATE while the firmware's rings are live, so Linux sends nothing
+ * (docs/compat.md).  Closing the interface once (quiesce and reset) before
+ * the open that configures it fixes that. */
+static int needs_close_first(const char *ifname)
+{
+	char path[300], target[300];
+	const char *base;
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/sys/class/net/%s/device/driver", ifname);
+	n = readlink(path, target, sizeof(target) - 1);
+	if (n <= 0)
+		return 0;
+	target[n] = 0;
+	base = strrchr(target, '/');
+	return !strcmp(base ? base + 1 : target, "vmxnet3");
+}
+
 static void set_addr(struct sockaddr *sa, const uint8_t ip[4])
 {
 	struct sockaddr_in *in = (struct sockaddr_in *)sa;
@@ -112,6 +134,17 @@ int net_configure(const struct nd_boot_table *t, const char *env_path)
 	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", ifname);
 	if (fd < 0 || ioctl(fd, SIOCGIFFLAGS, &ifr) < 0)
 		goto out;
+	if (needs_close_first(ifname)) {
+		/* open (if nobody has: the reset happens on the close path), close */
+		ifr.ifr_flags |= IFF_UP;
+		if (ioctl(fd, SIOCSIFFLAGS, &ifr) < 0)
+			goto out;
+		ifr.ifr_flags &= ~IFF_UP;
+		if (ioctl(fd, SIOCSIFFLAGS, &ifr) < 0)
+			goto out;
+		say("%s: closed once, so that its driver resets what the firmware left running",
+		    ifname);
+	}
 	ifr.ifr_flags |= IFF_UP;
 	if (ioctl(fd, SIOCSIFFLAGS, &ifr) < 0)
 		goto out;
