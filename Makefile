@@ -45,7 +45,7 @@ test: deps all
 	tests/run
 
 # The whole compatibility matrix (firmware x NIC x boot loader, about 28
-# boots, 15-25 minutes); rewrites the table in docs/compat.md.  `make test`
+# boots, 12-25 minutes); rewrites the table in docs/compat.md.  `make test`
 # boots the cells no other suite does (tests/t-compat.sh).
 compat: deps all
 	tests/compat-matrix
