@@ -4,7 +4,9 @@
 # boots the demo image from netdiskd's iSCSI target, and gets netdisk's
 # per-client view: its initiator name, set by the iPXE script, is mapped by
 # `iscsi-initiator` to a [client] section (a persistent tester), so it reads
-# the image's test version and writes into its own overlay.
+# the image's test version and writes into its own overlay.  The client's
+# login takes mutual CHAP (iPXE's username/password and
+# reverse-username/reverse-password settings).
 #
 # The test version differs from production by its first sectors, written
 # over iSCSI by the admin initiator (a maintenance client): the e2e firmware
@@ -26,6 +28,8 @@ MAC=52:54:00:5b:00:01
 VM_IQN=iqn.2010-04.org.ipxe:netdisk-sanboot-test
 ADMIN_IQN=iqn.2000-01.org.netdisk.test:admin
 OTHER_IQN=iqn.2000-01.org.netdisk.test:production
+VM_SECRET=vm-secret-$RANDOM-0123
+TARGET_SECRET=target-secret-$RANDOM-4567
 
 make -s -C "$ND_TOP" BUILD="$ND_BUILD" "$ND_BUILD/netdiskd" "$ND_BUILD/netdisk" \
 	"$ND_BUILD/tests/fwmark-mbr.bin" demo-test-image >"$ND_TMP/make.log" 2>&1 ||
@@ -44,6 +48,10 @@ mode = volatile
 iscsi-initiator = $VM_IQN
 mode = persistent
 tester = yes
+iscsi-chap-user = sanboot-vm
+iscsi-chap-secret = $VM_SECRET
+iscsi-chap-target-user = netdisk-target
+iscsi-chap-target-secret = $TARGET_SECRET
 [client 02:00:00:00:5b:0a]
 iscsi-initiator = $ADMIN_IQN
 mode = maintenance
@@ -79,6 +87,10 @@ mkdir tftp
 cat >tftp/boot.ipxe <<IPXE
 #!ipxe
 set initiator-iqn $VM_IQN
+set username sanboot-vm
+set password $VM_SECRET
+set reverse-username netdisk-target
+set reverse-password $TARGET_SECRET
 sanboot iscsi:10.0.2.2::$IPORT:0:$PFX:demo
 IPXE
 # What `netdisk status` says while the VM runs (the session ends with it).
@@ -111,7 +123,7 @@ console_has vm 'iBFT found at ' && pass sanboot-ipxe-ibft-seen-by-linux ||
 	fail sanboot-ipxe-ibft-seen-by-linux "no 'iBFT found' in the kernel's log"
 
 # netdiskd: the initiator name made it that client, on the test version.
-grep -qE "iscsi login initiator=$VM_IQN ip=\S+ target=$PFX:demo mac=$MAC " server.log &&
+grep -qE "iscsi login initiator=$VM_IQN ip=\S+ target=$PFX:demo chap=yes mac=$MAC " server.log &&
 	grep -qE "attach mac=$MAC .* mode=persistent .* version=2$" server.log &&
 	pass sanboot-initiator-mapped-to-client ||
 	fail sanboot-initiator-mapped-to-client "$(grep -E 'iscsi|attach' server.log | tail -n 4)"
@@ -121,7 +133,7 @@ grep -qE "^$MAC .* os +iscsi " status.out && pass sanboot-status-transport-iscsi
 # Sector 2: the marker in the client's overlay (read back as that initiator:
 # a persistent overlay outlives the session), not in production's view, not
 # in the file; sector 0 is the marker MBR in the test version only.
-"$INI" "$P" "$PFX:demo" --initiator "$VM_IQN" read 0 2048 client.bin >ini.out 2>&1 &&
+"$INI" "$P" "$PFX:demo" --initiator "$VM_IQN" --chap "sanboot-vm:$VM_SECRET" read 0 2048 client.bin >ini.out 2>&1 &&
 	[ "$(sectors client.bin 2 1 | tr -d '\0')" = "$MARK" ] && pass sanboot-firmware-write-in-overlay ||
 	fail sanboot-firmware-write-in-overlay "$(cat ini.out) sector 2: $(sectors client.bin 2 1 | tr -d '\0' | head -c 40)"
 "$INI" "$P" "$PFX:demo" --initiator "$OTHER_IQN" read 0 2048 other.bin >ini.out 2>&1 &&
