@@ -8,6 +8,7 @@
 #   netdisk-ovmf   netdisk.efi (own virtio-net driver), OVMF's own PXE (NIC without ROM)
 #   netdisk-ipxe   netdisk.efi (own virtio-net driver), booted by iPXE's EFI ROM
 #   iscsi-ipxe     iPXE's EFI ROM: `sanboot iscsi:` to tgtd on the host
+#   netdiskd-iscsi-ipxe  the same to netdiskd's own iSCSI target (docs/iscsi.md)
 # The time is taken on the host between the guest's "BENCH start" and "BENCH
 # end" console lines.  Results go to $RESULTS (bench/results/efi-read.txt).
 set -euo pipefail
@@ -17,7 +18,7 @@ export ND_TOP=$PWD ND_BUILD=${BUILD:-$PWD/build}
 . tests/efi-lib.sh
 
 RUNS=${RUNS:-${BENCH_ROUNDS:-3}}
-SIDES=${SIDES:-netdisk-ovmf netdisk-ipxe iscsi-ipxe}
+SIDES=${SIDES:-netdisk-ovmf netdisk-ipxe iscsi-ipxe netdiskd-iscsi-ipxe}
 TARGET=iqn.2026-11.org.netdisk:bench
 RESULTS=${RESULTS:-bench/results/efi-read.txt}
 
@@ -52,10 +53,16 @@ sys.exit("no BENCH end line")
 disk=$ND_TMP/bench.img
 efi_pattern_disk "$disk" "$ND_BUILD/bench/bio-bench.efi"
 
-# netdisk: netdiskd read-only on the image, the stub patched to its port.
-mkdir -p "$ND_TMP/nd"
-start_server bench-netdiskd --mode readonly "$disk"
+# netdisk: netdiskd read-only on the image, the stub patched to its port;
+# its iSCSI target serves the image too (LUN 0), to any initiator.
+mkdir -p "$ND_TMP/nd" "$ND_TMP/ndi"
+nd_iscsi_port=$(free_port)
+printf 'iscsi-listen = 127.0.0.1:%s\niscsi-exports = images\n[image bench]\npath = %s\nmode = readonly\n' \
+	"$nd_iscsi_port" "$disk" >"$ND_TMP/nd.conf"
+start_server bench-netdiskd --config "$ND_TMP/nd.conf"
 efi_patch_stub "$ND_BUILD/netdisk.efi" "$ND_TMP/nd/netdisk.efi" "$ND_PORT"
+printf '#!ipxe\ndhcp\nsanboot iscsi:10.0.2.2::%s:0:iqn.2026-01.org.netdisk:bench\n' "$nd_iscsi_port" \
+	>"$ND_TMP/ndi/bench.ipxe"
 
 # iSCSI: a private tgtd (own control port and portal), one LUN on the same image.
 # tgtd ignores SIGTERM while it has targets: it is told to go instead.
@@ -85,10 +92,12 @@ for run in $(seq "$RUNS"); do
 		case $side in
 		netdisk-*) out=$(bench_qemu "$side-$run" "${side#netdisk-}" "$ND_TMP/nd" netdisk.efi) ;;
 		iscsi-ipxe) out=$(bench_qemu "$side-$run" ipxe "$ND_TMP/is" bench.ipxe) ;;
+		netdiskd-iscsi-ipxe) out=$(bench_qemu "$side-$run" ipxe "$ND_TMP/ndi" bench.ipxe) ;;
 		esac
 		echo "$side run $run: ${out% *} s"
 		case $side in
 		netdisk-*) subject=netdisk.efi-${side#netdisk-} ;;
+		netdiskd-iscsi-ipxe) subject=netdiskd-ipxe-sanboot-iscsi ;;
 		*) subject=ipxe-sanboot-iscsi ;;
 		esac
 		echo "RESULT uefi blockio-read-32MiB $subject ${out% *} s lower"
@@ -105,9 +114,9 @@ mkdir -p "$(dirname "$RESULTS")"
 {
 	echo "# 32 MiB through UEFI BlockIo in 64 KiB calls; QEMU $(qemu-system-x86_64 --version | head -1 | awk '{print $4}') -accel tcg, OVMF, virtio-net, user networking"
 	echo "# seconds between the guest's BENCH start/end lines, median of $RUNS runs; $(date -u +%Y-%m-%d)"
-	echo "# side            median  MiB/s   runs"
+	echo "# side               median  MiB/s   runs"
 	for side in $SIDES; do
 		m=$(median "${times[$side]}")
-		printf '%-17s %6s  %6.1f  %s\n' "$side" "$m" "$(awk -v m="$m" 'BEGIN { print 32 / m }')" "${times[$side]# }"
+		printf '%-20s %6s  %6.1f  %s\n' "$side" "$m" "$(awk -v m="$m" 'BEGIN { print 32 / m }')" "${times[$side]# }"
 	done
 } | tee "$RESULTS"

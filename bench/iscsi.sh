@@ -11,30 +11,14 @@ command -v tgtd >/dev/null && command -v iscsi-perf >/dev/null ||
 img=$BENCH_TMP/iscsi.img
 make_image "$img" "${BENCH_ISCSI_MIB:-512}"
 TARGET=iqn.2026-01.org.netdisk.bench:img
-p_nd=$(free_port); p_iscsi=$(free_port); p_tgt=$(free_port)
-control=$((p_tgt % 1000 + 2000)) # tgtd's own control socket, apart from other tgtds
+p_nd=$(free_port); p_iscsi=$(free_port)
 printf 'iscsi-listen = 127.0.0.1:%s\niscsi-exports = images\niscsi-target-prefix = iqn.2026-01.org.netdisk.bench\n[image img]\npath = %s\nmode = readonly\n' \
 	"$p_iscsi" "$img" >"$BENCH_TMP/iscsi.conf"
 "$BENCH_BUILD/netdiskd" --listen "127.0.0.1:$p_nd" --config "$BENCH_TMP/iscsi.conf" \
 	2>"$BENCH_TMP/nd.log" &
 BENCH_PIDS+=($!)
-# tgtd ignores SIGTERM while it has targets: it is told to go instead.
-stop_tgtd() {
-	tgtadm -C "$control" --lld iscsi --mode target --op delete --force --tid 1
-	tgtadm -C "$control" --mode system --op delete
-	bench_cleanup
-}
-tgtd -f -C "$control" --iscsi "portal=127.0.0.1:$p_tgt" >"$BENCH_TMP/tgtd.log" 2>&1 &
-trap 'stop_tgtd >/dev/null 2>&1' EXIT
-for i in $(seq 100); do
-	tgtadm -C "$control" --lld iscsi --mode target --op show >/dev/null 2>&1 && break
-	sleep 0.1
-done
-tgtadm -C "$control" --lld iscsi --mode target --op new --tid 1 --targetname "$TARGET" &&
-	tgtadm -C "$control" --lld iscsi --mode logicalunit --op new --tid 1 --lun 1 \
-		--backing-store "$img" &&
-	tgtadm -C "$control" --lld iscsi --mode target --op bind --tid 1 --initiator-address ALL ||
-	{ echo "tgtd set-up failed: $(cat "$BENCH_TMP/tgtd.log")" >&2; exit 1; }
+tgt_start && tgt_target 1 "$TARGET" "$img" || exit 1
+p_tgt=$TGT_PORT
 for p in "$p_iscsi" "$p_tgt"; do wait_port "$p" || { echo "no target on $p" >&2; exit 1; }; done
 
 declare -A url=( [netdiskd]="iscsi://127.0.0.1:$p_iscsi/$TARGET/0"

@@ -311,24 +311,42 @@ static int send_response(struct iconn *c, uint32_t itt, const struct scsi_task *
 	return iconn_send(c, h, sense, len);
 }
 
-/* The READ's data in Data-In PDUs of at most the initiator's
+/* The command's data in Data-In PDUs of at most the initiator's
  * MaxRecvDataSegmentLength, in sequences of MaxBurstLength, the status in the
- * last one. */
-static int send_data_in(struct iconn *c, uint32_t itt, uint64_t lun, const struct scsi_task *t,
+ * last one.  A READ longer than the buffer (t->din_cap, SCSI_MAX_XFER at
+ * most) is read a piece at a time: scsi_execute again with din_off on, the
+ * PDUs numbered on across pieces; a piece that fails ends the command with a
+ * SCSI Response carrying its sense after the data already sent. */
+static int send_data_in(struct iconn *c, uint32_t itt, uint64_t lun, struct scsi_task *t,
 			uint32_t edtl)
 {
 	uint32_t total = t->din_len < edtl ? t->din_len : edtl, off = 0, datasn = 0;
+	uint32_t piece = t->din_cap;
 
-	if (total > t->din_cap)
-		total = t->din_cap;
+	if (total > piece && t->op != MO_READ)
+		total = piece; /* only a READ can be read again further on */
 	while (off < total) {
 		uint8_t h[BHS_LEN] = { OP_DATA_IN };
 		uint32_t n = total - off, burst_left = c->max_burst - off % c->max_burst;
 
+		if (off == t->din_off + piece) { /* this piece is sent: read the next */
+			uint64_t t0 = metrics_now_ns();
+
+			t->din_off = off;
+			t->bytes = 0;
+			scsi_execute(t);
+			metrics_request(c->s, c->ss, MT_ISCSI, t->op, t->bytes, metrics_now_ns() - t0);
+			if (t->status != SAM_GOOD) {
+				metrics_error(c->s, c->ss, MT_ISCSI, ND_ERR_IO);
+				return send_response(c, itt, t, edtl, off);
+			}
+		}
 		if (n > c->max_send)
 			n = c->max_send;
 		if (n > burst_left)
 			n = burst_left;
+		if (n > t->din_off + piece - off)
+			n = t->din_off + piece - off;
 		nd_put64(h + 8, lun);
 		nd_put32(h + 16, itt);
 		nd_put32(h + 20, 0xffffffffu);
@@ -350,7 +368,7 @@ static int send_data_in(struct iconn *c, uint32_t itt, uint64_t lun, const struc
 				h[1] = 0x80; /* the end of a sequence */
 			iconn_numbers(c, h, 0);
 		}
-		if (iconn_send(c, h, t->din + off, n))
+		if (iconn_send(c, h, t->din + (off - t->din_off), n))
 			return -1;
 		off += n;
 	}

@@ -35,7 +35,7 @@ uint32_t iscsi_crc32c(uint32_t crc, const void *buf, size_t len);
 /* ---- iscsi_scsi.c: the SCSI block device over a session ---- */
 
 #define SCSI_BLOCK 512u               /* logical block size */
-#define SCSI_MAX_XFER (8u << 20)      /* largest READ/WRITE (block limits VPD) */
+#define SCSI_MAX_XFER (8u << 20)      /* largest WRITE; a READ's piece (block limits VPD) */
 
 /* SCSI status codes */
 #define SAM_GOOD 0x00
@@ -54,6 +54,7 @@ struct scsi_task {
 	uint8_t *din;            /* room for data to the initiator */
 	uint32_t din_cap;
 	uint32_t din_len;        /* set: the data the command returns (may exceed din_cap) */
+	uint32_t din_off;        /* READ: din holds the command's data from this byte on */
 	uint8_t status;          /* set: SAM_* */
 	uint8_t sense[18];       /* set: fixed-format sense with CHECK CONDITION */
 	uint32_t sense_len;

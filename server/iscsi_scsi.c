@@ -384,19 +384,25 @@ static void do_read(struct scsi_task *t)
 	}
 	if (!in_range(t, lba, count))
 		return;
-	if (count * SCSI_BLOCK > SCSI_MAX_XFER) {
+	/* Longer than the block limits page says is allowed too (iPXE's UEFI
+	 * sanboot reads a loader's whole file in one command): the iSCSI layer
+	 * sends it in pieces of din_cap, din_off the piece's start. */
+	if (count * SCSI_BLOCK > UINT32_MAX) {
 		invalid_field(t);
 		return;
 	}
-	off = lba * SCSI_BLOCK;
 	len = count * SCSI_BLOCK;
 	t->op = MO_READ;
 	t->din_len = (uint32_t)len;
+	if (t->din_off >= len)
+		return;
+	off = lba * SCSI_BLOCK + t->din_off;
+	len -= t->din_off;
 	if (len > t->din_cap)
-		len = t->din_cap; /* more than the initiator expects: the rest is not sent */
+		len = t->din_cap; /* the next piece, or more than the initiator expects */
 	if (!len)
 		return;
-	trace_read(t->s, t->ss, lba, (len + SCSI_BLOCK - 1) / SCSI_BLOCK, "iscsi");
+	trace_read(t->s, t->ss, off / SCSI_BLOCK, (len + SCSI_BLOCK - 1) / SCSI_BLOCK, "iscsi");
 	rc = layer_read(t->ss->top, t->din, len, off);
 	if (rc < 0)
 		io_error(t, rc, 0, off, len);

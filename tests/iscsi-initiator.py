@@ -10,6 +10,7 @@ usage: iscsi-initiator.py HOST:PORT TARGET [options] OP [ARGS]
       hold SECONDS | cdb HEX LENGTH | discover (TARGET ignored)
 options: --initiator IQN  --chap USER:SECRET  --mutual USER:SECRET
          --digests (CRC32C on headers and data)  --no-immediate  --burst N
+         --step N (bytes a READ or WRITE command moves; default 1 MiB)
 Exit 0 on success; 2 on a SCSI error (prints "sense KEY/ASC/ASCQ"); 3 when
 the login is refused (prints "login status 0xCCDD"); 1 otherwise.
 """
@@ -53,6 +54,7 @@ class Initiator:
         self.sock = socket.create_connection((host, int(port)), timeout=30)
         self.target, self.iqn, self.chap, self.mutual = target, iqn, chap, mutual
         self.want_digests, self.immediate, self.burst = digests, immediate, burst
+        self.step = 1 << 20
         self.hd = self.dd = False
         self.cmdsn, self.itt, self.statsn = 1, 1, 0
         self.max_send = 8192
@@ -179,11 +181,15 @@ class Initiator:
             imm = data[:min(self.first_burst, self.max_send)]
         self.send(bhs, imm)
         got = bytearray()
+        datasn = 0
         while True:
             rsp, rdata = self.recv()
             op = rsp[0] & 0x3F
-            if op == 0x25:  # Data-In
-                off = struct.unpack_from(">I", rsp, 40)[0]
+            if op == 0x25:  # Data-In, numbered 0, 1, ... within the command
+                sn, off = struct.unpack_from(">II", rsp, 36)
+                if sn != datasn:
+                    raise ConnectionError(f"Data-In DataSN {sn}, expected {datasn}")
+                datasn += 1
                 got[off:off + len(rdata)] = rdata
                 if rsp[1] & 0x01:
                     self.statsn = struct.unpack_from(">I", rsp, 24)[0] + 1
@@ -245,7 +251,7 @@ class Initiator:
         return (last + 1) * bs
 
     def read(self, off, length, out):
-        step = 1 << 20
+        step = self.step
         while length:
             n = min(step, length)
             cdb = bytes([0x88, 0]) + struct.pack(">QI", off // 512, n // 512) + b"\0\0"
@@ -253,7 +259,7 @@ class Initiator:
             off, length = off + n, length - n
 
     def write(self, off, data):
-        step = 1 << 20
+        step = self.step
         for pos in range(0, len(data), step):
             chunk = data[pos:pos + step]
             cdb = bytes([0x8A, 0]) + struct.pack(">QI", (off + pos) // 512,
@@ -281,7 +287,8 @@ def size(text):
 
 def main(argv):
     opts = {"initiator": "iqn.2000-01.org.netdisk.test:pyinit", "chap": None,
-            "mutual": None, "digests": False, "immediate": True, "burst": 262144}
+            "mutual": None, "digests": False, "immediate": True, "burst": 262144,
+            "step": 1 << 20}
     args = []
     it = iter(argv[1:])
     for a in it:
@@ -297,6 +304,8 @@ def main(argv):
             opts["immediate"] = False
         elif a == "--burst":
             opts["burst"] = int(next(it))
+        elif a == "--step":
+            opts["step"] = size(next(it))
         else:
             args.append(a)
     if len(args) < 3:
@@ -306,6 +315,7 @@ def main(argv):
     try:
         ini = Initiator(addr, target, opts["initiator"], opts["chap"], opts["mutual"],
                         opts["digests"], opts["immediate"], opts["burst"])
+        ini.step = opts["step"]
         if op == "discover":
             names = ini.discover()
             print("\n".join(names))

@@ -90,6 +90,16 @@ grep -q "iscsi login refused .*no image nosuch" iscsi.log && pass iscsi-unknown-
 	cmp -s dig.img <(tail -c +$((3 * 1048576 + 1)) base.img | head -c 2M) &&
 	pass iscsi-read-data-digests || fail iscsi-read-data-digests "$(cat ini.out)"
 
+# A READ longer than the block limits page's maximum transfer (8 MiB), as
+# iPXE's UEFI sanboot sends a loader's whole-file read: the target streams it
+# in pieces, DataSN numbered on across them (the initiator checks), with
+# digests; one running past the end is refused whole (LBA out of range).
+"$INI" "$P" "$PFX:base" --step 20M --digests read 2M 20M long.img >ini.out 2>&1 &&
+	cmp -s long.img <(tail -c +$((2 * 1048576 + 1)) base.img | head -c 20M) &&
+	pass iscsi-read-longer-than-max-transfer || fail iscsi-read-longer-than-max-transfer "$(cat ini.out)"
+check_fails iscsi-long-read-out-of-range 2 'sense 05/21/00' \
+	"$INI" "$P" "$PFX:base" --step 20M read 16M 20M long2.img
+
 # Several sessions at once: three initiators read the whole disk together.
 many=()
 for i in 1 2 3; do
