@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0-or-later
-# Boot time of the demo image: VM start to the kernel's first console line and to the root system's marker, BIOS and UEFI, netdisk (PXE-loaded and as option ROM) vs iPXE sanboot over iSCSI.
+# Boot time of the demo image and of a stock Debian 12: VM start to the kernel's first console line, to the root system's marker and to systemd's multi-user.target, BIOS and UEFI, netdisk (PXE-loaded and as option ROM) vs iPXE sanboot over iSCSI.
 #
 # Same VM (TCG, 512 MiB, virtio-net on QEMU user networking, iPXE ROM) and
 # same image (build/demo-test.img, which powers off once up) on every side:
@@ -10,6 +10,9 @@
 #   iscsi-ipxe                 iPXE's `sanboot iscsi:` to tgtd on the same file
 # kernel: the serial console shows "Linux version" (printed once the kernel's
 # serial console is up, so it includes its first second or so of boot);
+# multi-user (the stock Debian 12 of tools/mkdebian: GRUB, Debian's kernel,
+# initramfs-tools with netdisk's hook, systemd; netdisk only): its unit's
+# NETDISK-DEBIAN-UP once multi-user.target is active;
 # root: NETDISK-ROOT-OK, the root system up on the network disk (netdisk
 # only: the image's initramfs has no iSCSI initiator, so the iSCSI side stops
 # in the initramfs and only its kernel time counts).
@@ -23,12 +26,23 @@ TARGET=iqn.2026-11.org.netdisk:boot
 
 # netdiskd, volatile: every run starts from the same image.
 port=$(free_port)
-"$BENCH_BUILD/netdiskd" --listen "127.0.0.1:$port" --mode volatile "demo=$image" 2>"$BENCH_TMP/server.log" &
+# The stock Debian image: build/compat-debian12.img, as make compat keeps it
+# (tools/mkdebian, its debootstrapped root cached in build/cache).
+debian=$BENCH_BUILD/compat-debian12.img
+if [ ! -f "$debian" ]; then
+	MKDEBIAN_APPEND="netdisk.test=poweroff panic=-1" "$BENCH_TOP/tools/mkdebian" --build "$BENCH_BUILD" \
+		"$debian.new" >"$BENCH_TMP/mkdebian.log" 2>&1 && mv "$debian.new" "$debian" ||
+		{ tail -n 5 "$BENCH_TMP/mkdebian.log" >&2; exit 1; }
+fi
+"$BENCH_BUILD/netdiskd" --listen "127.0.0.1:$port" --mode volatile "demo=$image" "debian12=$debian" \
+	2>"$BENCH_TMP/server.log" &
 BENCH_PIDS+=($!)
-mkdir -p "$BENCH_TMP/nd"
+mkdir -p "$BENCH_TMP/nd" "$BENCH_TMP/deb"
 for stub in netdisk.pxe netdisk.efi netdisk-virtio.rom; do
 	cp "$BENCH_BUILD/$stub" "$BENCH_TMP/nd/$stub"
 	"$BENCH_BUILD/netdisk" patch "$BENCH_TMP/nd/$stub" --server "10.0.2.2:$port" >/dev/null
+	cp "$BENCH_BUILD/$stub" "$BENCH_TMP/deb/$stub"
+	"$BENCH_BUILD/netdisk" patch "$BENCH_TMP/deb/$stub" --server "10.0.2.2:$port" --image debian12 >/dev/null
 done
 
 # tgtd with its own control port and portal, one LUN on the same file.
@@ -55,12 +69,13 @@ run() {
 	*) flags+=(--tftp "$dir" --bootfile "$file") ;;
 	esac
 	out=$(SERIAL_LOG=$BENCH_TMP/$fw-$subject.log python3 "$BENCH_TOP/bench/boot-timer.py" 300 \
-		"kernel=Linux version" "root=NETDISK-ROOT-OK" "off=NETDISK-POWEROFF" -- \
+		"kernel=Linux version" "root=NETDISK-ROOT-OK" "off=NETDISK-POWEROFF" "multiuser=NETDISK-DEBIAN-UP" -- \
 		"$BENCH_TOP/qemu-scripts/boot-pxe" "${flags[@]}" --serial stdio)
 	echo "$fw $subject: $(tr '\n' ' ' <<<"$out")" >&2
 	awk -v fw="$fw" -v s="$subject" '
 		$1 == "kernel" { print "RESULT boot " fw "-to-kernel-s " s " " $2 " s lower" }
-		$1 == "root"   { print "RESULT boot " fw "-to-root-s " s " " $2 " s lower" }' <<<"$out"
+		$1 == "root"   { print "RESULT boot " fw "-to-root-s " s " " $2 " s lower" }
+		$1 == "multiuser" { print "RESULT boot " fw "-to-multi-user-s " s " " $2 " s lower" }' <<<"$out"
 	grep -q '^kernel ' <<<"$out"
 }
 
@@ -71,5 +86,8 @@ for round in $(seq "$BENCH_ROUNDS"); do
 	run uefi netdisk.efi "$BENCH_TMP/nd" netdisk.efi || status=1
 	run bios iscsi-ipxe "$BENCH_TMP/is" boot.ipxe || status=1
 	run uefi iscsi-ipxe "$BENCH_TMP/is" boot.ipxe || status=1
+	run bios debian12-netdisk.pxe "$BENCH_TMP/deb" netdisk.pxe || status=1
+	run bios debian12-netdisk-virtio.rom "$BENCH_TMP/deb" netdisk-virtio.rom || status=1
+	run uefi debian12-netdisk.efi "$BENCH_TMP/deb" netdisk.efi || status=1
 done
 exit $status

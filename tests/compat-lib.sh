@@ -9,9 +9,10 @@
 # LOADER the image's boot loader: syslinux or grub (BIOS: MBR code; UEFI:
 # BOOTX64.EFI), or systemd-boot (UEFI); IMAGE the image (default LOADER's:
 # the systemd-boot image has syslinux on its BIOS side, so a BIOS syslinux
-# cell may use it and share a build).  Every image has Debian's generic
-# kernel, so that Linux drives every NIC of the list and takes the root
-# over from the stub's session (docs/compat.md).
+# cell may use it and share a build; debian12 is a stock Debian 12 root with
+# GRUB, made by tools/mkdebian).  Every image has Debian's generic kernel,
+# so that Linux drives every NIC of the list and takes the root over from
+# the stub's session (docs/compat.md).
 #
 # Source after tests/lib.sh.  compat_serve once, then compat_cell per cell
 # (two at a time at most: compat_wait), then compat_result per cell.
@@ -26,6 +27,18 @@ COMPAT_N=0
 # LOADER, except systemd-boot (UEFI only: syslinux on the BIOS side).
 compat_image() {
 	local loader=$1 out=$ND_BUILD/compat-$1.img bios=$1 newer
+	if [ "$loader" = debian12 ]; then
+		newer=$(find "$ND_TOP/tools/mkdebian" "$ND_TOP/tools/mkimage" "$ND_TOP/packaging/initramfs-tools" \
+			"$ND_BUILD/netdisk-attach" -newer "$out" -print -quit 2>/dev/null)
+		if [ ! -f "$out" ] || [ -n "$newer" ]; then
+			MKDEBIAN_APPEND="netdisk.test=poweroff panic=-1" "$ND_TOP/tools/mkdebian" --build "$ND_BUILD" \
+				--cache "$COMPAT_CACHE" "$out.new" >"$ND_TMP/compat-$loader.build" 2>&1 ||
+				{ echo "mkdebian: $(tail -n 3 "$ND_TMP/compat-$loader.build")"; return 1; }
+			mv "$out.new" "$out"
+		fi
+		echo "$out"
+		return 0
+	fi
 	[ "$loader" = systemd-boot ] && bios=syslinux
 	newer=$(find "$ND_TOP/tools/mkimage" "$ND_TOP/linux/initramfs" "$ND_TOP/linux/rootfs" "$ND_BUILD/netdisk-attach" \
 		-newer "$out" -print -quit 2>/dev/null)
@@ -93,15 +106,20 @@ compat_wait() {
 }
 
 # compat_stage CELL: how far CELL got: root (Linux mounted its root from the
-# stub's session over NBD and powered off), kernel (the kernel and the
-# initramfs were loaded through the stub's disk), stub (the stub attached),
-# or none.
+# stub's session over NBD and powered off), multi-user (the Debian image:
+# Debian's initramfs with netdisk's hook continued the stub's session and
+# systemd reached multi-user.target on /dev/nbd0pN), kernel (the kernel
+# started with the initramfs loaded through the stub's disk), stub (the
+# stub attached), or none.
 compat_stage() {
 	local log=$COMPAT_DIR/$(compat_name "$1").serial
 	if grep -aq "NETDISK-POWEROFF" "$log" && grep -aq "NETDISK-ROOT-OK" "$log" &&
 		grep -aq "NETDISK-NET-OK .* boot-table" "$log"; then
 		echo root
-	elif grep -aq "NETDISK-INITRAMFS-OK" "$log"; then
+	elif grep -aEq "NETDISK-DEBIAN-UP multi-user.target active root /dev/nbd0p" "$log" &&
+		grep -aq "netdisk-attach: attached /dev/nbd0: .* export session" "$log"; then
+		echo multi-user
+	elif grep -aq "NETDISK-INITRAMFS-OK\|Run /init as init process" "$log"; then
 		echo kernel
 	elif grep -aEq 'netdisk: (image "|server )|image "[a-z-]+" [0-9]+ MiB' "$log"; then
 		echo stub
@@ -129,9 +147,11 @@ compat_watch() {
 		left=0
 		for cell in "$@"; do
 			name=$(compat_name "$cell")
-			[ -f "$COMPAT_DIR/$name.kernel" ] || ! grep -aq NETDISK-INITRAMFS-OK "$COMPAT_DIR/$name.serial" 2>/dev/null ||
+			[ -f "$COMPAT_DIR/$name.kernel" ] ||
+				! grep -aq 'NETDISK-INITRAMFS-OK\|Run /init as init process' "$COMPAT_DIR/$name.serial" 2>/dev/null ||
 				date +%s.%N >"$COMPAT_DIR/$name.kernel"
-			[ -f "$COMPAT_DIR/$name.root" ] || ! grep -aq NETDISK-ROOT-OK "$COMPAT_DIR/$name.serial" 2>/dev/null ||
+			[ -f "$COMPAT_DIR/$name.root" ] ||
+				! grep -aq 'NETDISK-ROOT-OK\|NETDISK-DEBIAN-UP' "$COMPAT_DIR/$name.serial" 2>/dev/null ||
 				date +%s.%N >"$COMPAT_DIR/$name.root"
 		done
 		for pid in "${COMPAT_PIDS[@]}"; do kill -0 "$pid" 2>/dev/null && left=1; done
