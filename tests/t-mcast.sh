@@ -84,7 +84,7 @@ serve() {
 }
 
 # unserve: stop the server; its exit line's counters in U (unicast bytes),
-# M (multicast bytes), R (repairs).
+# M (multicast bytes), R (repairs), C (READs over multicast-rate).
 unserve() {
 	kill "$SERVER" 2>/dev/null
 	wait "$SERVER" 2>/dev/null
@@ -93,6 +93,7 @@ unserve() {
 	U=$(grep -o 'unicast_bytes=[0-9]*' <<<"$line" | cut -d= -f2)
 	M=$(grep -o 'multicast_bytes=[0-9]*' <<<"$line" | cut -d= -f2)
 	R=$(grep -o 'repairs=[0-9]*' <<<"$line" | cut -d= -f2)
+	C=$(grep -o 'multicast_capped=[0-9]*' <<<"$line" | cut -d= -f2)
 	[ -n "$U" ] && [ -n "$M" ]
 }
 
@@ -140,9 +141,11 @@ off3() {
 }
 check "mcast: off, 3 clients: each its own unicast copy ($U bytes = $(echo "scale=2; $U / $ONE" | bc) x one client, ${off_s}s)" off3
 
-# auto and always: the group carries what several clients want.
+# auto and always: the group carries what several clients want.  The rate
+# cap is lifted here (it has its own check below): at the default 400 Mbit/s
+# an unloaded machine's readers outrun it, and capped READs go by unicast.
 for mode in auto always; do
-	serve "$mode"
+	serve "$mode" "multicast-rate = 100000"
 	t0=$(date +%s.%N)
 	readers $CLIENTS
 	rc=$?
@@ -155,6 +158,7 @@ for mode in auto always; do
 		[ $rc = 0 ] || { echo "a reader failed: $(cat "$ND_TMP"/err-*)"; return 1; }
 		sums_ok $CLIENTS || return 1
 		[ "$M" -gt 0 ] || { echo "no multicast bytes"; return 1; }
+		[ "$C" = 0 ] || { echo "$C READs over the lifted rate cap"; return 1; }
 		[ $((U + M)) -lt $((3 * ONE)) ] || { echo "egress $((U + M)) not below 3 x $ONE"; return 1; }
 		# always: every READ of a member goes to the group, so unicast is
 		# only repairs: less than one client's copy.  (How often a block
@@ -171,7 +175,7 @@ for mode in auto always; do
 				{ echo "client $k did not join: $(cat "$ND_TMP/err-$k")"; return 1; }
 		done
 	}
-	check "mcast: $mode, 3 clients: data right, egress $((U + M)) bytes = $(echo "scale=2; ($U + $M) / $ONE" | bc) x one client (multicast $M, unicast $U, $R repairs, ${secs}s)" storm
+	check "mcast: $mode, 3 clients: data right, egress $((U + M)) bytes = $(echo "scale=2; ($U + $M) / $ONE" | bc) x one client (multicast $M, unicast $U, $R repairs, $C capped, ${secs}s)" storm
 done
 
 # Joined while reading, left at the end: the kernel's group table says so.
