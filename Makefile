@@ -37,7 +37,7 @@ deps:
 CHECK_FUZZ_SECONDS ?= 5
 check: $(BUILD)/tests/unittest $(if $(shell command -v clang),$(FUZZ_BINS)) $(BUILD)/netdiskd \
 		$(BUILD)/tests/ndtest $(BUILD)/tests/ndblast
-	ND_FUZZ_SECONDS=$(CHECK_FUZZ_SECONDS) tests/run tests/t-unit.sh tests/t-tree.sh tests/t-fuzz.sh \
+	ND_FUZZ_SECONDS=$(CHECK_FUZZ_SECONDS) tests/run tests/t-unit.sh tests/t-tree.sh tests/t-testlib.sh tests/t-fuzz.sh \
 		tests/t-blast.sh
 
 # Every tier: the fast one and every suite (QEMU, root, network namespaces).

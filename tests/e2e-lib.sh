@@ -161,7 +161,7 @@ e2e_wait() {
 # e2e_value NAME KEY: the rest of the guest's first "KEY ..." line (the
 # root's shell prompt may share the line: the shell starts alongside).
 e2e_value() {
-	tr -d '\r' <"$ND_TMP/$1.log" | sed -n "s/.*$2 //p" | head -n 1
+	console_text "$ND_TMP/$1.log" | sed -n "s/.*$2 //p" | head -n 1
 }
 
 # e2e_booted NAME MAC [HOOK]: the boot went all the way, on the stub's session:
@@ -169,7 +169,7 @@ e2e_value() {
 # (default /e2e/guest.sh) ran, off.
 e2e_booted() {
 	local name=$1 mac=$2 hook=${3:-/e2e/guest.sh} mount
-	console_has "$name" '^NETDISK-NET-OK eth0 [0-9.]+ boot-table$' || { echo "no address from the boot table"; tail -n 3 "$ND_TMP/$name.log"; return 1; }
+	console_has "$name" '^NETDISK-NET-OK eth0 [0-9.]+ boot-table$' || { echo "no address from the boot table: $(console_text "$ND_TMP/$name.log" | grep -a -m 2 -E 'NETDISK-NET|configure-network|boot table')"; return 1; }
 	console_has "$name" '^NETDISK-ATTACH-OK$' || { echo "agent did not attach"; return 1; }
 	console_has "$name" '^netdisk-attach: attached /dev/nbd0: .* export session [0-9a-f]{8},' ||
 		{ echo "agent did not take over the stub's session"; return 1; }

@@ -56,12 +56,12 @@ boot_disk_until_off() {
 
 # console_has NAME PATTERN: the console log NAME holds a line matching PATTERN.
 console_has() {
-	tr -d '\r' <"$ND_TMP/$1.log" | grep -aqE "$2"
+	console_text "$ND_TMP/$1.log" | grep -aqE "$2"
 }
 
 # console_line NAME PATTERN: line number of the first console line matching PATTERN.
 console_line() {
-	tr -d '\r' <"$ND_TMP/$1.log" | grep -anE "$2" | head -n 1 | cut -d: -f1
+	console_text "$ND_TMP/$1.log" | grep -anE "$2" | head -n 1 | cut -d: -f1
 }
 
 # start_interactive_boot NAME FIRMWARE IMAGE: boots IMAGE as a local disk in

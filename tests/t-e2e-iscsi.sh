@@ -82,7 +82,7 @@ wait "$poller" 2>/dev/null
 # ibft_is NAME KEY VALUE: the guest's /sys/firmware/ibft/KEY.
 ibft_is() {
 	local got
-	got=$(tr -d '\r' <"$ND_TMP/$1.log" | grep -a "E2E-IBFT $2 " | head -n 1)
+	got=$(console_text "$ND_TMP/$1.log" | grep -a "E2E-IBFT $2 " | head -n 1)
 	got=${got#*E2E-IBFT $2 }
 	[ "$got" = "$3" ] || { echo "/sys/firmware/ibft/$2 is '$got', not '$3'"; return 1; }
 }

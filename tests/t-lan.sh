@@ -187,7 +187,7 @@ booted() {
 	fi
 	[ $ok = 1 ]
 }
-console_has() { tr -d '\r' <"$LAB_DIR/$1.log" | grep -aqE "$2"; }
+console_has() { console_text "$LAB_DIR/$1.log" | grep -aqE "$2"; }
 # vm_ip NAME: the VM's address in the lease file of the DHCP server that
 # should have given it (VM_LEASES).
 vm_ip() { awk -v m="${VM_MAC[$1]}" '$2 == m { print $3; exit }' "${VM_LEASES[$1]}" 2>/dev/null; }
