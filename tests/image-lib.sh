@@ -54,6 +54,16 @@ boot_disk_until_off() {
 	timeout "${ND_BOOT_TIMEOUT:-180}" "$ND_TOP/qemu-scripts/boot-disk" $flag --log "$ND_TMP/$name.log" "$image"
 }
 
+# console_text FILE: a VM's serial console as text: no carriage returns, and
+# every kernel message that the kernel printed in the middle of a line a
+# program was writing (printk does not wait for the line to end) moved after
+# that line, so "NETDISK-NET-OK eth0 10.0.[    3.19] IPv6: ...\n2.15 ..."
+# reads as the two lines that were written.  A line with escape sequences
+# (a shell prompt, firmware screen drawing) is left as it is.
+console_text() {
+	tr -d '\r' <"$1" | perl -0777 -pe '1 while s/^([^\n\e]*[^\n\e])((?:\[ *\d+\.\d+\] [^\n]*\n)+)((?!\[ *\d+\.\d+\] )[^\n]*\n)/$1$3$2/m'
+}
+
 # console_has NAME PATTERN: the console log NAME holds a line matching PATTERN.
 console_has() {
 	console_text "$ND_TMP/$1.log" | grep -aqE "$2"

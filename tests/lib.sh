@@ -21,16 +21,6 @@ fail() { echo "FAIL $1: $2"; }
 # CI=true it counts as a failure).
 skip() { echo "SKIP $1: $2"; }
 
-# console_text FILE: a VM's serial console as text: no carriage returns, and
-# every kernel message that the kernel printed in the middle of a line a
-# program was writing (printk does not wait for the line to end) moved after
-# that line, so "NETDISK-NET-OK eth0 10.0.[    3.19] IPv6: ...\n2.15 ..."
-# reads as the two lines that were written.  A line with escape sequences
-# (a shell prompt, firmware screen drawing) is left as it is.
-console_text() {
-	tr -d '\r' <"$1" | perl -0777 -pe '1 while s/^([^\n\e]*[^\n\e])((?:\[ *\d+\.\d+\] [^\n]*\n)+)((?!\[ *\d+\.\d+\] )[^\n]*\n)/$1$3$2/m'
-}
-
 # requires WHAT...: run the rest of the suite only if this machine has every
 # WHAT, else print "SKIP suite: needs ..." and exit 77 (tests/run: skipped).
 # WHAT is root, qemu, ovmf, ipxe, clang, netns, nbd (the kernel's nbd

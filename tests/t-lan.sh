@@ -21,6 +21,7 @@
 . "$(dirname "$0")/lib.sh"
 requires root netns qemu ovmf ipxe cmd:dnsmasq cmd:python3 cmd:mkfs.fat cmd:mcopy
 . "$(dirname "$0")/bios/qemu.sh"
+. "$(dirname "$0")/image-lib.sh"
 . "$(dirname "$0")/efi-lib.sh"
 . "$ND_TOP/qemu-scripts/lab-lib.sh"
 

@@ -4,6 +4,7 @@
 # line that a kernel message split on a VM's serial console (t-e2e-iscsi once
 # failed on exactly that: "NETDISK-NET-OK eth0 10.0.[ 3.19] IPv6: ...").
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/image-lib.sh"
 requires cmd:perl
 
 printf '%s\r\n' 'Loading, please wait...' \
