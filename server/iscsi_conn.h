@@ -79,6 +79,7 @@ struct iconn {
 	uint32_t statsn, expcmdsn;
 	uint8_t in[16384];      /* bytes read ahead of the PDU being read */
 	struct nd_readahead ra; /* ... over in */
+	int corked;             /* replies held back (MSG_MORE) while requests wait in ra */
 	/* the PDU just read */
 	uint8_t bhs[BHS_LEN];
 	uint8_t *data;          /* its data segment (OUR_MAX_RECV bytes of room) */
