@@ -499,6 +499,8 @@ static int task_progress(struct iconn *c, struct wtask *w)
 	if (w->fail_status) {
 		struct scsi_task t = { .status = w->fail_status };
 
+		if (w->fail_sense[0])
+			scsi_sense(&t, w->fail_sense[0], w->fail_sense[1], w->fail_sense[2]);
 		rc = send_response(c, w->itt, &t, w->edtl, 0);
 	} else {
 		rc = execute(c, w->itt, w->lun, w->cdb, w->buf, w->got, w->edtl, 0);
@@ -588,6 +590,20 @@ static int scsi_command(struct iconn *c)
 	return task_progress(c, w);
 }
 
+/* A Data-Out out of sequence: one before it was lost (RFC 7143, 7.8).  At
+ * ErrorRecoveryLevel 0 the task ends with CHECK CONDITION, ABORTED COMMAND,
+ * "protocol service CRC error", once the sequence's last PDU is in (7.7);
+ * the connection and its other tasks go on, and the write is not made. */
+static void datasn_error(struct iconn *c, struct wtask *w, uint32_t datasn)
+{
+	log_msg("iscsi ip=%s initiator=%s: Data-Out of task %08x with DataSN %u, expected %u: "
+		"the WRITE fails", c->peer, c->initiator, w->itt, datasn, w->datasn);
+	w->fail_status = SAM_CHECK_CONDITION;
+	w->fail_sense[0] = 0x0b;
+	w->fail_sense[1] = 0x47;
+	w->fail_sense[2] = 0x05;
+}
+
 static int data_out(struct iconn *c)
 {
 	const uint8_t *h = c->bhs;
@@ -597,13 +613,14 @@ static int data_out(struct iconn *c)
 
 	if (!w)
 		return 0; /* an aborted task's data: dropped */
-	if (ttt != (w->unsolicited ? 0xffffffffu : w->ttt) || datasn != w->datasn) {
-		snprintf(c->why, sizeof(c->why), "Data-Out for task %08x with TTT %08x DataSN %u, "
-			 "expected %08x and %u", itt, ttt, datasn,
-			 w->unsolicited ? 0xffffffffu : w->ttt, w->datasn);
+	if (ttt != (w->unsolicited ? 0xffffffffu : w->ttt)) {
+		snprintf(c->why, sizeof(c->why), "Data-Out for task %08x with TTT %08x, expected %08x",
+			 itt, ttt, w->unsolicited ? 0xffffffffu : w->ttt);
 		send_reject(c, 0x04);
 		return -1;
 	}
+	if (datasn != w->datasn && !w->fail_status)
+		datasn_error(c, w, datasn);
 	w->datasn++;
 	if (task_data(c, w, off, c->data, c->dlen))
 		return -1;

@@ -53,6 +53,7 @@ struct wtask {
 	uint32_t datasn;       /* the DataSN the next Data-Out of this sequence carries */
 	int unsolicited;       /* unsolicited data may still come */
 	uint8_t fail_status;   /* SAM status to answer instead of executing, or 0 */
+	uint8_t fail_sense[3]; /* its sense key, ASC, ASCQ (CHECK CONDITION), or zeros */
 };
 
 struct iconn {

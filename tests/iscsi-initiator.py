@@ -7,7 +7,8 @@ implementation of the protocol.
 
 usage: iscsi-initiator.py HOST:PORT TARGET [options] OP [ARGS]
   OP: read OFFSET LENGTH FILE | write OFFSET FILE | sync | capacity | login |
-      hold SECONDS | cdb HEX LENGTH | discover (TARGET ignored)
+      hold SECONDS | cdb HEX LENGTH | nop BYTES | datasn-error OFFSET FILE |
+      discover (TARGET ignored)
 options: --initiator IQN  --chap USER:SECRET  --mutual USER:SECRET
          --digests (CRC32C on headers and data)  --no-immediate  --burst N
          --step N (bytes a READ or WRITE command moves; default 1 MiB)
@@ -55,6 +56,7 @@ class Initiator:
         self.target, self.iqn, self.chap, self.mutual = target, iqn, chap, mutual
         self.want_digests, self.immediate, self.burst = digests, immediate, burst
         self.step = 1 << 20
+        self.datasn_skew = 0  # added to every Data-Out's DataSN (datasn-error)
         self.hd = self.dd = False
         self.cmdsn, self.itt, self.statsn = 1, 1, 0
         self.max_send = 8192
@@ -206,7 +208,7 @@ class Initiator:
                     d[1] = 0x80 if n == length else 0
                     struct.pack_into(">II", d, 16, itt, ttt)
                     struct.pack_into(">I", d, 28, self.statsn)
-                    struct.pack_into(">II", d, 36, sn, off)
+                    struct.pack_into(">II", d, 36, sn + self.datasn_skew, off)
                     self.send(d, data[off:off + n])
                     sn, off, length = sn + 1, off + n, length - n
             elif op == 0x21:  # SCSI Response
@@ -269,6 +271,24 @@ class Initiator:
     def sync(self):
         self.command(bytes([0x35]) + b"\0" * 9)
 
+    def nop(self, nbytes):
+        """A NOP-Out ping with nbytes of data: the NOP-In must carry its ITT,
+        TTT ffffffff and the same data back."""
+        self.itt += 1
+        ping = os.urandom(nbytes)
+        bhs = bytearray(48)
+        bhs[0], bhs[1] = 0x00, 0x80
+        struct.pack_into(">II", bhs, 16, self.itt, 0xFFFFFFFF)
+        struct.pack_into(">II", bhs, 24, self.cmdsn, self.statsn)
+        self.cmdsn += 1
+        self.send(bhs, ping)
+        rsp, data = self.recv()
+        itt, ttt = struct.unpack_from(">II", rsp, 16)
+        if rsp[0] & 0x3F != 0x20 or itt != self.itt or ttt != 0xFFFFFFFF or data != ping:
+            raise ConnectionError(f"NOP-In op {rsp[0] & 0x3F:#x} itt {itt:#x} ttt {ttt:#x} "
+                                  f"data {len(data)} bytes{' (not the ping)' if data != ping else ''}")
+        self.statsn = struct.unpack_from(">I", rsp, 24)[0] + 1
+
     def logout(self):
         bhs = bytearray(48)
         bhs[0], bhs[1] = 0x46, 0x80
@@ -278,6 +298,15 @@ class Initiator:
         rsp, _ = self.recv()
         if rsp[0] & 0x3F != 0x26 or rsp[2]:
             raise ConnectionError("logout refused")
+
+
+class _Sink:
+    """A file-like object appending what is written to a bytearray."""
+    def __init__(self, buf):
+        self.buf = buf
+
+    def write(self, data):
+        self.buf += data
 
 
 def size(text):
@@ -336,6 +365,37 @@ def main(argv):
             time.sleep(float(rest[0]))
         elif op == "cdb":  # any CDB (hex) reading up to LEN bytes: the data in hex
             print(ini.command(bytes.fromhex(rest[0]), read_len=int(rest[1], 0)).hex())
+        elif op == "datasn-error":
+            # A WRITE whose Data-Out carries a wrong DataSN must fail alone
+            # (sense 0b/47/05) and change nothing; the same WRITE made right
+            # on the same connection then lands.
+            with open(rest[1], "rb") as f:
+                data = f.read()
+            off = size(rest[0])
+            before = bytearray()
+            ini.read(off, len(data), _Sink(before))
+            ini.immediate, ini.datasn_skew = False, 7
+            try:
+                ini.write(off, data)
+                print("error: the WRITE with a wrong DataSN succeeded")
+                return 1
+            except ScsiError as e:
+                print(f"refused: {e}")
+            ini.datasn_skew = 0
+            after = bytearray()
+            ini.read(off, len(data), _Sink(after))
+            if after != before:
+                print("error: the refused WRITE changed the disk")
+                return 1
+            ini.write(off, data)
+            after = bytearray()
+            ini.read(off, len(data), _Sink(after))
+            if after != data:
+                print("error: the WRITE after it did not land")
+                return 1
+            print("written and read back on the same connection")
+        elif op == "nop":
+            ini.nop(int(rest[0]))
         elif op == "capacity":
             print(ini.capacity())
         elif op != "login":
