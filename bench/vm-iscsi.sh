@@ -11,6 +11,8 @@
 # readers: bench/vmrand.c, since the guest has no fio), taking turns on which
 # target goes first.  Both go through QEMU's user network to 10.0.2.2, so the
 # figures are TCG's and slirp's, not a LAN's: the ratio is what compares.
+# BENCH_VM_ISCSI_CPUS gives the guest more vCPUs (default 1), _THREADS its
+# readers (16), _MIB the disk (128).
 . "$(dirname "$0")/lib.sh"
 ND_TOP=$BENCH_TOP ND_BUILD=$BENCH_BUILD ND_TMP=$BENCH_TMP
 . "$BENCH_TOP/tests/image-lib.sh"
@@ -45,7 +47,8 @@ p_iscsi=$(free_port)
 tgt_start && tgt_target 1 "$PREFIX:bench" "$disk" || exit 1
 p_tgt=$TGT_PORT
 
-# One round per boot: the hook gets the order and the ports on its command line.
+# One boot for every round: the hook gets the rounds, the seconds, the
+# threads and each target (name:port:IQN) on its command line.
 cat >"$hook/bench.sh" <<'HOOK'
 #!/bin/sh
 # Runs in the guest: log in to each target, read its disk, print VMISCSI lines.
@@ -121,7 +124,7 @@ cp "$BENCH_BUILD/netdisk.pxe" "$BENCH_TMP/tftp/"
 
 log=$BENCH_TMP/vm.serial
 timeout 900 "$BENCH_TOP/qemu-scripts/boot-pxe" --tftp "$BENCH_TMP/tftp" --bootfile netdisk.pxe \
-	--log "$log" >/dev/null 2>&1
+	--log "$log" -- -smp "${BENCH_VM_ISCSI_CPUS:-1}" >/dev/null 2>&1
 console_text "$log" | grep -a -E "VMISCSI-(FAIL|DISK|CPU)" >&2
 console_text "$log" | awk '{ sub(/.*VMISCSI-/, "VMISCSI-") }
 	$1 == "VMISCSI-SEQ" && $5 > $4 { printf "RESULT vm-iscsi seq-1m-MBps %s %.1f MB/s higher\n", $2, $3 / ($5 - $4) / 1e6 }

@@ -130,8 +130,10 @@ int main(int argc, char **argv)
 		w[i] = (struct worker){ .fd = fd, .blocks = bytes / BLOCK,
 					.seed = 0x9E3779B97F4A7C15ULL * (uint64_t)(i + 1),
 					.stop = start + seconds };
-		if (pthread_create(&w[i].thread, NULL, reader, &w[i])) {
-			fprintf(stderr, "vmrand: pthread_create: failed\n");
+		int rc = pthread_create(&w[i].thread, NULL, reader, &w[i]);
+
+		if (rc) {
+			fprintf(stderr, "vmrand: pthread_create: %s\n", strerror(rc));
 			threads = i;
 			failed = 1;
 			break;
