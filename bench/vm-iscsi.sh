@@ -33,14 +33,10 @@ make_image "$disk" "$MIB"
 
 # The guest's files: the hook, vmrand, iscsistart with its libraries.
 hook=$BENCH_TMP/hook
-mkdir -p "$hook/bin" "$hook/lib"
+e2e_copy_program "$iscsi_dir/sbin/iscsistart" "$hook" "$iscsi_dir/usr/lib/x86_64-linux-gnu" ||
+	{ echo "bench vm-iscsi: cannot copy iscsistart and its libraries" >&2; exit 1; }
 gcc -static -O2 -pthread -o "$hook/bin/vmrand" "$BENCH_TOP/bench/vmrand.c" ||
 	{ echo "bench vm-iscsi: cannot build vmrand (gcc -static)" >&2; exit 1; }
-cp "$iscsi_dir/sbin/iscsistart" "$hook/bin/"
-for lib in $(LD_LIBRARY_PATH=$iscsi_dir/usr/lib/x86_64-linux-gnu ldd "$iscsi_dir/sbin/iscsistart" |
-	awk '/=> \// { print $3 } /^\t\/.*ld-linux/ { print $1 }'); do
-	cp -L "$lib" "$hook/lib/$(basename "$lib")"
-done
 
 p_nd=$(free_port)
 p_iscsi=$(free_port)

@@ -54,16 +54,24 @@ image_with_hook() {
 			conv=notrunc,sparse status=none
 }
 
-# e2e_guest_files DIR: the guest script, and nbd-client with its libraries
-# (Debian's is dynamically linked; the guest runs it through the copied ld.so).
-e2e_guest_files() {
-	local dir=$1 lib
+# e2e_copy_program BIN DIR [LIBDIR]: BIN in DIR/bin, and the libraries it
+# links (looked for in LIBDIR too) with the dynamic loader in DIR/lib: the
+# guest runs it as DIR/lib/ld-linux-x86-64.so.2 --library-path DIR/lib
+# DIR/bin/NAME, whatever its own root holds.
+e2e_copy_program() {
+	local bin=$1 dir=$2 libdir=${3:-} lib
 	mkdir -p "$dir/bin" "$dir/lib"
-	cp "$ND_TOP/tests/e2e/guest.sh" "$dir/guest.sh"
-	cp "$E2E_NBD_CLIENT" "$dir/bin/nbd-client" || return 1
-	for lib in $(ldd "$E2E_NBD_CLIENT" | awk '/=>/ { print $3 } /^\t\/.*ld-linux/ { print $1 }'); do
-		cp -L "$lib" "$dir/lib/$(basename "$lib")"
+	cp "$bin" "$dir/bin/" || return 1
+	for lib in $(LD_LIBRARY_PATH=$libdir ldd "$bin" | awk '/=> \// { print $3 } /^\t\/.*ld-linux/ { print $1 }'); do
+		cp -L "$lib" "$dir/lib/$(basename "$lib")" || return 1
 	done
+}
+
+# e2e_guest_files DIR: the guest script, and nbd-client with its libraries
+# (Debian's is dynamically linked).
+e2e_guest_files() {
+	mkdir -p "$1" && cp "$ND_TOP/tests/e2e/guest.sh" "$1/guest.sh" &&
+		e2e_copy_program "$E2E_NBD_CLIENT" "$1"
 }
 
 # e2e_image OUT: the demo test image with the hook on its command line,

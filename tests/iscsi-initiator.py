@@ -16,6 +16,7 @@ Exit 0 on success; 2 on a SCSI error (prints "sense KEY/ASC/ASCQ"); 3 when
 the login is refused (prints "login status 0xCCDD"); 1 otherwise.
 """
 import hashlib
+import io
 import os
 import socket
 import struct
@@ -167,6 +168,16 @@ class Initiator:
         self.first_burst = int(kv.get("FirstBurstLength", "65536"))
         return kv
 
+    def request(self, op, ttt=0xFFFFFFFF):
+        """The header of a final, non-SCSI request under the next ITT and CmdSN;
+        ttt fills bytes 20-23 (a Logout's CID and reserved bytes: 0)."""
+        self.itt += 1
+        bhs = bytearray(48)
+        bhs[0], bhs[1] = op, 0x80
+        struct.pack_into(">IIII", bhs, 16, self.itt, ttt, self.cmdsn, self.statsn)
+        self.cmdsn += 1
+        return bhs
+
     # -- SCSI --
     def command(self, cdb, read_len=0, data=b""):
         self.itt += 1
@@ -228,13 +239,7 @@ class Initiator:
         self.max_send = 512
         text, ttt, keys = b"", 0xFFFFFFFF, b"SendTargets=All\0"
         while True:
-            self.itt += 1
-            bhs = bytearray(48)
-            bhs[0], bhs[1] = 0x04, 0x80
-            struct.pack_into(">II", bhs, 16, self.itt, ttt)
-            struct.pack_into(">II", bhs, 24, self.cmdsn, self.statsn)
-            self.cmdsn += 1
-            self.send(bhs, keys)
+            self.send(self.request(0x04, ttt), keys)
             rsp, data = self.recv()
             if rsp[0] & 0x3F != 0x24 or len(data) > 512:
                 raise ConnectionError(f"bad text response ({len(data)} bytes)")
@@ -274,14 +279,8 @@ class Initiator:
     def nop(self, nbytes):
         """A NOP-Out ping with nbytes of data: the NOP-In must carry its ITT,
         TTT ffffffff and the same data back."""
-        self.itt += 1
         ping = os.urandom(nbytes)
-        bhs = bytearray(48)
-        bhs[0], bhs[1] = 0x00, 0x80
-        struct.pack_into(">II", bhs, 16, self.itt, 0xFFFFFFFF)
-        struct.pack_into(">II", bhs, 24, self.cmdsn, self.statsn)
-        self.cmdsn += 1
-        self.send(bhs, ping)
+        self.send(self.request(0x00), ping)
         rsp, data = self.recv()
         itt, ttt = struct.unpack_from(">II", rsp, 16)
         if rsp[0] & 0x3F != 0x20 or itt != self.itt or ttt != 0xFFFFFFFF or data != ping:
@@ -290,23 +289,10 @@ class Initiator:
         self.statsn = struct.unpack_from(">I", rsp, 24)[0] + 1
 
     def logout(self):
-        bhs = bytearray(48)
-        bhs[0], bhs[1] = 0x46, 0x80
-        struct.pack_into(">I", bhs, 16, 0x7777)
-        struct.pack_into(">II", bhs, 24, self.cmdsn, self.statsn)
-        self.send(bhs)
+        self.send(self.request(0x46, 0))  # CID 0
         rsp, _ = self.recv()
         if rsp[0] & 0x3F != 0x26 or rsp[2]:
             raise ConnectionError("logout refused")
-
-
-class _Sink:
-    """A file-like object appending what is written to a bytearray."""
-    def __init__(self, buf):
-        self.buf = buf
-
-    def write(self, data):
-        self.buf += data
 
 
 def size(text):
@@ -372,8 +358,8 @@ def main(argv):
             with open(rest[1], "rb") as f:
                 data = f.read()
             off = size(rest[0])
-            before = bytearray()
-            ini.read(off, len(data), _Sink(before))
+            before = io.BytesIO()
+            ini.read(off, len(data), before)
             ini.immediate, ini.datasn_skew = False, 7
             try:
                 ini.write(off, data)
@@ -382,15 +368,15 @@ def main(argv):
             except ScsiError as e:
                 print(f"refused: {e}")
             ini.datasn_skew = 0
-            after = bytearray()
-            ini.read(off, len(data), _Sink(after))
-            if after != before:
+            after = io.BytesIO()
+            ini.read(off, len(data), after)
+            if after.getvalue() != before.getvalue():
                 print("error: the refused WRITE changed the disk")
                 return 1
             ini.write(off, data)
-            after = bytearray()
-            ini.read(off, len(data), _Sink(after))
-            if after != data:
+            after = io.BytesIO()
+            ini.read(off, len(data), after)
+            if after.getvalue() != data:
                 print("error: the WRITE after it did not land")
                 return 1
             print("written and read back on the same connection")
