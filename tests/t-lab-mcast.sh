@@ -75,14 +75,12 @@ sleep 2 # the stubs detach and leave the group once the check returns
 for name in $VMS; do lab_vm_kill "$name"; done
 unserve
 echo "# server: $(grep -o 'unicast_bytes=.*' <<<"$LINE")"
-# Not asserted: how much the group saves depends on how closely the VMs
-# keep step (a block goes to the group once per multicast-window).
-echo "# egress of the 3 VMs: $((U + M)) bytes = $(echo "scale=2; ($U + $M) / $ONE" | bc) x one VM alone"
 
 vm_ok() {
 	local c mac=52:54:00:1a:c0:0${1#vm-}
 	console "$1" | grep -q '^netdisk: multicast group 239\.255\.79\.1:10810 joined' ||
 		{ echo "no join on the console: $(console "$1" | grep -a 'netdisk:' | tail -n 3)"; return 1; }
+	! console "$1" | grep -a 'get lost here' || return 1 # the probe, answered on the group
 	for c in $BIOTEST_CHECKS; do
 		console "$1" | grep -q "BIOTEST PASS $c" || { echo "no 'BIOTEST PASS $c'"; return 1; }
 	done
@@ -97,9 +95,22 @@ done
 
 server_ok() {
 	[ -n "$M" ] && [ "$M" -gt 0 ] || { echo "no multicast bytes: $LINE"; return 1; }
-	# (The datagram-size probe attaches twice: a join each time.)
-	[ "$(grep -o 'multicast join: mac=52:54:00:1a:c0:0.' "$LAB_DIR/server.log" | sort -u | wc -l)" = 3 ] ||
-		{ echo "joins: $(grep 'multicast' "$LAB_DIR/server.log")"; return 1; }
+	# One join per VM: the datagram-size probe reads by unicast before the
+	# join (ND_FLAG_UNICAST); sent to the group it was lost, and every VM
+	# attached again with small datagrams.
+	[ "$(grep -o 'multicast join: mac=52:54:00:1a:c0:0.' "$LAB_DIR/server.log" | sort | uniq -c |
+		awk '$1 == 1' | wc -l)" = 3 ] ||
+		{ echo "joins: $(grep 'multicast join' "$LAB_DIR/server.log")"; return 1; }
 	grep -q "group_disk=239.255.79.1:10810,clients=3,peak=3" <<<"$LINE" || { echo "exit line: $LINE"; return 1; }
 }
 check "lab-mcast: the server multicast ($M bytes, unicast $U) to the 3 members, joins logged" server_ok
+
+# The issue's bound: the three cost the server less than three boots alone
+# (unicast would be about 3 x).  How much less depends on how closely the
+# VMs keep step: the one that starts first may be done before the last one
+# joins (measured 2.27-2.48 x with netdisk.efi's 30-second cache; 3.15 x
+# when it kept blocks 2 s, see docs/lab.md).
+below_three() {
+	[ $((U + M)) -lt $((3 * ONE)) ] || { echo "$((U + M)) bytes >= 3 x $ONE"; return 1; }
+}
+check "lab-mcast: the 3 VMs' egress ($((U + M)) bytes, $(echo "scale=2; ($U + $M) / $ONE" | bc) x) is below three boots alone" below_three
