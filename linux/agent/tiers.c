@@ -265,28 +265,41 @@ static int map_write(struct tier *t, uint32_t p)
 	return 0;
 }
 
+/* Say that a sync's `call` failed with -rc (console, kernel log); rc. */
+static int sync_failed(struct chain *c, struct tier *t, const char *call, int rc)
+{
+	char msg[200];
+
+	if (c->warn) {
+		snprintf(msg, sizeof(msg), "write cache: %s of the persistent disk tier on %s: %s",
+			 call, t->name, strerror(-rc));
+		c->warn(msg);
+	}
+	return rc;
+}
+
 /* Make a persistent tier's map durable (lock held): the data first, then the
  * changed map pages, then the slots freed since the last sync become
- * reusable.  0 or -errno. */
-static int tier_sync(struct tier *t)
+ * reusable.  0 or -errno (said on the console). */
+static int tier_sync(struct chain *c, struct tier *t)
 {
 	int rc;
 
 	if (!t->persistent || (!t->ndirty && !t->npending))
 		return 0;
 	if (fdatasync(t->fd) < 0)
-		return -errno;
+		return sync_failed(c, t, "fdatasync", -errno);
 	while (t->ndirty) {
 		uint32_t p = t->dirtylist[t->ndirty - 1];
 
 		rc = map_write(t, p);
 		if (rc)
-			return rc;
+			return sync_failed(c, t, "pwrite of a map page", rc);
 		t->dirty[p] = 0;
 		t->ndirty--;
 	}
 	if (fdatasync(t->fd) < 0)
-		return -errno;
+		return sync_failed(c, t, "fdatasync", -errno);
 	while (t->npending)
 		t->freeslots[t->nfree++] = t->pending[--t->npending];
 	return 0;
@@ -349,7 +362,7 @@ static int tier_store(struct chain *c, int which, uint64_t b, const void *data, 
 	int rc, fresh = 0;
 
 	if (s == NONE) {
-		if (!t->nfree && t->npending && (rc = tier_sync(t)) != 0)
+		if (!t->nfree && t->npending && (rc = tier_sync(c, t)) != 0)
 			return rc;
 		if (!t->nfree && !(which == TGT_RAM && spare && ram_overflow(c, spare) == 0))
 			return -ENOSPC;
@@ -653,7 +666,7 @@ int chain_flush(struct chain *c, void *ctx)
 
 	/* RAM is volatile; a persistent disk tier's data and map become durable. */
 	pthread_mutex_lock(&c->lock);
-	lrc = tier_sync(&c->t[TGT_DISK]);
+	lrc = tier_sync(c, &c->t[TGT_DISK]);
 	pthread_mutex_unlock(&c->lock);
 	return rc ? rc : lrc;
 }
