@@ -4,12 +4,14 @@
 #
 # One line per run:
 #   vmstorm vms=N multicast=on|off firmware=F server_egress_bytes=B one_vm_bytes=b egress_ratio=R
-#           udp_unicast_bytes=U multicast_bytes=M all_roots_s=T
+#           udp_unicast_bytes=U multicast_bytes=M multicast_capped=C join_spread_s=S tap_drops=D all_roots_s=T
 # B is what the server's side of the lab sent into the bridge (br0's tx
 # counter: netdiskd's UDP and NBD, dnsmasq's DHCP and TFTP), counted from
 # the first VM's start to the last root shell; b is B of one VM alone with
 # multicast off (the anchor), R = B / b.  U and M are netdiskd's own UDP
-# counters (its exit line).  T: seconds from the first VM's start until
+# counters (its exit line), C the READs the rate cap sent by unicast, S the
+# seconds between the first VM's join of the group and the last's, D the
+# frames the VMs' tap ports dropped on their way to a VM.  T: seconds from the first VM's start until
 # every VM printed NETDISK-ROOT-OK.
 # The stubs join the group in the firmware phase only (the Linux agent reads
 # over NBD, by unicast), so multicast can save at most the firmware phase's
@@ -46,6 +48,14 @@ serve() {
 		"demo=$image" >&2
 }
 
+# join_spread: seconds between the first and the last multicast join in the
+# server's log ("-" without joins): how far apart the VMs reached their stub.
+join_spread() {
+	grep 'multicast join:' "$LAB_DIR/server.log" | cut -c12-23 |
+		awk -F: '{ t = $1 * 3600 + $2 * 60 + $3; if (NR == 1) f = t; l = t }
+			END { if (NR) printf "%.1f", l - f; else printf "-" }'
+}
+
 # unserve: stops netdiskd; its counters in U (UDP unicast), M (multicast), C (capped READs).
 unserve() {
 	lab_stop_pid "$LAB_SERVER_PID"
@@ -58,6 +68,9 @@ unserve() {
 }
 
 tx_bytes() { lab_in cat /sys/class/net/br0/statistics/tx_bytes; }
+# tap_drops: frames the VMs' tap ports dropped on the way to their VM (a
+# VM that does not empty its receive queue in time loses group datagrams).
+tap_drops() { lab_in sh -c 'cat /sys/class/net/tap*/statistics/tx_dropped' | awk '{ n += $1 } END { print n + 0 }'; }
 
 # firmware_of K: the Kth VM's firmware.
 firmware_of() {
@@ -75,6 +88,7 @@ storm() {
 	run=$((run + 1))
 	if [ "$mc" = on ]; then serve "$mode"; else serve off; fi || return 1
 	before=$(tx_bytes)
+	drops=$(tap_drops)
 	start=$(date +%s.%N)
 	for ((k = 1; k <= n; k++)); do
 		name=r$run-vm$k
@@ -89,7 +103,9 @@ storm() {
 	all=$?
 	T=$(awk -v s="$start" -v e="$(date +%s.%N)" 'BEGIN { printf "%.1f", e - s }')
 	B=$(($(tx_bytes) - before))
+	D=$(($(tap_drops) - drops))
 	for name in "${names[@]}"; do lab_vm_kill "$name"; done
+	S=$(join_spread)
 	unserve
 	[ $all = 0 ] || { echo "vm-storm: $n VMs, multicast $mc: not every VM reached its root within $limit s" >&2; return 1; }
 }
@@ -103,7 +119,7 @@ for round in $(seq "$BENCH_ROUNDS"); do
 	for mc in off on; do
 		storm "$vms" $mc || exit 1
 		ratio=$(awk -v b="$B" -v o="$one" 'BEGIN { printf "%.2f", b / o }')
-		echo "vmstorm vms=$vms multicast=$mc firmware=$firmware server_egress_bytes=$B one_vm_bytes=$one egress_ratio=$ratio udp_unicast_bytes=$U multicast_bytes=$M multicast_capped=${C:-0} all_roots_s=$T"
+		echo "vmstorm vms=$vms multicast=$mc firmware=$firmware server_egress_bytes=$B one_vm_bytes=$one egress_ratio=$ratio udp_unicast_bytes=$U multicast_bytes=$M multicast_capped=${C:-0} join_spread_s=$S tap_drops=$D all_roots_s=$T"
 		result vmstorm "egress-ratio-mc-$mc" "vms-$vms" "$ratio" x lower
 		result vmstorm "all-roots-s-mc-$mc" "vms-$vms" "$T" s lower
 	done
