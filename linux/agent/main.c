@@ -187,14 +187,16 @@ static void keep_connected(const struct options *o, const struct target *tg)
 		uint16_t flags;
 		int fd;
 
-		if (genl_nbd_wait_dead(o->index, err, sizeof(err)) < 0) {
+		int w = genl_nbd_watch(err, sizeof(err));
+
+		if (w < 0 || genl_nbd_wait_dead(w, o->index, -1, err, sizeof(err)) < 0) {
 			say("%s", err);
 			sleep(5);
 			continue;
 		}
 		say("connection to the server lost; reconnecting (I/O waits)");
 		fd = connect_with_retry(tg, 0, &size, &flags);
-		if (genl_nbd_reconfigure(o->index, fd, err, sizeof(err)) < 0)
+		if (genl_nbd_reconfigure(o->index, fd, -1, -1, err, sizeof(err)) < 0)
 			say("%s", err);
 		else
 			say("reconnected /dev/nbd%u", o->index);
