@@ -65,7 +65,12 @@ void scan_partitions(unsigned index);
 struct wc_config;
 int serve_setup(const struct target *tg, const struct wc_config *wc, uint64_t size,
 		unsigned index);
-int serve_run(uint64_t size, uint16_t flags, unsigned index, int ready_fd);
+/* Serve until the kernel disconnects (0), or until the agent left the data path
+ * (1: the device talks to the server directly; the caller keeps that connection).
+ * dead_timeout_s: how long the kernel holds I/O while the socket is dead
+ * (needed to leave); timeout_s: the direct connection's request timeout. */
+int serve_run(uint64_t size, uint16_t flags, unsigned index, int ready_fd, unsigned timeout_s,
+	      unsigned dead_timeout_s);
 /* Send a control request to the agent serving /dev/nbdN; prints the answer; exit code. */
 int ctl_request(unsigned index, const char *request);
 
