@@ -13,7 +13,10 @@
 # and, through further agents serving /dev/nbd1..3 from a persistent disk
 # tier on a third disk, that it keeps a block across the reboot, is reset
 # when the image changes (the host rewrites a block of the image file: a new
-# version id) and when its header is garbled.
+# version id) and when its header is garbled.  It ends with `leave`: refused
+# on root's agent (its RAM tier holds blocks), and done by a fifth agent
+# serving /dev/nbd4 from the server tier alone while two writers check what
+# they read back.
 . "$(dirname "$0")/lib.sh"
 requires qemu ipxe
 . "$(dirname "$0")/image-lib.sh"

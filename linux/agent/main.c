@@ -188,9 +188,7 @@ static void keep_connected(const struct options *o, const struct target *tg)
 	for (;;) {
 		uint64_t size;
 		uint16_t flags;
-		int fd;
-
-		int w = genl_nbd_watch(err, sizeof(err));
+		int fd, w = genl_nbd_watch(err, sizeof(err));
 
 		if (w < 0 || genl_nbd_wait_dead(w, o->index, -1, err, sizeof(err)) < 0) {
 			say("%s", err);
@@ -276,11 +274,12 @@ static int attach_serving(const struct options *o, const struct target *tg,
 		return -1;
 	}
 	if (pid == 0) {
+		int rc;
+
 		close(pfd[0]);
 		setsid();
 		become_keeper(); /* before the RAM tier and buffers exist: all locked */
-		int rc = serve_setup(tg, wc, size, o->index);
-
+		rc = serve_setup(tg, wc, size, o->index);
 		if (rc == 0)
 			rc = serve_run(size, flags, o->index, pfd[1], o->timeout_s, o->dead_timeout_s);
 		if (rc == 1) /* left the data path: now the direct path's keeper */
