@@ -13,7 +13,10 @@
 # and, through further agents serving /dev/nbd1..3 from a persistent disk
 # tier on a third disk, that it keeps a block across the reboot, is reset
 # when the image changes (the host rewrites a block of the image file: a new
-# version id) and when its header is garbled.
+# version id) and when its header is garbled.  It ends with `leave`: refused
+# on root's agent (its RAM tier holds blocks), and done by a fifth agent
+# serving /dev/nbd4 from the server tier alone while two writers check what
+# they read back.
 . "$(dirname "$0")/lib.sh"
 requires qemu ipxe
 . "$(dirname "$0")/image-lib.sh"
@@ -66,12 +69,15 @@ if \$A status | grep -q '(/dev/vda'; then
 		\$A --index \$1 --write-cache disk:/dev/vdb,persistent >/run/attach\$1.log 2>&1
 		tail -n 1 /run/attach\$1.log
 	}
-	stop() {
+	agent() { # agent N: the pid of the agent serving /dev/nbdN
 		for p in /proc/[0-9]*; do
 			case "\$(tr '\\0' ' ' <\$p/cmdline 2>/dev/null)" in
-			"@netdisk-attach --index \$1 "*) kill -9 \${p#/proc/} ;;
+			"@netdisk-attach --index \$1 "*) echo \${p#/proc/} ;;
 			esac
 		done
+	}
+	stop() {
+		kill -9 \$(agent \$1)
 	}
 	echo "TIERS2-IMG-141 \$(sum 141)"
 	echo "TIERS2-P-ATTACH1 \$(attach 1)"
@@ -93,6 +99,60 @@ if \$A status | grep -q '(/dev/vda'; then
 	D=/dev/nbd3 && echo "TIERS2-P-CORRUPT \$(sum 141)"
 	echo "TIERS2-P-STATUS \$(\$A --index 3 status 2>&1)"
 	stop 3
+	# Leaving the data path.  Root's agent has blocks in its RAM tier: refused.
+	echo "TIERS2-L-IOERR-BEFORE \$(dmesg | grep -c 'I/O error')"
+	echo "TIERS2-LEAVE-REFUSED \$(\$A leave 2>&1)"
+	# A fifth agent serves /dev/nbd4 (the same session) from the server tier
+	# alone; while it leaves, one writer puts 1 MiB chunks and reads each back
+	# (md5), a second writes 4 MiB through the page cache (many requests in
+	# flight) with fsync and reads it back.
+	\$A --index 4 --write-cache server >/run/attach4.log 2>&1
+	pid=\$(agent 4)
+	echo "TIERS2-L-THREADS-BEFORE \$(ls /proc/\$pid/task | wc -l)"
+	D=/dev/nbd4
+	rm -f /run/stop && : >/run/bad
+	(
+		i=0
+		while [ ! -e /run/stop ] && [ \$i -lt 2000 ]; do
+			head -c 1048576 /dev/urandom >/run/chunk
+			dd if=/run/chunk of=\$D bs=1M seek=\$((100 + i % 8)) count=1 oflag=direct conv=notrunc 2>/dev/null ||
+				echo "write \$i failed" >>/run/bad
+			[ "\$(dd if=\$D bs=1M skip=\$((100 + i % 8)) count=1 iflag=direct 2>/dev/null | md5sum)" = "\$(md5sum </run/chunk)" ] ||
+				echo "chunk \$i reads back wrong" >>/run/bad
+			i=\$((i + 1)) && echo \$i >/run/i
+		done
+		echo \$i >/run/loops
+	) &
+	(
+		j=0
+		while [ ! -e /run/stop ] && [ \$j -lt 500 ]; do
+			head -c 4194304 /dev/urandom >/run/chunk2
+			dd if=/run/chunk2 of=\$D bs=64k seek=\$((110 * 16)) conv=notrunc,fsync 2>/dev/null ||
+				echo "buffered write \$j failed" >>/run/bad
+			[ "\$(dd if=\$D bs=1M skip=110 count=4 iflag=direct 2>/dev/null | md5sum)" = "\$(md5sum </run/chunk2)" ] ||
+				echo "buffered chunk \$j reads back wrong" >>/run/bad
+			j=\$((j + 1))
+		done
+		echo \$j >/run/loops2
+	) &
+	sleep 3
+	echo "TIERS2-LEAVE-MARK"
+	sleep 3
+	echo "TIERS2-LEAVE \$(\$A --index 4 leave 2>&1)"
+	echo "TIERS2-L-AT-LEAVE \$(cat /run/i)"
+	sleep 3
+	echo "TIERS2-LEAVE-DONE"
+	sleep 3
+	: >/run/stop && wait
+	echo "TIERS2-L-LOOPS \$(cat /run/loops) \$(cat /run/loops2) bad \$(wc -l </run/bad): \$(head -n 3 /run/bad | tr '\\n' ' ')"
+	echo "TIERS2-L-THREADS-AFTER \$(ls /proc/\$pid/task | wc -l)"
+	echo "TIERS2-L-STATUS \$(\$A --index 4 status 2>&1)"
+	# Through the page cache too: write, sync, drop the cache, read back.
+	head -c 4194304 /dev/urandom >/run/chunk
+	dd if=/run/chunk of=\$D bs=1M seek=120 conv=notrunc 2>/dev/null && sync && echo 3 >/proc/sys/vm/drop_caches
+	echo "TIERS2-L-SYNC \$(md5sum </run/chunk | cut -c1-32) \$(dd if=\$D bs=1M skip=120 count=4 2>/dev/null | md5sum | cut -c1-32)"
+	echo "TIERS2-L-IOERR \$(dmesg | grep -c 'I/O error')"
+	dmesg | grep -i 'nbd4' | tail -n 8 | sed 's/^/TIERS2-L-DMESG /'
 	echo "TIERS2-END"
 	exit 0
 fi
@@ -286,6 +346,9 @@ bios_qemu vm2 virtio-net-pci "$ND_TMP/tftp" "${disks[@]}"
 if wait_serial vm2 300 TIERS2-CHANGE-IMAGE; then
 	# A new image version: the file rewritten in place (its id is its mtime).
 	yes NEW-IMAGE-140 | head -c 4096 | dd of="$img" bs=4096 seek=140 count=1 conv=notrunc status=none
+	# The server's log from just before `leave` to just after it.
+	wait_serial vm2 120 TIERS2-LEAVE-MARK && log0=$(wc -l <"$ND_TMP/third.log")
+	wait_serial vm2 60 TIERS2-LEAVE-DONE && log1=$(wc -l <"$ND_TMP/third.log")
 	wait_serial vm2 120 TIERS2-END
 fi
 serial2() { grep -a "$1" "$ND_TMP/vm2.serial" | tr -d '\r' | head -n 1; }
@@ -308,5 +371,30 @@ check_that tiers-persistent-reset-on-bad-header "$(serial2 TIERS2-P-141) '$img14
 		grep -aq 'reset (its header is torn or garbled' '$ND_TMP/vm2.serial' &&
 		grep -aq 'TIERS2-P-STATUS ok target disk' '$ND_TMP/vm2.serial' &&
 		test -n '${img141#TIERS2-IMG-141 }' -a '${img141#TIERS2-IMG-141 }' = '${got141#TIERS2-P-CORRUPT }'"
+# Leaving the data path: refused with RAM blocks; done under I/O on /dev/nbd4.
+line=$(serial2 TIERS2-LEAVE-REFUSED)
+check_that tiers-leave-refused-with-ram-blocks "$line" \
+	grep -q 'leave refused: writes go to ram and the ram and disk tiers hold [1-9][0-9]* blocks' <<<"$line"
+line=$(serial2 'TIERS2-LEAVE ')
+check_that tiers-leave-ok "$line $(grep -a 'left the data path\|leave\|nbd4' "$ND_TMP/vm2.serial" | tail -n 5 | tr -d '\r' | tr '\n' ' ')" \
+	grep -q 'TIERS2-LEAVE ok left the data path: /dev/nbd4 talks to the server directly' <<<"$line"
+at=$(serial2 TIERS2-L-AT-LEAVE) loops=$(serial2 TIERS2-L-LOOPS)
+at=${at#TIERS2-L-AT-LEAVE } n=$(sed -n 's/TIERS2-L-LOOPS \([0-9]*\) .*/\1/p' <<<"$loops")
+check_that tiers-leave-io-goes-on "written and read back at leave '$at', in all: $loops" \
+	bash -c "grep -q '^TIERS2-L-LOOPS [0-9]* [1-9][0-9]* bad 0:' <<<'$loops' && test '${n:-0}' -gt '${at:-99999}' -a '${at:-0}' -gt 0"
+check_that tiers-leave-threads-stopped "$(serial2 TIERS2-L-THREADS-BEFORE), $(serial2 TIERS2-L-THREADS-AFTER)" \
+	test "$(serial2 TIERS2-L-THREADS-AFTER)" = "TIERS2-L-THREADS-AFTER 2"
+check_that tiers-leave-status "$(serial2 TIERS2-L-STATUS)" grep -aq 'TIERS2-L-STATUS ok left the data path' "$ND_TMP/vm2.serial"
+line=$(serial2 TIERS2-L-SYNC) && read -r _ wrote got <<<"$line"
+check_that tiers-leave-sync-reads-back "$line" test -n "$wrote" -a "$wrote" = "$got"
+check_that tiers-leave-no-io-error "$(serial2 TIERS2-L-IOERR-BEFORE), $(serial2 'TIERS2-L-IOERR ')" \
+	test "$(serial2 TIERS2-L-IOERR-BEFORE | cut -d' ' -f2)" = "$(serial2 'TIERS2-L-IOERR ' | cut -d' ' -f2)" -a -n "$(serial2 'TIERS2-L-IOERR ')"
+# In the server's log while leaving: one connection opens and stays (the
+# kernel's), the workers' close.
+window=$(sed -n "$((${log0:-0} + 1)),${log1:-0}p" "$ND_TMP/third.log")
+c=$(grep -c 'nbd connect mac' <<<"$window") d=$(grep -c 'nbd disconnect mac' <<<"$window")
+peer=$(sed -n 's/.*nbd connect mac=.* ip=\([^ ]*\) .*/\1/p' <<<"$window")
+check_that tiers-leave-server-sees-direct-connection "server log while leaving: $c connects, $d disconnects: $(tr '\n' ' ' <<<"$window" | tail -c 600)" \
+	test "$c" = 1 -a "$d" -ge 1 -a -n "$peer" -a "$(grep -c "disconnect.*ip=$peer " <<<"$window")" = 0
 wait_serial vm2 60 NETDISK-POWEROFF
 stop_qemu

@@ -47,9 +47,16 @@ extern struct nbd_image nbd_image;
 /* genl.c: the kernel NBD driver over generic netlink. */
 int genl_nbd_connect(unsigned index, int sock, uint64_t size, uint16_t flags,
 		     unsigned timeout_s, unsigned dead_timeout_s, char *err, size_t errlen);
-int genl_nbd_reconfigure(unsigned index, int sock, char *err, size_t errlen);
-/* Block until the kernel says device `index` lost its connection.  0, or -1. */
-int genl_nbd_wait_dead(unsigned index, char *err, size_t errlen);
+/* Give device `index` a new socket (sock >= 0) in place of its dead one;
+ * timeouts (seconds) are changed when >= 0.  0, or -1 with err (ENOSPC: no
+ * dead socket yet). */
+int genl_nbd_reconfigure(unsigned index, int sock, int timeout_s, int dead_timeout_s, char *err,
+			 size_t errlen);
+/* A socket that hears the driver's link-dead events (listen before causing one). */
+int genl_nbd_watch(char *err, size_t errlen);
+/* Wait on a genl_nbd_watch socket (closed here) until the kernel says device
+ * `index` lost its connection, at most timeout_ms (-1: for ever).  0, or -1 with err. */
+int genl_nbd_wait_dead(int fd, unsigned index, int timeout_ms, char *err, size_t errlen);
 
 /* main.c: make the kernel read /dev/nbdN's partition table now, so root= can find its partition. */
 void scan_partitions(unsigned index);
@@ -58,7 +65,12 @@ void scan_partitions(unsigned index);
 struct wc_config;
 int serve_setup(const struct target *tg, const struct wc_config *wc, uint64_t size,
 		unsigned index);
-int serve_run(uint64_t size, uint16_t flags, unsigned index, int ready_fd);
+/* Serve until the kernel disconnects (0), or until the agent left the data path
+ * (1: the device talks to the server directly; the caller keeps that connection).
+ * dead_timeout_s: how long the kernel holds I/O while the socket is dead
+ * (needed to leave); timeout_s: the direct connection's request timeout. */
+int serve_run(uint64_t size, uint16_t flags, unsigned index, int ready_fd, unsigned timeout_s,
+	      unsigned dead_timeout_s);
 /* Send a control request to the agent serving /dev/nbdN; prints the answer; exit code. */
 int ctl_request(unsigned index, const char *request);
 

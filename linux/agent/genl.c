@@ -5,6 +5,7 @@
 #include <linux/genetlink.h>
 #include <linux/nbd-netlink.h>
 #include <linux/netlink.h>
+#include <poll.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -236,7 +237,8 @@ int genl_nbd_connect(unsigned index, int sock, uint64_t size, uint16_t flags,
 	return nbd_command(fd, &m, "connect", index, err, errlen);
 }
 
-int genl_nbd_reconfigure(unsigned index, int sock, char *err, size_t errlen)
+int genl_nbd_reconfigure(unsigned index, int sock, int timeout_s, int dead_timeout_s, char *err,
+			 size_t errlen)
 {
 	struct family f;
 	struct msg m;
@@ -246,7 +248,12 @@ int genl_nbd_reconfigure(unsigned index, int sock, char *err, size_t errlen)
 		return -1;
 	msg_init(&m, f.id, NBD_CMD_RECONFIGURE, 1);
 	put_u32(&m, NBD_ATTR_INDEX, index);
-	put_socket(&m, sock);
+	if (timeout_s >= 0)
+		put_u64(&m, NBD_ATTR_TIMEOUT, (uint64_t)timeout_s);
+	if (dead_timeout_s >= 0)
+		put_u64(&m, NBD_ATTR_DEAD_CONN_TIMEOUT, (uint64_t)dead_timeout_s);
+	if (sock >= 0)
+		put_socket(&m, sock);
 	return nbd_command(fd, &m, "reconfigure", index, err, errlen);
 }
 
@@ -266,10 +273,12 @@ static void dead_attr(const struct nlattr *a, void *arg)
 	}
 }
 
-int genl_nbd_wait_dead(unsigned index, char *err, size_t errlen)
+/* The family id genl_nbd_watch resolved: what link-dead events carry. */
+static uint16_t watched_family;
+
+int genl_nbd_watch(char *err, size_t errlen)
 {
 	struct family f;
-	struct msg in;
 	int fd = genl_open(&f, err, errlen);
 
 	if (fd < 0)
@@ -277,32 +286,61 @@ int genl_nbd_wait_dead(unsigned index, char *err, size_t errlen)
 	if (!f.mcgrp ||
 	    setsockopt(fd, SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, &f.mcgrp, sizeof(f.mcgrp)) < 0) {
 		close(fd);
-		snprintf(err, errlen, "cannot listen for NBD link events");
+		snprintf(err, errlen, "cannot listen for NBD link events: setsockopt "
+			 "NETLINK_ADD_MEMBERSHIP: %s", f.mcgrp ? strerror(errno) : "no group");
 		return -1;
 	}
-	for (;;) {
-		ssize_t n = recv(fd, &in, sizeof(in), 0);
-		struct nlmsghdr *h;
+	watched_family = f.id;
+	return fd;
+}
 
+/* Whether the messages in in (n bytes) say device `index` lost its connection. */
+static int dead_event(struct msg *in, ssize_t n, unsigned index)
+{
+	struct nlmsghdr *h;
+
+	for (h = &in->u.nh; NLMSG_OK(h, (unsigned)n); h = NLMSG_NEXT(h, n)) {
+		const struct genlmsghdr *g = NLMSG_DATA(h);
+		struct dead_match d = { index, 0 };
+
+		if (h->nlmsg_type != watched_family || g->cmd != NBD_CMD_LINK_DEAD)
+			continue;
+		each_attr((const char *)g + GENL_HDRLEN,
+			  (int)h->nlmsg_len - NLMSG_LENGTH(GENL_HDRLEN), dead_attr, &d);
+		if (d.hit)
+			return 1;
+	}
+	return 0;
+}
+
+int genl_nbd_wait_dead(int fd, unsigned index, int timeout_ms, char *err, size_t errlen)
+{
+	struct pollfd p = { fd, POLLIN, 0 };
+	struct msg in;
+
+	for (;;) {
+		ssize_t n;
+		int r = poll(&p, 1, timeout_ms);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r == 0) {
+			close(fd);
+			snprintf(err, errlen, "no NBD link-dead event for /dev/nbd%u within %d ms",
+				 index, timeout_ms);
+			return -1;
+		}
+		n = r < 0 ? -1 : recv(fd, &in, sizeof(in), 0);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
 			break;
-		for (h = &in.u.nh; NLMSG_OK(h, (unsigned)n); h = NLMSG_NEXT(h, n)) {
-			const struct genlmsghdr *g = NLMSG_DATA(h);
-			struct dead_match d = { index, 0 };
-
-			if (h->nlmsg_type != f.id || g->cmd != NBD_CMD_LINK_DEAD)
-				continue;
-			each_attr((const char *)g + GENL_HDRLEN,
-				  (int)h->nlmsg_len - NLMSG_LENGTH(GENL_HDRLEN), dead_attr, &d);
-			if (d.hit) {
-				close(fd);
-				return 0;
-			}
+		if (dead_event(&in, n, index)) {
+			close(fd);
+			return 0;
 		}
 	}
+	snprintf(err, errlen, "NBD event socket failed: poll/recv: %s", strerror(errno));
 	close(fd);
-	snprintf(err, errlen, "NBD event socket failed: %s", strerror(errno));
 	return -1;
 }

@@ -65,7 +65,7 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: netdisk-attach [OPTIONS] [--configure-network | --print-table | --probe |\n"
-		"                                 redirect TARGET | status]\n"
+		"                                 redirect TARGET | status | leave]\n"
 		"Hands the network disk a firmware stub booted from to the kernel's NBD driver\n"
 		"(docs/handoff.md).  Without a mode: attach /dev/nbdN and keep the connection.\n"
 		"\n"
@@ -85,6 +85,9 @@ static void usage(FILE *f)
 		"                       line; none: the kernel talks to the server directly)\n"
 		"  redirect ram|disk[:PATH]|server   send writes elsewhere from now on\n"
 		"  status               the write cache's target, order and fill\n"
+		"  leave                hand /dev/nbdN to a direct connection to the server and\n"
+		"                       stop serving it (only while writes go to the server and\n"
+		"                       no ram or disk tier holds a block)\n"
 		"Once attached, " EXPORT_FILE " (root only) holds \"IP PORT EXPORT\".\n"
 		"Without a boot table: netdisk.server=IP[:PORT] netdisk.image=NAME on the kernel\n"
 		"command line.  Exit 1: no network disk to attach; 2: bad usage.\n");
@@ -185,16 +188,16 @@ static void keep_connected(const struct options *o, const struct target *tg)
 	for (;;) {
 		uint64_t size;
 		uint16_t flags;
-		int fd;
+		int fd, w = genl_nbd_watch(err, sizeof(err));
 
-		if (genl_nbd_wait_dead(o->index, err, sizeof(err)) < 0) {
+		if (w < 0 || genl_nbd_wait_dead(w, o->index, -1, err, sizeof(err)) < 0) {
 			say("%s", err);
 			sleep(5);
 			continue;
 		}
 		say("connection to the server lost; reconnecting (I/O waits)");
 		fd = connect_with_retry(tg, 0, &size, &flags);
-		if (genl_nbd_reconfigure(o->index, fd, err, sizeof(err)) < 0)
+		if (genl_nbd_reconfigure(o->index, fd, -1, -1, err, sizeof(err)) < 0)
 			say("%s", err);
 		else
 			say("reconnected /dev/nbd%u", o->index);
@@ -271,13 +274,17 @@ static int attach_serving(const struct options *o, const struct target *tg,
 		return -1;
 	}
 	if (pid == 0) {
+		int rc;
+
 		close(pfd[0]);
 		setsid();
 		become_keeper(); /* before the RAM tier and buffers exist: all locked */
-		if (serve_setup(tg, wc, size, o->index) < 0 ||
-		    serve_run(size, flags, o->index, pfd[1]) < 0)
-			_exit(1);
-		_exit(0);
+		rc = serve_setup(tg, wc, size, o->index);
+		if (rc == 0)
+			rc = serve_run(size, flags, o->index, pfd[1], o->timeout_s, o->dead_timeout_s);
+		if (rc == 1) /* left the data path: now the direct path's keeper */
+			keep_connected(o, tg);
+		_exit(rc < 0 ? 1 : 0);
 	}
 	close(pfd[1]);
 	if (read(pfd[0], &c, 1) != 1) {
@@ -360,6 +367,32 @@ static int probe(const struct options *o)
 	return 0;
 }
 
+/*
+ * `netdisk-attach leave`.  A request the kernel queued on the socketpair in the
+ * last instant before the agent shuts it is resent by the kernel's request
+ * timer once the direct socket is in: for those few, the timer is 1 s
+ * instead of 30 during the hand-over (the agent's reconfigure sets 30 s
+ * again; a refusal puts the old value back here).  Only the caller sees /sys.
+ */
+static int leave_request(unsigned index)
+{
+	char path[80], old[32] = "";
+	int fd, rc;
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/sys/block/nbd%u/queue/io_timeout", index);
+	fd = open(path, O_RDWR | O_CLOEXEC);
+	n = fd < 0 ? -1 : read(fd, old, sizeof(old) - 1);
+	if (n > 0 && pwrite(fd, "1000", 4, 0) != 4)
+		n = -1;
+	rc = ctl_request(index, "leave");
+	if (rc && n > 0 && pwrite(fd, old, (size_t)n, 0) != n)
+		fprintf(stderr, "netdisk-attach: write %s: %s\n", path, strerror(errno));
+	if (fd >= 0)
+		close(fd);
+	return rc;
+}
+
 /* The shutdown killing spree spares processes whose argv[0] starts with '@'. */
 static void rename_for_shutdown(char **argv)
 {
@@ -414,6 +447,8 @@ int main(int argc, char **argv)
 	}
 	if (optind + 1 == argc && !strcmp(argv[optind], "status"))
 		return ctl_request(o.index, "status");
+	if (optind + 1 == argc && !strcmp(argv[optind], "leave"))
+		return leave_request(o.index);
 	if (optind != argc) {
 		usage(stderr);
 		return 2;

@@ -3,11 +3,14 @@
  * end of a socketpair (as qemu-nbd -c does), the agent answers its requests
  * from the write-redirection chain (tiers.c), several at a time, each worker
  * with its own NBD TCP connection to netdiskd on the session, and takes
- * redirect/status requests on a control socket. */
+ * redirect/status/leave requests on a control socket.  `leave` hands the
+ * device to a direct TCP connection (NBD_CMD_RECONFIGURE) and stops serving. */
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
 #include <linux/fs.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +34,8 @@
 #define WORKERS 4
 #define REQ_MAX (2u << 20)
 #define INLINE_MAX (64u << 10) /* max_sectors_kb is set to 1024; the kernel's default is 1280 */
+#define LEAVE_DRAIN_MS 3000 /* leaving: how long to keep serving what the kernel still sends */
+#define LEAVE_DEAD_MS 5000  /* leaving: how long the kernel may take to see the socketpair die */
 
 /* One NBD connection to netdiskd; reconnects and retries on its own. */
 struct upstream {
@@ -63,6 +68,17 @@ static struct {
 	unsigned index;
 	uint64_t size;
 	int ready_fd;
+	const struct target *tg;
+	unsigned timeout_s, dead_timeout_s; /* the device's, once it talks to the server */
+	int wake[2];       /* a byte in wake[1] wakes the reader: leave was asked */
+	/* Leaving the data path (S.lock): the control thread asks, the reader does it. */
+	int leave_fd;      /* >= 0: asked; the direct TCP connection to hand over */
+	int leave_watch;   /* link-dead event socket, listening before the socketpair dies */
+	int leave_done;    /* the outcome: 1 left, -1 still serving; leave_msg says more */
+	char leave_msg[256];
+	pthread_cond_t leave_cond;
+	int left;          /* the agent no longer serves the device */
+	int quit;          /* workers: stop */
 } S;
 
 static void up_close(struct upstream *u)
@@ -220,9 +236,11 @@ static void *worker_main(void *arg)
 
 	for (;;) {
 		pthread_mutex_lock(&S.lock);
-		while (!w->busy)
+		while (!w->busy && !S.quit)
 			pthread_cond_wait(&w->go, &S.lock);
 		pthread_mutex_unlock(&S.lock);
+		if (!w->busy)
+			break; /* the agent left the data path */
 		handle(w);
 		pthread_mutex_lock(&S.lock);
 		w->busy = 0;
@@ -250,8 +268,72 @@ static struct worker *idle_worker(void)
 	return w;
 }
 
-/* Read the kernel's requests and hand them to idle workers; returns on NBD_CMD_DISC. */
-static void reader_loop(void)
+static int leave_asked(void)
+{
+	int yes;
+
+	pthread_mutex_lock(&S.lock);
+	yes = S.leave_fd >= 0;
+	pthread_mutex_unlock(&S.lock);
+	return yes;
+}
+
+/* Until every request handed to a worker is answered. */
+static void wait_idle(void)
+{
+	int i;
+
+	pthread_mutex_lock(&S.lock);
+	for (i = 0; i < WORKERS; i++)
+		while (S.w[i].busy)
+			pthread_cond_wait(&S.idle, &S.lock);
+	pthread_mutex_unlock(&S.lock);
+}
+
+static long ms_since(const struct timespec *t0)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (t.tv_sec - t0->tv_sec) * 1000 + (t.tv_nsec - t0->tv_nsec) / 1000000;
+}
+
+/*
+ * Wait for the kernel's next request: 1 when one is there to read.  Once
+ * leave is asked: 0 at the first moment every request read so far is
+ * answered and none is queued (or after LEAVE_DRAIN_MS of steady traffic:
+ * what is still queued then is resent by the kernel's request timer on the
+ * direct connection).  -1 when poll fails.
+ */
+static int next_request(void)
+{
+	struct pollfd p[2] = { { S.sock, POLLIN, 0 }, { S.wake[0], POLLIN, 0 } };
+	struct timespec t0 = { 0, 0 };
+	char c;
+
+	for (;;) {
+		if (leave_asked()) {
+			if (!t0.tv_sec)
+				clock_gettime(CLOCK_MONOTONIC, &t0);
+			wait_idle();
+			return poll(p, 1, 0) == 1 && ms_since(&t0) < LEAVE_DRAIN_MS ? 1 : 0;
+		}
+		if (poll(p, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			say("poll of the kernel's NBD socket failed: %s", strerror(errno));
+			return -1;
+		}
+		if (p[0].revents)
+			return 1;
+		if ((p[1].revents & POLLIN) && read(S.wake[0], &c, 1) < 0)
+			say("read of the wake pipe failed: %s", strerror(errno));
+	}
+}
+
+/* Read the kernel's requests and hand them to idle workers; returns 0 on
+ * NBD_CMD_DISC or a dead socket, 1 when it is time to leave the data path. */
+static int reader_loop(void)
 {
 	uint8_t req[28];
 
@@ -259,16 +341,19 @@ static void reader_loop(void)
 		struct worker *w;
 		uint32_t len;
 		uint16_t type;
+		int ready = next_request();
 
+		if (ready <= 0)
+			return ready == 0;
 		if (nd_read_full(S.sock, req, sizeof(req)) || nd_get32(req) != NBD_REQUEST_MAGIC) {
 			say("the kernel's NBD socket closed or spoke garbage; stop serving");
-			return;
+			return 0;
 		}
 		type = nd_get16(req + 6);
 		len = nd_get32(req + 24);
 		if (type == NBD_CMD_DISC) {
 			say("the kernel disconnected /dev/nbd%u", S.index);
-			return;
+			return 0;
 		}
 		/* A small request the local tiers answer alone is served right here:
 		 * handing it to a worker would cost more than the request. */
@@ -279,7 +364,7 @@ static void reader_loop(void)
 
 			if (type == NBD_CMD_WRITE && nd_read_full(S.sock, r->buf, len)) {
 				say("the kernel's NBD socket closed mid-request; stop serving");
-				return;
+				return 0;
 			}
 			r->type = type;
 			memcpy(r->handle, req + 8, 8);
@@ -298,7 +383,7 @@ static void reader_loop(void)
 				uint32_t n = left < sizeof(sink) ? left : (uint32_t)sizeof(sink);
 
 				if (nd_read_full(S.sock, sink, n))
-					return;
+					return 0;
 				left -= n;
 			}
 			say("refused a %u-byte request (more than %u)", len, REQ_MAX);
@@ -307,7 +392,7 @@ static void reader_loop(void)
 		}
 		if (type == NBD_CMD_WRITE && nd_read_full(S.sock, w->buf, len)) {
 			say("the kernel's NBD socket closed mid-request; stop serving");
-			return;
+			return 0;
 		}
 		pthread_mutex_lock(&S.lock);
 		w->type = type;
@@ -548,6 +633,60 @@ static ssize_t recv_request(int fd, char *buf, size_t len, int *fdp)
 	return n;
 }
 
+/*
+ * `leave`: refused while writes go to a local tier or one holds a block (the
+ * only copy: it would be lost); else open the direct connection (the same
+ * session), listen for the link-dead event, wake the reader, which hands
+ * the device over (leave_data_path), and answer with the outcome.
+ */
+static void ctl_leave(int fd)
+{
+	uint64_t local = chain_local_blocks(&S.chain), size;
+	int target = chain_target(&S.chain), sock, watch, done;
+	char err[256], undo[256];
+	uint16_t flags;
+
+	if (target != TGT_SERVER || local) {
+		dprintf(fd, "error: leave refused: writes go to %s and the ram and disk tiers hold "
+			"%llu blocks that exist nowhere else (leaving would lose them); leaving "
+			"needs writes going to the server and no block in a ram or disk tier\n",
+			chain_target_name(target), (unsigned long long)local);
+		return;
+	}
+	sock = nbd_open(S.tg, &size, &flags, err, sizeof(err));
+	if (sock < 0) {
+		dprintf(fd, "error: leave: no direct connection to the server: %s\n", err);
+		return;
+	}
+	if (size != S.size) {
+		close(sock);
+		dprintf(fd, "error: leave: the export changed size\n");
+		return;
+	}
+	/* Requests coming while no socket is alive must wait for the direct one
+	 * (while serving it is 0: a dead agent fails I/O at once, as before). */
+	if (genl_nbd_reconfigure(S.index, -1, -1, (int)S.dead_timeout_s, err, sizeof(err)) < 0 ||
+	    (watch = genl_nbd_watch(err, sizeof(err))) < 0) {
+		close(sock);
+		genl_nbd_reconfigure(S.index, -1, -1, 0, undo, sizeof(undo));
+		dprintf(fd, "error: leave: %s\n", err);
+		return;
+	}
+	pthread_mutex_lock(&S.lock);
+	S.leave_watch = watch;
+	S.leave_fd = sock;
+	S.leave_done = 0;
+	pthread_mutex_unlock(&S.lock);
+	if (write(S.wake[1], "l", 1) != 1)
+		say("write of the wake pipe failed: %s", strerror(errno));
+	pthread_mutex_lock(&S.lock);
+	while (!S.leave_done)
+		pthread_cond_wait(&S.leave_cond, &S.lock);
+	done = S.leave_done;
+	pthread_mutex_unlock(&S.lock);
+	dprintf(fd, done > 0 ? "ok %s\n" : "error: leave: %s\n", S.leave_msg);
+}
+
 static void ctl_handle(int fd)
 {
 	char line[256], out[512], err[160];
@@ -566,6 +705,19 @@ static void ctl_handle(int fd)
 		return;
 	if (ctl_parse(line, (size_t)n, &c, err, sizeof(err)) < 0) {
 		dprintf(fd, "error: %s\n", err);
+		return;
+	}
+	if (S.left) { /* set by the reader before it answered our leave (S.lock orders it) */
+		if (passed >= 0)
+			close(passed);
+		dprintf(fd, "%s left the data path: /dev/nbd%u talks to the server directly (%s)\n",
+			c.cmd == CTL_STATUS ? "ok" : "error: the agent", S.index, S.tg->shown);
+		return;
+	}
+	if (c.cmd == CTL_LEAVE) {
+		if (passed >= 0)
+			close(passed);
+		ctl_leave(fd);
 		return;
 	}
 	if (c.cmd == CTL_REDIRECT) {
@@ -702,6 +854,9 @@ int serve_setup(const struct target *tg, const struct wc_config *wc, uint64_t si
 
 	S.index = index;
 	S.size = size;
+	S.tg = tg;
+	S.leave_fd = S.leave_watch = -1;
+	pthread_cond_init(&S.leave_cond, NULL);
 	pthread_mutex_init(&S.lock, NULL);
 	pthread_mutex_init(&S.reply_lock, NULL);
 	pthread_cond_init(&S.idle, NULL);
@@ -746,22 +901,127 @@ static void *scan_main(void *arg)
 	return NULL;
 }
 
-/* Serve /dev/nbdN: connect it to our socketpair, start the workers and the
- * control socket, scan partitions (then a byte on ready_fd) and the calling
- * thread reads requests until the kernel disconnects. */
-int serve_run(uint64_t size, uint16_t flags, unsigned index, int ready_fd)
+/* Tell the control thread how leave went (1 left, -1 still serving). */
+static void leave_answer(int done, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void leave_answer(int done, const char *fmt, ...)
 {
-	struct sockaddr_un sa;
-	socklen_t salen;
-	pthread_t ctl, scan;
-	char err[256];
-	int sv[2], lfd, i;
+	va_list ap;
+
+	pthread_mutex_lock(&S.lock);
+	va_start(ap, fmt);
+	vsnprintf(S.leave_msg, sizeof(S.leave_msg), fmt, ap);
+	va_end(ap);
+	if (S.leave_fd >= 0)
+		close(S.leave_fd); /* the kernel holds its own reference when it took it */
+	S.leave_fd = -1;
+	S.left = done > 0;
+	S.leave_done = done;
+	pthread_cond_broadcast(&S.leave_cond);
+	pthread_mutex_unlock(&S.lock);
+	say("%s", S.leave_msg);
+}
+
+/* Stop the workers, close their server connections, free every buffer and tier. */
+static void stop_serving(void)
+{
+	int i;
+
+	pthread_mutex_lock(&S.lock);
+	S.quit = 1;
+	for (i = 0; i < WORKERS; i++)
+		pthread_cond_signal(&S.w[i].go);
+	pthread_mutex_unlock(&S.lock);
+	for (i = 0; i <= WORKERS; i++) {
+		struct worker *w = i < WORKERS ? &S.w[i] : &S.inl;
+
+		if (i < WORKERS)
+			pthread_join(w->thread, NULL);
+		up_close(&w->up);
+		munmap(w->buf, REQ_MAX + TIER_BLOCK);
+		w->buf = w->scratch = NULL;
+	}
+	if (S.chain.t[TGT_DISK].present)
+		close(S.chain.t[TGT_DISK].fd);
+	chain_free(&S.chain);
+}
+
+/* A new socketpair for the kernel: S.sock is our end, the kernel's in *theirs. */
+static int new_socketpair(int *theirs)
+{
+	int sv[2];
 
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
 		say("socketpair failed: %s", strerror(errno));
 		return -1;
 	}
 	S.sock = sv[1];
+	*theirs = sv[0];
+	return 0;
+}
+
+/*
+ * The reader's part of `leave`, every request it read answered: shut the
+ * socketpair (the kernel sees it die, marks the connection dead and holds
+ * new requests for dead_timeout_s), wait for the link-dead event, then hand
+ * the kernel the direct TCP socket with the direct path's timeouts.  0, or
+ * -1 after going back to serving through a new socketpair.
+ */
+static int leave_data_path(void)
+{
+	char err[256], err2[256];
+	int rc, tries, sv0;
+
+	if (shutdown(S.sock, SHUT_RDWR) < 0)
+		say("shutdown of the kernel's NBD socket: %s", strerror(errno));
+	close(S.sock);
+	S.sock = -1;
+	rc = genl_nbd_wait_dead(S.leave_watch, S.index, LEAVE_DEAD_MS, err, sizeof(err));
+	S.leave_watch = -1;
+	if (rc < 0)
+		say("%s; trying the hand-over anyway", err);
+	for (tries = 0; tries < 10; tries++) { /* ENOSPC: no dead socket yet */
+		rc = genl_nbd_reconfigure(S.index, S.leave_fd, (int)S.timeout_s,
+					  (int)S.dead_timeout_s, err, sizeof(err));
+		if (rc == 0)
+			return 0;
+		usleep(200000);
+	}
+	if (new_socketpair(&sv0) < 0 ||
+	    genl_nbd_reconfigure(S.index, sv0, 0, 0, err2, sizeof(err2)) < 0) {
+		say("cannot serve /dev/nbd%u again either (%s): its I/O waits %u s for a connection",
+		    S.index, S.sock < 0 ? "no socketpair" : err2, S.dead_timeout_s);
+		if (S.sock >= 0)
+			close(S.sock);
+		S.sock = -1;
+		leave_answer(-1, "%s; and serving again failed", err);
+		return -1;
+	}
+	close(sv0);
+	leave_answer(-1, "%s; still serving /dev/nbd%u", err, S.index);
+	return -1;
+}
+
+/* Serve /dev/nbdN: connect it to our socketpair, start the workers and the
+ * control socket, scan partitions (then a byte on ready_fd) and the calling
+ * thread reads requests until the kernel disconnects (0) or the agent left
+ * the data path (1: threads stopped, memory freed). */
+int serve_run(uint64_t size, uint16_t flags, unsigned index, int ready_fd, unsigned timeout_s,
+	      unsigned dead_timeout_s)
+{
+	struct sockaddr_un sa;
+	socklen_t salen;
+	pthread_t ctl, scan;
+	char err[256];
+	int sv0, lfd, i;
+
+	S.timeout_s = timeout_s;
+	S.dead_timeout_s = dead_timeout_s;
+	if (pipe2(S.wake, O_CLOEXEC) < 0) {
+		say("pipe2 failed: %s", strerror(errno));
+		return -1;
+	}
+	if (new_socketpair(&sv0) < 0)
+		return -1;
 	for (i = 0; i < WORKERS; i++)
 		if (pthread_create(&S.w[i].thread, NULL, worker_main, &S.w[i])) {
 			say("pthread_create failed");
@@ -775,15 +1035,25 @@ int serve_run(uint64_t size, uint16_t flags, unsigned index, int ready_fd)
 	/* Only what the chain does: no trim, write-zeroes, FUA or multi-connection. */
 	flags &= NBD_FLAG_HAS_FLAGS | NBD_FLAG_READ_ONLY | NBD_FLAG_SEND_FLUSH;
 	/* Timeout 0: requests wait for us (we reconnect to the server ourselves). */
-	if (genl_nbd_connect(index, sv[0], size, flags, 0, 0, err, sizeof(err)) < 0) {
+	if (genl_nbd_connect(index, sv0, size, flags, 0, 0, err, sizeof(err)) < 0) {
 		say("%s", err);
 		return -1;
 	}
-	close(sv[0]);
+	close(sv0);
 	set_max_sectors(index);
 	S.ready_fd = ready_fd;
 	if (pthread_create(&scan, NULL, scan_main, NULL)) /* partitions are read through us */
 		say("pthread_create failed");
-	reader_loop();
-	return 0;
+	for (;;) {
+		if (!reader_loop())
+			return 0;
+		if (leave_data_path() == 0)
+			break;
+		if (S.sock < 0)
+			return 0;
+	}
+	stop_serving();
+	leave_answer(1, "left the data path: /dev/nbd%u talks to the server directly (%s); "
+		     "serving threads stopped, their memory freed", S.index, S.tg->shown);
+	return 1;
 }

@@ -454,6 +454,16 @@ int chain_is_local(struct chain *c, uint64_t off, uint32_t len)
 	return local;
 }
 
+uint64_t chain_local_blocks(struct chain *c)
+{
+	uint64_t n;
+
+	pthread_mutex_lock(&c->lock);
+	n = (uint64_t)c->t[TGT_RAM].used + c->t[TGT_DISK].used;
+	pthread_mutex_unlock(&c->lock);
+	return n;
+}
+
 int chain_holder(struct chain *c, uint64_t b)
 {
 	uint32_t s;

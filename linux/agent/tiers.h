@@ -105,8 +105,11 @@ int chain_is_local(struct chain *c, uint64_t off, uint32_t len);
 void chain_status(struct chain *c, char *out, size_t len);
 const char *chain_target_name(int target);
 
-/* A control-socket request: "redirect ram|disk[:PATH]|server" or "status". */
-enum { CTL_STATUS = 1, CTL_REDIRECT = 2 };
+/* Blocks the ram and disk tiers hold (copies that exist nowhere else). */
+uint64_t chain_local_blocks(struct chain *c);
+
+/* A control-socket request: "redirect ram|disk[:PATH]|server", "status" or "leave". */
+enum { CTL_STATUS = 1, CTL_REDIRECT = 2, CTL_LEAVE = 3 };
 struct ctl_cmd {
 	int cmd, target;
 	char path[128];      /* disk:PATH, else "" */

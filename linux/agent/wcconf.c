@@ -20,12 +20,12 @@ int ctl_parse(const char *line, size_t len, struct ctl_cmd *c, char *err, size_t
 	}
 	memcpy(buf, line, n);
 	buf[n] = 0;
-	if (!strcmp(buf, "status")) {
-		c->cmd = CTL_STATUS;
+	if (!strcmp(buf, "status") || !strcmp(buf, "leave")) {
+		c->cmd = buf[0] == 's' ? CTL_STATUS : CTL_LEAVE;
 		return 0;
 	}
 	if (strncmp(buf, "redirect ", 9)) {
-		snprintf(err, errlen, "unknown request (redirect ram|disk[:PATH]|server, status)");
+		snprintf(err, errlen, "unknown request (redirect ram|disk[:PATH]|server, status, leave)");
 		return -1;
 	}
 	c->cmd = CTL_REDIRECT;

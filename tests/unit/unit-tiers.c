@@ -312,6 +312,9 @@ static void parsers(void)
 	check_that(ctl_parse("status", 6, &cc, err, sizeof(err)) == 0 && cc.cmd == CTL_STATUS &&
 			   ctl_parse("redirect ram", 12, &cc, err, sizeof(err)) == 0 && cc.target == TGT_RAM,
 		   "ctl-parse-status-ram", "%s", err);
+	check_that(ctl_parse("leave\n", 6, &cc, err, sizeof(err)) == 0 && cc.cmd == CTL_LEAVE &&
+			   ctl_parse("leave now", 9, &cc, err, sizeof(err)) < 0,
+		   "ctl-parse-leave", "%s", err);
 	check_that(ctl_parse("redirect tape", 13, &cc, err, sizeof(err)) < 0 &&
 			   ctl_parse("redirect\0ram", 12, &cc, err, sizeof(err)) < 0 &&
 			   ctl_parse("reboot", 6, &cc, err, sizeof(err)) < 0,
