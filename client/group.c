@@ -11,6 +11,36 @@ static uint32_t now_ms(struct nd_client *c)
 	return c->tp.now_ms(c->tp.ctx);
 }
 
+/*
+ * n / d, and n % d in *rem.  The BIOS stub links no libgcc, so its build
+ * (-DND_NO_DIV64) divides a 64-bit n by shifts and subtractions, and a
+ * 32-bit one (every LBA of an image below 2 TiB) with the CPU's division.
+ */
+static uint64_t div64(uint64_t n, uint32_t d, uint32_t *rem)
+{
+#ifdef ND_NO_DIV64
+	uint64_t q = 0, r = 0;
+	int b;
+
+	if (!(n >> 32)) {
+		*rem = (uint32_t)n % d;
+		return (uint32_t)n / d;
+	}
+	for (b = 63; b >= 0; b--) {
+		r = r << 1 | (n >> b & 1);
+		if (r >= d) {
+			r -= d;
+			q |= (uint64_t)1 << b;
+		}
+	}
+	*rem = (uint32_t)r;
+	return q;
+#else
+	*rem = (uint32_t)(n % d);
+	return n / d;
+#endif
+}
+
 static int same8(const uint8_t *a, const uint8_t *b)
 {
 	unsigned i;
@@ -45,7 +75,7 @@ int nd_group_check(const uint8_t *d, int len, const uint8_t stream[8], uint16_t 
 		return ND_GROUP_FOREIGN;
 	lba = nd_get64(h->lba);
 	if (!sectors || lba >= image_sectors || count > image_sectors - lba ||
-	    lba / sectors != (lba + count - 1) / sectors)
+	    div64(lba, sectors, &i) != div64(lba + count - 1, sectors, &i))
 		return ND_GROUP_RANGE;
 	return ND_GROUP_OK;
 }
@@ -98,11 +128,25 @@ static int written(const struct nd_group *g, uint64_t lba)
 	return 0;
 }
 
-/* Load into *e the entry for `block` (its slot): 1 if it holds that
- * block, 0 if not; an expired one is emptied on the way. */
-static int entry_for(struct nd_group *g, uint64_t block, uint32_t now, struct nd_group_entry *e)
+/* Where a sector goes: its group block, the cache slot of that block, and
+ * its index in the block. */
+struct place {
+	uint64_t block;
+	uint32_t slot, i;
+};
+
+static void place_of(const struct nd_group *g, uint64_t lba, struct place *p)
 {
-	uint32_t slot = (uint32_t)(block % g->nent);
+	p->block = div64(lba, g->sectors, &p->i);
+	div64(p->block, g->nent, &p->slot);
+}
+
+/* Load into *e the entry of p's slot: 1 if it holds p's block, 0 if not;
+ * an expired one is emptied on the way. */
+static int entry_for(struct nd_group *g, const struct place *p, uint32_t now,
+		     struct nd_group_entry *e)
+{
+	uint32_t slot = p->slot;
 
 	ent_load(g, slot, e);
 	if (!e->block)
@@ -113,7 +157,7 @@ static int entry_for(struct nd_group *g, uint64_t block, uint32_t now, struct nd
 		ent_store(g, slot, e);
 		return 0;
 	}
-	return e->block == block + 1;
+	return e->block == p->block + 1;
 }
 
 /* Where sector i of the block in `slot` lies in the cache's memory. */
@@ -139,8 +183,9 @@ static int group_take(struct nd_client *c, int len)
 	struct nd_group *g = c->group;
 	const struct nd_hdr *h = (const struct nd_hdr *)c->rxbuf;
 	struct nd_group_entry e;
-	uint64_t lba, block;
-	uint32_t count, i, first, slot, fresh = 0;
+	struct place p;
+	uint64_t lba;
+	uint32_t count, i, fresh = 0;
 
 	same_stream(c, g);
 	switch (nd_group_check(c->rxbuf, len, c->mc_stream, g->sectors, c->sectors)) {
@@ -151,20 +196,18 @@ static int group_take(struct nd_client *c, int len)
 	}
 	lba = nd_get64(h->lba);
 	count = nd_get32(h->count);
-	block = lba / g->sectors;
-	first = (uint32_t)(lba % g->sectors);
-	slot = (uint32_t)(block % g->nent);
-	if (!entry_for(g, block, now_ms(c), &e)) {
+	place_of(g, lba, &p);
+	if (!entry_for(g, &p, now_ms(c), &e)) {
 		if (e.block)
 			g->st.evicted++;
-		e.block = block + 1;
+		e.block = p.block + 1;
 		e.present = 0;
 	}
 	/* The server holds the block back from now on (it just sent it): it
 	 * stays at least as long. */
 	e.seen_ms = now_ms(c);
 	for (i = 0; i < count; i++) {
-		uint32_t bit = (uint32_t)1 << (first + i);
+		uint32_t bit = (uint32_t)1 << (p.i + i);
 
 		if (written(g, lba + i)) {
 			g->st.own++;
@@ -172,7 +215,7 @@ static int group_take(struct nd_client *c, int len)
 		}
 		if (e.present & bit)
 			continue;
-		g->mem->store(g->mem_ctx, sector_at(g, slot, first + i),
+		g->mem->store(g->mem_ctx, sector_at(g, p.slot, p.i + i),
 			      c->rxbuf + ND_HDR_SIZE + i * ND_SECTOR_SIZE, ND_SECTOR_SIZE);
 		e.present |= bit;
 		fresh++;
@@ -183,38 +226,30 @@ static int group_take(struct nd_client *c, int len)
 		g->st.dup++;
 	if (!e.present)
 		e.block = 0;
-	ent_store(g, slot, &e);
+	ent_store(g, p.slot, &e);
 	return fresh != 0;
 }
 
-/* Whether the cache holds sector `lba`. */
-static int cached(struct nd_group *g, uint64_t lba, uint32_t now)
+/* Whether the cache holds sector `lba`: 1 and its place in *p. */
+static int cached(struct nd_group *g, uint64_t lba, uint32_t now, struct place *p)
 {
 	struct nd_group_entry e;
 
-	return entry_for(g, lba / g->sectors, now, &e) && (e.present >> (lba % g->sectors) & 1);
-}
-
-/* The cached data of sector `lba` (cached() said it is there), from byte
- * `from` on: len bytes, valid until the next access to the memory. */
-static const uint8_t *cached_data(struct nd_group *g, uint64_t lba, uint32_t from, uint32_t len)
-{
-	uint64_t block = lba / g->sectors;
-
-	return g->mem->view(g->mem_ctx,
-			    sector_at(g, (uint32_t)(block % g->nent), (unsigned)(lba % g->sectors)) + from,
-			    len);
+	place_of(g, lba, p);
+	return entry_for(g, p, now, &e) && (e.present >> p->i & 1);
 }
 
 static void forget(struct nd_group *g, uint64_t lba, uint32_t now)
 {
 	struct nd_group_entry e;
+	struct place p;
 
-	if (entry_for(g, lba / g->sectors, now, &e)) {
-		e.present &= ~((uint32_t)1 << (lba % g->sectors));
+	place_of(g, lba, &p);
+	if (entry_for(g, &p, now, &e)) {
+		e.present &= ~((uint32_t)1 << p.i);
 		if (!e.present)
 			e.block = 0;
-		ent_store(g, (uint32_t)(lba / g->sectors % g->nent), &e);
+		ent_store(g, p.slot, &e);
 	}
 }
 
@@ -225,6 +260,7 @@ static uint64_t group_fill(struct nd_client *c, struct nd_slot *s, nd_put_fn put
 	uint32_t bytes = s->count * ND_SECTOR_SIZE, i, n = nd_chunks_for(bytes, c->chunk);
 	uint64_t done = 0;
 	uint32_t now = now_ms(c); /* one time for the whole slot: nothing expires midway */
+	struct place p;
 
 	same_stream(c, g);
 	for (i = 0; i < n && i < 64; i++) {
@@ -233,7 +269,7 @@ static uint64_t group_fill(struct nd_client *c, struct nd_slot *s, nd_put_fn put
 
 		if (!(s->missing >> i & 1))
 			continue;
-		for (x = first; x <= last && cached(g, x, now); x++)
+		for (x = first; x <= last && cached(g, x, now, &p); x++)
 			;
 		if (x <= last)
 			continue;
@@ -241,7 +277,9 @@ static uint64_t group_fill(struct nd_client *c, struct nd_slot *s, nd_put_fn put
 			uint32_t at = (uint32_t)(x - s->lba) * ND_SECTOR_SIZE;
 			uint32_t a = at > from ? at : from, b = at + ND_SECTOR_SIZE < to ? at + ND_SECTOR_SIZE : to;
 
-			put(ctx, s->base + a, cached_data(g, x, a - at, b - a), b - a);
+			place_of(g, x, &p);
+			put(ctx, s->base + a,
+			    g->mem->view(g->mem_ctx, sector_at(g, p.slot, p.i) + (a - at), b - a), b - a);
 			if (b == at + ND_SECTOR_SIZE) /* its last byte: count each sector once */
 				g->st.hits++;
 			/* Not freed when read: the server holds the block back
