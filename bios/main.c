@@ -121,6 +121,7 @@ void give_up(const char *why)
 	struct bregs r;
 
 	con_printf("netdisk: %s\nnetdisk: giving up, trying the next boot device (INT 18h)\n", why);
+	nic_group_leave();
 	nic_stop();
 	far_write16(0x40, 0x13, base_kb_before);
 	memset(&r, 0, sizeof(r));
@@ -153,6 +154,10 @@ static void attach(const struct nd_transport *tp)
 	disk.cfg.give_up_ms = (uint32_t)timeout * 1000;
 	disk.cfg.event = on_event;
 	disk.cfg.caps = ND_CAP_BOOT_TABLE | ND_CAP_IBFT;
+#ifdef ND_GROUP
+	if (nic_keeps_frames()) /* the own driver: it receives the group */
+		disk.cfg.caps |= ND_CAP_MULTICAST;
+#endif
 	if (bootcfg.flags & ND_BOOTCFG_KEYED) /* netdisk patch --key: ATTACH signed */
 		disk.cfg.key = bootcfg.site_key;
 	con_printf("netdisk: attaching to %I:%u as %I (up to %u s)\n", net.server_ip, server_port,
@@ -196,6 +201,7 @@ void stub_main(void)
 		   net.server_ip, server_port, disk.image, (uint32_t)(disk.sectors >> 11),
 		   (uint32_t)disk.sectors, nd_mode_text(disk.mode));
 	con_printf("netdisk: %u-byte datagrams, window %u\n", disk.dgram, disk.window);
+	nic_group_join(); /* before the image takes its extended memory: the cache goes above it */
 	boot_table_publish();
 	disk_geometry_init();
 	if (disk_read_to(0, 1, 0x7c00) != 0)
