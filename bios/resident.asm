@@ -314,8 +314,8 @@ do_pxe_call:
 ; never sees it as usable RAM; every other call is chained.
 ;
 ; The first call of a map enumeration (EBX = 0) is what a boot loader makes
-; when it hands over to the OS (GRUB and syslinux before they start Linux,
-; Linux's own real-mode setup): if the image is in a multicast group, it
+; when it hands over to the OS (GRUB 2 when it boots Linux, Linux's own
+; real-mode setup; docs/bios.md, Multicast): if the image is in a multicast group, it
 ; leaves it first (IGMP leave), through our INT 13h with a private function.
 ; A later read joins it again (a loader also reads the map when it starts).
 int15_entry:
