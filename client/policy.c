@@ -34,46 +34,24 @@ static int datagrams_get_through(struct nd_client *c, uint32_t probe_ms)
 	return rc == ND_DONE && c->retransmits == before;
 }
 
-/*
- * A session offered a multicast group does not probe: the server may send
- * a member's READ to the group (multicast = always, or auto when clients
- * probe at once), which the stub joins only after ATTACH, so every step
- * would look lossy and the ladder would end at one frame a datagram.  The
- * probe then runs in sessions that do not ask for the group, and the
- * client attaches once more with it at the step found (a new session, as
- * every step is).  Without a group offered nothing changes.
- */
 int nd_attach_ladder(struct nd_client *c, const char *image, const struct nd_ladder_step *ladder,
 		     unsigned steps, uint32_t probe_ms)
 {
-	uint32_t caps = c->cfg.caps;
 	unsigned step;
-	int rc, regroup = 0;
+	int rc;
 
 	for (step = 0;; step++) {
 		c->cfg.max_dgram = ladder[step].dgram;
 		c->cfg.window = ladder[step].window;
 		rc = nd_attach(c, image);
-		if (rc == ND_DONE && c->mc_addr[0] && (c->cfg.caps & ND_CAP_MULTICAST)) {
-			c->cfg.caps &= ~ND_CAP_MULTICAST;
-			c->cfg.nonce++;
-			regroup = 1;
-			rc = nd_attach(c, image);
-		}
 		if (rc != ND_DONE || step + 1 >= steps || c->dgram <= ND_DEFAULT_DGRAM ||
 		    datagrams_get_through(c, probe_ms))
-			break;
+			return rc;
 		report(c, ND_EV_PROBE_LOST, step + 1);
 		/* A new nonce makes it a new session, not a retry of this one;
 		 * nothing has been written yet, so nothing is lost. */
 		c->cfg.nonce++;
 	}
-	c->cfg.caps = caps;
-	if (rc == ND_DONE && regroup) {
-		c->cfg.nonce++;
-		rc = nd_attach(c, image);
-	}
-	return rc;
 }
 
 const char *nd_recovery_text(unsigned why)
