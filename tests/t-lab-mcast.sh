@@ -177,9 +177,10 @@ for name in $BIOS_VMS; do
 		bios_vm_ok "$name"
 done
 
-# The datagram-size probe must not be fooled by the group: its sessions ask
-# for none (client/policy.c), else the server sends the probe's data to a
-# group the stub has not joined yet and every VM ends at 1472-byte datagrams.
+# The datagram-size probe must not be fooled by the group: its READs ask for
+# unicast until the stub has joined (ND_FLAG_UNICAST), else the server sends
+# them to a group the stub has not joined yet and every VM ends at
+# 1472-byte datagrams.
 probe_kept() {
 	local name
 	for name in $VMS $BIOS_VMS; do
