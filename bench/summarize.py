@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: GPL-2.0-or-later
-"""Turns RESULT lines into medians, netdisk-vs-peer ratios, a Markdown table and a PNG chart."""
+"""Turns RESULT lines into medians, netdisk-vs-peer ratios, a Markdown table and PNG charts (ratios, storms)."""
 
 import datetime
 import os
@@ -125,12 +125,66 @@ plot '{data}' using 0:2:xtic(1) with boxes notitle
     os.unlink(data)
 
 
+def storm_series(values, prefix):
+    """{"storm mc-on": [(clients, median)]} for metrics PREFIX-* of the storm sections."""
+    series = {}
+    for (section, metric), subjects in values.items():
+        if section not in ("storm", "vmstorm") or not metric.startswith(prefix):
+            continue
+        points = []
+        for subject, vals in subjects.items():
+            count = subject.rsplit("-", 1)[-1]
+            if count.isdigit():
+                points.append((int(count), statistics.median(vals)))
+        name = ("real VMs " if section == "vmstorm" else "simulated ") + metric[len(prefix):]
+        series[name] = sorted(points)
+    return series
+
+
+def write_storm_chart(path, values):
+    """Server egress (x one client) and time to all done against the number of clients,
+    simulated storms and real VMs, one line per multicast setting."""
+    panels = [("egress-ratio-mc-", "server egress, x one client alone", "x one client"),
+              ("all-done-s-mc-", "simulated: all clients done", "s"),
+              ("all-roots-s-mc-", "real VMs: all at their root shell", "s")]
+    panels = [(storm_series(values, prefix), title, unit) for prefix, title, unit in panels]
+    panels = [p for p in panels if p[0]]
+    if not panels:
+        return
+    files, plots = [], []
+    for series, title, unit in panels:
+        lines = []
+        for name, points in sorted(series.items()):
+            data = f"{path}.{len(files)}.dat"
+            with open(data, "w") as f:
+                f.writelines(f"{x} {y:.3f}\n" for x, y in points)
+            files.append(data)
+            lines.append(f"'{data}' using 1:2 with linespoints title '{name}'")
+        plots.append(f"set title '{title}'\nset ylabel '{unit}'\nplot " + ", ".join(lines))
+    script = f"""
+set terminal png size {520 * len(plots)},480
+set output '{path}'
+set multiplot layout 1,{len(plots)}
+set logscale x 2
+set logscale y
+set xlabel 'clients'
+set key top left font ',8'
+set grid
+""" + "\n".join(plots) + "\nunset multiplot\n"
+    try:
+        subprocess.run(["gnuplot"], input=script, text=True, check=True)
+    finally:
+        for data in files:
+            os.unlink(data)
+
+
 def main():
     raw, out = sys.argv[1], sys.argv[2]
     values, units, better, failed = parse(raw)
     rows = ratios(values, better)
     write_markdown(os.path.join(out, "latest.md"), values, units, better, rows, failed)
     write_chart(os.path.join(out, "ratios.png"), rows)
+    write_storm_chart(os.path.join(out, "storm.png"), values)
     for (section, metric), ours, peer, mine, theirs, win in rows:
         print(f"{section:6} {metric:22} {ours} vs {peer}: {win:.2f}x")
     return 1 if not values else 0

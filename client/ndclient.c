@@ -485,6 +485,11 @@ static int send_read(struct nd_client *c, struct nd_slot *s)
 	put_header(c, ND_OP_READ, s->id, s->lba, s->count, 0, 8);
 	if (s->resent) /* a repair: the server answers it by unicast */
 		((struct nd_hdr *)c->txbuf)->flags = ND_FLAG_RETRY;
+	else if (GROUPS && c->mc_addr[0] && !c->gh)
+		/* Offered a group we have not joined (yet: the datagram-size
+		 * probe runs before the environment joins; or not at all): the
+		 * group's answer would never reach us. */
+		((struct nd_hdr *)c->txbuf)->flags = ND_FLAG_UNICAST;
 	nd_put64(c->txbuf + ND_HDR_SIZE, s->missing);
 	s->sent_ms = now(c);
 	return send_tx(c, ND_HDR_SIZE + 8);

@@ -29,6 +29,10 @@ enum { NBD_INFO_EXPORT = 0, NBD_INFO_NAME = 1, NBD_INFO_BLOCK_SIZE = 3 };
 /* netdisk's own: the session's write-cache setting as text (docs/protocol.md);
  * sent only to a client that asks for it in NBD_OPT_GO/INFO. */
 #define NBD_INFO_ND_WRITE_CACHE 0x4e44
+/* ... and the image version the session reads: u32 version number, u64 id
+ * (changes whenever the content under the session's own overlay does), the
+ * image name (docs/protocol.md).  The agent's persistent disk tier checks it. */
+#define NBD_INFO_ND_IMAGE 0x4e45
 
 /* Transmission flags of an export. */
 #define NBD_FLAG_HAS_FLAGS (1 << 0)

@@ -92,9 +92,13 @@ int wc_parse(const char *s, struct wc_config *w, char *err, size_t errlen)
 					 (int)(n - 14 > 40 ? 40 : n - 14), p + 14);
 				return -1;
 			}
+		} else if (w->disk[0] && !w->disk_persistent && n == 10 &&
+			   !strncmp(p, "persistent", 10)) {
+			w->disk_persistent = 1;
 		} else {
 			snprintf(err, errlen,
-				 "write-cache: unexpected '%.*s' (ram:SIZE [overflow=disk:SPEC] | disk:SPEC | server)",
+				 "write-cache: unexpected '%.*s' (ram:SIZE [overflow=disk:SPEC] | disk:SPEC"
+				 " [persistent] | server)",
 				 (int)(n > 40 ? 40 : n), p);
 			return -1;
 		}

@@ -2,7 +2,9 @@
 /* The write-cache setting of a client's Linux agent (issue #17): netdiskd.conf's
  * write-cache key, netdisk.write-cache= on the kernel command line and
  * netdisk-attach --write-cache all take "server", "ram:SIZE", "disk:SPEC" or
- * "ram:SIZE overflow=disk:SPEC" (comma or spaces between the parts).
+ * "ram:SIZE overflow=disk:SPEC" (comma or spaces between the parts), the disk
+ * part optionally followed by the word "persistent" (the disk tier keeps its
+ * blocks across reboots while the image version stays the same).
  * SPEC: /PATH, LABEL=L (ext2/3/4 label) or PARTLABEL=L (GPT name).
  * SIZE: bytes with an optional K, M, G or T suffix (binary). */
 #ifndef WCACHE_H
@@ -19,6 +21,7 @@ struct wc_config {
 	int target;          /* the first write target */
 	uint64_t ram_bytes;  /* 0: no RAM tier */
 	char disk[128];      /* "": no disk tier */
+	int disk_persistent; /* "persistent" after the disk part */
 };
 
 /* 0, or -1 with a message in err. */

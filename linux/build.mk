@@ -2,7 +2,8 @@
 # The Linux side: netdisk-attach, the static initramfs agent.
 
 AGENT_SRC := linux/agent/main.c linux/agent/table.c linux/agent/net.c linux/agent/nbd.c \
-	linux/agent/genl.c linux/agent/serve.c linux/agent/tiers.c linux/agent/wcconf.c
+	linux/agent/genl.c linux/agent/serve.c linux/agent/tiers.c linux/agent/ptier.c \
+	linux/agent/wcconf.c
 
 all: $(BUILD)/netdisk-attach
 

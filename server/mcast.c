@@ -5,6 +5,9 @@
  * The rule (docs/protocol.md, "Multicast"), for a READ from a session that
  * joined its image's group:
  *   - a retransmission (ND_FLAG_RETRY) is a repair: always unicast;
+ *   - so is a READ with ND_FLAG_UNICAST: its client was offered the group
+ *     but has not joined it yet (the stubs' datagram-size probe comes
+ *     before their join);
  *   - a session whose own overlay holds data in the range, or that an NBD
  *     connection uses (the OS took over), gets unicast;
  *   - `multicast = always`: every other READ goes to the group;
@@ -537,7 +540,9 @@ int mcast_read(struct server *s, struct session *ss, const struct nd_hdr *h, uin
 	now = mono_ms();
 	go = others_asked(g, who, ss->vnum, lba, count, now, m->window_ms) ||
 	     m->mode == MCAST_ALWAYS;
-	if (!go)
+	/* A member that has not joined yet reads by unicast, but what it asks
+	 * for counts for the others (auto). */
+	if (!go || (h->flags & ND_FLAG_UNICAST))
 		return 0;
 	/* The cap counts what goes out: a READ whose blocks the group carried
 	 * lately costs nothing (32 members asking at once are one send). */

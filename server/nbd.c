@@ -90,6 +90,8 @@ struct conn {
 	int no_zeroes;
 	struct session *ss;        /* the session in transmission */
 	char wcache[WC_TEXT_MAX + 1]; /* its write-cache setting, copied at open */
+	unsigned vnum;             /* the image version it reads ... */
+	uint64_t image_id;         /* ... and that version's id, copied at open */
 	pthread_mutex_t read_lock; /* the request stream, and what follows up to `done` */
 	uint8_t in[4096];          /* requests read ahead: small ones come many to a read() */
 	struct nd_readahead ra;    /* ... over in */
@@ -245,6 +247,8 @@ static uint32_t open_export(struct conn *c, const char *name)
 		ss->nbd_conns++;
 		c->ss = ss;
 		snprintf(c->wcache, sizeof(c->wcache), "%s", session_write_cache(s, ss));
+		c->vnum = ss->vnum;
+		c->image_id = session_image_id(ss);
 	}
 	pthread_rwlock_unlock(&s->lock);
 	return err;
@@ -336,6 +340,17 @@ static int info_or_go(struct conn *c, uint32_t opt, const uint8_t *data, uint32_
 		nd_put16(wc, NBD_INFO_ND_WRITE_CACHE);
 		memcpy(wc + 2, c->wcache, n);
 		if (opt_reply(c, opt, NBD_REP_INFO, wc, 2 + n))
+			return -1;
+	}
+	if (info_requested(data + 6 + nlen, nreqs, NBD_INFO_ND_IMAGE)) {
+		uint8_t im[14 + NAME_MAX_LEN];
+		uint32_t n = (uint32_t)strlen(c->ss->img->name);
+
+		nd_put16(im, NBD_INFO_ND_IMAGE);
+		nd_put32(im + 2, c->vnum);
+		nd_put64(im + 6, c->image_id);
+		memcpy(im + 14, c->ss->img->name, n);
+		if (opt_reply(c, opt, NBD_REP_INFO, im, 14 + n))
 			return -1;
 	}
 	if (opt_reply(c, opt, NBD_REP_ACK, NULL, 0))

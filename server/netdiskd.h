@@ -243,6 +243,9 @@ struct session *session_find(struct server *s, const uint8_t token[16]);
 /* The write-cache setting the session's agent gets: its client's, else its
  * image's, "" for none (lock held). */
 const char *session_write_cache(struct server *s, const struct session *ss);
+/* The id of what the session reads under its own overlay (the image version,
+ * or its personalization layer): it changes when that content does. */
+uint64_t session_image_id(const struct session *ss);
 /* A UDP ATTACH; auth is how it proved itself (enum attach_auth). */
 struct session *session_attach(struct server *s, const struct nd_attach_req *req,
 			       const struct sockaddr *from, socklen_t fromlen, int auth,

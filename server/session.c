@@ -352,6 +352,13 @@ const char *session_write_cache(struct server *s, const struct session *ss)
 	return ss->img ? ss->img->write_cache : "";
 }
 
+uint64_t session_image_id(const struct session *ss)
+{
+	struct layer *below = ss->own && ss->own->lower ? ss->own->lower : ss->top;
+
+	return below ? layer_version(below) : 0;
+}
+
 /* The image and mode a client gets.  NULL with *status and *why set if none. */
 static struct image *choose_image(struct server *s, const uint8_t mac[6], const char *want,
 				  int *mode, unsigned *status, const char **why)

@@ -46,14 +46,14 @@ UNIT_SRC := tests/unit/unit-main.c tests/unit/unit-common.c tests/unit/unit-conf
 	tests/unit/unit-overlay.c tests/unit/unit-tiers.c tests/unit/unit-crypto.c
 UNIT_LIBS := $(SERVER_CORE_SRC) $(COMMON_SRC) client/ndclient.c client/sha256.c client/policy.c client/ipstack.c \
 	client/dhcp.c \
-	client/group.c linux/agent/tiers.c linux/agent/wcconf.c
+	client/group.c linux/agent/tiers.c linux/agent/ptier.c linux/agent/wcconf.c
 $(BUILD)/tests/unittest: $(patsubst %.c,$(BUILD)/asan/%.o,$(UNIT_SRC) $(UNIT_LIBS))
 	@mkdir -p $(dir $@)
 	$(CC) $(SAN_FLAGS) -Wl,--wrap=pwrite -o $@ $^ $(SERVER_LIBS)
 
 # libFuzzer over every parser of untrusted input (clang); t-fuzz.sh runs each
 # for a bounded time.
-FUZZERS := udp nbd iscsi config frames control group stormtrace http psk tiers template fat auth dnsconf dhcp optrom
+FUZZERS := udp nbd iscsi config frames control group stormtrace http psk tiers ptier template fat auth dnsconf dhcp optrom
 FUZZ_BINS := $(patsubst %,$(BUILD)/fuzz/fuzz-%,$(FUZZERS))
 FUZZ_CFLAGS := $(filter-out -Wshadow -Wno-format-truncation,$(SERVER_CFLAGS)) -O1 -g \
 	-fsanitize=fuzzer-no-link,address,undefined
@@ -79,6 +79,9 @@ $(BUILD)/fuzz/fuzz-group: $(BUILD)/fuzz/tests/fuzz/fuzz_group.o $(BUILD)/fuzz/cl
 
 $(BUILD)/fuzz/fuzz-tiers: $(BUILD)/fuzz/tests/fuzz/fuzz_tiers.o $(BUILD)/fuzz/linux/agent/wcconf.o \
 		$(BUILD)/fuzz/common/wcache.o
+	clang $(FUZZ_LDFLAGS) -o $@ $^
+
+$(BUILD)/fuzz/fuzz-ptier: $(BUILD)/fuzz/tests/fuzz/fuzz_ptier.o $(BUILD)/fuzz/linux/agent/ptier.o
 	clang $(FUZZ_LDFLAGS) -o $@ $^
 
 $(BUILD)/fuzz/fuzz-stormtrace: $(BUILD)/fuzz/tests/fuzz/fuzz_stormtrace.o $(BUILD)/fuzz/cli/stormtrace.o

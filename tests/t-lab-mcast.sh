@@ -127,14 +127,13 @@ wait "$FORGER" 2>/dev/null
 for name in $VMS $BIOS_VMS; do lab_vm_kill "$name"; done
 unserve
 echo "# server: $(grep -o 'unicast_bytes=.*' <<<"$LINE")"
-# Not asserted: how much the group saves depends on how closely the VMs
-# keep step (a block goes to the group once per multicast-window).
 echo "# egress of the 5 VMs: $((U + M)) bytes = $(echo "scale=2; ($U + $M) / (3 * $ONE + 2 * $ONE_BIOS)" | bc) x their single boots"
 
 vm_ok() {
 	local c mac=52:54:00:1a:c0:0${1#vm-}
 	console "$1" | grep -q '^netdisk: multicast group 239\.255\.79\.1:10810 joined' ||
 		{ echo "no join on the console: $(console "$1" | grep -a 'netdisk:' | tail -n 3)"; return 1; }
+	! console "$1" | grep -a 'get lost here' || return 1 # the probe, answered on the group
 	for c in $BIOTEST_CHECKS; do
 		console "$1" | grep -q "BIOTEST PASS $c" || { echo "no 'BIOTEST PASS $c'"; return 1; }
 	done
@@ -149,12 +148,28 @@ done
 
 server_ok() {
 	[ -n "$M" ] && [ "$M" -gt 0 ] || { echo "no multicast bytes: $LINE"; return 1; }
-	# (Each VM joins once: the datagram-size probe's sessions ask for no group.)
-	[ "$(grep -o 'multicast join: mac=52:54:00:1a:c0:0.' "$LAB_DIR/server.log" | sort -u | wc -l)" = 3 ] ||
-		{ echo "joins: $(grep 'multicast' "$LAB_DIR/server.log")"; return 1; }
+	# One join per VM: the datagram-size probe reads by unicast before the
+	# join (ND_FLAG_UNICAST); sent to the group it was lost, and every VM
+	# attached again with small datagrams.
+	[ "$(grep -o 'multicast join: mac=52:54:00:1a:c0:0.' "$LAB_DIR/server.log" | sort | uniq -c |
+		awk '$1 == 1' | wc -l)" = 3 ] ||
+		{ echo "joins: $(grep 'multicast join' "$LAB_DIR/server.log")"; return 1; }
 	grep -q "group_disk=239.255.79.1:10810,clients=3,peak=3" <<<"$LINE" || { echo "exit line: $LINE"; return 1; }
 }
 check "lab-mcast: the server multicast ($M bytes, unicast $U) to the 3 members, joins logged" server_ok
+
+# The issue's bound: the five cost the server less than their five boots
+# alone (unicast would be about that; the server's counters cover both
+# groups, so the BIOS VMs' single boots count too).  How much less depends
+# on how closely the VMs keep step: the one that starts first may be done
+# before the last one joins (the three UEFI VMs alone measured 2.27-2.48 x
+# one boot with netdisk.efi's 30-second cache; 3.15 x when it kept blocks
+# 2 s, see docs/lab.md).
+SINGLES=$((3 * ONE + 2 * ONE_BIOS))
+below_singles() {
+	[ $((U + M)) -lt "$SINGLES" ] || { echo "$((U + M)) bytes >= $SINGLES"; return 1; }
+}
+check "lab-mcast: the 5 VMs' egress ($((U + M)) bytes, $(echo "scale=2; ($U + $M) / $SINGLES" | bc) x) is below their boots alone" below_singles
 
 # bios_vm_ok NAME: joined the BIOS disk's group, all INT 13h checks right
 # (its own writes read back: never the group's data there), took sectors
@@ -163,6 +178,7 @@ bios_vm_ok() {
 	local mac=52:54:00:1a:c1:0${1#bios-} left
 	console "$1" | grep -q '^netdisk: multicast group 239\.255\.79\.2:10810 joined' ||
 		{ echo "no join on the console: $(console "$1" | grep -a 'netdisk:' | tail -n 3)"; return 1; }
+	! console "$1" | grep -a 'get lost here' || return 1 # the probe, answered on the group
 	bios_ok "$1" || return 1
 	grep -q "^$mac 0x16 239.255.79.2$" "$ND_TMP/igmp.log" || { echo "no IGMP report from $mac"; return 1; }
 	grep -q "^$mac 0x17 239.255.79.2$" "$ND_TMP/igmp.log" ||
@@ -177,21 +193,10 @@ for name in $BIOS_VMS; do
 		bios_vm_ok "$name"
 done
 
-# The datagram-size probe must not be fooled by the group: its READs ask for
-# unicast until the stub has joined (ND_FLAG_UNICAST), else the server sends
-# them to a group the stub has not joined yet and every VM ends at
-# 1472-byte datagrams.
-probe_kept() {
-	local name
-	for name in $VMS $BIOS_VMS; do
-		! console "$name" | grep -a 'get lost here' || return 1
-	done
-}
-check "lab-mcast: every VM kept its largest datagrams (the probe never lost its data to the group)" probe_kept
-
 bios_server_ok() {
 	grep -q "group_int13=239.255.79.2:10810,clients=2,peak=2" <<<"$LINE" || { echo "exit line: $LINE"; return 1; }
-	[ "$(grep -o 'multicast join: mac=52:54:00:1a:c1:0.' "$LAB_DIR/server.log" | sort -u | wc -l)" = 2 ] ||
+	[ "$(grep -o 'multicast join: mac=52:54:00:1a:c1:0.' "$LAB_DIR/server.log" | sort | uniq -c |
+		awk '$1 == 1' | wc -l)" = 2 ] ||
 		{ echo "joins: $(grep 'multicast join' "$LAB_DIR/server.log")"; return 1; }
 	[ "$U" -lt $((3 * ONE + 2 * ONE_BIOS)) ] || { echo "unicast $U >= the single boots' $((3 * ONE + 2 * ONE_BIOS))"; return 1; }
 }

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0-or-later
-# The LAN lab (qemu-scripts/lab-lib.sh): BIOS and UEFI VMs boot the e2e image at once through a bridge, dnsmasq and netdiskd; again with loss, duplication and reordering on every port; nothing is left behind.
+# The LAN lab (qemu-scripts/lab-lib.sh): BIOS and UEFI VMs boot the e2e image at once through a bridge, dnsmasq and netdiskd with multicast on; again with loss, duplication and reordering on every port; nothing is left behind.
 #
 # Storm 1: three VMs (BIOS, UEFI, BIOS) start together on plain tap ports; a
 # fourth (UEFI) starts once the first has its root.  Storm 2: three more
@@ -47,7 +47,12 @@ lab_tftp &&
 	"$ND_BUILD/netdisk" patch "$LAB_DIR/tftp/netdisk.efi" --boot-path '\EFI\E2E\FWMARK.EFI' >/dev/null ||
 	{ fail lab-tftp "cannot fill the TFTP root"; exit 1; }
 lab_dnsmasq || { fail lab-dnsmasq "$(tail -n 3 "$LAB_DIR/dnsmasq.log")"; exit 1; }
-lab_netdiskd --state-dir "$ND_TMP/state" --trace-dir "$ND_TMP/traces" --mode volatile "demo=$ND_TMP/demo.img" ||
+# Multicast on, as a lab would run it for a storm: the stubs take the
+# firmware phase's blocks from the group (netdisk.efi, and netdisk.pxe on
+# its own virtio-net driver), and must boot as well as without it.
+printf 'multicast = always\nmulticast-group = 239.255.81.1\n' >"$ND_TMP/lab.conf"
+lab_netdiskd --config "$ND_TMP/lab.conf" --state-dir "$ND_TMP/state" --trace-dir "$ND_TMP/traces" \
+	--mode volatile "demo=$ND_TMP/demo.img" ||
 	{ fail lab-netdiskd "$(cat "$LAB_DIR/server.log")"; exit 1; }
 
 declare -A VM_FW=() VM_MAC=() VM_START=()
@@ -145,6 +150,25 @@ port_impaired() {
 for name in s2-bios-a s2-uefi-a s2-uefi-b; do
 	check "storm 2: $name's port really lost, duplicated and reordered frames" port_impaired "$name"
 done
+
+# group_used: every VM joined the group, the BIOS ones left it when GRUB
+# read the E820 map to start Linux (docs/bios.md, Multicast), and the
+# server sent data to it (the storms above booted right with multicast on).
+group_used() {
+	local name line m
+	for name in "${!VM_FW[@]}"; do
+		console_has "$name" '^netdisk: multicast group 239\.255\.81\.1:[0-9]* joined' ||
+			{ echo "$name did not join: $(console_text "$ND_TMP/$name.log" | grep -a '^netdisk:' | head -n 5)"; return 1; }
+		[ "${VM_FW[$name]}" = bios ] || continue
+		console_has "$name" '^netdisk: multicast group 239\.255\.81\.1 left:' ||
+			{ echo "$name did not leave: $(console_text "$ND_TMP/$name.log" | grep -a '^netdisk: multicast' | tail -n 3)"; return 1; }
+	done
+	line=$("$ND_BUILD/netdisk" status --control "$ND_TMP/state/control" | grep '^# ')
+	m=$(sed -n 's/.* unicast, \([0-9.]*[KMGT]*\) multicast.*/\1/p' <<<"$line") # e.g. 62.4M
+	[ -n "$m" ] && [ "$m" != 0 ] || { echo "no multicast bytes: $line"; return 1; }
+	echo "$line"
+}
+check "storms with multicast on: every VM joined, the BIOS ones left at the hand-over, the group carried data" group_used
 
 # nothing_left NS: no namespace NS, no process of it, no tap or bridge of it.
 nothing_left() {

@@ -8,6 +8,12 @@
 # added live; kill -9 of the server while writing to `server` loses no
 # acknowledged write; writes under memory pressure finish.  It also prints
 # dd figures (TIERS-FIGURE): agent path vs a direct NBD connection.
+# A second boot of the same VM (the server's config now gives a volatile
+# disk tier at boot) checks that RAM and volatile disk tiers come back empty,
+# and, through further agents serving /dev/nbd1..3 from a persistent disk
+# tier on a third disk, that it keeps a block across the reboot, is reset
+# when the image changes (the host rewrites a block of the image file: a new
+# version id) and when its header is garbled.
 . "$(dirname "$0")/lib.sh"
 requires qemu ipxe
 . "$(dirname "$0")/image-lib.sh"
@@ -44,6 +50,52 @@ put() { # put BLOCK TEXT: one 4 KiB block filled with TEXT lines
 get() { # get BLOCK: the first line of the block
 	dd if=\$D bs=4096 skip=\$1 count=1 iflag=direct 2>/dev/null | head -n 1
 }
+sum() { # sum BLOCK: the block's MD5
+	dd if=\$D bs=4096 skip=\$1 count=1 iflag=direct 2>/dev/null | md5sum | cut -c1-32
+}
+# Second boot: the server's config gave a volatile disk tier (/dev/vda) at boot.
+if \$A status | grep -q '(/dev/vda'; then
+	echo "TIERS2-STATUS-BOOT \$(\$A status)"
+	# Blocks boot 1 wrote to its RAM tier (250) and its volatile disk tier (130).
+	echo "TIERS2-AFTER-250 \$(sum 250)"
+	echo "TIERS2-AFTER-130 \$(sum 130)"
+	# attach N: another agent serves /dev/nbdN (the same session) from a
+	# persistent disk tier on /dev/vdb; stop N: kill -9 it (a crash).
+	# (Its output to a file: the agent that stays keeps it open.)
+	attach() {
+		\$A --index \$1 --write-cache disk:/dev/vdb,persistent >/run/attach\$1.log 2>&1
+		tail -n 1 /run/attach\$1.log
+	}
+	stop() {
+		for p in /proc/[0-9]*; do
+			case "\$(tr '\\0' ' ' <\$p/cmdline 2>/dev/null)" in
+			"@netdisk-attach --index \$1 "*) kill -9 \${p#/proc/} ;;
+			esac
+		done
+	}
+	echo "TIERS2-IMG-141 \$(sum 141)"
+	echo "TIERS2-P-ATTACH1 \$(attach 1)"
+	D=/dev/nbd1 && echo "TIERS2-P-KEPT \$(get 140)"
+	stop 1
+	# The host rewrites block 140 of the image file (a new version id).
+	echo "TIERS2-CHANGE-IMAGE"
+	D=/dev/nbd0
+	i=0
+	while [ \$i -lt 60 ] && [ "\$(get 140)" != NEW-IMAGE-140 ]; do sleep 1; i=\$((i + 1)); done
+	echo "TIERS2-P-ATTACH2 \$(attach 2)"
+	D=/dev/nbd2 && echo "TIERS2-P-NEWIMG \$(get 140)"
+	put 141 P-MARK-141 && dd if=/run/blk of=\$D bs=4096 seek=141 count=1 oflag=direct conv=notrunc,fsync 2>/dev/null
+	echo "TIERS2-P-141 \$(get 141)"
+	stop 2
+	# Garble the tier's header where only its checksum notices (512 KiB + 200), then a fourth agent.
+	printf 'garbage' | dd of=/dev/vdb bs=1 seek=524488 conv=notrunc,fsync 2>/dev/null
+	echo "TIERS2-P-ATTACH3 \$(attach 3)"
+	D=/dev/nbd3 && echo "TIERS2-P-CORRUPT \$(sum 141)"
+	echo "TIERS2-P-STATUS \$(\$A --index 3 status 2>&1)"
+	stop 3
+	echo "TIERS2-END"
+	exit 0
+fi
 echo "TIERS-STATUS-BOOT \$(\$A status)"
 # Figures (dd; fio is not on the image): 4 KiB synchronous writes to ram and
 # to server, and 1 MiB reads of blocks no tier holds, through the agent
@@ -69,6 +121,8 @@ if [ -x /e2e/bin/nbd-client ] && /e2e/lib/ld-linux-x86-64.so.2 --library-path /e
 else
 	echo "TIERS-FIGURE read-1m agent \$(rd \$D) (no nbd-client: \$(head -c 200 /run/nbdc.log))"
 fi
+echo "TIERS-BEFORE-250 \$(sum 250)"
+echo "TIERS-BEFORE-130 \$(sum 130)"
 put 250 $RAM_MARK && echo "TIERS-R-READ \$(get 250)"
 put 125 E1-IN-RAM && echo "TIERS-D1-RAM \$(get 125)"
 # A full RAM tier, no disk tier: the writer fails at once (root read-only meanwhile).
@@ -86,6 +140,9 @@ echo "TIERS-STATUS-FULL \$(\$A status)"
 # D1/E1/E2: E2 is the scratch disk, added live.
 echo "TIERS-REDIRECT-DISK \$(\$A redirect disk:/dev/vda 2>&1)"
 put 125 E2-ON-DISK && echo "TIERS-D1-DISK \$(get 125)"
+# Block 130 stays in the volatile disk tier to the end (the second boot reads it).
+put 130 VOLATILE-DISK-130 && dd if=/run/blk of=\$D bs=4096 seek=130 count=1 oflag=direct conv=notrunc,fsync 2>/dev/null
+echo "TIERS-VOL-130 \$(get 130)"
 # The disk tier's first slot is 1 MiB into the scratch disk.
 echo "TIERS-VDA-SLOT0 \$(dd if=/dev/vda bs=4096 skip=256 count=1 iflag=direct 2>/dev/null | head -n 1)"
 echo "TIERS-REDIRECT-SERVER \$(\$A redirect server 2>&1)"
@@ -134,6 +191,13 @@ lost=0
 for i in \$(cat /run/acked); do [ "\$(get \$((26000 + i)))" = "ACKED-\$i" ] || lost=\$((lost + 1)); done
 echo "TIERS-KILL-DONE acked \$(wc -l </run/acked) lost \$lost"
 echo "TIERS-STATUS-END \$(\$A status)"
+# For the second boot: block 140 in a persistent disk tier, served by another agent.
+# (nbd5: nbd1 served the direct-NBD figure.)
+\$A --index 5 --write-cache disk:/dev/vdb,persistent >/run/attach5.log 2>&1
+echo "TIERS-P-ATTACH \$(tail -n 1 /run/attach5.log)"
+D=/dev/nbd5
+put 140 P-MARK-140 && dd if=/run/blk of=\$D bs=4096 seek=140 count=1 oflag=direct conv=notrunc,fsync 2>/dev/null
+echo "TIERS-P-PUT \$(get 140)"
 HOOK
 chmod +x "$ND_TMP/hook/tiers.sh"
 img=$ND_TMP/tiers.img
@@ -142,6 +206,8 @@ image_with_hook "$img" "$ND_TMP/hook" \
 	{ fail tiers-image "cannot put the hook on the image"; exit 1; }
 truncate -s +64M "$img"
 truncate -s 128M "$ND_TMP/scratch.img"
+truncate -s 64M "$ND_TMP/pscratch.img"
+disks=(-drive "file=$ND_TMP/scratch.img,format=raw,if=virtio" -drive "file=$ND_TMP/pscratch.img,format=raw,if=virtio")
 
 # The write cache comes from the server's config (the NBD handshake gives it the agent).
 cat >"$ND_TMP/nd.conf" <<CONF
@@ -154,7 +220,7 @@ CONF
 start_server first --config "$ND_TMP/nd.conf" --state-dir "$ND_TMP/state" ||
 	{ fail tiers-server "$(cat "$ND_TMP/first.log")"; exit 1; }
 bios_tftp "$ND_TMP/tftp" "$ND_PORT"
-bios_qemu vm virtio-net-pci "$ND_TMP/tftp" -drive "file=$ND_TMP/scratch.img,format=raw,if=virtio"
+bios_qemu vm virtio-net-pci "$ND_TMP/tftp" "${disks[@]}"
 if ! wait_serial vm 300 TIERS-KILL-READY; then
 	fail tiers-boot "the guest never got to the kill phase: $(grep -a 'TIERS-\|netdisk-attach' "$ND_TMP/vm.serial" | tail -n 5 | tr '\n' ' ')"
 	stop_qemu
@@ -198,5 +264,49 @@ check_that tiers-kill9-reconnected "agent reconnect message" grep -aq 'reconnect
 # On the server: the server-tier write is in the session's overlay, the RAM-only one never.
 check_that tiers-server-has-server-write "no $SERVER_MARK under state/" grep -rqa "$SERVER_MARK" "$ND_TMP/state"
 check_that tiers-server-lacks-ram-write "$RAM_MARK reached the server" bash -c "! grep -rqa '$RAM_MARK' '$ND_TMP/state'"
+line=$(serial TIERS-P-PUT)
+check_that tiers-persistent-written "$line $(serial 'persistent disk tier')" grep -q 'TIERS-P-PUT P-MARK-140' <<<"$line"
 wait_serial vm 60 NETDISK-POWEROFF
+stop_qemu
+
+# --- the second boot ---------------------------------------------------------
+# A fresh (volatile) server overlay, so the root file system starts from the
+# image (boot 1's RAM tier writes are gone), and a volatile disk tier at boot.
+cat >"$ND_TMP/nd2.conf" <<CONF
+default-image = demo
+[image demo]
+path = $img
+mode = volatile
+write-cache = ram:16M overflow=disk:/dev/vda
+CONF
+stop_server
+ND_PORT_FIXED=$ND_PORT start_server third --config "$ND_TMP/nd2.conf" --state-dir "$ND_TMP/state" ||
+	{ fail tiers-server-reboot "$(cat "$ND_TMP/third.log")"; exit 1; }
+bios_qemu vm2 virtio-net-pci "$ND_TMP/tftp" "${disks[@]}"
+if wait_serial vm2 300 TIERS2-CHANGE-IMAGE; then
+	# A new image version: the file rewritten in place (its id is its mtime).
+	yes NEW-IMAGE-140 | head -c 4096 | dd of="$img" bs=4096 seek=140 count=1 conv=notrunc status=none
+	wait_serial vm2 120 TIERS2-END
+fi
+serial2() { grep -a "$1" "$ND_TMP/vm2.serial" | tr -d '\r' | head -n 1; }
+grep -a 'TIERS2-\|write cache' "$ND_TMP/vm2.serial" | tr -d '\r' | sed 's/^/# /'
+before=$(serial TIERS-BEFORE-250) after=$(serial2 TIERS2-AFTER-250)
+check_that tiers-reboot-ram-empty "boot 1 '$before', boot 2 '$after'" \
+	test -n "${before#TIERS-BEFORE-250 }" -a "${before#TIERS-BEFORE-250 }" = "${after#TIERS2-AFTER-250 }"
+before=$(serial TIERS-BEFORE-130) after=$(serial2 TIERS2-AFTER-130)
+check_that tiers-reboot-volatile-disk-empty "boot 1 '$before' '$(serial TIERS-VOL-130)', boot 2 '$after'" \
+	test "$(serial TIERS-VOL-130)" = "TIERS-VOL-130 VOLATILE-DISK-130" -a -n "${before#TIERS-BEFORE-130 }" -a \
+	"${before#TIERS-BEFORE-130 }" = "${after#TIERS2-AFTER-130 }"
+check_that tiers-reboot-persistent-kept "$(serial2 TIERS2-P-KEPT) $(serial2 'persistent disk tier on')" \
+	grep -aq 'TIERS2-P-KEPT P-MARK-140' "$ND_TMP/vm2.serial"
+check_that tiers-persistent-reset-on-new-version "$(serial2 TIERS2-P-NEWIMG) $(grep -a 'persistent disk tier' "$ND_TMP/vm2.serial" | sed -n 2p)" \
+	bash -c "grep -aq 'TIERS2-P-NEWIMG NEW-IMAGE-140' '$ND_TMP/vm2.serial' &&
+		grep -aq 'reset (it was written over image demo version' '$ND_TMP/vm2.serial'"
+img141=$(serial2 TIERS2-IMG-141) got141=$(serial2 TIERS2-P-CORRUPT)
+check_that tiers-persistent-reset-on-bad-header "$(serial2 TIERS2-P-141) '$img141' '$got141' $(serial2 'torn or garbled') $(serial2 TIERS2-P-STATUS)" \
+	bash -c "grep -aq 'TIERS2-P-141 P-MARK-141' '$ND_TMP/vm2.serial' &&
+		grep -aq 'reset (its header is torn or garbled' '$ND_TMP/vm2.serial' &&
+		grep -aq 'TIERS2-P-STATUS ok target disk' '$ND_TMP/vm2.serial' &&
+		test -n '${img141#TIERS2-IMG-141 }' -a '${img141#TIERS2-IMG-141 }' = '${got141#TIERS2-P-CORRUPT }'"
+wait_serial vm2 60 NETDISK-POWEROFF
 stop_qemu

@@ -42,6 +42,7 @@ enum nd_opcode {
 #define ND_FLAG_REPLY 0x01 /* datagram goes server -> client */
 #define ND_FLAG_MCAST 0x02 /* with REPLY: READ data the server sent to a multicast group */
 #define ND_FLAG_RETRY 0x04 /* in a READ: a retransmission (the server repairs by unicast) */
+#define ND_FLAG_UNICAST 0x08 /* in a READ: answer by unicast (offered a group, not in it yet) */
 
 /* Most sectors one multicast group datagram carries (its present-mask width). */
 #define ND_MC_MAX_SECTORS 32

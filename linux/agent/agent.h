@@ -33,6 +33,16 @@ int net_configure(const struct nd_boot_table *t, const char *env_path);
 int nbd_open(const struct target *tg, uint64_t *size, uint16_t *flags, char *err, size_t errlen);
 /* The write-cache setting the server gave with the last handshake ("" = none). */
 extern char nbd_write_cache[];
+/* The image version the server said the session reads (last handshake):
+ * what a persistent disk tier must have been made over.  have = 0: the
+ * server did not say (an older netdiskd). */
+struct nbd_image {
+	int have;
+	uint32_t vnum;
+	uint64_t id;
+	char name[65];
+};
+extern struct nbd_image nbd_image;
 
 /* genl.c: the kernel NBD driver over generic netlink. */
 int genl_nbd_connect(unsigned index, int sock, uint64_t size, uint16_t flags,

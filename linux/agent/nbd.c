@@ -15,25 +15,28 @@
 #include "ndcommon.h"
 
 char nbd_write_cache[WC_TEXT_MAX + 1];
+struct nbd_image nbd_image;
 
-/* Send OPT_GO for the export (asking for the session's write-cache setting)
- * and read replies up to the ACK. */
+/* Send OPT_GO for the export (asking for the session's write-cache setting
+ * and image version) and read replies up to the ACK. */
 static int go(int fd, const char *name, const char *shown, uint64_t *size, uint16_t *flags,
 	      char *err, size_t errlen)
 {
-	uint8_t opt[16 + 4 + 128 + 4], rep[20], data[256];
+	uint8_t opt[16 + 4 + 128 + 6], rep[20], data[256];
 	uint32_t n = (uint32_t)strlen(name);
 	int have_export = 0;
 
 	nd_put64(opt, NBD_OPT_MAGIC);
 	nd_put32(opt + 8, NBD_OPT_GO);
-	nd_put32(opt + 12, 4 + n + 4);
+	nd_put32(opt + 12, 4 + n + 6);
 	nd_put32(opt + 16, n);
 	memcpy(opt + 20, name, n);
-	nd_put16(opt + 20 + n, 1);
+	nd_put16(opt + 20 + n, 2);
 	nd_put16(opt + 22 + n, NBD_INFO_ND_WRITE_CACHE);
+	nd_put16(opt + 24 + n, NBD_INFO_ND_IMAGE);
 	nbd_write_cache[0] = 0;
-	if (nd_write_full(fd, opt, 24 + n))
+	memset(&nbd_image, 0, sizeof(nbd_image));
+	if (nd_write_full(fd, opt, 26 + n))
 		return -1;
 	for (;;) {
 		uint32_t type, len;
@@ -57,6 +60,14 @@ static int go(int fd, const char *name, const char *shown, uint64_t *size, uint1
 		    len - 2 <= WC_TEXT_MAX) {
 			memcpy(nbd_write_cache, data + 2, len - 2);
 			nbd_write_cache[len - 2] = 0;
+		}
+		if (type == NBD_REP_INFO && len >= 14 && nd_get16(data) == NBD_INFO_ND_IMAGE &&
+		    len - 14 < sizeof(nbd_image.name)) {
+			nbd_image.vnum = nd_get32(data + 2);
+			nbd_image.id = nd_get64(data + 6);
+			memcpy(nbd_image.name, data + 14, len - 14);
+			nbd_image.name[len - 14] = 0;
+			nbd_image.have = 1;
 		}
 		if (type == NBD_REP_ACK)
 			return have_export ? 0 : -1;

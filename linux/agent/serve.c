@@ -359,11 +359,14 @@ static int label_matches(const char *dev, const char *spec)
 	return found;
 }
 
-/* Size the disk tier on fd: a device as it is, a file grown (sparse) to the
- * disk's size so it never fills before the disk does.  0, or -1 with a message. */
-static int disk_size(int fd, const char *path, uint64_t *bytes)
+/* Size the disk tier on fd (*bytes: what lies after its first MiB): a
+ * device as it is, a file grown (sparse) to the disk's size, and a
+ * persistent tier's map, so it never fills before the disk does.  0, or -1
+ * with a message. */
+static int disk_size(int fd, const char *path, int persistent, uint64_t *bytes)
 {
 	struct stat st;
+	uint64_t want;
 
 	if (fstat(fd, &st) < 0) {
 		say("write cache: fstat %s: %s", path, strerror(errno));
@@ -383,12 +386,15 @@ static int disk_size(int fd, const char *path, uint64_t *bytes)
 		say("write cache: %s is neither a block device nor a file", path);
 		return -1;
 	}
-	if ((uint64_t)st.st_size < TIER_DISK_DATA + S.size &&
-	    ftruncate(fd, (off_t)(TIER_DISK_DATA + S.size)) < 0) {
+	want = S.size;
+	if (persistent)
+		want += (uint64_t)pt_map_pages((uint32_t)(S.size / TIER_BLOCK + 1)) * PT_PAGE;
+	if ((uint64_t)st.st_size < TIER_DISK_DATA + want &&
+	    ftruncate(fd, (off_t)(TIER_DISK_DATA + want)) < 0) {
 		say("write cache: ftruncate %s: %s", path, strerror(errno));
 		return -1;
 	}
-	*bytes = S.size;
+	*bytes = want;
 	return 0;
 }
 
@@ -430,16 +436,24 @@ static int disk_open(const char *spec, char *path, size_t pathlen)
 	return fd;
 }
 
-/* Add the disk tier on fd (ours from then on).  0 or -errno. */
+/* Add the volatile disk tier on fd (ours from then on).  0 or -errno. */
 static int add_disk_fd(int fd, const char *path)
 {
 	uint64_t bytes;
 	int rc;
 
-	if (disk_size(fd, path, &bytes) < 0) {
+	if (disk_size(fd, path, 0, &bytes) < 0) {
 		close(fd);
 		return -EINVAL;
 	}
+	/* Volatile use overwrites where a persistent tier's map was: its header goes. */
+	rc = disk_forget_persistent(fd);
+	if (rc < 0)
+		say("write cache: %s: pread/pwrite of a persistent tier's header: %s", path,
+		    strerror(-rc));
+	else if (rc > 0)
+		say("write cache: %s held a persistent write cache; used as a volatile one now, "
+		    "its blocks are dropped", path);
 	rc = chain_add_disk(&S.chain, fd, bytes, path);
 	if (rc) {
 		close(fd);
@@ -450,12 +464,56 @@ static int add_disk_fd(int fd, const char *path)
 	return 0;
 }
 
-static int add_disk_tier(const char *spec)
+/*
+ * Add the persistent disk tier on fd (ours from then on): kept if it was
+ * written over the image version the server serves now, else reset, saying
+ * why on the console.  0 or -errno.
+ */
+static int add_persistent_fd(int fd, const char *path)
+{
+	struct pt_header want;
+	char msg[600];
+	uint64_t bytes;
+	int rc;
+
+	if (disk_size(fd, path, 1, &bytes) < 0) {
+		close(fd);
+		return -EINVAL;
+	}
+	memset(&want, 0, sizeof(want));
+	if (nbd_image.have) {
+		snprintf(want.image, sizeof(want.image), "%s", nbd_image.name);
+		want.vnum = nbd_image.vnum;
+		want.image_id = nbd_image.id;
+	} else {
+		/* Nothing to check it against: never reused (a random id matches no header). */
+		say("write cache: the server does not say which image version it serves; the "
+		    "persistent disk tier on %s starts empty", path);
+		snprintf(want.image, sizeof(want.image), "(unknown)");
+		want.image_id = ((uint64_t)getpid() << 32) ^ (uint64_t)time(NULL);
+	}
+	rc = chain_add_disk_persistent(&S.chain, fd, bytes + TIER_DISK_DATA, path, &want, msg,
+				       sizeof(msg));
+	if (rc) {
+		say("write cache: no persistent disk tier on %s: %s", path,
+		    rc == -EEXIST ? "there is one already" : rc == -EINVAL ? "too small"
+		    : msg[0] ? msg : strerror(-rc));
+		close(fd);
+		return rc;
+	}
+	say("write cache: persistent disk tier on %s, %llu MiB: %s", path,
+	    (unsigned long long)((uint64_t)S.chain.t[TGT_DISK].nslots * TIER_BLOCK >> 20), msg);
+	return 0;
+}
+
+static int add_disk_tier(const char *spec, int persistent)
 {
 	char path[128];
 	int fd = disk_open(spec, path, sizeof(path));
 
-	return fd < 0 ? -ENOENT : add_disk_fd(fd, path);
+	if (fd < 0)
+		return -ENOENT;
+	return persistent ? add_persistent_fd(fd, path) : add_disk_fd(fd, path);
 }
 
 /* --- the control socket: abstract "netdisk-attach.N", root only --- */
@@ -657,7 +715,7 @@ int serve_setup(const struct target *tg, const struct wc_config *wc, uint64_t si
 		}
 		say("write cache: RAM tier %llu MiB", (unsigned long long)(wc->ram_bytes >> 20));
 	}
-	if (wc->disk[0] && add_disk_tier(wc->disk) < 0 && wc->target == TGT_DISK)
+	if (wc->disk[0] && add_disk_tier(wc->disk, wc->disk_persistent) < 0 && wc->target == TGT_DISK)
 		return -1;
 	if (chain_redirect(&S.chain, wc->target) < 0)
 		return -1;

@@ -7,7 +7,9 @@
  * them all), so the first holder found walking the targets newest-redirection
  * first is the newest copy, and a stale copy never takes up room.  A block no
  * local tier holds is read from the server (its overlay, then the image).
- * All memory is allocated when a tier is added; the I/O path allocates nothing. */
+ * All memory is allocated when a tier is added; the I/O path allocates nothing.
+ * A persistent disk tier's map is loaded, reset and synced here too (its
+ * format: ptier.c). */
 
 #include <errno.h>
 #include <stdio.h>
@@ -55,6 +57,11 @@ static void tier_free(struct tier *t)
 	free(t->prev);
 	free(t->next);
 	free(t->freeslots);
+	free(t->dmap);
+	free(t->dirty);
+	free(t->dirtylist);
+	free(t->pending);
+	free(t->page);
 	memset(t, 0, sizeof(*t));
 }
 
@@ -131,6 +138,7 @@ int chain_add_disk(struct chain *c, int fd, uint64_t bytes, const char *name)
 	if (rc)
 		return rc;
 	fresh.fd = fd;
+	fresh.data_off = TIER_DISK_DATA;
 	pthread_mutex_lock(&c->lock);
 	*t = fresh;
 	t->present = 1;
@@ -233,6 +241,70 @@ static void fill_warning(struct chain *c, struct tier *t)
 		t->warned = level;
 }
 
+/* Persistent tier: slot s's map entry becomes v (block + 1, or 0) at the next sync. */
+static void map_set(struct tier *t, uint32_t s, uint64_t v)
+{
+	uint32_t p = s / PT_PER_PAGE;
+
+	t->dmap[s] = v;
+	if (!t->dirty[p]) {
+		t->dirty[p] = 1;
+		t->dirtylist[t->ndirty++] = p;
+	}
+}
+
+/* Write map page p from dmap.  0 or -errno. */
+static int map_write(struct tier *t, uint32_t p)
+{
+	uint64_t first = (uint64_t)p * PT_PER_PAGE;
+	uint32_t n = t->nslots - first < PT_PER_PAGE ? (uint32_t)(t->nslots - first) : PT_PER_PAGE;
+
+	pt_map_build(t->page, p, t->dmap + first, n);
+	if (pwrite(t->fd, t->page, PT_PAGE, (off_t)(PT_MAP_OFF + (uint64_t)p * PT_PAGE)) != PT_PAGE)
+		return errno ? -errno : -EIO;
+	return 0;
+}
+
+/* Say that a sync's `call` failed with -rc (console, kernel log); rc. */
+static int sync_failed(struct chain *c, struct tier *t, const char *call, int rc)
+{
+	char msg[200];
+
+	if (c->warn) {
+		snprintf(msg, sizeof(msg), "write cache: %s of the persistent disk tier on %s: %s",
+			 call, t->name, strerror(-rc));
+		c->warn(msg);
+	}
+	return rc;
+}
+
+/* Make a persistent tier's map durable (lock held): the data first, then the
+ * changed map pages, then the slots freed since the last sync become
+ * reusable.  0 or -errno (said on the console). */
+static int tier_sync(struct chain *c, struct tier *t)
+{
+	int rc;
+
+	if (!t->persistent || (!t->ndirty && !t->npending))
+		return 0;
+	if (fdatasync(t->fd) < 0)
+		return sync_failed(c, t, "fdatasync", -errno);
+	while (t->ndirty) {
+		uint32_t p = t->dirtylist[t->ndirty - 1];
+
+		rc = map_write(t, p);
+		if (rc)
+			return sync_failed(c, t, "pwrite of a map page", rc);
+		t->dirty[p] = 0;
+		t->ndirty--;
+	}
+	if (fdatasync(t->fd) < 0)
+		return sync_failed(c, t, "fdatasync", -errno);
+	while (t->npending)
+		t->freeslots[t->nfree++] = t->pending[--t->npending];
+	return 0;
+}
+
 static void tier_drop(struct tier *t, uint64_t b)
 {
 	uint32_t s = tier_lookup(t, b);
@@ -241,7 +313,12 @@ static void tier_drop(struct tier *t, uint64_t b)
 		return;
 	hash_del(t, b);
 	lrw_unlink(t, s);
-	t->freeslots[t->nfree++] = s;
+	if (t->persistent) { /* free once the map saying so is durable */
+		map_set(t, s, 0);
+		t->pending[t->npending++] = s;
+	} else {
+		t->freeslots[t->nfree++] = s;
+	}
 	t->used--;
 }
 
@@ -251,7 +328,7 @@ static int slot_write(struct tier *t, uint32_t s, const void *data)
 		memcpy(t->mem + (size_t)s * TIER_BLOCK, data, TIER_BLOCK);
 		return 0;
 	}
-	if (pwrite(t->fd, data, TIER_BLOCK, TIER_DISK_DATA + (off_t)s * TIER_BLOCK) != TIER_BLOCK)
+	if (pwrite(t->fd, data, TIER_BLOCK, (off_t)(t->data_off + (uint64_t)s * TIER_BLOCK)) != TIER_BLOCK)
 		return errno ? -errno : -EIO;
 	return 0;
 }
@@ -285,11 +362,15 @@ static int tier_store(struct chain *c, int which, uint64_t b, const void *data, 
 	int rc, fresh = 0;
 
 	if (s == NONE) {
+		if (!t->nfree && t->npending && (rc = tier_sync(c, t)) != 0)
+			return rc;
 		if (!t->nfree && !(which == TGT_RAM && spare && ram_overflow(c, spare) == 0))
 			return -ENOSPC;
 		s = t->freeslots[--t->nfree];
 		hash_put(t, b, s);
 		t->slot_block[s] = b;
+		if (t->persistent)
+			map_set(t, s, b + 1);
 		t->used++;
 		fresh = 1;
 	} else {
@@ -429,7 +510,7 @@ static int read_locked(struct chain *c, void *ctx, uint64_t off, uint32_t len, u
 			if (t->mem)
 				memcpy(buf + (pos - off), t->mem + (size_t)s * TIER_BLOCK + pos % TIER_BLOCK, n);
 			else if (pread(t->fd, buf + (pos - off), n,
-				       TIER_DISK_DATA + (off_t)s * TIER_BLOCK + (off_t)(pos % TIER_BLOCK)) != (ssize_t)n)
+				       (off_t)(t->data_off + (uint64_t)s * TIER_BLOCK + pos % TIER_BLOCK)) != (ssize_t)n)
 				rc = errno ? -errno : -EIO;
 		}
 		pthread_mutex_unlock(&c->lock);
@@ -581,8 +662,13 @@ int chain_write(struct chain *c, void *ctx, uint64_t off, uint32_t len, const vo
 
 int chain_flush(struct chain *c, void *ctx)
 {
-	/* Local tiers are volatile (nothing to make durable); the server's overlay is not. */
-	return c->srv->flush(ctx);
+	int rc = c->srv->flush(ctx), lrc;
+
+	/* RAM is volatile; a persistent disk tier's data and map become durable. */
+	pthread_mutex_lock(&c->lock);
+	lrc = tier_sync(c, &c->t[TGT_DISK]);
+	pthread_mutex_unlock(&c->lock);
+	return rc ? rc : lrc;
 }
 
 void chain_status(struct chain *c, char *out, size_t len)
@@ -597,12 +683,185 @@ void chain_status(struct chain *c, char *out, size_t len)
 				      chain_target_name(c->order[i]));
 	for (i = 0; i < 2 && n < len; i++)
 		if (c->t[i].present)
-			n += (size_t)snprintf(out + n, len - n, " %s %u/%u blocks (%s)",
+			n += (size_t)snprintf(out + n, len - n, " %s %u/%u blocks (%s%s)",
 					      chain_target_name(i), c->t[i].used, c->t[i].nslots,
-					      c->t[i].name);
+					      c->t[i].name, c->t[i].persistent ? ", persistent" : "");
 	if (n < len)
 		snprintf(out + n, len - n, " overflow %s writes ram %llu disk %llu server %llu",
 			 c->overflow ? "disk" : "none", (unsigned long long)c->writes[0],
 			 (unsigned long long)c->writes[1], (unsigned long long)c->writes[2]);
 	pthread_mutex_unlock(&c->lock);
+}
+
+/* --- the persistent disk tier at boot (format: ptier.c) --- */
+
+/* Read one page of fd at off: 0 or -errno (-EIO when short). */
+static int page_read(int fd, uint8_t *page, uint64_t off)
+{
+	ssize_t n = pread(fd, page, PT_PAGE, (off_t)off);
+
+	return n == PT_PAGE ? 0 : n < 0 ? -errno : -EIO;
+}
+
+int disk_forget_persistent(int fd)
+{
+	uint8_t page[PT_PAGE];
+	int rc = page_read(fd, page, PT_HDR_OFF);
+
+	if (rc == -EIO)
+		return 0; /* too small to have held one */
+	if (rc)
+		return rc;
+	if (memcmp(page, PT_MAGIC, 8))
+		return 0;
+	memset(page, 0, PT_PAGE);
+	if (pwrite(fd, page, PT_PAGE, PT_HDR_OFF) != PT_PAGE || fdatasync(fd) < 0)
+		return errno ? -errno : -EIO;
+	return 1;
+}
+
+/* Take the map from the disk into t (empty, t->present set): 0, or -1 with
+ * why (a bad page, a block in two slots), or -errno with why. */
+static int map_load(struct tier *t, uint64_t nblocks, char *why, size_t whylen)
+{
+	uint64_t e[PT_PER_PAGE];
+	uint32_t p, i;
+	int rc;
+
+	for (p = 0; p < t->npages; p++) {
+		rc = page_read(t->fd, t->page, PT_MAP_OFF + (uint64_t)p * PT_PAGE);
+		if (rc) {
+			snprintf(why, whylen, "pread of map page %u: %s", p, strerror(-rc));
+			return rc;
+		}
+		if (pt_map_parse(t->page, p, t->nslots, nblocks, e, why, whylen) < 0)
+			return -1;
+		for (i = 0; i < PT_PER_PAGE && p * PT_PER_PAGE + i < t->nslots; i++) {
+			uint32_t s = p * PT_PER_PAGE + i;
+
+			if (!e[i])
+				continue;
+			if (tier_lookup(t, e[i] - 1) != NONE) {
+				snprintf(why, whylen, "map: block %llu is in two slots",
+					 (unsigned long long)(e[i] - 1));
+				return -1;
+			}
+			hash_put(t, e[i] - 1, s);
+			t->slot_block[s] = e[i] - 1;
+			t->dmap[s] = e[i];
+			lrw_append(t, s);
+			t->used++;
+		}
+	}
+	t->nfree = 0;
+	for (i = t->nslots; i-- > 0;)
+		if (!t->dmap[i])
+			t->freeslots[t->nfree++] = i; /* the lowest free slot is handed out first */
+	return 0;
+}
+
+/* Empty t in memory and on the disk: the header goes first (a crash in
+ * between leaves no header, never a header over a half-written map), then
+ * every map page empty, then the new header.  0 or -errno with why. */
+static int tier_reset(struct tier *t, const struct pt_header *h, char *why, size_t whylen)
+{
+	uint32_t i, p;
+	int rc;
+
+	memset(t->hkey, 0, (size_t)t->hcap * sizeof(*t->hkey));
+	memset(t->dmap, 0, (size_t)t->nslots * sizeof(*t->dmap));
+	t->head = t->tail = NONE;
+	t->used = 0;
+	for (i = 0; i < t->nslots; i++)
+		t->freeslots[i] = t->nslots - 1 - i;
+	t->nfree = t->nslots;
+	memset(t->page, 0, PT_PAGE);
+	if (pwrite(t->fd, t->page, PT_PAGE, PT_HDR_OFF) != PT_PAGE || fdatasync(t->fd) < 0) {
+		rc = errno ? -errno : -EIO;
+		snprintf(why, whylen, "pwrite/fdatasync of the header: %s", strerror(-rc));
+		return rc;
+	}
+	for (p = 0; p < t->npages; p++) {
+		rc = map_write(t, p);
+		if (rc) {
+			snprintf(why, whylen, "pwrite of map page %u: %s", p, strerror(-rc));
+			return rc;
+		}
+	}
+	pt_header_build(t->page, h);
+	if (fdatasync(t->fd) < 0 || pwrite(t->fd, t->page, PT_PAGE, PT_HDR_OFF) != PT_PAGE ||
+	    fdatasync(t->fd) < 0) {
+		rc = errno ? -errno : -EIO;
+		snprintf(why, whylen, "writing the header: %s", strerror(-rc));
+		return rc;
+	}
+	return 0;
+}
+
+int chain_add_disk_persistent(struct chain *c, int fd, uint64_t bytes, const char *name,
+			      const struct pt_header *want, char *msg, size_t msglen)
+{
+	struct tier *t = &c->t[TGT_DISK], fresh;
+	struct pt_header h = *want, have;
+	char why[300];
+	int rc, kept;
+
+	msg[0] = 0;
+	if (t->present)
+		return -EEXIST;
+	h.disk_size = c->size;
+	h.nslots = bytes > PT_MAP_OFF ? pt_slots_for(bytes - PT_MAP_OFF) : 0;
+	pt_layout(&h);
+	rc = tier_setup(&fresh, h.nslots, name);
+	if (rc)
+		return rc;
+	fresh.fd = fd;
+	fresh.persistent = 1;
+	fresh.data_off = h.data_off;
+	fresh.npages = h.npages;
+	fresh.dmap = calloc(h.nslots, sizeof(*fresh.dmap));
+	fresh.dirty = calloc(h.npages, 1);
+	fresh.dirtylist = calloc(h.npages, sizeof(*fresh.dirtylist));
+	fresh.pending = calloc(h.nslots, sizeof(*fresh.pending));
+	fresh.page = malloc(PT_PAGE);
+	if (!fresh.dmap || !fresh.dirty || !fresh.dirtylist || !fresh.pending || !fresh.page) {
+		tier_free(&fresh);
+		return -ENOMEM;
+	}
+	fresh.present = 1; /* for tier_lookup while loading */
+	rc = page_read(fd, fresh.page, PT_HDR_OFF);
+	if (rc) {
+		snprintf(msg, msglen, "pread of the header: %s", strerror(-rc));
+		tier_free(&fresh);
+		return rc;
+	}
+	rc = pt_header_parse(fresh.page, &have, why, sizeof(why));
+	kept = rc == 0 && pt_header_matches(&have, &h, why, sizeof(why)) &&
+	       (rc = map_load(&fresh, c->nblocks, why, sizeof(why))) == 0;
+	if (!kept && rc < -1) { /* an I/O error reading the map */
+		snprintf(msg, msglen, "%s", why);
+		tier_free(&fresh);
+		return rc;
+	}
+	if (kept) {
+		snprintf(msg, msglen, "kept %u blocks written over image %s version %u", fresh.used,
+			 h.image, h.vnum);
+	} else {
+		char reason[300];
+
+		snprintf(reason, sizeof(reason), "%s", why);
+		rc = tier_reset(&fresh, &h, why, sizeof(why));
+		if (rc) {
+			snprintf(msg, msglen, "%s", why);
+			tier_free(&fresh);
+			return rc;
+		}
+		snprintf(msg, msglen, "reset (%s): it starts empty over image %s version %u", reason,
+			 h.image, h.vnum);
+	}
+	pthread_mutex_lock(&c->lock);
+	*t = fresh;
+	c->overflow = 1;
+	pthread_mutex_unlock(&c->lock);
+	return 0;
 }

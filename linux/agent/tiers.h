@@ -8,11 +8,13 @@
 #include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
+#include "ptier.h"
 #include "wcache.h"
 
 #define TIER_BLOCK 4096u          /* the chain's unit: one bit/slot per 4 KiB */
 #define TIER_STRIPES 64           /* same-block requests serialize on block % 64 */
-#define TIER_DISK_DATA (1u << 20) /* a disk tier's slots start 1 MiB in (labels kept) */
+#define TIER_DISK_DATA (1u << 20) /* a volatile disk tier's slots start 1 MiB in
+				   * (labels kept); a persistent one's after its map */
 
 enum { TGT_RAM = WC_RAM, TGT_DISK = WC_DISK, TGT_SERVER = WC_SERVER };
 
@@ -26,12 +28,25 @@ struct chain_server {
 };
 
 /* A local tier: a fixed number of 4 KiB slots, in RAM or in a file/partition,
- * a hash from block to slot, and the slots in least-recently-written order. */
+ * a hash from block to slot, and the slots in least-recently-written order.
+ * A persistent disk tier also keeps its map on the disk (ptier.h): what the
+ * map should say (dmap) is written at the next sync (chain_flush), after the
+ * data it points to is durable, and a freed slot is reused only once the map
+ * saying it is free is durable, so a crash never leaves a map entry over
+ * another block's data. */
 struct tier {
 	int present;
 	uint32_t nslots, used, nfree;
 	uint8_t *mem;        /* RAM: nslots * TIER_BLOCK, preallocated */
-	int fd;              /* disk: slot s at TIER_DISK_DATA + s * TIER_BLOCK */
+	int fd;              /* disk: slot s at data_off + s * TIER_BLOCK */
+	uint64_t data_off;
+	int persistent;
+	uint64_t *dmap;      /* persistent: per slot, block + 1 or 0 (as the map will say) */
+	uint32_t npages;     /* ... map pages */
+	uint8_t *dirty;      /* ... per page: changed since the last sync */
+	uint32_t *dirtylist, ndirty;
+	uint32_t *pending, npending; /* ... slots freed since the last sync */
+	uint8_t *page;       /* ... one map page being written */
 	uint64_t *hkey;      /* block + 1, 0 = empty; hcap entries (power of two) */
 	uint32_t *hval;
 	uint32_t hcap;
@@ -63,6 +78,16 @@ void chain_free(struct chain *c);
  * (bytes of slots after TIER_DISK_DATA).  0 or -errno. */
 int chain_add_ram(struct chain *c, uint64_t bytes);
 int chain_add_disk(struct chain *c, int fd, uint64_t bytes, const char *name);
+/* Add a persistent disk tier on fd, a device or file of `bytes` bytes in all:
+ * its blocks are kept when its header matches `want` (image version, disk
+ * size: chain's), else it is reset.  0 with what was done in msg (kept N
+ * blocks, or reset and why), or -errno (an I/O error; msg says which call). */
+int chain_add_disk_persistent(struct chain *c, int fd, uint64_t bytes, const char *name,
+			      const struct pt_header *want, char *msg, size_t msglen);
+/* Before fd serves as a volatile disk tier: a persistent tier's header on it
+ * is wiped (its map is about to be overwritten).  1 if there was one, 0 if
+ * not, -errno. */
+int disk_forget_persistent(int fd);
 /* Writes go to target from now on (it must exist): 0 or -errno. */
 int chain_redirect(struct chain *c, int target);
 /* I/O of any byte range inside the disk; scratch is one TIER_BLOCK buffer

@@ -760,6 +760,20 @@ static void multicast(const char *image)
 	c.cfg.caps = ND_CAP_MULTICAST;
 	c.cfg.nonce = 79;
 	rc = nd_attach(&c, "disk");
+	/* Offered the group, not joined yet (the stubs' datagram-size probe):
+	 * the READs say UNICAST, and the answers come to the client, not to a
+	 * group it would never hear. */
+	{
+		uint32_t rtx = c.retransmits;
+
+		mc0 = (unsigned long)net.srv.stats.tx_multicast;
+		bad = rc == ND_DONE ? read_check(&c, 0, 128, 128, 0) : -1;
+		check_that(rc == ND_DONE && c.mc_addr[0] && bad == 0 &&
+			   net.srv.stats.tx_multicast == mc0 && c.retransmits == rtx,
+			   "mc-not-joined-reads-by-unicast", "rc %d, group %u, %ld bad bytes, %llu "
+			   "multicast bytes, %u retransmits", rc, c.mc_addr[0], bad,
+			   net.srv.stats.tx_multicast - mc0, c.retransmits - rtx);
+	}
 	if (rc == ND_DONE)
 		rc = nd_group_attach(&c, &g, cache, sizeof(cache), 2000);
 	mc0 = (unsigned long)net.srv.stats.tx_multicast;

@@ -2,7 +2,10 @@
 /* Unit tests of netdisk-attach's write-redirection chain (linux/agent/tiers.c)
  * against an in-memory server: the issue's D1/E1/E2 sequence, partial writes,
  * RAM overflow to disk, ENOSPC, fill warnings, a random run against a model,
- * and the write-cache / control-command parsers. */
+ * the persistent disk tier across "reboots" (kept, reset on another image
+ * version or a torn header, unflushed writes never read as another block's),
+ * its on-disk format (linux/agent/ptier.c), and the write-cache /
+ * control-command parsers. */
 
 #include <errno.h>
 #include <fcntl.h>
@@ -293,6 +296,16 @@ static void parsers(void)
 			   wc_parse("server overflow=disk:/x", &w, err, sizeof(err)) < 0 &&
 			   wc_parse("ram:1M ram:2M", &w, err, sizeof(err)) < 0,
 		   "wc-parse-rejects", "accepted a bad value");
+	check_that(wc_parse("ram:64M,overflow=disk:LABEL=ndcache,persistent", &w, err, sizeof(err)) == 0 &&
+			   w.disk_persistent && !strcmp(w.disk, "LABEL=ndcache") &&
+			   wc_parse("disk:/dev/vdb persistent", &w, err, sizeof(err)) == 0 &&
+			   w.disk_persistent && w.target == TGT_DISK &&
+			   wc_parse("ram:64M", &w, err, sizeof(err)) == 0 && !w.disk_persistent,
+		   "wc-parse-persistent", "%s", err);
+	check_that(wc_parse("ram:64M persistent", &w, err, sizeof(err)) < 0 &&
+			   wc_parse("server persistent", &w, err, sizeof(err)) < 0 &&
+			   wc_parse("disk:/x persistent persistent", &w, err, sizeof(err)) < 0,
+		   "wc-parse-persistent-rejects", "accepted");
 	check_that(ctl_parse("redirect disk:/dev/vda\n", 23, &cc, err, sizeof(err)) == 0 &&
 			   cc.cmd == CTL_REDIRECT && cc.target == TGT_DISK && !strcmp(cc.path, "/dev/vda"),
 		   "ctl-parse-redirect-disk", "%s", err);
@@ -305,8 +318,171 @@ static void parsers(void)
 		   "ctl-parse-rejects", "accepted");
 }
 
+/* The on-disk format alone: header and map pages built, parsed, damaged. */
+static void ptier_format(void)
+{
+	struct pt_header h = { .disk_size = DISK, .nslots = 1000, .vnum = 3, .image_id = 0xabcdef },
+			 got, other;
+	uint8_t page[PT_PAGE];
+	uint64_t e[PT_PER_PAGE], in[PT_PER_PAGE] = { 0 };
+	char why[300];
+	uint32_t s;
+	int ok = 1;
+
+	snprintf(h.image, sizeof(h.image), "demo");
+	pt_layout(&h);
+	check_that(h.npages == 2 && h.data_off == PT_MAP_OFF + 2 * PT_PAGE, "ptier-layout",
+		   "%u pages, data at %llu", h.npages, (unsigned long long)h.data_off);
+	for (s = 1; s < 5000; s += 7) { /* the most slots whose map fits beside them */
+		uint64_t bytes = (uint64_t)s * PT_PAGE;
+		uint32_t n = pt_slots_for(bytes);
+
+		if (n + pt_map_pages(n) > s || n + 1 + pt_map_pages(n + 1) <= s)
+			ok = 0;
+	}
+	check_that(ok && pt_slots_for(PT_PAGE) == 0, "ptier-slots-fit", "wrong");
+	pt_header_build(page, &h);
+	check_that(pt_header_parse(page, &got, why, sizeof(why)) == 0 &&
+			   pt_header_matches(&got, &h, why, sizeof(why)) && got.nslots == 1000 &&
+			   !strcmp(got.image, "demo"),
+		   "ptier-header-roundtrip", "%s", why);
+	other = h;
+	other.image_id++;
+	check_that(!pt_header_matches(&got, &other, why, sizeof(why)) && strstr(why, "version 3"),
+		   "ptier-header-other-version", "%s", why);
+	other = h;
+	other.disk_size += PT_PAGE;
+	check_that(!pt_header_matches(&got, &other, why, sizeof(why)), "ptier-header-other-size",
+		   "matched");
+	page[100] ^= 1; /* a torn or garbled header */
+	check_that(pt_header_parse(page, &got, why, sizeof(why)) == -1 && strstr(why, "torn"),
+		   "ptier-header-torn", "%s", why);
+	memset(page, 0, sizeof(page));
+	check_that(pt_header_parse(page, &got, why, sizeof(why)) == 1, "ptier-header-absent", "%s",
+		   why);
+	h.npages = 7; /* sealed but inconsistent */
+	pt_header_build(page, &h);
+	check_that(pt_header_parse(page, &got, why, sizeof(why)) == -1, "ptier-header-layout",
+		   "accepted");
+	in[0] = 5;
+	in[10] = DISK / TIER_BLOCK; /* the last block */
+	pt_map_build(page, 1, in, PT_PER_PAGE);
+	check_that(pt_map_parse(page, 1, 1000, DISK / TIER_BLOCK, e, why, sizeof(why)) == 0 &&
+			   e[0] == 5 && e[10] == DISK / TIER_BLOCK && !e[1],
+		   "ptier-map-roundtrip", "%s", why);
+	check_that(pt_map_parse(page, 0, 1000, DISK / TIER_BLOCK, e, why, sizeof(why)) < 0 &&
+			   pt_map_parse(page, 1, 1000, DISK / TIER_BLOCK - 1, e, why, sizeof(why)) < 0 &&
+			   pt_map_parse(page, 1, PT_PER_PAGE + 5, DISK / TIER_BLOCK, e, why, sizeof(why)) < 0,
+		   "ptier-map-rejects", "misplaced page, block past the disk or slot past the tier taken");
+	page[2000] ^= 0x80;
+	check_that(pt_map_parse(page, 1, 1000, DISK / TIER_BLOCK, e, why, sizeof(why)) < 0,
+		   "ptier-map-torn", "accepted");
+}
+
+#define PDISK (PT_MAP_OFF + 2 * PT_PAGE + DISK) /* a persistent tier's file */
+
+/* "Boot": a chain over the in-memory server with a persistent disk tier on fd
+ * as the write target, made for image version (vnum, id).  0 or -errno. */
+static int pboot(struct chain *c, int fd, uint32_t vnum, uint64_t id, char *msg, size_t len)
+{
+	struct pt_header want = { .vnum = vnum, .image_id = id };
+	int rc;
+
+	snprintf(want.image, sizeof(want.image), "demo");
+	chain_init(c, DISK, &mem_ops, NULL);
+	rc = chain_add_disk_persistent(c, fd, PDISK, "pdisk", &want, msg, len);
+	return rc ? rc : chain_redirect(c, TGT_DISK);
+}
+
+/* The persistent disk tier across "reboots" (chain_free, then a new chain). */
+static void persistent(void)
+{
+	struct chain c;
+	uint8_t d[TIER_BLOCK], scratch[TIER_BLOCK];
+	char path[256], msg[600];
+	int fd, rc;
+
+	snprintf(path, sizeof(path), "%s/tier-pdisk", unit_tmpdir());
+	unlink(path);
+	fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	if (fd < 0 || ftruncate(fd, PDISK) < 0) {
+		check_that(0, "ptier-file", "cannot make %s", path);
+		return;
+	}
+	memset(server_mem, 0x11, sizeof(server_mem));
+	rc = pboot(&c, fd, 1, 77, msg, sizeof(msg));
+	check_that(rc == 0 && strstr(msg, "reset (no write-cache header)"), "ptier-new-is-reset",
+		   "rc %d: %s", rc, msg);
+	fill(d, 0xA1, sizeof(d));
+	rc = chain_write(&c, NULL, 7 * TIER_BLOCK, TIER_BLOCK, d, scratch);
+	fill(d, 0xA2, sizeof(d));
+	rc |= chain_write(&c, NULL, 8 * TIER_BLOCK, TIER_BLOCK, d, scratch);
+	rc |= chain_flush(&c, NULL);
+	/* After the flush: block 8 is rewritten in place, 9 written, 7 moved to
+	 * the server (its slot freed) -- none of it flushed. */
+	fill(d, 0xA3, sizeof(d));
+	rc |= chain_write(&c, NULL, 8 * TIER_BLOCK, TIER_BLOCK, d, scratch);
+	rc |= chain_write(&c, NULL, 9 * TIER_BLOCK, TIER_BLOCK, d, scratch);
+	chain_redirect(&c, TGT_SERVER);
+	fill(d, 0x5E, sizeof(d));
+	rc |= chain_write(&c, NULL, 7 * TIER_BLOCK, TIER_BLOCK, d, scratch);
+	chain_redirect(&c, TGT_DISK);
+	/* A new block now must not take block 7's old slot: its free is not durable. */
+	fill(d, 0xA4, sizeof(d));
+	rc |= chain_write(&c, NULL, 10 * TIER_BLOCK, TIER_BLOCK, d, scratch);
+	check_that(rc == 0 && c.t[TGT_DISK].npending == 1, "ptier-writes", "rc %d, %u pending", rc,
+		   c.t[TGT_DISK].npending);
+	chain_free(&c); /* a crash: no flush */
+	rc = pboot(&c, fd, 1, 77, msg, sizeof(msg));
+	check_that(rc == 0 && strstr(msg, "kept 2 blocks"), "ptier-kept-across-reboot", "rc %d: %s",
+		   rc, msg);
+	/* Flushed: 7 (stale now; the server's copy is newer but its drop was not
+	 * flushed) and 8 (rewritten in place); unflushed new blocks 9, 10: the server's. */
+	check_that(block_is(&c, 8 * TIER_BLOCK, 0xA3) && block_is(&c, 7 * TIER_BLOCK, 0xA1) &&
+			   block_is(&c, 9 * TIER_BLOCK, 0x11) && block_is(&c, 10 * TIER_BLOCK, 0x11),
+		   "ptier-crash-reads-old-or-new", "a block reads another's data");
+	chain_redirect(&c, TGT_SERVER);
+	fill(d, 0x5F, sizeof(d));
+	rc = chain_write(&c, NULL, 7 * TIER_BLOCK, TIER_BLOCK, d, scratch) | chain_flush(&c, NULL);
+	chain_free(&c);
+	rc |= pboot(&c, fd, 1, 77, msg, sizeof(msg));
+	check_that(rc == 0 && strstr(msg, "kept 1 blocks") && block_is(&c, 7 * TIER_BLOCK, 0x5F),
+		   "ptier-flushed-drop-kept", "rc %d: %s", rc, msg);
+	chain_free(&c);
+	/* Another image version: reset, and the server's content shows. */
+	rc = pboot(&c, fd, 2, 78, msg, sizeof(msg));
+	check_that(rc == 0 && strstr(msg, "reset (it was written over image demo version 1") &&
+			   block_is(&c, 8 * TIER_BLOCK, 0x11) && c.t[TGT_DISK].used == 0,
+		   "ptier-other-version-reset", "rc %d: %s", rc, msg);
+	fill(d, 0xB1, sizeof(d));
+	rc = chain_write(&c, NULL, 8 * TIER_BLOCK, TIER_BLOCK, d, scratch) | chain_flush(&c, NULL);
+	chain_free(&c);
+	/* A garbled header: reset, never used. */
+	if (pwrite(fd, "X", 1, PT_HDR_OFF + 30) != 1)
+		rc = -1;
+	rc |= pboot(&c, fd, 2, 78, msg, sizeof(msg));
+	check_that(rc == 0 && strstr(msg, "torn or garbled") && block_is(&c, 8 * TIER_BLOCK, 0x11),
+		   "ptier-torn-header-reset", "rc %d: %s", rc, msg);
+	fill(d, 0xB2, sizeof(d));
+	rc = chain_write(&c, NULL, 8 * TIER_BLOCK, TIER_BLOCK, d, scratch) | chain_flush(&c, NULL);
+	chain_free(&c);
+	/* A torn map page: reset. */
+	if (pwrite(fd, "\377", 1, PT_MAP_OFF + 8 * 0 + 3) != 1)
+		rc = -1;
+	rc |= pboot(&c, fd, 2, 78, msg, sizeof(msg));
+	check_that(rc == 0 && strstr(msg, "map page 0") && block_is(&c, 8 * TIER_BLOCK, 0x11),
+		   "ptier-torn-map-reset", "rc %d: %s", rc, msg);
+	chain_free(&c);
+	/* A volatile tier over it wipes the header. */
+	check_that(disk_forget_persistent(fd) == 1 && disk_forget_persistent(fd) == 0,
+		   "ptier-volatile-forgets", "header not wiped");
+	close(fd);
+}
+
 void unit_tiers(void)
 {
+	ptier_format();
+	persistent();
 	d1_e1_e2();
 	partial();
 	overflow_and_full();
