@@ -29,6 +29,7 @@ static struct pxe_info net;
 static struct nd_transport transport;
 static uint16_t server_port;
 static uint32_t next_retry_report;
+static uint8_t probe_lost; /* the datagram-size probe lost datagrams: a lossy path */
 
 /* Datagram sizes and windows to try, fastest first (the probe is
  * nd_attach_ladder, client/policy.c).  A large datagram reaches us as IP
@@ -63,6 +64,7 @@ static void on_event(void *ctx, int event, uint32_t arg)
 		con_printf("netdisk: server %I:%u answering again\n", net.server_ip, server_port);
 		next_retry_report = 0;
 	} else if (event == ND_EV_PROBE_LOST) {
+		probe_lost = 1;
 		con_printf("netdisk: %u-byte datagrams, window %u get lost here, trying %u, window %u\n",
 			   disk.dgram, disk.window, ladder[arg].dgram, ladder[arg].window);
 	} else if (event == ND_EV_SESSION_LOST) {
@@ -201,7 +203,14 @@ void stub_main(void)
 		   net.server_ip, server_port, disk.image, (uint32_t)(disk.sectors >> 11),
 		   (uint32_t)disk.sectors, nd_mode_text(disk.mode));
 	con_printf("netdisk: %u-byte datagrams, window %u\n", disk.dgram, disk.window);
-	nic_group_join(); /* before the image takes its extended memory: the cache goes above it */
+	/* A path that lost the probe's datagrams loses the group's too, and a
+	 * member waits at least 200 ms (ND_GROUP_RTO_MIN_MS) before it asks
+	 * for a lost block again: there unicast is faster.  Else join, before
+	 * the image takes its extended memory (the cache goes above it). */
+	if (probe_lost && disk.mc_addr[0])
+		con_printf("netdisk: datagrams get lost here: multicast group not joined\n");
+	else
+		nic_group_join();
 	boot_table_publish();
 	disk_geometry_init();
 	if (disk_read_to(0, 1, 0x7c00) != 0)

@@ -151,12 +151,19 @@ for name in s2-bios-a s2-uefi-a s2-uefi-b; do
 	check "storm 2: $name's port really lost, duplicated and reordered frames" port_impaired "$name"
 done
 
-# group_used: every VM joined the group, the BIOS ones left it when GRUB
-# read the E820 map to start Linux (docs/bios.md, Multicast), and the
-# server sent data to it (the storms above booted right with multicast on).
+# group_used: every UEFI VM and the BIOS ones on clean ports joined the
+# group, those BIOS ones left it when GRUB read the E820 map to start Linux
+# (docs/bios.md, Multicast), a BIOS VM whose probe lost datagrams stayed on
+# unicast, and the server sent data to the group (the storms above booted
+# right with multicast on).
 group_used() {
 	local name line m
 	for name in "${!VM_FW[@]}"; do
+		if [ "${VM_FW[$name]}" = bios ] && console_has "$name" '^netdisk: .* get lost here'; then
+			console_has "$name" '^netdisk: datagrams get lost here: multicast group not joined' ||
+				{ echo "$name: lossy, yet $(console_text "$ND_TMP/$name.log" | grep -a '^netdisk: multicast' | head -n 1)"; return 1; }
+			continue
+		fi
 		console_has "$name" '^netdisk: multicast group 239\.255\.81\.1:[0-9]* joined' ||
 			{ echo "$name did not join: $(console_text "$ND_TMP/$name.log" | grep -a '^netdisk:' | head -n 5)"; return 1; }
 		[ "${VM_FW[$name]}" = bios ] || continue
@@ -168,7 +175,7 @@ group_used() {
 	[ -n "$m" ] && [ "$m" != 0 ] || { echo "no multicast bytes: $line"; return 1; }
 	echo "$line"
 }
-check "storms with multicast on: every VM joined, the BIOS ones left at the hand-over, the group carried data" group_used
+check "storms with multicast on: the VMs joined (a BIOS one on a lossy port not), the BIOS ones left at the hand-over, the group carried data" group_used
 
 # nothing_left NS: no namespace NS, no process of it, no tap or bridge of it.
 nothing_left() {
