@@ -67,7 +67,7 @@ struct res_hdr {
 	uint32_t pxe_entry;
 	uint8_t our_drive, hd_count_ours, pxe_use_pxenv, rm_fn;
 	uint16_t bounce_off, table_off, rm_sp, res_seg;
-	uint8_t bios_vector, pad;
+	uint8_t bios_vector, group_joined;
 	uint16_t res_size;
 	struct bregs bregs;
 	uint16_t pad2;
@@ -104,6 +104,9 @@ void resident_install(uint32_t bounce_size);
 enum { RES_TABLE, RES_IBFT };
 void resident_publish(uint16_t which, const void *table, unsigned len);
 void resident_irq_window(void);
+/* Tell the resident part whether the multicast group is joined: its E820
+ * hook then has the image leave it (ND_INT13_GROUP_LEAVE). */
+void resident_group_joined(uint8_t joined);
 
 /* Port I/O (COM1, PCI configuration, the NIC). */
 static inline uint8_t inb(uint16_t port)
@@ -204,6 +207,17 @@ void nic_ip_open(const struct pxe_info *info, uint16_t server_port, uint16_t tim
 int nic_keeps_frames(void);
 int nic_memory(uint32_t *at, uint32_t *size);
 void nic_stop(void);
+/* The multicast group ATTACH offered (netdisk.pxe on the own driver, built
+ * with -DND_GROUP): join it with a cache in extended memory, leave it
+ * (IGMP leave, counters on the console), join it again on the next read. */
+void nic_group_join(void);
+void nic_group_leave(void);
+void nic_group_rejoin(void);
+int nic_group_memory(uint32_t *at, uint32_t *size); /* 1 and its place if it has a cache */
+/* The private INT 13h function (our drive) the resident part's E820 hook
+ * calls when a map enumeration starts: a boot loader or the OS is about to
+ * take the machine over, so the group is left (resident.asm). */
+#define ND_INT13_GROUP_LEAVE 0x7e
 
 /* memory.c: extended memory for the NIC, the memory report. */
 uint32_t ext_memory_take(uint32_t size);

@@ -4,7 +4,7 @@
 # -mpreferred-stack-boundary=2: 4-byte stack alignment, all the i386 ABI
 # needs; gcc's default of 16 costs code in every function, and the option
 # ROM's image must fit one 64 KiB segment with its buffers and stack.
-BIOS_CFLAGS := -m16 -march=i686 -mpreferred-stack-boundary=2 -ffreestanding -fno-pie -fno-pic -fno-jump-tables \
+BIOS_CFLAGS := -m16 -march=i686 -mpreferred-stack-boundary=2 -ffreestanding -fno-pie -fno-pic -fno-jump-tables -DND_NO_DIV64 \
 	-fno-stack-protector -fno-asynchronous-unwind-tables -fno-builtin -Os \
 	-mno-sse -mno-mmx -mno-80387 -fno-common -ffunction-sections -fdata-sections \
 	-Wall -Wextra -Wno-unused-parameter -Iinclude -Iclient -Ibios
@@ -12,9 +12,9 @@ BIOS_CFLAGS := -m16 -march=i686 -mpreferred-stack-boundary=2 -ffreestanding -fno
 # buffer in bios/main.c) and so the largest IP payload the IP stack
 # reassembles (that + the 48-byte header + UDP's 8; main.c checks it), which
 # sizes its reassembly bitmap.  netdisk.pxe: 16 KiB.
-PXE_CFLAGS := $(BIOS_CFLAGS) -DND_RX_DATA=16384 -DND_REASM_MAX=16440
+PXE_CFLAGS := $(BIOS_CFLAGS) -DND_RX_DATA=8192 -DND_REASM_MAX=8248 -DND_GROUP
 BIOS_C := bios/main.c bios/disk.c bios/pxe.c bios/nic.c bios/memory.c bios/console.c bios/clock.c bios/libc.c bios/resident.c \
-	client/ndclient.c client/sha256.c client/policy.c client/ipstack.c client/virtio_net.c
+	client/ndclient.c client/sha256.c client/policy.c client/ipstack.c client/virtio_net.c client/group.c
 BIOS_OBJ := $(patsubst %.c,$(BUILD)/bios/%.o,$(notdir $(BIOS_C))) $(BUILD)/bios/entry.o
 
 all: $(BUILD)/netdisk.pxe

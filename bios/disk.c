@@ -214,6 +214,8 @@ static uint8_t disk_io(int write, uint64_t lba, uint32_t count, uint32_t buffer)
 	if (!count)
 		return ST_OK;
 	block_move_failed = 0;
+	if (!write)
+		nic_group_rejoin(); /* left at an E820 call that did not end our part */
 	rc = transfer(write, lba, count, buffer);
 	if (block_move_failed) {
 		con_printf("netdisk: INT 15h AH=87h could not reach the buffer at %x\n", buffer);
@@ -474,6 +476,9 @@ int int13_handler(struct int13_regs *r)
 	case 0x48:
 		st = edd_params(r);
 		break;
+	case ND_INT13_GROUP_LEAVE: /* from our E820 hook: the machine is being handed over */
+		nic_group_leave();
+		return 0;
 	default:
 		st = ST_BAD_COMMAND;
 		break;

@@ -29,6 +29,7 @@ static struct pxe_info net;
 static struct nd_transport transport;
 static uint16_t server_port;
 static uint32_t next_retry_report;
+static uint8_t probe_lost; /* the datagram-size probe lost datagrams: a lossy path */
 
 /* Datagram sizes and windows to try, fastest first (the probe is
  * nd_attach_ladder, client/policy.c).  A large datagram reaches us as IP
@@ -63,6 +64,7 @@ static void on_event(void *ctx, int event, uint32_t arg)
 		con_printf("netdisk: server %I:%u answering again\n", net.server_ip, server_port);
 		next_retry_report = 0;
 	} else if (event == ND_EV_PROBE_LOST) {
+		probe_lost = 1;
 		con_printf("netdisk: %u-byte datagrams, window %u get lost here, trying %u, window %u\n",
 			   disk.dgram, disk.window, ladder[arg].dgram, ladder[arg].window);
 	} else if (event == ND_EV_SESSION_LOST) {
@@ -121,6 +123,7 @@ void give_up(const char *why)
 	struct bregs r;
 
 	con_printf("netdisk: %s\nnetdisk: giving up, trying the next boot device (INT 18h)\n", why);
+	nic_group_leave();
 	nic_stop();
 	far_write16(0x40, 0x13, base_kb_before);
 	memset(&r, 0, sizeof(r));
@@ -153,6 +156,10 @@ static void attach(const struct nd_transport *tp)
 	disk.cfg.give_up_ms = (uint32_t)timeout * 1000;
 	disk.cfg.event = on_event;
 	disk.cfg.caps = ND_CAP_BOOT_TABLE | ND_CAP_IBFT;
+#ifdef ND_GROUP
+	if (nic_keeps_frames()) /* the own driver: it receives the group */
+		disk.cfg.caps |= ND_CAP_MULTICAST;
+#endif
 	if (bootcfg.flags & ND_BOOTCFG_KEYED) /* netdisk patch --key: ATTACH signed */
 		disk.cfg.key = bootcfg.site_key;
 	con_printf("netdisk: attaching to %I:%u as %I (up to %u s)\n", net.server_ip, server_port,
@@ -196,6 +203,14 @@ void stub_main(void)
 		   net.server_ip, server_port, disk.image, (uint32_t)(disk.sectors >> 11),
 		   (uint32_t)disk.sectors, nd_mode_text(disk.mode));
 	con_printf("netdisk: %u-byte datagrams, window %u\n", disk.dgram, disk.window);
+	/* A path that lost the probe's datagrams loses the group's too, and a
+	 * member waits at least 200 ms (ND_GROUP_RTO_MIN_MS) before it asks
+	 * for a lost block again: there unicast is faster.  Else join, before
+	 * the image takes its extended memory (the cache goes above it). */
+	if (probe_lost && disk.mc_addr[0])
+		con_printf("netdisk: datagrams get lost here: multicast group not joined\n");
+	else
+		nic_group_join();
 	boot_table_publish();
 	disk_geometry_init();
 	if (disk_read_to(0, 1, 0x7c00) != 0)

@@ -122,6 +122,8 @@ void memory_report(void)
 			   (nic_size + 1023) / 1024);
 	else
 		con_printf(", no NIC memory of its own");
+	if (nic_group_memory(&nic_at, &nic_size))
+		con_printf(", group cache %x-%x", nic_at, nic_at + nic_size - 1);
 	con_printf(", hidden %x-%x\n", ext_hidden_start, ext_hidden_end - 1);
 	if (base < LOW_LIMIT)
 		con_printf("netdisk: WARNING: only %u KiB of base memory: the stub is at %x, below 80000,\n"

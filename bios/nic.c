@@ -4,6 +4,9 @@
 #include "bios.h"
 #include "ipstack.h"
 #include "virtio_net.h"
+#ifdef ND_GROUP
+#include "group.h"
+#endif
 
 #define PCI_CONFIG_ADDRESS 0xcf8
 #define PCI_CONFIG_DATA 0xcfc
@@ -292,3 +295,102 @@ void nic_stop(void)
 		nd_vn_reset(&vn);
 	running = 0;
 }
+
+#ifdef ND_GROUP
+/*
+ * The multicast group cache (client/group.c) in extended memory: its
+ * entries and blocks do not fit the image's segment.  Below 1 MiB (one
+ * even megabyte, as every block ext_memory_take carves): 768 KiB hold 756
+ * blocks of two sectors.  Only the own driver receives the group: the PXE
+ * API path stays on unicast (docs/bios.md, Multicast).
+ */
+#define GROUP_CACHE_BYTES (768u * 1024)
+#define GROUP_TIMEOUT_MS 2000 /* at least the server's hold-back (group.c stretches it) */
+
+static struct nd_group group;
+static uint32_t group_lin;          /* the cache's linear address, 0: none */
+static uint8_t group_joined;
+static uint8_t group_sector[ND_SECTOR_SIZE]; /* view(): a copy of cached bytes */
+
+/* The cache's memory through flat GS (flat_ok: the image moves to
+ * extended memory only then, and the group is joined only then). */
+static void group_load(void *ctx, void *dst, size_t at, unsigned len)
+{
+	flat_copy_from(dst, group_lin + at, (uint16_t)len);
+}
+
+static void group_store(void *ctx, size_t at, const void *src, unsigned len)
+{
+	flat_copy_to(group_lin + at, src, (uint16_t)len);
+}
+
+static const uint8_t *group_view(void *ctx, size_t at, unsigned len)
+{
+	flat_copy_from(group_sector, group_lin + at, (uint16_t)len); /* len <= a sector */
+	return group_sector;
+}
+
+static const struct nd_group_mem group_mem = { group_load, group_store, group_view };
+
+/* Join the group: the cache emptied, the IGMP report sent; 1 if joined. */
+static int group_enter(void)
+{
+	if (nd_group_attach_mem(&disk, &group, &group_mem, 0, GROUP_CACHE_BYTES,
+				GROUP_TIMEOUT_MS) != ND_DONE)
+		return 0;
+	if (nd_ip_join(disk.mc_addr, disk.mc_port) != ND_IP_OK) {
+		nd_group_detach(&disk);
+		return 0;
+	}
+	group_joined = 1;
+	resident_group_joined(1);
+	return 1;
+}
+
+void nic_group_join(void)
+{
+	if (!running || !disk.mc_addr[0] || !flat_ok)
+		return;
+	group_lin = ext_memory_take(GROUP_CACHE_BYTES);
+	if (!group_lin || !group_enter()) {
+		con_printf("netdisk: cannot join multicast group %I: %s\n", disk.mc_addr,
+			   group_lin ? "refused" : "no extended memory for its cache");
+		return;
+	}
+	con_printf("netdisk: multicast group %I:%u joined, %u KiB cache at %x\n", disk.mc_addr,
+		   disk.mc_port, GROUP_CACHE_BYTES / 1024, group_lin);
+}
+
+void nic_group_leave(void)
+{
+	const struct nd_group_stats *st = &group.st;
+
+	if (!group_joined)
+		return;
+	nd_ip_leave();
+	nd_group_detach(&disk);
+	group_joined = 0;
+	resident_group_joined(0);
+	con_printf("netdisk: multicast group %I left: %u datagrams cached, %u sectors read from it; "
+		   "dropped %u malformed, %u of another stream, %u out of range\n",
+		   disk.mc_addr, st->cached, st->hits, st->bad, st->foreign, st->range);
+}
+
+int nic_group_memory(uint32_t *at, uint32_t *size)
+{
+	*at = group_lin;
+	*size = GROUP_CACHE_BYTES;
+	return group_lin != 0;
+}
+
+void nic_group_rejoin(void)
+{
+	if (group_lin && !group_joined && running && group_enter())
+		con_printf("netdisk: multicast group %I joined again\n", disk.mc_addr);
+}
+#else
+int nic_group_memory(uint32_t *at, uint32_t *size) { return 0; }
+void nic_group_join(void) {}
+void nic_group_leave(void) {}
+void nic_group_rejoin(void) {}
+#endif

@@ -22,6 +22,7 @@
 
 %define BDA_SEG 0x40
 %define BDA_HDCOUNT 0x75
+%define ND_INT13_GROUP_LEAVE 0x7e	; bios.h
 
 ; Selectors of the GDT below.
 %define FLAT_SEL 0x08		; data, base 0, limit 4 GiB
@@ -56,7 +57,7 @@ table_off:	dw boot_table	; 54 offset of the boot table
 rm_sp:		dw 0		; 56 our stack pointer below the INT 13h frame
 res_seg:	dw 0		; 58 this block's segment
 bios_vector:	db 0		; 60 the interrupt bios_int calls
-		db 0
+group_joined:	db 0		; 61 1: the image is in a multicast group (nic.c)
 res_size_w:	dw res_size	; 62 size of this block without the bounce buffer
 bregs:		times 36 db 0	; 64 struct bregs of bios_int
 pxe_status:	dw 0		; 100 the PXE call's exit code
@@ -311,11 +312,33 @@ do_pxe_call:
 ; INT 15h: E820 entries that overlap our memory (this block in base memory,
 ; the image and the NIC's block in extended memory) are trimmed so the OS
 ; never sees it as usable RAM; every other call is chained.
+;
+; The first call of a map enumeration (EBX = 0) is what a boot loader makes
+; when it hands over to the OS (GRUB 2 when it boots Linux, Linux's own
+; real-mode setup; docs/bios.md, Multicast): if the image is in a multicast group, it
+; leaves it first (IGMP leave), through our INT 13h with a private function.
+; A later read joins it again (a loader also reads the map when it starts).
 int15_entry:
 	cmp eax, 0xe820
 	je .e820
 	jmp far [cs:old_int15]
 .e820:
+	test ebx, ebx
+	jnz .map
+	cmp byte [cs:group_joined], 0
+	je .map
+	pushad
+	push ds
+	push es
+	mov ah, ND_INT13_GROUP_LEAVE
+	mov dl, [cs:our_drive]
+	pushf
+	push cs
+	call int13_entry
+	pop es
+	pop ds
+	popad
+.map:
 	pushf
 	call far [cs:old_int15]
 	jc .out

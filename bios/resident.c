@@ -119,6 +119,14 @@ void pxe_buffer_done(void *buf, uint16_t len)
 		flat_copy_from(buf, res_lin + bounce_off, len);
 }
 
+void resident_group_joined(uint8_t joined)
+{
+	if (pm_mode)
+		flat_copy_to(HDR(group_joined), &joined, 1);
+	else
+		((struct res_hdr *)res_blob)->group_joined = joined;
+}
+
 /* The tables for the OS live in the resident part (docs/handoff.md: the
  * agent and the kernel look for them in 0x80000-0xFFFFF): the boot table at
  * the header's table_off, the iBFT (RES_IBFT) in the blob's last

@@ -55,11 +55,27 @@ struct nd_group_entry {
 	uint32_t seen_ms;   /* when a datagram of it last came */
 };
 
+/*
+ * How the cache reaches its memory: plain memory (nd_group_attach), or
+ * memory the core cannot address, which the environment copies in and out
+ * (the BIOS stub keeps it in extended memory, outside its 64 KiB segment).
+ * Offsets are bytes from the start of the cache's memory; ctx is the
+ * environment's (plain memory: the memory itself).
+ */
+struct nd_group_mem {
+	/* Copy len bytes of the cache at `at` to dst / from src into the cache. */
+	void (*load)(void *ctx, void *dst, size_t at, unsigned len);
+	void (*store)(void *ctx, size_t at, const void *src, unsigned len);
+	/* The len bytes of the cache at `at`, readable until the next call
+	 * of any of these (plain memory: in place; else a copy). */
+	const uint8_t *(*view)(void *ctx, size_t at, unsigned len);
+};
+
 struct nd_group {
-	uint8_t *mem;       /* the environment's memory for entries and data */
+	const struct nd_group_mem *mem; /* nent entries, then their data */
+	void *mem_ctx;
 	size_t bytes;
-	struct nd_group_entry *ent;
-	uint8_t *data;      /* nent blocks of `sectors` sectors */
+	size_t data;        /* offset of the data: nent blocks of `sectors` sectors */
 	uint32_t nent;
 	uint16_t sectors;   /* per block, from ATTACH */
 	uint8_t stream[8];  /* the stream the cached blocks came from */
@@ -78,6 +94,11 @@ struct nd_group {
  */
 int nd_group_attach(struct nd_client *c, struct nd_group *g, void *mem, size_t bytes,
 		    uint32_t timeout_ms);
+
+/* The same with `bytes` of memory reached only through mem's copies (the
+ * BIOS stub's extended memory); ctx is passed to them. */
+int nd_group_attach_mem(struct nd_client *c, struct nd_group *g, const struct nd_group_mem *mem,
+			void *ctx, size_t bytes, uint32_t timeout_ms);
 
 /* Stop using the group (the environment leaves it): group datagrams count
  * as stray again. */
