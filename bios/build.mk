@@ -19,11 +19,11 @@ BIOS_OBJ := $(patsubst %.c,$(BUILD)/bios/%.o,$(notdir $(BIOS_C))) $(BUILD)/bios/
 
 all: $(BUILD)/netdisk.pxe
 
-$(BUILD)/bios/%.o: bios/%.c | $(BUILD)/.dir
+$(BUILD)/bios/%.o: bios/%.c bios/build.mk | $(BUILD)/.dir
 	@mkdir -p $(dir $@)
 	$(CC) $(PXE_CFLAGS) $(DEPFLAGS) -c $< -o $@
 
-$(BUILD)/bios/%.o: client/%.c | $(BUILD)/.dir
+$(BUILD)/bios/%.o: client/%.c bios/build.mk | $(BUILD)/.dir
 	@mkdir -p $(dir $@)
 	$(CC) $(PXE_CFLAGS) $(DEPFLAGS) -c $< -o $@
 
@@ -52,11 +52,11 @@ ROM_C := $(filter-out bios/pxe.c,$(BIOS_C)) bios/rom.c client/dhcp.c
 ROM_OBJ := $(patsubst %.c,$(BUILD)/rom/%.o,$(notdir $(ROM_C))) $(BUILD)/bios/romhdr.o \
 	$(BUILD)/bios/entry.o
 
-$(BUILD)/rom/%.o: bios/%.c | $(BUILD)/.dir
+$(BUILD)/rom/%.o: bios/%.c bios/build.mk | $(BUILD)/.dir
 	@mkdir -p $(dir $@)
 	$(CC) $(ROM_CFLAGS) $(DEPFLAGS) -c $< -o $@
 
-$(BUILD)/rom/%.o: client/%.c | $(BUILD)/.dir
+$(BUILD)/rom/%.o: client/%.c bios/build.mk | $(BUILD)/.dir
 	@mkdir -p $(dir $@)
 	$(CC) $(ROM_CFLAGS) $(DEPFLAGS) -c $< -o $@
 
