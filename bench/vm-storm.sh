@@ -15,8 +15,8 @@
 # every VM printed NETDISK-ROOT-OK.
 # The stubs join the group in the firmware phase only (the Linux agent reads
 # over NBD, by unicast), so multicast can save at most the firmware phase's
-# share of a boot.  netdisk.efi joins; netdisk.pxe reads by unicast unless
-# it was built with the group cache (docs/lab.md).
+# share of a boot.  netdisk.efi joins; netdisk.pxe joins on its own
+# virtio-net driver with a 768 KiB cache (docs/bios.md, *Multicast*).
 # BENCH_VM_STORM_VMS (3), BENCH_VM_STORM_FIRMWARE (uefi, bios or mix),
 # BENCH_VM_STORM_MODE (multicast "on": always or auto), ND_BOOT_TIMEOUT (300).
 . "$(dirname "$0")/lib.sh"
