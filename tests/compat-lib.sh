@@ -10,7 +10,9 @@
 # BOOTX64.EFI), or systemd-boot (UEFI); IMAGE the image (default LOADER's:
 # the systemd-boot image has syslinux on its BIOS side, so a BIOS syslinux
 # cell may use it and share a build; debian12 is a stock Debian 12 root with
-# GRUB, made by tools/mkdebian).  Every image has Debian's generic kernel,
+# GRUB, made by tools/mkdebian; debian12-wc the same image with
+# netdisk.write-cache=ram:64M, the agent serving root from its tiers, for
+# the shutdown check: compat_shutdown).  Every image has Debian's generic kernel,
 # so that Linux drives every NIC of the list and takes the root over from
 # the stub's session (docs/compat.md).
 #
@@ -21,12 +23,27 @@ COMPAT_DIR=$ND_TMP/compat
 COMPAT_CACHE=${NETDISK_CACHE:-$ND_BUILD/cache}
 COMPAT_PIDS=()
 COMPAT_N=0
+# What debian12-wc adds to the Debian image's kernel command line.
+COMPAT_WC_APPEND="netdisk.write-cache=ram:64M"
 
 # compat_image LOADER: the image for LOADER (build/compat-LOADER.img, rebuilt
 # when tools/mkimage or the initramfs is newer): BIOS and UEFI side both
-# LOADER, except systemd-boot (UEFI only: syslinux on the BIOS side).
+# LOADER, except systemd-boot (UEFI only: syslinux on the BIOS side);
+# debian12-wc is a copy of debian12 with COMPAT_WC_APPEND in its GRUB menu.
 compat_image() {
-	local loader=$1 out=$ND_BUILD/compat-$1.img bios=$1 newer
+	local loader=$1 out=$ND_BUILD/compat-$1.img bios=$1 newer base
+	if [ "$loader" = debian12-wc ]; then
+		base=$(compat_image debian12) || { echo "$base"; return 1; }
+		if [ ! -f "$out" ] || [ "$base" -nt "$out" ] || [ "$ND_TOP/tests/compat-lib.sh" -nt "$out" ]; then
+			cp --sparse=always "$base" "$out.new" && "$ND_TOP/tools/mkimage" \
+				--set-append "netdisk.test=poweroff panic=-1 $COMPAT_WC_APPEND" "$out.new" \
+				>"$ND_TMP/compat-$loader.build" 2>&1 ||
+				{ echo "mkimage --set-append: $(tail -n 3 "$ND_TMP/compat-$loader.build")"; return 1; }
+			mv "$out.new" "$out"
+		fi
+		echo "$out"
+		return 0
+	fi
 	if [ "$loader" = debian12 ]; then
 		newer=$(find "$ND_TOP/tools/mkdebian" "$ND_TOP/tools/mkimage" "$ND_TOP/packaging/initramfs-tools" \
 			"$ND_BUILD/netdisk-attach" -newer "$out" -print -quit 2>/dev/null)
@@ -117,7 +134,7 @@ compat_stage() {
 		grep -aq "NETDISK-NET-OK .* boot-table" "$log"; then
 		echo root
 	elif grep -aEq "NETDISK-DEBIAN-UP multi-user.target active root /dev/nbd0p" "$log" &&
-		grep -aq "netdisk-attach: attached /dev/nbd0: .* export session" "$log"; then
+		grep -aEq "netdisk-attach: attached /dev/nbd0( through the agent \(write cache [^)]*\))?: .* export session" "$log"; then
 		echo multi-user
 	elif grep -aq "NETDISK-INITRAMFS-OK\|Run /init as init process" "$log"; then
 		echo kernel
@@ -126,6 +143,36 @@ compat_stage() {
 	else
 		echo none
 	fi
+}
+
+# compat_expect LOG PATTERN MESSAGE: LOG has a line matching PATTERN (an
+# ERE), else prints MESSAGE and fails.
+compat_expect() { grep -aEq "$2" <<<"$1" || { echo "$3"; return 1; }; }
+
+# compat_shutdown CELL: checks the console of a debian12-wc cell, whose
+# root the agent serves from its RAM tier, through systemd's power-off;
+# prints what went wrong and fails, or prints nothing.  The agent must be
+# spared by systemd-shutdown's killing spree (argv[0] starting with '@',
+# https://systemd.io/ROOT_STORAGE_DAEMONS/) and keep serving the root until
+# the end: the image's system-shutdown hook, run after the root was
+# remounted read-only, finds it alive and reads back, with the page cache
+# dropped, the file written before the power-off.
+compat_shutdown() {
+	local log id
+	log=$(tr -d '\r' <"$COMPAT_DIR/$(compat_name "$1").serial")
+	compat_expect "$log" 'netdisk-attach: attached /dev/nbd0 through the agent \(write cache ram' \
+		"the agent did not serve /dev/nbd0 from its tiers" || return 1
+	compat_expect "$log" 'NETDISK-DEBIAN-UP multi-user.target active root /dev/nbd0p2 failed-units 0' \
+		"no multi-user.target with 0 failed units on /dev/nbd0p2" || return 1
+	id=$(sed -n 's/.*NETDISK-DEBIAN-WROTE \([0-9a-f-]*\) agent ok target ram .*/\1/p' <<<"$log" | head -n 1)
+	[ -n "$id" ] || { echo "no file written with the agent's status 'ok target ram'"; return 1; }
+	if grep -aEq 'I/O error|Receive control failed|Dead connection|Sending SIG[A-Z]+ to PID [0-9]+ \(@?netdisk-att' <<<"$log"; then
+		echo "systemd's shutdown hit the agent: $(grep -aEm 2 'I/O error|Receive control failed|Dead connection|Sending SIG[A-Z]+ to PID [0-9]+ \(@?netdisk-att' <<<"$log" | tr '\n' ' ')"
+		return 1
+	fi
+	compat_expect "$log" "NETDISK-SHUTDOWN-HOOK poweroff root ro agents [0-9]+:@netdisk-attach.* read $id" \
+		"systemd-shutdown's last phase: $(grep -a 'NETDISK-SHUTDOWN-HOOK' <<<"$log" || echo 'no NETDISK-SHUTDOWN-HOOK line')" || return 1
+	compat_expect "$log" 'reboot: Power down' "no 'reboot: Power down'" || return 1
 }
 
 # compat_seconds CELL MARKER: seconds from the cell's start to the console's
