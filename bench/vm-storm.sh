@@ -58,13 +58,8 @@ join_spread() {
 
 # unserve: stops netdiskd; its counters in U (UDP unicast), M (multicast), C (capped READs).
 unserve() {
-	lab_stop_pid "$LAB_SERVER_PID"
-	LAB_SERVER_PID=
-	local line
-	line=$(grep 'stopping:' "$LAB_DIR/server.log")
-	U=$(grep -o 'unicast_bytes=[0-9]*' <<<"$line" | cut -d= -f2)
-	M=$(grep -o 'multicast_bytes=[0-9]*' <<<"$line" | cut -d= -f2)
-	C=$(grep -o 'multicast_capped=[0-9]*' <<<"$line" | cut -d= -f2)
+	lab_netdiskd_stop
+	U=$LAB_UNICAST M=$LAB_MULTICAST C=$LAB_CAPPED
 }
 
 tx_bytes() { lab_in cat /sys/class/net/br0/statistics/tx_bytes; }

@@ -9,6 +9,7 @@
 #                         7 or 9 gets netdisk.efi, anything else netdisk.pxe;
 #                         next-server is $LAB_ADDR, where netdiskd listens
 #   lab_netdiskd ARGS     netdiskd on $LAB_ADDR:$LAB_PORT, log $LAB_DIR/server.log
+#   lab_netdiskd_stop     stops it; the counters of its exit line in LAB_*
 #   lab_vm NAME FW MAC    a QEMU VM (bios|uefi) on tap port tapK of br0, console
 #                         in $LAB_DIR/NAME.log (and socket $LAB_DIR/NAME.con);
 #                         LAB_NIC_OPTS adds NIC properties (romfile= : OVMF's
@@ -144,6 +145,21 @@ lab_netdiskd() {
 	lab_wait 10 grep -q 'listening on' "$LAB_DIR/server.log" ||
 		{ lab_log "netdiskd did not start: $(tail -n 3 "$LAB_DIR/server.log")"; return 1; }
 }
+
+# lab_netdiskd_stop: stops netdiskd and reads its exit line (LAB_EXIT_LINE):
+# bytes sent by UDP unicast (LAB_UNICAST) and to the group (LAB_MULTICAST),
+# READs the multicast-rate cap sent by unicast (LAB_CAPPED).
+lab_netdiskd_stop() {
+	lab_stop_pid "$LAB_SERVER_PID"
+	LAB_SERVER_PID=
+	LAB_EXIT_LINE=$(grep 'stopping:' "$LAB_DIR/server.log")
+	LAB_UNICAST=$(lab_exit_count unicast_bytes)
+	LAB_MULTICAST=$(lab_exit_count multicast_bytes)
+	LAB_CAPPED=$(lab_exit_count multicast_capped)
+}
+
+# lab_exit_count KEY: the number KEY=N of LAB_EXIT_LINE.
+lab_exit_count() { grep -o "\b$1=[0-9]*" <<<"$LAB_EXIT_LINE" | cut -d= -f2; }
 
 # lab_wait SECONDS CMD...: polls CMD every 0.2 s until it succeeds.
 lab_wait() {

@@ -46,17 +46,10 @@ serve() {
 		"int13=$ND_TMP/int13.img" ||
 		{ fail lab-netdiskd "$(cat "$LAB_DIR/server.log")"; exit 1; }
 }
-# unserve: stop netdiskd (found by name in the namespace); its exit line in
-# LINE, egress in U and M.
+# unserve: stop netdiskd; its exit line in LINE, egress in U and M.
 unserve() {
-	local pid
-	for pid in $(ip netns pids "$LAB_NS"); do
-		[ "$(cat "/proc/$pid/comm" 2>/dev/null)" = netdiskd ] && kill "$pid"
-	done
-	lab_wait 10 grep -q 'stopping:' "$LAB_DIR/server.log"
-	LINE=$(grep 'stopping:' "$LAB_DIR/server.log")
-	U=$(grep -o 'unicast_bytes=[0-9]*' <<<"$LINE" | cut -d= -f2)
-	M=$(grep -o 'multicast_bytes=[0-9]*' <<<"$LINE" | cut -d= -f2)
+	lab_netdiskd_stop
+	LINE=$LAB_EXIT_LINE U=$LAB_UNICAST M=$LAB_MULTICAST
 }
 
 # The unicast anchor: one VM alone, multicast off.

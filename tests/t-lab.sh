@@ -170,10 +170,11 @@ group_used() {
 		console_has "$name" '^netdisk: multicast group 239\.255\.81\.1 left:' ||
 			{ echo "$name did not leave: $(console_text "$ND_TMP/$name.log" | grep -a '^netdisk: multicast' | tail -n 3)"; return 1; }
 	done
-	line=$("$ND_BUILD/netdisk" status --control "$ND_TMP/state/control" | grep '^# ')
-	m=$(sed -n 's/.* unicast, \([0-9.]*[KMGT]*\) multicast.*/\1/p' <<<"$line") # e.g. 62.4M
-	[ -n "$m" ] && [ "$m" != 0 ] || { echo "no multicast bytes: $line"; return 1; }
-	echo "$line"
+	line=$("$ND_BUILD/netdisk" status --json --control "$ND_TMP/state/control" |
+		grep -o '"unicast_bytes":[0-9]*,"multicast_bytes":[0-9]*')
+	m=$(grep -o '"multicast_bytes":[0-9]*' <<<"$line" | cut -d: -f2)
+	[ "${m:-0}" -gt 0 ] || { echo "no multicast bytes: $line"; return 1; }
+	echo "# server: $line"
 }
 check "storms with multicast on: the VMs joined (a BIOS one on a lossy port not), the BIOS ones left at the hand-over, the group carried data" group_used
 
